@@ -1,0 +1,1 @@
+"""nordflow_local package."""

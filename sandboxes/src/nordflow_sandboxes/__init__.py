@@ -1,0 +1,1 @@
+"""nordflow_sandboxes package."""

@@ -1,0 +1,1 @@
+"""The erp-poller service."""

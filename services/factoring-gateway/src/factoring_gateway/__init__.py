@@ -1,0 +1,1 @@
+"""The factoring-gateway service."""
