@@ -1,0 +1,184 @@
+"""ServiceApp: the composition every service's ``create_app()`` fills in and runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter
+
+from . import db
+from .consumer import EventConsumer, Handler
+from .http import build_http_app, http_server
+from .jobs import JobHandler, JobWorker
+from .kafka import create_consumer, create_producer
+from .logs import configure_logging
+from .outbox import OutboxRelay
+from .settings import ServiceSettings
+from .telemetry import configure_tracing
+
+log = logging.getLogger(__name__)
+Hook = Callable[[], Awaitable[None]]
+
+
+class ServiceApp:
+    """A service: subscriptions, durable job kinds, background loops and HTTP routes.
+
+    Nothing connects when the app is built; ``run()`` opens the pool, migrates, starts the
+    producer and the outbox relay, the consumer group, the job workers and the HTTP server,
+    and stops them in reverse order on SIGTERM.
+    """
+
+    def __init__(self, name: str, settings: ServiceSettings, migrations_package: str) -> None:
+        self.name = name
+        self.settings = settings
+        self.schema = db.schema_name(name)
+        self.migrations_package = migrations_package
+        self.handlers: dict[str, Handler] = {}
+        self.job_handlers: dict[str, tuple[JobHandler, dict[str, Any]]] = {}
+        self.loops: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.routers: list[APIRouter] = []
+        self.on_startup: list[Hook] = []
+        self.on_shutdown: list[Hook] = []
+        self._pool: asyncpg.Pool | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
+        self.job_workers: dict[str, JobWorker] = {}
+        self._stop = asyncio.Event()
+
+    # -- building ---------------------------------------------------------------------------
+    def subscribe(self, topic: str, handler: Handler) -> None:
+        """Handle every event of a topic (once, transactionally)."""
+        self.handlers[topic] = handler
+
+    def job(self, kind: str, handler: JobHandler, **options: Any) -> None:
+        """Run durable jobs of a kind (see ``jobs.schedule``)."""
+        self.job_handlers[kind] = (handler, options)
+
+    def loop(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A background loop started with the service (e.g. a poller's scheduler)."""
+        self.loops.append(factory)
+
+    # -- running ----------------------------------------------------------------------------
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The database pool (bound to the service's schema); available once started."""
+        if self._pool is None:
+            raise RuntimeError("service not started")
+        return self._pool
+
+    def committed(self) -> None:
+        """Wake the relay and the job workers after a transaction that may have queued work."""
+        if self.relay is not None:
+            self.relay.notify()
+        for worker in self.job_workers.values():
+            worker.notify()
+
+    def migrations(self) -> list[db.Migration]:
+        """The runtime's migrations, then the service's."""
+        return db.load_migrations("nordflow_runtime", "runtime") + db.load_migrations(
+            self.migrations_package, self.name
+        )
+
+    async def migrate(self) -> list[str]:
+        """Apply migrations and exit (the ``migrate`` command)."""
+        pool = await db.create_pool(
+            self.settings.database_url.get_secret_value(), self.schema, min_size=1, max_size=2
+        )
+        try:
+            return await db.migrate(pool, self.schema, self.migrations())
+        finally:
+            await pool.close()
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT, then shut down cleanly."""
+        configure_logging(self.name, self.settings.log_level)
+        configure_tracing(self.name)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        s = self.settings
+        self._pool = await db.create_pool(s.database_url.get_secret_value(), self.schema)
+        await db.migrate(self._pool, self.schema, self.migrations())
+        producer = create_producer(s.kafka_bootstrap_servers, self.name)
+        self._producer = producer
+        await producer.start()
+        self.relay = OutboxRelay(
+            self._pool,
+            producer,
+            self.schema,
+            batch_size=s.outbox_batch_size,
+            poll_seconds=s.outbox_poll_seconds,
+        )
+        for hook in self.on_startup:
+            await hook()
+        tasks = [asyncio.create_task(self.relay.run(), name="outbox-relay")]
+        consumer = None
+        if self.handlers:
+            consumer = create_consumer(
+                s.kafka_bootstrap_servers,
+                self.name,
+                sorted(self.handlers),
+                max_poll_records=s.consumer_batch_size,
+            )
+            await consumer.start()
+            event_consumer = EventConsumer(
+                service=self.name,
+                pool=self._pool,
+                consumer=consumer,
+                handlers=self.handlers,
+                on_commit=self.committed,
+                batch_size=s.consumer_batch_size,
+                poll_ms=s.consumer_poll_ms,
+                retry_initial=s.retry_initial_seconds,
+                retry_max=s.retry_max_seconds,
+            )
+            tasks.append(asyncio.create_task(event_consumer.run(), name="consumer"))
+        for kind, (handler, options) in self.job_handlers.items():
+            worker = JobWorker(
+                self._pool, self.name, kind, handler, on_commit=self.committed, **options
+            )
+            self.job_workers[kind] = worker
+            tasks.append(asyncio.create_task(worker.run(), name=f"jobs:{kind}"))
+        tasks += [asyncio.create_task(factory(), name="loop") for factory in self.loops]
+        server = http_server(
+            build_http_app(
+                self.name, {"database": self._check_db, "kafka": self._check_kafka}, self.routers
+            ),
+            s.http_host,
+            s.http_port,
+        )
+        tasks.append(asyncio.create_task(server.serve(), name="http"))
+        log.info("started", extra={"fields": {"http_port": s.http_port}})
+        stop = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t is not stop and t.exception() is not None]
+        for task in failed:
+            log.error("task %s crashed", task.get_name(), exc_info=task.exception())
+        log.info("stopping")
+        server.should_exit = True
+        for task in tasks:
+            if task.get_name() != "http":
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if consumer is not None:
+            await consumer.stop()
+        for hook in self.on_shutdown:
+            await hook()
+        await producer.stop()
+        await self._pool.close()
+        if failed:
+            raise SystemExit(1)
+
+    async def _check_db(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def _check_kafka(self) -> None:
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        await self._producer.client.fetch_all_metadata()

@@ -1,0 +1,193 @@
+"""Consume batches, apply each event once (inbox), emit through the outbox, then commit offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from nordflow_schemas.envelope import DecodeError, Envelope, decode, envelope, header_map
+from nordflow_schemas.events import EventBody
+from nordflow_schemas.topics import EVENT_DEAD_LETTERED
+from opentelemetry.trace import SpanKind
+
+from . import outbox, telemetry
+from .logs import log_context
+from .metrics import BATCH_FAILURES, BATCH_SECONDS, EVENTS_CONSUMED
+
+log = logging.getLogger(__name__)
+
+
+class PermanentError(Exception):
+    """The event can never be processed as it is; it goes to the dead-letter topic."""
+
+
+@dataclass
+class Context:
+    """What a handler gets: the open transaction and a way to emit events in it."""
+
+    conn: asyncpg.Connection
+    service: str
+    emitted: list[Envelope[EventBody]] = field(default_factory=list)
+
+    async def emit(self, body: EventBody, *, subject: str | None = None) -> None:
+        """Write an outgoing event to the outbox, in the same transaction as the state change."""
+        env = envelope(body, source=f"/{self.service}", subject=subject)
+        await outbox.add(self.conn, env)
+        self.emitted.append(env)
+
+
+Handler = Callable[[Context, Envelope[Any]], Awaitable[None]]
+
+
+class EventConsumer:
+    """One consumer group: at-least-once delivery made effectively-once by the inbox.
+
+    Each ``getmany`` batch is one database transaction with a savepoint per record. A
+    poison record (undecodable, schema-invalid, or a handler's ``PermanentError``) is written
+    to the dead-letter topic through the outbox and committed past. Any other error rolls the
+    whole batch back, rewinds to the batch's first offsets and retries with backoff and jitter.
+    Offsets are committed only after the transaction is durable.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        pool: asyncpg.Pool,
+        consumer: AIOKafkaConsumer,
+        handlers: Mapping[str, Handler],
+        on_commit: Callable[[], None] = lambda: None,
+        batch_size: int = 200,
+        poll_ms: int = 200,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.service = service
+        self.pool = pool
+        self.consumer = consumer
+        self.handlers = dict(handlers)
+        self.on_commit = on_commit
+        self.batch_size = batch_size
+        self.poll_ms = poll_ms
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+
+    async def run(self) -> None:
+        """Consume until cancelled."""
+        failures = 0
+        while True:
+            batch = await self.consumer.getmany(
+                timeout_ms=self.poll_ms, max_records=self.batch_size
+            )
+            if not batch:
+                continue
+            try:
+                await self.process(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                BATCH_FAILURES.inc()
+                delay = min(self.retry_max, self.retry_initial * 2 ** (failures - 1))
+                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+                log.exception("batch failed, retrying in %.1fs", delay)
+                for tp, records in batch.items():
+                    self.consumer.seek(tp, records[0].offset)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            await self.consumer.commit(
+                {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            )
+
+    async def process(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Apply one batch in one transaction."""
+        started = time.perf_counter()
+        outcomes: list[tuple[str, str]] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            for records in batch.values():
+                for record in records:
+                    outcomes.append((record.topic, await self._one(conn, record)))
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        for topic, outcome in outcomes:
+            EVENTS_CONSUMED.labels(topic, outcome).inc()
+        if any(outcome != "duplicate" for _, outcome in outcomes):
+            self.on_commit()
+
+    async def _one(self, conn: asyncpg.Connection, record: ConsumerRecord[Any, Any]) -> str:
+        try:
+            env = decode(record.value, record.headers)
+        except DecodeError as exc:
+            await self._dead_letter(conn, record, str(exc))
+            return "dead_lettered"
+        handler = self.handlers.get(record.topic)
+        if handler is None:
+            await self._dead_letter(conn, record, f"{self.service} has no handler for this topic")
+            return "dead_lettered"
+        new = await conn.fetchval(
+            "INSERT INTO inbox (event_id, topic, tenant_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING RETURNING true",
+            env.id,
+            record.topic,
+            env.tenant_id,
+        )
+        if not new:
+            return "duplicate"
+        parent = telemetry.extract(env.traceparent, env.tracestate)
+        with (
+            log_context(env.tenant_id, env.key),
+            telemetry.tracer().start_as_current_span(
+                f"{record.topic} process",
+                context=parent,
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": record.topic,
+                    "messaging.message.id": env.id,
+                    "nordflow.tenant_id": env.tenant_id,
+                    "nordflow.invoice_id": env.key,
+                },
+            ),
+        ):
+            try:
+                async with conn.transaction():
+                    await handler(Context(conn, self.service), env)
+            except PermanentError as exc:
+                log.warning("event %s dead-lettered: %s", env.id, exc)
+                await self._dead_letter(conn, record, str(exc))
+                return "dead_lettered"
+        return "processed"
+
+    async def _dead_letter(
+        self, conn: asyncpg.Connection, record: ConsumerRecord[Any, Any], reason: str
+    ) -> None:
+        attrs = header_map(record.headers)
+        event_id = attrs.get("ce_id") or f"{record.topic}:{record.partition}:{record.offset}"
+        headers = [
+            *((k, v) for k, v in record.headers or () if not k.startswith("x-nordflow-dlq-")),
+            ("x-nordflow-dlq-reason", reason[:2000].encode()),
+            ("x-nordflow-dlq-consumer", self.service.encode()),
+            ("x-nordflow-dlq-topic", record.topic.encode()),
+            ("x-nordflow-dlq-partition", str(record.partition).encode()),
+            ("x-nordflow-dlq-offset", str(record.offset).encode()),
+        ]
+        log.error(
+            "dead-lettered record",
+            extra={"fields": {"topic": record.topic, "offset": record.offset, "reason": reason}},
+        )
+        await outbox.add_raw(
+            conn,
+            f"dlq:{self.service}:{event_id}",
+            EVENT_DEAD_LETTERED.name,
+            attrs.get("ce_tenantid", "unknown"),
+            record.key,
+            record.value,
+            headers,
+        )

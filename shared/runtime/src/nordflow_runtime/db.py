@@ -1,0 +1,110 @@
+"""PostgreSQL: a pool bound to the service's own schema, and versioned SQL migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One versioned SQL file; ``scope`` keeps the runtime's and the service's apart."""
+
+    scope: str
+    version: int
+    name: str
+    sql: str
+
+
+def schema_name(service: str) -> str:
+    """The PostgreSQL schema a service owns: its name with underscores."""
+    return service.replace("-", "_")
+
+
+def load_migrations(package: str, scope: str) -> list[Migration]:
+    """The ``migrations/NNN_name.sql`` files shipped inside a package, in order."""
+    out = []
+    for entry in resources.files(package).joinpath("migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            out.append(Migration(scope, int(match[1]), match[2], entry.read_text()))
+    return sorted(out, key=lambda m: m.version)
+
+
+async def create_pool(
+    url: str, schema: str, *, min_size: int = 2, max_size: int = 10
+) -> asyncpg.Pool:
+    """A pool whose connections see only the service's schema, retried until reachable."""
+    delay = 0.2
+    for attempt in range(40):
+        try:
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            finally:
+                await conn.close()
+            pool: asyncpg.Pool = await asyncpg.create_pool(
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                server_settings={"search_path": schema, "application_name": schema},
+            )
+            return pool
+        except (OSError, asyncpg.PostgresError) as exc:
+            if attempt == 39:
+                raise
+            log.warning("database not reachable yet: %s", type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    raise RuntimeError("unreachable")
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[Migration]) -> list[str]:
+    """Apply what is new, each file in its own transaction, serialised across replicas."""
+    applied_now: list[str] = []
+    async with pool.acquire() as conn:
+        lock = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True)
+        await conn.execute("SELECT pg_advisory_lock($1)", lock)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       scope text NOT NULL, version integer NOT NULL, name text NOT NULL,
+                       checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
+                       PRIMARY KEY (scope, version))"""
+            )
+            rows = await conn.fetch("SELECT scope, version, checksum FROM schema_migrations")
+            done = {(r["scope"], r["version"]): r["checksum"] for r in rows}
+            for m in migrations:
+                checksum = hashlib.sha256(m.sql.encode()).hexdigest()
+                previous = done.get((m.scope, m.version))
+                if previous is not None:
+                    if previous != checksum:
+                        raise RuntimeError(
+                            f"migration {m.scope}/{m.version:03d}_{m.name} changed after it was "
+                            "applied; add a new migration instead"
+                        )
+                    continue
+                async with conn.transaction():
+                    await conn.execute(m.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (scope, version, name, checksum) "
+                        "VALUES ($1, $2, $3, $4)",
+                        m.scope,
+                        m.version,
+                        m.name,
+                        checksum,
+                    )
+                applied_now.append(f"{m.scope}/{m.version:03d}_{m.name}")
+                log.info("applied migration %s/%03d_%s", m.scope, m.version, m.name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock)
+    return applied_now

@@ -1,0 +1,181 @@
+"""Durable jobs and timers in PostgreSQL: claimed with SKIP LOCKED, retried with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from .consumer import Context, PermanentError
+from .logs import log_context
+from .metrics import JOBS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed job; its row stays locked while the handler runs."""
+
+    id: int
+    kind: str
+    key: str
+    tenant_id: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+async def schedule(
+    conn: asyncpg.Connection,
+    *,
+    kind: str,
+    key: str,
+    tenant_id: str,
+    payload: dict[str, Any],
+    due_at: dt.datetime,
+) -> bool:
+    """Record a job in the caller's transaction; a second one with the same key is ignored."""
+    inserted = await conn.fetchval(
+        "INSERT INTO jobs (kind, job_key, tenant_id, payload, due_at) "
+        "VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (kind, job_key) DO NOTHING RETURNING true",
+        kind,
+        key,
+        tenant_id,
+        json.dumps(payload),
+        due_at,
+    )
+    return bool(inserted)
+
+
+JobHandler = Callable[[Context, Job], Awaitable[dict[str, Any]]]
+
+
+class JobWorker:
+    """Runs due jobs of one kind; several replicas never run the same job at once.
+
+    The handler runs inside the claiming transaction (row lock held), so a crash releases the
+    job for another attempt. Handlers doing external side effects must first look up whether
+    an earlier attempt already succeeded at the target (see ledger-closer).
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        service: str,
+        kind: str,
+        handler: JobHandler,
+        *,
+        on_commit: Callable[[], None] = lambda: None,
+        max_attempts: int = 12,
+        idle_seconds: float = 0.5,
+        retry_initial: float = 1.0,
+        retry_max: float = 300.0,
+    ) -> None:
+        self.pool = pool
+        self.service = service
+        self.kind = kind
+        self.handler = handler
+        self.on_commit = on_commit
+        self.max_attempts = max_attempts
+        self.idle_seconds = idle_seconds
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.wakeup = asyncio.Event()
+
+    def notify(self) -> None:
+        """A job may have become due now."""
+        self.wakeup.set()
+
+    async def run(self) -> None:
+        """Work until cancelled."""
+        while True:
+            try:
+                worked = await self.run_one()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job worker %s failed; retrying", self.kind)
+                worked = False
+                await asyncio.sleep(self.idle_seconds)
+            if not worked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), self.idle_seconds)
+                self.wakeup.clear()
+
+    async def run_one(self) -> bool:
+        """Claim and run one due job; False when none is due."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT id, job_key, tenant_id, payload, attempts FROM jobs "
+                "WHERE kind = $1 AND state = 'pending' AND due_at <= now() "
+                "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                self.kind,
+            )
+            if row is None:
+                return False
+            job = Job(
+                row["id"],
+                self.kind,
+                row["job_key"],
+                row["tenant_id"],
+                json.loads(row["payload"]),
+                row["attempts"] + 1,
+            )
+            with log_context(job.tenant_id, job.payload.get("invoice_id")):
+                await self._attempt(conn, job)
+        self.on_commit()
+        return True
+
+    async def _attempt(self, conn: asyncpg.Connection, job: Job) -> None:
+        try:
+            async with conn.transaction():
+                result = await self.handler(Context(conn, self.service), job)
+        except PermanentError as exc:
+            await self._finish_failed(conn, job, str(exc))
+            return
+        except Exception as exc:
+            if job.attempts >= self.max_attempts:
+                await self._finish_failed(
+                    conn, job, f"gave up after {job.attempts} attempts: {exc}"
+                )
+                return
+            delay = min(self.retry_max, self.retry_initial * 2 ** (job.attempts - 1))
+            delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+            log.warning("job %s/%s attempt %d failed: %s", self.kind, job.key, job.attempts, exc)
+            await conn.execute(
+                "UPDATE jobs SET attempts = $2, last_error = $3, "
+                "due_at = now() + make_interval(secs => $4) WHERE id = $1",
+                job.id,
+                job.attempts,
+                str(exc)[:2000],
+                delay,
+            )
+            JOBS.labels(self.kind, "retry").inc()
+            return
+        await conn.execute(
+            "UPDATE jobs SET state = 'done', attempts = $2, result = $3::jsonb, "
+            "finished_at = now(), last_error = NULL WHERE id = $1",
+            job.id,
+            job.attempts,
+            json.dumps(result),
+        )
+        JOBS.labels(self.kind, "done").inc()
+
+    async def _finish_failed(self, conn: asyncpg.Connection, job: Job, error: str) -> None:
+        log.error("job %s/%s failed permanently: %s", self.kind, job.key, error)
+        await conn.execute(
+            "UPDATE jobs SET state = 'failed', attempts = $2, last_error = $3, finished_at = now() "
+            "WHERE id = $1",
+            job.id,
+            job.attempts,
+            error[:2000],
+        )
+        JOBS.labels(self.kind, "failed").inc()

@@ -1,0 +1,38 @@
+"""Kafka clients with the project's reliability settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+def create_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all): retries never duplicate or reorder a partition."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30_000,
+    )
+
+
+def create_consumer(
+    bootstrap: str, group_id: str, topics: Sequence[str], *, max_poll_records: int = 500
+) -> AIOKafkaConsumer:
+    """A consumer with an explicit group that never auto-commits (we commit after the DB)."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        client_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=max_poll_records,
+        session_timeout_ms=30_000,
+        heartbeat_interval_ms=3_000,
+    )

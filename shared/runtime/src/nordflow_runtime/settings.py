@@ -1,0 +1,26 @@
+"""Settings every service reads from its environment (one Settings class per service extends it)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Common settings; names are the upper-case env variables (e.g. ``KAFKA_BOOTSTRAP_SERVERS``)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = Field(description="Kafka brokers, host:port[,host:port]")
+    database_url: SecretStr = Field(description="PostgreSQL URL; the service uses its own schema")
+    http_host: str = Field(
+        default="0.0.0.0", description="Interface for /healthz, /readyz, /metrics"
+    )
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    log_level: str = Field(default="INFO")
+    consumer_batch_size: int = Field(default=200, ge=1, description="Records per DB transaction")
+    consumer_poll_ms: int = Field(default=200, ge=10)
+    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_poll_seconds: float = Field(default=0.2, gt=0)
+    retry_initial_seconds: float = Field(default=0.5, gt=0, description="First retry backoff")
+    retry_max_seconds: float = Field(default=30.0, gt=0, description="Backoff cap")

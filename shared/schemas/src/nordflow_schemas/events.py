@@ -1,0 +1,146 @@
+"""Event bodies: one frozen model per topic, named like the topic in PascalCase."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from .common import Amount, CurrencyCode, Frozen, SourceRef, TenantId, Timestamp
+from .invoice import DocumentType, Invoice
+
+
+class EventBody(Frozen):
+    """Fields every event body carries; the key of the record is ``invoice_id``."""
+
+    tenant_id: TenantId
+    invoice_id: str = Field(min_length=1, description="Canonical invoice id; the record key")
+    test_mode: bool = Field(
+        default=False,
+        description="From a connection in test mode: nothing may be written to an ERP, "
+        "factor or recipient because of this event",
+    )
+
+
+class DocumentKind(StrEnum):
+    """What kind of source document was fetched."""
+
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
+class ErpDocumentFetched(EventBody):
+    """A new or changed document was picked up from a source system (raw, before mapping)."""
+
+    source: SourceRef
+    kind: DocumentKind
+    version: str = Field(description="Content hash of the payload; a new version is a change")
+    fetched_at: Timestamp
+    payload: dict[str, Any] = Field(description="The document as the source system returned it")
+    related: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Related source records by role, e.g. 'customer', 'seller'",
+    )
+
+
+class InvoiceCreated(EventBody):
+    """A document was mapped and validated into a canonical invoice for the first time."""
+
+    version: str
+    invoice: Invoice
+
+
+class InvoiceUpdated(EventBody):
+    """A later version of an already created invoice was mapped and validated."""
+
+    version: str
+    invoice: Invoice
+
+
+class ValidationIssue(Frozen):
+    """One problem with a document: the field, the rule it breaks, and a readable message."""
+
+    field: str = Field(description="Dotted path of the field in the source document")
+    rule: str = Field(description="Rule id, e.g. BR-CO-15 or NF-REQUIRED")
+    message: str
+
+
+class InvoiceRejected(EventBody):
+    """A document could not become a canonical invoice; every problem is listed."""
+
+    source: SourceRef
+    version: str
+    errors: tuple[ValidationIssue, ...] = Field(min_length=1)
+
+
+class AgreementKind(StrEnum):
+    """Factoring (sold), financing (advance) or invoice service (sent and collected)."""
+
+    FACTORING = "factoring"
+    FINANCING = "financing"
+    INVOICE_SERVICE = "invoice_service"
+
+
+class InvoiceTransferred(EventBody):
+    """An invoice or credit note was handed to the tenant's factoring/financing provider."""
+
+    source: SourceRef
+    document_type: DocumentType
+    number: str
+    provider: str
+    agreement_kind: AgreementKind
+    transfer_id: str
+    amount: Amount = Field(description="Payable amount transferred (positive for credit notes)")
+    currency: CurrencyCode
+    transferred_at: Timestamp
+
+
+class Channel(StrEnum):
+    """Distribution channels, cheapest first."""
+
+    PEPPOL = "peppol"
+    B2C_BANK = "b2c_bank"
+    EMAIL = "email"
+    PAPER = "paper"
+
+
+class InvoiceDistributed(EventBody):
+    """An invoice left for its recipient by one channel."""
+
+    number: str
+    channel: Channel
+    document_format: str = Field(description="e.g. peppol-bis-billing-3, pdf")
+    recipient: str = Field(description="Participant id, e-mail address or postal city")
+    distributed_at: Timestamp
+
+
+class PaymentReceived(EventBody):
+    """Money arrived against an invoice (bank, factor settlement, provider report)."""
+
+    payment_id: str
+    amount: Amount
+    currency: CurrencyCode
+    paid_on: dt.date
+    payer: str
+    reference: str | None = None
+
+
+class EntryKind(StrEnum):
+    """What ledger-closer wrote into the ERP."""
+
+    INVOICE_PAYMENT = "invoice_payment"
+    CLOSING_ENTRY = "closing_entry"
+
+
+class LedgerEntryPosted(EventBody):
+    """A payment or closing entry was written into the tenant's ERP (exactly once)."""
+
+    source: SourceRef
+    entry_kind: EntryKind
+    erp_reference: str = Field(description="The ERP's id of what was written")
+    amount: Amount
+    currency: CurrencyCode
+    account: str = Field(description="The account the payment was booked against")
+    posted_at: Timestamp

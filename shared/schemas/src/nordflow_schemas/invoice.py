@@ -1,0 +1,164 @@
+"""The canonical invoice: EN 16931 semantics (BT/BG numbers in field descriptions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import Field
+
+from .common import Amount, CountryCode, CurrencyCode, Frozen, SourceRef, TenantId
+
+
+class DocumentType(StrEnum):
+    """BT-3: commercial invoice (UNCL1001 380) or credit note (381)."""
+
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
+class PartyType(StrEnum):
+    """Whether the buyer is a company or a consumer; decides B2B or B2C channels."""
+
+    COMPANY = "company"
+    PRIVATE = "private"
+
+
+class VatCategory(StrEnum):
+    """UNCL5305 VAT category codes used by EN 16931 (BT-151, BT-118)."""
+
+    STANDARD = "S"
+    ZERO = "Z"
+    EXEMPT = "E"
+    REVERSE_CHARGE = "AE"
+    INTRA_COMMUNITY = "K"
+    EXPORT = "G"
+    NOT_SUBJECT = "O"
+
+
+class Address(Frozen):
+    """BG-5 / BG-8 postal address."""
+
+    lines: tuple[str, ...] = Field(default=(), description="BT-35..36 / BT-50..51")
+    city: str | None = Field(default=None, description="BT-37 / BT-52")
+    postal_code: str | None = Field(default=None, description="BT-38 / BT-53")
+    country_code: CountryCode = Field(description="BT-40 / BT-55")
+
+
+class ElectronicAddress(Frozen):
+    """BT-34 / BT-49 electronic address with its ISO 6523 ICD scheme (0007, 0192, 0088 …)."""
+
+    scheme: str = Field(pattern=r"^\d{4}$")
+    value: str = Field(min_length=1)
+
+
+class Party(Frozen):
+    """BG-4 seller / BG-7 buyer."""
+
+    name: str = Field(min_length=1, description="BT-27 / BT-44")
+    party_type: PartyType = PartyType.COMPANY
+    company_id: str | None = Field(default=None, description="BT-30 / BT-47 legal registration")
+    vat_id: str | None = Field(default=None, description="BT-31 / BT-48")
+    electronic_address: ElectronicAddress | None = None
+    address: Address
+    email: str | None = Field(default=None, description="BT-43 / BT-58 contact e-mail")
+    customer_number: str | None = Field(default=None, description="Number in the seller's ERP")
+
+
+class InvoiceLine(Frozen):
+    """BG-25 invoice line; net amount = quantity x net price - line allowance."""
+
+    line_id: str = Field(description="BT-126")
+    description: str = Field(description="BT-153 item name")
+    article_number: str | None = Field(default=None, description="BT-155 seller's item id")
+    quantity: Amount = Field(description="BT-129")
+    unit_code: str = Field(default="C62", description="BT-130 UN/ECE rec 20")
+    unit_price: Amount = Field(description="BT-146 item net price")
+    allowance_amount: Amount = Field(default=Decimal(0), description="BT-136 line allowance")
+    net_amount: Amount = Field(description="BT-131")
+    vat_category: VatCategory = Field(description="BT-151")
+    vat_rate: Amount = Field(description="BT-152 percent")
+    account_number: str | None = Field(default=None, description="BT-133 buyer accounting ref")
+
+
+class AllowanceCharge(Frozen):
+    """BG-20 document allowance / BG-21 document charge."""
+
+    is_charge: bool
+    amount: Amount
+    reason: str | None = None
+    vat_category: VatCategory
+    vat_rate: Amount
+
+
+class VatBreakdown(Frozen):
+    """BG-23 VAT breakdown per category and rate."""
+
+    category: VatCategory = Field(description="BT-118")
+    rate: Amount = Field(description="BT-119")
+    taxable_amount: Amount = Field(description="BT-116")
+    tax_amount: Amount = Field(description="BT-117")
+    exemption_reason: str | None = Field(default=None, description="BT-120")
+
+
+class Totals(Frozen):
+    """BG-22 document totals (positive on credit notes too, as in UBL CreditNote)."""
+
+    line_extension: Amount = Field(description="BT-106 sum of line net amounts")
+    allowance_total: Amount = Field(default=Decimal(0), description="BT-107")
+    charge_total: Amount = Field(default=Decimal(0), description="BT-108")
+    tax_exclusive: Amount = Field(description="BT-109")
+    tax_total: Amount = Field(description="BT-110")
+    tax_inclusive: Amount = Field(description="BT-112")
+    prepaid: Amount = Field(default=Decimal(0), description="BT-113")
+    rounding: Amount = Field(default=Decimal(0), description="BT-114")
+    payable: Amount = Field(description="BT-115")
+
+
+class PaymentInstructions(Frozen):
+    """BG-16 payment instructions: means, reference (OCR/KID), account, terms."""
+
+    means_code: str = Field(default="30", description="BT-81 UNCL4461 (30 credit transfer)")
+    payment_reference: str | None = Field(default=None, description="BT-83 OCR / KID")
+    account_id: str | None = Field(default=None, description="BT-84 IBAN, Bankgiro, Plusgiro")
+    account_scheme: str | None = Field(default=None, description="e.g. SE:BANKGIRO, IBAN")
+    terms: str | None = Field(default=None, description="BT-20")
+
+
+class InvoiceReference(Frozen):
+    """BG-3 preceding invoice reference, for credit notes."""
+
+    number: str = Field(description="BT-25")
+    issue_date: dt.date | None = Field(default=None, description="BT-26")
+    invoice_id: str | None = Field(default=None, description="Canonical id of the original")
+
+
+class Invoice(Frozen):
+    """One canonical invoice or credit note, whatever system it came from."""
+
+    invoice_id: str = Field(description="Canonical, tenant-scoped id (the Kafka record key)")
+    tenant_id: TenantId
+    source: SourceRef
+    document_type: DocumentType
+    number: str = Field(min_length=1, description="BT-1")
+    issue_date: dt.date = Field(description="BT-2")
+    due_date: dt.date | None = Field(default=None, description="BT-9")
+    currency: CurrencyCode = Field(description="BT-5")
+    seller: Party
+    buyer: Party
+    lines: tuple[InvoiceLine, ...] = Field(min_length=1)
+    allowances_charges: tuple[AllowanceCharge, ...] = ()
+    vat_breakdown: tuple[VatBreakdown, ...] = Field(min_length=1)
+    totals: Totals
+    payment: PaymentInstructions = PaymentInstructions()
+    buyer_reference: str | None = Field(default=None, description="BT-10")
+    order_reference: str | None = Field(default=None, description="BT-13")
+    preceding_invoice: InvoiceReference | None = None
+    note: str | None = Field(default=None, description="BT-22")
+    payment_method: str | None = Field(
+        default=None, description="The ERP's payment method code (decides factoring eligibility)"
+    )
+    outstanding_amount: Amount | None = Field(
+        default=None, description="Open balance in the ERP when fetched; None if unknown"
+    )

@@ -1,0 +1,131 @@
+"""Every Kafka topic of the system: name, event model, producer and consumers (one place)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .events import (
+    ErpDocumentFetched,
+    EventBody,
+    InvoiceCreated,
+    InvoiceDistributed,
+    InvoiceRejected,
+    InvoiceTransferred,
+    InvoiceUpdated,
+    LedgerEntryPosted,
+    PaymentReceived,
+)
+
+ERP_POLLER = "erp-poller"
+MAPPER = "mapper"
+FACTORING_GATEWAY = "factoring-gateway"
+DISTRIBUTION_ROUTER = "distribution-router"
+LEDGER_CLOSER = "ledger-closer"
+SERVICES = (ERP_POLLER, MAPPER, FACTORING_GATEWAY, DISTRIBUTION_ROUTER, LEDGER_CLOSER)
+DASHBOARDS = "dashboards"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its event model (None for raw topics), who writes it and who reads it."""
+
+    name: str
+    event: type[EventBody] | None
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    description: str
+    partitions: int = 6
+    version: int = 1
+
+    @property
+    def ce_type(self) -> str:
+        """The CloudEvents type, which carries the schema version."""
+        return f"nordflow.{self.name}.v{self.version}"
+
+
+ERP_DOCUMENT_FETCHED = TopicSpec(
+    "erp.document.fetched",
+    ErpDocumentFetched,
+    (ERP_POLLER,),
+    (MAPPER, DASHBOARDS),
+    "A new or changed source document, raw as the source returned it",
+    partitions=12,
+)
+INVOICE_CREATED = TopicSpec(
+    "invoice.created",
+    InvoiceCreated,
+    (MAPPER,),
+    (FACTORING_GATEWAY, DISTRIBUTION_ROUTER, DASHBOARDS),
+    "A canonical invoice, mapped and validated, first version",
+)
+INVOICE_UPDATED = TopicSpec(
+    "invoice.updated",
+    InvoiceUpdated,
+    (MAPPER,),
+    (DASHBOARDS,),
+    "A later version of a created invoice (e.g. paid, due date moved)",
+)
+INVOICE_REJECTED = TopicSpec(
+    "invoice.rejected",
+    InvoiceRejected,
+    (MAPPER,),
+    (DASHBOARDS,),
+    "A document that could not be mapped, with every error naming its field",
+)
+INVOICE_TRANSFERRED = TopicSpec(
+    "invoice.transferred",
+    InvoiceTransferred,
+    (FACTORING_GATEWAY,),
+    (LEDGER_CLOSER, DASHBOARDS),
+    "An invoice handed to the tenant's factoring or financing provider",
+)
+INVOICE_DISTRIBUTED = TopicSpec(
+    "invoice.distributed",
+    InvoiceDistributed,
+    (DISTRIBUTION_ROUTER,),
+    (DASHBOARDS,),
+    "An invoice sent to its recipient by one channel",
+)
+PAYMENT_RECEIVED = TopicSpec(
+    "payment.received",
+    PaymentReceived,
+    (),
+    (LEDGER_CLOSER, DASHBOARDS),
+    "A payment against an invoice, to be booked in the ERP (producers: settlement imports)",
+)
+LEDGER_ENTRY_POSTED = TopicSpec(
+    "ledger.entry.posted",
+    LedgerEntryPosted,
+    (LEDGER_CLOSER,),
+    (DASHBOARDS,),
+    "A payment or closing entry written into the tenant's ERP",
+)
+EVENT_DEAD_LETTERED = TopicSpec(
+    "event.dead_lettered",
+    None,
+    SERVICES,
+    ("operators",),
+    "Poison records, unchanged, with the reason and origin in x-nordflow-dlq-* headers",
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    ERP_DOCUMENT_FETCHED,
+    INVOICE_CREATED,
+    INVOICE_UPDATED,
+    INVOICE_REJECTED,
+    INVOICE_TRANSFERRED,
+    INVOICE_DISTRIBUTED,
+    PAYMENT_RECEIVED,
+    LEDGER_ENTRY_POSTED,
+    EVENT_DEAD_LETTERED,
+)
+BY_NAME = {t.name: t for t in TOPICS}
+BY_CE_TYPE = {t.ce_type: t for t in TOPICS if t.event is not None}
+
+
+def topic_for(event: type[EventBody]) -> TopicSpec:
+    """The topic an event model is published on."""
+    for spec in TOPICS:
+        if spec.event is event:
+            return spec
+    raise KeyError(f"no topic carries {event.__name__}")
