@@ -93,7 +93,7 @@ class OutboxRelay:
         """Hold the relay lock and publish until cancelled."""
         async with self.pool.acquire() as lock_conn:
             while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_id):
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(1.0)  # noqa: ASYNC110 - polling a DB lock
             log.info("outbox relay active")
             while True:
                 sent = await self.publish_batch()

@@ -7,14 +7,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServiceSettings(BaseSettings):
-    """Common settings; names are the upper-case env variables (e.g. ``KAFKA_BOOTSTRAP_SERVERS``)."""
+    """Common settings; each is read from the upper-case env variable of its name."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
     kafka_bootstrap_servers: str = Field(description="Kafka brokers, host:port[,host:port]")
     database_url: SecretStr = Field(description="PostgreSQL URL; the service uses its own schema")
     http_host: str = Field(
-        default="0.0.0.0", description="Interface for /healthz, /readyz, /metrics"
+        default="0.0.0.0",  # noqa: S104 - a container listens on its pod IP
+        description="Interface for /healthz, /readyz, /metrics",
     )
     http_port: int = Field(default=8080, ge=0, le=65535)
     log_level: str = Field(default="INFO")
