@@ -92,8 +92,11 @@ class OutboxRelay:
     async def run(self) -> None:
         """Hold the relay lock and publish until cancelled."""
         async with self.pool.acquire() as lock_conn:
-            while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_id):
-                await asyncio.sleep(1.0)  # noqa: ASYNC110 - polling a DB lock
+            # Standby replicas poll for the lock; only one relay publishes, keeping key order.
+            while not await lock_conn.fetchval(  # noqa: ASYNC110
+                "SELECT pg_try_advisory_lock($1)", self._lock_id
+            ):
+                await asyncio.sleep(1.0)
             log.info("outbox relay active")
             while True:
                 sent = await self.publish_batch()
