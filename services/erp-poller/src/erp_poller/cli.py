@@ -1,2 +1,102 @@
-def main() -> None:
-    """Entry point placeholder replaced by the service CLI."""
+"""erp-poller command line: the service commands plus connection management."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+
+import asyncpg
+from nordflow_runtime import db
+from nordflow_runtime.cli import service_main
+from nordflow_runtime.crypto import SecretBox
+from nordflow_schemas.common import ConnectionMode, SourceSystem
+
+from .app import create_app
+from .config import Settings
+from .repository import PgConnectionRepository
+
+
+async def _with_repo(settings: Settings) -> tuple[asyncpg.Pool, PgConnectionRepository]:
+    pool = await db.create_pool(
+        settings.database_url.get_secret_value(),
+        db.schema_name("erp-poller"),
+        min_size=1,
+        max_size=2,
+    )
+    return pool, PgConnectionRepository(pool)
+
+
+async def add_connection(settings: Settings, args: argparse.Namespace) -> None:
+    """Create or update a connection; the token is sealed before it is stored."""
+    app = create_app(settings)
+    await app.migrate()
+    token = os.environ.get(args.token_env)
+    if not token:
+        raise SystemExit(f"erp-poller: environment variable {args.token_env} (the token) is empty")
+    seller = json.loads(args.seller)
+    if not isinstance(seller, dict) or not seller.get("name"):
+        raise SystemExit('erp-poller: --seller must be a JSON object with at least "name"')
+    cutoff = dt.datetime.fromisoformat(args.cutoff) if args.cutoff else dt.datetime.now(dt.UTC)
+    if cutoff.tzinfo is None:
+        cutoff = cutoff.replace(tzinfo=dt.UTC)
+    pool, repo = await _with_repo(settings)
+    try:
+        await repo.add(
+            connection_id=args.connection_id,
+            tenant_id=args.tenant,
+            system=SourceSystem(args.system),
+            base_url=args.base_url,
+            token_sealed=SecretBox(settings.encryption_key).seal(token),
+            mode=ConnectionMode(args.mode),
+            seller=seller,
+            cutoff_at=cutoff,
+        )
+    finally:
+        await pool.close()
+    print(f"connection {args.connection_id} for tenant {args.tenant}: {args.mode}")
+
+
+async def list_connections(settings: Settings, tenant: str | None) -> None:
+    """Print connections and their polling state."""
+    pool, repo = await _with_repo(settings)
+    try:
+        for row in await repo.list(tenant):
+            print(
+                f"{row['connection_id']}  tenant={row['tenant_id']}  {row['system']}  "
+                f"{row['mode']}  cursor={row['cursor_at']}  last_error={row['last_error']}"
+            )
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``erp-poller run | migrate | dlq … | connections add|list``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] != "connections":
+        return service_main("erp-poller", create_app, argv)
+    parser = argparse.ArgumentParser(prog="erp-poller connections")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("add", help="create or update a tenant's source connection")
+    add.add_argument("--tenant", required=True)
+    add.add_argument("--connection-id", required=True)
+    add.add_argument("--system", choices=[s.value for s in SourceSystem], default="fortnox")
+    add.add_argument("--base-url", required=True)
+    add.add_argument(
+        "--token-env", required=True, help="name of the env variable holding the API token"
+    )
+    add.add_argument("--mode", choices=[m.value for m in ConnectionMode], default="test")
+    add.add_argument("--seller", required=True, help="seller party as JSON")
+    add.add_argument("--cutoff", help="ISO time; documents modified before it are not fetched")
+    lst = sub.add_parser("list", help="list connections")
+    lst.add_argument("--tenant")
+    args = parser.parse_args(argv[1:])
+    settings = Settings()
+    if args.command == "add":
+        asyncio.run(add_connection(settings, args))
+    else:
+        asyncio.run(list_connections(settings, args.tenant))
+    return 0

@@ -1,2 +1,12 @@
-def main() -> None:
-    """Entry point placeholder replaced by the service CLI."""
+"""mapper command line: run, migrate, dlq."""
+
+from __future__ import annotations
+
+from nordflow_runtime.cli import service_main
+
+from .app import create_app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``mapper run | migrate | dlq list | dlq replay``."""
+    return service_main("mapper", create_app, argv)

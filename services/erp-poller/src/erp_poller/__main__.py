@@ -1,0 +1,5 @@
+"""python -m erp_poller."""
+
+from .cli import main
+
+raise SystemExit(main())

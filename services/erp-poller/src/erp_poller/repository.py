@@ -1,0 +1,136 @@
+"""asyncpg adapter for connections and seen document versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import asyncpg
+from nordflow_schemas.common import ConnectionMode, SourceSystem
+
+from .domain import Connection
+
+
+def _connection(row: asyncpg.Record) -> Connection:
+    return Connection(
+        connection_id=row["connection_id"],
+        tenant_id=row["tenant_id"],
+        system=SourceSystem(row["system"]),
+        base_url=row["base_url"],
+        token_sealed=bytes(row["token_sealed"]),
+        mode=ConnectionMode(row["mode"]),
+        seller=json.loads(row["seller"]),
+        cutoff_at=row["cutoff_at"],
+        cursor_at=row["cursor_at"],
+    )
+
+
+class PgConnectionRepository:
+    """Connections, leased one poller at a time so replicas never poll the same one at once."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def add(
+        self,
+        *,
+        connection_id: str,
+        tenant_id: str,
+        system: SourceSystem,
+        base_url: str,
+        token_sealed: bytes,
+        mode: ConnectionMode,
+        seller: dict[str, Any],
+        cutoff_at: dt.datetime,
+    ) -> None:
+        """Create or replace a connection's configuration (the cursor is kept)."""
+        await self.pool.execute(
+            """INSERT INTO connections (connection_id, tenant_id, system, base_url, token_sealed,
+                                        mode, seller, cutoff_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+               ON CONFLICT (connection_id) DO UPDATE SET
+                 base_url = EXCLUDED.base_url, token_sealed = EXCLUDED.token_sealed,
+                 mode = EXCLUDED.mode, seller = EXCLUDED.seller, cutoff_at = EXCLUDED.cutoff_at,
+                 next_poll_at = now()
+               WHERE connections.tenant_id = EXCLUDED.tenant_id""",
+            connection_id,
+            tenant_id,
+            system.value,
+            base_url,
+            token_sealed,
+            mode.value,
+            json.dumps(seller),
+            cutoff_at,
+        )
+
+    async def list(self, tenant_id: str | None = None) -> list[asyncpg.Record]:
+        """Connections with their polling state (never the token)."""
+        return list(
+            await self.pool.fetch(
+                "SELECT connection_id, tenant_id, system, base_url, mode, cutoff_at, cursor_at, "
+                "last_poll_at, last_error, next_poll_at FROM connections "
+                "WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY tenant_id, connection_id",
+                tenant_id,
+            )
+        )
+
+    async def lease_due(self, lease: dt.timedelta) -> Connection | None:
+        """Take one due polling connection (test or automatic mode) for ``lease``."""
+        row = await self.pool.fetchrow(
+            """UPDATE connections SET lease_until = now() + $1::interval
+               WHERE connection_id = (
+                   SELECT connection_id FROM connections
+                   WHERE mode IN ('test', 'automatic') AND next_poll_at <= now()
+                     AND (lease_until IS NULL OR lease_until < now())
+                   ORDER BY next_poll_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+               RETURNING *""",
+            lease,
+        )
+        return None if row is None else _connection(row)
+
+    async def finish_poll(
+        self,
+        connection_id: str,
+        *,
+        cursor_at: dt.datetime | None,
+        next_poll_at: dt.datetime,
+        error: str | None,
+    ) -> None:
+        """Release the lease; advance the cursor only after a complete poll."""
+        await self.pool.execute(
+            """UPDATE connections SET lease_until = NULL, last_poll_at = now(),
+                   cursor_at = COALESCE($2, cursor_at), next_poll_at = $3, last_error = $4
+               WHERE connection_id = $1""",
+            connection_id,
+            cursor_at,
+            next_poll_at,
+            error,
+        )
+
+
+class PgDocumentRepository:
+    """The last version seen of each source document (the poller's dedupe state)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def record_version(
+        self, connection_id: str, document_id: str, tenant_id: str, invoice_id: str, version: str
+    ) -> bool:
+        """Remember a version; True if it is new (first sight or changed content)."""
+        row = await self.conn.fetchrow(
+            """INSERT INTO documents (connection_id, document_id, tenant_id, invoice_id, version)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (connection_id, document_id) DO UPDATE SET
+                   version = EXCLUDED.version, versions_seen = documents.versions_seen + 1,
+                   fetched_at = now()
+               WHERE documents.version <> EXCLUDED.version
+               RETURNING versions_seen""",
+            connection_id,
+            document_id,
+            tenant_id,
+            invoice_id,
+            version,
+        )
+        return row is not None

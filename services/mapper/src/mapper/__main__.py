@@ -1,0 +1,5 @@
+"""python -m mapper."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""Client-side rate limiting and retries with backoff, jitter and Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class PartnerError(Exception):
+    """A partner API refused a request; ``status`` and the partner's message are kept."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+    @property
+    def permanent(self) -> bool:
+        """A 4xx other than 408/429 will not succeed when retried unchanged."""
+        return 400 <= self.status < 500 and self.status not in {408, 429}
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` calls in any ``window`` seconds (e.g. Fortnox: 25 per 5 s)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._calls: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait until one more call fits in the window."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._calls and now - self._calls[0] >= self.window:
+                    self._calls.popleft()
+                if len(self._calls) < self.limit:
+                    self._calls.append(now)
+                    return
+                await asyncio.sleep(self.window - (now - self._calls[0]) + 0.01)
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The Retry-After header in seconds, if it is a number."""
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+async def send_with_retries(
+    send: Callable[[], Awaitable[httpx.Response]],
+    *,
+    attempts: int = 5,
+    initial: float = 0.5,
+    cap: float = 20.0,
+) -> httpx.Response:
+    """Call ``send`` until it answers non-retryably; 429/5xx/timeouts back off with jitter.
+
+    Only for requests that are safe to repeat: reads, or writes whose duplicate the caller
+    rules out by looking the effect up first.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            response = await send()
+        except (httpx.TimeoutException, httpx.TransportError):
+            if attempt == attempts:
+                raise
+            response = None
+        if response is not None and response.status_code not in RETRYABLE_STATUS:
+            return response
+        if attempt == attempts and response is not None:
+            return response
+        delay = min(cap, initial * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
+        if response is not None and (hint := retry_after_seconds(response)) is not None:
+            delay = max(delay, hint)
+        await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
