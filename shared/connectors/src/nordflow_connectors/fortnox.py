@@ -63,10 +63,14 @@ class FortnoxClient:
         body: dict[str, Any] = response.json()
         return body
 
-    async def _pages(self, path: str, key: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+    async def _pages(
+        self, path: str, key: str, params: dict[str, str]
+    ) -> AsyncIterator[dict[str, Any]]:
         page = 1
         while True:
-            body = await self._request("GET", path, params={**params, "page": str(page), "limit": "100"})
+            body = await self._request(
+                "GET", path, params={**params, "page": str(page), "limit": "100"}
+            )
             for item in body.get(key, []):
                 yield item
             meta = body.get("MetaInformation", {})

@@ -119,6 +119,7 @@ class InvoiceDistributed(EventBody):
 class PaymentReceived(EventBody):
     """Money arrived against an invoice (bank, factor settlement, provider report)."""
 
+    source: SourceRef = Field(description="The invoice in the ERP the payment is booked on")
     payment_id: str
     amount: Amount
     currency: CurrencyCode

@@ -1,0 +1,5 @@
+"""python -m distribution_router."""
+
+from .cli import main
+
+raise SystemExit(main())

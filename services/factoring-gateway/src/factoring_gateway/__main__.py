@@ -1,0 +1,5 @@
+"""python -m factoring_gateway."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""python -m ledger_closer."""
+
+from .cli import main
+
+raise SystemExit(main())

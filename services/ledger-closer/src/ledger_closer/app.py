@@ -1,0 +1,63 @@
+"""create_app(): ledger-closer's composition root; nothing connects at import."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from nordflow_connectors.fortnox import FortnoxClient
+from nordflow_connectors.resilience import PartnerError
+from nordflow_runtime.app import ServiceApp
+from nordflow_runtime.consumer import Context, PermanentError
+from nordflow_runtime.crypto import SecretBox
+from nordflow_runtime.jobs import Job
+from nordflow_schemas.envelope import Envelope
+from nordflow_schemas.events import InvoiceTransferred, PaymentReceived
+from nordflow_schemas.topics import INVOICE_TRANSFERRED, LEDGER_CLOSER, PAYMENT_RECEIVED
+
+from .config import Settings
+from .repository import find_connection
+from .service import POST_ENTRY, post_entry, schedule_closing, schedule_payment
+
+
+def create_app(settings: Settings | None = None) -> ServiceApp:
+    """ledger-closer: invoice.transferred / payment.received → ERP write → ledger.entry.posted."""
+    settings = settings or Settings()
+    app = ServiceApp(LEDGER_CLOSER, settings, "ledger_closer")
+    box = SecretBox(settings.encryption_key)
+    delay = dt.timedelta(seconds=settings.closing_delay_seconds)
+
+    async def on_invoice_transferred(ctx: Context, env: Envelope[InvoiceTransferred]) -> None:
+        """Plan the closing entry after the configured delay."""
+        await schedule_closing(ctx.conn, env.body, delay)
+
+    async def on_payment_received(ctx: Context, env: Envelope[PaymentReceived]) -> None:
+        """Plan booking the payment now."""
+        await schedule_payment(ctx.conn, env.body)
+
+    async def run_post_entry(ctx: Context, job: Job) -> dict[str, Any]:
+        source = job.payload["source"]
+        row = await find_connection(ctx.conn, job.tenant_id, source["connection_id"])
+        if row is None:
+            # Not permanent: the operator may add the connection; the job retries with backoff.
+            raise LookupError(
+                f"no ERP write connection {source['connection_id']!r} for tenant {job.tenant_id}"
+            )
+        if row["system"] != "fortnox":
+            raise PermanentError(f"no ledger writer for {row['system']!r} yet")
+        writer = FortnoxClient(row["base_url"], box.open(bytes(row["token_sealed"])))
+        try:
+            posted = await post_entry(ctx.conn, job, writer, row)
+        except PartnerError as exc:
+            if exc.permanent:
+                raise PermanentError(f"ERP refused the entry: {exc}") from exc
+            raise
+        finally:
+            await writer.aclose()
+        await ctx.emit(posted, subject=posted.source.document_number)
+        return {"erp_reference": posted.erp_reference}
+
+    app.subscribe(INVOICE_TRANSFERRED.name, on_invoice_transferred)
+    app.subscribe(PAYMENT_RECEIVED.name, on_payment_received)
+    app.job(POST_ENTRY, run_post_entry, retry_initial=1.0, retry_max=120.0)
+    return app
