@@ -1,0 +1,528 @@
+"""Render every kustomize target and check the manifests and Dockerfiles against the contract."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nordflow_schemas.topics import TOPICS
+
+Manifest = dict[str, Any]
+
+K8S_DIR = Path(__file__).resolve().parents[1]
+REPO_ROOT = K8S_DIR.parents[1]
+
+SERVICES = ("erp-poller", "mapper", "factoring-gateway", "distribution-router", "ledger-closer")
+# Stateless Kafka consumers, scaled by an HPA (erp-poller is a scheduler: fixed replicas).
+AUTOSCALED = frozenset({"mapper", "factoring-gateway", "distribution-router", "ledger-closer"})
+NAMESPACE = "nordflow"
+IMAGE_REGISTRY = "ghcr.io/nordflow"
+HTTP_PORT = 8080
+# The uid the Dockerfiles create and the Deployments run as.
+SERVICE_UID = 10001
+CONSUMES_ANNOTATION = "nordflow.io/consumes"
+TMP_DIR = "/tmp"  # noqa: S108 - the path mounted as an emptyDir, not a file this test writes
+
+CONFIG_KEYS = frozenset(
+    {
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "HTTP_PORT",
+        "LOG_LEVEL",
+        "OTEL_SERVICE_NAME",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_RESOURCE_ATTRIBUTES",
+    }
+)
+EXTRA_CONFIG_KEYS = {"ledger-closer": frozenset({"CLOSING_DELAY_SECONDS"})}
+SECRET_KEYS = {
+    "erp-poller": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
+    "mapper": frozenset({"DATABASE_URL"}),
+    "factoring-gateway": frozenset({"DATABASE_URL"}),
+    "distribution-router": frozenset({"DATABASE_URL"}),
+    "ledger-closer": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
+}
+SECRET_LOOKING_KEY = re.compile(
+    r"DATABASE_URL|ENCRYPTION_KEY|TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY|CREDENTIAL",
+    re.IGNORECASE,
+)
+# user:password@ inside a URL
+URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+# The topic contract comes from the schemas package (the single list of topics).
+EXPECTED_PARTITIONS = {t.name: t.partitions for t in TOPICS}
+EXPECTED_CONSUMES = {
+    svc: frozenset(t.name for t in TOPICS if svc in t.consumers) for svc in SERVICES
+}
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
+    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == kind}
+
+
+def one(manifests: list[Manifest], kind: str, name: str) -> Manifest:
+    found = of_kind(manifests, kind)
+    assert name in found, f"no {kind} {name!r}; have {sorted(found)}"
+    return found[name]
+
+
+def pod_spec(deployment: Manifest) -> Manifest:
+    return deployment["spec"]["template"]["spec"]
+
+
+def main_container(deployment: Manifest) -> Manifest:
+    name = deployment["metadata"]["name"]
+    containers = {c["name"]: c for c in pod_spec(deployment)["containers"]}
+    assert name in containers, f"{name}: no container named after the service"
+    return containers[name]
+
+
+def all_containers(deployment: Manifest) -> list[Manifest]:
+    spec = pod_spec(deployment)
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def config_map_for(manifests: list[Manifest], service: str) -> Manifest:
+    refs = [
+        e["configMapRef"]["name"]
+        for e in main_container(one(manifests, "Deployment", service)).get("envFrom", [])
+        if "configMapRef" in e
+    ]
+    assert len(refs) == 1, f"{service}: expected one configMapRef, got {refs}"
+    return one(manifests, "ConfigMap", refs[0])
+
+
+def topic_name(topic: Manifest) -> str:
+    return str(topic["spec"].get("topicName", topic["metadata"]["name"]))
+
+
+def topic_partitions(manifests: list[Manifest]) -> dict[str, int]:
+    return {
+        topic_name(t): int(t["spec"]["partitions"])
+        for t in of_kind(manifests, "KafkaTopic").values()
+    }
+
+
+def quantity(value: str | int | float) -> Decimal:
+    """A Kubernetes resource quantity as a number (cores or bytes)."""
+    text = str(value)
+    suffixes = {
+        "m": Decimal("0.001"),
+        "Ki": Decimal(2**10),
+        "Mi": Decimal(2**20),
+        "Gi": Decimal(2**30),
+        "k": Decimal(10**3),
+        "M": Decimal(10**6),
+        "G": Decimal(10**9),
+    }
+    for suffix, factor in suffixes.items():
+        if text.endswith(suffix):
+            return Decimal(text[: -len(suffix)]) * factor
+    return Decimal(text)
+
+
+def image_parts(image: str) -> tuple[str, str | None, str | None]:
+    """(repository, tag, digest) of an image reference."""
+    digest = None
+    if "@" in image:
+        image, digest = image.split("@", 1)
+    repo, _, tag = image.rpartition(":")
+    if not repo or "/" in tag:
+        return image, None, digest
+    return repo, tag, digest
+
+
+# ---------------------------------------------------------------------------- every target
+
+
+def test_every_object_is_named_labelled_and_namespaced(manifests: list[Manifest]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for m in manifests:
+        kind, name = m["kind"], m["metadata"]["name"]
+        assert (kind, name) not in seen, f"duplicate {kind} {name}"
+        seen.add((kind, name))
+        labels = m["metadata"].get("labels", {})
+        assert labels.get("app.kubernetes.io/part-of") == "nordflow", f"{kind} {name}: part-of"
+        if kind == "Namespace":
+            assert name == NAMESPACE
+        else:
+            assert m["metadata"].get("namespace") == NAMESPACE, f"{kind} {name}: namespace"
+    assert ("Namespace", NAMESPACE) in seen
+
+
+def test_names_are_consistent_across_resources(manifests: list[Manifest]) -> None:
+    for svc in SERVICES:
+        deployment = one(manifests, "Deployment", svc)
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector == {"app.kubernetes.io/name": svc}
+        assert selector.items() <= pod_labels.items()
+
+        assert pod_spec(deployment)["serviceAccountName"] == svc
+        account = one(manifests, "ServiceAccount", svc)
+        assert account.get("automountServiceAccountToken") is False
+        assert pod_spec(deployment).get("automountServiceAccountToken") is False
+
+        service = one(manifests, "Service", svc)
+        assert service["spec"]["selector"] == selector
+        assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+
+        for kind in ("Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"):
+            labels = one(manifests, kind, svc)["metadata"]["labels"]
+            assert labels.get("app.kubernetes.io/name") == svc, f"{kind} {svc}: name label"
+
+        config = config_map_for(manifests, svc)["data"]
+        assert config["OTEL_SERVICE_NAME"] == svc
+
+        container = main_container(deployment)
+        repo, _, _ = image_parts(container["image"])
+        assert repo == f"{IMAGE_REGISTRY}/{svc}"
+        assert container["args"] == ["run"]
+        assert "command" not in container, "the image ENTRYPOINT is the service's console script"
+
+
+def test_migrations_run_in_an_init_container(manifests: list[Manifest]) -> None:
+    for svc in SERVICES:
+        deployment = one(manifests, "Deployment", svc)
+        inits = pod_spec(deployment).get("initContainers", [])
+        assert [c["args"] for c in inits] == [["migrate"]], svc
+        assert inits[0]["image"] == main_container(deployment)["image"], svc
+        assert inits[0]["envFrom"] == main_container(deployment)["envFrom"], svc
+
+
+def test_probes_use_healthz_and_readyz_on_the_http_port(manifests: list[Manifest]) -> None:
+    for svc in SERVICES:
+        container = main_container(one(manifests, "Deployment", svc))
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"http": HTTP_PORT}, svc
+        expected = {
+            "livenessProbe": "/healthz",
+            "readinessProbe": "/readyz",
+            "startupProbe": "/healthz",
+        }
+        for probe, path in expected.items():
+            assert probe in container, f"{svc}: no {probe}"
+            get = container[probe]["httpGet"]
+            assert get["path"] == path, f"{svc}: {probe} path {get['path']}"
+            port = ports.get(get["port"], get["port"])
+            assert port == HTTP_PORT, f"{svc}: {probe} port {get['port']}"
+        assert int(config_map_for(manifests, svc)["data"]["HTTP_PORT"]) == HTTP_PORT
+
+
+def test_prometheus_scrapes_metrics(manifests: list[Manifest]) -> None:
+    for svc in SERVICES:
+        annotations = one(manifests, "Deployment", svc)["spec"]["template"]["metadata"][
+            "annotations"
+        ]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/path"] == "/metrics"
+        assert int(annotations["prometheus.io/port"]) == HTTP_PORT
+
+
+def test_every_container_has_requests_and_limits(manifests: list[Manifest]) -> None:
+    for svc in SERVICES:
+        for c in all_containers(one(manifests, "Deployment", svc)):
+            res = c.get("resources", {})
+            for resource in ("cpu", "memory"):
+                request = res.get("requests", {}).get(resource)
+                limit = res.get("limits", {}).get(resource)
+                assert request is not None, f"{svc}/{c['name']}: no {resource} request"
+                assert limit is not None, f"{svc}/{c['name']}: no {resource} limit"
+                assert quantity(request) <= quantity(limit), f"{svc}/{c['name']}: {resource}"
+
+
+def test_pods_are_locked_down(manifests: list[Manifest]) -> None:
+    for svc in SERVICES:
+        deployment = one(manifests, "Deployment", svc)
+        spec = pod_spec(deployment)
+        pod = spec.get("securityContext", {})
+        assert pod.get("runAsNonRoot") is True, svc
+        assert pod.get("seccompProfile", {}).get("type") == "RuntimeDefault", svc
+        assert spec.get("terminationGracePeriodSeconds", 30) >= 30, svc
+        tmp_volumes = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for c in all_containers(deployment):
+            where = f"{svc}/{c['name']}"
+            sc = c.get("securityContext", {})
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            assert sc.get("runAsNonRoot", pod.get("runAsNonRoot")) is True, where
+            assert sc.get("runAsUser", pod.get("runAsUser")) == SERVICE_UID, where
+            assert "ALL" in sc.get("capabilities", {}).get("drop", []), where
+            assert not sc.get("capabilities", {}).get("add"), where
+            assert not sc.get("privileged", False), where
+            seccomp = sc.get("seccompProfile", pod.get("seccompProfile", {}))
+            assert seccomp.get("type") == "RuntimeDefault", where
+            # A read-only root filesystem needs a writable /tmp.
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            assert mounts.get(TMP_DIR) in tmp_volumes, f"{where}: no emptyDir at {TMP_DIR}"
+
+
+def test_env_comes_from_generated_configmap_and_secret(
+    target: str, manifests: list[Manifest]
+) -> None:
+    secrets = of_kind(manifests, "Secret")
+    for svc in SERVICES:
+        for c in all_containers(one(manifests, "Deployment", svc)):
+            env_from = c.get("envFrom", [])
+            kinds = sorted(next(iter(e)) for e in env_from)
+            assert kinds == ["configMapRef", "secretRef"], f"{svc}/{c['name']}: {kinds}"
+            assert not c.get("env"), f"{svc}/{c['name']}: settings belong in the ConfigMap/Secret"
+
+        config_name = config_map_for(manifests, svc)["metadata"]["name"]
+        # A generated name carries a content hash, so a config change rolls the pods.
+        assert re.fullmatch(rf"{svc}-config-[a-z0-9]{{10}}", config_name), config_name
+
+        secret_ref = next(
+            e["secretRef"]
+            for e in main_container(one(manifests, "Deployment", svc))["envFrom"]
+            if "secretRef" in e
+        )
+        assert secret_ref.get("optional") is not True, f"{svc}: the Secret is required"
+        if target == "overlays/dev":
+            assert secret_ref["name"] in secrets, f"{svc}: dev Secret {secret_ref['name']} missing"
+            assert set(secrets[secret_ref["name"]]["data"]) == SECRET_KEYS[svc], svc
+        else:
+            # Supplied by the environment under this exact name (see README).
+            assert secret_ref["name"] == f"{svc}-secrets"
+
+
+@pytest.mark.parametrize("target", ["base", "overlays/prod"])
+def test_no_secret_values_are_committed_outside_dev(target: str, render: Any) -> None:
+    # Only the dev overlay generates (fake) Secrets; elsewhere they come from a secret store.
+    assert not of_kind(render(target), "Secret"), f"{target} renders Secret values"
+
+
+def test_configmaps_hold_settings_and_no_secrets(target: str, manifests: list[Manifest]) -> None:
+    for name, config_map in of_kind(manifests, "ConfigMap").items():
+        for key, value in config_map.get("data", {}).items():
+            assert not SECRET_LOOKING_KEY.search(key), f"ConfigMap {name}: secret-looking key {key}"
+            assert not URL_WITH_PASSWORD.search(str(value)), (
+                f"ConfigMap {name}: {key} has a password"
+            )
+    for svc in SERVICES:
+        data = config_map_for(manifests, svc)["data"]
+        expected = CONFIG_KEYS | EXTRA_CONFIG_KEYS.get(svc, frozenset())
+        assert set(data) == expected, f"{svc}: {sorted(set(data) ^ expected)}"
+        assert data["KAFKA_BOOTSTRAP_SERVERS"], svc
+        assert "service.namespace=nordflow" in data["OTEL_RESOURCE_ATTRIBUTES"], svc
+    delay = int(config_map_for(manifests, "ledger-closer")["data"]["CLOSING_DELAY_SECONDS"])
+    if target == "overlays/dev":
+        assert delay <= 600
+    else:
+        assert delay == 86400
+
+
+def test_every_topic_exists_as_a_kafkatopic(target: str, manifests: list[Manifest]) -> None:
+    topics = of_kind(manifests, "KafkaTopic")
+    assert topic_partitions(manifests) == EXPECTED_PARTITIONS
+    replicas = 1 if target == "overlays/dev" else 3
+    for name, topic in topics.items():
+        assert topic["apiVersion"] == "kafka.strimzi.io/v1beta2", name
+        assert topic["metadata"]["labels"].get("strimzi.io/cluster") == "nordflow", name
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name), f"{name}: not a DNS name"
+        spec = topic["spec"]
+        assert spec["replicas"] == replicas, name
+        min_isr = int(spec["config"]["min.insync.replicas"])
+        assert min_isr == (1 if replicas == 1 else 2), name
+        assert min_isr <= spec["replicas"], name
+        assert int(spec["config"]["retention.ms"]) > 0, name
+
+
+def test_consumed_topics_match_the_topic_map(manifests: list[Manifest]) -> None:
+    for svc in SERVICES:
+        annotations = one(manifests, "Deployment", svc)["metadata"].get("annotations", {})
+        declared = frozenset(filter(None, annotations.get(CONSUMES_ANNOTATION, "").split(",")))
+        assert declared == EXPECTED_CONSUMES[svc], f"{svc}: {CONSUMES_ANNOTATION}"
+
+
+def test_hpa_never_exceeds_the_partitions_it_consumes(
+    target: str, manifests: list[Manifest]
+) -> None:
+    hpas = of_kind(manifests, "HorizontalPodAutoscaler")
+    partitions = topic_partitions(manifests)
+    expected = set() if target == "overlays/dev" else set(AUTOSCALED)
+    assert set(hpas) == expected
+    for name, hpa in hpas.items():
+        ref = hpa["spec"]["scaleTargetRef"]
+        assert (ref["kind"], ref["name"]) == ("Deployment", name)
+        deployment = one(manifests, "Deployment", name)
+        # A replicas field would fight the HPA on every apply.
+        assert "replicas" not in deployment["spec"], f"{name}: replicas set despite the HPA"
+        consumed = EXPECTED_CONSUMES[name]
+        assert consumed, f"{name}: autoscaled but consumes nothing"
+        limit = min(partitions[t] for t in consumed)
+        low, high = hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]
+        assert 1 <= low <= high <= limit, f"{name}: {low}..{high} replicas, {limit} partitions"
+
+
+def test_every_service_has_a_disruption_budget(manifests: list[Manifest]) -> None:
+    for svc in SERVICES:
+        pdb = one(manifests, "PodDisruptionBudget", svc)
+        pod_labels = one(manifests, "Deployment", svc)["spec"]["template"]["metadata"]["labels"]
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+        # maxUnavailable lets a node drain even a single-replica deployment.
+        assert int(pdb["spec"].get("maxUnavailable", 0)) >= 1, svc
+
+
+# ---------------------------------------------------------------------------- per overlay
+
+
+def test_dev_runs_one_replica_each(render: Any) -> None:
+    deployments = of_kind(render("overlays/dev"), "Deployment")
+    assert {n: d["spec"].get("replicas") for n, d in deployments.items()} == dict.fromkeys(
+        SERVICES, 1
+    )
+
+
+def test_dev_is_smaller_than_prod(render: Any) -> None:
+    def memory_limit(target: str, svc: str) -> Decimal:
+        container = main_container(one(render(target), "Deployment", svc))
+        return quantity(container["resources"]["limits"]["memory"])
+
+    for svc in SERVICES:
+        assert memory_limit("overlays/dev", svc) < memory_limit("overlays/prod", svc), svc
+
+
+def test_prod_pins_every_image(render: Any) -> None:
+    for svc in SERVICES:
+        for c in all_containers(one(render("overlays/prod"), "Deployment", svc)):
+            _, tag, digest = image_parts(c["image"])
+            assert digest or (tag and tag not in {"latest", "dev", "main"}), c["image"]
+
+
+def test_prod_runs_redundant_replicas(render: Any) -> None:
+    manifests = render("overlays/prod")
+    assert one(manifests, "Deployment", "erp-poller")["spec"]["replicas"] >= 2
+    for name, hpa in of_kind(manifests, "HorizontalPodAutoscaler").items():
+        assert hpa["spec"]["minReplicas"] >= 2, name
+
+
+# ---------------------------------------------------------------------------- Dockerfiles
+
+
+def dockerfile_instructions(svc: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    lines: list[str] = []
+    pending = ""
+    for raw in (REPO_ROOT / "services" / svc / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        lines.append(pending + line)
+        pending = ""
+    assert not pending, "dangling line continuation"
+    pairs = []
+    for line in lines:
+        instruction, _, args = line.partition(" ")
+        pairs.append((instruction.upper(), " ".join(args.split())))
+    return pairs
+
+
+def workspace_packages() -> dict[str, tuple[str, list[str]]]:
+    """Workspace member name -> (path relative to the repo root, its dependency names)."""
+    root = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    packages: dict[str, tuple[str, list[str]]] = {}
+    for pattern in root["tool"]["uv"]["workspace"]["members"]:
+        for path in sorted(REPO_ROOT.glob(pattern)):
+            if (path / "pyproject.toml").is_file():
+                project = tomllib.loads((path / "pyproject.toml").read_text())["project"]
+                deps = [REQUIREMENT_NAME.match(d).group(0) for d in project.get("dependencies", [])]
+                packages[project["name"]] = (path.relative_to(REPO_ROOT).as_posix(), deps)
+    return packages
+
+
+def workspace_closure(package: str) -> set[str]:
+    """Paths of a workspace package and every workspace package it depends on, transitively."""
+    packages = workspace_packages()
+    paths: set[str] = set()
+    pending = [package]
+    while pending:
+        path, deps = packages[pending.pop()]
+        if path not in paths:
+            paths.add(path)
+            pending.extend(d for d in deps if d in packages)
+    return paths
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_dockerfile_builds_its_own_service(svc: str) -> None:
+    instructions = dockerfile_instructions(svc)
+
+    def args_of(name: str) -> list[str]:
+        return [args for instruction, args in instructions if instruction == name]
+
+    assert [json.loads(a) for a in args_of("ENTRYPOINT")] == [[svc]]
+    assert [json.loads(a) for a in args_of("CMD")] == [["run"]]
+    assert args_of("EXPOSE") == [str(HTTP_PORT)]
+    assert args_of("USER") == [f"{SERVICE_UID}:{SERVICE_UID}"]
+    build_args = args_of("ARG")
+    assert any(a.startswith("PYTHON_IMAGE=python:3.11-slim") for a in build_args), svc
+    assert any(a.startswith("UV_IMAGE=ghcr.io/astral-sh/uv:") for a in build_args), svc
+    assert len(args_of("FROM")) >= 3, "uv, builder and runtime stages"
+
+    syncs = [
+        i for i, (name, args) in enumerate(instructions) if name == "RUN" and "uv sync" in args
+    ]
+    assert len(syncs) == 2, "a dependencies layer, then a project layer"
+    for i in syncs:
+        for flag in ("--frozen", "--no-dev", "--no-editable", f"--package {svc}"):
+            assert flag in instructions[i][1], f"{svc}: `{flag}` missing from uv sync"
+    assert "--no-install-workspace" in instructions[syncs[0]][1]
+
+    def copied(start: int, stop: int) -> set[str]:
+        sources: set[str] = set()
+        for name, args in instructions[start:stop]:
+            if name == "COPY" and not args.startswith("--from"):
+                sources.update(args.split()[:-1])
+        return sources
+
+    # The service and the workspace packages it depends on (read from the pyproject files):
+    # manifests before the dependency layer, whole directories before the project layer.
+    closure = workspace_closure(svc)
+    assert f"services/{svc}" in closure
+    dependency_layer = copied(0, syncs[0])
+    project_layer = copied(syncs[0], syncs[1])
+    expected_manifests = {f"{p}/pyproject.toml" for p in closure}
+    assert dependency_layer == {"pyproject.toml", "uv.lock", ".python-version"} | expected_manifests
+    assert project_layer == {f"{p}/" for p in closure}, f"{svc}: workspace closure {closure}"
+
+    # The runtime stage gets the virtualenv only.
+    assert args_of("COPY")[-1] == "--from=builder /app/.venv /app/.venv"
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_dockerfile_entrypoint_is_a_console_script(svc: str) -> None:
+    project = tomllib.loads((REPO_ROOT / "services" / svc / "pyproject.toml").read_text())
+    scripts = project["project"].get("scripts", {})
+    package = svc.replace("-", "_")
+    assert scripts.get(svc, "").startswith(f"{package}."), f"{svc}: console script {svc}"
+    assert (REPO_ROOT / "services" / svc / "src" / package).is_dir()
+
+
+def test_dockerignore_keeps_the_workspace_and_drops_local_state() -> None:
+    patterns = {
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", "**/.venv"} <= patterns
+    for needed in ("pyproject.toml", "uv.lock", ".python-version", "shared", "services"):
+        assert needed not in patterns, needed
+        assert f"{needed}/" not in patterns, needed
+    assert "*" not in patterns, "an allow-list would silently drop new workspace members"
+
+
+def test_every_service_directory_is_deployed() -> None:
+    directories = {p.parent.name for p in (REPO_ROOT / "services").glob("*/pyproject.toml")}
+    assert directories == set(SERVICES), "add the service to deploy/k8s (see README)"
