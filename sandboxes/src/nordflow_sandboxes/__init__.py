@@ -1,1 +1,1 @@
-"""nordflow_sandboxes package."""
+"""Local HTTP test doubles of Nordflow's partner systems (run with `nordflow-sandbox`)."""

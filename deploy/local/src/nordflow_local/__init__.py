@@ -1,1 +1,1 @@
-"""nordflow_local package."""
+"""Local infrastructure for development and tests: Kafka, PostgreSQL, sandboxes, services."""

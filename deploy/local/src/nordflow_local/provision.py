@@ -1,0 +1,115 @@
+"""Provision a tenant end to end through the services' own operator commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+DEMO_SELLER = {
+    "name": "Nordflow Demo AB",
+    "organisation_number": "556036-0793",
+    "vat_number": "SE556036079301",
+    "address1": "Sveavägen 1",
+    "zip_code": "11157",
+    "city": "Stockholm",
+    "country_code": "SE",
+    "bankgiro": "5050-1055",
+    "email": "faktura@demo.example",
+}
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A provisioned tenant and its Fortnox sandbox company."""
+
+    tenant_id: str
+    connection_id: str
+    fortnox_url: str
+    fortnox_token: str
+
+
+def _bin(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `uv sync`")
+    return str(path)
+
+
+def _run(env: Mapping[str, str], *args: str) -> None:
+    result = subprocess.run(
+        [_bin(args[0]), *args[1:]], env=dict(env), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} failed: {result.stderr.strip()[-800:]}")
+
+
+def create_sandbox_company(fortnox_url: str, name: str, token: str | None = None) -> str:
+    """A new Fortnox sandbox company; returns its API token."""
+    body: dict[str, str] = {"name": name}
+    if token:
+        body["token"] = token
+    response = httpx.post(f"{fortnox_url}/sandbox/companies", json=body, timeout=10)
+    response.raise_for_status()
+    return str(response.json()["token"])
+
+
+def provision_tenant(
+    stack_env: Mapping[str, str],
+    tenant_id: str,
+    *,
+    token: str | None = None,
+    mode: str = "automatic",
+    payment_methods: str | None = None,
+) -> Tenant:
+    """Connect a tenant's Fortnox company to erp-poller and ledger-closer, with an agreement.
+
+    Without ``token`` a new sandbox company is created. The token goes to the services
+    through an environment variable, never on a command line.
+    """
+    fortnox_url = stack_env["SANDBOX_FORTNOX_URL"]
+    token = token or create_sandbox_company(fortnox_url, f"{tenant_id} AB")
+    env = {**os.environ, **stack_env, "NORDFLOW_TENANT_TOKEN": token}
+    connection_id = f"{tenant_id}-fortnox"
+    common = ["--tenant", tenant_id, "--connection-id", connection_id]
+    _run(
+        env,
+        "erp-poller",
+        "connections",
+        "add",
+        *common,
+        "--system",
+        "fortnox",
+        "--base-url",
+        fortnox_url,
+        "--token-env",
+        "NORDFLOW_TENANT_TOKEN",
+        "--mode",
+        mode,
+        "--seller",
+        json.dumps(DEMO_SELLER),
+        "--cutoff",
+        "2000-01-01T00:00:00+00:00",
+    )
+    _run(
+        env,
+        "ledger-closer",
+        "connections",
+        "add",
+        *common,
+        "--base-url",
+        fortnox_url,
+        "--token-env",
+        "NORDFLOW_TENANT_TOKEN",
+    )
+    agreement = ["--tenant", tenant_id, "--provider", "nordea-finans", "--kind", "factoring"]
+    if payment_methods:
+        agreement += ["--payment-methods", payment_methods]
+    _run(env, "factoring-gateway", "agreements", "set", *agreement)
+    return Tenant(tenant_id, connection_id, fortnox_url, token)

@@ -1,0 +1,126 @@
+"""Sample customers and invoices in a Fortnox sandbox company (demo and e2e tests)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+from nordflow_connectors.resilience import SlidingWindowLimiter, send_with_retries
+
+# Three kinds of recipient, so every distribution channel of the first slice is exercised.
+CUSTOMERS: tuple[dict[str, Any], ...] = (
+    {
+        "Name": "Byggbolaget Norr AB",
+        "OrganisationNumber": "556677-8899",
+        "Type": "COMPANY",
+        "GLN": "7300010000001",
+        "City": "Umeå",
+        "ZipCode": "90326",
+        "Address1": "Storgatan 10",
+    },
+    {
+        "Name": "Kafé Solsidan AB",
+        "OrganisationNumber": "559012-3455",
+        "Type": "COMPANY",
+        "EmailInvoice": "ekonomi@solsidan.example",
+        "City": "Malmö",
+        "ZipCode": "21122",
+        "Address1": "Hamngatan 3",
+    },
+    {
+        "Name": "Anna Andersson",
+        "Type": "PRIVATE",
+        "City": "Göteborg",
+        "ZipCode": "41101",
+        "Address1": "Linnégatan 7",
+    },
+)
+# A customer whose organisation number fails its check digit: its invoices are rejected.
+BAD_CUSTOMER = {
+    "Name": "Felregistrerad AB",
+    "OrganisationNumber": "556036-0794",
+    "Type": "COMPANY",
+    "City": "Lund",
+    "ZipCode": "22100",
+    "Address1": "Gatan 1",
+}
+ARTICLES = (
+    ("Konsulttimme", 950, 25),
+    ("Byggmaterial", 1240, 25),
+    ("Livsmedel", 89, 12),
+    ("Facklitteratur", 349, 6),
+)
+
+
+class SandboxWriter:
+    """Creates records in one sandbox company, within its 25-per-5-seconds limit."""
+
+    def __init__(self, fortnox_url: str, token: str) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=f"{fortnox_url}/3/",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=15,
+        )
+        self.limiter = SlidingWindowLimiter(20, 5.0)
+
+    async def aclose(self) -> None:
+        """Close the client."""
+        await self.http.aclose()
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One request, throttled and retried on 429/5xx."""
+
+        async def send() -> httpx.Response:
+            await self.limiter.acquire()
+            return await self.http.request(method, path, json=body)
+
+        response = await send_with_retries(send, attempts=8)
+        response.raise_for_status()
+        return response.json()
+
+    async def customer(self, fields: dict[str, Any]) -> str:
+        """Create a customer; its number."""
+        body = await self.call("POST", "customers", {"Customer": fields})
+        return str(body["Customer"]["CustomerNumber"])
+
+    async def invoice(self, customer_number: str, rng: random.Random, rows: int = 2) -> str:
+        """Create an invoice with random rows; its document number."""
+        picked = rng.sample(ARTICLES, k=min(rows, len(ARTICLES)))
+        body = await self.call(
+            "POST",
+            "invoices",
+            {
+                "Invoice": {
+                    "CustomerNumber": customer_number,
+                    "YourReference": "Inköp",
+                    "InvoiceRows": [
+                        {
+                            "Description": name,
+                            "DeliveredQuantity": rng.randint(1, 9),
+                            "Price": price,
+                            "VAT": vat,
+                        }
+                        for name, price, vat in picked
+                    ],
+                }
+            },
+        )
+        return str(body["Invoice"]["DocumentNumber"])
+
+
+async def create_invoices(
+    fortnox_url: str, token: str, count: int, *, bad: int = 0, seed: int = 7
+) -> list[str]:
+    """``count`` valid invoices spread over the sample customers, plus ``bad`` invalid ones."""
+    rng = random.Random(seed)  # noqa: S311 - sample data, not crypto
+    writer = SandboxWriter(fortnox_url, token)
+    try:
+        customers = [await writer.customer(c) for c in CUSTOMERS]
+        numbers = [await writer.invoice(customers[i % len(customers)], rng) for i in range(count)]
+        if bad:
+            bad_customer = await writer.customer(BAD_CUSTOMER)
+            numbers += [await writer.invoice(bad_customer, rng) for _ in range(bad)]
+    finally:
+        await writer.aclose()
+    return numbers

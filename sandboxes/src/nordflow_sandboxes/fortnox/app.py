@@ -1,0 +1,506 @@
+"""The Fortnox API v3 sandbox as a FastAPI app: `/3/...` like Fortnox, `/sandbox/...` for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, cast
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nordflow_sandboxes.fortnox import serialize as out
+from nordflow_sandboxes.fortnox import service
+from nordflow_sandboxes.fortnox.domain import Company, Fault, RequestRecord
+from nordflow_sandboxes.fortnox.errors import (
+    INVALID_LOGIN,
+    INVALID_PARAMETER,
+    MISSING_CREDENTIALS,
+    SANDBOX_INJECTED_FAULT,
+    SANDBOX_NOT_FOUND,
+    SANDBOX_RATE_LIMITED,
+    SYSTEM_EXCEPTION,
+    FortnoxError,
+    error_body,
+)
+from nordflow_sandboxes.fortnox.fields import decode_wrapped
+from nordflow_sandboxes.fortnox.state import FortnoxState, TokenInUseError
+from nordflow_sandboxes.fortnox.values import STOCKHOLM
+
+logger = logging.getLogger("nordflow_sandboxes.fortnox")
+
+API_PREFIX = "/3"
+ADMIN_PREFIX = "/sandbox"
+FAULT_STATUSES = (429, 500, 502, 503, 504)
+
+
+def create_app(state: FortnoxState | None = None) -> FastAPI:
+    """Build the sandbox app around `state` (a fresh default state when None)."""
+    state = state or FortnoxState()
+    app = FastAPI(
+        title="Nordflow Fortnox API v3 sandbox",
+        version="3",
+        docs_url=f"{ADMIN_PREFIX}/docs",
+        openapi_url=f"{ADMIN_PREFIX}/openapi.json",
+        redoc_url=None,
+    )
+    app.state.fortnox = state
+    app.include_router(_fortnox_router(state))
+    app.include_router(_admin_router(state))
+    _install_gate(app, state)
+    _install_error_handlers(app)
+    return app
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _is_api_path(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(f"{API_PREFIX}/")
+
+
+def _error(
+    status: int, code: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _company(request: Request) -> Company:
+    return cast(Company, request.state.company)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _query(request: Request) -> dict[str, str]:
+    return {key.lower(): value for key, value in request.query_params.items()}
+
+
+def _rate_limited(retry_after: int) -> JSONResponse:
+    return _error(
+        429,
+        SANDBOX_RATE_LIMITED,
+        f"Too Many Requests: limit exceeded for this access token; retry after {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _fault_response(fault: Fault) -> JSONResponse:
+    status = fault.status or 500
+    if status == 429:
+        return _rate_limited(max(fault.retry_after_seconds, 0))
+    if status == 500:
+        return _error(500, SYSTEM_EXCEPTION, "System exception")
+    return _error(status, SANDBOX_INJECTED_FAULT, f"Injected fault: HTTP {status}")
+
+
+async def _drain(response: Response) -> None:
+    body_iterator = getattr(response, "body_iterator", None)
+    if body_iterator is not None:
+        async for _chunk in body_iterator:
+            pass
+
+
+# --------------------------------------------------------------------------------- gate
+
+
+def _install_gate(app: FastAPI, state: FortnoxState) -> None:
+    """Authentication, rate limiting, fault injection and the request log for `/3/...`."""
+
+    @app.middleware("http")
+    async def fortnox_gate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        if not _is_api_path(path):
+            return await call_next(request)
+        token = _bearer(request)
+        if token is None:
+            return _error(
+                401,
+                MISSING_CREDENTIALS,
+                "Kan inte logga in, access-token eller client-secret saknas(2).",
+            )
+        company = state.company_for_token(token)
+        if company is None:
+            return _error(401, INVALID_LOGIN, "Ogiltig inloggning")
+        request.state.company = company
+        method = request.method.upper()
+
+        def log(response: Response, faulted: bool) -> Response:
+            state.record_request(
+                company,
+                RequestRecord(
+                    at=state.now(),
+                    method=method,
+                    path=path,
+                    query=request.url.query,
+                    status=response.status_code,
+                    fault=faulted,
+                ),
+            )
+            return response
+
+        retry_after = state.acquire_rate(token)
+        if retry_after is not None:
+            return log(_rate_limited(retry_after), faulted=False)
+
+        fault = state.take_fault(company, method, path)
+        if fault is not None and not fault.after_commit:
+            if fault.delay_seconds:
+                await asyncio.sleep(fault.delay_seconds)
+            if fault.status is not None:
+                return log(_fault_response(fault), faulted=True)
+
+        try:
+            response = await call_next(request)
+        except Exception:
+            logger.exception("unhandled error in %s %s", method, path)
+            response = _error(500, SYSTEM_EXCEPTION, "System exception")
+
+        if fault is not None and fault.after_commit:
+            # The change is committed; the client now sees a slow answer or an error.
+            if fault.delay_seconds:
+                await asyncio.sleep(fault.delay_seconds)
+            if fault.status is not None:
+                await _drain(response)
+                return log(_fault_response(fault), faulted=True)
+        return log(response, faulted=fault is not None)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_fortnox_error(_request: Request, exc: Exception) -> Response:
+        error = cast(FortnoxError, exc)
+        return JSONResponse(error.body(), status_code=error.status)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        error = cast(StarletteHTTPException, exc)
+        if not _is_api_path(request.url.path):
+            return await http_exception_handler(request, error)
+        if error.status_code == 404:
+            return _error(404, SANDBOX_NOT_FOUND, f"No such Fortnox resource: {request.url.path}")
+        return _error(
+            error.status_code,
+            INVALID_PARAMETER,
+            f"{request.method} {request.url.path}: {error.detail}",
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        error = cast(RequestValidationError, exc)
+        if not _is_api_path(request.url.path):
+            return await request_validation_exception_handler(request, error)
+        return _error(400, INVALID_PARAMETER, f"Ogiltig parameter i anropet. {error.errors()}")
+
+    app.add_exception_handler(FortnoxError, on_fortnox_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+
+
+# ---------------------------------------------------------------------- Fortnox routes
+
+
+def _fortnox_router(state: FortnoxState) -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+
+    def ok(body: dict[str, Any], status: int = 200) -> JSONResponse:
+        return JSONResponse(body, status_code=status)
+
+    # customers ---------------------------------------------------------------------
+
+    @router.get("/customers")
+    async def list_customers(request: Request) -> JSONResponse:
+        company, query, base = _company(request), _query(request), _base(request)
+        with state.lock:
+            page = service.paginate(service.list_customers(company, query), query)
+            return ok(
+                {
+                    "Customers": [out.customer_list_item(c, base) for c in page.items],
+                    "MetaInformation": out.meta(page),
+                }
+            )
+
+    @router.get("/customers/{number}")
+    async def get_customer(request: Request, number: str) -> JSONResponse:
+        with state.lock:
+            customer = service.get_customer(_company(request), number)
+            return ok({"Customer": out.customer(customer, _base(request))})
+
+    @router.post("/customers")
+    async def create_customer(request: Request) -> JSONResponse:
+        body = decode_wrapped(await request.body(), "Customer")
+        with state.lock:
+            customer = service.create_customer(_company(request), body, state.now())
+            return ok({"Customer": out.customer(customer, _base(request))}, 201)
+
+    @router.put("/customers/{number}")
+    async def update_customer(request: Request, number: str) -> JSONResponse:
+        body = decode_wrapped(await request.body(), "Customer")
+        with state.lock:
+            customer = service.update_customer(_company(request), number, body, state.now())
+            return ok({"Customer": out.customer(customer, _base(request))})
+
+    # invoices ----------------------------------------------------------------------
+
+    @router.get("/invoices")
+    async def list_invoices(request: Request) -> JSONResponse:
+        company, query, base = _company(request), _query(request), _base(request)
+        with state.lock:
+            page = service.paginate(service.list_invoices(company, query, state.today()), query)
+            return ok(
+                {
+                    "Invoices": [out.invoice_list_item(i, base) for i in page.items],
+                    "MetaInformation": out.meta(page),
+                }
+            )
+
+    @router.get("/invoices/{number}")
+    async def get_invoice(request: Request, number: str) -> JSONResponse:
+        document_number = service.parse_number(number, "DocumentNumber")
+        with state.lock:
+            invoice = service.get_invoice(_company(request), document_number)
+            return ok({"Invoice": out.invoice(invoice, _base(request))})
+
+    @router.post("/invoices")
+    async def create_invoice(request: Request) -> JSONResponse:
+        body = decode_wrapped(await request.body(), "Invoice")
+        with state.lock:
+            invoice = service.create_invoice(_company(request), body, state.now(), state.today())
+            return ok({"Invoice": out.invoice(invoice, _base(request))}, 201)
+
+    @router.put("/invoices/{number}")
+    async def update_invoice(request: Request, number: str) -> JSONResponse:
+        document_number = service.parse_number(number, "DocumentNumber")
+        body = decode_wrapped(await request.body(), "Invoice")
+        with state.lock:
+            invoice = service.update_invoice(_company(request), document_number, body, state.now())
+            return ok({"Invoice": out.invoice(invoice, _base(request))})
+
+    @router.put("/invoices/{number}/{action}")
+    async def invoice_action(request: Request, number: str, action: str) -> JSONResponse:
+        document_number = service.parse_number(number, "DocumentNumber")
+        company = _company(request)
+        with state.lock:
+            now = state.now()
+            if action == "bookkeep":
+                invoice = service.bookkeep_invoice(company, document_number, now)
+            elif action == "cancel":
+                invoice = service.cancel_invoice(company, document_number, now)
+            elif action == "credit":
+                invoice = service.credit_invoice(company, document_number, now, state.today())
+            elif action == "externalprint":
+                invoice = service.externalprint_invoice(company, document_number, now)
+            else:
+                raise FortnoxError(404, SANDBOX_NOT_FOUND, f"Unknown invoice action {action!r}")
+            return ok({"Invoice": out.invoice(invoice, _base(request))})
+
+    # invoice payments --------------------------------------------------------------
+
+    @router.get("/invoicepayments")
+    async def list_payments(request: Request) -> JSONResponse:
+        company, query, base = _company(request), _query(request), _base(request)
+        with state.lock:
+            page = service.paginate(service.list_payments(company, query), query)
+            return ok(
+                {
+                    "InvoicePayments": [out.payment_list_item(p, base) for p in page.items],
+                    "MetaInformation": out.meta(page),
+                }
+            )
+
+    @router.get("/invoicepayments/{number}")
+    async def get_payment(request: Request, number: str) -> JSONResponse:
+        payment_number = service.parse_number(number, "Number")
+        company = _company(request)
+        with state.lock:
+            payment = service.get_payment(company, payment_number)
+            return ok({"InvoicePayment": out.payment(payment, company, _base(request))})
+
+    @router.post("/invoicepayments")
+    async def create_payment(request: Request) -> JSONResponse:
+        body = decode_wrapped(await request.body(), "InvoicePayment")
+        company = _company(request)
+        with state.lock:
+            payment = service.create_payment(
+                company,
+                body,
+                state.now(),
+                state.today(),
+                require_booked_invoice=state.payments_require_booked_invoice,
+            )
+            return ok({"InvoicePayment": out.payment(payment, company, _base(request))}, 201)
+
+    @router.put("/invoicepayments/{number}")
+    async def update_payment(request: Request, number: str) -> JSONResponse:
+        payment_number = service.parse_number(number, "Number")
+        body = decode_wrapped(await request.body(), "InvoicePayment")
+        company = _company(request)
+        with state.lock:
+            payment = service.update_payment(company, payment_number, body, state.now())
+            return ok({"InvoicePayment": out.payment(payment, company, _base(request))})
+
+    @router.put("/invoicepayments/{number}/bookkeep")
+    async def bookkeep_payment(request: Request, number: str) -> JSONResponse:
+        payment_number = service.parse_number(number, "Number")
+        company = _company(request)
+        with state.lock:
+            payment = service.bookkeep_payment(company, payment_number, state.now())
+            return ok({"InvoicePayment": out.payment(payment, company, _base(request))})
+
+    @router.delete("/invoicepayments/{number}")
+    async def delete_payment(request: Request, number: str) -> Response:
+        payment_number = service.parse_number(number, "Number")
+        with state.lock:
+            service.delete_payment(_company(request), payment_number, state.now())
+        return Response(status_code=204)
+
+    # company -----------------------------------------------------------------------
+
+    @router.get("/companyinformation")
+    async def company_information(request: Request) -> JSONResponse:
+        return ok({"CompanyInformation": out.company_information(_company(request))})
+
+    return router
+
+
+# ------------------------------------------------------------------------ admin routes
+
+
+class CompanyIn(BaseModel):
+    """Body of `POST /sandbox/companies`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    token: str | None = Field(default=None, min_length=8, max_length=500)
+    organisation_number: str = ""
+
+
+class FaultIn(BaseModel):
+    """Body of `POST /sandbox/faults`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal[429, 500, 502, 503, 504] | None = 500
+    count: int = Field(default=1, ge=1, le=10_000)
+    path_prefix: str = Field(default=f"{API_PREFIX}/", pattern=r"^/3(/.*)?$")
+    method: Literal["GET", "POST", "PUT", "DELETE"] | None = None
+    delay_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
+    after_commit: bool = False
+    retry_after_seconds: int = Field(default=1, ge=0, le=3600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upper_method(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            return {**data, "method": data["method"].upper()}
+        return data
+
+    @model_validator(mode="after")
+    def _does_something(self) -> FaultIn:
+        if self.status is None and self.delay_seconds == 0:
+            raise ValueError("a fault needs a status, a delay_seconds, or both")
+        return self
+
+
+def _admin_router(state: FortnoxState) -> APIRouter:
+    router = APIRouter(prefix=ADMIN_PREFIX, tags=["sandbox admin"])
+
+    def company_of(request: Request) -> Company:
+        token = _bearer(request)
+        company = state.company_for_token(token) if token else None
+        if company is None:
+            raise HTTPException(401, "send the company's token as 'Authorization: Bearer <token>'")
+        return company
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.post("/companies", status_code=201)
+    async def create_company(body: CompanyIn) -> dict[str, str]:
+        try:
+            company, token = state.create_company(body.name, body.token, body.organisation_number)
+        except TokenInUseError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return {"company_id": company.company_id, "token": token, "name": company.name}
+
+    @router.post("/faults", status_code=201)
+    async def add_fault(request: Request, body: FaultIn) -> dict[str, Any]:
+        company = company_of(request)
+        fault = Fault(
+            status=body.status,
+            remaining=body.count,
+            path_prefix=body.path_prefix,
+            method=body.method,
+            delay_seconds=body.delay_seconds,
+            after_commit=body.after_commit,
+            retry_after_seconds=body.retry_after_seconds,
+        )
+        state.add_fault(company, fault)
+        return {"fault": fault.as_json()}
+
+    @router.get("/faults")
+    async def list_faults(request: Request) -> dict[str, Any]:
+        company = company_of(request)
+        with state.lock:
+            return {"faults": [f.as_json() for f in company.faults]}
+
+    @router.delete("/faults", status_code=204)
+    async def clear_faults(request: Request) -> Response:
+        state.clear_faults(company_of(request))
+        return Response(status_code=204)
+
+    @router.get("/requests")
+    async def recent_requests(request: Request, limit: int = 100) -> dict[str, Any]:
+        company = company_of(request)
+        records = state.recent_requests(company, max(0, min(limit, 2000)))
+        return {"requests": [r.as_json() for r in records]}
+
+    @router.get("/stats")
+    async def stats(request: Request) -> dict[str, Any]:
+        if _bearer(request):
+            return state.stats(company_of(request))
+        return {"companies": [state.stats(c) for c in state.companies()]}
+
+    @router.get("/lastmodified")
+    async def last_modified(
+        request: Request, resource: Literal["invoices", "customers", "invoicepayments"] = "invoices"
+    ) -> dict[str, Any]:
+        """Full-precision modification times, which Fortnox itself does not expose."""
+        company = company_of(request)
+        with state.lock:
+            records: dict[str, Any] = {
+                "invoices": {str(k): v.last_modified for k, v in company.invoices.items()},
+                "customers": {k: v.last_modified for k, v in company.customers.items()},
+                "invoicepayments": {str(k): v.last_modified for k, v in company.payments.items()},
+            }[resource]
+        return {
+            "resource": resource,
+            "items": [
+                {
+                    "id": key,
+                    "last_modified": stamp.isoformat(),
+                    "last_modified_stockholm": stamp.astimezone(STOCKHOLM).isoformat(),
+                }
+                for key, stamp in records.items()
+            ],
+        }
+
+    return router
