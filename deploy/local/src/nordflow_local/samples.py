@@ -21,7 +21,7 @@ CUSTOMERS: tuple[dict[str, Any], ...] = (
     },
     {
         "Name": "Kafé Solsidan AB",
-        "OrganisationNumber": "559012-3455",
+        "OrganisationNumber": "559012-3450",
         "Type": "COMPANY",
         "EmailInvoice": "ekonomi@solsidan.example",
         "City": "Malmö",

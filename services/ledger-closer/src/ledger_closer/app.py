@@ -26,6 +26,18 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     app = ServiceApp(LEDGER_CLOSER, settings, "ledger_closer")
     box = SecretBox(settings.encryption_key)
     delay = dt.timedelta(seconds=settings.closing_delay_seconds)
+    # One client per connection, so its rate limiter spans every job of that ERP company.
+    writers: dict[tuple[str, str, bytes], FortnoxClient] = {}
+
+    def writer_for(row: Any) -> FortnoxClient:
+        key = (row["connection_id"], row["base_url"], bytes(row["token_sealed"]))
+        if key not in writers:
+            writers[key] = FortnoxClient(row["base_url"], box.open(bytes(row["token_sealed"])))
+        return writers[key]
+
+    async def close_writers() -> None:
+        for writer in writers.values():
+            await writer.aclose()
 
     async def on_invoice_transferred(ctx: Context, env: Envelope[InvoiceTransferred]) -> None:
         """Plan the closing entry after the configured delay."""
@@ -45,19 +57,17 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             )
         if row["system"] != "fortnox":
             raise PermanentError(f"no ledger writer for {row['system']!r} yet")
-        writer = FortnoxClient(row["base_url"], box.open(bytes(row["token_sealed"])))
         try:
-            posted = await post_entry(ctx.conn, job, writer, row)
+            posted = await post_entry(ctx.conn, job, writer_for(row), row)
         except PartnerError as exc:
             if exc.permanent:
                 raise PermanentError(f"ERP refused the entry: {exc}") from exc
             raise
-        finally:
-            await writer.aclose()
         await ctx.emit(posted, subject=posted.source.document_number)
         return {"erp_reference": posted.erp_reference}
 
     app.subscribe(INVOICE_TRANSFERRED.name, on_invoice_transferred)
     app.subscribe(PAYMENT_RECEIVED.name, on_payment_received)
-    app.job(POST_ENTRY, run_post_entry, retry_initial=1.0, retry_max=120.0)
+    app.job(POST_ENTRY, run_post_entry, retry_initial=1.0, retry_max=60.0)
+    app.on_shutdown.append(close_writers)
     return app

@@ -51,13 +51,13 @@ class FortnoxClient:
         await self._http.aclose()
 
     async def _request(
-        self, method: str, path: str, *, retry: bool = True, **kwargs: Any
+        self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any
     ) -> dict[str, Any]:
         async def send() -> httpx.Response:
             await self._limiter.acquire()
             return await self._http.request(method, path, **kwargs)
 
-        response = await (send_with_retries(send) if retry else send())
+        response = await send_with_retries(send, only_rejected=not idempotent)
         if response.status_code >= 400:
             raise PartnerError(response.status_code, _error_message(response))
         body: dict[str, Any] = response.json()
@@ -113,11 +113,11 @@ class FortnoxClient:
         mode_of_payment: str,
         account: int,
     ) -> dict[str, Any]:
-        """Register a payment. Not retried here: the caller looks it up before trying again."""
+        """Register a payment; only a 429 is retried here, the caller looks up anything else."""
         body = await self._request(
             "POST",
             "invoicepayments",
-            retry=False,
+            idempotent=False,
             json={
                 "InvoicePayment": {
                     "InvoiceNumber": int(document_number),

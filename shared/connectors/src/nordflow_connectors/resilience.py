@@ -64,20 +64,23 @@ async def send_with_retries(
     attempts: int = 5,
     initial: float = 0.5,
     cap: float = 20.0,
+    only_rejected: bool = False,
 ) -> httpx.Response:
     """Call ``send`` until it answers non-retryably; 429/5xx/timeouts back off with jitter.
 
-    Only for requests that are safe to repeat: reads, or writes whose duplicate the caller
-    rules out by looking the effect up first.
+    With ``only_rejected`` only a 429 is retried: the partner refused it before doing anything,
+    so even a non-idempotent create may be sent again. Otherwise only for requests that are
+    safe to repeat: reads, or writes whose duplicate the caller rules out by looking first.
     """
+    retryable = frozenset({429}) if only_rejected else RETRYABLE_STATUS
     for attempt in range(1, attempts + 1):
         try:
             response = await send()
         except (httpx.TimeoutException, httpx.TransportError):
-            if attempt == attempts:
+            if attempt == attempts or only_rejected:
                 raise
             response = None
-        if response is not None and response.status_code not in RETRYABLE_STATUS:
+        if response is not None and response.status_code not in retryable:
             return response
         if attempt == attempts and response is not None:
             return response

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from nordflow_schemas.envelope import header_map
 from nordflow_schemas.topics import EVENT_DEAD_LETTERED
 
-from .kafka import create_producer
+from .kafka import create_producer, topic_partitions
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,7 @@ async def read(bootstrap: str, consumer: str | None = None) -> list[DeadLetter]:
     await client.start()
     out: list[DeadLetter] = []
     try:
-        partitions = client.partitions_for_topic(EVENT_DEAD_LETTERED.name) or set()
-        tps = [TopicPartition(EVENT_DEAD_LETTERED.name, p) for p in sorted(partitions)]
+        tps = await topic_partitions(client, [EVENT_DEAD_LETTERED.name])
         if not tps:
             return []
         client.assign(tps)

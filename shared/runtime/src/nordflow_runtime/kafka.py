@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
 def create_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
@@ -33,6 +33,23 @@ def create_consumer(
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=max_poll_records,
-        session_timeout_ms=30_000,
-        heartbeat_interval_ms=3_000,
+        # A crashed member's partitions move to the others within ~10 s.
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
     )
+
+
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topics: Sequence[str]
+) -> list[TopicPartition]:
+    """Every partition of the given topics, from fresh cluster metadata (for manual assignment).
+
+    ``partitions_for_topic`` only knows topics the client has fetched metadata for, which a
+    consumer without a subscription has not; so ask the cluster.
+    """
+    cluster = await consumer._client.fetch_all_metadata()  # no public API for fresh metadata
+    return [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in sorted(cluster.partitions_for_topic(topic) or ())
+    ]

@@ -147,6 +147,23 @@ def topic_map() -> str:
     return "\n".join(rows) + "\n"
 
 
+README = Path(__file__).resolve().parents[4] / "README.md"
+START, END = "<!-- topic-map:start -->\n", "<!-- topic-map:end -->"
+
+
+def update_readme(readme: Path = README) -> bool:
+    """Replace the topic map between the README's markers; True if it changed."""
+    text = readme.read_text()
+    head, found, rest = text.partition(START)
+    _, found_end, tail = rest.partition(END)
+    if not found or not found_end:
+        raise ValueError(f"{readme} has no {START.strip()} ... {END} markers")
+    new = head + START + topic_map() + END + tail
+    if new != text:
+        readme.write_text(new)
+    return new != text
+
+
 def render() -> dict[str, str]:
     """Every generated file, relative path → content."""
     files = {
@@ -206,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if out else 0
     for name in write():
         print(f"wrote shared/schemas/generated/{name}")  # noqa: T201
+    if update_readme():
+        print("updated the README topic map")  # noqa: T201
     return 0
 
 

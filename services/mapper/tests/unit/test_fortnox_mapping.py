@@ -1,0 +1,215 @@
+"""Fortnox → canonical invoice, and validation that names every problem."""
+
+import datetime as dt
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mapper.service import map_document
+from nordflow_schemas.common import SourceRef, SourceSystem
+from nordflow_schemas.events import DocumentKind, ErpDocumentFetched, ValidationIssue
+from nordflow_schemas.invoice import DocumentType, Invoice, VatCategory
+
+SELLER = {
+    "name": "Demo AB",
+    "organisation_number": "556036-0793",
+    "vat_number": "SE556036079301",
+    "address1": "Storgatan 1",
+    "zip_code": "11122",
+    "city": "Stockholm",
+    "country_code": "SE",
+    "bankgiro": "5050-1055",
+}
+CUSTOMER = {"CustomerNumber": "7", "Name": "Kund AB", "Type": "COMPANY", "VATType": "SEVAT"}
+
+
+def fortnox_invoice(**overrides):
+    doc = {
+        "DocumentNumber": "1001",
+        "CustomerNumber": "7",
+        "CustomerName": "Kund AB",
+        "InvoiceDate": "2026-11-20",
+        "DueDate": "2026-12-20",
+        "Currency": "SEK",
+        "OCR": "10017",
+        "Address1": "Kundvägen 2",
+        "City": "Uppsala",
+        "ZipCode": "75320",
+        "InvoiceRows": [
+            {
+                "Description": "Konsult",
+                "DeliveredQuantity": 10,
+                "Price": 950,
+                "VAT": 25,
+                "Total": 9500,
+            },
+            {"Description": "Bok", "DeliveredQuantity": 2, "Price": 199.5, "VAT": 6, "Total": 399},
+        ],
+        "Net": 9899,
+        "TotalVAT": 2398.94,
+        "RoundOff": 0.06,
+        "Total": 12298,
+        "Balance": 12298,
+    }
+    doc.update(overrides)
+    return doc
+
+
+def fetched(doc, kind=DocumentKind.INVOICE, customer=CUSTOMER, seller=SELLER):
+    return ErpDocumentFetched(
+        tenant_id="acme",
+        invoice_id="inv_1",
+        source=SourceRef(
+            system=SourceSystem.FORTNOX,
+            connection_id="c1",
+            document_id="1001",
+            document_number="1001",
+        ),
+        kind=kind,
+        version="v1",
+        fetched_at=dt.datetime.now(dt.UTC),
+        payload=doc,
+        related={"customer": customer, "seller": seller},
+    )
+
+
+def test_maps_a_multi_rate_invoice_exactly():
+    result = map_document(fetched(fortnox_invoice()))
+    assert isinstance(result, Invoice), result
+    assert result.totals.payable == Decimal("12298")
+    assert result.totals.rounding == Decimal("0.06")
+    rates = {(b.rate, b.taxable_amount, b.tax_amount) for b in result.vat_breakdown}
+    assert rates == {
+        (Decimal(6), Decimal(399), Decimal("23.94")),
+        (Decimal(25), Decimal(9500), Decimal("2375.00")),
+    }
+    assert result.payment.payment_reference == "10017"
+    assert result.payment.account_scheme == "SE:BANKGIRO"
+    assert result.seller.company_id == "556036-0793"
+
+
+def test_credit_note_amounts_become_positive_with_reference():
+    doc = fortnox_invoice(
+        Credit="true",
+        CreditInvoiceReference="999",
+        Net=-9899,
+        TotalVAT=-2398.94,
+        RoundOff=-0.06,
+        Total=-12298,
+        Balance=-12298,
+        InvoiceRows=[
+            {
+                "Description": "Konsult",
+                "DeliveredQuantity": -10,
+                "Price": 950,
+                "VAT": 25,
+                "Total": -9500,
+            },
+            {
+                "Description": "Bok",
+                "DeliveredQuantity": -2,
+                "Price": 199.5,
+                "VAT": 6,
+                "Total": -399,
+            },
+        ],
+    )
+    result = map_document(fetched(doc, kind=DocumentKind.CREDIT_NOTE))
+    assert isinstance(result, Invoice), result
+    assert result.document_type is DocumentType.CREDIT_NOTE
+    assert result.totals.payable == Decimal("12298")
+    assert result.lines[0].quantity == Decimal(10)
+    assert result.preceding_invoice is not None
+    assert result.preceding_invoice.number == "999"
+
+
+def test_reverse_charge_customer_gets_category_ae_and_no_vat():
+    doc = fortnox_invoice(
+        InvoiceRows=[
+            {
+                "Description": "Konsult",
+                "DeliveredQuantity": 1,
+                "Price": 1000,
+                "VAT": 0,
+                "Total": 1000,
+            }
+        ],
+        Net=1000,
+        TotalVAT=0,
+        RoundOff=0,
+        Total=1000,
+    )
+    result = map_document(fetched(doc, customer={**CUSTOMER, "VATType": "EUREVERSEDVAT"}))
+    assert isinstance(result, Invoice), result
+    assert result.vat_breakdown[0].category is VatCategory.REVERSE_CHARGE
+    assert result.totals.tax_total == 0
+
+
+def test_rejection_lists_every_problem_with_its_field():
+    doc = fortnox_invoice(CustomerName="", InvoiceDate="20-11-2026")
+    doc["InvoiceRows"][0]["Price"] = "abc"
+    issues = map_document(fetched(doc))
+    assert isinstance(issues, list)
+    fields = {(i.field, i.rule) for i in issues}
+    assert ("Invoice.CustomerName", "NF-REQUIRED") in fields
+    assert ("Invoice.InvoiceDate", "NF-DATE") in fields
+    assert ("Invoice.InvoiceRows[0].Price", "NF-NUMBER") in fields
+
+
+def test_validation_reports_arithmetic_rates_ocr_and_org_number_together():
+    doc = fortnox_invoice(TotalVAT=2000, OCR="10018")
+    doc["InvoiceRows"][1]["VAT"] = 20
+    issues = map_document(fetched(doc, seller={**SELLER, "organisation_number": "556036-0794"}))
+    assert isinstance(issues, list)
+    rules = {i.rule: i for i in issues}
+    assert {"BR-CO-14", "SE-R-006", "NF-OCR", "NF-ORGNR"} <= set(rules)
+    assert rules["SE-R-006"].field == "lines[1].vat_rate"
+    assert "20" in rules["SE-R-006"].message
+
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.text(max_size=12),
+    st.decimals(allow_nan=True, allow_infinity=True, places=2).map(str),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    overrides=st.dictionaries(
+        st.sampled_from(
+            [
+                "DocumentNumber",
+                "InvoiceDate",
+                "DueDate",
+                "Currency",
+                "Net",
+                "TotalVAT",
+                "Total",
+                "RoundOff",
+                "CustomerName",
+                "OCR",
+                "Credit",
+            ]
+        ),
+        json_scalars,
+    ),
+    rows=st.lists(
+        st.dictionaries(
+            st.sampled_from(["DeliveredQuantity", "Price", "VAT", "Total", "Description"]),
+            json_scalars,
+        ),
+        max_size=4,
+    ),
+)
+def test_any_input_yields_an_invoice_or_a_clear_rejection(overrides, rows):
+    doc = fortnox_invoice(**overrides)
+    doc["InvoiceRows"] = rows
+    result = map_document(fetched(doc))
+    if isinstance(result, list):
+        assert result
+        assert all(isinstance(i, ValidationIssue) and i.field and i.message for i in result)
+    else:
+        assert isinstance(result, Invoice)

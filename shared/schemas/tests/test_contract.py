@@ -1,0 +1,108 @@
+"""The event contract: envelope round trip, decode errors, and generated files up to date."""
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from nordflow_schemas import export
+from nordflow_schemas.common import SourceRef, SourceSystem, canonical_invoice_id
+from nordflow_schemas.envelope import DecodeError, decode, encode, envelope
+from nordflow_schemas.events import InvoiceTransferred, PaymentReceived
+from nordflow_schemas.invoice import DocumentType
+from nordflow_schemas.topics import BY_CE_TYPE, TOPICS
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def transferred(amount: str = "1250.50") -> InvoiceTransferred:
+    return InvoiceTransferred(
+        tenant_id="acme",
+        invoice_id=canonical_invoice_id("acme", "fortnox", "c1", "101"),
+        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id="101"),
+        document_type=DocumentType.INVOICE,
+        number="101",
+        provider="nordea-finans",
+        agreement_kind="factoring",
+        transfer_id="tr_1",
+        amount=Decimal(amount),
+        currency="SEK",
+        transferred_at=dt.datetime(2026, 11, 23, 15, 45, tzinfo=dt.UTC),
+    )
+
+
+def test_round_trip_keeps_money_exact_and_attributes():
+    env = envelope(transferred(), source="/factoring-gateway", subject="101")
+    key, value, headers = encode(env)
+    assert key == env.body.invoice_id.encode()
+    assert b'"amount":"1250.50"' in value  # money travels as a decimal string, never a float
+    names = dict(headers)
+    assert names["ce_type"] == b"nordflow.invoice.transferred.v1"
+    assert names["ce_tenantid"] == b"acme"
+    back = decode(value, headers)
+    assert back.body == env.body
+    assert back.id == env.id
+    assert back.body.amount == Decimal("1250.50")
+
+
+def test_unknown_fields_are_ignored_by_consumers():
+    env = envelope(transferred(), source="/x")
+    _, value, headers = encode(env)
+    richer = value[:-1] + b',"added_later":{"x":1}}'
+    assert decode(richer, headers).body == env.body
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda v, h: (v, [x for x in h if x[0] != "ce_id"]), "missing CloudEvents headers: ce_id"),
+        (
+            lambda v, h: (v, [(k, b"nordflow.nope.v9" if k == "ce_type" else x) for k, x in h]),
+            "unknown ce_type",
+        ),
+        (lambda v, h: (b"{not json", h), "body invalid"),
+        (lambda v, h: (v.replace(b'"SEK"', b'"sek"'), h), "currency"),
+        (
+            lambda v, h: (v, [(k, b"other" if k == "ce_tenantid" else x) for k, x in h]),
+            "does not match",
+        ),
+    ],
+)
+def test_decode_names_what_is_wrong(mutate, message):
+    _, value, headers = encode(envelope(transferred(), source="/x"))
+    bad_value, bad_headers = mutate(value, headers)
+    with pytest.raises(DecodeError, match=message):
+        decode(bad_value, bad_headers)
+
+
+def test_float_money_is_refused_as_infinite():
+    with pytest.raises(ValueError, match="finite"):
+        transferred("Infinity")
+
+
+def test_every_topic_has_a_versioned_type_and_one_owner_module():
+    names = [t.name for t in TOPICS]
+    assert len(names) == len(set(names))
+    for spec in TOPICS:
+        assert spec.name.count(".") >= 1
+        if spec.event is not None:
+            assert BY_CE_TYPE[spec.ce_type] is spec
+    assert "payment_id" in PaymentReceived.model_fields
+
+
+def test_generated_files_match_the_code():
+    assert export.stale() == [], "run `make generate` and commit shared/schemas/generated"
+
+
+def test_readme_topic_map_matches_the_code():
+    readme = (ROOT / "README.md").read_text()
+    assert export.topic_map() in readme, "README topic map is stale: run `make generate`"
+
+
+def test_asyncapi_lists_every_channel_with_resolvable_refs():
+    doc = export.asyncapi()
+    assert doc["asyncapi"].startswith("3.")
+    assert {c["address"] for c in doc["channels"].values()} == {t.name for t in TOPICS}
+    text = str(doc)
+    for ref in {part.split("'")[0] for part in text.split("#/components/schemas/")[1:]}:
+        assert ref in doc["components"]["schemas"], ref

@@ -1,0 +1,187 @@
+"""Invoices through all five services: every stage exactly once, also across crashes and
+duplicate delivery. Everything is real: Kafka, PostgreSQL, the services as processes."""
+
+import asyncio
+import signal
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from nordflow_local import journey
+from nordflow_local.provision import provision_tenant
+from nordflow_local.samples import create_invoices
+from nordflow_runtime.kafka import topic_partitions
+
+pytestmark = [pytest.mark.e2e]
+ONCE = ("invoice.created", "invoice.transferred", "invoice.distributed", "ledger.entry.posted")
+GROUPS = {
+    "erp.document.fetched": ["mapper"],
+    "invoice.created": ["factoring-gateway", "distribution-router"],
+    "invoice.transferred": ["ledger-closer"],
+}
+
+
+async def wait_complete(stack, tenant_id, expected, timeout):
+    """Until ``expected`` invoices are posted back; on timeout, show the services' logs."""
+    try:
+        return await journey.wait_for(
+            stack.env()["KAFKA_BOOTSTRAP_SERVERS"], tenant_id, complete(expected), timeout=timeout
+        )
+    except TimeoutError as exc:
+        tails = []
+        for name in ("erp-poller", "mapper", "factoring-gateway", "ledger-closer"):
+            lines = stack.log_path(name).read_text(errors="replace").splitlines()[-15:]
+            tails.append(f"--- {name}\n" + "\n".join(lines))
+        raise AssertionError(f"{exc}\n" + "\n".join(tails)) from exc
+
+
+def complete(expected: int):
+    def check(journeys: dict[str, journey.Journey]) -> bool:
+        done = [j for j in journeys.values() if j.count("ledger.entry.posted") >= 1]
+        return len(done) >= expected
+
+    return check
+
+
+def payments(env: dict[str, str], token: str) -> dict[str, list[dict]]:
+    """Every payment in the tenant's sandbox ERP, by invoice number."""
+    out: dict[str, list[dict]] = {}
+    page = 1
+    while True:
+        response = httpx.get(
+            f"{env['SANDBOX_FORTNOX_URL']}/3/invoicepayments",
+            params={"page": page, "limit": 500},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        body = response.json()
+        for p in body["InvoicePayments"]:
+            out.setdefault(str(p["InvoiceNumber"]), []).append(p)
+        if page >= int(body["MetaInformation"]["@TotalPages"]):
+            return out
+        page += 1
+
+
+def assert_exactly_once(journeys, numbers, env, token):
+    by_number = {j.number: j for j in journeys.values()}
+    assert set(numbers) <= set(by_number), f"missing: {set(numbers) - set(by_number)}"
+    erp = payments(env, token)
+    for number in numbers:
+        j = by_number[number]
+        for topic in ONCE:
+            assert j.count(topic) == 1, f"invoice {number}: {j.count(topic)} x {topic}"
+        assert j.count("invoice.rejected") == 0
+        posted = j.first("ledger.entry.posted")
+        transferred = j.first("invoice.transferred")
+        assert posted["amount"] == transferred["amount"]
+        assert len(erp.get(number, [])) == 1, f"invoice {number}: ERP has {erp.get(number)}"
+        assert str(erp[number][0]["Number"]) == posted["erp_reference"]
+
+
+async def wait_for_no_lag(bootstrap: str, timeout: float = 60.0) -> None:
+    """Until every consumer group has committed up to the end of its topics."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await probe.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            lagging = []
+            for topic, groups in GROUPS.items():
+                tps = await topic_partitions(probe, [topic])
+                ends = await probe.end_offsets(tps)
+                for group in groups:
+                    committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+                    for tp in tps:
+                        meta = committed.get(tp)
+                        if (meta.offset if meta else 0) < ends[tp]:
+                            lagging.append((group, tp))
+            if not lagging:
+                return
+            assert asyncio.get_running_loop().time() < deadline, f"still lagging: {lagging[:5]}"
+            await asyncio.sleep(0.5)
+    finally:
+        await probe.stop()
+        await admin.close()
+
+
+async def test_invoices_reach_every_stage_exactly_once(nordflow_stack, tenant_id):
+    env = nordflow_stack.env()
+    tenant = provision_tenant(env, tenant_id)
+    numbers = await create_invoices(tenant.fortnox_url, tenant.fortnox_token, 12, bad=1)
+    journeys = await wait_complete(nordflow_stack, tenant_id, 12, 180)
+    assert_exactly_once(journeys, numbers[:12], env, tenant.fortnox_token)
+    rejected = [j for j in journeys.values() if j.count("invoice.rejected")]
+    assert len(rejected) == 1
+    errors = rejected[0].first("invoice.rejected")["errors"]
+    assert any(e["field"] == "buyer.company_id" and e["rule"] == "NF-ORGNR" for e in errors)
+    channels = {
+        j.first("invoice.distributed")["channel"]
+        for j in journeys.values()
+        if j.count("invoice.distributed")
+    }
+    assert channels == {"peppol", "email", "paper"}
+
+
+@pytest.mark.parametrize("victim", ["mapper", "ledger-closer", "erp-poller"])
+async def test_a_service_killed_mid_stream_loses_and_doubles_nothing(
+    nordflow_stack, tenant_id, victim
+):
+    env = nordflow_stack.env()
+    tenant = provision_tenant(env, tenant_id)
+    numbers = await create_invoices(tenant.fortnox_url, tenant.fortnox_token, 15, seed=11)
+
+    def some_progress(journeys):
+        return any(j.count("invoice.created") for j in journeys.values())
+
+    await journey.wait_for(
+        env["KAFKA_BOOTSTRAP_SERVERS"], tenant_id, some_progress, timeout=120, interval=0.2
+    )
+    assert nordflow_stack.stop_service(victim, sig=signal.SIGKILL)
+    await asyncio.sleep(1.0)
+    nordflow_stack.start_service(victim)
+    journeys = await wait_complete(nordflow_stack, tenant_id, 15, 240)
+    assert_exactly_once(journeys, numbers, env, tenant.fortnox_token)
+
+
+async def test_every_record_delivered_twice_changes_nothing(nordflow_stack, tenant_id):
+    env = nordflow_stack.env()
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    tenant = provision_tenant(env, tenant_id)
+    numbers = await create_invoices(tenant.fortnox_url, tenant.fortnox_token, 8, seed=5)
+    before = await wait_complete(nordflow_stack, tenant_id, 8, 180)
+    await wait_for_no_lag(bootstrap)
+
+    # Deliver every record of this tenant a second time, headers and all.
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await consumer.start()
+    await producer.start()
+    copied = 0
+    try:
+        tps = await topic_partitions(consumer, list(GROUPS))
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    if r.offset >= ends[TopicPartition(r.topic, r.partition)]:
+                        continue
+                    if dict(r.headers).get("ce_tenantid") == tenant_id.encode():
+                        await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)
+                        copied += 1
+        await producer.flush()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    assert copied >= 8 * 3
+    await wait_for_no_lag(bootstrap)
+    after = await journey.read_journeys(bootstrap, tenant_id)
+    assert_exactly_once(after, numbers, env, tenant.fortnox_token)
+    for invoice_id, j in before.items():
+        for topic in ONCE:
+            assert after[invoice_id].count(topic) == j.count(topic)
