@@ -4,13 +4,12 @@ duplicate delivery. Everything is real: Kafka, PostgreSQL, the services as proce
 import asyncio
 import signal
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from nordflow_local import journey
 from nordflow_local.provision import provision_tenant
-from nordflow_local.samples import create_invoices
+from nordflow_local.samples import SandboxWriter, create_invoices
 from nordflow_runtime.kafka import topic_partitions
 
 pytestmark = [pytest.mark.e2e]
@@ -44,30 +43,27 @@ def complete(expected: int):
     return check
 
 
-def payments(env: dict[str, str], token: str) -> dict[str, list[dict]]:
-    """Every payment in the tenant's sandbox ERP, by invoice number."""
+async def payments(env: dict[str, str], token: str) -> dict[str, list[dict]]:
+    """Every payment in the tenant's sandbox ERP, by invoice number (within its rate limit)."""
     out: dict[str, list[dict]] = {}
-    page = 1
-    while True:
-        response = httpx.get(
-            f"{env['SANDBOX_FORTNOX_URL']}/3/invoicepayments",
-            params={"page": page, "limit": 500},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
-        response.raise_for_status()
-        body = response.json()
-        for p in body["InvoicePayments"]:
-            out.setdefault(str(p["InvoiceNumber"]), []).append(p)
-        if page >= int(body["MetaInformation"]["@TotalPages"]):
-            return out
-        page += 1
+    writer = SandboxWriter(env["SANDBOX_FORTNOX_URL"], token)
+    try:
+        page = 1
+        while True:
+            body = await writer.call("GET", f"invoicepayments?page={page}&limit=500")
+            for p in body["InvoicePayments"]:
+                out.setdefault(str(p["InvoiceNumber"]), []).append(p)
+            if page >= int(body["MetaInformation"]["@TotalPages"]):
+                return out
+            page += 1
+    finally:
+        await writer.aclose()
 
 
-def assert_exactly_once(journeys, numbers, env, token):
+async def assert_exactly_once(journeys, numbers, env, token):
     by_number = {j.number: j for j in journeys.values()}
     assert set(numbers) <= set(by_number), f"missing: {set(numbers) - set(by_number)}"
-    erp = payments(env, token)
+    erp = await payments(env, token)
     for number in numbers:
         j = by_number[number]
         for topic in ONCE:
@@ -113,7 +109,7 @@ async def test_invoices_reach_every_stage_exactly_once(nordflow_stack, tenant_id
     tenant = provision_tenant(env, tenant_id)
     numbers = await create_invoices(tenant.fortnox_url, tenant.fortnox_token, 12, bad=1)
     journeys = await wait_complete(nordflow_stack, tenant_id, 12, 180)
-    assert_exactly_once(journeys, numbers[:12], env, tenant.fortnox_token)
+    await assert_exactly_once(journeys, numbers[:12], env, tenant.fortnox_token)
     rejected = [j for j in journeys.values() if j.count("invoice.rejected")]
     assert len(rejected) == 1
     errors = rejected[0].first("invoice.rejected")["errors"]
@@ -144,7 +140,7 @@ async def test_a_service_killed_mid_stream_loses_and_doubles_nothing(
     await asyncio.sleep(1.0)
     nordflow_stack.start_service(victim)
     journeys = await wait_complete(nordflow_stack, tenant_id, 15, 240)
-    assert_exactly_once(journeys, numbers, env, tenant.fortnox_token)
+    await assert_exactly_once(journeys, numbers, env, tenant.fortnox_token)
 
 
 async def test_every_record_delivered_twice_changes_nothing(nordflow_stack, tenant_id):
@@ -181,7 +177,7 @@ async def test_every_record_delivered_twice_changes_nothing(nordflow_stack, tena
     assert copied >= 8 * 3
     await wait_for_no_lag(bootstrap)
     after = await journey.read_journeys(bootstrap, tenant_id)
-    assert_exactly_once(after, numbers, env, tenant.fortnox_token)
+    await assert_exactly_once(after, numbers, env, tenant.fortnox_token)
     for invoice_id, j in before.items():
         for topic in ONCE:
             assert after[invoice_id].count(topic) == j.count(topic)

@@ -78,6 +78,23 @@ def provision_tenant(
     env = {**os.environ, **stack_env, "NORDFLOW_TENANT_TOKEN": token}
     connection_id = f"{tenant_id}-fortnox"
     common = ["--tenant", tenant_id, "--connection-id", connection_id]
+    # The agreement and the write connection exist before the poller fetches anything, so
+    # the first invoices are already judged under the agreement.
+    agreement = ["--tenant", tenant_id, "--provider", "nordea-finans", "--kind", "factoring"]
+    if payment_methods:
+        agreement += ["--payment-methods", payment_methods]
+    _run(env, "factoring-gateway", "agreements", "set", *agreement)
+    _run(
+        env,
+        "ledger-closer",
+        "connections",
+        "add",
+        *common,
+        "--base-url",
+        fortnox_url,
+        "--token-env",
+        "NORDFLOW_TENANT_TOKEN",
+    )
     _run(
         env,
         "erp-poller",
@@ -97,19 +114,4 @@ def provision_tenant(
         "--cutoff",
         "2000-01-01T00:00:00+00:00",
     )
-    _run(
-        env,
-        "ledger-closer",
-        "connections",
-        "add",
-        *common,
-        "--base-url",
-        fortnox_url,
-        "--token-env",
-        "NORDFLOW_TENANT_TOKEN",
-    )
-    agreement = ["--tenant", tenant_id, "--provider", "nordea-finans", "--kind", "factoring"]
-    if payment_methods:
-        agreement += ["--payment-methods", payment_methods]
-    _run(env, "factoring-gateway", "agreements", "set", *agreement)
     return Tenant(tenant_id, connection_id, fortnox_url, token)

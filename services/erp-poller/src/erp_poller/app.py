@@ -42,28 +42,26 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             return False
         next_poll = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.poll_interval_seconds)
         with log_context(connection.tenant_id, None):
-            client = source_for(connection, box)
+            error: str | None = None
+            cursor = None
             try:
-                source: InvoiceSource = client
-                cursor, emitted = await poll_connection(
-                    app.pool, connection, source, overlap=overlap, committed=app.committed
-                )
+                client = source_for(connection, box)
+                try:
+                    source: InvoiceSource = client
+                    cursor, emitted = await poll_connection(
+                        app.pool, connection, source, overlap=overlap, committed=app.committed
+                    )
+                finally:
+                    await client.aclose()
+                if emitted:
+                    log.info("polled %s: %d new version(s)", connection.connection_id, emitted)
             except Exception as exc:
-                log.warning("poll of %s failed: %s", connection.connection_id, exc)
-                await repo.finish_poll(
-                    connection.connection_id,
-                    cursor_at=None,
-                    next_poll_at=next_poll,
-                    error=str(exc)[:500],
-                )
-                return True
-            finally:
-                await client.aclose()
+                # Shown to operators by `erp-poller connections list`; never contains the token.
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("poll of %s failed: %s", connection.connection_id, error)
             await repo.finish_poll(
-                connection.connection_id, cursor_at=cursor, next_poll_at=next_poll, error=None
+                connection.connection_id, cursor_at=cursor, next_poll_at=next_poll, error=error
             )
-            if emitted:
-                log.info("polled %s: %d new version(s)", connection.connection_id, emitted)
         return True
 
     async def scheduler() -> None:

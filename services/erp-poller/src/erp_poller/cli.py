@@ -11,7 +11,7 @@ import sys
 
 import asyncpg
 from nordflow_runtime import db
-from nordflow_runtime.cli import service_main
+from nordflow_runtime.cli import service_main, settings_or_exit
 from nordflow_runtime.crypto import SecretBox
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 
@@ -94,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     lst = sub.add_parser("list", help="list connections")
     lst.add_argument("--tenant")
     args = parser.parse_args(argv[1:])
-    settings = Settings()
+    settings = settings_or_exit("erp-poller", Settings)
     if args.command == "add":
-        asyncio.run(add_connection(settings, args))
+        try:
+            asyncio.run(add_connection(settings, args))
+        except PermissionError as exc:
+            print(f"erp-poller: {exc}", file=sys.stderr)
+            return 1
     else:
         asyncio.run(list_connections(settings, args.tenant))
     return 0

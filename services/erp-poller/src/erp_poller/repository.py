@@ -44,8 +44,11 @@ class PgConnectionRepository:
         seller: dict[str, Any],
         cutoff_at: dt.datetime,
     ) -> None:
-        """Create or replace a connection's configuration (the cursor is kept)."""
-        await self.pool.execute(
+        """Create or replace a connection's configuration (the cursor is kept).
+
+        Raises PermissionError if the id belongs to another tenant.
+        """
+        saved = await self.pool.fetchval(
             """INSERT INTO connections (connection_id, tenant_id, system, base_url, token_sealed,
                                         mode, seller, cutoff_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
@@ -53,7 +56,9 @@ class PgConnectionRepository:
                  base_url = EXCLUDED.base_url, token_sealed = EXCLUDED.token_sealed,
                  mode = EXCLUDED.mode, seller = EXCLUDED.seller, cutoff_at = EXCLUDED.cutoff_at,
                  next_poll_at = now()
-               WHERE connections.tenant_id = EXCLUDED.tenant_id""",
+               WHERE connections.tenant_id = EXCLUDED.tenant_id
+                 AND connections.system = EXCLUDED.system
+               RETURNING true""",
             connection_id,
             tenant_id,
             system.value,
@@ -63,6 +68,10 @@ class PgConnectionRepository:
             json.dumps(seller),
             cutoff_at,
         )
+        if not saved:
+            raise PermissionError(
+                f"connection {connection_id!r} exists for another tenant or source system"
+            )
 
     async def list(self, tenant_id: str | None = None) -> list[asyncpg.Record]:
         """Connections with their polling state (never the token)."""

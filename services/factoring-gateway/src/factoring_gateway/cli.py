@@ -6,18 +6,19 @@ import argparse
 import asyncio
 import sys
 
-from nordflow_runtime.cli import service_main
+import asyncpg
+from nordflow_runtime.cli import service_main, settings_or_exit
 from nordflow_schemas.events import AgreementKind
 
 from .app import create_app
+from .config import Settings
 from .domain import Agreement
 from .service import set_agreement
 
 
 async def _set(args: argparse.Namespace) -> None:
-    app = create_app()
+    app = create_app(settings_or_exit("factoring-gateway", Settings))
     await app.migrate()
-    import asyncpg
 
     conn = await asyncpg.connect(
         app.settings.database_url.get_secret_value(),

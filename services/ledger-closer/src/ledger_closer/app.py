@@ -17,7 +17,7 @@ from nordflow_schemas.topics import INVOICE_TRANSFERRED, LEDGER_CLOSER, PAYMENT_
 
 from .config import Settings
 from .repository import find_connection
-from .service import POST_ENTRY, post_entry, schedule_closing, schedule_payment
+from .service import POST_ENTRY, PgIntentLog, post_entry, schedule_closing, schedule_payment
 
 
 def create_app(settings: Settings | None = None) -> ServiceApp:
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         if row["system"] != "fortnox":
             raise PermanentError(f"no ledger writer for {row['system']!r} yet")
         try:
-            posted = await post_entry(ctx.conn, job, writer_for(row), row)
+            posted = await post_entry(ctx.conn, job, writer_for(row), row, PgIntentLog(app.pool))
         except PartnerError as exc:
             if exc.permanent:
                 raise PermanentError(f"ERP refused the entry: {exc}") from exc

@@ -8,7 +8,7 @@ import os
 import sys
 
 import asyncpg
-from nordflow_runtime.cli import service_main
+from nordflow_runtime.cli import service_main, settings_or_exit
 from nordflow_runtime.crypto import SecretBox
 
 from .app import create_app
@@ -17,7 +17,7 @@ from .repository import upsert_connection
 
 
 async def _add(args: argparse.Namespace) -> None:
-    settings = Settings()
+    settings = settings_or_exit("ledger-closer", Settings)
     token = os.environ.get(args.token_env)
     if not token:
         raise SystemExit(
@@ -62,5 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--factoring-account", type=int, default=1512)
     add.add_argument("--bank-account", type=int, default=1930)
     args = parser.parse_args(argv[1:])
-    asyncio.run(_add(args))
+    try:
+        asyncio.run(_add(args))
+    except PermissionError as exc:
+        print(f"ledger-closer: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -17,8 +17,11 @@ async def upsert_connection(
     factoring_account: int,
     bank_account: int,
 ) -> None:
-    """Create or replace where and how ledger-closer writes for a source connection."""
-    await conn.execute(
+    """Create or replace where and how ledger-closer writes for a source connection.
+
+    Raises PermissionError if the id belongs to another tenant.
+    """
+    saved = await conn.fetchval(
         """INSERT INTO erp_connections (connection_id, tenant_id, system, base_url, token_sealed,
                                         mode_of_payment, factoring_account, bank_account)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -26,7 +29,8 @@ async def upsert_connection(
                token_sealed = EXCLUDED.token_sealed, mode_of_payment = EXCLUDED.mode_of_payment,
                factoring_account = EXCLUDED.factoring_account,
                bank_account = EXCLUDED.bank_account, updated_at = now()
-           WHERE erp_connections.tenant_id = EXCLUDED.tenant_id""",
+           WHERE erp_connections.tenant_id = EXCLUDED.tenant_id
+           RETURNING true""",
         connection_id,
         tenant_id,
         system,
@@ -36,6 +40,8 @@ async def upsert_connection(
         factoring_account,
         bank_account,
     )
+    if not saved:
+        raise PermissionError(f"connection {connection_id!r} belongs to another tenant")
 
 
 async def find_connection(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from nordflow_runtime import jobs
@@ -19,6 +20,8 @@ from nordflow_schemas.events import (
 from nordflow_schemas.invoice import DocumentType
 
 POST_ENTRY = "post-entry"
+# The business date of a Swedish/Norwegian ledger entry is local (CET/CEST), not UTC.
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
 class LedgerWriter(Protocol):
@@ -64,7 +67,7 @@ async def schedule_closing(
             "source": event.source.model_dump(mode="json"),
             "amount": str(event.amount * sign),
             "currency": event.currency,
-            "paid_on": event.transferred_at.date().isoformat(),
+            "paid_on": event.transferred_at.astimezone(STOCKHOLM).date().isoformat(),
             "account_role": "factoring",
         },
         due_at=event.transferred_at + delay,
@@ -93,16 +96,54 @@ async def schedule_payment(conn: asyncpg.Connection, event: PaymentReceived) -> 
     )
 
 
-def _matches(payment: dict[str, Any], amount: Decimal, mode: str, paid_on: str) -> bool:
+class IntentLog(Protocol):
+    """Records the intent to write, committed on its own before the ERP is called."""
+
+    async def record(self, job: jobs.Job, amount: Decimal, account: int) -> None:
+        """Insert the intent row (once per entry key); survives a crash of the job."""
+        ...
+
+
+class PgIntentLog:
+    """Intent rows written on a separate connection, so they commit before the ERP call."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def record(self, job: jobs.Job, amount: Decimal, account: int) -> None:
+        """Insert the intent row, or count one more attempt on it."""
+        p = job.payload
+        await self.pool.execute(
+            "INSERT INTO entries (entry_key, tenant_id, invoice_id, kind, amount, currency, "
+            "account) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (entry_key) DO UPDATE "
+            "SET attempts = entries.attempts + 1",
+            job.key,
+            job.tenant_id,
+            p["invoice_id"],
+            p["kind"],
+            amount,
+            p["currency"],
+            account,
+        )
+
+
+def _matches(
+    payment: dict[str, Any], amount: Decimal, mode: str, account: int, paid_on: str
+) -> bool:
     return (
         Decimal(str(payment.get("Amount", "0"))) == amount
         and str(payment.get("ModeOfPayment") or "") == mode
+        and str(payment.get("ModeOfPaymentAccount") or "") == str(account)
         and str(payment.get("PaymentDate") or "") == paid_on
     )
 
 
 async def post_entry(
-    conn: asyncpg.Connection, job: jobs.Job, writer: LedgerWriter, settings_row: asyncpg.Record
+    conn: asyncpg.Connection,
+    job: jobs.Job,
+    writer: LedgerWriter,
+    settings_row: asyncpg.Record,
+    intents: IntentLog,
 ) -> LedgerEntryPosted:
     """Write one payment into the ERP exactly once and return the event saying so.
 
@@ -121,17 +162,7 @@ async def post_entry(
         if p["account_role"] == "factoring"
         else settings_row["bank_account"]
     )
-    await conn.execute(
-        "INSERT INTO entries (entry_key, tenant_id, invoice_id, kind, amount, currency, account) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (entry_key) DO NOTHING",
-        job.key,
-        job.tenant_id,
-        p["invoice_id"],
-        p["kind"],
-        amount,
-        p["currency"],
-        account,
-    )
+    await intents.record(job, amount, account)
     # Always look first: a killed attempt rolls back our records but not the ERP's. Payments
     # already recorded as another entry of ours are not candidates for adoption.
     known = {
@@ -144,7 +175,8 @@ async def post_entry(
     existing = [
         pay
         for pay in await writer.payments_for_invoice(source.document_number)
-        if _matches(pay, amount, mode, p["paid_on"]) and str(pay.get("Number")) not in known
+        if _matches(pay, amount, mode, account, p["paid_on"])
+        and str(pay.get("Number")) not in known
     ]
     adopted = bool(existing)
     if existing:

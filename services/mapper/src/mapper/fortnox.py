@@ -160,7 +160,11 @@ def map_fortnox(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
     vat_total = r.decimal(doc, "TotalVAT", "Invoice.TotalVAT") * sign
     rounding = r.decimal(doc, "RoundOff", "Invoice.RoundOff", default=Decimal(0)) * sign
     total = r.decimal(doc, "Total", "Invoice.Total") * sign
-    balance = doc.get("Balance")
+    balance = (
+        r.decimal(doc, "Balance", "Invoice.Balance") * sign
+        if doc.get("Balance") not in (None, "")
+        else None
+    )
 
     buyer_name = r.text(doc, "CustomerName", "Invoice.CustomerName", required=True)
     buyer_country = _country(doc.get("CountryCode") or customer.get("CountryCode"), seller_country)
@@ -235,7 +239,7 @@ def map_fortnox(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
             if credit and doc.get("CreditInvoiceReference") not in (None, "", "0", 0)
             else None,
             payment_method=str(doc.get("PaymentWay") or "") or None,
-            outstanding_amount=(Decimal(str(balance)) * sign) if balance is not None else None,
+            outstanding_amount=balance,
         )
     except ValidationError as exc:
         return [

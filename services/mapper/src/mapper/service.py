@@ -45,7 +45,8 @@ def map_document(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
 async def handle_fetched(conn: asyncpg.Connection, event: ErpDocumentFetched) -> EventBody | None:
     """Record the outcome for this version; return the event to emit (None if seen before)."""
     previous = await conn.fetchrow(
-        "SELECT version, status FROM invoices WHERE invoice_id = $1 FOR UPDATE", event.invoice_id
+        "SELECT version, status, created_emitted FROM invoices WHERE invoice_id = $1 FOR UPDATE",
+        event.invoice_id,
     )
     if previous is not None and previous["version"] == event.version:
         return None
@@ -65,7 +66,7 @@ async def handle_fetched(conn: asyncpg.Connection, event: ErpDocumentFetched) ->
         )
     else:
         status, number, errors = "created", result.number, None
-        first = previous is None or previous["status"] == "rejected"
+        first = previous is None or not previous["created_emitted"]
         cls = InvoiceCreated if first else InvoiceUpdated
         outgoing = cls(
             tenant_id=tenant,
@@ -75,10 +76,12 @@ async def handle_fetched(conn: asyncpg.Connection, event: ErpDocumentFetched) ->
             invoice=result,
         )
     await conn.execute(
-        """INSERT INTO invoices (invoice_id, tenant_id, version, status, number, errors)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+        """INSERT INTO invoices (invoice_id, tenant_id, version, status, number, errors,
+                                created_emitted)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $4 = 'created')
            ON CONFLICT (invoice_id) DO UPDATE SET version = EXCLUDED.version,
                status = EXCLUDED.status, number = EXCLUDED.number, errors = EXCLUDED.errors,
+               created_emitted = invoices.created_emitted OR EXCLUDED.created_emitted,
                updated_at = now()""",
         event.invoice_id,
         event.tenant_id,

@@ -95,14 +95,22 @@ class FortnoxClient:
         return customer
 
     async def payments_for_invoice(self, document_number: str) -> list[dict[str, Any]]:
-        """Every payment registered on an invoice (used to look up an uncertain create)."""
-        return [
-            p
+        """Every payment registered on an invoice, in full (to look up an uncertain create).
+
+        List items lack ``ModeOfPayment`` and the account, so each payment is read in full.
+        """
+        numbers = [
+            str(p["Number"])
             async for p in self._pages(
                 "invoicepayments", "InvoicePayments", {"invoicenumber": document_number}
             )
             if str(p.get("InvoiceNumber")) == str(document_number)
         ]
+        payments = []
+        for number in numbers:
+            body = await self._request("GET", f"invoicepayments/{number}")
+            payments.append(body["InvoicePayment"])
+        return payments
 
     async def create_payment(
         self,

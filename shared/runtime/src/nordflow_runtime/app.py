@@ -146,6 +146,7 @@ class ServiceApp:
             self.job_workers[kind] = worker
             tasks.append(asyncio.create_task(worker.run(), name=f"jobs:{kind}"))
         tasks += [asyncio.create_task(factory(), name="loop") for factory in self.loops]
+        tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         server = http_server(
             build_http_app(
                 self.name, {"database": self._check_db, "kafka": self._check_kafka}, self.routers
@@ -174,6 +175,18 @@ class ServiceApp:
         await self._pool.close()
         if failed:
             raise SystemExit(1)
+
+    async def _housekeeping(self) -> None:
+        """Prune old inbox ids and published outbox rows, every ten minutes."""
+        s = self.settings
+        while True:
+            try:
+                await db.prune(self.pool, s.inbox_retention_days, s.outbox_retention_hours)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("housekeeping failed; trying again later")
+            await asyncio.sleep(600)
 
     async def _check_db(self) -> None:
         await self.pool.fetchval("SELECT 1")

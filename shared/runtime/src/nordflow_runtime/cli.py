@@ -6,11 +6,26 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
+from typing import TypeVar
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from . import dlq
 from .app import ServiceApp
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def settings_or_exit(name: str, cls: type[S]) -> S:
+    """Read settings from the environment, or exit 2 naming every missing or bad variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]).upper()
+            print(f"{name}: setting {field}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def service_main(

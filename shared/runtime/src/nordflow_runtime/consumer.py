@@ -12,9 +12,10 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from nordflow_schemas.envelope import DecodeError, Envelope, decode, envelope, header_map
 from nordflow_schemas.events import EventBody
-from nordflow_schemas.topics import EVENT_DEAD_LETTERED
+from nordflow_schemas.topics import BY_CE_TYPE, EVENT_DEAD_LETTERED
 from opentelemetry.trace import SpanKind
 
 from . import outbox, telemetry
@@ -99,13 +100,19 @@ class EventConsumer:
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
                 log.exception("batch failed, retrying in %.1fs", delay)
                 for tp, records in batch.items():
-                    self.consumer.seek(tp, records[0].offset)
+                    if tp in self.consumer.assignment():
+                        self.consumer.seek(tp, records[0].offset)
                 await asyncio.sleep(delay)
                 continue
             failures = 0
-            await self.consumer.commit(
-                {tp: records[-1].offset + 1 for tp, records in batch.items()}
-            )
+            try:
+                await self.consumer.commit(
+                    {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                )
+            except (CommitFailedError, IllegalStateError) as exc:
+                # A rebalance took the partitions; whoever owns them now gets these records
+                # again and its inbox drops what this transaction already applied.
+                log.warning("offset commit skipped after a rebalance: %s", exc)
 
     async def process(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Apply one batch in one transaction."""
@@ -126,6 +133,10 @@ class EventConsumer:
             env = decode(record.value, record.headers)
         except DecodeError as exc:
             await self._dead_letter(conn, record, str(exc))
+            return "dead_lettered"
+        if BY_CE_TYPE[env.type].name != record.topic:
+            reason = f"{env.type} does not belong on topic {record.topic}"
+            await self._dead_letter(conn, record, reason)
             return "dead_lettered"
         handler = self.handlers.get(record.topic)
         if handler is None:
@@ -161,6 +172,8 @@ class EventConsumer:
                     await handler(Context(conn, self.service), env)
             except PermanentError as exc:
                 log.warning("event %s dead-lettered: %s", env.id, exc)
+                # Forget the event, so a replay after the fix is processed, not skipped.
+                await conn.execute("DELETE FROM inbox WHERE event_id = $1", env.id)
                 await self._dead_letter(conn, record, str(exc))
                 return "dead_lettered"
         return "processed"

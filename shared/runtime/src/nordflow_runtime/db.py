@@ -108,3 +108,14 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[Migration]) 
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", lock)
     return applied_now
+
+
+async def prune(pool: asyncpg.Pool, inbox_days: int, outbox_hours: int) -> tuple[int, int]:
+    """Delete inbox ids older than the redelivery window and published outbox rows."""
+    inbox = await pool.execute(
+        "DELETE FROM inbox WHERE received_at < now() - make_interval(days => $1)", inbox_days
+    )
+    outbox = await pool.execute(
+        "DELETE FROM outbox WHERE sent_at < now() - make_interval(hours => $1)", outbox_hours
+    )
+    return int(inbox.split()[-1]), int(outbox.split()[-1])

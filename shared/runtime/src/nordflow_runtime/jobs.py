@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from . import telemetry
 from .consumer import Context, PermanentError
 from .logs import log_context
 from .metrics import JOBS
@@ -43,14 +44,18 @@ async def schedule(
     due_at: dt.datetime,
 ) -> bool:
     """Record a job in the caller's transaction; a second one with the same key is ignored."""
+    traceparent, tracestate = telemetry.current()
     inserted = await conn.fetchval(
-        "INSERT INTO jobs (kind, job_key, tenant_id, payload, due_at) "
-        "VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (kind, job_key) DO NOTHING RETURNING true",
+        "INSERT INTO jobs (kind, job_key, tenant_id, payload, due_at, traceparent, tracestate) "
+        "VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) "
+        "ON CONFLICT (kind, job_key) DO NOTHING RETURNING true",
         kind,
         key,
         tenant_id,
         json.dumps(payload),
         due_at,
+        traceparent,
+        tracestate,
     )
     return bool(inserted)
 
@@ -114,8 +119,8 @@ class JobWorker:
         """Claim and run one due job; False when none is due."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "SELECT id, job_key, tenant_id, payload, attempts FROM jobs "
-                "WHERE kind = $1 AND state = 'pending' AND due_at <= now() "
+                "SELECT id, job_key, tenant_id, payload, attempts, traceparent, tracestate "
+                "FROM jobs WHERE kind = $1 AND state = 'pending' AND due_at <= now() "
                 "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED",
                 self.kind,
             )
@@ -129,7 +134,14 @@ class JobWorker:
                 json.loads(row["payload"]),
                 row["attempts"] + 1,
             )
-            with log_context(job.tenant_id, job.payload.get("invoice_id")):
+            with (
+                log_context(job.tenant_id, job.payload.get("invoice_id")),
+                telemetry.tracer().start_as_current_span(
+                    f"job {self.kind}",
+                    context=telemetry.extract(row["traceparent"], row["tracestate"]),
+                    attributes={"nordflow.job_key": job.key, "nordflow.tenant_id": job.tenant_id},
+                ),
+            ):
                 await self._attempt(conn, job)
         self.on_commit()
         return True

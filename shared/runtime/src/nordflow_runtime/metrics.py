@@ -20,5 +20,7 @@ BATCH_FAILURES = Counter(
     "nordflow_consumer_batch_failures_total", "Batches rolled back and retried (transient errors)"
 )
 JOBS = Counter(
-    "nordflow_jobs_total", "Durable jobs finished, by kind and outcome", ["kind", "outcome"]
+    "nordflow_jobs_total",
+    "Durable job attempts by kind and outcome (done, retry, failed)",
+    ["kind", "outcome"],
 )

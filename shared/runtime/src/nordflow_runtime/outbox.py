@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -56,7 +57,7 @@ async def add_raw(
         tenant_id,
         key,
         value,
-        json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers]),
+        json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers]),
     )
 
 
@@ -90,24 +91,32 @@ class OutboxRelay:
         self.wakeup.set()
 
     async def run(self) -> None:
-        """Hold the relay lock and publish until cancelled."""
-        async with self.pool.acquire() as lock_conn:
-            # Standby replicas poll for the lock; only one relay publishes, keeping key order.
-            while not await lock_conn.fetchval(  # noqa: ASYNC110
-                "SELECT pg_try_advisory_lock($1)", self._lock_id
-            ):
-                await asyncio.sleep(1.0)
-            log.info("outbox relay active")
-            while True:
+        """Publish until cancelled; errors are logged and retried, never fatal."""
+        failures = 0
+        while True:
+            try:
                 sent = await self.publish_batch()
-                if sent < self.batch_size:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wakeup.wait(), self.poll_seconds)
-                    self.wakeup.clear()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** (failures - 1))
+                log.exception("outbox relay failed; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+                continue
+            if sent < self.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), self.poll_seconds)
+                self.wakeup.clear()
 
     async def publish_batch(self) -> int:
         """Send one batch and mark it sent; returns how many rows were sent."""
         async with self.pool.acquire() as conn, conn.transaction():
+            # One relay per service at a time keeps each key's order; the lock lives only as
+            # long as this transaction, so a dropped connection can never leave two holders.
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_id):
+                return 0
             rows = await conn.fetch(
                 "SELECT seq, topic, key, value, headers FROM outbox WHERE sent_at IS NULL "
                 "ORDER BY seq LIMIT $1 FOR UPDATE",
@@ -118,7 +127,7 @@ class OutboxRelay:
                 return 0
             futures = []
             for row in rows:
-                headers = [(k, v.encode()) for k, v in json.loads(row["headers"])]
+                headers = [(k, base64.b64decode(v)) for k, v in json.loads(row["headers"])]
                 futures.append(
                     await self.producer.send(
                         row["topic"], value=row["value"], key=row["key"], headers=headers

@@ -25,3 +25,7 @@ class ServiceSettings(BaseSettings):
     outbox_poll_seconds: float = Field(default=0.2, gt=0)
     retry_initial_seconds: float = Field(default=0.5, gt=0, description="First retry backoff")
     retry_max_seconds: float = Field(default=30.0, gt=0, description="Backoff cap")
+    inbox_retention_days: int = Field(
+        default=30, ge=1, description="Keep consumed event ids at least as long as topics keep data"
+    )
+    outbox_retention_hours: int = Field(default=24, ge=1, description="Keep published rows")

@@ -19,8 +19,10 @@ def configure_tracing(service: str) -> None:
     global _configured  # noqa: PLW0603 - process-wide provider, set once
     if _configured:
         return
+    # Resource.create() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; the service's
+    # own name is only the default.
     os.environ.setdefault("OTEL_SERVICE_NAME", service)
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider = TracerProvider(resource=Resource.create())
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
     if exporter == "otlp" and (
         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -77,14 +77,14 @@ INVOICE_TRANSFERRED = TopicSpec(
     InvoiceTransferred,
     (FACTORING_GATEWAY,),
     (LEDGER_CLOSER, DASHBOARDS),
-    "An invoice handed to the tenant's factoring or financing provider",
+    "An invoice accepted for transfer under the tenant's factoring agreement",
 )
 INVOICE_DISTRIBUTED = TopicSpec(
     "invoice.distributed",
     InvoiceDistributed,
     (DISTRIBUTION_ROUTER,),
     (DASHBOARDS,),
-    "An invoice sent to its recipient by one channel",
+    "An invoice routed to the cheapest channel its recipient can take",
 )
 PAYMENT_RECEIVED = TopicSpec(
     "payment.received",
