@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 
+import asyncpg
 from nordflow_connectors.fortnox import FortnoxClient
 from nordflow_runtime.app import ServiceApp
 from nordflow_runtime.crypto import SecretBox
@@ -19,7 +20,6 @@ from .repository import PgConnectionRepository
 from .service import InvoiceSource, poll_connection
 
 log = logging.getLogger(__name__)
-LEASE = dt.timedelta(minutes=10)
 
 
 def source_for(connection: Connection, box: SecretBox) -> FortnoxClient:
@@ -36,10 +36,15 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     box = SecretBox(settings.encryption_key)
     overlap = dt.timedelta(seconds=settings.poll_overlap_seconds)
 
-    async def poll_one(repo: PgConnectionRepository) -> bool:
-        connection = await repo.lease_due(LEASE)
-        if connection is None:
-            return False
+    async def poll_one() -> bool:
+        async with app.pool.acquire() as lock_conn, lock_conn.transaction():
+            connection = await PgConnectionRepository.claim_due(lock_conn)
+            if connection is None:
+                return False
+            await poll_claimed(lock_conn, connection)
+        return True
+
+    async def poll_claimed(lock_conn: asyncpg.Connection, connection: Connection) -> None:
         next_poll = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.poll_interval_seconds)
         with log_context(connection.tenant_id, None):
             error: str | None = None
@@ -59,16 +64,18 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
                 # Shown to operators by `erp-poller connections list`; never contains the token.
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 log.warning("poll of %s failed: %s", connection.connection_id, error)
-            await repo.finish_poll(
-                connection.connection_id, cursor_at=cursor, next_poll_at=next_poll, error=error
+            await PgConnectionRepository.finish_poll(
+                lock_conn,
+                connection.connection_id,
+                cursor_at=cursor,
+                next_poll_at=next_poll,
+                error=error,
             )
-        return True
 
     async def scheduler() -> None:
-        repo = PgConnectionRepository(app.pool)
         while True:
             try:
-                busy = await poll_one(repo)
+                busy = await poll_one()
             except asyncio.CancelledError:
                 raise
             except Exception:

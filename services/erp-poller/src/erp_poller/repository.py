@@ -84,31 +84,32 @@ class PgConnectionRepository:
             )
         )
 
-    async def lease_due(self, lease: dt.timedelta) -> Connection | None:
-        """Take one due polling connection (test or automatic mode) for ``lease``."""
-        row = await self.pool.fetchrow(
-            """UPDATE connections SET lease_until = now() + $1::interval
-               WHERE connection_id = (
-                   SELECT connection_id FROM connections
-                   WHERE mode IN ('test', 'automatic') AND next_poll_at <= now()
-                     AND (lease_until IS NULL OR lease_until < now())
-                   ORDER BY next_poll_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-               RETURNING *""",
-            lease,
+    @staticmethod
+    async def claim_due(conn: asyncpg.Connection) -> Connection | None:
+        """Lock one due polling connection (test or automatic mode) in ``conn``'s transaction.
+
+        The row lock lasts as long as the poll's transaction; if the poller dies, PostgreSQL
+        releases it at once, so another replica (or the restarted one) polls it next.
+        """
+        row = await conn.fetchrow(
+            """SELECT * FROM connections
+               WHERE mode IN ('test', 'automatic') AND next_poll_at <= now()
+               ORDER BY next_poll_at LIMIT 1 FOR UPDATE SKIP LOCKED"""
         )
         return None if row is None else _connection(row)
 
+    @staticmethod
     async def finish_poll(
-        self,
+        conn: asyncpg.Connection,
         connection_id: str,
         *,
         cursor_at: dt.datetime | None,
         next_poll_at: dt.datetime,
         error: str | None,
     ) -> None:
-        """Release the lease; advance the cursor only after a complete poll."""
-        await self.pool.execute(
-            """UPDATE connections SET lease_until = NULL, last_poll_at = now(),
+        """Record the poll; advance the cursor only after a complete poll."""
+        await conn.execute(
+            """UPDATE connections SET last_poll_at = now(),
                    cursor_at = COALESCE($2, cursor_at), next_poll_at = $3, last_error = $4
                WHERE connection_id = $1""",
             connection_id,
