@@ -89,12 +89,13 @@ class PgConnectionRepository:
         """Lock one due polling connection (test or automatic mode) in ``conn``'s transaction.
 
         The row lock lasts as long as the poll's transaction; if the poller dies, PostgreSQL
-        releases it at once, so another replica (or the restarted one) polls it next.
+        releases it at once, so another replica (or the restarted one) polls it next. NO KEY
+        UPDATE, because the documents' foreign key takes KEY SHARE on this row meanwhile.
         """
         row = await conn.fetchrow(
             """SELECT * FROM connections
                WHERE mode IN ('test', 'automatic') AND next_poll_at <= now()
-               ORDER BY next_poll_at LIMIT 1 FOR UPDATE SKIP LOCKED"""
+               ORDER BY next_poll_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED"""
         )
         return None if row is None else _connection(row)
 
