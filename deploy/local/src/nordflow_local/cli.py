@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nordflow_local import processes
 from nordflow_local.processes import StartupError
+from nordflow_local.provision import provision_tenant
 from nordflow_local.stack import SANDBOXES, SERVICES, Stack, StackError
 
 # Exit codes: 0 success, 1 failure, 2 usage (argparse), 3 nothing is running.
@@ -104,6 +105,9 @@ def _logs(stack: Stack, name: str, lines: int, follow: bool) -> int:
             return 0
 
 
+DEMO_TENANT = "demo"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns (and as a console script exits with) the exit code."""
     args = _parser().parse_args(argv)
@@ -111,7 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = Stack(args.state_dir, timeout=timeout)
     try:
         if args.command == "up":
-            stack.up(services=not args.no_services, sandboxes=not args.no_sandboxes)
+            env = stack.up(services=not args.no_services, sandboxes=not args.no_sandboxes)
+            if not args.no_services and not args.no_sandboxes:
+                # The demo tenant's Fortnox sandbox company is connected in automatic mode, so
+                # an invoice created there flows with no further step.
+                provision_tenant(env, DEMO_TENANT, token=env["SANDBOX_FORTNOX_TOKEN"])
+                print(
+                    f"tenant {DEMO_TENANT!r}: Fortnox sandbox connected, automatic mode",
+                    file=sys.stderr,
+                )
             print(f"env written to {stack.env_file}", file=sys.stderr)
             return 0
         if args.command == "infra":

@@ -46,7 +46,10 @@ SERVICES: tuple[str, ...] = (
 
 # Extra environment per service, on top of the common variables.
 SERVICE_ENV: dict[str, dict[str, str]] = {
+    # Locally the 24-48 h closing delay would hide the journey's last step.
     "ledger-closer": {"CLOSING_DELAY_SECONDS": "0"},
+    # Poll every few seconds so a hand-made invoice shows up quickly (production: 30 s).
+    "erp-poller": {"POLL_INTERVAL_SECONDS": "3"},
 }
 
 # Defaults for every service; a variable already set in the caller's environment wins.
