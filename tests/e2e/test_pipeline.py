@@ -133,6 +133,13 @@ async def test_invoices_reach_every_stage_exactly_once(nordflow_stack, tenant_id
         if j.count("invoice.distributed")
     }
     assert channels == {"peppol", "email", "paper"}
+    # One trace per invoice: every step after the fetch continues the fetch's trace.
+    for j in journeys.values():
+        if j.count("ledger.entry.posted"):
+            traces = {topic: j.traces[topic] for topic in ONCE}
+            assert all(len(ids) == 1 for ids in traces.values()), traces
+            assert len(set().union(*traces.values())) == 1, traces
+            assert traces["invoice.created"] <= j.traces["erp.document.fetched"]
 
 
 @pytest.mark.parametrize("victim", ["mapper", "ledger-closer", "erp-poller"])

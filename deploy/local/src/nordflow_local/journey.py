@@ -30,6 +30,7 @@ class Journey:
     number: str | None = None
     events: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
     records: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    traces: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def count(self, topic: str) -> int:
         """Distinct events (by ce_id) on a topic."""
@@ -71,6 +72,8 @@ async def read_journeys(
                     body = json.loads(record.value)
                     journey.events[tp.topic][headers["ce_id"]] = body
                     journey.records[tp.topic] += 1
+                    if traceparent := headers.get("traceparent"):
+                        journey.traces[tp.topic].add(traceparent.split("-")[1])
                     journey.number = journey.number or headers.get("ce_subject")
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:

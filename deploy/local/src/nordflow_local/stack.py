@@ -317,8 +317,8 @@ class Stack:
                 LOOPBACK,
                 "--port",
                 str(port),
-                "--token",
-                state["tokens"][sandbox.partner],
+                # One argument: a random token may start with "-" and read as an option.
+                f"--token={state['tokens'][sandbox.partner]}",
             ]
             return processes.spawn(
                 self.state_dir,
