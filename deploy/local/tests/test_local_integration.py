@@ -238,7 +238,9 @@ def test_stack_runs_services_and_sandboxes_on_an_existing_cluster(
     assert served["HTTP_PORT"] == env["LEDGER_CLOSER_URL"].rsplit(":", 1)[1]
     sandbox_argv = httpx.get(env["SANDBOX_FORTNOX_URL"] + "/sandbox/healthz").json()["argv"]
     assert sandbox_argv[1:3] == ["fortnox", "--host"]
-    assert env["SANDBOX_FORTNOX_TOKEN"] in sandbox_argv
+    assert f"--token={env['SANDBOX_FORTNOX_TOKEN']}" in sandbox_argv
+    record_text = (state_dir / "pids" / "sandbox-fortnox.json").read_text()
+    assert env["SANDBOX_FORTNOX_TOKEN"] not in record_text  # masked as ***
 
     pids = {r.name: r.pid for r in processes.records(state_dir)}
     assert set(pids) == {*SERVICES, *(s.process_name for s in SANDBOXES)}

@@ -35,6 +35,13 @@ __all__ = [
 
 REDACTED = "***"
 
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 # Stopping order: what depends on the infrastructure goes first.
 _STOP_TIERS: tuple[tuple[str, ...], ...] = (("service", "sandbox"), ("kafka", "postgres"))
 
@@ -267,10 +274,11 @@ def spawn(
 ) -> ProcessRecord:
     """Start `command` detached in its own session, output appended to its log, and record it.
 
-    Arguments equal to one of `secrets` are shown as `***` in the log and the record.
+    Every occurrence of one of `secrets` in an argument is shown as `***` in the log and the
+    record (also inside `--option=secret`).
     """
-    hidden = set(secrets)
-    shown = [REDACTED if arg in hidden else arg for arg in command]
+    hidden = [s for s in secrets if s]
+    shown = [_redact(arg, hidden) for arg in command]
     log = log_path(state_dir, name)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
