@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help setup demo test lint unit generate up down status bench clean
+.PHONY: help setup demo test lint generate up down status bench clean
 
 help:
 	@echo "make demo | test | up | status | down | lint | generate | bench | clean"

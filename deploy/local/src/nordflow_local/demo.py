@@ -9,7 +9,7 @@ import time
 
 from nordflow_local import journey
 from nordflow_local.samples import create_invoices
-from nordflow_local.stack import Stack
+from nordflow_local.stack import Stack, StackError
 
 TENANT = "demo"
 VALID, INVALID = 9, 1
@@ -74,7 +74,11 @@ def _finished(numbers: list[str]):  # type: ignore[no-untyped-def]
 
 async def run() -> int:
     """Create invoices in the demo company, wait for their journeys, print them."""
-    env = Stack(progress=None).env()
+    try:
+        env = Stack(progress=None).env()
+    except StackError as exc:
+        _say(f"{exc}\nStart it with `make up` (or run `make demo`, which does).")
+        return 1
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     _say(
         f"Creating {VALID} invoices and {INVALID} invalid one in the Fortnox sandbox "

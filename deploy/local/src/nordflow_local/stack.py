@@ -44,7 +44,8 @@ SERVICES: tuple[str, ...] = (
     "ledger-closer",
 )
 
-# Extra environment per service, on top of the common variables.
+# Extra environment per service, on top of the common variables; like COMMON_SERVICE_ENV,
+# a variable already set in the caller's environment wins.
 SERVICE_ENV: dict[str, dict[str, str]] = {
     # Locally the 24-48 h closing delay would hide the journey's last step.
     "ledger-closer": {"CLOSING_DELAY_SECONDS": "0"},
@@ -294,9 +295,9 @@ class Stack:
             "HTTP_PORT": str(port),
             "OTEL_SERVICE_NAME": name,
             "ENCRYPTION_KEY": state["encryption_key"],
-            **SERVICE_ENV.get(name, {}),
         }
-        defaults = {k: v for k, v in COMMON_SERVICE_ENV.items() if k not in os.environ}
+        local = {**COMMON_SERVICE_ENV, **SERVICE_ENV.get(name, {})}
+        defaults = {k: v for k, v in local.items() if k not in os.environ}
         return {**os.environ, **defaults, **specific}, [*defaults, *specific]
 
     def _spawn(self, state: dict[str, Any], name: str) -> processes.ProcessRecord:

@@ -27,16 +27,20 @@ class EntryPoster:
     def __init__(self, box: SecretBox, pool: asyncpg.Pool) -> None:
         self.box = box
         self.pool = pool
-        # One client per connection, so its rate limiter spans every job of that company.
-        self.writers: dict[tuple[str, str, bytes], FortnoxClient] = {}
+        # One client per connection, so its rate limiter spans every job of that company;
+        # replaced when the connection is updated (new token or URL).
+        self.writers: dict[str, tuple[dt.datetime, FortnoxClient]] = {}
 
-    def writer_for(self, row: asyncpg.Record) -> FortnoxClient:
-        """The cached client of a write connection (a new one when its token changed)."""
-        key = (row["connection_id"], row["base_url"], bytes(row["token_sealed"]))
-        if key not in self.writers:
-            token = self.box.open(bytes(row["token_sealed"]))
-            self.writers[key] = FortnoxClient(row["base_url"], token)
-        return self.writers[key]
+    async def writer_for(self, row: asyncpg.Record) -> FortnoxClient:
+        """The cached client of a write connection."""
+        cached = self.writers.get(row["connection_id"])
+        if cached is not None and cached[0] == row["updated_at"]:
+            return cached[1]
+        if cached is not None:
+            await cached[1].aclose()
+        client = FortnoxClient(row["base_url"], self.box.open(bytes(row["token_sealed"])))
+        self.writers[row["connection_id"]] = (row["updated_at"], client)
+        return client
 
     async def __call__(self, ctx: Context, job: Job) -> dict[str, Any]:
         """Run one job attempt inside the job's transaction."""
@@ -51,7 +55,7 @@ class EntryPoster:
             raise PermanentError(f"no ledger writer for {row['system']!r} yet")
         try:
             posted = await post_entry(
-                ctx.conn, job, self.writer_for(row), row, PgIntentLog(self.pool)
+                ctx.conn, job, await self.writer_for(row), row, PgIntentLog(self.pool)
             )
         except PartnerError as exc:
             if exc.permanent:
@@ -62,7 +66,7 @@ class EntryPoster:
 
     async def aclose(self) -> None:
         """Close every client."""
-        for writer in self.writers.values():
+        for _, writer in self.writers.values():
             await writer.aclose()
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from nordflow_runtime.crypto import EncryptionKey
 from nordflow_runtime.settings import ServiceSettings
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 
 class Settings(ServiceSettings):
     """What ledger-closer reads from its environment."""
 
-    encryption_key: SecretStr = Field(description="Fernet key sealing stored ERP tokens")
+    encryption_key: EncryptionKey = Field(description="Fernet key sealing stored ERP tokens")
     closing_delay_seconds: int = Field(
         default=86_400,
         ge=0,

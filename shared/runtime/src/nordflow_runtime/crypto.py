@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from cryptography.fernet import Fernet, InvalidToken
-from pydantic import SecretStr
+from pydantic import AfterValidator, SecretStr
+
+
+def check_key(key: SecretStr) -> SecretStr:
+    """Validate an ENCRYPTION_KEY when settings are read, so a bad one is named at start."""
+    try:
+        Fernet(key.get_secret_value().encode())
+    except (ValueError, TypeError) as exc:
+        raise ValueError("must be a url-safe base64 32-byte Fernet key") from exc
+    return key
+
+
+EncryptionKey = Annotated[SecretStr, AfterValidator(check_key)]
 
 
 class SecretBox:

@@ -56,7 +56,14 @@ async def create_pool(
                 url,
                 min_size=min_size,
                 max_size=max_size,
-                server_settings={"search_path": schema, "application_name": schema},
+                server_settings={
+                    "search_path": schema,
+                    "application_name": schema,
+                    # Notice a vanished client within about a minute, releasing its locks.
+                    "tcp_keepalives_idle": "30",
+                    "tcp_keepalives_interval": "10",
+                    "tcp_keepalives_count": "3",
+                },
             )
             return pool
         except (OSError, asyncpg.PostgresError) as exc:

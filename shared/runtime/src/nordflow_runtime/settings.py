@@ -26,6 +26,8 @@ class ServiceSettings(BaseSettings):
     retry_initial_seconds: float = Field(default=0.5, gt=0, description="First retry backoff")
     retry_max_seconds: float = Field(default=30.0, gt=0, description="Backoff cap")
     inbox_retention_days: int = Field(
-        default=30, ge=1, description="Keep consumed event ids at least as long as topics keep data"
+        default=45,
+        ge=1,
+        description="Keep consumed event ids longer than any topic keeps data (DLQ: 30 days)",
     )
     outbox_retention_hours: int = Field(default=24, ge=1, description="Keep published rows")

@@ -21,7 +21,8 @@ def configure_tracing(service: str) -> None:
         return
     # Resource.create() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; the service's
     # own name is only the default.
-    os.environ.setdefault("OTEL_SERVICE_NAME", service)
+    if "service.name=" not in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", ""):
+        os.environ.setdefault("OTEL_SERVICE_NAME", service)
     provider = TracerProvider(resource=Resource.create())
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
     if exporter == "otlp" and (
