@@ -311,12 +311,6 @@ def short_window_sandbox() -> Iterator[RunningFortnoxSandbox]:
         yield running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG nordflow_connectors.fortnox/resilience: the limiter stamps a call when it is "
-    "acquired, before the request is sent, and leaves only 10 ms of margin; the server counts "
-    "on arrival, so a concurrent burst whose first requests arrive late gets 429s",
-)
 async def test_concurrent_burst_with_slow_first_sends_stays_free_of_429(
     short_window_sandbox: RunningFortnoxSandbox,
 ) -> None:

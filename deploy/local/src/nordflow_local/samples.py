@@ -72,8 +72,11 @@ class SandboxWriter:
         """One request, throttled and retried on 429/5xx."""
 
         async def send() -> httpx.Response:
-            await self.limiter.acquire()
-            return await self.http.request(method, path, json=body)
+            slot = await self.limiter.acquire()
+            try:
+                return await self.http.request(method, path, json=body)
+            finally:
+                self.limiter.done(slot)
 
         response = await send_with_retries(send, attempts=8)
         response.raise_for_status()

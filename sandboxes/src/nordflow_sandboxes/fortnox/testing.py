@@ -187,7 +187,8 @@ class RunningFortnoxSandbox:
 
     @property
     def api_url(self) -> str:
-        """The Fortnox API base to give a connector (`.../3`), like `https://api.fortnox.se/3`."""
+        """The API root including `/3` (for raw HTTP calls). `FortnoxClient` adds `/3/` itself,
+        so give it `base_url`, just as production gives it `https://api.fortnox.se`."""
         return f"{self.base_url}/3"
 
     def admin(self) -> FortnoxSandboxAdmin:

@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     add.add_argument("--mode", choices=[m.value for m in ConnectionMode], default="test")
     add.add_argument("--seller", required=True, help="seller party as JSON")
-    add.add_argument("--cutoff", help="ISO time; documents modified before it are not fetched")
+    add.add_argument(
+        "--cutoff", help="ISO time; documents last modified before its minute are not fetched"
+    )
     lst = sub.add_parser("list", help="list connections")
     lst.add_argument("--tenant")
     args = parser.parse_args(argv[1:])

@@ -45,15 +45,16 @@ async def decide_transfer(
     reason = eligibility(agreement, invoice, now.astimezone(STOCKHOLM).date())
     if reason is None and event.test_mode:
         reason = "test mode: would be transferred"
-    await conn.execute(
+    decided = await conn.fetchval(
         "INSERT INTO decisions (invoice_id, tenant_id, eligible, reason) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (invoice_id) DO NOTHING",
+        "ON CONFLICT (invoice_id) DO NOTHING RETURNING true",
         event.invoice_id,
         event.tenant_id,
         reason is None,
         reason or "eligible",
     )
-    if reason is not None or agreement is None:
+    # Decided once: a later copy never overturns the recorded decision.
+    if not decided or reason is not None or agreement is None:
         return None
     transfer_id = f"tr_{uuid.uuid4().hex}"
     inserted = await conn.fetchval(

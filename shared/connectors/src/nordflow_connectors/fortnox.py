@@ -54,8 +54,11 @@ class FortnoxClient:
         self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any
     ) -> dict[str, Any]:
         async def send() -> httpx.Response:
-            await self._limiter.acquire()
-            return await self._http.request(method, path, **kwargs)
+            slot = await self._limiter.acquire()
+            try:
+                return await self._http.request(method, path, **kwargs)
+            finally:
+                self._limiter.done(slot)
 
         response = await send_with_retries(send, only_rejected=not idempotent)
         if response.status_code >= 400:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 import httpx
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0
 
 
 class PartnerError(Exception):
@@ -27,26 +27,46 @@ class PartnerError(Exception):
         return 400 <= self.status < 500 and self.status not in {408, 429}
 
 
+class Slot:
+    """One call's place in the window; stamped again when its answer arrives."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+
 class SlidingWindowLimiter:
-    """At most ``limit`` calls in any ``window`` seconds (e.g. Fortnox: 25 per 5 s)."""
+    """At most ``limit`` calls in any ``window`` seconds (e.g. Fortnox: 25 per 5 s).
+
+    The server counts a request when it arrives, which may be well after we let it go (a slow
+    connect, a TLS handshake). So a call keeps its place until its answer is in
+    (``Slot.done``): the window is measured from then, which is never earlier than the server's.
+    """
 
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
         self.window = window
-        self._calls: deque[float] = deque()
+        self._slots: list[Slot] = []
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
-        """Wait until one more call fits in the window."""
+    async def acquire(self) -> Slot:
+        """Wait until one more call fits in the window; stamp its slot done when answered."""
         async with self._lock:
             while True:
                 now = time.monotonic()
-                while self._calls and now - self._calls[0] >= self.window:
-                    self._calls.popleft()
-                if len(self._calls) < self.limit:
-                    self._calls.append(now)
-                    return
-                await asyncio.sleep(self.window - (now - self._calls[0]) + 0.01)
+                self._slots = [s for s in self._slots if now - s.at < self.window]
+                if len(self._slots) < self.limit:
+                    slot = Slot(now)
+                    self._slots.append(slot)
+                    return slot
+                oldest = min(s.at for s in self._slots)
+                await asyncio.sleep(self.window - (now - oldest) + 0.01)
+
+    @staticmethod
+    def done(slot: Slot) -> None:
+        """The call was answered: its place in the window counts from now."""
+        slot.at = time.monotonic()
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -86,6 +106,7 @@ async def send_with_retries(
             return response
         delay = min(cap, initial * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
         if response is not None and (hint := retry_after_seconds(response)) is not None:
-            delay = max(delay, hint)
+            # Honour the partner's hint, but never sleep for long holding a lock or a poll.
+            delay = max(delay, min(hint, MAX_RETRY_AFTER))
         await asyncio.sleep(delay)
     raise AssertionError("unreachable")

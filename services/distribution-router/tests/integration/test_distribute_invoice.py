@@ -1,0 +1,172 @@
+"""service.distribute_invoice on the real PostgreSQL: one delivery per invoice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import asyncpg
+import pytest
+from distribution_router.service import distribute_invoice
+from nordflow_schemas.common import SourceRef, SourceSystem
+from nordflow_schemas.events import Channel, InvoiceCreated, InvoiceDistributed
+from nordflow_schemas.invoice import (
+    Address,
+    DocumentType,
+    ElectronicAddress,
+    Invoice,
+    InvoiceLine,
+    Party,
+    PartyType,
+    Totals,
+    VatBreakdown,
+    VatCategory,
+)
+
+pytestmark = pytest.mark.integration
+
+NOW = dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)
+
+
+def created_event(buyer: Party, *, test_mode: bool = False) -> InvoiceCreated:
+    """invoice.created for a one-line invoice to ``buyer`` in a new tenant."""
+    tenant = f"t-{uuid.uuid4().hex[:12]}"
+    invoice_id = f"inv_{uuid.uuid4().hex}"
+    number = str(uuid.uuid4().int % 100_000)
+    invoice = Invoice(
+        invoice_id=invoice_id,
+        tenant_id=tenant,
+        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id=number),
+        document_type=DocumentType.INVOICE,
+        number=number,
+        issue_date=NOW.date(),
+        currency="SEK",
+        seller=Party(name="Säljare AB", address=Address(country_code="SE")),
+        buyer=buyer,
+        lines=(
+            InvoiceLine(
+                line_id="1",
+                description="Vara",
+                quantity=Decimal(2),
+                unit_price=Decimal(50),
+                net_amount=Decimal(100),
+                vat_category=VatCategory.STANDARD,
+                vat_rate=Decimal(25),
+            ),
+        ),
+        vat_breakdown=(
+            VatBreakdown(
+                category=VatCategory.STANDARD,
+                rate=Decimal(25),
+                taxable_amount=Decimal(100),
+                tax_amount=Decimal(25),
+            ),
+        ),
+        totals=Totals(
+            line_extension=Decimal(100),
+            tax_exclusive=Decimal(100),
+            tax_total=Decimal(25),
+            tax_inclusive=Decimal(125),
+            payable=Decimal(125),
+        ),
+    )
+    return InvoiceCreated(
+        tenant_id=tenant, invoice_id=invoice_id, test_mode=test_mode, version="v1", invoice=invoice
+    )
+
+
+def company(
+    *, email: str | None = None, electronic_address: ElectronicAddress | None = None
+) -> Party:
+    return Party(
+        name="Kund AB",
+        email=email,
+        electronic_address=electronic_address,
+        address=Address(country_code="SE", city="Luleå"),
+    )
+
+
+async def deliveries(conn: asyncpg.Connection, invoice_id: str) -> list[asyncpg.Record]:
+    return list(await conn.fetch("SELECT * FROM deliveries WHERE invoice_id = $1", invoice_id))
+
+
+async def test_an_invoice_is_distributed_and_recorded(conn: asyncpg.Connection) -> None:
+    event = created_event(company(electronic_address=ElectronicAddress(scheme="0007", value="1")))
+
+    distributed = await distribute_invoice(conn, event, NOW)
+
+    assert isinstance(distributed, InvoiceDistributed)
+    assert distributed.tenant_id == event.tenant_id
+    assert distributed.invoice_id == event.invoice_id
+    assert distributed.number == event.invoice.number
+    assert distributed.channel is Channel.PEPPOL
+    assert distributed.document_format == "peppol-bis-billing-3"
+    assert distributed.recipient == "0007:1"
+    assert distributed.distributed_at == NOW
+    assert distributed.test_mode is False
+    rows = await deliveries(conn, event.invoice_id)
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["tenant_id"], row["number"], row["channel"], row["recipient"]) == (
+        event.tenant_id,
+        event.invoice.number,
+        "peppol",
+        "0007:1",
+    )
+    assert row["test_mode"] is False
+    assert row["distributed_at"] == NOW
+
+
+async def test_distributing_twice_keeps_one_row_and_emits_once(conn: asyncpg.Connection) -> None:
+    event = created_event(company(email="faktura@kund.example"))
+
+    first = await distribute_invoice(conn, event, NOW)
+    second = await distribute_invoice(conn, event, NOW + dt.timedelta(minutes=1))
+
+    assert first is not None
+    assert first.channel is Channel.EMAIL
+    assert second is None
+    rows = await deliveries(conn, event.invoice_id)
+    assert len(rows) == 1
+    assert rows[0]["distributed_at"] == NOW
+
+
+async def test_test_mode_records_the_route_and_emits_nothing(conn: asyncpg.Connection) -> None:
+    event = created_event(company(), test_mode=True)
+
+    assert await distribute_invoice(conn, event, NOW) is None
+
+    rows = await deliveries(conn, event.invoice_id)
+    assert len(rows) == 1
+    assert rows[0]["test_mode"] is True
+    assert rows[0]["channel"] == "paper"
+    assert rows[0]["recipient"] == "post: Luleå"
+    assert await distribute_invoice(conn, event, NOW) is None
+    assert len(await deliveries(conn, event.invoice_id)) == 1
+
+
+async def test_a_private_buyer_is_recorded_on_email(conn: asyncpg.Connection) -> None:
+    private = Party(
+        name="Anna Andersson",
+        party_type=PartyType.PRIVATE,
+        electronic_address=ElectronicAddress(scheme="0007", value="1"),
+        email="anna@example.se",
+        address=Address(country_code="SE"),
+    )
+    event = created_event(private)
+    distributed = await distribute_invoice(conn, event, NOW)
+    assert distributed is not None
+    assert distributed.channel is Channel.EMAIL
+    assert [r["channel"] for r in await deliveries(conn, event.invoice_id)] == ["email"]
+
+
+async def test_distinct_invoices_get_distinct_rows(conn: asyncpg.Connection) -> None:
+    events = [created_event(company(email=f"k{i}@kund.example")) for i in range(3)]
+    results = [await distribute_invoice(conn, e, NOW) for e in events]
+    assert all(r is not None for r in results)
+    count = await conn.fetchval(
+        "SELECT count(*) FROM deliveries WHERE invoice_id = ANY($1::text[])",
+        [e.invoice_id for e in events],
+    )
+    assert count == 3
