@@ -1,0 +1,1 @@
+"""Nordic payment references: Swedish OCR, Norwegian KID and factors' KID layouts."""
