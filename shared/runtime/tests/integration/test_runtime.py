@@ -1,7 +1,9 @@
 """The runtime against the real Kafka broker and PostgreSQL server: inbox, outbox, DLQ, jobs."""
 
 import asyncio
+import base64
 import datetime as dt
+import json
 import uuid
 from decimal import Decimal
 
@@ -333,3 +335,22 @@ def test_secrets_are_sealed_and_never_print():
     assert "tok-very-secret" not in str(opened)
     with pytest.raises(ValueError, match="ENCRYPTION_KEY"):
         SecretBox(SecretStr("not-a-key"))
+
+
+async def test_unsent_rows_of_the_old_header_format_are_converted(fresh_database_url):
+    pool = await db.create_pool(fresh_database_url, "upgrade_test")
+    try:
+        runtime = db.load_migrations("nordflow_runtime", "runtime")
+        await db.migrate(pool, "upgrade_test", [m for m in runtime if m.version < 3])
+        await pool.execute(
+            "INSERT INTO outbox (event_id, topic, tenant_id, key, value, headers) "
+            "VALUES ('e1', 't', 'x', 'k', 'v', '[[\"ce_id\", \"e1\"], [\"ce_source\", \"/å\"]]')"
+        )
+        await db.migrate(pool, "upgrade_test", runtime)
+        headers = json.loads(await pool.fetchval("SELECT headers FROM outbox"))
+        assert [(k, base64.b64decode(v)) for k, v in headers] == [
+            ("ce_id", b"e1"),
+            ("ce_source", "/å".encode()),
+        ]
+    finally:
+        await pool.close()
