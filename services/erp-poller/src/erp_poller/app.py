@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 
@@ -14,10 +15,11 @@ from nordflow_runtime.logs import log_context
 from nordflow_schemas.common import SourceSystem
 from nordflow_schemas.topics import ERP_POLLER
 
+from .api import build_api
 from .config import Settings
 from .domain import Connection
-from .repository import PgConnectionRepository
-from .service import InvoiceSource, poll_connection
+from .repository import PgConnectionRepository, claim_sync_request, finish_sync_request
+from .service import InvoiceSource, poll_connection, sync_documents
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +74,51 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
                 error=error,
             )
 
+    async def sync_one() -> bool:
+        async with app.pool.acquire() as lock_conn, lock_conn.transaction():
+            claimed = await claim_sync_request(lock_conn)
+            if claimed is None:
+                return False
+            request, connection = claimed
+            with log_context(connection.tenant_id, None):
+                emitted, error = None, None
+                try:
+                    client = source_for(connection, box)
+                    try:
+                        emitted = await sync_documents(
+                            app.pool,
+                            connection,
+                            client,
+                            limit=request["limit_count"],
+                            documents=list(request["document_ids"]),
+                            committed=app.committed,
+                        )
+                    finally:
+                        await client.aclose()
+                    log.info("sync request %s: %d emitted", request["request_id"], emitted)
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"[:500]
+                    log.warning("sync request %s failed: %s", request["request_id"], error)
+                await finish_sync_request(lock_conn, request["request_id"], emitted, error)
+        return True
+
+    wakeup = asyncio.Event()
+
     async def scheduler() -> None:
         while True:
             try:
-                busy = await poll_one()
+                busy = await sync_one() or await poll_one()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("scheduler tick failed")
                 busy = False
             if not busy:
-                await asyncio.sleep(settings.scheduler_tick_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), settings.scheduler_tick_seconds)
+                wakeup.clear()
+
+    app.routers.append(build_api(lambda: app.pool, box, wakeup.set))
 
     app.loop(scheduler)
     return app

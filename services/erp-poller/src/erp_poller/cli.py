@@ -17,7 +17,7 @@ from nordflow_schemas.common import ConnectionMode, SourceSystem
 
 from .app import create_app
 from .config import Settings
-from .repository import PgConnectionRepository
+from .repository import PgConnectionRepository, PgTenantRepository
 
 
 async def _with_repo(settings: Settings) -> tuple[asyncpg.Pool, PgConnectionRepository]:
@@ -73,13 +73,49 @@ async def list_connections(settings: Settings, tenant: str | None) -> None:
         await pool.close()
 
 
+async def _tenant_command(settings: Settings, args: argparse.Namespace) -> int:
+    """tokens create, connections mode, connections sync."""
+    app = create_app(settings)
+    await app.migrate()
+    pool, _ = await _with_repo(settings)
+    try:
+        repo = PgTenantRepository(pool)
+        if args.group == "tokens":
+            token = await repo.create_token(args.tenant, args.name)
+            print(token)
+            print("(shown once; store it now)", file=sys.stderr)
+            return 0
+        if await repo.connection(args.tenant, args.connection_id) is None:
+            print(
+                f"erp-poller: tenant {args.tenant} has no connection {args.connection_id!r}",
+                file=sys.stderr,
+            )
+            return 1
+        if args.command == "mode":
+            await repo.set_mode(args.tenant, args.connection_id, ConnectionMode(args.mode))
+            print(f"connection {args.connection_id}: {args.mode}")
+            return 0
+        if not args.limit and not args.document:
+            print("erp-poller: give --limit N or --document NUMBER", file=sys.stderr)
+            return 2
+        request_id = await repo.request_sync(
+            args.tenant, args.connection_id, args.limit, list(args.document or [])
+        )
+        print(f"sync request {request_id} queued; the running erp-poller picks it up")
+        return 0
+    finally:
+        await pool.close()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``erp-poller run | migrate | dlq … | connections add|list``."""
+    """``erp-poller run | migrate | dlq … | connections add|list|mode|sync | tokens create``."""
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] != "connections":
+    if not argv or argv[0] not in {"connections", "tokens"}:
         return service_main("erp-poller", create_app, argv)
-    parser = argparse.ArgumentParser(prog="erp-poller connections")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="erp-poller")
+    groups = parser.add_subparsers(dest="group", required=True)
+    connections = groups.add_parser("connections", help="tenants' source connections")
+    sub = connections.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add", help="create or update a tenant's source connection")
     add.add_argument("--tenant", required=True)
     add.add_argument("--connection-id", required=True)
@@ -95,8 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     lst = sub.add_parser("list", help="list connections")
     lst.add_argument("--tenant")
-    args = parser.parse_args(argv[1:])
+    mode = sub.add_parser("mode", help="switch a connection to test, manual or automatic")
+    mode.add_argument("--tenant", required=True)
+    mode.add_argument("--connection-id", required=True)
+    mode.add_argument("--mode", choices=[m.value for m in ConnectionMode], required=True)
+    sync = sub.add_parser("sync", help="fetch N new documents, or named ones, now")
+    sync.add_argument("--tenant", required=True)
+    sync.add_argument("--connection-id", required=True)
+    sync.add_argument("--limit", type=int)
+    sync.add_argument("--document", action="append", help="a document number (repeatable)")
+    tokens = groups.add_parser("tokens", help="API tokens for the tenant API")
+    tokens_sub = tokens.add_subparsers(dest="command", required=True)
+    create = tokens_sub.add_parser("create", help="create a tenant API token (printed once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name", default="api")
+    args = parser.parse_args(argv)
     settings = settings_or_exit("erp-poller", Settings)
+    if args.group == "tokens" or args.command in {"mode", "sync"}:
+        return asyncio.run(_tenant_command(settings, args))
     if args.command == "add":
         try:
             asyncio.run(add_connection(settings, args))

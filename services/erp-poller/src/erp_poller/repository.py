@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import secrets
 from typing import Any
 
 import asyncpg
@@ -145,3 +147,102 @@ class PgDocumentRepository:
             version,
         )
         return row is not None
+
+
+def token_hash(token: str) -> str:
+    """What is stored of an API token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PgTenantRepository:
+    """API tokens and sync requests, always scoped to one tenant."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create_token(self, tenant_id: str, name: str) -> str:
+        """A new API token for a tenant; shown once, stored only as a hash."""
+        token = f"nf_{secrets.token_urlsafe(32)}"
+        await self.pool.execute(
+            "INSERT INTO api_tokens (token_hash, tenant_id, name) VALUES ($1, $2, $3)",
+            token_hash(token),
+            tenant_id,
+            name,
+        )
+        return token
+
+    async def tenant_for(self, token: str) -> str | None:
+        """The tenant of a valid, unrevoked token."""
+        tenant: str | None = await self.pool.fetchval(
+            "SELECT tenant_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+            token_hash(token),
+        )
+        return tenant
+
+    async def connection(self, tenant_id: str, connection_id: str) -> asyncpg.Record | None:
+        """One of the tenant's connections (never the token)."""
+        return await self.pool.fetchrow(
+            "SELECT connection_id, tenant_id, system, base_url, mode, cutoff_at, cursor_at, "
+            "last_poll_at, last_error, next_poll_at FROM connections "
+            "WHERE tenant_id = $1 AND connection_id = $2",
+            tenant_id,
+            connection_id,
+        )
+
+    async def set_mode(self, tenant_id: str, connection_id: str, mode: ConnectionMode) -> bool:
+        """Change a connection's mode; False if the tenant has no such connection."""
+        done = await self.pool.fetchval(
+            "UPDATE connections SET mode = $3, next_poll_at = now() "
+            "WHERE tenant_id = $1 AND connection_id = $2 RETURNING true",
+            tenant_id,
+            connection_id,
+            mode.value,
+        )
+        return bool(done)
+
+    async def request_sync(
+        self, tenant_id: str, connection_id: str, limit: int | None, documents: list[str]
+    ) -> int:
+        """Queue a sync request; its id."""
+        request_id: int = await self.pool.fetchval(
+            "INSERT INTO sync_requests (connection_id, tenant_id, limit_count, document_ids) "
+            "VALUES ($1, $2, $3, $4) RETURNING request_id",
+            connection_id,
+            tenant_id,
+            limit,
+            documents,
+        )
+        return request_id
+
+    async def sync_request(self, tenant_id: str, request_id: int) -> asyncpg.Record | None:
+        """A sync request of the tenant's."""
+        return await self.pool.fetchrow(
+            "SELECT * FROM sync_requests WHERE tenant_id = $1 AND request_id = $2",
+            tenant_id,
+            request_id,
+        )
+
+
+async def claim_sync_request(conn: asyncpg.Connection) -> tuple[asyncpg.Record, Connection] | None:
+    """Lock the oldest pending sync request and its connection in ``conn``'s transaction."""
+    row = await conn.fetchrow(
+        """SELECT r.request_id, r.limit_count, r.document_ids, c.*
+           FROM sync_requests r JOIN connections c USING (connection_id)
+           WHERE r.finished_at IS NULL
+           ORDER BY r.requested_at LIMIT 1
+           FOR NO KEY UPDATE OF r, c SKIP LOCKED"""
+    )
+    return None if row is None else (row, _connection(row))
+
+
+async def finish_sync_request(
+    conn: asyncpg.Connection, request_id: int, emitted: int | None, error: str | None
+) -> None:
+    """Record how a sync request ended."""
+    await conn.execute(
+        "UPDATE sync_requests SET finished_at = now(), emitted = $2, error = $3 "
+        "WHERE request_id = $1",
+        request_id,
+        emitted,
+        error,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 import asyncpg
@@ -34,6 +34,74 @@ class InvoiceSource(Protocol):
         ...
 
 
+class DocumentFetcher:
+    """Fetches one document with its customer and emits it if its version is new."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        connection: Connection,
+        source: InvoiceSource,
+        *,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        committed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.pool = pool
+        self.connection = connection
+        self.source = source
+        self.now = now
+        self.committed = committed
+        self.customers: dict[str, dict[str, Any]] = {}
+
+    async def fetch(self, number: str) -> bool:
+        """Fetch and, if new, record and emit one document; True if it was emitted.
+
+        The version is recorded and the event written to the outbox in one transaction, so
+        a crash loses nothing and emits nothing twice.
+        """
+        connection = self.connection
+        full = await self.source.invoice(number)
+        customer_number = str(full.get("CustomerNumber") or "")
+        if customer_number and customer_number not in self.customers:
+            self.customers[customer_number] = await self.source.customer(customer_number)
+        related = {"seller": connection.seller}
+        if customer_number:
+            related["customer"] = self.customers[customer_number]
+        version = content_version(full)
+        event = fetched_event(
+            connection,
+            document_id=number,
+            document_number=number,
+            kind=fortnox_kind(full),
+            payload=full,
+            related=related,
+            version=version,
+            fetched_at=self.now(),
+        )
+        # Each document starts its own trace: one invoice's journey is one trace.
+        with telemetry.tracer().start_as_current_span(
+            "erp.document.fetched publish",
+            context=otel_context.Context(),
+            attributes={
+                "nordflow.tenant_id": connection.tenant_id,
+                "nordflow.invoice_id": event.invoice_id,
+            },
+        ):
+            async with self.pool.acquire() as conn, conn.transaction():
+                new = await PgDocumentRepository(conn).record_version(
+                    connection.connection_id,
+                    number,
+                    connection.tenant_id,
+                    event.invoice_id,
+                    version,
+                )
+                if new:
+                    await outbox.add(conn, envelope(event, source="/erp-poller", subject=number))
+        if new:
+            self.committed()
+        return bool(new)
+
+
 async def poll_connection(
     pool: asyncpg.Pool,
     connection: Connection,
@@ -45,56 +113,37 @@ async def poll_connection(
 ) -> tuple[dt.datetime, int]:
     """Fetch everything modified in the window; returns the next cursor and how many emitted.
 
-    Each new version is recorded and its event written to the outbox in one transaction, so
-    a crash mid-poll loses nothing and emits nothing twice: the next poll starts from the old
-    cursor and skips the versions already recorded.
+    A crash mid-poll loses nothing: the next poll starts from the old cursor and skips the
+    versions already recorded.
     """
     started = now()
-    since = window_start(connection, overlap)
+    fetcher = DocumentFetcher(pool, connection, source, now=now, committed=committed)
     emitted = 0
-    customers: dict[str, dict[str, Any]] = {}
-    async for item in source.invoices_modified_since(since):
-        number = str(item["DocumentNumber"])
-        full = await source.invoice(number)
-        customer_number = str(full.get("CustomerNumber") or "")
-        if customer_number and customer_number not in customers:
-            customers[customer_number] = await source.customer(customer_number)
-        related = {"seller": connection.seller}
-        if customer_number:
-            related["customer"] = customers[customer_number]
-        version = content_version(full)
-        event = fetched_event(
-            connection,
-            document_id=number,
-            document_number=number,
-            kind=fortnox_kind(full),
-            payload=full,
-            related=related,
-            version=version,
-            fetched_at=now(),
-        )
-        # Each document starts its own trace: one invoice's journey is one trace.
-        with (
-            telemetry.tracer().start_as_current_span(
-                "erp.document.fetched publish",
-                context=otel_context.Context(),
-                attributes={
-                    "nordflow.tenant_id": connection.tenant_id,
-                    "nordflow.invoice_id": event.invoice_id,
-                },
-            ),
-        ):
-            async with pool.acquire() as conn, conn.transaction():
-                new = await PgDocumentRepository(conn).record_version(
-                    connection.connection_id,
-                    number,
-                    connection.tenant_id,
-                    event.invoice_id,
-                    version,
-                )
-                if new:
-                    await outbox.add(conn, envelope(event, source="/erp-poller", subject=number))
-        if new:
-            emitted += 1
-            committed()
+    async for item in source.invoices_modified_since(window_start(connection, overlap)):
+        emitted += await fetcher.fetch(str(item["DocumentNumber"]))
     return started, emitted
+
+
+async def sync_documents(
+    pool: asyncpg.Pool,
+    connection: Connection,
+    source: InvoiceSource,
+    *,
+    limit: int | None = None,
+    documents: Sequence[str] = (),
+    committed: Callable[[], None] = lambda: None,
+) -> int:
+    """A user's sync request (manual mode): the named documents, or the next ``limit`` new
+    or changed ones since the cut-off, oldest numbers first. Returns how many were emitted.
+    """
+    fetcher = DocumentFetcher(pool, connection, source, committed=committed)
+    emitted = 0
+    if documents:
+        for number in documents:
+            emitted += await fetcher.fetch(number)
+        return emitted
+    async for item in source.invoices_modified_since(connection.cutoff_at):
+        if limit is not None and emitted >= limit:
+            break
+        emitted += await fetcher.fetch(str(item["DocumentNumber"]))
+    return emitted

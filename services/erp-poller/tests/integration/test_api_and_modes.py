@@ -1,0 +1,179 @@
+"""The tenant API and the manual mode, on the real PostgreSQL and the Fortnox sandbox."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from erp_poller.api import build_api
+from erp_poller.repository import (
+    PgTenantRepository,
+    claim_sync_request,
+    finish_sync_request,
+)
+from erp_poller.service import sync_documents
+from fastapi import FastAPI
+from nordflow_connectors.fortnox import FortnoxClient
+from pydantic import SecretStr
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def api(pool, box):
+    app = FastAPI()
+    woken: list[int] = []
+    app.include_router(build_api(lambda: pool, box, lambda: woken.append(1)))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://api"
+    ) as client:
+        yield client, woken
+
+
+async def token_for(pool, tenant: str) -> dict[str, str]:
+    token = await PgTenantRepository(pool).create_token(tenant, "test")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def connection_body(connection_id: str, sandbox, token: str, mode: str = "manual") -> dict:
+    return {
+        "connection_id": connection_id,
+        "system": "fortnox",
+        "base_url": sandbox.base_url,
+        "token": token,
+        "mode": mode,
+        "seller": {"name": "Säljare AB", "organisation_number": "556036-0793"},
+        "cutoff_at": "2000-01-01T00:00:00+00:00",
+    }
+
+
+def make_invoices(sandbox, token: str, count: int) -> list[str]:
+    with httpx.Client(
+        base_url=f"{sandbox.base_url}/3/", headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+        customer = http.post("customers", json={"Customer": {"Name": "Kund AB"}}).json()
+        return [
+            str(
+                http.post(
+                    "invoices",
+                    json={
+                        "Invoice": {
+                            "CustomerNumber": customer["Customer"]["CustomerNumber"],
+                            "InvoiceRows": [
+                                {"Description": "x", "DeliveredQuantity": 1, "Price": 10, "VAT": 25}
+                            ],
+                        }
+                    },
+                ).json()["Invoice"]["DocumentNumber"]
+            )
+            for _ in range(count)
+        ]
+
+
+async def test_api_needs_a_token_and_shows_only_the_tenants_own(api, pool, sandbox):
+    client, _ = api
+    assert (await client.get("/api/v1/connections")).status_code == 401
+    bad = {"Authorization": "Bearer nf_not-a-token"}
+    assert (await client.get("/api/v1/connections", headers=bad)).status_code == 401
+    a, b = f"t-{uuid.uuid4().hex[:8]}", f"t-{uuid.uuid4().hex[:8]}"
+    auth_a, auth_b = await token_for(pool, a), await token_for(pool, b)
+    company = sandbox.create_company()
+    created = await client.put(
+        f"/api/v1/connections/{a}-fx",
+        json=connection_body(f"{a}-fx", sandbox, company.token),
+        headers=auth_a,
+    )
+    assert created.status_code == 200, created.text
+    assert company.token not in created.text  # the ERP token is write-only
+    assert [
+        c["connection_id"] for c in (await client.get("/api/v1/connections", headers=auth_a)).json()
+    ] == [f"{a}-fx"]
+    assert (await client.get("/api/v1/connections", headers=auth_b)).json() == []
+    assert (await client.get(f"/api/v1/connections/{a}-fx", headers=auth_b)).status_code == 404
+    taken = await client.put(
+        f"/api/v1/connections/{a}-fx", json=connection_body(f"{a}-fx", sandbox, "x"), headers=auth_b
+    )
+    assert taken.status_code == 409
+    sealed = await pool.fetchval(
+        "SELECT token_sealed FROM connections WHERE connection_id = $1", f"{a}-fx"
+    )
+    assert company.token.encode() not in bytes(sealed)
+
+
+async def test_bad_input_names_the_field(api, pool, sandbox):
+    client, _ = api
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    auth = await token_for(pool, tenant)
+    body = connection_body("c1", sandbox, "tok")
+    body["mode"] = "sometimes"
+    body["seller"] = {}
+    response = await client.put("/api/v1/connections/c1", json=body, headers=auth)
+    assert response.status_code == 422
+    fields = {tuple(e["loc"][1:]) for e in response.json()["detail"]}
+    assert ("mode",) in fields
+    assert ("seller", "name") in fields
+    no_size = await client.post("/api/v1/connections/c1/sync", json={}, headers=auth)
+    assert no_size.status_code in {404, 422}
+
+
+async def test_manual_mode_flows_only_what_is_asked(api, pool, sandbox, box):
+    client, woken = api
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    auth = await token_for(pool, tenant)
+    company = sandbox.create_company()
+    numbers = make_invoices(sandbox, company.token, 5)
+    cid = f"{tenant}-fx"
+    await client.put(
+        f"/api/v1/connections/{cid}",
+        json=connection_body(cid, sandbox, company.token),
+        headers=auth,
+    )
+    # Manual: the scheduler never polls it on its own.
+    due = await pool.fetchval(
+        "SELECT count(*) FROM connections WHERE connection_id = $1 "
+        "AND mode IN ('test', 'automatic')",
+        cid,
+    )
+    assert due == 0
+
+    first = await client.post(f"/api/v1/connections/{cid}/sync", json={"limit": 2}, headers=auth)
+    assert first.status_code == 202
+    named = await client.post(
+        f"/api/v1/connections/{cid}/sync", json={"documents": [numbers[4]]}, headers=auth
+    )
+    assert woken
+    for request in (first.json(), named.json()):
+        async with pool.acquire() as conn, conn.transaction():
+            claimed = await claim_sync_request(conn)
+            assert claimed is not None
+            row, connection = claimed
+            assert row["request_id"] == request["request_id"]
+            client_ = FortnoxClient(sandbox.base_url, SecretStr(company.token))
+            try:
+                emitted = await sync_documents(
+                    pool,
+                    connection,
+                    client_,
+                    limit=row["limit_count"],
+                    documents=list(row["document_ids"]),
+                )
+            finally:
+                await client_.aclose()
+            await finish_sync_request(conn, row["request_id"], emitted, None)
+    done = await client.get(
+        f"/api/v1/connections/{cid}/sync/{first.json()['request_id']}", headers=auth
+    )
+    assert done.json()["emitted"] == 2
+    assert done.json()["finished_at"] is not None
+    emitted = await pool.fetch(
+        "SELECT convert_from(key, 'UTF8') AS key FROM outbox WHERE tenant_id = $1", tenant
+    )
+    assert len(emitted) == 3
+    seen = await pool.fetch("SELECT document_id FROM documents WHERE tenant_id = $1", tenant)
+    assert sorted(r["document_id"] for r in seen) == sorted([numbers[0], numbers[1], numbers[4]])
+
+    switched = await client.patch(
+        f"/api/v1/connections/{cid}", json={"mode": "automatic"}, headers=auth
+    )
+    assert switched.json()["mode"] == "automatic"
