@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from nordflow_references import KidAlgorithm, OcrControl, check_kid, check_ocr
 from nordflow_schemas.events import ValidationIssue
 from nordflow_schemas.invoice import Invoice, VatCategory
-from stdnum import luhn
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.no import orgnr as no_orgnr
 from stdnum.se import orgnr as se_orgnr
@@ -33,15 +33,25 @@ def check_org_number(country: str, number: str | None, field: str) -> list[Valid
     return []
 
 
-def check_ocr(reference: str | None, field: str) -> list[ValidationIssue]:
-    """A Swedish OCR / Norwegian KID (MOD10 variant) must end in its Luhn check digit."""
+def check_payment_reference(
+    reference: str | None, country: str, field: str
+) -> list[ValidationIssue]:
+    """A Swedish OCR must pass hard control (Luhn); a Norwegian KID MOD10 or MOD11.
+
+    Which control a tenant's bank agreed (and a factor's KID layout) is the tenant's reference
+    policy; without one, these are the checks every bank in the country applies.
+    """
     if not reference:
         return []
-    if not reference.isdigit() or not 2 <= len(reference) <= 25:
-        return [_issue(field, "NF-OCR", f"{reference!r} must be 2-25 digits")]
-    if not luhn.is_valid(reference):
-        return [_issue(field, "NF-OCR", f"{reference!r} fails the Luhn (MOD10) check digit")]
-    return []
+    if country == "NO":
+        problems = check_kid(reference, KidAlgorithm.MOD10)
+        if problems and not check_kid(reference, KidAlgorithm.MOD11, allow_dash=True):
+            problems = []
+        return [_issue(field, "NF-KID", f"KID {reference!r}: {p}") for p in problems]
+    return [
+        _issue(field, "NF-OCR", f"OCR {reference!r}: {p}")
+        for p in check_ocr(reference, OcrControl.HARD)
+    ]
 
 
 def validate_invoice(invoice: Invoice) -> list[ValidationIssue]:
@@ -112,7 +122,11 @@ def validate_invoice(invoice: Invoice) -> list[ValidationIssue]:
         issues += check_org_number(
             party.address.country_code, party.company_id, f"{role}.company_id"
         )
-    issues += check_ocr(invoice.payment.payment_reference, "payment.payment_reference")
+    issues += check_payment_reference(
+        invoice.payment.payment_reference,
+        invoice.seller.address.country_code,
+        "payment.payment_reference",
+    )
     if invoice.due_date is not None and invoice.due_date < invoice.issue_date:
         issues.append(_issue("due_date", "NF-DUE-DATE", "due date is before the invoice date"))
     return issues

@@ -213,3 +213,45 @@ def test_any_input_yields_an_invoice_or_a_clear_rejection(overrides, rows):
         assert all(isinstance(i, ValidationIssue) and i.field and i.message for i in result)
     else:
         assert isinstance(result, Invoice)
+
+
+NO_SELLER = {
+    **SELLER,
+    "organisation_number": "974760673",
+    "country_code": "NO",
+    "vat_number": "NO974760673MVA",
+    "bankgiro": None,
+}
+
+
+def norwegian(kid: str):
+    doc = fortnox_invoice(
+        OCR=kid,
+        Currency="NOK",
+        Net=1000,
+        TotalVAT=250,
+        RoundOff=0,
+        Total=1250,
+        Balance=1250,
+        InvoiceRows=[
+            {
+                "Description": "Tjeneste",
+                "DeliveredQuantity": 1,
+                "Price": 1000,
+                "VAT": 25,
+                "Total": 1000,
+            }
+        ],
+    )
+    return fetched(doc, seller=NO_SELLER)
+
+
+def test_norwegian_kid_passes_with_mod10_or_mod11():
+    assert isinstance(map_document(norwegian("12344")), Invoice)  # MOD10
+    assert isinstance(map_document(norwegian("12343")), Invoice)  # MOD11
+
+
+def test_a_norwegian_kid_with_a_wrong_check_digit_is_named():
+    issues = map_document(norwegian("12345"))
+    assert isinstance(issues, list)
+    assert [(i.field, i.rule) for i in issues] == [("payment.payment_reference", "NF-KID")]
