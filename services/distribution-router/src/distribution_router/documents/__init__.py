@@ -1,0 +1,1 @@
+"""Documents sent to recipients: e-invoice formats and PDF."""
