@@ -75,6 +75,20 @@ def _fortnox_build(args: argparse.Namespace) -> tuple[ASGIApp, dict[str, str]]:
     return create_app(state), facts
 
 
+def _smp_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--access-point-url",
+        default="https://ap.sandbox.invalid/as4",
+        help="endpoint address announced for every registered document type",
+    )
+
+
+def _smp_build(args: argparse.Namespace) -> tuple[ASGIApp, dict[str, str]]:
+    from nordflow_sandboxes.smp import SmpState, create_app
+
+    return create_app(SmpState(access_point_url=args.access_point_url)), {}
+
+
 SANDBOXES: tuple[Sandbox, ...] = (
     Sandbox(
         name="fortnox",
@@ -82,6 +96,13 @@ SANDBOXES: tuple[Sandbox, ...] = (
         default_port=8181,
         add_arguments=_fortnox_arguments,
         build=_fortnox_build,
+    ),
+    Sandbox(
+        name="smp",
+        help="PEPPOL SMP: participants and the document types they accept",
+        default_port=8182,
+        add_arguments=_smp_arguments,
+        build=_smp_build,
     ),
 )
 

@@ -146,9 +146,7 @@ def build_api(pool: PoolProvider, box: SecretBox, wake: Callable[[], None]) -> A
     ) -> ConnectionOut:
         """Create or replace a connection (its cursor is kept)."""
         if body.connection_id != connection_id:
-            raise HTTPException(
-                422, "connection_id in the path and body differ"
-            )
+            raise HTTPException(422, "connection_id in the path and body differ")
         try:
             await PgConnectionRepository(pool()).add(
                 connection_id=connection_id,

@@ -1,0 +1,1 @@
+"""Tests of the rendered documents: e-invoice formats, registry and validation."""
