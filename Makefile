@@ -43,6 +43,7 @@ status:
 	@$(RUN) nordflow-local status
 
 bench: setup
+	@$(RUN) python bench/documents.py
 	@$(RUN) python bench/pipeline.py
 
 clean: down

@@ -1,0 +1,141 @@
+"""Benchmark: invoices rendered as PEPPOL BIS 3.0 and PDF, and validated, per second.
+
+Invoices come from the mapper (a Fortnox payload mapped to the canonical model), so the
+numbers cover the documents the pipeline really produces. Prints numbers; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import statistics
+import time
+
+from distribution_router.documents.pdf import render_pdf
+from distribution_router.documents.registry import default_registry
+from distribution_router.documents.validation import shared_validator
+from mapper.service import map_document
+from nordflow_schemas.common import SourceRef, SourceSystem
+from nordflow_schemas.events import DocumentKind, ErpDocumentFetched
+from nordflow_schemas.invoice import Invoice
+
+SELLER = {
+    "name": "Bench AB",
+    "organisation_number": "556036-0793",
+    "vat_number": "SE556036079301",
+    "address1": "Gatan 1",
+    "zip_code": "11122",
+    "city": "Stockholm",
+    "country_code": "SE",
+    "bankgiro": "5050-1055",
+}
+CUSTOMER = {"Name": "Kund AB", "Type": "COMPANY", "VATType": "SEVAT", "GLN": "7300010000001"}
+RATES = (25, 12, 6)
+
+
+def sample(i: int, rng: random.Random) -> Invoice:
+    rows, net, vat = [], 0, 0.0
+    for n in range(rng.randint(1, 20)):
+        qty, price, rate = rng.randint(1, 9), rng.randint(10, 2000), RATES[n % 3]
+        rows.append(
+            {
+                "Description": f"Artikel {n}",
+                "DeliveredQuantity": qty,
+                "Price": price,
+                "VAT": rate,
+                "Total": qty * price,
+            }
+        )
+        net += qty * price
+        vat += qty * price * rate / 100
+    total = round(net + vat)
+    number = str(1000 + i)
+    doc = {
+        "DocumentNumber": number,
+        "CustomerNumber": "7",
+        "CustomerName": "Kund AB",
+        "InvoiceDate": "2026-11-20",
+        "DueDate": "2026-12-20",
+        "Currency": "SEK",
+        "OCR": "",
+        "YourReference": "Inköp",
+        "Address1": "Vägen 2",
+        "City": "Uppsala",
+        "ZipCode": "75320",
+        "InvoiceRows": rows,
+        "Net": net,
+        "TotalVAT": f"{vat:.2f}",
+        "RoundOff": f"{total - net - round(vat, 2):.2f}",
+        "Total": total,
+    }
+    event = ErpDocumentFetched(
+        tenant_id="bench",
+        invoice_id=f"inv_{i}",
+        source=SourceRef(
+            system=SourceSystem.FORTNOX,
+            connection_id="c",
+            document_id=number,
+            document_number=number,
+        ),
+        kind=DocumentKind.INVOICE,
+        version="v",
+        fetched_at=dt.datetime.now(dt.UTC),
+        payload=doc,
+        related={"customer": CUSTOMER, "seller": SELLER},
+    )
+    result = map_document(event)
+    if not isinstance(result, Invoice):
+        raise SystemExit(f"sample {i} did not map: {result}")
+    return result
+
+
+def main() -> None:
+    """Render and validate ``--documents`` invoices; print rates per stage."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--documents", type=int, default=300)
+    args = parser.parse_args()
+    rng = random.Random(42)  # noqa: S311 - sample data
+    invoices = [sample(i, rng) for i in range(args.documents)]
+    renderer = default_registry().get("peppol-bis-billing-3")
+    started = time.perf_counter()
+    validator = shared_validator()
+    validator.validate(renderer.render(invoices[0]))
+    compile_s = time.perf_counter() - started
+
+    timings: dict[str, list[float]] = {"render UBL": [], "validate UBL": [], "render PDF": []}
+    fatal = 0
+    wall = time.perf_counter()
+    for invoice in invoices:
+        t0 = time.perf_counter()
+        ubl = renderer.render(invoice)
+        t1 = time.perf_counter()
+        report = validator.validate(ubl)
+        t2 = time.perf_counter()
+        render_pdf(invoice)
+        t3 = time.perf_counter()
+        timings["render UBL"].append(t1 - t0)
+        timings["validate UBL"].append(t2 - t1)
+        timings["render PDF"].append(t3 - t2)
+        fatal += len(report.fatal)
+    wall = time.perf_counter() - wall
+
+    print(
+        f"\ndocuments: {args.documents} invoices of 1-20 lines, {os.cpu_count()} cores, "
+        f"one thread; stylesheets compiled in {compile_s:.2f} s"
+    )
+    print(f"  {'stage':<28}{'per second':>12}{'p50 ms':>10}{'p95 ms':>10}")
+    for stage, values in timings.items():
+        ordered = sorted(values)
+        print(
+            f"  {stage:<28}{len(values) / sum(values):>12,.0f}"
+            f"{statistics.median(ordered) * 1000:>10.2f}"
+            f"{ordered[int(len(ordered) * 0.95) - 1] * 1000:>10.2f}"
+        )
+    print(f"  {'UBL + validation + PDF':<28}{args.documents / wall:>12,.0f}")
+    print(f"  fatal rule violations in the rendered documents: {fatal}")
+
+
+if __name__ == "__main__":
+    main()
