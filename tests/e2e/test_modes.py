@@ -30,7 +30,9 @@ async def test_manual_mode_flows_only_what_a_user_asks_for(nordflow_stack, tenan
     env = nordflow_stack.env()
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     tenant = provision_tenant(env, tenant_id, mode="manual")
-    numbers = await create_invoices(tenant.fortnox_url, tenant.fortnox_token, 4, seed=3)
+    numbers = await create_invoices(
+        tenant.fortnox_url, tenant.fortnox_token, 4, seed=3, smp_url=env.get("SANDBOX_SMP_URL")
+    )
     await asyncio.sleep(8)  # well over two poll intervals: nothing may flow by itself
     assert await journey.read_journeys(bootstrap, tenant_id) == {}
 
@@ -52,7 +54,14 @@ async def test_test_mode_maps_and_validates_but_writes_nowhere(nordflow_stack, t
     env = nordflow_stack.env()
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     tenant = provision_tenant(env, tenant_id, mode="test")
-    await create_invoices(tenant.fortnox_url, tenant.fortnox_token, 3, bad=1, seed=4)
+    await create_invoices(
+        tenant.fortnox_url,
+        tenant.fortnox_token,
+        3,
+        bad=1,
+        seed=4,
+        smp_url=env.get("SANDBOX_SMP_URL"),
+    )
 
     def all_mapped(journeys):
         done = [

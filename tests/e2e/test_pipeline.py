@@ -2,6 +2,7 @@
 duplicate delivery. Everything is real: Kafka, PostgreSQL, the services as processes."""
 
 import asyncio
+import random
 import signal
 
 import pytest
@@ -9,7 +10,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from nordflow_local import journey
 from nordflow_local.provision import provision_tenant
-from nordflow_local.samples import SandboxWriter, create_invoices
+from nordflow_local.samples import (
+    CUSTOMERS,
+    SandboxWriter,
+    create_invoices,
+    register_peppol_recipients,
+)
 from nordflow_runtime.kafka import topic_partitions
 
 pytestmark = [pytest.mark.e2e]
@@ -120,7 +126,9 @@ async def wait_for_no_lag(stack, bootstrap: str, timeout: float = 60.0) -> None:
 async def test_invoices_reach_every_stage_exactly_once(nordflow_stack, tenant_id):
     env = nordflow_stack.env()
     tenant = provision_tenant(env, tenant_id)
-    numbers = await create_invoices(tenant.fortnox_url, tenant.fortnox_token, 12, bad=1)
+    numbers = await create_invoices(
+        tenant.fortnox_url, tenant.fortnox_token, 12, bad=1, smp_url=env.get("SANDBOX_SMP_URL")
+    )
     journeys = await wait_complete(nordflow_stack, tenant_id, 12, 180)
     await assert_exactly_once(journeys, numbers[:12], env, tenant.fortnox_token)
     rejected = [j for j in journeys.values() if j.count("invoice.rejected")]
@@ -148,7 +156,9 @@ async def test_a_service_killed_mid_stream_loses_and_doubles_nothing(
 ):
     env = nordflow_stack.env()
     tenant = provision_tenant(env, tenant_id)
-    numbers = await create_invoices(tenant.fortnox_url, tenant.fortnox_token, 15, seed=11)
+    numbers = await create_invoices(
+        tenant.fortnox_url, tenant.fortnox_token, 15, seed=11, smp_url=env.get("SANDBOX_SMP_URL")
+    )
 
     def some_progress(journeys):
         return any(j.count("invoice.created") for j in journeys.values())
@@ -167,7 +177,9 @@ async def test_every_record_delivered_twice_changes_nothing(nordflow_stack, tena
     env = nordflow_stack.env()
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     tenant = provision_tenant(env, tenant_id)
-    numbers = await create_invoices(tenant.fortnox_url, tenant.fortnox_token, 8, seed=5)
+    numbers = await create_invoices(
+        tenant.fortnox_url, tenant.fortnox_token, 8, seed=5, smp_url=env.get("SANDBOX_SMP_URL")
+    )
     before = await wait_complete(nordflow_stack, tenant_id, 8, 180)
     await wait_for_no_lag(nordflow_stack, bootstrap)
 
@@ -203,3 +215,27 @@ async def test_every_record_delivered_twice_changes_nothing(nordflow_stack, tena
     for invoice_id, j in before.items():
         for topic in ONCE:
             assert after[invoice_id].count(topic) == j.count(topic)
+
+
+async def test_an_e_invoice_breaking_the_peppol_rules_is_not_sent(nordflow_stack, tenant_id):
+    env = nordflow_stack.env()
+    tenant = provision_tenant(env, tenant_id)
+    await register_peppol_recipients(env["SANDBOX_SMP_URL"])
+    writer = SandboxWriter(tenant.fortnox_url, tenant.fortnox_token)
+    try:
+        customer = await writer.customer(CUSTOMERS[0])  # has a GLN registered in PEPPOL
+        number = await writer.invoice(customer, random.Random(1), your_reference=None)
+    finally:
+        await writer.aclose()
+
+    def failed(journeys):
+        return any(j.count("invoice.delivery_failed") for j in journeys.values())
+
+    journeys = await journey.wait_for(
+        env["KAFKA_BOOTSTRAP_SERVERS"], tenant_id, failed, timeout=120
+    )
+    (j,) = [j for j in journeys.values() if j.number == number]
+    body = j.first("invoice.delivery_failed")
+    assert body["channel"] == "peppol"
+    assert "PEPPOL-EN16931-R003" in {e["rule"] for e in body["errors"]}
+    assert j.count("invoice.distributed") == 0

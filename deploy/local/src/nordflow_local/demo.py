@@ -26,6 +26,7 @@ def _row(number: str, j: journey.Journey | None) -> list[str]:
     rejected = j.first("invoice.rejected")
     transferred = j.first("invoice.transferred")
     distributed = j.first("invoice.distributed")
+    undeliverable = j.first("invoice.delivery_failed")
     posted = j.first("ledger.entry.posted")
     invoice = (created or {}).get("invoice", {})
     raw = (j.first("erp.document.fetched") or {}).get("payload", {})
@@ -41,7 +42,9 @@ def _row(number: str, j: journey.Journey | None) -> list[str]:
         "fetched" if j.count("erp.document.fetched") else "-",
         "created" if created else ("REJECTED" if rejected else "-"),
         f"to {transferred['provider']}" if transferred else "-",
-        distributed["channel"] if distributed else "-",
+        distributed["channel"]
+        if distributed
+        else (f"FAILED ({undeliverable['channel']})" if undeliverable else "-"),
         f"payment {posted['erp_reference']} ({posted['account']})" if posted else "-",
     ]
 
@@ -90,6 +93,7 @@ async def run() -> int:
         VALID,
         bad=INVALID,
         seed=random.SystemRandom().randrange(10**6),
+        smp_url=env.get("SANDBOX_SMP_URL"),
     )
     _say(f"Created invoices {numbers[0]}..{numbers[-1]}; following them through the services:")
     started = time.monotonic()

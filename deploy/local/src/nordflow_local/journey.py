@@ -19,6 +19,7 @@ STAGES = (
     "invoice.transferred",
     "invoice.distributed",
     "ledger.entry.posted",
+    "invoice.delivery_failed",
 )
 
 

@@ -87,7 +87,13 @@ class SandboxWriter:
         body = await self.call("POST", "customers", {"Customer": fields})
         return str(body["Customer"]["CustomerNumber"])
 
-    async def invoice(self, customer_number: str, rng: random.Random, rows: int = 2) -> str:
+    async def invoice(
+        self,
+        customer_number: str,
+        rng: random.Random,
+        rows: int = 2,
+        your_reference: str | None = "Inköp",
+    ) -> str:
         """Create an invoice with random rows; its document number."""
         picked = rng.sample(ARTICLES, k=min(rows, len(ARTICLES)))
         body = await self.call(
@@ -96,7 +102,7 @@ class SandboxWriter:
             {
                 "Invoice": {
                     "CustomerNumber": customer_number,
-                    "YourReference": "Inköp",
+                    "YourReference": your_reference or "",
                     "InvoiceRows": [
                         {
                             "Description": name,
@@ -112,10 +118,41 @@ class SandboxWriter:
         return str(body["Invoice"]["DocumentNumber"])
 
 
+BIS3_INVOICE = (
+    "busdox-docid-qns::urn:oasis:names:specification:ubl:schema:xsd:Invoice-2::Invoice##"
+    "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0::2.1"
+)
+
+
+async def register_peppol_recipients(smp_url: str) -> None:
+    """Register the sample customers that have a GLN as PEPPOL participants in the SMP."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        for customer in CUSTOMERS:
+            if customer.get("GLN"):
+                participant = f"iso6523-actorid-upis::0088:{customer['GLN']}"
+                response = await http.put(
+                    f"{smp_url}/admin/participants/{participant}",
+                    json={"document_types": [BIS3_INVOICE]},
+                )
+                response.raise_for_status()
+
+
 async def create_invoices(
-    fortnox_url: str, token: str, count: int, *, bad: int = 0, seed: int = 7
+    fortnox_url: str,
+    token: str,
+    count: int,
+    *,
+    bad: int = 0,
+    seed: int = 7,
+    smp_url: str | None = None,
 ) -> list[str]:
-    """``count`` valid invoices spread over the sample customers, plus ``bad`` invalid ones."""
+    """``count`` valid invoices spread over the sample customers, plus ``bad`` invalid ones.
+
+    With ``smp_url`` the customers with a GLN are registered in that SMP first, so their
+    invoices go out as PEPPOL e-invoices.
+    """
+    if smp_url:
+        await register_peppol_recipients(smp_url)
     rng = random.Random(seed)  # noqa: S311 - sample data, not crypto
     writer = SandboxWriter(fortnox_url, token)
     try:

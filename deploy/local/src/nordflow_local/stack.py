@@ -65,10 +65,15 @@ COMMON_SERVICE_ENV: dict[str, str] = {
 
 @dataclass(frozen=True)
 class SandboxSpec:
-    """A partner sandbox: `nordflow-sandbox <partner> --host --port --token`."""
+    """A partner sandbox: `nordflow-sandbox <partner> --host --port [--token]`.
+
+    `service_urls` names, per service, the env variable that gets this sandbox's URL.
+    """
 
     partner: str
     ready_path: str = "/sandbox/healthz"
+    uses_token: bool = True
+    service_urls: tuple[tuple[str, str], ...] = ()
 
     @property
     def process_name(self) -> str:
@@ -79,7 +84,11 @@ class SandboxSpec:
         return f"SANDBOX_{self.partner.upper().replace('-', '_')}"
 
 
-SANDBOXES: tuple[SandboxSpec, ...] = (SandboxSpec("fortnox"),)
+SANDBOXES: tuple[SandboxSpec, ...] = (
+    SandboxSpec("fortnox"),
+    # The PEPPOL SMP: distribution-router asks it who can receive e-invoices.
+    SandboxSpec("smp", uses_token=False, service_urls=(("distribution-router", "SMP_URL"),)),
+)
 
 KAFKA = "kafka"
 POSTGRES = "postgres"
@@ -296,6 +305,11 @@ class Stack:
             "OTEL_SERVICE_NAME": name,
             "ENCRYPTION_KEY": state["encryption_key"],
         }
+        for sandbox in SANDBOXES:
+            for service, variable in sandbox.service_urls:
+                port = state.get("ports", {}).get(sandbox.process_name)
+                if service == name and port is not None:
+                    specific[variable] = f"http://{LOOPBACK}:{port}"
         local = {**COMMON_SERVICE_ENV, **SERVICE_ENV.get(name, {})}
         defaults = {k: v for k, v in local.items() if k not in os.environ}
         return {**os.environ, **defaults, **specific}, [*defaults, *specific]
@@ -318,9 +332,10 @@ class Stack:
                 LOOPBACK,
                 "--port",
                 str(port),
-                # One argument: a random token may start with "-" and read as an option.
-                f"--token={state['tokens'][sandbox.partner]}",
             ]
+            if sandbox.uses_token:
+                # One argument: a random token may start with "-" and read as an option.
+                command.append(f"--token={state['tokens'][sandbox.partner]}")
             return processes.spawn(
                 self.state_dir,
                 name,
@@ -388,7 +403,8 @@ class Stack:
             record = processes.load_record(self.state_dir, sandbox.process_name)
             if record is not None and record.url is not None and processes.is_alive(record):
                 env[f"{sandbox.env_prefix}_URL"] = record.url
-                env[f"{sandbox.env_prefix}_TOKEN"] = state["tokens"][sandbox.partner]
+                if sandbox.uses_token:
+                    env[f"{sandbox.env_prefix}_TOKEN"] = state["tokens"][sandbox.partner]
         for service in SERVICES:
             record = processes.load_record(self.state_dir, service)
             if record is not None and record.url is not None and processes.is_alive(record):

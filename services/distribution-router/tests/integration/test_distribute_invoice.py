@@ -8,9 +8,16 @@ from decimal import Decimal
 
 import asyncpg
 import pytest
-from distribution_router.service import distribute_invoice
+from distribution_router import service
+from distribution_router.documents.registry import default_registry
+from distribution_router.documents.validation import shared_validator
 from nordflow_schemas.common import SourceRef, SourceSystem
-from nordflow_schemas.events import Channel, InvoiceCreated, InvoiceDistributed
+from nordflow_schemas.events import (
+    Channel,
+    InvoiceCreated,
+    InvoiceDeliveryFailed,
+    InvoiceDistributed,
+)
 from nordflow_schemas.invoice import (
     Address,
     DocumentType,
@@ -29,7 +36,30 @@ pytestmark = pytest.mark.integration
 NOW = dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)
 
 
-def created_event(buyer: Party, *, test_mode: bool = False) -> InvoiceCreated:
+class Registered:
+    """A stand-in SMP (the real one is tested in test_smp_lookup): who is in PEPPOL."""
+
+    def __init__(self, *participants: tuple[str, str]) -> None:
+        self.participants = set(participants)
+
+    async def accepts(self, scheme: str, value: str, document_type: str) -> bool:
+        return (scheme, value) in self.participants
+
+
+async def distribute_invoice(conn, event, now, registered=Registered()):  # noqa: B008
+    return await service.distribute_invoice(
+        conn,
+        event,
+        now,
+        lookup=registered,
+        renderers=default_registry(),
+        validator=shared_validator(),
+    )
+
+
+def created_event(
+    buyer: Party, *, test_mode: bool = False, buyer_reference: str | None = "Inköp"
+) -> InvoiceCreated:
     """invoice.created for a one-line invoice to ``buyer`` in a new tenant."""
     tenant = f"t-{uuid.uuid4().hex[:12]}"
     invoice_id = f"inv_{uuid.uuid4().hex}"
@@ -42,8 +72,17 @@ def created_event(buyer: Party, *, test_mode: bool = False) -> InvoiceCreated:
         number=number,
         issue_date=NOW.date(),
         currency="SEK",
-        seller=Party(name="Säljare AB", address=Address(country_code="SE")),
+        seller=Party(
+            name="Säljare AB",
+            company_id="556036-0793",
+            vat_id="SE556036079301",
+            address=Address(
+                lines=("Gatan 1",), city="Stockholm", postal_code="11122", country_code="SE"
+            ),
+        ),
         buyer=buyer,
+        due_date=NOW.date() + dt.timedelta(days=30),
+        buyer_reference=buyer_reference,
         lines=(
             InvoiceLine(
                 line_id="1",
@@ -92,9 +131,11 @@ async def deliveries(conn: asyncpg.Connection, invoice_id: str) -> list[asyncpg.
 
 
 async def test_an_invoice_is_distributed_and_recorded(conn: asyncpg.Connection) -> None:
-    event = created_event(company(electronic_address=ElectronicAddress(scheme="0007", value="1")))
+    event = created_event(
+        company(electronic_address=ElectronicAddress(scheme="0007", value="5560360793"))
+    )
 
-    distributed = await distribute_invoice(conn, event, NOW)
+    distributed = await distribute_invoice(conn, event, NOW, Registered(("0007", "5560360793")))
 
     assert isinstance(distributed, InvoiceDistributed)
     assert distributed.tenant_id == event.tenant_id
@@ -102,7 +143,7 @@ async def test_an_invoice_is_distributed_and_recorded(conn: asyncpg.Connection) 
     assert distributed.number == event.invoice.number
     assert distributed.channel is Channel.PEPPOL
     assert distributed.document_format == "peppol-bis-billing-3"
-    assert distributed.recipient == "0007:1"
+    assert distributed.recipient == "0007:5560360793"
     assert distributed.distributed_at == NOW
     assert distributed.test_mode is False
     rows = await deliveries(conn, event.invoice_id)
@@ -112,10 +153,39 @@ async def test_an_invoice_is_distributed_and_recorded(conn: asyncpg.Connection) 
         event.tenant_id,
         event.invoice.number,
         "peppol",
-        "0007:1",
+        "0007:5560360793",
     )
     assert row["test_mode"] is False
     assert row["distributed_at"] == NOW
+    assert row["status"] == "sent"
+    assert len(row["document_sha256"]) == 64
+
+
+async def test_a_document_breaking_the_rules_is_not_sent_and_names_them(
+    conn: asyncpg.Connection,
+) -> None:
+    address = ElectronicAddress(scheme="0007", value="5560360793")
+    event = created_event(company(electronic_address=address), buyer_reference=None)
+
+    failed = await distribute_invoice(conn, event, NOW, Registered(("0007", "5560360793")))
+
+    assert isinstance(failed, InvoiceDeliveryFailed)
+    assert failed.channel is Channel.PEPPOL
+    assert {e.rule for e in failed.errors} == {"PEPPOL-EN16931-R003"}
+    row = (await deliveries(conn, event.invoice_id))[0]
+    assert row["status"] == "failed"
+    assert "PEPPOL-EN16931-R003" in row["errors"]
+    assert await distribute_invoice(conn, event, NOW, Registered(("0007", "5560360793"))) is None
+
+
+async def test_an_unregistered_electronic_address_falls_back_to_email(
+    conn: asyncpg.Connection,
+) -> None:
+    address = ElectronicAddress(scheme="0007", value="5560360793")
+    event = created_event(company(electronic_address=address, email="f@kund.example"))
+    distributed = await distribute_invoice(conn, event, NOW)
+    assert distributed is not None
+    assert distributed.channel is Channel.EMAIL
 
 
 async def test_distributing_twice_keeps_one_row_and_emits_once(conn: asyncpg.Connection) -> None:
@@ -150,7 +220,7 @@ async def test_a_private_buyer_is_recorded_on_email(conn: asyncpg.Connection) ->
     private = Party(
         name="Anna Andersson",
         party_type=PartyType.PRIVATE,
-        electronic_address=ElectronicAddress(scheme="0007", value="1"),
+        electronic_address=ElectronicAddress(scheme="0007", value="5560360793"),
         email="anna@example.se",
         address=Address(country_code="SE"),
     )

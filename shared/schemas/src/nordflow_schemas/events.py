@@ -116,6 +116,16 @@ class InvoiceDistributed(EventBody):
     distributed_at: Timestamp
 
 
+class InvoiceDeliveryFailed(EventBody):
+    """An invoice could not be sent by a channel; every reason is listed (rule ids included)."""
+
+    number: str
+    channel: Channel
+    document_format: str
+    errors: tuple[ValidationIssue, ...] = Field(min_length=1)
+    failed_at: Timestamp
+
+
 class PaymentReceived(EventBody):
     """Money arrived against an invoice (bank, factor settlement, provider report)."""
 

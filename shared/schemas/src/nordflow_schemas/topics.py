@@ -8,6 +8,7 @@ from .events import (
     ErpDocumentFetched,
     EventBody,
     InvoiceCreated,
+    InvoiceDeliveryFailed,
     InvoiceDistributed,
     InvoiceRejected,
     InvoiceTransferred,
@@ -86,6 +87,13 @@ INVOICE_DISTRIBUTED = TopicSpec(
     (DASHBOARDS,),
     "An invoice routed to the cheapest channel its recipient can take",
 )
+INVOICE_DELIVERY_FAILED = TopicSpec(
+    "invoice.delivery_failed",
+    InvoiceDeliveryFailed,
+    (DISTRIBUTION_ROUTER,),
+    (DASHBOARDS,),
+    "An invoice that could not be sent, with the rule ids and messages",
+)
 PAYMENT_RECEIVED = TopicSpec(
     "payment.received",
     PaymentReceived,
@@ -115,6 +123,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     INVOICE_REJECTED,
     INVOICE_TRANSFERRED,
     INVOICE_DISTRIBUTED,
+    INVOICE_DELIVERY_FAILED,
     PAYMENT_RECEIVED,
     LEDGER_ENTRY_POSTED,
     EVENT_DEAD_LETTERED,

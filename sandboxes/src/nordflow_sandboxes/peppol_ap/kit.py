@@ -1,0 +1,836 @@
+"""Machinery shared by the delivery-channel sandboxes: accounts, faults, idempotency, logs, admin.
+
+Used by `peppol_ap`, `print_post` and `b2c_bank`. Each of those serves its provider's API
+under `/api/v1/...` (bearer token per account) and the same admin API under `/sandbox/...`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import re
+import secrets
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("nordflow_sandboxes.partner")
+
+API_PREFIX = "/api/v1"
+ADMIN_PREFIX = "/sandbox"
+PROBLEM_JSON = "application/problem+json"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+IDEMPOTENCY_DOCS = "https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/"
+# Printable ASCII without spaces, like a UUID or any random token the client makes up.
+_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def utc_now() -> datetime:
+    """The current instant, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lower-case hex SHA-256 of `data` (the content hash every delivery is listed with)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def fingerprint(*parts: str | bytes) -> str:
+    """A digest of a request's meaning; each part is length-prefixed so parts cannot blur."""
+    digest = hashlib.sha256()
+    for part in parts:
+        raw = part.encode() if isinstance(part, str) else part
+        digest.update(len(raw).to_bytes(8, "big"))
+        digest.update(raw)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One refused value: the field (dotted path), a stable code and a readable message."""
+
+    field: str
+    code: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        """The error as it appears in a problem body's `errors` list."""
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    errors: Sequence[FieldError] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An RFC 9457 problem body, with a stable `code` and per-field `errors`."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "code": code,
+        "errors": [error.as_json() for error in errors],
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+class ApiError(Exception):
+    """A refusal the API answers with a problem body."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        errors: Sequence[FieldError] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(title)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.errors = list(errors)
+        self.headers = headers
+
+    def response(self) -> JSONResponse:
+        """The problem response for this error."""
+        return problem(self.status, self.code, self.title, self.errors, self.headers)
+
+
+class FieldErrors:
+    """Collects every refused field of one request, so the client sees them all at once."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldError] = []
+
+    def add(self, field_name: str, code: str, message: str) -> None:
+        """Record one refused field."""
+        self.items.append(FieldError(field_name, code, message))
+
+    def has(self, field_name: str) -> bool:
+        """Whether a field (or one below it) was already refused."""
+        return any(
+            e.field == field_name or e.field.startswith(f"{field_name}.") for e in self.items
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self, title: str = "The request was refused: see errors") -> None:
+        """422 with every collected error, if there is one."""
+        if self.items:
+            raise ApiError(422, "validation_failed", title, self.items)
+
+
+# ----------------------------------------------------------------------- records, state
+
+
+class Record(Protocol):
+    """What every sandbox stores per accepted send (one letter, document, e-invoice)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def client_reference(self) -> str | None: ...
+
+    @property
+    def idempotency_key(self) -> str | None: ...
+
+    @property
+    def content_sha256(self) -> str: ...
+
+    @property
+    def received_at(self) -> datetime: ...
+
+    def content(self) -> tuple[bytes, str]:
+        """The received payload and its media type."""
+        ...
+
+    def view(self, now: datetime) -> dict[str, Any]:
+        """The record as the provider's API shows it at `now`."""
+        ...
+
+
+R = TypeVar("R", bound=Record)
+
+
+@dataclass
+class Fault:
+    """A failure injected for the next `remaining` matching requests of one account."""
+
+    status: int | None
+    remaining: int
+    path_prefix: str
+    method: str | None
+    delay_seconds: float
+    after_commit: bool
+    retry_after_seconds: int = 1
+
+    def matches(self, method: str, path: str) -> bool:
+        """True when the request is one this fault targets."""
+        return (
+            self.remaining > 0
+            and path.startswith(self.path_prefix)
+            and (self.method is None or self.method == method)
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The admin view of the fault."""
+        return {
+            "status": self.status,
+            "remaining": self.remaining,
+            "path_prefix": self.path_prefix,
+            "method": self.method,
+            "delay_seconds": self.delay_seconds,
+            "after_commit": self.after_commit,
+            "retry_after_seconds": self.retry_after_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One API request as the account's request log shows it."""
+
+    at: datetime
+    method: str
+    path: str
+    query: str
+    status: int
+    fault: bool
+    idempotency_key: str | None
+    replayed: bool
+
+    def as_json(self) -> dict[str, Any]:
+        """The admin view of the record."""
+        return {
+            "at": self.at.isoformat(),
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+            "fault": self.fault,
+            "idempotency_key": self.idempotency_key,
+            "replayed": self.replayed,
+        }
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The first answer to an idempotency key, replayed verbatim to every retry."""
+
+    fingerprint: str
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    stored_at: datetime
+
+
+@dataclass
+class Account(Generic[R]):
+    """One customer of the provider: its token opens its own records, faults and logs."""
+
+    account_id: str
+    name: str
+    organisation_number: str
+    created: datetime
+    records: dict[str, R] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    requests: deque[RequestRecord] = field(default_factory=deque)
+    idempotency: dict[str, StoredResponse] = field(default_factory=dict)
+    in_flight: set[str] = field(default_factory=set)
+
+
+class TokenInUseError(ValueError):
+    """An account was requested with a token another account already has."""
+
+
+class PartnerState(Generic[R]):
+    """Accounts by token, with faults, request logs and idempotency keys, under one lock.
+
+    Callers hold `lock` around every read or change of an account; no code awaits while
+    holding it. `clock` is injectable so tests can move time (statuses that advance with
+    time, idempotency-key expiry).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        idempotency_ttl: timedelta = timedelta(hours=24),
+        request_log_size: int = 2000,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.idempotency_ttl = idempotency_ttl
+        self._clock = clock
+        self._request_log_size = request_log_size
+        self._accounts: dict[str, Account[R]] = {}
+        self._tokens: dict[str, str] = {}
+
+    def now(self) -> datetime:
+        """The current instant (aware)."""
+        return self._clock()
+
+    @staticmethod
+    def new_id(prefix: str) -> str:
+        """A random resource id such as `ltr_3f2a...`."""
+        return f"{prefix}_{secrets.token_hex(8)}"
+
+    # ---------------------------------------------------------------------- accounts
+
+    def create_account(
+        self, name: str, token: str | None = None, organisation_number: str = ""
+    ) -> tuple[Account[R], str]:
+        """Create an empty account reachable with `token` (generated when None)."""
+        with self.lock:
+            token = token or secrets.token_urlsafe(24)
+            if token in self._tokens:
+                raise TokenInUseError("that token already belongs to an account")
+            account: Account[R] = Account(
+                account_id=self.new_id("acc"),
+                name=name,
+                organisation_number=organisation_number,
+                created=self.now(),
+                requests=deque(maxlen=self._request_log_size),
+            )
+            self._accounts[account.account_id] = account
+            self._tokens[token] = account.account_id
+            return account, token
+
+    def account_for_token(self, token: str) -> Account[R] | None:
+        """The account a bearer token opens, if any."""
+        with self.lock:
+            account_id = self._tokens.get(token)
+            return self._accounts.get(account_id) if account_id else None
+
+    def accounts(self) -> list[Account[R]]:
+        """All accounts, oldest first."""
+        with self.lock:
+            return list(self._accounts.values())
+
+    # ------------------------------------------------------------------------ faults
+
+    def add_fault(self, account: Account[R], fault: Fault) -> None:
+        """Queue a fault; faults are consumed in the order they were added."""
+        with self.lock:
+            account.faults.append(fault)
+
+    def take_fault(self, account: Account[R], method: str, path: str) -> Fault | None:
+        """The first fault matching this request, with one use consumed."""
+        with self.lock:
+            for fault in account.faults:
+                if fault.matches(method, path):
+                    fault.remaining -= 1
+                    taken = dataclasses.replace(fault)
+                    account.faults = [x for x in account.faults if x.remaining > 0]
+                    return taken
+            return None
+
+    def clear_faults(self, account: Account[R]) -> None:
+        """Drop every queued fault of the account."""
+        with self.lock:
+            account.faults.clear()
+
+    # ------------------------------------------------------------------ idempotency
+
+    def begin_idempotent(
+        self, account: Account[R], key: str, request_fingerprint: str
+    ) -> StoredResponse | None:
+        """Reserve `key` for a new request, or return the first answer to replay.
+
+        Raises 409 while a request with the key is still being processed and 422 when the
+        key was used for a different request (the IETF Idempotency-Key draft's answers).
+        """
+        with self.lock:
+            stored = account.idempotency.get(key)
+            if stored is not None and stored.stored_at + self.idempotency_ttl <= self.now():
+                del account.idempotency[key]
+                stored = None
+            if stored is not None:
+                if stored.fingerprint != request_fingerprint:
+                    raise ApiError(
+                        422,
+                        "idempotency_key_reused",
+                        "Idempotency-Key was already used for a different request",
+                        [
+                            FieldError(
+                                IDEMPOTENCY_HEADER,
+                                "idempotency_key_reused",
+                                "this key answered another request; send a new key for a "
+                                "new request",
+                            )
+                        ],
+                        headers={"Link": f'<{IDEMPOTENCY_DOCS}>; rel="describedby"'},
+                    )
+                return stored
+            if key in account.in_flight:
+                raise ApiError(
+                    409,
+                    "idempotency_key_in_flight",
+                    "A request with this Idempotency-Key is still being processed",
+                    headers={"Retry-After": "1"},
+                )
+            account.in_flight.add(key)
+            return None
+
+    def finish_idempotent(self, account: Account[R], key: str, stored: StoredResponse) -> None:
+        """Keep the first answer to `key` (until the TTL passes)."""
+        with self.lock:
+            account.in_flight.discard(key)
+            account.idempotency[key] = stored
+
+    def release_idempotent(self, account: Account[R], key: str) -> None:
+        """Forget a reservation whose request was refused: nothing happened, retry is free."""
+        with self.lock:
+            account.in_flight.discard(key)
+
+    # ---------------------------------------------------------------- logs, records
+
+    def record_request(self, account: Account[R], record: RequestRecord) -> None:
+        """Append to the account's request log (oldest entries fall off)."""
+        with self.lock:
+            account.requests.append(record)
+
+    def recent_requests(self, account: Account[R], limit: int) -> list[RequestRecord]:
+        """The last `limit` requests, oldest first."""
+        with self.lock:
+            records = list(account.requests)
+        return records[-limit:] if limit > 0 else []
+
+    def add_record(self, account: Account[R], record: R) -> None:
+        """Keep an accepted send."""
+        with self.lock:
+            account.records[record.id] = record
+
+    def get_record(self, account: Account[R], record_id: str, noun: str) -> R:
+        """The account's record `record_id`, else 404."""
+        with self.lock:
+            record = account.records.get(record_id)
+        if record is None:
+            raise ApiError(404, "not_found", f"No {noun} {record_id!r} in this account")
+        return record
+
+    def by_client_reference(self, account: Account[R], client_reference: str) -> list[R]:
+        """Every record whose client reference equals `client_reference`, oldest first."""
+        with self.lock:
+            return [r for r in account.records.values() if r.client_reference == client_reference]
+
+    def stats(self, account: Account[R]) -> dict[str, Any]:
+        """Counts of the account's records."""
+        with self.lock:
+            return {
+                "account_id": account.account_id,
+                "name": account.name,
+                "records": len(account.records),
+                "requests": len(account.requests),
+                "idempotency_keys": len(account.idempotency),
+                "faults_pending": sum(f.remaining for f in account.faults),
+            }
+
+
+# --------------------------------------------------------------------- request helpers
+
+
+def bearer(request: Request) -> str | None:
+    """The bearer token of a request, if it has one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def current_account(request: Request, _state: PartnerState[R]) -> Account[R]:
+    """The account the gate authenticated for this API request."""
+    return cast(Account[R], request.state.account)
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key (validated), or None when it sent none."""
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    key = raw.strip()
+    # The IETF draft's examples quote the key (a structured-field string); accept both.
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not _KEY_PATTERN.match(key):
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-255 printable ASCII characters without spaces",
+            [FieldError(IDEMPOTENCY_HEADER, "invalid", "use a UUID or another random token")],
+        )
+    return key
+
+
+async def run_idempotent(
+    state: PartnerState[R],
+    account: Account[R],
+    key: str | None,
+    request_fingerprint: str,
+    create: Callable[[], Awaitable[JSONResponse]],
+) -> Response:
+    """Run a create once per Idempotency-Key: a retry gets the first answer again.
+
+    Only answers of requests that were carried out are kept (2xx); a refused request
+    (validation, an unreachable dependency) leaves nothing behind, so it can be retried
+    with the same key once corrected.
+    """
+    if key is None:
+        return await create()
+    stored = state.begin_idempotent(account, key, request_fingerprint)
+    if stored is not None:
+        return Response(
+            content=stored.body,
+            status_code=stored.status,
+            media_type="application/json",
+            headers={**stored.headers, REPLAYED_HEADER: "true"},
+        )
+    try:
+        response = await create()
+    except BaseException:
+        state.release_idempotent(account, key)
+        raise
+    if 200 <= response.status_code < 300:
+        kept = {k: v for k, v in response.headers.items() if k.lower() == "location"}
+        state.finish_idempotent(
+            account,
+            key,
+            StoredResponse(
+                fingerprint=request_fingerprint,
+                status=response.status_code,
+                body=bytes(response.body),
+                headers=kept,
+                stored_at=state.now(),
+            ),
+        )
+    else:
+        state.release_idempotent(account, key)
+    return response
+
+
+def is_api_path(path: str) -> bool:
+    """Whether a path belongs to the provider's API (not the admin API)."""
+    return path == API_PREFIX or path.startswith(f"{API_PREFIX}/")
+
+
+# ---------------------------------------------------------------------------- the gate
+
+
+def _rate_limited(retry_after: int) -> JSONResponse:
+    return problem(
+        429,
+        "rate_limited",
+        "Too many requests",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _fault_response(fault: Fault) -> JSONResponse:
+    status = fault.status or 500
+    if status == 429:
+        return _rate_limited(max(fault.retry_after_seconds, 0))
+    return problem(status, "injected_fault", f"Injected fault: HTTP {status}")
+
+
+async def _drain(response: Response) -> None:
+    body_iterator = getattr(response, "body_iterator", None)
+    if body_iterator is not None:
+        async for _chunk in body_iterator:
+            pass
+
+
+def install_gate(app: FastAPI, state: PartnerState[Any]) -> None:
+    """Authentication, fault injection and the request log for `/api/v1/...`."""
+
+    @app.middleware("http")
+    async def partner_gate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        if not is_api_path(path):
+            return await call_next(request)
+        token = bearer(request)
+        challenge = {"WWW-Authenticate": 'Bearer realm="sandbox"'}
+        if token is None:
+            return problem(
+                401, "missing_token", "Send 'Authorization: Bearer <token>'", headers=challenge
+            )
+        account = state.account_for_token(token)
+        if account is None:
+            return problem(401, "invalid_token", "Unknown access token", headers=challenge)
+        request.state.account = account
+        method = request.method.upper()
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+
+        def log(response: Response, faulted: bool) -> Response:
+            state.record_request(
+                account,
+                RequestRecord(
+                    at=state.now(),
+                    method=method,
+                    path=path,
+                    query=request.url.query,
+                    status=response.status_code,
+                    fault=faulted,
+                    idempotency_key=key,
+                    replayed=response.headers.get(REPLAYED_HEADER) == "true",
+                ),
+            )
+            return response
+
+        fault = state.take_fault(account, method, path)
+        if fault is not None and not fault.after_commit:
+            if fault.delay_seconds:
+                await asyncio.sleep(fault.delay_seconds)
+            if fault.status is not None:
+                return log(_fault_response(fault), faulted=True)
+
+        try:
+            response = await call_next(request)
+        except Exception:
+            logger.exception("unhandled error in %s %s", method, path)
+            response = problem(500, "internal_error", "Internal server error")
+
+        if fault is not None and fault.after_commit:
+            # The change is stored; the client now sees a slow answer or an error.
+            if fault.delay_seconds:
+                await asyncio.sleep(fault.delay_seconds)
+            if fault.status is not None:
+                await _drain(response)
+                return log(_fault_response(fault), faulted=True)
+        return log(response, faulted=fault is not None)
+
+
+def _validation_errors(error: RequestValidationError) -> list[FieldError]:
+    out = []
+    for item in error.errors():
+        loc = [str(part) for part in item.get("loc", ()) if part not in ("body", "query")]
+        out.append(
+            FieldError(".".join(loc) or "body", str(item.get("type", "invalid")), item["msg"])
+        )
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Problem bodies for API errors, unknown routes and FastAPI's own validation."""
+
+    async def on_api_error(_request: Request, exc: Exception) -> Response:
+        return cast(ApiError, exc).response()
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        error = cast(StarletteHTTPException, exc)
+        if not is_api_path(request.url.path):
+            return await http_exception_handler(request, error)
+        if error.status_code == 404:
+            return problem(404, "not_found", f"No such resource: {request.url.path}")
+        if error.status_code == 405:
+            return problem(405, "method_not_allowed", f"{request.method} is not allowed here")
+        return problem(error.status_code, "http_error", str(error.detail))
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        error = cast(RequestValidationError, exc)
+        if not is_api_path(request.url.path):
+            return await request_validation_exception_handler(request, error)
+        return problem(422, "validation_failed", "Invalid parameters", _validation_errors(error))
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+
+
+# ------------------------------------------------------------------------ admin routes
+
+
+class AccountIn(BaseModel):
+    """Body of `POST /sandbox/accounts`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    token: str | None = Field(default=None, min_length=8, max_length=500)
+    organisation_number: str = Field(default="", max_length=20)
+
+
+class FaultIn(BaseModel):
+    """Body of `POST /sandbox/faults`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal[429, 500, 502, 503, 504] | None = 500
+    count: int = Field(default=1, ge=1, le=10_000)
+    path_prefix: str = Field(default=f"{API_PREFIX}/", pattern=r"^/api/v1(/.*)?$")
+    method: Literal["GET", "POST", "PUT", "DELETE"] | None = None
+    delay_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
+    after_commit: bool = False
+    retry_after_seconds: int = Field(default=1, ge=0, le=3600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upper_method(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            return {**data, "method": data["method"].upper()}
+        return data
+
+    @model_validator(mode="after")
+    def _does_something(self) -> FaultIn:
+        if self.status is None and self.delay_seconds == 0:
+            raise ValueError("a fault needs a status, a delay_seconds, or both")
+        return self
+
+
+def admin_account(request: Request, state: PartnerState[R]) -> Account[R]:
+    """The account an admin request names by its bearer token, else 401."""
+    token = bearer(request)
+    account = state.account_for_token(token) if token else None
+    if account is None:
+        raise HTTPException(401, "send the account's token as 'Authorization: Bearer <token>'")
+    return account
+
+
+def admin_router(state: PartnerState[R]) -> APIRouter:
+    """`/sandbox/...`: accounts, faults, the request log, and what was received."""
+    router = APIRouter(prefix=ADMIN_PREFIX, tags=["sandbox admin"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.post("/accounts", status_code=201)
+    async def create_account(body: AccountIn) -> dict[str, str]:
+        try:
+            account, token = state.create_account(body.name, body.token, body.organisation_number)
+        except TokenInUseError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return {
+            "account_id": account.account_id,
+            "token": token,
+            "name": account.name,
+            "organisation_number": account.organisation_number,
+        }
+
+    @router.post("/faults", status_code=201)
+    async def add_fault(request: Request, body: FaultIn) -> dict[str, Any]:
+        account = admin_account(request, state)
+        fault = Fault(
+            status=body.status,
+            remaining=body.count,
+            path_prefix=body.path_prefix,
+            method=body.method,
+            delay_seconds=body.delay_seconds,
+            after_commit=body.after_commit,
+            retry_after_seconds=body.retry_after_seconds,
+        )
+        state.add_fault(account, fault)
+        return {"fault": fault.as_json()}
+
+    @router.get("/faults")
+    async def list_faults(request: Request) -> dict[str, Any]:
+        account = admin_account(request, state)
+        with state.lock:
+            return {"faults": [f.as_json() for f in account.faults]}
+
+    @router.delete("/faults", status_code=204)
+    async def clear_faults(request: Request) -> Response:
+        state.clear_faults(admin_account(request, state))
+        return Response(status_code=204)
+
+    @router.get("/requests")
+    async def recent_requests(request: Request, limit: int = 100) -> dict[str, Any]:
+        account = admin_account(request, state)
+        records = state.recent_requests(account, max(0, min(limit, 2000)))
+        return {"requests": [r.as_json() for r in records]}
+
+    @router.get("/deliveries")
+    async def deliveries(request: Request) -> dict[str, Any]:
+        """Everything the account sent that was accepted: each send once, oldest first."""
+        account = admin_account(request, state)
+        now = state.now()
+        with state.lock:
+            records = list(account.records.values())
+        return {
+            "deliveries": [
+                {
+                    **record.view(now),
+                    "idempotency_key": record.idempotency_key,
+                    "content_sha256": record.content_sha256,
+                    "size": len(record.content()[0]),
+                }
+                for record in records
+            ]
+        }
+
+    @router.get("/deliveries/{record_id}/content")
+    async def delivery_content(request: Request, record_id: str) -> Response:
+        account = admin_account(request, state)
+        with state.lock:
+            record = account.records.get(record_id)
+        if record is None:
+            raise HTTPException(404, f"no delivery {record_id!r} in this account")
+        data, media_type = record.content()
+        return Response(content=data, media_type=media_type)
+
+    @router.get("/stats")
+    async def stats(request: Request) -> dict[str, Any]:
+        if bearer(request):
+            return state.stats(admin_account(request, state))
+        return {"accounts": [state.stats(a) for a in state.accounts()]}
+
+    return router
+
+
+def build_app(
+    state: PartnerState[Any],
+    *,
+    title: str,
+    routers: Sequence[APIRouter],
+) -> FastAPI:
+    """A sandbox app: the provider's routers, the shared admin API, the gate, error bodies."""
+    app = FastAPI(
+        title=title,
+        docs_url=f"{ADMIN_PREFIX}/docs",
+        openapi_url=f"{ADMIN_PREFIX}/openapi.json",
+        redoc_url=None,
+    )
+    for router in routers:
+        app.include_router(router)
+    app.include_router(admin_router(state))
+    install_gate(app, state)
+    install_error_handlers(app)
+    return app
+
+
+def client_reference_param(value: str | None) -> str | None:
+    """A client reference as sent (stripped; empty means none), at most 200 characters."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if len(value) > 200:
+        raise ApiError(
+            422,
+            "validation_failed",
+            "client_reference is too long",
+            [FieldError("client_reference", "too_long", "at most 200 characters")],
+        )
+    return value

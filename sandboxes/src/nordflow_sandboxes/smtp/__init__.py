@@ -1,0 +1,1 @@
+"""SMTP sandbox (aiosmtpd + HTTP inspection API); import its submodules, this imports nothing."""

@@ -1,0 +1,299 @@
+"""The records one Visma.net sandbox company holds, and the document arithmetic it performs."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from nordflow_sandboxes.visma_net.values import ZERO, round_money
+
+# Sandbox VAT codes (the Norwegian SAF-T standard tax codes for sales); `vatCodeId` must be one.
+VAT_CODES: dict[str, tuple[Decimal, str]] = {
+    "3": (Decimal(25), "Output VAT, high rate"),
+    "31": (Decimal(15), "Output VAT, medium rate"),
+    "33": (Decimal(12), "Output VAT, low rate"),
+    "5": (ZERO, "No output VAT"),
+    "6": (ZERO, "Outside the scope of VAT"),
+}
+DEFAULT_VAT_CODE = "3"
+DEFAULT_SALES_ACCOUNT = "3000"
+
+
+def credit_days(terms_id: str) -> int:
+    """Days of credit a terms id stands for in the sandbox (its leading digits; else 30)."""
+    digits = ""
+    for char in terms_id:
+        if not char.isdigit():
+            break
+        digits += char
+    return int(digits) if digits else 30
+
+
+@dataclass
+class Customer:
+    """A customer card."""
+
+    internal_id: int
+    number: str
+    name: str
+    status: str
+    currency_id: str
+    credit_terms_id: str
+    corporate_id: str | None
+    vat_registration_id: str | None
+    gln: str | None
+    email: str | None
+    accept_auto_invoices: bool
+    send_invoices_by_email: bool
+    address: dict[str, str | None]
+    note: str | None
+    created: datetime
+    last_modified: datetime
+    rowversion: int
+
+
+@dataclass
+class InvoiceLine:
+    """One line of a customer invoice."""
+
+    line_number: int
+    inventory_number: str | None
+    description: str | None
+    quantity: Decimal
+    unit_price: Decimal
+    discount_percent: Decimal
+    vat_code_id: str
+    account_number: str
+    uom: str | None
+    note: str | None
+
+    @property
+    def vat_rate(self) -> Decimal:
+        """The VAT rate of the line's VAT code, in percent."""
+        return VAT_CODES[self.vat_code_id][0]
+
+    @property
+    def discount_amount(self) -> Decimal:
+        """The discount taken off the line."""
+        return round_money(self.quantity * self.unit_price * self.discount_percent / 100)
+
+    @property
+    def amount(self) -> Decimal:
+        """Quantity times price less the discount, rounded to cents (VAT excluded)."""
+        return round_money(self.quantity * self.unit_price) - self.discount_amount
+
+
+@dataclass
+class Invoice:
+    """A customer invoice (document type Invoice) and its open balance."""
+
+    reference_number: str
+    customer_number: str
+    customer_name: str
+    document_date: date
+    due_date: date
+    currency_id: str
+    credit_terms_id: str
+    status: str  # Hold | Balanced | Open | Closed
+    lines: list[InvoiceLine]
+    payment_reference: str
+    external_reference: str | None
+    customer_ref_number: str | None
+    invoice_text: str | None
+    note: str | None
+    created: datetime
+    last_modified: datetime
+    rowversion: int
+    balance: Decimal = ZERO
+
+    @property
+    def hold(self) -> bool:
+        """Whether the document is a draft on hold."""
+        return self.status == "Hold"
+
+    @property
+    def released(self) -> bool:
+        """Whether the document is released (open or closed)."""
+        return self.status in {"Open", "Closed"}
+
+    @property
+    def detail_total(self) -> Decimal:
+        """Sum of the lines, VAT excluded."""
+        return sum((line.amount for line in self.lines), ZERO)
+
+    def tax_details(self) -> list[tuple[str, Decimal, Decimal, Decimal]]:
+        """Per VAT code: (code, rate, taxable amount, VAT amount rounded to cents)."""
+        taxable: dict[str, Decimal] = {}
+        for line in self.lines:
+            taxable[line.vat_code_id] = taxable.get(line.vat_code_id, ZERO) + line.amount
+        return [
+            (code, VAT_CODES[code][0], base, round_money(base * VAT_CODES[code][0] / 100))
+            for code, base in sorted(taxable.items())
+        ]
+
+    @property
+    def vat_total(self) -> Decimal:
+        """Total VAT of the document."""
+        return sum((vat for *_rest, vat in self.tax_details()), ZERO)
+
+    @property
+    def vat_taxable_total(self) -> Decimal:
+        """The part of the lines subject to a non-zero VAT rate."""
+        return sum((base for _code, rate, base, _vat in self.tax_details() if rate), ZERO)
+
+    @property
+    def vat_exempt_total(self) -> Decimal:
+        """The part of the lines without VAT."""
+        return sum((base for _code, rate, base, _vat in self.tax_details() if not rate), ZERO)
+
+    @property
+    def amount(self) -> Decimal:
+        """The document total, VAT included."""
+        return self.detail_total + self.vat_total
+
+
+@dataclass
+class PaymentLine:
+    """One document a payment applies to."""
+
+    document_type: str
+    ref_nbr: str
+    amount_paid: Decimal
+
+
+@dataclass
+class Payment:
+    """A customer payment; it changes the invoices' balances only when released."""
+
+    ref_nbr: str
+    type: str
+    status: str  # Hold | Balanced | Open | Closed
+    application_date: date
+    payment_ref: str | None
+    customer_number: str
+    customer_name: str
+    payment_method: str | None
+    cash_account: str | None
+    currency: str
+    payment_amount: Decimal
+    invoice_text: str | None
+    lines: list[PaymentLine]
+    created: datetime
+    last_modified: datetime
+    rowversion: int
+
+    @property
+    def hold(self) -> bool:
+        """Whether the payment is a draft on hold."""
+        return self.status == "Hold"
+
+    @property
+    def released(self) -> bool:
+        """Whether the payment has been released (its applications are booked)."""
+        return self.status in {"Open", "Closed"}
+
+    @property
+    def applied(self) -> Decimal:
+        """The amount applied to documents."""
+        return sum((line.amount_paid for line in self.lines), ZERO)
+
+    @property
+    def available_balance(self) -> Decimal:
+        """What is left of the payment after its applications."""
+        return self.payment_amount - self.applied
+
+
+@dataclass
+class Fault:
+    """A failure injected for the next `remaining` matching requests of one company."""
+
+    status: int | None
+    remaining: int
+    path_prefix: str
+    method: str | None
+    delay_seconds: float
+    after_commit: bool
+    retry_after_seconds: int = 1
+
+    def matches(self, method: str, path: str) -> bool:
+        """True when the request is one this fault targets."""
+        return (
+            self.remaining > 0
+            and path.lower().startswith(self.path_prefix.lower())
+            and (self.method is None or self.method == method)
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The admin view of the fault."""
+        return {
+            "status": self.status,
+            "remaining": self.remaining,
+            "path_prefix": self.path_prefix,
+            "method": self.method,
+            "delay_seconds": self.delay_seconds,
+            "after_commit": self.after_commit,
+            "retry_after_seconds": self.retry_after_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the company's request log shows it."""
+
+    at: datetime
+    method: str
+    path: str
+    query: str
+    status: int
+    fault: bool
+    if_match: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The admin view of the record."""
+        return {
+            "at": self.at.isoformat(),
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+            "fault": self.fault,
+            "if_match": self.if_match,
+        }
+
+
+@dataclass
+class Company:
+    """One Visma.net company: its registers, number series, injected faults and request log."""
+
+    company_id: str
+    name: str
+    created: datetime
+    customers: dict[str, Customer] = field(default_factory=dict)
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    payments: dict[str, Payment] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    requests: deque[RequestRecord] = field(default_factory=deque)
+    last_invoice_number: int = 100_000
+    last_payment_number: int = 0
+    last_customer_internal_id: int = 0
+
+    def next_invoice_number(self) -> str:
+        """The next free number of the invoice series (`100001`, `100002`, ...)."""
+        while True:
+            self.last_invoice_number += 1
+            candidate = str(self.last_invoice_number)
+            if candidate not in self.invoices:
+                return candidate
+
+    def next_payment_number(self) -> str:
+        """The next number of the payment series (`000001`, ...)."""
+        self.last_payment_number += 1
+        return f"{self.last_payment_number:06d}"
+
+    def next_customer_number(self) -> str:
+        """Highest numeric customer number + 1, starting at 10000."""
+        numeric = [int(n) for n in self.customers if n.isdigit()]
+        return str(max([9999, *numeric]) + 1)

@@ -1,0 +1,449 @@
+"""E-mail channel adapter: sends an invoice PDF over SMTP (stdlib smtplib in a worker thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import re
+import smtplib
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy, utils
+from email.message import EmailMessage
+from typing import ClassVar, Literal
+from urllib.parse import quote
+
+from pydantic import SecretStr
+
+logger = logging.getLogger(__name__)
+
+Stage = Literal["connect", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "message"]
+"""Where an SMTP transaction failed; `message` = the body was sent, its reply was not 250."""
+
+# RFC 5322 msg-id in its dot-atom form, which is all we ever generate or accept.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_MESSAGE_ID = re.compile(rf"^<{_DOT_ATOM}@{_DOT_ATOM}>$")
+# Characters of an idempotency key that may stand in a msg-id as they are ('%' escapes).
+_KEY_SAFE = "!#$&'*+/=?^_`{|}~-"
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class DeliveryError(Exception):
+    """The SMTP server did not take the message (or we cannot tell whether it did).
+
+    `stage` says where the transaction stopped, `code`/`reply` carry the server's answer
+    when there was one. `maybe_delivered` is True when the whole message had been sent
+    but no 250 came back: look the Message-ID up at the provider before sending again.
+    """
+
+    permanent: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: Stage,
+        code: int | None = None,
+        reply: str | None = None,
+        maybe_delivered: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.stage: Stage = stage
+        self.code = code
+        self.reply = reply
+        self.maybe_delivered = maybe_delivered
+
+
+class TransientDeliveryError(DeliveryError):
+    """Try again later: a 4xx reply, a refused or dropped connection, a timeout."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """This message cannot reach this recipient by e-mail (a 5xx at RCPT or DATA).
+
+    The router falls back to another channel (paper) for the invoice.
+    """
+
+    permanent = True
+
+
+class SmtpConfigurationError(DeliveryError):
+    """Our side is wrong, not the recipient (5xx at connect/MAIL, no STARTTLS, bad certificate).
+
+    Retrying or changing channel per invoice does not help: an operator must fix the
+    tenant's SMTP settings. Deliberately not a `PermanentDeliveryError`.
+    """
+
+    permanent = True
+
+
+class SmtpAuthenticationError(SmtpConfigurationError):
+    """The server refused our credentials (535) or demands AUTH we did not do (530)."""
+
+
+@dataclass(frozen=True)
+class EmailAttachment:
+    """A further file to attach (the PEPPOL XML, a specification)."""
+
+    filename: str
+    content: bytes = field(repr=False)
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The server took responsibility for the message (250 after the message body)."""
+
+    message_id: str
+    recipient: str
+    code: int
+    reply: str
+    """The server's final reply text; providers usually put their queue id in it."""
+
+
+def message_id_for(idempotency_key: str, domain: str = "nordflow") -> str:
+    """A Message-ID determined by the delivery's idempotency key: `<key@domain>`.
+
+    Characters a msg-id cannot hold (':' for instance) are %-escaped, and '%' and '.'
+    too, so distinct keys give distinct ids and every retry of one delivery gives the same.
+    """
+    if not idempotency_key:
+        raise ValueError("the idempotency key is empty")
+    local = quote(idempotency_key, safe=_KEY_SAFE).replace(".", "%2E")
+    message_id = f"<{local}@{domain}>"
+    if not _MESSAGE_ID.match(message_id):
+        raise ValueError(f"cannot make a Message-ID with domain {domain!r}")
+    return message_id
+
+
+def _single_line(name: str, value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"{name} must be a single line")
+    return value
+
+
+def _split_type(content_type: str) -> tuple[str, str]:
+    maintype, _, subtype = content_type.partition("/")
+    if not maintype or not subtype or "/" in subtype:
+        raise ValueError(f"not a MIME type: {content_type!r}")
+    return maintype, subtype
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+
+
+@dataclass
+class _Transaction:
+    """How far one SMTP transaction got, for classifying what goes wrong."""
+
+    stage: Stage = "connect"
+
+
+class EmailSender:
+    """Sends one invoice e-mail per call to an SMTP submission server.
+
+    SMTP has no idempotency: every accepted DATA is a new e-mail, and a reply lost after
+    the message was sent (timeout, dropped connection) leaves the outcome unknown. What
+    this adapter guarantees:
+
+    - the Message-ID is the caller's (`message_id_for(idempotency_key)`), so every attempt
+      of one delivery carries the same id and the provider's log can be searched for it;
+    - `SendResult` is returned only after a 250 to the message body: the server has taken
+      responsibility for it;
+    - a `DeliveryError` with `maybe_delivered=True` is raised whenever the body was fully
+      sent without a 250 seen (also for a 4xx/5xx there: RFC 5321 says "not taken", but
+      gateways have delivered anyway). The caller must look the Message-ID up in the
+      provider's log (in tests, the SMTP sandbox's inspection API) before trying again;
+      otherwise the recipient may get two e-mails. Earlier failures never sent the body;
+    - it never retries by itself, and cancelling the awaiting task does not stop a send
+      already under way in its thread (treat that like `maybe_delivered`).
+
+    Errors: `TransientDeliveryError` (4xx, connection errors, timeouts: retry with
+    backoff), `PermanentDeliveryError` (5xx at RCPT or for the message: fall back to
+    paper), `SmtpConfigurationError`/`SmtpAuthenticationError` (our settings: alert).
+    The password is only handed to `smtplib.login`; it is never logged, never put in an
+    error, and errors raised here keep no reference to smtplib's frames.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str | None,
+        password: SecretStr | None,
+        starttls: bool,
+        from_address: str,
+        *,
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+        max_concurrent: int = 8,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if (username is None) != (password is None):
+            raise ValueError("give both username and password, or neither")
+        self.host = host
+        self.port = port
+        self.username = username
+        self._password = password
+        self.starttls = starttls
+        self.from_address = _single_line("from_address", from_address)
+        self.timeout = timeout
+        self._ssl_context = ssl_context
+        self.local_hostname = local_hostname
+        self._clock = clock
+        self._slots = asyncio.Semaphore(max_concurrent)
+
+    def __repr__(self) -> str:
+        return (
+            f"EmailSender(host={self.host!r}, port={self.port}, username={self.username!r}, "
+            f"starttls={self.starttls}, from_address={self.from_address!r})"
+        )
+
+    # ---------------------------------------------------------------------------- message
+
+    def build_message(
+        self,
+        *,
+        to: str,
+        subject: str,
+        body_text: str,
+        pdf: bytes,
+        pdf_name: str,
+        attachments: Sequence[EmailAttachment] = (),
+        message_id: str,
+    ) -> EmailMessage:
+        """The MIME message `send_invoice` sends: text body, the PDF, then `attachments`."""
+        if not _MESSAGE_ID.match(message_id):
+            raise ValueError(f"not a Message-ID of the form <left@right>: {message_id!r}")
+        message = EmailMessage(policy=policy.SMTP)
+        message["From"] = self.from_address
+        message["To"] = _single_line("to", to)
+        message["Subject"] = _single_line("subject", subject)
+        message["Date"] = utils.format_datetime(self._clock())
+        message["Message-ID"] = message_id
+        # quoted-printable keeps the body 7-bit, so no server needs 8BITMIME.
+        message.set_content(body_text, charset="utf-8", cte="quoted-printable")
+        message.add_attachment(
+            pdf, maintype="application", subtype="pdf", filename=_single_line("pdf_name", pdf_name)
+        )
+        for extra in attachments:
+            maintype, subtype = _split_type(extra.content_type)
+            message.add_attachment(
+                extra.content,
+                maintype=maintype,
+                subtype=subtype,
+                filename=_single_line("attachment filename", extra.filename),
+            )
+        return message
+
+    async def send_invoice(
+        self,
+        *,
+        to: str,
+        subject: str,
+        body_text: str,
+        pdf: bytes,
+        pdf_name: str,
+        attachments: Sequence[EmailAttachment] = (),
+        message_id: str,
+    ) -> SendResult:
+        """Send the invoice e-mail once; see the class docstring for what a failure means."""
+        message = self.build_message(
+            to=to,
+            subject=subject,
+            body_text=body_text,
+            pdf=pdf,
+            pdf_name=pdf_name,
+            attachments=attachments,
+            message_id=message_id,
+        )
+        smtputf8 = not (self.from_address + to).isascii()
+        data = message.as_bytes(policy=policy.SMTPUTF8 if smtputf8 else policy.SMTP)
+        async with self._slots:
+            try:
+                result = await asyncio.to_thread(self._send, data, to, message_id, smtputf8)
+            except DeliveryError as error:
+                logger.warning(
+                    "invoice e-mail not accepted: %s",
+                    error,
+                    extra={
+                        "fields": {
+                            "message_id": message_id,
+                            "smtp_stage": error.stage,
+                            "smtp_code": error.code,
+                            "maybe_delivered": error.maybe_delivered,
+                            "permanent": error.permanent,
+                        }
+                    },
+                )
+                raise
+        logger.info(
+            "invoice e-mail accepted",
+            extra={
+                "fields": {
+                    "message_id": message_id,
+                    "smtp_code": result.code,
+                    "smtp_reply": result.reply,
+                }
+            },
+        )
+        return result
+
+    # ------------------------------------------------------------------------------- SMTP
+
+    def _send(self, data: bytes, to: str, message_id: str, smtputf8: bool) -> SendResult:
+        """One SMTP transaction, blocking; runs in a worker thread."""
+        progress = _Transaction()
+        smtp: smtplib.SMTP | None = None
+        failure: DeliveryError | None = None
+        try:
+            # Connects and reads the greeting (SMTPConnectError unless 220).
+            smtp = smtplib.SMTP(
+                self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
+            )
+            result = self._transact(smtp, progress, data, to, message_id, smtputf8)
+        except DeliveryError as error:
+            failure = error
+        except (smtplib.SMTPException, OSError) as exc:
+            failure = self._classify_exception(exc, progress.stage)
+        finally:
+            if smtp is not None:
+                # QUIT when the server is talking to us; just close a broken connection.
+                self._close(smtp, polite=failure is None or failure.code is not None)
+        if failure is not None:
+            # Raised outside the except clause, so no __context__ leads to smtplib's frames
+            # (smtplib.login's locals hold the password).
+            raise failure
+        return result
+
+    def _transact(
+        self,
+        smtp: smtplib.SMTP,
+        progress: _Transaction,
+        data: bytes,
+        to: str,
+        message_id: str,
+        smtputf8: bool,
+    ) -> SendResult:
+        progress.stage = "ehlo"
+        smtp.ehlo_or_helo_if_needed()
+        if self.starttls:
+            progress.stage = "starttls"
+            if not smtp.has_extn("starttls"):
+                raise SmtpConfigurationError(
+                    "the SMTP server does not offer STARTTLS", stage=progress.stage
+                )
+            smtp.starttls(context=self._ssl_context or ssl.create_default_context())
+            smtp.ehlo()
+        if self.username is not None and self._password is not None:
+            progress.stage = "auth"
+            smtp.login(self.username, self._password.get_secret_value())
+        progress.stage = "mail"
+        options: list[str] = []
+        if smtputf8:
+            if not smtp.has_extn("smtputf8"):
+                raise PermanentDeliveryError(
+                    "the address needs SMTPUTF8, which the server does not offer",
+                    stage=progress.stage,
+                )
+            options.append("SMTPUTF8")
+        if smtp.has_extn("size"):
+            options.append(f"SIZE={len(data)}")
+        code, reply = smtp.mail(self.from_address, options)
+        self._expect(code, reply, (250,), progress.stage)
+        progress.stage = "rcpt"
+        code, reply = smtp.rcpt(to)
+        self._expect(code, reply, (250, 251), progress.stage)
+        progress.stage = "data"
+        code, reply = smtp.docmd("DATA")
+        self._expect(code, reply, (354,), progress.stage)
+        body = _LEADING_DOT.sub(b"..", data)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        smtp.send(body + b".\r\n")
+        progress.stage = "message"  # from here on the server may have the message
+        code, reply = smtp.getreply()
+        self._expect(code, reply, (250,), progress.stage)
+        return SendResult(message_id=message_id, recipient=to, code=code, reply=_text(reply))
+
+    def _expect(self, code: int, reply: bytes, ok: tuple[int, ...], stage: Stage) -> None:
+        if code not in ok:
+            raise self._classify(code, _text(reply), stage)
+
+    def _classify(self, code: int, text: str, stage: Stage) -> DeliveryError:
+        text = self._redact(text)
+        kind: type[DeliveryError]
+        if 500 <= code < 600:
+            if stage == "auth" or code == 530 or (stage == "mail" and " 5.7.0" in f" {text}"):
+                kind = SmtpAuthenticationError
+            elif stage in ("connect", "ehlo", "starttls") or (stage == "mail" and code != 552):
+                # The server refuses us or our sender address: nothing about the recipient.
+                kind = SmtpConfigurationError
+            else:
+                kind = PermanentDeliveryError
+        else:
+            # 4xx, and anything unexpected (a protocol hiccup): worth another try later.
+            kind = TransientDeliveryError
+        return kind(
+            f"SMTP {stage} refused: {code} {text}".rstrip(),
+            stage=stage,
+            code=code,
+            reply=text,
+            maybe_delivered=stage == "message",
+        )
+
+    def _classify_exception(self, exc: Exception, stage: Stage) -> DeliveryError:
+        if isinstance(exc, smtplib.SMTPResponseException):  # incl. auth, connect, helo errors
+            return self._classify(exc.smtp_code, _text(exc.smtp_error), stage)
+        if isinstance(exc, smtplib.SMTPNotSupportedError):
+            return SmtpConfigurationError(
+                f"SMTP {stage}: the server does not support it ({self._redact(str(exc))})",
+                stage=stage,
+            )
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return SmtpConfigurationError(
+                f"SMTP {stage}: the server's certificate is not trusted ({exc.verify_message})",
+                stage=stage,
+            )
+        if isinstance(exc, smtplib.SMTPServerDisconnected | OSError):
+            timed_out = isinstance(exc, TimeoutError) or "timed out" in str(exc)
+            kind = "timed out" if timed_out else "connection failed"
+            return TransientDeliveryError(
+                f"SMTP {stage} {kind}: {self._redact(str(exc)) or type(exc).__name__}",
+                stage=stage,
+                maybe_delivered=stage == "message",
+            )
+        # Any other SMTPException, e.g. "No suitable authentication method found."
+        return SmtpConfigurationError(f"SMTP {stage}: {self._redact(str(exc))}", stage=stage)
+
+    def _redact(self, text: str) -> str:
+        """Remove the password (and its AUTH encodings) should a server ever echo it."""
+        if self._password is None or self.username is None:
+            return text
+        secret = self._password.get_secret_value()
+        if not secret:
+            return text
+        forms = {
+            secret,
+            base64.b64encode(secret.encode()).decode(),
+            base64.b64encode(f"\0{self.username}\0{secret}".encode()).decode(),
+        }
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, "[redacted]")
+        return text
+
+    @staticmethod
+    def _close(smtp: smtplib.SMTP, *, polite: bool) -> None:
+        try:
+            if polite:
+                smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            pass  # whatever happened is decided already; a failed QUIT changes nothing
+        finally:
+            smtp.close()
