@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from nordflow_sandboxes.kit.server import ApiError
 from nordflow_sandboxes.peppol_ap import PeppolApState, create_app
-from nordflow_sandboxes.peppol_ap.kit import ApiError
 from nordflow_sandboxes.peppol_ap.testing import (
     FaultSpec,
     running_peppol_network,

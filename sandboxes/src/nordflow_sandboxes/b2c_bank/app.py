@@ -20,7 +20,7 @@ from nordflow_sandboxes.b2c_bank.einvoices import (
     validate_einvoice,
 )
 from nordflow_sandboxes.b2c_bank.references import personal_number as parse_personal_number
-from nordflow_sandboxes.peppol_ap.kit import (
+from nordflow_sandboxes.kit.server import (
     ADMIN_PREFIX,
     API_PREFIX,
     ApiError,

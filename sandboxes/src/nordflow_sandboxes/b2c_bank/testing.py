@@ -11,7 +11,7 @@ from typing import Any
 from nordflow_sandboxes.b2c_bank.app import create_app
 from nordflow_sandboxes.b2c_bank.einvoices import B2cBankState
 from nordflow_sandboxes.b2c_bank.references import luhn_check_digit, norwegian_national_id
-from nordflow_sandboxes.peppol_ap.kit_testing import (
+from nordflow_sandboxes.kit.testing import (
     FaultSpec,
     PartnerSandboxAdmin,
     RunningPartnerSandbox,

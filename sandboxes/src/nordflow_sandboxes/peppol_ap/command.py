@@ -8,8 +8,8 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from nordflow_sandboxes.kit.server import PartnerState
 from nordflow_sandboxes.peppol_ap.app import create_app
-from nordflow_sandboxes.peppol_ap.kit import PartnerState
 from nordflow_sandboxes.peppol_ap.state import PeppolApState
 
 HELP = "PEPPOL access point: send UBL BIS 3.0 documents to receivers found in an SMP"

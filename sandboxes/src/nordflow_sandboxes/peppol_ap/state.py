@@ -11,7 +11,7 @@ from xml.etree.ElementTree import ParseError
 
 import httpx
 
-from nordflow_sandboxes.peppol_ap.kit import Account, PartnerState, utc_now
+from nordflow_sandboxes.kit.server import Account, PartnerState, utc_now
 from nordflow_sandboxes.peppol_ap.ubl import PARTICIPANT_SCHEME, UnsafeXmlError, parse_xml
 
 SMP_NS = "http://busdox.org/serviceMetadata/publishing/1.0/"

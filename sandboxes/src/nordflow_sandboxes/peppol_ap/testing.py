@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
-from nordflow_sandboxes.peppol_ap.app import create_app
-from nordflow_sandboxes.peppol_ap.kit_testing import (
+from nordflow_sandboxes.kit.testing import (
     FaultSpec,
     PartnerSandboxAdmin,
     RunningPartnerSandbox,
@@ -17,6 +16,7 @@ from nordflow_sandboxes.peppol_ap.kit_testing import (
     auth,
     serve,
 )
+from nordflow_sandboxes.peppol_ap.app import create_app
 from nordflow_sandboxes.peppol_ap.state import PeppolApState
 from nordflow_sandboxes.peppol_ap.ubl import (
     BIS3_CREDIT_NOTE,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from nordflow_sandboxes.peppol_ap.kit import (
+from nordflow_sandboxes.kit.server import (
     ADMIN_PREFIX,
     API_PREFIX,
     ApiError,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from nordflow_sandboxes.peppol_ap.kit_testing import (
+from nordflow_sandboxes.kit.testing import (
     FaultSpec,
     PartnerSandboxAdmin,
     RunningPartnerSandbox,

@@ -9,7 +9,7 @@ from typing import Any, Generic, Literal, Self, TypeVar
 import httpx
 from starlette.types import ASGIApp
 
-from nordflow_sandboxes.peppol_ap.kit import API_PREFIX, PartnerState
+from nordflow_sandboxes.kit.server import API_PREFIX, PartnerState
 from nordflow_sandboxes.server import BackgroundServer
 
 FaultStatus = Literal[429, 500, 502, 503, 504]

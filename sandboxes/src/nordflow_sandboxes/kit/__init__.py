@@ -1,0 +1,1 @@
+"""Shared plumbing of the partner sandboxes: accounts, auth, faults, idempotency, logs, tests."""
