@@ -25,6 +25,7 @@ from nordflow_schemas.invoice import (
 from pydantic import ValidationError
 
 CENT = Decimal("0.01")
+LIMIT = Decimal(10) ** 12
 
 
 class Reader:
@@ -64,6 +65,10 @@ class Reader:
             number = Decimal("NaN")
         if not number.is_finite():
             self.fail(field, "NF-NUMBER", f"{field} must be a number, got {value!r}")
+            return Decimal(0)
+        if abs(number) >= LIMIT:
+            # Beyond any invoice, and beyond what Decimal arithmetic keeps exact to the öre.
+            self.fail(field, "NF-NUMBER", f"{field} is out of range: {value!r}")
             return Decimal(0)
         return number
 

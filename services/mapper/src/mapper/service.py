@@ -18,10 +18,18 @@ from nordflow_schemas.events import (
 from nordflow_schemas.invoice import Invoice
 
 from .fortnox import map_fortnox
+from .sirvoy import map_sirvoy
 from .validation import validate_invoice
+from .visma_eaccounting import map_visma_eaccounting
+from .visma_net import map_visma_net
 
 Mapper = Callable[[ErpDocumentFetched], Invoice | list[ValidationIssue]]
-MAPPERS: dict[SourceSystem, Mapper] = {SourceSystem.FORTNOX: map_fortnox}
+MAPPERS: dict[SourceSystem, Mapper] = {
+    SourceSystem.FORTNOX: map_fortnox,
+    SourceSystem.VISMA_EACCOUNTING: map_visma_eaccounting,
+    SourceSystem.VISMA_NET: map_visma_net,
+    SourceSystem.SIRVOY: map_sirvoy,
+}
 
 
 def map_document(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:

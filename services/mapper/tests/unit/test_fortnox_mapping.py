@@ -255,3 +255,13 @@ def test_a_norwegian_kid_with_a_wrong_check_digit_is_named():
     issues = map_document(norwegian("12345"))
     assert isinstance(issues, list)
     assert [(i.field, i.rule) for i in issues] == [("payment.payment_reference", "NF-KID")]
+
+
+def test_an_absurd_amount_is_a_named_rejection_not_a_crash():
+    doc = fortnox_invoice()
+    doc["InvoiceRows"] = [
+        {"DeliveredQuantity": None, "Price": True, "Total": "100000000000000000000000000.00"}
+    ]
+    issues = map_document(fetched(doc))
+    assert isinstance(issues, list)
+    assert ("Invoice.InvoiceRows[0].Total", "NF-NUMBER") in {(i.field, i.rule) for i in issues}
