@@ -14,7 +14,7 @@ from fastapi.exception_handlers import (
 )
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nordflow_sandboxes.fortnox import serialize as out
@@ -34,6 +34,7 @@ from nordflow_sandboxes.fortnox.errors import (
 from nordflow_sandboxes.fortnox.fields import decode_wrapped
 from nordflow_sandboxes.fortnox.state import FortnoxState, TokenInUseError
 from nordflow_sandboxes.fortnox.values import STOCKHOLM
+from nordflow_sandboxes.kit.faults import FaultIn as SharedFaultIn
 
 logger = logging.getLogger("nordflow_sandboxes.fortnox")
 
@@ -392,31 +393,10 @@ class CompanyIn(BaseModel):
     organisation_number: str = ""
 
 
-class FaultIn(BaseModel):
+class FaultIn(SharedFaultIn):
     """Body of `POST /sandbox/faults`."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal[429, 500, 502, 503, 504] | None = 500
-    count: int = Field(default=1, ge=1, le=10_000)
     path_prefix: str = Field(default=f"{API_PREFIX}/", pattern=r"^/3(/.*)?$")
-    method: Literal["GET", "POST", "PUT", "DELETE"] | None = None
-    delay_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
-    after_commit: bool = False
-    retry_after_seconds: int = Field(default=1, ge=0, le=3600)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _upper_method(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("method"), str):
-            return {**data, "method": data["method"].upper()}
-        return data
-
-    @model_validator(mode="after")
-    def _does_something(self) -> FaultIn:
-        if self.status is None and self.delay_seconds == 0:
-            raise ValueError("a fault needs a status, a delay_seconds, or both")
-        return self
 
 
 def _admin_router(state: FortnoxState) -> APIRouter:
@@ -444,15 +424,7 @@ def _admin_router(state: FortnoxState) -> APIRouter:
     @router.post("/faults", status_code=201)
     async def add_fault(request: Request, body: FaultIn) -> dict[str, Any]:
         company = company_of(request)
-        fault = Fault(
-            status=body.status,
-            remaining=body.count,
-            path_prefix=body.path_prefix,
-            method=body.method,
-            delay_seconds=body.delay_seconds,
-            after_commit=body.after_commit,
-            retry_after_seconds=body.retry_after_seconds,
-        )
+        fault = Fault(**body.fault_fields())
         state.add_fault(company, fault)
         return {"fault": fault.as_json()}
 

@@ -7,7 +7,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, cast
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote_plus
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -17,10 +17,11 @@ from fastapi.exception_handlers import (
 )
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from nordflow_sandboxes.kit.faults import FaultIn as SharedFaultIn
 from nordflow_sandboxes.visma_eaccounting import serialize as out
 from nordflow_sandboxes.visma_eaccounting import service
 from nordflow_sandboxes.visma_eaccounting.domain import (
@@ -493,31 +494,10 @@ class CompanyIn(BaseModel):
     currency: str = Field(default="SEK", pattern=r"^[A-Z]{3}$")
 
 
-class FaultIn(BaseModel):
+class FaultIn(SharedFaultIn):
     """Body of `POST /sandbox/companies/{id}/faults`."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal[429, 500, 502, 503, 504] | None = 500
-    count: int = Field(default=1, ge=1, le=10_000)
     path_prefix: str = Field(default=f"{API_PREFIX}/", pattern=r"^/(v2|connect)(/.*)?$")
-    method: Literal["GET", "POST", "PUT", "DELETE"] | None = None
-    delay_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
-    after_commit: bool = False
-    retry_after_seconds: int = Field(default=1, ge=0, le=3600)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _upper_method(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("method"), str):
-            return {**data, "method": data["method"].upper()}
-        return data
-
-    @model_validator(mode="after")
-    def _does_something(self) -> FaultIn:
-        if self.status is None and self.delay_seconds == 0:
-            raise ValueError("a fault needs a status, a delay_seconds, or both")
-        return self
 
 
 def _admin_router(state: VismaEAccountingState) -> APIRouter:
@@ -558,15 +538,7 @@ def _admin_router(state: VismaEAccountingState) -> APIRouter:
 
     @router.post("/companies/{company_id}/faults", status_code=201)
     async def add_fault(company_id: str, body: FaultIn) -> dict[str, Any]:
-        fault = Fault(
-            status=body.status,
-            remaining=body.count,
-            path_prefix=body.path_prefix,
-            method=body.method,
-            delay_seconds=body.delay_seconds,
-            after_commit=body.after_commit,
-            retry_after_seconds=body.retry_after_seconds,
-        )
+        fault = Fault(**body.fault_fields())
         state.add_fault(company_of(company_id), fault)
         return {"fault": fault.as_json()}
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exception_handlers import (
@@ -15,9 +15,10 @@ from fastapi.exception_handlers import (
 )
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from nordflow_sandboxes.kit.faults import FaultIn as SharedFaultIn
 from nordflow_sandboxes.visma_net import serialize as out
 from nordflow_sandboxes.visma_net import service
 from nordflow_sandboxes.visma_net.domain import Company, Fault, RequestRecord
@@ -376,31 +377,10 @@ class CompanyIn(BaseModel):
     company_id: str | None = Field(default=None, pattern=r"^[0-9A-Za-z_-]{1,40}$")
 
 
-class FaultIn(BaseModel):
+class FaultIn(SharedFaultIn):
     """Body of `POST /sandbox/faults`."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal[429, 500, 502, 503, 504] | None = 500
-    count: int = Field(default=1, ge=1, le=10_000)
     path_prefix: str = Field(default=f"{API_PREFIX}/", pattern=r"^/[vV]1(/.*)?$")
-    method: Literal["GET", "POST", "PUT", "DELETE"] | None = None
-    delay_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
-    after_commit: bool = False
-    retry_after_seconds: int = Field(default=1, ge=0, le=3600)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _upper_method(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("method"), str):
-            return {**data, "method": data["method"].upper()}
-        return data
-
-    @model_validator(mode="after")
-    def _does_something(self) -> FaultIn:
-        if self.status is None and self.delay_seconds == 0:
-            raise ValueError("a fault needs a status, a delay_seconds, or both")
-        return self
 
 
 def _admin_router(state: VismaNetState) -> APIRouter:
@@ -435,15 +415,7 @@ def _admin_router(state: VismaNetState) -> APIRouter:
     @router.post("/faults", status_code=201)
     async def add_fault(request: Request, body: FaultIn) -> dict[str, Any]:
         company = company_of(request)
-        fault = Fault(
-            status=body.status,
-            remaining=body.count,
-            path_prefix=body.path_prefix,
-            method=body.method,
-            delay_seconds=body.delay_seconds,
-            after_commit=body.after_commit,
-            retry_after_seconds=body.retry_after_seconds,
-        )
+        fault = Fault(**body.fault_fields())
         state.add_fault(company, fault)
         return {"fault": fault.as_json()}
 
