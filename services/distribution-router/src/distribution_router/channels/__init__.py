@@ -1,0 +1,1 @@
+"""Delivery adapters: one module per channel, all behind `base.Sender`."""

@@ -1,0 +1,96 @@
+"""The contract between the send job and the delivery adapters (one per channel).
+
+Exactly-once sending rests on three things the adapters give the job:
+
+- every send carries an idempotency key that is recorded (committed) before the send;
+- a partner that can be asked ("did you receive key K?") answers through `lookup`, which the
+  job calls before any retry of an attempt whose outcome it does not know;
+- a partner that cannot be asked (plain SMTP) says so with `can_lookup = False`; the job
+  then never repeats an attempt of unknown outcome and shows it to the user as uncertain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from nordflow_schemas.events import Channel
+from nordflow_schemas.invoice import Invoice
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file that travels with the invoice (added during a hold, or from the ERP)."""
+
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One document to one recipient over one channel."""
+
+    idempotency_key: str
+    tenant_id: str
+    invoice: Invoice
+    # The channel's address: a PEPPOL id "0007:5560360793", an e-mail address, a consumer's
+    # personal number, or the postal recipient's name (the address is in `invoice.buyer`).
+    recipient: str
+    document: bytes
+    content_type: str
+    filename: str
+    attachments: tuple[Attachment, ...] = ()
+    # Per-tenant channel options, e.g. paper: {"postage": "economy", "color": "false"}.
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the partner answered for an accepted send."""
+
+    channel: Channel
+    reference: str  # the partner's id: transmission id, Message-ID, letter id, e-invoice id
+    cost: Decimal | None = None  # the partner's price, when it gives one (SEK)
+
+
+class SendError(Exception):
+    """A send that did not go through; the message never contains a secret."""
+
+
+class TransientSendError(SendError):
+    """Worth retrying with backoff (timeouts, 5xx, 429, connection errors)."""
+
+
+class PermanentSendError(SendError):
+    """Retrying will not help; ``fallback`` says whether the next channel should be tried
+    (a bounced e-mail address → paper) rather than the user having to fix the data first.
+    """
+
+    def __init__(self, message: str, *, fallback: bool) -> None:
+        super().__init__(message)
+        self.fallback = fallback
+
+
+class Sender(Protocol):
+    """A channel's delivery adapter."""
+
+    channel: Channel
+    can_lookup: bool
+
+    async def send(self, outgoing: Outgoing) -> Receipt:
+        """Deliver once; the partner dedupes on ``outgoing.idempotency_key`` where it can."""
+        ...
+
+    async def lookup(self, idempotency_key: str) -> Receipt | None:
+        """The receipt of an earlier send with this key, or None if the partner never got it.
+
+        Only called when ``can_lookup`` is true.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
