@@ -29,6 +29,8 @@ class DocumentKind(StrEnum):
 
     INVOICE = "invoice"
     CREDIT_NOTE = "credit_note"
+    PAYMENT = "payment"  # payload: the source's payment; related["invoice"]: the invoice paid
+    ORDER = "order"  # an accepted quote converted to an order, to be invoiced (Winner)
 
 
 class ErpDocumentFetched(EventBody):
@@ -136,6 +138,11 @@ class PaymentReceived(EventBody):
     paid_on: dt.date
     payer: str
     reference: str | None = None
+    recorded_at_source: bool = Field(
+        default=False,
+        description="Already booked in the system it was picked up from; "
+        "ledger-closer must not book it again",
+    )
 
 
 class EntryKind(StrEnum):
