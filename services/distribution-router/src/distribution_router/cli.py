@@ -1,4 +1,4 @@
-"""distribution-router command line: run, migrate, dlq."""
+"""distribution-router command line: run, migrate, dlq, tokens."""
 
 from __future__ import annotations
 
@@ -8,5 +8,5 @@ from .app import create_app
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``distribution-router run | migrate | dlq list | dlq replay``."""
-    return service_main("distribution-router", create_app, argv)
+    """``distribution-router run | migrate | dlq list | dlq replay | tokens create``."""
+    return service_main("distribution-router", create_app, argv, tenant_api=True)

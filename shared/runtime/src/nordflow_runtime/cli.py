@@ -11,7 +11,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from . import dlq
+from . import db, dlq, tenants
 from .app import ServiceApp
 
 S = TypeVar("S", bound=BaseSettings)
@@ -29,9 +29,15 @@ def settings_or_exit(name: str, cls: type[S]) -> S:
 
 
 def service_main(
-    name: str, create_app: Callable[[], ServiceApp], argv: list[str] | None = None
+    name: str,
+    create_app: Callable[[], ServiceApp],
+    argv: list[str] | None = None,
+    *,
+    tenant_api: bool = False,
 ) -> int:
-    """``<service> run | migrate | dlq list | dlq replay``."""
+    """``<service> run | migrate | dlq list | dlq replay`` (and ``tokens create`` with
+    ``tenant_api``: the service serves a tenant API and has an ``api_tokens`` table).
+    """
     parser = argparse.ArgumentParser(prog=name, description=f"Nordflow {name}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the service until SIGTERM")
@@ -45,6 +51,12 @@ def service_main(
     which.add_argument(
         "--offset", action="append", metavar="P:O", help="one letter by dlq partition:offset"
     )
+    if tenant_api:
+        tokens = sub.add_parser("tokens", help="API tokens for this service's tenant API")
+        tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
+        create = tokens_sub.add_parser("create", help="create a tenant API token (printed once)")
+        create.add_argument("tenant_id")
+        create.add_argument("--name", default="api", help="what the token is for")
     args = parser.parse_args(argv)
     try:
         app = create_app()
@@ -59,6 +71,9 @@ def service_main(
     if args.command == "migrate":
         for applied in asyncio.run(app.migrate()):
             print(f"applied {applied}")
+        return 0
+    if args.command == "tokens":
+        print(asyncio.run(_create_token(app, args.tenant_id, args.name)))
         return 0
     bootstrap = app.settings.kafka_bootstrap_servers
     letters = asyncio.run(dlq.read(bootstrap, consumer=name))
@@ -80,3 +95,13 @@ def service_main(
     count = asyncio.run(dlq.replay(bootstrap, letters))
     print(f"replayed {count} dead letter(s)")
     return 0
+
+
+async def _create_token(app: ServiceApp, tenant_id: str, name: str) -> str:
+    await app.migrate()
+    url = app.settings.database_url.get_secret_value()
+    pool = await db.create_pool(url, app.schema, min_size=1, max_size=1)
+    try:
+        return await tenants.create_token(pool, tenant_id, name)
+    finally:
+        await pool.close()
