@@ -84,8 +84,6 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
 
     async def on_payment_received(ctx: Context, env: Envelope[PaymentReceived]) -> None:
         """Plan booking the payment now, unless the ERP it came from already holds it."""
-        if env.body.recorded_at_source:
-            return
         await schedule_payment(ctx.conn, env.body)
 
     async def run_post_entry(ctx: Context, job: Job) -> dict[str, Any]:

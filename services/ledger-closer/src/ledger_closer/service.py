@@ -75,8 +75,12 @@ async def schedule_closing(
 
 
 async def schedule_payment(conn: asyncpg.Connection, event: PaymentReceived) -> bool:
-    """Plan booking a reported payment on its invoice (once per payment id)."""
-    if event.test_mode:
+    """Plan booking a reported payment on its invoice (once per payment id).
+
+    Nothing is planned in test mode, nor for a payment picked up from the ERP itself
+    (``recorded_at_source``): booking it again would pay the invoice twice.
+    """
+    if event.test_mode or event.recorded_at_source:
         return False
     return await jobs.schedule(
         conn,

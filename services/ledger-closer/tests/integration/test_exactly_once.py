@@ -11,12 +11,12 @@ from cryptography.fernet import Fernet
 from ledger_closer.app import EntryPoster, create_app
 from ledger_closer.config import Settings
 from ledger_closer.repository import upsert_connection
-from ledger_closer.service import POST_ENTRY, schedule_closing
+from ledger_closer.service import POST_ENTRY, schedule_closing, schedule_payment
 from nordflow_runtime import db, jobs
 from nordflow_runtime.crypto import SecretBox
 from nordflow_sandboxes.fortnox.testing import FaultSpec, running_fortnox_sandbox
 from nordflow_schemas.common import SourceRef, SourceSystem
-from nordflow_schemas.events import AgreementKind, InvoiceTransferred
+from nordflow_schemas.events import AgreementKind, InvoiceTransferred, PaymentReceived
 from nordflow_schemas.invoice import DocumentType
 from pydantic import SecretStr
 
@@ -180,3 +180,33 @@ async def test_a_refusal_fails_the_job_visibly_without_writing(sandbox, closer):
     assert "ERP refused the entry" in job["last_error"]
     assert company.token not in job["last_error"]
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE tenant_id = $1", tenant) == 0
+
+
+@pytest.mark.parametrize(("test_mode", "recorded_at_source"), [(False, True), (True, False)])
+async def test_payment_already_in_the_erp_or_in_test_mode_is_not_booked(
+    closer, test_mode, recorded_at_source
+):
+    pool, _ = closer
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    payment = PaymentReceived(
+        tenant_id=tenant,
+        invoice_id=f"inv_{tenant}",
+        test_mode=test_mode,
+        source=SourceRef(
+            system=SourceSystem.FORTNOX,
+            connection_id=f"{tenant}-fx",
+            document_id="1",
+            document_number="1",
+        ),
+        payment_id="p1",
+        amount=Decimal("100.00"),
+        currency="SEK",
+        paid_on=dt.date(2026, 11, 20),
+        payer="Kund AB",
+        recorded_at_source=recorded_at_source,
+    )
+    async with pool.acquire() as conn:
+        assert not await schedule_payment(conn, payment)
+        assert await conn.fetchval("SELECT count(*) FROM jobs WHERE tenant_id = $1", tenant) == 0
+        booked = payment.model_copy(update={"test_mode": False, "recorded_at_source": False})
+        assert await schedule_payment(conn, booked)  # the same payment, reported by a bank
