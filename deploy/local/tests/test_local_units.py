@@ -14,7 +14,7 @@ import pytest
 from nordflow_local import kafka, processes, pytest_plugin
 from nordflow_local.paths import find_repo_root
 from nordflow_local.pytest_plugin import with_database
-from nordflow_local.stack import SERVICES, Stack, StackError
+from nordflow_local.stack import SERVICES, SandboxSpec, Stack, StackError
 
 
 def test_pom_pins_the_kafka_version_the_code_names() -> None:
@@ -137,3 +137,23 @@ def test_a_killed_session_s_processes_are_stopped_by_the_next_one(
     assert not abandoned.exists()
     assert processes.is_alive(running)
     processes.stop_all(live)
+
+
+def test_sandbox_templates_fill_in_ports_tokens_and_other_sandboxes() -> None:
+    spec = SandboxSpec(
+        "mail",
+        extra_ports=("smtp",),
+        flags=("--smtp-port={port_smtp}", "--smp-url={url_smp}"),
+        service_env=(("distribution-router", "SMTP_PORT", "{port_smtp}"),),
+    )
+    state = {
+        "ports": {"sandbox-mail": 9001, "sandbox-mail:smtp": 9002, "sandbox-smp": 9003},
+        "tokens": {"mail": "secret"},
+    }
+    assert [spec.render(f, state) for f in spec.flags] == [
+        "--smtp-port=9002",
+        "--smp-url=http://127.0.0.1:9003",
+    ]
+    assert spec.render("{url} {token} {host}", state) == "http://127.0.0.1:9001 secret 127.0.0.1"
+    with pytest.raises(KeyError):
+        spec.render("{port_imap}", state)  # a typo in a template fails loudly

@@ -65,15 +65,21 @@ COMMON_SERVICE_ENV: dict[str, str] = {
 
 @dataclass(frozen=True)
 class SandboxSpec:
-    """A partner sandbox: `nordflow-sandbox <partner> --host --port [--token]`.
+    """A partner sandbox: `nordflow-sandbox <partner> --host --port [--token] [flags]`.
 
-    `service_urls` names, per service, the env variable that gets this sandbox's URL.
+    Values in `flags` and `service_env` are templates: `{url}` and `{token}` of this
+    sandbox, `{host}`, `{port_<name>}` for each of its `extra_ports` (a second listener,
+    such as SMTP), and `{url_<partner>}` of a sandbox started before it.
+    `service_env` gives a service (first item) an env variable (second) with a value.
+    Each extra port also appears in the env file as `<prefix>_<NAME>_PORT`.
     """
 
     partner: str
     ready_path: str = "/sandbox/healthz"
     uses_token: bool = True
-    service_urls: tuple[tuple[str, str], ...] = ()
+    flags: tuple[str, ...] = ()
+    extra_ports: tuple[str, ...] = ()
+    service_env: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def process_name(self) -> str:
@@ -83,11 +89,36 @@ class SandboxSpec:
     def env_prefix(self) -> str:
         return f"SANDBOX_{self.partner.upper().replace('-', '_')}"
 
+    def port_name(self, extra: str) -> str:
+        """The key of an extra port in the stack's port table."""
+        return f"{self.process_name}:{extra}"
+
+    def render(self, template: str, state: Mapping[str, Any]) -> str:
+        """A flag or env value with this sandbox's (and earlier sandboxes') facts filled in."""
+        ports: Mapping[str, int] = state.get("ports", {})
+        facts = {"host": LOOPBACK, "token": state.get("tokens", {}).get(self.partner, "")}
+        if self.process_name in ports:
+            facts["url"] = f"http://{LOOPBACK}:{ports[self.process_name]}"
+        for extra in self.extra_ports:
+            if self.port_name(extra) in ports:
+                facts[f"port_{extra}"] = str(ports[self.port_name(extra)])
+        for other in SANDBOXES:
+            if other.process_name in ports:
+                key = "url_" + other.partner.replace("-", "_")
+                facts[key] = f"http://{LOOPBACK}:{ports[other.process_name]}"
+        return template.format(**facts)
+
 
 SANDBOXES: tuple[SandboxSpec, ...] = (
     SandboxSpec("fortnox"),
+    # OAuth clients and their rotating refresh tokens are created per tenant by provisioning.
+    SandboxSpec("visma-eaccounting", uses_token=False),
+    SandboxSpec("visma-net"),
+    SandboxSpec("sirvoy"),
     # The PEPPOL SMP: distribution-router asks it who can receive e-invoices.
-    SandboxSpec("smp", uses_token=False, service_urls=(("distribution-router", "SMP_URL"),)),
+    SandboxSpec(
+        "smp", uses_token=False, service_env=(("distribution-router", "SMP_URL", "{url}"),)
+    ),
 )
 
 KAFKA = "kafka"
@@ -306,10 +337,9 @@ class Stack:
             "ENCRYPTION_KEY": state["encryption_key"],
         }
         for sandbox in SANDBOXES:
-            for service, variable in sandbox.service_urls:
-                port = state.get("ports", {}).get(sandbox.process_name)
-                if service == name and port is not None:
-                    specific[variable] = f"http://{LOOPBACK}:{port}"
+            for service, variable, template in sandbox.service_env:
+                if service == name and sandbox.process_name in state.get("ports", {}):
+                    specific[variable] = sandbox.render(template, state)
         local = {**COMMON_SERVICE_ENV, **SERVICE_ENV.get(name, {})}
         defaults = {k: v for k, v in local.items() if k not in os.environ}
         return {**os.environ, **defaults, **specific}, [*defaults, *specific]
@@ -336,6 +366,9 @@ class Stack:
             if sandbox.uses_token:
                 # One argument: a random token may start with "-" and read as an option.
                 command.append(f"--token={state['tokens'][sandbox.partner]}")
+            for extra in sandbox.extra_ports:
+                self._port_for(state, sandbox.port_name(extra))
+            command += [sandbox.render(flag, state) for flag in sandbox.flags]
             return processes.spawn(
                 self.state_dir,
                 name,
@@ -405,6 +438,10 @@ class Stack:
                 env[f"{sandbox.env_prefix}_URL"] = record.url
                 if sandbox.uses_token:
                     env[f"{sandbox.env_prefix}_TOKEN"] = state["tokens"][sandbox.partner]
+                for extra in sandbox.extra_ports:
+                    port = state["ports"].get(sandbox.port_name(extra))
+                    if port is not None:
+                        env[f"{sandbox.env_prefix}_{extra.upper()}_PORT"] = str(port)
         for service in SERVICES:
             record = processes.load_record(self.state_dir, service)
             if record is not None and record.url is not None and processes.is_alive(record):
