@@ -119,6 +119,42 @@ SANDBOXES: tuple[SandboxSpec, ...] = (
     SandboxSpec(
         "smp", uses_token=False, service_env=(("distribution-router", "SMP_URL", "{url}"),)
     ),
+    # The delivery partners; the access point checks receivers against the SMP above.
+    SandboxSpec(
+        "peppol-ap",
+        flags=("--smp-url={url_smp}",),
+        service_env=(
+            ("distribution-router", "PEPPOL_AP_URL", "{url}/api/v1"),
+            ("distribution-router", "PEPPOL_AP_TOKEN", "{token}"),
+        ),
+    ),
+    SandboxSpec(
+        "print-post",
+        service_env=(
+            ("distribution-router", "PRINT_POST_URL", "{url}/api/v1"),
+            ("distribution-router", "PRINT_POST_TOKEN", "{token}"),
+        ),
+    ),
+    SandboxSpec(
+        "b2c-bank",
+        service_env=(
+            ("distribution-router", "B2C_BANK_URL", "{url}/api/v1"),
+            ("distribution-router", "B2C_BANK_TOKEN", "{token}"),
+        ),
+    ),
+    # SMTP on its own port; the HTTP port serves the inspection API.
+    SandboxSpec(
+        "smtp",
+        uses_token=False,
+        extra_ports=("smtp",),
+        flags=("--smtp-port={port_smtp}",),
+        service_env=(
+            ("distribution-router", "SMTP_HOST", "{host}"),
+            ("distribution-router", "SMTP_PORT", "{port_smtp}"),
+            ("distribution-router", "SMTP_STARTTLS", "false"),
+            ("distribution-router", "SMTP_FROM_ADDRESS", "faktura@nordflow.localhost"),
+        ),
+    ),
 )
 
 KAFKA = "kafka"
