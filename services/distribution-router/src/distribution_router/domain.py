@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import DocumentType, Invoice, Party, PartyType
@@ -16,8 +18,20 @@ FORMATS = {
     Channel.EMAIL: "pdf",
     Channel.PAPER: "print",
 }
+# Cheapest first: the order routing tries the channels in (Channel lists them the same way).
+ORDER: tuple[Channel, ...] = (Channel.PEPPOL, Channel.B2C_BANK, Channel.EMAIL, Channel.PAPER)
+ELECTRONIC = frozenset({Channel.PEPPOL, Channel.B2C_BANK})
+# What one send costs when the partner does not say (SEK); settings may replace each one.
+DEFAULT_UNIT_PRICES: Mapping[Channel, Decimal] = {
+    Channel.PEPPOL: Decimal("0.50"),
+    Channel.B2C_BANK: Decimal("0.80"),
+    Channel.EMAIL: Decimal("1.00"),
+    Channel.PAPER: Decimal("9.50"),
+}
 # ISO 6523 ICD of the national company registers, by country (DOMAIN: 0007 SE, 0192 NO …).
 REGISTER_SCHEMES = {"SE": ("0007", 10), "NO": ("0192", 9), "DK": ("0184", 8)}
+# Swedish personnummer/samordningsnummer: 10 or 12 digits; Norwegian fødselsnummer: 11.
+_PERSONAL_NUMBER_DIGITS = {"SE": (10, 12), "NO": (11,)}
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,61 @@ class Route:
     channel: Channel
     recipient: str
     document_format: str
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """What the lookups found out about one recipient, before any override."""
+
+    participant: tuple[str, str] | None = None  # PEPPOL id registered for the document type
+    b2c_registered: bool = False  # the consumer takes e-invoices in the internet bank
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """Every channel the recipient can take, in the order they are tried.
+
+    The first is sent to; each later one is the fallback when the one before refuses the
+    invoice for good (an e-mail bounce, a PEPPOL receiver unknown at the access point).
+    ``reason`` says why an override was not followed (or None).
+    """
+
+    routes: tuple[Route, ...]
+    reason: str | None = None
+
+    @property
+    def first(self) -> Route:
+        """The route sent to first."""
+        return self.routes[0]
+
+
+def customer_key(buyer: Party) -> str:
+    """How overrides, holds and suggestions name a customer.
+
+    The seller's customer number when the ERP gives one, else the company (or personal)
+    id, else the name: the same key the holds use.
+    """
+    return buyer.customer_number or buyer.company_id or buyer.name
+
+
+def personal_number(buyer: Party) -> str | None:
+    """A consumer's personal identity number, the key of the banks' e-invoice registry.
+
+    Rule: a PRIVATE buyer's ``company_id`` (BT-47, legal registration) carries it; Fortnox
+    customers of type PRIVATE keep their personnummer in ``OrganisationNumber``, which the
+    mapper puts there. Visma eAccounting and Sirvoy do not give one, so those consumers
+    get no B2C channel. Only digits count; a number of the wrong length is ignored.
+    """
+    if buyer.party_type is not PartyType.PRIVATE or not buyer.company_id:
+        return None
+    digits = re.sub(r"\D", "", buyer.company_id)
+    lengths = _PERSONAL_NUMBER_DIGITS.get(buyer.address.country_code, ())
+    return digits if len(digits) in lengths else None
+
+
+def mask_personal_number(value: str) -> str:
+    """A personal number as events and the API show it: only the last four digits."""
+    return f"******{value[-4:]}"
 
 
 def participant_candidates(buyer: Party) -> list[tuple[str, str]]:
@@ -53,16 +122,62 @@ def document_type(invoice: Invoice) -> str:
     return BIS3_CREDIT_NOTE if invoice.document_type is DocumentType.CREDIT_NOTE else BIS3_INVOICE
 
 
-def choose_channel(invoice: Invoice, participant: tuple[str, str] | None) -> Route:
-    """e-invoice if the buyer is reachable in PEPPOL, else PDF by e-mail, else paper.
+def available_routes(invoice: Invoice, reach: Reachability) -> tuple[Route, ...]:
+    """Every channel this recipient can take, cheapest first; paper always can."""
+    buyer = invoice.buyer
+    out: list[Route] = []
+    if reach.participant is not None:
+        scheme, value = reach.participant
+        out.append(Route(Channel.PEPPOL, f"{scheme}:{value}", FORMATS[Channel.PEPPOL]))
+    number = personal_number(buyer)
+    if reach.b2c_registered and number is not None:
+        out.append(Route(Channel.B2C_BANK, number, FORMATS[Channel.B2C_BANK]))
+    if buyer.email:
+        out.append(Route(Channel.EMAIL, buyer.email, FORMATS[Channel.EMAIL]))
+    city = buyer.address.city or buyer.address.country_code
+    out.append(Route(Channel.PAPER, f"post: {city}", FORMATS[Channel.PAPER]))
+    return tuple(out)
 
-    The internet-bank channel for consumers needs the bank's registry lookup, which comes
-    with the delivery adapters.
+
+def _unreachable_reason(channel: Channel, invoice: Invoice) -> str:
+    buyer = invoice.buyer
+    if channel is Channel.PEPPOL:
+        if buyer.party_type is PartyType.PRIVATE:
+            return "override peppol not followed: the buyer is a consumer"
+        return "override peppol not followed: the buyer is not registered in PEPPOL"
+    if channel is Channel.B2C_BANK:
+        if personal_number(buyer) is None:
+            return "override b2c_bank not followed: the buyer has no personal number"
+        return "override b2c_bank not followed: the consumer is not registered at the bank"
+    return "override email not followed: the buyer has no e-mail address"
+
+
+def plan_routes(invoice: Invoice, reach: Reachability, override: Channel | None) -> RoutePlan:
+    """The channels to try in order: the override when the recipient can take it, then the
+    cheapest first. An override the recipient cannot take is skipped, with the reason.
     """
-    if participant is not None:
-        scheme, value = participant
-        return Route(Channel.PEPPOL, f"{scheme}:{value}", FORMATS[Channel.PEPPOL])
-    if invoice.buyer.email:
-        return Route(Channel.EMAIL, invoice.buyer.email, FORMATS[Channel.EMAIL])
-    city = invoice.buyer.address.city or invoice.buyer.address.country_code
-    return Route(Channel.PAPER, f"post: {city}", FORMATS[Channel.PAPER])
+    available = available_routes(invoice, reach)
+    if override is None:
+        return RoutePlan(available)
+    chosen = [r for r in available if r.channel is override]
+    if not chosen:
+        return RoutePlan(available, _unreachable_reason(override, invoice))
+    return RoutePlan((chosen[0], *(r for r in available if r.channel is not override)))
+
+
+def choose_channel(invoice: Invoice, participant: tuple[str, str] | None) -> Route:
+    """The cheapest B2B route: e-invoice if in PEPPOL, else PDF by e-mail, else paper."""
+    return plan_routes(invoice, Reachability(participant=participant), None).first
+
+
+def cheaper_channels(current: Channel, reach: Reachability, invoice: Invoice) -> list[Route]:
+    """Routes cheaper than ``current`` this recipient could take now (for suggestions)."""
+    rank = ORDER.index(current)
+    return [r for r in available_routes(invoice, reach) if ORDER.index(r.channel) < rank]
+
+
+def public_recipient(route: Route) -> str:
+    """The recipient as events and the API show it (a personal number masked)."""
+    if route.channel is Channel.B2C_BANK:
+        return mask_personal_number(route.recipient)
+    return route.recipient

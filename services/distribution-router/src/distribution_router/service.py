@@ -1,26 +1,50 @@
-"""Use case: route each created invoice once; an e-invoice is rendered and validated first."""
+"""Use case: route each created invoice once and schedule its send (the send-invoice job).
+
+Routing happens in the consumer's transaction: the recipient's reachability is looked up
+(PEPPOL SMP, the banks' B2C registry), the tenant's override applied, a PEPPOL document
+rendered and validated, and one `deliveries` row plus one `send-invoice` job recorded, due
+when the customer's hold (quarantine) ends. Nothing is sent here, and nothing is announced
+except a document that can never be sent (`invoice.delivery_failed`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
+from nordflow_runtime import jobs
 from nordflow_schemas.events import (
     Channel,
     EventBody,
     InvoiceCreated,
     InvoiceDeliveryFailed,
-    InvoiceDistributed,
     ValidationIssue,
 )
 from nordflow_schemas.invoice import ElectronicAddress, Invoice
 
+from .channels.base import Attachment
+from .documents.pdf import render_pdf
+from .documents.registry import Attachment as EmbeddedAttachment
 from .documents.registry import RendererRegistry
 from .documents.validation import ValidationReport
-from .domain import Route, choose_channel, document_type, participant_candidates
+from .domain import (
+    FORMATS,
+    Reachability,
+    Route,
+    RoutePlan,
+    customer_key,
+    document_type,
+    participant_candidates,
+    personal_number,
+    plan_routes,
+)
+
+SEND_INVOICE = "send-invoice"
 
 
 class CapabilityLookup(Protocol):
@@ -28,6 +52,14 @@ class CapabilityLookup(Protocol):
 
     async def accepts(self, scheme: str, value: str, document_type: str) -> bool:
         """True when the participant is registered for the document type."""
+        ...
+
+
+class ConsumerRegistry(Protocol):
+    """The banks' B2C e-invoice registry (the B2C bank adapter satisfies it)."""
+
+    async def registered(self, personal_number: str) -> bool:
+        """True when the consumer takes e-invoices from us in the internet bank."""
         ...
 
 
@@ -39,6 +71,43 @@ class DocumentValidator(Protocol):
         ...
 
 
+class Holds(Protocol):
+    """The quarantine rules (the ``holds`` module satisfies it)."""
+
+    async def hold_until(
+        self, conn: asyncpg.Connection, *, tenant_id: str, customer_key: str, now: dt.datetime
+    ) -> dt.datetime | None:
+        """When the hold of a new invoice of this customer ends, or None when not held."""
+        ...
+
+    async def start_hold(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        tenant_id: str,
+        invoice_id: str,
+        customer_key: str,
+        until: dt.datetime,
+    ) -> bool:
+        """Record the held invoice (in the transaction that schedules its send job)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A document ready to send over one channel; ``errors`` are fatal rule violations."""
+
+    content: bytes
+    content_type: str
+    filename: str
+    errors: tuple[ValidationIssue, ...] = ()
+
+    @property
+    def sha256(self) -> str:
+        """The checksum recorded for what was (or would be) sent."""
+        return hashlib.sha256(self.content).hexdigest()
+
+
 async def find_participant(invoice: Invoice, lookup: CapabilityLookup) -> tuple[str, str] | None:
     """The first of the buyer's identifiers registered for this document type."""
     wanted = document_type(invoice)
@@ -48,13 +117,66 @@ async def find_participant(invoice: Invoice, lookup: CapabilityLookup) -> tuple[
     return None
 
 
-def with_endpoint(invoice: Invoice, participant: tuple[str, str]) -> Invoice:
-    """The invoice addressed to the participant the lookup found (BT-49)."""
-    scheme, value = participant
+async def reachability(
+    invoice: Invoice, lookup: CapabilityLookup | None, registry: ConsumerRegistry | None
+) -> Reachability:
+    """Ask the networks whether they reach this buyer: PEPPOL for companies, the bank for
+    consumers (by personal number). A missing collaborator means "not reachable there".
+    """
+    participant = await find_participant(invoice, lookup) if lookup is not None else None
+    number = personal_number(invoice.buyer)
+    registered = False
+    if registry is not None and number is not None:
+        registered = await registry.registered(number)
+    return Reachability(participant=participant, b2c_registered=registered)
+
+
+def with_endpoint(invoice: Invoice, recipient: str) -> Invoice:
+    """The invoice addressed to the PEPPOL participant ``scheme:value`` found (BT-49)."""
+    scheme, _, value = recipient.partition(":")
     buyer = invoice.buyer.model_copy(
         update={"electronic_address": ElectronicAddress(scheme=scheme, value=value)}
     )
     return invoice.model_copy(update={"buyer": buyer})
+
+
+def render_document(
+    route: Route,
+    invoice: Invoice,
+    *,
+    renderers: RendererRegistry,
+    validator: DocumentValidator,
+    attachments: Sequence[Attachment] = (),
+) -> Rendered:
+    """The document for a channel: validated UBL for PEPPOL, else the invoice PDF.
+
+    PEPPOL carries attachments inside the UBL (BG-24); the other channels send them as
+    separate files next to the PDF (the adapter gets them in ``Outgoing.attachments``).
+    """
+    if route.channel is Channel.PEPPOL:
+        embedded = [EmbeddedAttachment(a.filename, a.content_type, a.content) for a in attachments]
+        content = renderers.render(
+            route.document_format, with_endpoint(invoice, route.recipient), embedded
+        )
+        errors = tuple(
+            ValidationIssue(field=v.location or "document", rule=v.rule_id, message=v.message)
+            for v in validator.validate(content).fatal
+        )
+        return Rendered(content, "application/xml", f"{invoice.number}.xml", errors)
+    return Rendered(render_pdf(invoice), "application/pdf", f"invoice-{invoice.number}.pdf")
+
+
+async def channel_override(
+    conn: asyncpg.Connection, tenant_id: str, customer: str
+) -> Channel | None:
+    """The customer's own channel, else the tenant's default, else None."""
+    value: str | None = await conn.fetchval(
+        "SELECT channel FROM channel_overrides WHERE tenant_id = $1 AND customer_key IN ($2, '') "
+        "ORDER BY customer_key = '' LIMIT 1",
+        tenant_id,
+        customer,
+    )
+    return Channel(value) if value else None
 
 
 async def distribute_invoice(
@@ -65,73 +187,126 @@ async def distribute_invoice(
     lookup: CapabilityLookup,
     renderers: RendererRegistry,
     validator: DocumentValidator,
+    registry: ConsumerRegistry | None = None,
+    holds: Holds | None = None,
 ) -> EventBody | None:
-    """Route once; return invoice.distributed, invoice.delivery_failed or None.
+    """Route once; schedule the send; return invoice.delivery_failed or None.
 
     A PEPPOL document with a fatal rule violation is never sent: its rule ids and messages
-    go to the user. A test-mode invoice is routed, rendered and validated, and only its
-    failures are reported.
+    go to the user. A test-mode invoice is routed, rendered and validated but gets no send
+    job; only its failures are reported (with ``test_mode``).
     """
     seen = await conn.fetchval("SELECT 1 FROM deliveries WHERE invoice_id = $1", event.invoice_id)
     if seen:
         return None
     invoice = event.invoice
-    participant = await find_participant(invoice, lookup)
-    route = choose_channel(invoice, participant)
-    checksum: str | None = None
-    errors: tuple[ValidationIssue, ...] = ()
-    if route.channel is Channel.PEPPOL and participant is not None:
-        document = renderers.render(route.document_format, with_endpoint(invoice, participant))
-        checksum = hashlib.sha256(document).hexdigest()
-        errors = tuple(
-            ValidationIssue(field=v.location or "document", rule=v.rule_id, message=v.message)
-            for v in validator.validate(document).fatal
+    key = customer_key(invoice.buyer)
+    override = await channel_override(conn, event.tenant_id, key)
+    plan = plan_routes(invoice, await reachability(invoice, lookup, registry), override)
+    first = plan.first
+    rendered: Rendered | None = None
+    if first.channel is Channel.PEPPOL or event.test_mode:
+        rendered = render_document(first, invoice, renderers=renderers, validator=validator)
+    errors = rendered.errors if rendered is not None else ()
+    due_at: dt.datetime | None = None
+    if errors:
+        status = "failed"
+    elif event.test_mode:
+        status = "test"
+    else:
+        status = "scheduled"
+        if holds is not None:
+            due_at = await holds.hold_until(
+                conn, tenant_id=event.tenant_id, customer_key=key, now=now
+            )
+        if due_at is not None and due_at > now and holds is not None:
+            await holds.start_hold(
+                conn,
+                tenant_id=event.tenant_id,
+                invoice_id=event.invoice_id,
+                customer_key=key,
+                until=due_at,
+            )
+        due_at = max(due_at or now, now)
+    await _record(conn, event, plan, key, now, status, due_at, rendered, errors)
+    if due_at is not None:
+        await jobs.schedule(
+            conn,
+            kind=SEND_INVOICE,
+            key=event.invoice_id,
+            tenant_id=event.tenant_id,
+            payload={"invoice_id": event.invoice_id},
+            due_at=due_at,
         )
-    await _record(conn, event, route, now, checksum, errors)
     if errors:
         return InvoiceDeliveryFailed(
             tenant_id=event.tenant_id,
             invoice_id=event.invoice_id,
             test_mode=event.test_mode,
             number=invoice.number,
-            channel=route.channel,
-            document_format=route.document_format,
+            channel=first.channel,
+            document_format=first.document_format,
             errors=errors,
             failed_at=now,
         )
-    if event.test_mode:
-        return None
-    return InvoiceDistributed(
-        tenant_id=event.tenant_id,
-        invoice_id=event.invoice_id,
-        number=invoice.number,
-        channel=route.channel,
-        document_format=route.document_format,
-        recipient=route.recipient,
-        distributed_at=now,
+    return None
+
+
+def routes_json(routes: Sequence[Route]) -> str:
+    """The route plan as stored in ``deliveries.route``."""
+    return json.dumps(
+        [
+            {
+                "channel": r.channel.value,
+                "recipient": r.recipient,
+                "document_format": r.document_format,
+            }
+            for r in routes
+        ]
+    )
+
+
+def routes_from(value: str | list[dict[str, str]]) -> tuple[Route, ...]:
+    """The stored route plan back as routes."""
+    items = json.loads(value) if isinstance(value, str) else value
+    return tuple(
+        Route(Channel(i["channel"]), i["recipient"], i.get("document_format") or "") for i in items
     )
 
 
 async def _record(
     conn: asyncpg.Connection,
     event: InvoiceCreated,
-    route: Route,
+    plan: RoutePlan,
+    key: str,
     now: dt.datetime,
-    checksum: str | None,
+    status: str,
+    due_at: dt.datetime | None,
+    rendered: Rendered | None,
     errors: tuple[ValidationIssue, ...],
 ) -> None:
+    first = plan.first
     await conn.execute(
         "INSERT INTO deliveries (invoice_id, tenant_id, number, channel, recipient, test_mode, "
-        "distributed_at, status, document_sha256, errors) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
+        "distributed_at, status, document_sha256, errors, document_format, customer_key, route, "
+        "route_reason, invoice, due_at, completed_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13::jsonb, $14, "
+        "$15::jsonb, $16, $17)",
         event.invoice_id,
         event.tenant_id,
         event.invoice.number,
-        route.channel.value,
-        route.recipient,
+        first.channel.value,
+        first.recipient,
         event.test_mode,
         now,
-        "failed" if errors else "sent",
-        checksum,
+        status,
+        rendered.sha256 if rendered is not None else None,
         json.dumps([e.model_dump() for e in errors]) if errors else None,
+        first.document_format or FORMATS[first.channel],
+        key,
+        routes_json(plan.routes),
+        plan.reason,
+        event.invoice.model_dump_json(),
+        due_at,
+        now if status == "failed" else None,
     )

@@ -1,4 +1,8 @@
-"""service.distribute_invoice on the real PostgreSQL: one delivery per invoice."""
+"""service.distribute_invoice on the real PostgreSQL: one delivery and one send job per invoice.
+
+Routing announces nothing but a document that can never be sent; the send job
+(test_sending.py) emits invoice.distributed once the partner took it.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ from nordflow_schemas.events import (
     Channel,
     InvoiceCreated,
     InvoiceDeliveryFailed,
-    InvoiceDistributed,
 )
 from nordflow_schemas.invoice import (
     Address,
@@ -130,22 +133,22 @@ async def deliveries(conn: asyncpg.Connection, invoice_id: str) -> list[asyncpg.
     return list(await conn.fetch("SELECT * FROM deliveries WHERE invoice_id = $1", invoice_id))
 
 
-async def test_an_invoice_is_distributed_and_recorded(conn: asyncpg.Connection) -> None:
+async def send_jobs(conn: asyncpg.Connection, invoice_id: str) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            "SELECT * FROM jobs WHERE kind = 'send-invoice' AND job_key = $1", invoice_id
+        )
+    )
+
+
+async def test_an_invoice_is_routed_recorded_and_scheduled(conn: asyncpg.Connection) -> None:
     event = created_event(
         company(electronic_address=ElectronicAddress(scheme="0007", value="5560360793"))
     )
 
-    distributed = await distribute_invoice(conn, event, NOW, Registered(("0007", "5560360793")))
+    outcome = await distribute_invoice(conn, event, NOW, Registered(("0007", "5560360793")))
 
-    assert isinstance(distributed, InvoiceDistributed)
-    assert distributed.tenant_id == event.tenant_id
-    assert distributed.invoice_id == event.invoice_id
-    assert distributed.number == event.invoice.number
-    assert distributed.channel is Channel.PEPPOL
-    assert distributed.document_format == "peppol-bis-billing-3"
-    assert distributed.recipient == "0007:5560360793"
-    assert distributed.distributed_at == NOW
-    assert distributed.test_mode is False
+    assert outcome is None  # nothing is announced before the partner took it
     rows = await deliveries(conn, event.invoice_id)
     assert len(rows) == 1
     row = rows[0]
@@ -157,8 +160,11 @@ async def test_an_invoice_is_distributed_and_recorded(conn: asyncpg.Connection) 
     )
     assert row["test_mode"] is False
     assert row["distributed_at"] == NOW
-    assert row["status"] == "sent"
+    assert row["status"] == "scheduled"
+    assert row["document_format"] == "peppol-bis-billing-3"
     assert len(row["document_sha256"]) == 64
+    (job,) = await send_jobs(conn, event.invoice_id)
+    assert (job["state"], job["due_at"], job["tenant_id"]) == ("pending", NOW, event.tenant_id)
 
 
 async def test_a_document_breaking_the_rules_is_not_sent_and_names_them(
@@ -183,23 +189,22 @@ async def test_an_unregistered_electronic_address_falls_back_to_email(
 ) -> None:
     address = ElectronicAddress(scheme="0007", value="5560360793")
     event = created_event(company(electronic_address=address, email="f@kund.example"))
-    distributed = await distribute_invoice(conn, event, NOW)
-    assert distributed is not None
-    assert distributed.channel is Channel.EMAIL
+    assert await distribute_invoice(conn, event, NOW) is None
+    assert [r["channel"] for r in await deliveries(conn, event.invoice_id)] == ["email"]
 
 
 async def test_distributing_twice_keeps_one_row_and_emits_once(conn: asyncpg.Connection) -> None:
     event = created_event(company(email="faktura@kund.example"))
 
-    first = await distribute_invoice(conn, event, NOW)
+    await distribute_invoice(conn, event, NOW)
     second = await distribute_invoice(conn, event, NOW + dt.timedelta(minutes=1))
 
-    assert first is not None
-    assert first.channel is Channel.EMAIL
     assert second is None
     rows = await deliveries(conn, event.invoice_id)
     assert len(rows) == 1
+    assert rows[0]["channel"] == "email"
     assert rows[0]["distributed_at"] == NOW
+    assert len(await send_jobs(conn, event.invoice_id)) == 1
 
 
 async def test_test_mode_records_the_route_and_emits_nothing(conn: asyncpg.Connection) -> None:
@@ -212,6 +217,8 @@ async def test_test_mode_records_the_route_and_emits_nothing(conn: asyncpg.Conne
     assert rows[0]["test_mode"] is True
     assert rows[0]["channel"] == "paper"
     assert rows[0]["recipient"] == "post: Luleå"
+    assert rows[0]["status"] == "test"
+    assert await send_jobs(conn, event.invoice_id) == []
     assert await distribute_invoice(conn, event, NOW) is None
     assert len(await deliveries(conn, event.invoice_id)) == 1
 
@@ -225,16 +232,14 @@ async def test_a_private_buyer_is_recorded_on_email(conn: asyncpg.Connection) ->
         address=Address(country_code="SE"),
     )
     event = created_event(private)
-    distributed = await distribute_invoice(conn, event, NOW)
-    assert distributed is not None
-    assert distributed.channel is Channel.EMAIL
+    assert await distribute_invoice(conn, event, NOW) is None
     assert [r["channel"] for r in await deliveries(conn, event.invoice_id)] == ["email"]
 
 
 async def test_distinct_invoices_get_distinct_rows(conn: asyncpg.Connection) -> None:
     events = [created_event(company(email=f"k{i}@kund.example")) for i in range(3)]
     results = [await distribute_invoice(conn, e, NOW) for e in events]
-    assert all(r is not None for r in results)
+    assert results == [None, None, None]
     count = await conn.fetchval(
         "SELECT count(*) FROM deliveries WHERE invoice_id = ANY($1::text[])",
         [e.invoice_id for e in events],

@@ -108,14 +108,65 @@ class Channel(StrEnum):
     PAPER = "paper"
 
 
+class ChannelFallback(Frozen):
+    """A channel that refused an invoice for good, so the next cheapest one was tried."""
+
+    channel: Channel
+    reason: str
+
+
 class InvoiceDistributed(EventBody):
-    """An invoice left for its recipient by one channel."""
+    """An invoice left for its recipient by one channel (the partner accepted it)."""
 
     number: str
     channel: Channel
     document_format: str = Field(description="e.g. peppol-bis-billing-3, pdf")
-    recipient: str = Field(description="Participant id, e-mail address or postal city")
+    recipient: str = Field(
+        description="Participant id, e-mail address, postal city, or a consumer's masked "
+        "personal number"
+    )
     distributed_at: Timestamp
+    partner_reference: str | None = Field(
+        default=None,
+        description="The partner's id of the send: transmission id, Message-ID, letter id",
+    )
+    archive_sequence: int | None = Field(
+        default=None, description="The sent document's per-tenant number in the archive"
+    )
+    fallbacks: tuple[ChannelFallback, ...] = Field(
+        default=(), description="Cheaper channels that refused the invoice first, in order"
+    )
+
+
+class InvoiceDeliveryUncertain(EventBody):
+    """A send whose outcome is unknown and cannot be asked at the partner (plain e-mail).
+
+    It is never repeated automatically: the user checks with the recipient (or the mail
+    provider's log, by the reference) and resends by hand if needed.
+    """
+
+    number: str
+    channel: Channel
+    document_format: str
+    recipient: str
+    reference: str = Field(description="The attempt's idempotency key (the e-mail's Message-ID)")
+    reason: str
+    detected_at: Timestamp
+
+
+class ChannelSuggested(EventBody):
+    """A customer sent to on paper or by e-mail could now take a cheaper channel.
+
+    Recorded once per customer and channel until the user accepts (it becomes the
+    customer's channel override) or dismisses it. ``invoice_id`` is the send that found it.
+    """
+
+    suggestion_id: int
+    customer_key: str = Field(description="Customer number, else company id, else name")
+    current_channel: Channel
+    suggested_channel: Channel
+    recipient: str = Field(description="Where the cheaper channel reaches the customer (masked)")
+    suggested_at: Timestamp
 
 
 class InvoiceDeliveryFailed(EventBody):

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .events import (
+    ChannelSuggested,
     ErpDocumentFetched,
     EventBody,
     InvoiceCreated,
     InvoiceDeliveryFailed,
+    InvoiceDeliveryUncertain,
     InvoiceDistributed,
     InvoiceRejected,
     InvoiceTransferred,
@@ -85,7 +87,7 @@ INVOICE_DISTRIBUTED = TopicSpec(
     InvoiceDistributed,
     (DISTRIBUTION_ROUTER,),
     (DASHBOARDS,),
-    "An invoice routed to the cheapest channel its recipient can take",
+    "An invoice sent by the cheapest channel its recipient can take (partner accepted it)",
 )
 INVOICE_DELIVERY_FAILED = TopicSpec(
     "invoice.delivery_failed",
@@ -93,6 +95,20 @@ INVOICE_DELIVERY_FAILED = TopicSpec(
     (DISTRIBUTION_ROUTER,),
     (DASHBOARDS,),
     "An invoice that could not be sent, with the rule ids and messages",
+)
+INVOICE_DELIVERY_UNCERTAIN = TopicSpec(
+    "invoice.delivery_uncertain",
+    InvoiceDeliveryUncertain,
+    (DISTRIBUTION_ROUTER,),
+    (DASHBOARDS,),
+    "A send whose outcome is unknown and cannot be looked up (e-mail); never resent by itself",
+)
+CHANNEL_SUGGESTED = TopicSpec(
+    "channel.suggested",
+    ChannelSuggested,
+    (DISTRIBUTION_ROUTER,),
+    (DASHBOARDS,),
+    "A paper or e-mail customer can now take a cheaper channel (once until decided)",
 )
 PAYMENT_RECEIVED = TopicSpec(
     "payment.received",
@@ -124,6 +140,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     INVOICE_TRANSFERRED,
     INVOICE_DISTRIBUTED,
     INVOICE_DELIVERY_FAILED,
+    INVOICE_DELIVERY_UNCERTAIN,
+    CHANNEL_SUGGESTED,
     PAYMENT_RECEIVED,
     LEDGER_ENTRY_POSTED,
     EVENT_DEAD_LETTERED,

@@ -61,7 +61,20 @@ class SendError(Exception):
 
 
 class TransientSendError(SendError):
-    """Worth retrying with backoff (timeouts, 5xx, 429, connection errors)."""
+    """Worth retrying with backoff (timeouts, 5xx, 429, connection errors).
+
+    ``maybe_delivered``: the request (or the whole e-mail) went out and no answer came back,
+    so the partner may have the document. With ``can_lookup`` the job asks ``lookup`` before
+    the retry; without (SMTP) it must not repeat the attempt. ``retry_after``: the partner's
+    Retry-After hint in seconds (429/503), when it gave one.
+    """
+
+    def __init__(
+        self, message: str, *, maybe_delivered: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.maybe_delivered = maybe_delivered
+        self.retry_after = retry_after
 
 
 class PermanentSendError(SendError):
