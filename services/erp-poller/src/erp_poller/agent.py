@@ -1,6 +1,289 @@
-"""The on-premise agent (placeholder until the ingestion work lands)."""
+"""nordflow-agent: watches a folder on the customer's machine and pushes each export as a batch.
+
+An on-premise ERP (Visma Administration, Dynamics NAV, ...) exports invoices into a folder as
+JSON batches (`.json`) or SIE 4i files (`.se`, `.si`); the agent pushes each finished file to
+erp-poller's `POST /api/v1/ingest/batches/{connection}`, signed with the connection's push
+secret, and files it away: `sent/` after a 2xx, `failed/` (with `<name>.error.txt`) after a
+4xx that retrying cannot fix. The batch id is the SHA-256 of the file, so pushing a file
+again (after a crash between the answer and the move) answers the first result and emits
+nothing twice. The secret comes only from the environment (`NORDFLOW_AGENT_SECRET`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .ingest import BATCH_HEADER, signature_headers
+
+log = logging.getLogger("nordflow_agent")
+
+SECRET_ENV = "NORDFLOW_AGENT_SECRET"  # noqa: S105 - the variable's name, not a secret
+SUFFIXES = {".json": "application/json", ".se": "text/plain", ".si": "text/plain"}
+SENT, FAILED = "sent", "failed"
+# Answers that mean "try later" rather than "this file is bad"; 401/403 mean the agent is
+# misconfigured (wrong secret or connection): files stay where they are until that is fixed.
+RETRYABLE = frozenset({408, 425, 429})
+CONFIG_ERRORS = frozenset({401, 403, 404})
+
+
+class ConfigurationError(Exception):
+    """The server refused the agent itself (secret, connection); no file is to blame."""
+
+
+@dataclass
+class AgentConfig:
+    """What one agent watches and where it pushes."""
+
+    folder: Path
+    url: str
+    connection: str
+    secret: str = field(repr=False)
+    interval: float = 2.0
+    settle: float = 1.0
+    max_attempts: int = 5
+    backoff: float = 1.0
+    timeout: float = 60.0
+
+    @property
+    def endpoint(self) -> str:
+        """The batch endpoint of the connection."""
+        return f"{self.url.rstrip('/')}/api/v1/ingest/batches/{self.connection}"
+
+
+def candidates(folder: Path) -> list[Path]:
+    """Files to push, oldest name first (sub-folders such as sent/ are never looked into)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def _size(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def stable_files(folder: Path, seen: dict[Path, tuple[int, int]]) -> list[Path]:
+    """Files whose size and mtime did not change since the previous look (then updated).
+
+    A file still being written grows between two looks, so it waits for the next round.
+    """
+    ready = []
+    current: dict[Path, tuple[int, int]] = {}
+    for path in candidates(folder):
+        size = _size(path)
+        if size is None:
+            continue
+        current[path] = size
+        if seen.get(path) == size:
+            ready.append(path)
+    seen.clear()
+    seen.update(current)
+    return ready
+
+
+def _destination(folder: Path, name: str) -> Path:
+    target = folder / name
+    counter = 1
+    while target.exists():
+        target = folder / f"{Path(name).stem}.{counter}{Path(name).suffix}"
+        counter += 1
+    return target
+
+
+def _move(path: Path, sub: str) -> Path:
+    folder = path.parent / sub
+    folder.mkdir(exist_ok=True)
+    target = _destination(folder, path.name)
+    path.rename(target)
+    return target
+
+
+def batch_id_of(path: Path, body: bytes) -> str:
+    """The file's SHA-256, or the batch_id a JSON batch names itself."""
+    if path.suffix.lower() == ".json":
+        try:
+            named = json.loads(body).get("batch_id")
+        except (ValueError, AttributeError):
+            named = None
+        if isinstance(named, str) and named:
+            return named
+    return hashlib.sha256(body).hexdigest()
+
+
+def push_file(
+    config: AgentConfig,
+    client: httpx.Client,
+    path: Path,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Push one file and file it away; returns "sent", "failed" or "retry" (left in place).
+
+    Raises `ConfigurationError` when the server refuses the agent itself.
+    """
+    body = path.read_bytes()
+    batch_id = batch_id_of(path, body)
+    content_type = SUFFIXES[path.suffix.lower()]
+    for attempt in range(1, config.max_attempts + 1):
+        headers = {
+            "Content-Type": content_type,
+            BATCH_HEADER: batch_id,
+            **signature_headers(config.secret, body),  # signed afresh: stamps expire
+        }
+        try:
+            response = client.post(config.endpoint, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            problem = f"{type(exc).__name__}"
+        else:
+            if 200 <= response.status_code < 300:
+                target = _move(path, SENT)
+                counts = _counts(response)
+                log.info("sent %s (batch %s): %s -> %s", path.name, batch_id[:16], counts, target)
+                return SENT
+            if response.status_code in CONFIG_ERRORS:
+                raise ConfigurationError(
+                    f"{response.status_code} from {config.endpoint}: {_reason(response)}"
+                )
+            if 400 <= response.status_code < 500 and response.status_code not in RETRYABLE:
+                target = _move(path, FAILED)
+                error = target.with_name(target.name + ".error.txt")
+                error.write_text(
+                    f"HTTP {response.status_code} from {config.endpoint}\n"
+                    f"batch id: {batch_id}\n\n{response.text}\n",
+                    encoding="utf-8",
+                )
+                log.error(
+                    "rejected %s (HTTP %d), moved to %s; see %s",
+                    path.name,
+                    response.status_code,
+                    target,
+                    error.name,
+                )
+                return FAILED
+            problem = f"HTTP {response.status_code}"
+        if attempt < config.max_attempts:
+            delay = min(60.0, config.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+            log.warning(
+                "push of %s failed (%s), attempt %d of %d; retrying in %.1f s",
+                path.name,
+                problem,
+                attempt,
+                config.max_attempts,
+                delay,
+            )
+            sleep(delay)
+        else:
+            log.warning("push of %s failed (%s); will try again later", path.name, problem)
+    return "retry"
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail or response.text[:200])
+
+
+def _counts(response: httpx.Response) -> object:
+    try:
+        return response.json().get("counts")
+    except (ValueError, AttributeError):
+        return None
+
+
+def run_once(config: AgentConfig, client: httpx.Client, seen: dict[Path, tuple[int, int]]) -> int:
+    """One round: push the files that were stable since the previous look; how many are left."""
+    left = 0
+    for path in stable_files(config.folder, seen):
+        if push_file(config, client, path) == "retry":
+            left += 1
+    return left
+
+
+def watch(config: AgentConfig, *, once: bool = False) -> int:
+    """Push files until stopped (or, with ``once``, what is there now); the exit code."""
+    config.folder.mkdir(parents=True, exist_ok=True)
+    seen: dict[Path, tuple[int, int]] = {}
+    log.info("watching %s for .json/.se/.si files, pushing to %s", config.folder, config.endpoint)
+    with httpx.Client(timeout=config.timeout) as client:
+        try:
+            stable_files(config.folder, seen)  # the first look
+            if once:
+                time.sleep(config.settle)
+                left = run_once(config, client, seen)
+                waiting = len(candidates(config.folder))
+                log.info("done: %d file(s) left in %s", waiting, config.folder)
+                return 1 if left else 0
+            while True:
+                time.sleep(config.interval)
+                run_once(config, client, seen)
+        except ConfigurationError as exc:
+            log.error("the server refused the agent: %s", exc)
+            return 2
+        except KeyboardInterrupt:
+            log.info("stopped")
+            return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (the secret is never one of its arguments)."""
+    parser = argparse.ArgumentParser(
+        prog="nordflow-agent",
+        description=f"Push ERP exports to Nordflow. The push secret is read from ${SECRET_ENV}.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    w = commands.add_parser("watch", help="push each new .json/.se/.si file in a folder")
+    w.add_argument("--folder", type=Path, required=True, help="the export folder")
+    w.add_argument(
+        "--url", required=True, help="erp-poller's base URL, e.g. https://nordflow.example"
+    )
+    w.add_argument("--connection", required=True, help="the on-premise connection id")
+    w.add_argument("--once", action="store_true", help="push what is there now, then exit")
+    w.add_argument("--interval", type=float, default=2.0, help="seconds between looks")
+    w.add_argument(
+        "--settle", type=float, default=1.0, help="with --once: seconds between the two looks"
+    )
+    w.add_argument("--max-attempts", type=int, default=5, help="tries per file and round")
+    return parser.parse_args(argv)
+
+
+def run(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    """The agent's command line; returns the exit code."""
+    args = parse_args(argv)
+    env = os.environ if environ is None else environ
+    secret = env.get(SECRET_ENV, "")
+    if not secret:
+        log.error("set %s to the connection's push secret", SECRET_ENV)
+        return 2
+    config = AgentConfig(
+        folder=args.folder,
+        url=args.url,
+        connection=args.connection,
+        secret=secret,
+        interval=args.interval,
+        settle=args.settle,
+        max_attempts=max(1, args.max_attempts),
+    )
+    return watch(config, once=args.once)
 
 
 def main() -> None:
     """Entry point of `nordflow-agent`."""
-    raise SystemExit("nordflow-agent: not built yet")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    raise SystemExit(run())

@@ -1,10 +1,11 @@
-"""The tenant API: connections, their modes and sync requests (token-authenticated).
+"""The tenant API: connections, modes, sync and backfill requests (token-authenticated).
 
 No `from __future__ import annotations` here: FastAPI must see the real types of the
 routes' parameters, including the local `Tenant` dependency alias.
 """
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from nordflow_runtime.crypto import SecretBox
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
+from .domain import PLAIN_KEYS, CredentialsError, seal_form
 from .repository import PgConnectionRepository, PgTenantRepository
 
 PoolProvider = Callable[[], asyncpg.Pool]
@@ -33,6 +35,9 @@ class Seller(BaseModel):
     country_code: str = Field(default="SE", pattern=r"^[A-Z]{2}$")
     bankgiro: str | None = None
     email: str | None = None
+    currency: str | None = Field(
+        default=None, pattern=r"^[A-Z]{3}$", description="Default currency (eAccounting)"
+    )
 
 
 class ConnectionIn(BaseModel):
@@ -43,7 +48,23 @@ class ConnectionIn(BaseModel):
     connection_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
     system: SourceSystem
     base_url: AnyHttpUrl
-    token: SecretStr = Field(description="The ERP API token; stored encrypted, never shown")
+    token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Fortnox: the API token; Winner / on-premise: the push signing secret; other "
+            "systems: their credentials as a JSON text. Give this or `credentials`. Stored "
+            "encrypted, never shown"
+        ),
+    )
+    credentials: dict[str, SecretStr] | None = Field(
+        default=None,
+        description=(
+            "The source system's credentials by key (write-only, stored encrypted): "
+            "visma-eaccounting client_id, client_secret, refresh_token, token_url; visma-net "
+            "token, company_id[, api_timezone]; sirvoy api_token, webhook_secret; fortnox "
+            "access_token; winner / on-premise signing_secret"
+        ),
+    )
     mode: ConnectionMode = ConnectionMode.TEST
     seller: Seller
     cutoff_at: AwareDatetime | None = Field(
@@ -63,6 +84,59 @@ class ConnectionOut(BaseModel):
     last_poll_at: dt.datetime | None
     last_error: str | None
     next_poll_at: dt.datetime
+
+
+def sealed_text(body: ConnectionIn) -> str:
+    """The text to seal for a connection, its credentials checked for the system.
+
+    Raises HTTP 422 naming the missing or bad key (``loc`` = ``body.credentials.<key>``).
+    """
+    if (body.token is None) == (body.credentials is None):
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["body", "credentials"],
+                    "msg": "give `credentials` or `token`, not both",
+                    "type": "value_error",
+                }
+            ],
+        )
+    fields: dict[str, str]
+    if body.credentials is not None:
+        fields = {k: v.get_secret_value() for k, v in body.credentials.items()}
+    else:
+        assert body.token is not None
+        fields = credential_fields_of(body.system, body.token.get_secret_value())
+    try:
+        return seal_form(body.system, fields)
+    except CredentialsError as exc:
+        loc = ["body", "credentials", exc.key] if exc.key else ["body", "credentials"]
+        raise HTTPException(422, [{"loc": loc, "msg": str(exc), "type": "value_error"}]) from None
+
+
+def credential_fields_of(system: SourceSystem, token: str) -> dict[str, str]:
+    """The fields behind a `token` text: the token itself for plain-token systems, else the
+    JSON object it holds (422 if it is none)."""
+    if system in PLAIN_KEYS:
+        return {PLAIN_KEYS[system]: token}
+    try:
+        document = json.loads(token)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["body", "token"],
+                    "type": "value_error",
+                    "msg": f"{system.value}: `token` must hold the credentials as a JSON object "
+                    "(or send them as `credentials`)",
+                }
+            ],
+        )
+    return {str(k): v for k, v in document.items()}
 
 
 class ModeIn(BaseModel):
@@ -93,6 +167,47 @@ class SyncOut(BaseModel):
     finished_at: dt.datetime | None
     emitted: int | None
     error: str | None
+
+
+class BackfillIn(BaseModel):
+    """Re-read every document modified since an instant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime = Field(description="Documents modified at or after this are re-read")
+
+
+class BackfillOut(BaseModel):
+    """A backfill request and its progress."""
+
+    request_id: int
+    connection_id: str
+    since: dt.datetime
+    requested_at: dt.datetime
+    started_at: dt.datetime | None
+    attempts: int
+    listed: int = Field(description="Documents listed by the running (or last) attempt")
+    emitted: int = Field(description="New or changed versions emitted, over all attempts")
+    finished_at: dt.datetime | None
+    done: bool = Field(description="Finished without error")
+    error: str | None = Field(description="The last attempt's error (retried up to 3 times)")
+
+
+def backfill_out(row: asyncpg.Record) -> BackfillOut:
+    """The API view of a backfill request row."""
+    return BackfillOut(
+        request_id=row["request_id"],
+        connection_id=row["connection_id"],
+        since=row["since"],
+        requested_at=row["requested_at"],
+        started_at=row["started_at"],
+        attempts=row["attempts"],
+        listed=row["listed"],
+        emitted=row["emitted"],
+        finished_at=row["finished_at"],
+        done=row["finished_at"] is not None and row["error"] is None,
+        error=row["error"],
+    )
 
 
 def _sync_out(row: asyncpg.Record) -> SyncOut:
@@ -153,7 +268,7 @@ def build_api(pool: PoolProvider, box: SecretBox, wake: Callable[[], None]) -> A
                 tenant_id=tenant_id,
                 system=body.system,
                 base_url=str(body.base_url).rstrip("/"),
-                token_sealed=box.seal(body.token.get_secret_value()),
+                token_sealed=box.seal(sealed_text(body)),
                 mode=body.mode,
                 seller=body.seller.model_dump(exclude_none=True),
                 cutoff_at=body.cutoff_at or dt.datetime.now(dt.UTC),
@@ -196,5 +311,26 @@ def build_api(pool: PoolProvider, box: SecretBox, wake: Callable[[], None]) -> A
         if row is None or row["connection_id"] != connection_id:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no sync request {request_id}")
         return _sync_out(row)
+
+    @router.post("/connections/{connection_id}/backfill", status_code=status.HTTP_202_ACCEPTED)
+    async def backfill(connection_id: str, body: BackfillIn, tenant_id: Tenant) -> BackfillOut:
+        """Re-read everything modified since ``since``; changed or unseen versions flow."""
+        await own_connection(tenant_id, connection_id)
+        repo = PgTenantRepository(pool())
+        request_id = await repo.request_backfill(tenant_id, connection_id, body.since)
+        wake()
+        row = await repo.backfill_request(tenant_id, request_id)
+        assert row is not None
+        return backfill_out(row)
+
+    @router.get("/connections/{connection_id}/backfill/{request_id}")
+    async def backfill_status(
+        connection_id: str, request_id: int, tenant_id: Tenant
+    ) -> BackfillOut:
+        """Where a backfill stands: listed and emitted so far, done or error."""
+        row = await PgTenantRepository(pool()).backfill_request(tenant_id, request_id)
+        if row is None or row["connection_id"] != connection_id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no backfill request {request_id}")
+        return backfill_out(row)
 
     return router

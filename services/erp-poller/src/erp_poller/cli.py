@@ -17,7 +17,30 @@ from nordflow_schemas.common import ConnectionMode, SourceSystem
 
 from .app import create_app
 from .config import Settings
+from .domain import PLAIN_KEYS, CredentialsError, seal_form
 from .repository import PgConnectionRepository, PgTenantRepository
+
+
+def sealed_text(system: SourceSystem, value: str) -> str:
+    """What is sealed for a connection: the token, or the checked JSON credentials."""
+    if system in PLAIN_KEYS:
+        return seal_form(system, {PLAIN_KEYS[system]: value})
+    try:
+        fields = json.loads(value)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        raise CredentialsError(system, None, "must be a JSON object (the value is not one)")
+    return seal_form(system, fields)
+
+
+def aware(text: str, option: str) -> dt.datetime:
+    """An ISO time from the command line; without a zone it is UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"erp-poller: {option} {text!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 async def _with_repo(settings: Settings) -> tuple[asyncpg.Pool, PgConnectionRepository]:
@@ -37,20 +60,23 @@ async def add_connection(settings: Settings, args: argparse.Namespace) -> None:
     token = os.environ.get(args.token_env)
     if not token:
         raise SystemExit(f"erp-poller: environment variable {args.token_env} (the token) is empty")
+    system = SourceSystem(args.system)
+    try:
+        sealed_value = sealed_text(system, token)
+    except CredentialsError as exc:
+        raise SystemExit(f"erp-poller: {args.token_env}: {exc}") from None
     seller = json.loads(args.seller)
     if not isinstance(seller, dict) or not seller.get("name"):
         raise SystemExit('erp-poller: --seller must be a JSON object with at least "name"')
-    cutoff = dt.datetime.fromisoformat(args.cutoff) if args.cutoff else dt.datetime.now(dt.UTC)
-    if cutoff.tzinfo is None:
-        cutoff = cutoff.replace(tzinfo=dt.UTC)
+    cutoff = aware(args.cutoff, "--cutoff") if args.cutoff else dt.datetime.now(dt.UTC)
     pool, repo = await _with_repo(settings)
     try:
         await repo.add(
             connection_id=args.connection_id,
             tenant_id=args.tenant,
-            system=SourceSystem(args.system),
+            system=system,
             base_url=args.base_url,
-            token_sealed=SecretBox(settings.encryption_key).seal(token),
+            token_sealed=SecretBox(settings.encryption_key).seal(sealed_value),
             mode=ConnectionMode(args.mode),
             seller=seller,
             cutoff_at=cutoff,
@@ -69,6 +95,46 @@ async def list_connections(settings: Settings, tenant: str | None) -> None:
                 f"{row['connection_id']}  tenant={row['tenant_id']}  {row['system']}  "
                 f"{row['mode']}  cursor={row['cursor_at']}  last_error={row['last_error']}"
             )
+    finally:
+        await pool.close()
+
+
+async def backfill_command(settings: Settings, args: argparse.Namespace) -> int:
+    """connections backfill (queue one) and connections backfills (show their progress)."""
+    app = create_app(settings)
+    await app.migrate()
+    pool, _ = await _with_repo(settings)
+    try:
+        repo = PgTenantRepository(pool)
+        row = await pool.fetchrow(
+            "SELECT tenant_id FROM connections WHERE connection_id = $1 "
+            "AND ($2::text IS NULL OR tenant_id = $2)",
+            args.connection_id,
+            args.tenant,
+        )
+        if row is None:
+            print(f"erp-poller: no connection {args.connection_id!r}", file=sys.stderr)
+            return 1
+        if args.command == "backfill":
+            since = aware(args.since, "--since")
+            request_id = await repo.request_backfill(row["tenant_id"], args.connection_id, since)
+            print(
+                f"backfill request {request_id} queued for {args.connection_id} since "
+                f"{since.isoformat()}; the running erp-poller picks it up"
+            )
+            return 0
+        for item in await repo.backfill_requests(row["tenant_id"], args.connection_id):
+            state = (
+                "running or queued"
+                if item["finished_at"] is None
+                else ("done" if item["error"] is None else "failed")
+            )
+            print(
+                f"{item['request_id']}  since={item['since'].isoformat()}  {state}  "
+                f"listed={item['listed']}  emitted={item['emitted']}  "
+                f"attempts={item['attempts']}  error={item['error']}"
+            )
+        return 0
     finally:
         await pool.close()
 
@@ -108,7 +174,8 @@ async def _tenant_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``erp-poller run | migrate | dlq … | connections add|list|mode|sync | tokens create``."""
+    """``erp-poller run | migrate | dlq … | connections add|list|mode|sync|backfill|backfills |
+    tokens create``."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in {"connections", "tokens"}:
         return service_main("erp-poller", create_app, argv)
@@ -122,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--system", choices=[s.value for s in SourceSystem], default="fortnox")
     add.add_argument("--base-url", required=True)
     add.add_argument(
-        "--token-env", required=True, help="name of the env variable holding the API token"
+        "--token-env",
+        required=True,
+        help="name of the env variable holding the token (fortnox), the push signing secret "
+        "(winner, on-premise) or the credentials as a JSON object (the other systems)",
     )
     add.add_argument("--mode", choices=[m.value for m in ConnectionMode], default="test")
     add.add_argument("--seller", required=True, help="seller party as JSON")
@@ -140,6 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--connection-id", required=True)
     sync.add_argument("--limit", type=int)
     sync.add_argument("--document", action="append", help="a document number (repeatable)")
+    backfill = sub.add_parser(
+        "backfill", help="re-read every document modified since a time (new versions flow)"
+    )
+    backfill.add_argument("connection_id")
+    backfill.add_argument("--since", required=True, help="ISO time (without a zone: UTC)")
+    backfill.add_argument("--tenant", help="refuse unless the connection is this tenant's")
+    backfills = sub.add_parser("backfills", help="a connection's backfill requests and progress")
+    backfills.add_argument("connection_id")
+    backfills.add_argument("--tenant", help="refuse unless the connection is this tenant's")
     tokens = groups.add_parser("tokens", help="API tokens for the tenant API")
     tokens_sub = tokens.add_subparsers(dest="command", required=True)
     create = tokens_sub.add_parser("create", help="create a tenant API token (printed once)")
@@ -149,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_or_exit("erp-poller", Settings)
     if args.group == "tokens" or args.command in {"mode", "sync"}:
         return asyncio.run(_tenant_command(settings, args))
+    if args.command in {"backfill", "backfills"}:
+        return asyncio.run(backfill_command(settings, args))
     if args.command == "add":
         try:
             asyncio.run(add_connection(settings, args))

@@ -11,6 +11,7 @@ from typing import Any
 
 from nordflow_schemas.common import ConnectionMode, SourceRef, SourceSystem, canonical_invoice_id
 from nordflow_schemas.events import DocumentKind, ErpDocumentFetched
+from pydantic import SecretStr
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,163 @@ class Connection:
     seller: dict[str, Any]
     cutoff_at: dt.datetime
     cursor_at: dt.datetime | None
+    updated_at: dt.datetime | None = None  # changes whenever the configuration is replaced
+
+    @property
+    def polled(self) -> bool:
+        """Whether the poller reads this connection (push systems deliver on their own)."""
+        return self.system in POLLED_SYSTEMS
+
+
+POLLED_SYSTEMS = frozenset(
+    {
+        SourceSystem.FORTNOX,
+        SourceSystem.VISMA_EACCOUNTING,
+        SourceSystem.VISMA_NET,
+        SourceSystem.SIRVOY,
+    }
+)
+"""Systems erp-poller reads by API; the others (Winner, on-premise agents) push to it."""
+
+PAYMENT_PREFIX = "payment:"
+
+
+def payment_document_id(source_id: object) -> str:
+    """A payment's document id: prefixed, so it never collides with an invoice id."""
+    return f"{PAYMENT_PREFIX}{source_id}"
+
+
+# ------------------------------------------------------------------------- credentials
+
+
+class CredentialsError(ValueError):
+    """Stored or submitted credentials lack a key or have a bad one; names it, never a value."""
+
+    def __init__(self, system: SourceSystem, key: str | None, problem: str) -> None:
+        where = f"credentials.{key}" if key else "credentials"
+        super().__init__(f"{system.value} {where}: {problem}")
+        self.system = system
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class TokenCredentials:
+    """One bearer token or signing secret: Fortnox's access token, a push connection's secret."""
+
+    token: SecretStr
+
+
+@dataclass(frozen=True)
+class VismaEAccountingCredentials:
+    """An OAuth2 client and the grant's first refresh token (it rotates on every refresh)."""
+
+    client_id: str
+    client_secret: SecretStr
+    refresh_token: SecretStr
+    token_url: str
+
+
+@dataclass(frozen=True)
+class VismaNetCredentials:
+    """A Visma Connect access token for one company (``ipp-company-id``)."""
+
+    token: SecretStr
+    company_id: str
+    api_timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class SirvoyCredentials:
+    """The read-API token, and the secret its booking webhooks are signed with."""
+
+    api_token: SecretStr
+    webhook_secret: SecretStr
+
+
+Credentials = (
+    TokenCredentials | VismaEAccountingCredentials | VismaNetCredentials | SirvoyCredentials
+)
+
+# Keys of each JSON credentials document: (required, optional). Fortnox and the push systems
+# store one plain string instead (their token / signing secret), as sealed before 004.
+CREDENTIAL_KEYS: dict[SourceSystem, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    SourceSystem.VISMA_EACCOUNTING: (
+        ("client_id", "client_secret", "refresh_token", "token_url"),
+        (),
+    ),
+    SourceSystem.VISMA_NET: (("token", "company_id"), ("api_timezone",)),
+    SourceSystem.SIRVOY: (("api_token", "webhook_secret"), ()),
+}
+PLAIN_KEYS: dict[SourceSystem, str] = {
+    SourceSystem.FORTNOX: "access_token",
+    SourceSystem.WINNER: "signing_secret",
+    SourceSystem.ON_PREMISE: "signing_secret",
+}
+"""The one key a plain-string system takes when its credentials are given as an object."""
+
+
+def credential_fields(system: SourceSystem, fields: dict[str, str]) -> dict[str, str]:
+    """Check a credentials object: every required key present and non-empty, nothing unknown."""
+    if system in PLAIN_KEYS:
+        required: tuple[str, ...] = (PLAIN_KEYS[system],)
+        optional: tuple[str, ...] = ()
+    else:
+        required, optional = CREDENTIAL_KEYS[system]
+    for key in required:
+        value = fields.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise CredentialsError(system, key, "required (a non-empty string)")
+    for key, value in fields.items():
+        if key not in required and key not in optional:
+            known = ", ".join((*required, *optional))
+            raise CredentialsError(system, key, f"unknown key (this system takes {known})")
+        if not isinstance(value, str):
+            raise CredentialsError(system, key, "must be a string")
+    return dict(fields)
+
+
+def seal_form(system: SourceSystem, fields: dict[str, str]) -> str:
+    """The text sealed for a connection: the plain token for Fortnox and push systems (so
+    their readers stay as they were), else the JSON document (sorted keys)."""
+    checked = credential_fields(system, fields)
+    if system in PLAIN_KEYS:
+        return checked[PLAIN_KEYS[system]]
+    return json.dumps(checked, sort_keys=True)
+
+
+def parse_credentials(system: SourceSystem, opened: SecretStr) -> Credentials:
+    """A connection's credentials from its opened (decrypted) sealed value."""
+    text = opened.get_secret_value()
+    if system in PLAIN_KEYS:
+        if not text.strip():
+            raise CredentialsError(system, None, f"the {PLAIN_KEYS[system]} is empty")
+        return TokenCredentials(opened)
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise CredentialsError(
+            system, None, "must be a JSON object (the value is not JSON)"
+        ) from None
+    if not isinstance(document, dict):
+        raise CredentialsError(system, None, "must be a JSON object")
+    fields = credential_fields(system, document)
+    if system is SourceSystem.VISMA_EACCOUNTING:
+        return VismaEAccountingCredentials(
+            client_id=fields["client_id"],
+            client_secret=SecretStr(fields["client_secret"]),
+            refresh_token=SecretStr(fields["refresh_token"]),
+            token_url=fields["token_url"],
+        )
+    if system is SourceSystem.VISMA_NET:
+        return VismaNetCredentials(
+            token=SecretStr(fields["token"]),
+            company_id=fields["company_id"],
+            api_timezone=fields.get("api_timezone") or "UTC",
+        )
+    return SirvoyCredentials(
+        api_token=SecretStr(fields["api_token"]), webhook_secret=SecretStr(fields["webhook_secret"])
+    )
 
 
 def content_version(document: dict[str, Any]) -> str:
@@ -45,12 +203,38 @@ def window_start(connection: Connection, overlap: dt.timedelta) -> dt.datetime:
     return max(connection.cutoff_at, connection.cursor_at - overlap)
 
 
+def _true(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
 def fortnox_kind(invoice: dict[str, Any]) -> DocumentKind:
     """Fortnox marks credit invoices with ``Credit`` (and negative totals)."""
-    credit = str(invoice.get("Credit", "")).lower() == "true" or invoice.get("Credit") is True
+    credit = _true(invoice.get("Credit"))
     total = invoice.get("Total")
     negative = total is not None and Decimal(str(total)) < 0
     return DocumentKind.CREDIT_NOTE if credit or negative else DocumentKind.INVOICE
+
+
+def visma_eaccounting_kind(invoice: dict[str, Any]) -> DocumentKind:
+    """eAccounting marks credit invoices with ``IsCreditInvoice``."""
+    return (
+        DocumentKind.CREDIT_NOTE if _true(invoice.get("IsCreditInvoice")) else DocumentKind.INVOICE
+    )
+
+
+def visma_net_kind(invoice: dict[str, Any]) -> DocumentKind:
+    """Visma.net names the type in ``documentType`` (plain, or ``{"value": …}``)."""
+    raw = invoice.get("documentType")
+    value = raw.get("value") if isinstance(raw, dict) else raw
+    credit = str(value or "").replace(" ", "").lower() == "creditnote"
+    return DocumentKind.CREDIT_NOTE if credit else DocumentKind.INVOICE
+
+
+def sirvoy_kind(invoice: dict[str, Any]) -> DocumentKind:
+    """Sirvoy marks credit invoices with ``isCreditInvoice``."""
+    return (
+        DocumentKind.CREDIT_NOTE if _true(invoice.get("isCreditInvoice")) else DocumentKind.INVOICE
+    )
 
 
 def fetched_event(

@@ -11,7 +11,10 @@ from typing import Any
 import asyncpg
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 
-from .domain import Connection
+from .domain import POLLED_SYSTEMS, Connection
+
+POLLED = sorted(s.value for s in POLLED_SYSTEMS)
+BACKFILL_ATTEMPTS = 3
 
 
 def _connection(row: asyncpg.Record) -> Connection:
@@ -25,6 +28,7 @@ def _connection(row: asyncpg.Record) -> Connection:
         seller=json.loads(row["seller"]),
         cutoff_at=row["cutoff_at"],
         cursor_at=row["cursor_at"],
+        updated_at=row.get("updated_at"),
     )
 
 
@@ -57,7 +61,7 @@ class PgConnectionRepository:
                ON CONFLICT (connection_id) DO UPDATE SET
                  base_url = EXCLUDED.base_url, token_sealed = EXCLUDED.token_sealed,
                  mode = EXCLUDED.mode, seller = EXCLUDED.seller, cutoff_at = EXCLUDED.cutoff_at,
-                 next_poll_at = now()
+                 next_poll_at = now(), updated_at = clock_timestamp()
                WHERE connections.tenant_id = EXCLUDED.tenant_id
                  AND connections.system = EXCLUDED.system
                RETURNING true""",
@@ -90,14 +94,17 @@ class PgConnectionRepository:
     async def claim_due(conn: asyncpg.Connection) -> Connection | None:
         """Lock one due polling connection (test or automatic mode) in ``conn``'s transaction.
 
-        The row lock lasts as long as the poll's transaction; if the poller dies, PostgreSQL
+        Push connections (Winner, on-premise) are never claimed: nothing is polled there. The
+        row lock lasts as long as the poll's transaction; if the poller dies, PostgreSQL
         releases it at once, so another replica (or the restarted one) polls it next. NO KEY
         UPDATE, because the documents' foreign key takes KEY SHARE on this row meanwhile.
         """
         row = await conn.fetchrow(
             """SELECT * FROM connections
                WHERE mode IN ('test', 'automatic') AND next_poll_at <= now()
-               ORDER BY next_poll_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED"""
+                 AND system = ANY($1::text[])
+               ORDER BY next_poll_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED""",
+            POLLED,
         )
         return None if row is None else _connection(row)
 
@@ -214,6 +221,38 @@ class PgTenantRepository:
         )
         return request_id
 
+    async def request_backfill(self, tenant_id: str, connection_id: str, since: dt.datetime) -> int:
+        """Queue a backfill from ``since``; its id."""
+        request_id: int = await self.pool.fetchval(
+            "INSERT INTO backfill_requests (connection_id, tenant_id, since) "
+            "VALUES ($1, $2, $3) RETURNING request_id",
+            connection_id,
+            tenant_id,
+            since,
+        )
+        return request_id
+
+    async def backfill_request(self, tenant_id: str, request_id: int) -> asyncpg.Record | None:
+        """A backfill request of the tenant's, with its progress."""
+        return await self.pool.fetchrow(
+            "SELECT * FROM backfill_requests WHERE tenant_id = $1 AND request_id = $2",
+            tenant_id,
+            request_id,
+        )
+
+    async def backfill_requests(
+        self, tenant_id: str | None, connection_id: str | None = None
+    ) -> list[asyncpg.Record]:
+        """Backfill requests, newest first (an operator's view when ``tenant_id`` is None)."""
+        return list(
+            await self.pool.fetch(
+                "SELECT * FROM backfill_requests WHERE ($1::text IS NULL OR tenant_id = $1) "
+                "AND ($2::text IS NULL OR connection_id = $2) ORDER BY request_id DESC LIMIT 100",
+                tenant_id,
+                connection_id,
+            )
+        )
+
     async def sync_request(self, tenant_id: str, request_id: int) -> asyncpg.Record | None:
         """A sync request of the tenant's."""
         return await self.pool.fetchrow(
@@ -245,4 +284,74 @@ async def finish_sync_request(
         request_id,
         emitted,
         error,
+    )
+
+
+async def claim_backfill_request(
+    conn: asyncpg.Connection,
+) -> tuple[asyncpg.Record, Connection] | None:
+    """Lock the connection of the oldest due backfill in ``conn``'s transaction.
+
+    Only the connection row is locked (polls, syncs and other backfills of it wait), so the
+    request's progress can be committed from other connections while the backfill runs. A
+    request whose runner died is still unfinished and is claimed again.
+    """
+    row = await conn.fetchrow(
+        """SELECT r.request_id, r.since, r.attempts, c.*
+           FROM backfill_requests r JOIN connections c USING (connection_id)
+           WHERE r.finished_at IS NULL AND r.not_before <= now()
+           ORDER BY r.not_before, r.request_id LIMIT 1
+           FOR NO KEY UPDATE OF c SKIP LOCKED"""
+    )
+    if row is None:
+        return None
+    # Another runner may have finished it between our snapshot and the lock.
+    still_pending = await conn.fetchval(
+        "SELECT finished_at IS NULL FROM backfill_requests WHERE request_id = $1",
+        row["request_id"],
+    )
+    return (row, _connection(row)) if still_pending else None
+
+
+async def start_backfill(pool: asyncpg.Pool, request_id: int) -> None:
+    """Count an attempt (committed at once, so progress is visible while it runs)."""
+    await pool.execute(
+        "UPDATE backfill_requests SET attempts = attempts + 1, listed = 0, error = NULL, "
+        "started_at = COALESCE(started_at, now()) WHERE request_id = $1",
+        request_id,
+    )
+
+
+async def record_backfill_progress(pool: asyncpg.Pool, request_id: int, listed: int) -> None:
+    """How many documents the running attempt listed so far."""
+    await pool.execute(
+        "UPDATE backfill_requests SET listed = $2 WHERE request_id = $1", request_id, listed
+    )
+
+
+async def count_backfill_emission(conn: asyncpg.Connection, request_id: int) -> None:
+    """One more version emitted, counted in the emission's own transaction (exact across
+    crashes and attempts)."""
+    await conn.execute(
+        "UPDATE backfill_requests SET emitted = emitted + 1 WHERE request_id = $1", request_id
+    )
+
+
+async def finish_backfill(
+    pool: asyncpg.Pool, request_id: int, attempts: int, error: str | None
+) -> None:
+    """Done, or failed: retried later up to BACKFILL_ATTEMPTS, then finished with the error."""
+    if error is None or attempts >= BACKFILL_ATTEMPTS:
+        await pool.execute(
+            "UPDATE backfill_requests SET finished_at = now(), error = $2 WHERE request_id = $1",
+            request_id,
+            error,
+        )
+        return
+    await pool.execute(
+        "UPDATE backfill_requests SET error = $2, "
+        "not_before = now() + make_interval(secs => $3) WHERE request_id = $1",
+        request_id,
+        error,
+        30.0 * attempts,
     )

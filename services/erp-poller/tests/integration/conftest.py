@@ -13,6 +13,12 @@ from nordflow_runtime import db
 from nordflow_runtime.crypto import SecretBox
 from nordflow_sandboxes.fortnox import FortnoxState
 from nordflow_sandboxes.fortnox.testing import RunningFortnoxSandbox, running_fortnox_sandbox
+from nordflow_sandboxes.sirvoy.testing import RunningSirvoySandbox, running_sirvoy_sandbox
+from nordflow_sandboxes.visma_eaccounting.testing import (
+    RunningVismaEAccountingSandbox,
+    running_visma_eaccounting_sandbox,
+)
+from nordflow_sandboxes.visma_net.testing import RunningVismaNetSandbox, running_visma_net_sandbox
 from pydantic import SecretStr
 
 
@@ -20,6 +26,27 @@ from pydantic import SecretStr
 def sandbox() -> Iterator[RunningFortnoxSandbox]:
     """The Fortnox sandbox; its rate limit is out of the way (the connector tests cover it)."""
     with running_fortnox_sandbox(FortnoxState(rate_limit=100_000)) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def eaccounting_sandbox() -> Iterator[RunningVismaEAccountingSandbox]:
+    """The Visma eAccounting sandbox (OAuth with rotating refresh tokens)."""
+    with running_visma_eaccounting_sandbox() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def visma_net_sandbox() -> Iterator[RunningVismaNetSandbox]:
+    """The Visma.net sandbox."""
+    with running_visma_net_sandbox() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def sirvoy_sandbox() -> Iterator[RunningSirvoySandbox]:
+    """The Sirvoy sandbox (its read API; no webhooks are registered)."""
+    with running_sirvoy_sandbox() as running:
         yield running
 
 

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import uuid
 
 import httpx
 import pytest
 from erp_poller.api import build_api
+from erp_poller.app import Runner, SourceCache
 from erp_poller.repository import (
+    PgConnectionRepository,
     PgTenantRepository,
+    _connection,
     claim_sync_request,
     finish_sync_request,
 )
 from erp_poller.service import sync_documents
+from erp_poller.sources import ClientOptions, FortnoxSource
 from fastapi import FastAPI
 from nordflow_connectors.fortnox import FortnoxClient
+from nordflow_schemas.common import ConnectionMode, SourceSystem
 from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
@@ -149,7 +156,9 @@ async def test_manual_mode_flows_only_what_is_asked(api, pool, sandbox, box):
             assert claimed is not None
             row, connection = claimed
             assert row["request_id"] == request["request_id"]
-            client_ = FortnoxClient(sandbox.base_url, SecretStr(company.token))
+            client_ = FortnoxSource(
+                FortnoxClient(sandbox.base_url, SecretStr(company.token)), connection.seller
+            )
             try:
                 emitted = await sync_documents(
                     pool,
@@ -177,3 +186,175 @@ async def test_manual_mode_flows_only_what_is_asked(api, pool, sandbox, box):
         f"/api/v1/connections/{cid}", json={"mode": "automatic"}, headers=auth
     )
     assert switched.json()["mode"] == "automatic"
+
+
+async def test_credentials_are_checked_per_system_and_name_the_missing_key(api, pool):
+    client, _ = api
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    auth = await token_for(pool, tenant)
+    base = {
+        "connection_id": f"{tenant}-ea",
+        "system": "visma-eaccounting",
+        "base_url": "http://eaccounting.invalid",
+        "seller": {"name": "Säljare AB"},
+    }
+    missing = await client.put(
+        f"/api/v1/connections/{tenant}-ea",
+        json={**base, "credentials": {"client_id": "c", "client_secret": "s3cr3t-value",
+                                      "token_url": "http://x/connect/token"}},
+        headers=auth,
+    )  # fmt: skip
+    assert missing.status_code == 422
+    [problem] = missing.json()["detail"]
+    assert problem["loc"] == ["body", "credentials", "refresh_token"]
+    assert "s3cr3t-value" not in missing.text
+
+    credentials = {
+        "client_id": "c",
+        "client_secret": "s3cr3t-value",
+        "refresh_token": "r-initial",
+        "token_url": "http://x/connect/token",
+    }
+    created = await client.put(
+        f"/api/v1/connections/{tenant}-ea", json={**base, "credentials": credentials}, headers=auth
+    )
+    assert created.status_code == 200, created.text
+    assert "s3cr3t-value" not in created.text
+    sealed = await pool.fetchval(
+        "SELECT token_sealed FROM connections WHERE connection_id = $1", f"{tenant}-ea"
+    )
+    assert b"s3cr3t-value" not in bytes(sealed)
+
+    # The JSON text in `token` works too (the CLI's form); a Sirvoy one needs webhook_secret.
+    sirvoy = {**base, "connection_id": f"{tenant}-sv", "system": "sirvoy"}
+    no_secret = await client.put(
+        f"/api/v1/connections/{tenant}-sv",
+        json={**sirvoy, "token": json.dumps({"api_token": "a"})},
+        headers=auth,
+    )
+    assert no_secret.status_code == 422
+    assert no_secret.json()["detail"][0]["loc"] == ["body", "credentials", "webhook_secret"]
+    both = await client.put(
+        f"/api/v1/connections/{tenant}-sv",
+        json={**sirvoy, "token": "x", "credentials": {"api_token": "a"}},
+        headers=auth,
+    )
+    assert both.status_code == 422
+
+
+async def test_a_backfill_is_queued_and_its_progress_shown(api, pool, sandbox, box):
+    client, woken = api
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    auth = await token_for(pool, tenant)
+    company = sandbox.create_company()
+    make_invoices(sandbox, company.token, 3)
+    cid = f"{tenant}-fx"
+    body = connection_body(cid, sandbox, company.token)
+    body["cutoff_at"] = "2999-01-01T00:00:00+00:00"
+    await client.put(f"/api/v1/connections/{cid}", json=body, headers=auth)
+
+    naive = await client.post(
+        f"/api/v1/connections/{cid}/backfill", json={"since": "2020-01-01T00:00:00"}, headers=auth
+    )
+    assert naive.status_code == 422
+    assert naive.json()["detail"][0]["loc"] == ["body", "since"]
+    other = await token_for(pool, f"t-{uuid.uuid4().hex[:8]}")
+    refused = await client.post(
+        f"/api/v1/connections/{cid}/backfill", json={"since": "2020-01-01T00:00:00Z"}, headers=other
+    )
+    assert refused.status_code == 404
+
+    queued = await client.post(
+        f"/api/v1/connections/{cid}/backfill", json={"since": "2020-01-01T00:00:00Z"}, headers=auth
+    )
+    assert queued.status_code == 202
+    assert woken
+    request = queued.json()
+    assert (request["done"], request["finished_at"], request["listed"]) == (False, None, 0)
+
+    steps = Runner(
+        lambda: pool,
+        SourceCache(box, lambda: pool),
+        poll_interval=dt.timedelta(0),
+        overlap=dt.timedelta(seconds=120),
+    )
+    assert await steps.backfill_one()
+    done = await client.get(
+        f"/api/v1/connections/{cid}/backfill/{request['request_id']}", headers=auth
+    )
+    assert done.status_code == 200
+    result = done.json()
+    assert (result["done"], result["listed"], result["emitted"], result["error"]) == (
+        True,
+        3,
+        3,
+        None,
+    )
+    assert (
+        await client.get(
+            f"/api/v1/connections/{cid}/backfill/{request['request_id']}", headers=other
+        )
+    ).status_code == 404
+
+
+class DiesAfterTwo:
+    """A source whose process dies after two documents of a backfill (a lost connection)."""
+
+    def __init__(self, inner):
+        self.inner, self.system, self.reads = inner, inner.system, 0
+
+    def changes_since(self, since):
+        return self.inner.changes_since(since)
+
+    async def fetch(self, change, cache):
+        self.reads += 1
+        if self.reads == 3:
+            raise ConnectionError("lost the connection to Fortnox")
+        return await self.inner.fetch(change, cache)
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+async def test_a_backfill_that_dies_midway_resumes_and_counts_each_emission_once(
+    pool, sandbox, box
+):
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    company = sandbox.create_company()
+    make_invoices(sandbox, company.token, 4)
+    cid = f"{tenant}-fx"
+    await PgConnectionRepository(pool).add(
+        connection_id=cid,
+        tenant_id=tenant,
+        system=SourceSystem.FORTNOX,
+        base_url=sandbox.base_url,
+        token_sealed=box.seal(company.token),
+        mode=ConnectionMode.MANUAL,
+        seller={"name": "Säljare AB"},
+        cutoff_at=dt.datetime(2999, 1, 1, tzinfo=dt.UTC),
+    )
+    repo = PgTenantRepository(pool)
+    request_id = await repo.request_backfill(tenant, cid, dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    sources = SourceCache(box, lambda: pool, ClientOptions(page_size=2))
+    steps = Runner(
+        lambda: pool, sources, poll_interval=dt.timedelta(0), overlap=dt.timedelta(seconds=120)
+    )
+    connection = await pool.fetchrow("SELECT * FROM connections WHERE connection_id = $1", cid)
+    real = await sources.source_for(_connection(connection))
+    sources.sources[cid] = (connection["updated_at"], DiesAfterTwo(real))
+
+    assert await steps.backfill_one()
+    failed = await repo.backfill_request(tenant, request_id)
+    assert failed["finished_at"] is None  # retried later
+    assert failed["error"] == "ConnectionError: lost the connection to Fortnox"
+    assert (failed["attempts"], failed["emitted"]) == (1, 2)
+    assert not await steps.backfill_one()  # not before its retry time
+
+    await pool.execute("UPDATE backfill_requests SET not_before = now() WHERE request_id = $1",
+                       request_id)  # fmt: skip
+    assert await steps.backfill_one()  # the same source object: its reads go on counting
+    resumed = await repo.backfill_request(tenant, request_id)
+    assert resumed["finished_at"] is not None
+    assert resumed["error"] is None
+    assert (resumed["attempts"], resumed["listed"], resumed["emitted"]) == (2, 4, 4)
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE tenant_id = $1", tenant) == 4

@@ -25,7 +25,8 @@ from cryptography.fernet import Fernet
 from erp_poller import service
 from erp_poller.domain import Connection, content_version
 from erp_poller.repository import PgConnectionRepository
-from nordflow_connectors.fortnox import FortnoxClient, lastmodified_param
+from erp_poller.sources import Change, FetchCache, Listing, Source, SourceDocument, open_source
+from nordflow_connectors.fortnox import lastmodified_param
 from nordflow_runtime.crypto import SecretBox
 from nordflow_sandboxes.fortnox import FortnoxState
 from nordflow_sandboxes.fortnox.testing import (
@@ -133,13 +134,13 @@ async def poll_due(
         connection = await PgConnectionRepository.claim_due(lock_conn)
         if connection is None:
             return None
-        client = FortnoxClient(connection.base_url, box.open(connection.token_sealed))
+        opened = open_source(connection, box, pool)
         try:
             cursor, emitted = await service.poll_connection(
-                pool, connection, source(client) if source else client, overlap=OVERLAP, now=now
+                pool, connection, source(opened) if source else opened, overlap=OVERLAP, now=now
             )
         finally:
-            await client.aclose()
+            await opened.aclose()
         await PgConnectionRepository.finish_poll(
             lock_conn,
             connection.connection_id,
@@ -307,21 +308,22 @@ async def test_a_connection_in_test_mode_emits_test_mode_events(
 class FailsOnSecondInvoice:
     """A source that dies in the middle of a poll (like a crash or a lost connection)."""
 
-    def __init__(self, inner: FortnoxClient) -> None:
+    def __init__(self, inner: Source) -> None:
         self.inner = inner
+        self.system = inner.system
         self.reads = 0
 
-    def invoices_modified_since(self, since: dt.datetime) -> Any:
-        return self.inner.invoices_modified_since(since)
+    def changes_since(self, since: dt.datetime) -> Listing:
+        return self.inner.changes_since(since)
 
-    async def invoice(self, document_number: str) -> dict[str, Any]:
+    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
         self.reads += 1
         if self.reads == 2:
             raise ConnectionError("lost the connection to Fortnox")
-        return await self.inner.invoice(document_number)
+        return await self.inner.fetch(change, cache)
 
-    async def customer(self, customer_number: str) -> dict[str, Any]:
-        return await self.inner.customer(customer_number)
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 async def test_a_poll_that_dies_midway_keeps_what_it_emitted_and_the_next_emits_the_rest(

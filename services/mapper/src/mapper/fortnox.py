@@ -26,6 +26,11 @@ from pydantic import ValidationError
 
 CENT = Decimal("0.01")
 LIMIT = Decimal(10) ** 12
+# BT-120 texts EN 16931 asks for (BR-AE-10, BR-G-10).
+EXEMPTION_REASONS = {
+    VatCategory.REVERSE_CHARGE: "Reverse charge",
+    VatCategory.EXPORT: "Export outside the EU",
+}
 
 
 class Reader:
@@ -157,7 +162,7 @@ def map_fortnox(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
             rate=rate,
             taxable_amount=amount,
             tax_amount=(amount * rate / 100).quantize(CENT),
-            exemption_reason="Reverse charge" if category is VatCategory.REVERSE_CHARGE else None,
+            exemption_reason=EXEMPTION_REASONS.get(category),
         )
         for (category, rate), amount in sorted(taxable.items())
     )

@@ -139,7 +139,8 @@ def test_reverse_charge_customer_gets_category_ae_and_no_vat():
         RoundOff=0,
         Total=1000,
     )
-    result = map_document(fetched(doc, customer={**CUSTOMER, "VATType": "EUREVERSEDVAT"}))
+    customer = {**CUSTOMER, "VATType": "EUREVERSEDVAT", "VATNumber": "DE123456789"}
+    result = map_document(fetched(doc, customer=customer))
     assert isinstance(result, Invoice), result
     assert result.vat_breakdown[0].category is VatCategory.REVERSE_CHARGE
     assert result.totals.tax_total == 0

@@ -239,9 +239,13 @@ def test_credit_invoice_amounts_become_positive() -> None:
         RemainingAmountInvoiceCurrency=-237,
         PaymentReferenceNumber="141",
     )
-    result = mapped(fetched(doc, kind=DocumentKind.CREDIT_NOTE))
+    result = map_visma_eaccounting(fetched(doc, kind=DocumentKind.CREDIT_NOTE))
     assert isinstance(result, Invoice), result
     assert result.document_type is DocumentType.CREDIT_NOTE
+    # The source names no credited invoice, so validation asks for it (and nothing else).
+    assert [(i.field, i.rule) for i in validate_invoice(result)] == [
+        ("preceding_invoice", "NF-CREDIT-REF")
+    ]
     assert [(line.quantity, line.unit_price, line.net_amount) for line in result.lines] == [
         (Decimal(1), Decimal(100), Decimal(100)),
         (Decimal(2), Decimal(50), Decimal(100)),

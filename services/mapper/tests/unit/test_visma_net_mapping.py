@@ -239,9 +239,13 @@ def test_credit_note_becomes_positive(factor: int) -> None:
         invoiceLines=[line(1, signed(2), 500, signed(1000), "3")],
         taxDetails=[tax(1, "3", 25, signed(1000), signed(250))],
     )
-    result = mapped(fetched(doc, kind=DocumentKind.CREDIT_NOTE))
+    result = map_visma_net(fetched(doc, kind=DocumentKind.CREDIT_NOTE))
     assert isinstance(result, Invoice), result
     assert result.document_type is DocumentType.CREDIT_NOTE
+    # The source names no credited invoice, so validation asks for it (and nothing else).
+    assert [(i.field, i.rule) for i in validate_invoice(result)] == [
+        ("preceding_invoice", "NF-CREDIT-REF")
+    ]
     assert result.totals.payable == Decimal(1250)
     assert result.totals.tax_total == Decimal(250)
     assert result.outstanding_amount == Decimal(1250)

@@ -33,8 +33,11 @@ class FortnoxClient:
         timeout: float = 15.0,
         rate_limit: int = 25,
         rate_window: float = 5.0,
+        page_size: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        if not 1 <= page_size <= 500:
+            raise ValueError("page_size must be 1..500 (Fortnox's limit)")
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/3/",
             timeout=timeout,
@@ -45,6 +48,7 @@ class FortnoxClient:
             },
         )
         self._limiter = SlidingWindowLimiter(rate_limit, rate_window)
+        self._page_size = page_size
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -72,7 +76,7 @@ class FortnoxClient:
         page = 1
         while True:
             body = await self._request(
-                "GET", path, params={**params, "page": str(page), "limit": "100"}
+                "GET", path, params={**params, "page": str(page), "limit": str(self._page_size)}
             )
             for item in body.get(key, []):
                 yield item

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -79,6 +81,19 @@ class TokenStore(Protocol):
 
     async def save(self, tokens: Tokens) -> None:
         """Persist rotated tokens, replacing the previous ones."""
+        ...
+
+
+class ExclusiveTokenStore(TokenStore, Protocol):
+    """A store shared by several processes (replicas) that can serialise refreshes among them.
+
+    `OAuthSession` holds `exclusive()` from reading the stored tokens until the rotated ones are
+    saved, so two processes never redeem the same refresh token (the loser would spend it and
+    lock the connection out). Within one process the session's own lock already serialises.
+    """
+
+    def exclusive(self) -> AbstractAsyncContextManager[None]:
+        """Held by at most one process at a time (e.g. a PostgreSQL advisory lock)."""
         ...
 
 
@@ -217,6 +232,13 @@ class OAuthSession:
         return self._tokens
 
     async def _refresh_locked(self, tokens: Tokens, rejected: SecretStr | None) -> SecretStr:
+        exclusive: Callable[[], AbstractAsyncContextManager[None]] | None = getattr(
+            self._store, "exclusive", None
+        )
+        async with exclusive() if exclusive is not None else contextlib.nullcontext():
+            return await self._refresh_exclusively(tokens, rejected)
+
+    async def _refresh_exclusively(self, tokens: Tokens, rejected: SecretStr | None) -> SecretStr:
         # Another process sharing the store may have rotated already; its tokens are the
         # valid ones (ours was consumed), so adopt them rather than refresh with a dead token.
         stored = await self._store.load()

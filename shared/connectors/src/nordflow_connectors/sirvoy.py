@@ -453,6 +453,38 @@ class SirvoyChanges:
         return tuple(i for i in self.invoices if i.is_credit_invoice)
 
 
+class RecordListing(AsyncIterator[dict[str, Any]]):
+    """Raw records of one resource changed at or after ``since``, exactly as the API sent them.
+
+    A poller emits what the source returned, so it reads these rather than the parsed models.
+    ``server_time`` is the first page's ``meta.serverTime`` (None until that page is read, or if
+    the server sends none): nothing committed after it is missing from the listing.
+    """
+
+    def __init__(self, client: SirvoyClient, path: str, since: dt.datetime | None) -> None:
+        self.server_time: dt.datetime | None = None
+        self.complete = False
+        self._client = client
+        self._path = path
+        self._since = since
+        self._items = self._generate()
+
+    def __aiter__(self) -> RecordListing:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return await self._items.__anext__()
+
+    async def _generate(self) -> AsyncIterator[dict[str, Any]]:
+        params = {"modifiedSince": _modified_since_param(self._since)} if self._since else {}
+        async for items, meta in self._client._pages(self._path, params):
+            if self.server_time is None and meta.get("serverTime"):
+                self.server_time = _Stamp.model_validate({"at": meta["serverTime"]}).at
+            for item in items:
+                yield item
+        self.complete = True
+
+
 class SirvoyClient:
     """Reads one Sirvoy account's invoices and payments (ASSUMED API, see the docstring).
 
@@ -560,6 +592,26 @@ class SirvoyClient:
         # The earlier of the two listings' start: nothing changed after it is unseen.
         starts = invoice_times + payment_times
         return SirvoyChanges(tuple(invoices), tuple(payments), min(starts) if starts else started)
+
+    def invoice_records_modified_since(self, since: dt.datetime | None = None) -> RecordListing:
+        """Raw invoices, cash receipts and credit invoices changed at or after ``since``."""
+        return RecordListing(self, "invoices", since)
+
+    def payment_records_modified_since(self, since: dt.datetime | None = None) -> RecordListing:
+        """Raw payments changed at or after ``since`` (voided ones included, amount zero)."""
+        return RecordListing(self, "payments", since)
+
+    async def invoice_record(self, invoice_id: int | str) -> dict[str, Any]:
+        """One invoice as the API sent it."""
+        return await self._get(f"invoices/{invoice_id}")
+
+    async def payment_record(self, payment_id: int | str) -> dict[str, Any]:
+        """One payment as the API sent it."""
+        return await self._get(f"payments/{payment_id}")
+
+    async def booking_record(self, booking_id: int | str) -> dict[str, Any]:
+        """One booking as the API sent it (the webhook's shape, invoices and payments included)."""
+        return await self._get(f"bookings/{booking_id}")
 
     async def invoice(self, invoice_id: int) -> SirvoyInvoice:
         """One invoice, cash receipt or credit invoice."""

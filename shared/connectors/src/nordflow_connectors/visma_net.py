@@ -248,6 +248,21 @@ class VismaNetClient:
             },
         )
 
+    def payments_modified_since(
+        self, since: dt.datetime, *, inclusive: bool = True
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Customer payments changed at or after ``since`` (after it, with ``inclusive=False``).
+
+        Poll them like invoices: overlap the window and deduplicate by content.
+        """
+        return self._pages(
+            "customerpayment",
+            {
+                "lastModifiedDateTime": last_modified_param(since, self._zone),
+                "lastModifiedDateTimeCondition": ">=" if inclusive else ">",
+            },
+        )
+
     async def invoice(self, reference_number: str) -> dict[str, Any]:
         """One customer invoice with its lines; ``timeStamp`` holds its current ETag."""
         response = await self._send("GET", f"customerinvoice/{reference_number}")

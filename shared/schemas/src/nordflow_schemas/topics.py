@@ -113,9 +113,10 @@ CHANNEL_SUGGESTED = TopicSpec(
 PAYMENT_RECEIVED = TopicSpec(
     "payment.received",
     PaymentReceived,
-    (),
+    (MAPPER,),
     (LEDGER_CLOSER, DASHBOARDS),
-    "A payment against an invoice, to be booked in the ERP (producers: settlement imports)",
+    "A payment against an invoice: picked up from the source (already booked there) or "
+    "reported by a bank or factor (to be booked in the ERP)",
 )
 LEDGER_ENTRY_POSTED = TopicSpec(
     "ledger.entry.posted",

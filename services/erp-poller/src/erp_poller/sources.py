@@ -1,0 +1,446 @@
+"""Source adapters: what changed in a window, and each document with what the mapper needs.
+
+One adapter per polled system wraps its production client from ``nordflow_connectors``. The
+poller only sees `Source`: list the changes since an instant (a `Listing`, which may carry
+the server's own watermark), then fetch each change as a `SourceDocument` — the raw payload
+as the source returned it, its kind, and the related records the mapper reads
+(``related["seller"]`` always: the connection's seller profile).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import asyncpg
+from nordflow_connectors.fortnox import FortnoxClient
+from nordflow_connectors.oauth import OAuthSession, Tokens
+from nordflow_connectors.sirvoy import SirvoyClient
+from nordflow_connectors.visma_eaccounting import VismaEAccountingClient
+from nordflow_connectors.visma_net import VismaNetClient
+from nordflow_runtime.crypto import SecretBox
+from nordflow_schemas.common import SourceSystem
+from nordflow_schemas.events import DocumentKind
+from pydantic import SecretStr
+
+from .domain import (
+    PAYMENT_PREFIX,
+    Connection,
+    SirvoyCredentials,
+    TokenCredentials,
+    VismaEAccountingCredentials,
+    VismaNetCredentials,
+    fortnox_kind,
+    parse_credentials,
+    payment_document_id,
+    sirvoy_kind,
+    visma_eaccounting_kind,
+    visma_net_kind,
+)
+from .tokens import PgTokenStore
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+ChangeKind = Literal["invoice", "payment"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One listed document: its id in our events, and the source's own id to fetch it by."""
+
+    document_id: str
+    ref: str
+    kind: ChangeKind = "invoice"
+
+    @classmethod
+    def of(cls, document_id: str) -> Change:
+        """The change for a document id as events carry it (``payment:<id>`` for payments)."""
+        if document_id.startswith(PAYMENT_PREFIX):
+            return cls(document_id, document_id.removeprefix(PAYMENT_PREFIX), "payment")
+        return cls(document_id, document_id, "invoice")
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """A document as the mapper receives it in ``erp.document.fetched``."""
+
+    document_id: str
+    document_number: str | None
+    kind: DocumentKind
+    payload: dict[str, Any]
+    related: dict[str, dict[str, Any]]
+
+
+class Listing:
+    """The changes of one window; ``watermark`` is the server's "now" at its start, if the
+    source tells it (else None: the poller's own start time is the cursor)."""
+
+    def __init__(
+        self,
+        changes: AsyncIterator[Change],
+        watermark: Callable[[], dt.datetime | None] = lambda: None,
+    ) -> None:
+        self._changes = changes
+        self._watermark = watermark
+
+    def __aiter__(self) -> AsyncIterator[Change]:
+        return self._changes
+
+    @property
+    def watermark(self) -> dt.datetime | None:
+        """Read it once the listing was iterated to the end."""
+        return self._watermark()
+
+
+@dataclass
+class FetchCache:
+    """Records read once per poll (customers, bookings), by ``kind:id``."""
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def get(self, key: str, read: Callable[[], Any]) -> dict[str, Any]:
+        """The cached record, reading it on first use."""
+        if key not in self.records:
+            self.records[key] = await read()
+        return self.records[key]
+
+
+class Source(Protocol):
+    """What polling, syncs and backfills need from a source system."""
+
+    system: SourceSystem
+
+    def changes_since(self, since: dt.datetime) -> Listing:
+        """Documents modified at or after ``since`` (oldest first where the source sorts)."""
+        ...
+
+    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+        """The full document; None if it is not one that flows (e.g. an unapplied payment)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the clients."""
+        ...
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+# ----------------------------------------------------------------------------- Fortnox
+
+
+class FortnoxSource:
+    """Fortnox v3 invoices (credit invoices included) with their customer cards."""
+
+    system = SourceSystem.FORTNOX
+
+    def __init__(self, client: FortnoxClient, seller: dict[str, Any]) -> None:
+        self.client = client
+        self.seller = seller
+
+    def changes_since(self, since: dt.datetime) -> Listing:
+        """Invoices by ``lastmodified`` (minute-grained, Stockholm time)."""
+
+        async def changes() -> AsyncIterator[Change]:
+            async for item in self.client.invoices_modified_since(since):
+                yield Change.of(str(item["DocumentNumber"]))
+
+        return Listing(changes())
+
+    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+        """The invoice, rows included, and its customer card."""
+        if change.kind != "invoice":
+            return None  # Fortnox payments are booked in Fortnox itself; not polled
+        invoice = await self.client.invoice(change.ref)
+        related: dict[str, dict[str, Any]] = {"seller": self.seller}
+        customer = _text(invoice.get("CustomerNumber"))
+        if customer:
+            related["customer"] = await cache.get(
+                f"customer:{customer}", lambda: self.client.customer(customer)
+            )
+        number = str(invoice.get("DocumentNumber") or change.ref)
+        return SourceDocument(number, number, fortnox_kind(invoice), invoice, related)
+
+    async def aclose(self) -> None:
+        """Close the client."""
+        await self.client.aclose()
+
+
+# ------------------------------------------------------------------- Visma eAccounting
+
+
+class VismaEAccountingSource:
+    """eAccounting customer invoices (``IsCreditInvoice`` for credits) with their customers.
+
+    The watermark is the listing's ``Meta.ServerTimeUtc`` (eAccounting's own clock).
+    eAccounting has no list of payments, so none are polled.
+    """
+
+    system = SourceSystem.VISMA_EACCOUNTING
+
+    def __init__(
+        self, client: VismaEAccountingClient, session: OAuthSession, seller: dict[str, Any]
+    ) -> None:
+        self.client = client
+        self.session = session
+        self.seller = seller
+
+    def changes_since(self, since: dt.datetime) -> Listing:
+        """Invoices by ``modifiedSinceUtc``."""
+        listing = self.client.invoices_modified_since(since)
+
+        async def changes() -> AsyncIterator[Change]:
+            async for item in listing:
+                yield Change.of(str(item["Id"]))
+
+        return Listing(changes(), lambda: listing.server_time if listing.complete else None)
+
+    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+        """The invoice and its customer card."""
+        if change.kind != "invoice":
+            return None
+        invoice = await self.client.invoice(change.ref)
+        related: dict[str, dict[str, Any]] = {"seller": self.seller}
+        customer = _text(invoice.get("CustomerId"))
+        if customer:
+            related["customer"] = await cache.get(
+                f"customer:{customer}", lambda: self.client.customer(customer)
+            )
+        return SourceDocument(
+            str(invoice.get("Id") or change.ref),
+            _text(invoice.get("InvoiceNumber")),
+            visma_eaccounting_kind(invoice),
+            invoice,
+            related,
+        )
+
+    async def aclose(self) -> None:
+        """Close the client and its OAuth session."""
+        await self.client.aclose()
+        await self.session.aclose()
+
+
+# ---------------------------------------------------------------------------- Visma.net
+
+
+def _customer_number(invoice: dict[str, Any]) -> str | None:
+    customer = invoice.get("customer")
+    if isinstance(customer, dict):
+        return _text(customer.get("number") or customer.get("id"))
+    return _text(invoice.get("customerNumber") or customer)
+
+
+def _value(raw: Any) -> Any:
+    return raw.get("value") if isinstance(raw, dict) else raw
+
+
+class VismaNetSource:
+    """Visma.net customer invoices and credit notes with their customers, and customer
+    payments (each with the first invoice it is applied to as ``related["invoice"]``)."""
+
+    system = SourceSystem.VISMA_NET
+
+    def __init__(self, client: VismaNetClient, seller: dict[str, Any]) -> None:
+        self.client = client
+        self.seller = seller
+
+    def changes_since(self, since: dt.datetime) -> Listing:
+        """Invoices, then payments, by ``lastModifiedDateTime >=``."""
+
+        async def changes() -> AsyncIterator[Change]:
+            async for item in self.client.invoices_modified_since(since):
+                yield Change.of(str(item["referenceNumber"]))
+            async for item in self.client.payments_modified_since(since):
+                yield Change.of(payment_document_id(item["refNbr"]))
+
+        return Listing(changes())
+
+    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+        """The invoice and its customer card, or the payment and the invoice it pays."""
+        if change.kind == "payment":
+            return await self._payment(change)
+        invoice = await self.client.invoice(change.ref)
+        related: dict[str, dict[str, Any]] = {"seller": self.seller}
+        customer = _customer_number(invoice)
+        if customer:
+            related["customer"] = await cache.get(
+                f"customer:{customer}", lambda: self.client.customer(customer)
+            )
+        number = str(invoice.get("referenceNumber") or change.ref)
+        return SourceDocument(number, number, visma_net_kind(invoice), invoice, related)
+
+    async def _payment(self, change: Change) -> SourceDocument | None:
+        payment = await self.client.payment(change.ref)
+        applied = [
+            str(_value(line.get("refNbr")))
+            for line in payment.get("paymentLines") or []
+            if isinstance(line, dict) and _value(line.get("refNbr"))
+        ]
+        if not applied:
+            return None  # a prepayment applied to no document yet: nothing to book it on
+        return SourceDocument(
+            change.document_id,
+            _text(payment.get("refNbr")) or change.ref,
+            DocumentKind.PAYMENT,
+            payment,
+            {
+                "seller": self.seller,
+                "invoice": {"document_id": applied[0], "document_number": applied[0]},
+            },
+        )
+
+    async def aclose(self) -> None:
+        """Close the client."""
+        await self.client.aclose()
+
+
+# ------------------------------------------------------------------------------- Sirvoy
+
+
+class SirvoySource:
+    """Sirvoy invoices, cash receipts and credit invoices with their booking, and payments
+    registered on an invoice (with that invoice as ``related["invoice"]``).
+
+    The watermark is the earlier ``serverTime`` of the two listings.
+    """
+
+    system = SourceSystem.SIRVOY
+
+    def __init__(self, client: SirvoyClient, seller: dict[str, Any]) -> None:
+        self.client = client
+        self.seller = seller
+
+    def changes_since(self, since: dt.datetime) -> Listing:
+        """Invoices, then payments, by ``modifiedSince``."""
+        invoices = self.client.invoice_records_modified_since(since)
+        payments = self.client.payment_records_modified_since(since)
+
+        async def changes() -> AsyncIterator[Change]:
+            async for item in invoices:
+                yield Change.of(str(item["invoiceId"]))
+            async for item in payments:
+                yield Change.of(payment_document_id(item["paymentId"]))
+
+        def watermark() -> dt.datetime | None:
+            if not (invoices.complete and payments.complete):
+                return None
+            if invoices.server_time is None or payments.server_time is None:
+                return None
+            return min(invoices.server_time, payments.server_time)
+
+        return Listing(changes(), watermark)
+
+    async def _booking(self, booking_id: Any, cache: FetchCache) -> dict[str, Any] | None:
+        booking = _text(booking_id)
+        if booking is None:
+            return None
+        return await cache.get(f"booking:{booking}", lambda: self.client.booking_record(booking))
+
+    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+        """The invoice with its booking, or the payment with the invoice it pays."""
+        if change.kind == "payment":
+            return await self._payment(change, cache)
+        invoice = await self.client.invoice_record(change.ref)
+        related: dict[str, dict[str, Any]] = {"seller": self.seller}
+        booking = await self._booking(invoice.get("bookingId"), cache)
+        if booking is not None:
+            related["booking"] = booking
+        return SourceDocument(
+            str(invoice.get("invoiceId") or change.ref),
+            _text(invoice.get("invoiceNumber")),
+            sirvoy_kind(invoice),
+            invoice,
+            related,
+        )
+
+    async def _payment(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+        payment = await self.client.payment_record(change.ref)
+        invoice_id = _text(payment.get("invoiceId"))
+        if invoice_id is None:
+            return None  # a booking prepayment: it flows once it is put on an invoice
+        invoice = await cache.get(
+            f"invoice:{invoice_id}", lambda: self.client.invoice_record(invoice_id)
+        )
+        related: dict[str, dict[str, Any]] = {
+            "seller": self.seller,
+            "invoice": {
+                "document_id": invoice_id,
+                "document_number": _text(invoice.get("invoiceNumber")),
+            },
+        }
+        booking = await self._booking(payment.get("bookingId"), cache)
+        if booking is not None:
+            related["booking"] = booking
+        return SourceDocument(
+            change.document_id, change.ref, DocumentKind.PAYMENT, payment, related
+        )
+
+    async def aclose(self) -> None:
+        """Close the client."""
+        await self.client.aclose()
+
+
+# ------------------------------------------------------------------------------ factory
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """Tuning for the clients (tests page small; None keeps each API's usual page size)."""
+
+    page_size: int | None = None
+
+
+def open_source(
+    connection: Connection,
+    box: SecretBox,
+    pool: asyncpg.Pool,
+    options: ClientOptions = ClientOptions(),
+) -> Source:
+    """The adapter for a connection, its credentials opened and checked.
+
+    Raises `CredentialsError` (naming the key) when the stored credentials do not fit the
+    system, and ValueError for a push system (Winner, on-premise), which is never polled.
+    """
+    if not connection.polled:
+        raise ValueError(
+            f"{connection.system.value} connections push their documents; they are not polled"
+        )
+    credentials = parse_credentials(connection.system, box.open(connection.token_sealed))
+    size = options.page_size
+    seller = connection.seller
+    if isinstance(credentials, VismaEAccountingCredentials):
+        initial = Tokens(
+            access_token=SecretStr(""),  # expired at once: the first use refreshes
+            refresh_token=credentials.refresh_token,
+            expires_at=EPOCH,
+        )
+        session = OAuthSession(
+            credentials.token_url,
+            credentials.client_id,
+            credentials.client_secret,
+            PgTokenStore(pool, box, connection.connection_id, connection.tenant_id, initial),
+        )
+        client = VismaEAccountingClient(connection.base_url, session, page_size=size or 200)
+        return VismaEAccountingSource(client, session, seller)
+    if isinstance(credentials, VismaNetCredentials):
+        return VismaNetSource(
+            VismaNetClient(
+                connection.base_url,
+                credentials.token,
+                credentials.company_id,
+                api_timezone=credentials.api_timezone,
+                page_size=size or 100,
+            ),
+            seller,
+        )
+    if isinstance(credentials, SirvoyCredentials):
+        return SirvoySource(
+            SirvoyClient(connection.base_url, credentials.api_token, page_size=size or 100), seller
+        )
+    assert isinstance(credentials, TokenCredentials)
+    return FortnoxSource(
+        FortnoxClient(connection.base_url, credentials.token, page_size=size or 100), seller
+    )
