@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from nordflow_local import journey
+from nordflow_local import deliveries, journey
 from nordflow_local.provision import provision_tenant
 from nordflow_local.samples import create_invoices
 
@@ -57,10 +57,11 @@ async def test_test_mode_maps_and_validates_but_writes_nowhere(nordflow_stack, t
     await create_invoices(
         tenant.fortnox_url,
         tenant.fortnox_token,
-        3,
+        4,
         bad=1,
         seed=4,
-        smp_url=env.get("SANDBOX_SMP_URL"),
+        smp_url=env["SANDBOX_SMP_URL"],
+        bank_url=env["SANDBOX_B2C_BANK_URL"],
     )
 
     def all_mapped(journeys):
@@ -69,7 +70,7 @@ async def test_test_mode_maps_and_validates_but_writes_nowhere(nordflow_stack, t
             for j in journeys.values()
             if j.count("invoice.created") or j.count("invoice.rejected")
         ]
-        return len(done) == 4
+        return len(done) == 5
 
     journeys = await journey.wait_for(bootstrap, tenant_id, all_mapped, timeout=120)
     await asyncio.sleep(5)  # time for any (wrong) downstream effect to show
@@ -86,3 +87,7 @@ async def test_test_mode_maps_and_validates_but_writes_nowhere(nordflow_stack, t
     ) as http:
         payments = (await http.get(f"{tenant.fortnox_url}/3/invoicepayments")).json()
     assert payments["InvoicePayments"] == []
+    # Four invoices, one per channel, yet no partner received anything of this tenant's.
+    at_partner = await deliveries.received(env)
+    assert len(journeys) == 5
+    assert all(not at_partner.get(invoice_id) for invoice_id in journeys)

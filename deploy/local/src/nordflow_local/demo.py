@@ -1,4 +1,5 @@
-"""`make demo`: sample invoices through all five services, then each invoice's journey."""
+"""`make demo`: invoices from four source systems through all five services, out by four
+channels, then each invoice's journey and what each delivery partner received."""
 
 from __future__ import annotations
 
@@ -6,126 +7,180 @@ import asyncio
 import random
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from nordflow_local import journey
-from nordflow_local.samples import create_invoices
+from nordflow_local import deliveries, journey, sources
+from nordflow_local.provision import provision_sources
+from nordflow_local.samples import EXTRA_PEPPOL_GLNS, create_invoices, register_peppol_participant
 from nordflow_local.stack import Stack, StackError
 
-TENANT = "demo"
-VALID, INVALID = 9, 1
+TENANT = "demo"  # Fortnox, with a factoring agreement and the ledger write-back
+FORTNOX_VALID, FORTNOX_INVALID = 8, 1
+PER_SOURCE = 3
+ENDS = ("invoice.rejected", "invoice.distributed", "invoice.delivery_failed")
 
 
 def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _row(number: str, j: journey.Journey | None) -> list[str]:
+@dataclass(frozen=True)
+class Expected:
+    """A document the demo created in a source system, and when its journey is finished."""
+
+    system: str
+    document_id: str
+    ends: tuple[str, ...] = ENDS
+
+
+def _find(journeys: dict[str, journey.Journey], doc: Expected) -> journey.Journey | None:
+    for j in journeys.values():
+        fetched = j.first("erp.document.fetched")
+        if fetched is None:
+            continue
+        source = fetched["source"]
+        if source["system"] == doc.system and source["document_id"] == doc.document_id:
+            return j
+    return None
+
+
+def _finished(docs: list[Expected]) -> Callable[[dict[str, journey.Journey]], bool]:
+    def check(journeys: dict[str, journey.Journey]) -> bool:
+        found = [(_find(journeys, d), d) for d in docs]
+        return all(j is not None and any(j.count(t) for t in d.ends) for j, d in found)
+
+    return check
+
+
+def _row(doc: Expected, j: journey.Journey | None, partner: dict[str, list[str]]) -> list[str]:
     if j is None:
-        return [number, "-", "-", "waiting", "", "", "", ""]
+        return [doc.system, doc.document_id[:12], "-", "-", "waiting", "", "", ""]
+    fetched = j.first("erp.document.fetched") or {}
     created = j.first("invoice.created")
     rejected = j.first("invoice.rejected")
     transferred = j.first("invoice.transferred")
     distributed = j.first("invoice.distributed")
-    undeliverable = j.first("invoice.delivery_failed")
+    failed = j.first("invoice.delivery_failed")
     posted = j.first("ledger.entry.posted")
+    paid = j.first("payment.received")
     invoice = (created or {}).get("invoice", {})
-    raw = (j.first("erp.document.fetched") or {}).get("payload", {})
-    amount = (
-        f"{invoice['totals']['payable']} {invoice['currency']}"
-        if invoice
-        else f"{raw.get('Total', '-')} {raw.get('Currency', '')}".strip()
-    )
+    amount = f"{invoice['totals']['payable']} {invoice['currency']}" if invoice else "-"
+    if distributed:
+        sent = f"{distributed['channel']} ({len(partner.get(j.invoice_id, []))}x at partner)"
+    else:
+        sent = f"FAILED ({failed['channel']})" if failed else "-"
+    if posted:
+        closing = f"payment {posted['erp_reference']} ({posted['account']})"
+    else:
+        closing = f"paid {paid['amount']} at source" if paid else "-"
     return [
-        number,
-        str(invoice.get("buyer", {}).get("name") or raw.get("CustomerName") or "-")[:22],
+        doc.system,
+        str(fetched.get("source", {}).get("document_number") or doc.document_id)[:12],
+        str(invoice.get("buyer", {}).get("name") or "-")[:22],
         amount,
-        "fetched" if j.count("erp.document.fetched") else "-",
         "created" if created else ("REJECTED" if rejected else "-"),
         f"to {transferred['provider']}" if transferred else "-",
-        distributed["channel"]
-        if distributed
-        else (f"FAILED ({undeliverable['channel']})" if undeliverable else "-"),
-        f"payment {posted['erp_reference']} ({posted['account']})" if posted else "-",
+        sent,
+        closing,
     ]
 
 
 def _table(rows: list[list[str]]) -> str:
-    head = [
-        "invoice",
-        "customer",
-        "amount",
-        "erp-poller",
-        "mapper",
-        "factoring",
-        "distribution",
-        "ledger-closer",
-    ]
+    head = ["source", "document", "customer", "amount", "mapper", "factoring", "sent", "books"]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def _finished(numbers: list[str]):  # type: ignore[no-untyped-def]
-    def check(journeys: dict[str, journey.Journey]) -> bool:
-        by_number = {j.number: j for j in journeys.values()}
-        ends = ("ledger.entry.posted", "invoice.rejected")
-        return all(n in by_number and any(by_number[n].count(t) for t in ends) for n in numbers)
-
-    return check
+async def _create_everything(env: dict[str, str]) -> tuple[list[Expected], list[str]]:
+    """Recipients in the SMP and the bank, then documents in all four sandboxes."""
+    seed = random.SystemRandom().randrange(10**6)
+    for gln in EXTRA_PEPPOL_GLNS:
+        await register_peppol_participant(env["SANDBOX_SMP_URL"], f"0088:{gln}")
+    _say(f"Fortnox ({env['SANDBOX_FORTNOX_URL']}): {FORTNOX_VALID} invoices and an invalid one")
+    numbers = await create_invoices(
+        env["SANDBOX_FORTNOX_URL"],
+        env["SANDBOX_FORTNOX_TOKEN"],
+        FORTNOX_VALID,
+        bad=FORTNOX_INVALID,
+        seed=seed,
+        smp_url=env["SANDBOX_SMP_URL"],
+        bank_url=env["SANDBOX_B2C_BANK_URL"],
+    )
+    posted = ("invoice.rejected", "ledger.entry.posted", "invoice.delivery_failed")
+    docs = [Expected("fortnox", n, posted) for n in numbers]
+    connected = await provision_sources(env, TENANT)
+    tenants = [TENANT, *(c.tenant_id for c in connected)]
+    for c in connected:
+        if c.system == sources.VISMA_EACCOUNTING:
+            _say(f"Visma eAccounting ({c.url}): {PER_SOURCE} invoices and an invalid one")
+            ids = await sources.create_visma_eaccounting_invoices(
+                c.url, dict(c.writer), PER_SOURCE, bad=1, seed=seed
+            )
+        elif c.system == sources.VISMA_NET:
+            _say(f"Visma.net ({c.url}): {PER_SOURCE} invoices with KID")
+            ids = await sources.create_visma_net_invoices(
+                c.url, c.writer["token"], c.writer["company_id"], PER_SOURCE, seed=seed
+            )
+        else:
+            _say(f"Sirvoy ({c.url}): {PER_SOURCE} hotel invoices, a payment, a credit invoice")
+            ids = await sources.create_sirvoy_invoices(
+                c.url, c.writer["token"], PER_SOURCE, seed=seed
+            )
+        docs += [Expected(c.system, i) for i in ids]
+    return docs, tenants
 
 
 async def run() -> int:
-    """Create invoices in the demo company, wait for their journeys, print them."""
+    """Create documents in every source sandbox, wait for their journeys, print them."""
     try:
         env = Stack(progress=None).env()
     except StackError as exc:
         _say(f"{exc}\nStart it with `make up` (or run `make demo`, which does).")
         return 1
-    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
-    _say(
-        f"Creating {VALID} invoices and {INVALID} invalid one in the Fortnox sandbox "
-        f"({env['SANDBOX_FORTNOX_URL']}) ..."
-    )
-    numbers = await create_invoices(
-        env["SANDBOX_FORTNOX_URL"],
-        env["SANDBOX_FORTNOX_TOKEN"],
-        VALID,
-        bad=INVALID,
-        seed=random.SystemRandom().randrange(10**6),
-        smp_url=env.get("SANDBOX_SMP_URL"),
-    )
-    _say(f"Created invoices {numbers[0]}..{numbers[-1]}; following them through the services:")
+    docs, tenants = await _create_everything(env)
+    _say(f"\nFollowing {len(docs)} documents of tenants {', '.join(tenants)}:")
     started = time.monotonic()
     last = ""
 
     def progress(journeys: dict[str, journey.Journey]) -> None:
         nonlocal last
-        mine = {j.number: j for j in journeys.values() if j.number in numbers}
-        counts = [sum(1 for j in mine.values() if j.count(t)) for t in journey.STAGES]
+        mine = [j for j in (_find(journeys, d) for d in docs) if j is not None]
+        stages = ("invoice.created", "invoice.rejected", "invoice.distributed")
+        counts = {t: sum(1 for j in mine if j.count(t)) for t in stages}
         line = (
-            f"  {time.monotonic() - started:5.1f}s  fetched {counts[0]}/{len(numbers)}  "
-            f"created {counts[1]}  rejected {counts[2]}  transferred {counts[3]}  "
-            f"distributed {counts[4]}  posted back {counts[5]}"
+            f"fetched {len(mine)}/{len(docs)}  created {counts['invoice.created']}  "
+            f"rejected {counts['invoice.rejected']}  sent {counts['invoice.distributed']}"
         )
-        if line.split("s", 1)[1] != last:
-            _say(line)
-            last = line.split("s", 1)[1]
+        if line != last:
+            _say(f"  {time.monotonic() - started:5.1f}s  {line}")
+            last = line
 
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     try:
         journeys = await journey.wait_for(
-            bootstrap, TENANT, _finished(numbers), timeout=300, progress=progress
+            bootstrap, tenants, _finished(docs), timeout=300, progress=progress
         )
     except TimeoutError as exc:
         _say(f"Not every invoice finished: {exc}\nSee `make status` and `nordflow-local logs`.")
         return 1
-    by_number = {j.number: j for j in journeys.values()}
-    _say(f"\nAll {len(numbers)} invoices finished in {time.monotonic() - started:.1f}s:\n")
-    _say(_table([_row(n, by_number.get(n)) for n in numbers]))
-    for n in numbers:
-        rejected = by_number[n].first("invoice.rejected")
+    at_partner = await deliveries.received(env)
+    partner = {k: [r.reference for r in v] for k, v in at_partner.items()}
+    found = [(d, _find(journeys, d)) for d in docs]
+    _say(f"\nAll {len(docs)} documents finished in {time.monotonic() - started:.1f}s:\n")
+    _say(_table([_row(d, j, partner) for d, j in found]))
+    channels = Counter(
+        (j.first("invoice.distributed") or {}).get("channel") for _, j in found if j is not None
+    )
+    channels.pop(None, None)
+    _say("\nSent by channel: " + ", ".join(f"{c} {n}" for c, n in sorted(channels.items())))
+    for doc, j in found:
+        rejected = j.first("invoice.rejected") if j else None
         if rejected:
-            _say(f"\nInvoice {n} was rejected:")
+            _say(f"\n{doc.system} document {doc.document_id} was rejected:")
             for error in rejected["errors"]:
                 _say(f"  {error['field']}: {error['message']} [{error['rule']}]")
     _say(
@@ -134,6 +189,8 @@ async def run() -> int:
         "  .local/env                           broker, database, sandbox and service URLs\n"
         "  uv run nordflow-local logs mapper    a service's JSON log (tenant, invoice, trace)\n"
         f"  {env.get('MAPPER_URL', '<MAPPER_URL>')}/metrics   Prometheus metrics\n"
+        f"  {env.get('SANDBOX_SMTP_URL', '<SANDBOX_SMTP_URL>')}/sandbox/messages   "
+        "the e-mails sent\n"
         "  shared/schemas/generated/asyncapi.yaml   every topic and event schema\n"
         "  Create an invoice by hand in the sandbox (see README); it flows on its own.\n"
         "  make down                            stop everything"

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ STAGES = (
     "invoice.distributed",
     "ledger.entry.posted",
     "invoice.delivery_failed",
+    "invoice.delivery_uncertain",
+    "payment.received",
 )
 
 
@@ -44,9 +47,10 @@ class Journey:
 
 
 async def read_journeys(
-    bootstrap: str, tenant_id: str, topics: tuple[str, ...] = STAGES
+    bootstrap: str, tenant_id: str | Collection[str], topics: tuple[str, ...] = STAGES
 ) -> dict[str, Journey]:
-    """Every event of one tenant on the given topics, grouped by invoice id."""
+    """Every event of one tenant (or several) on the given topics, grouped by invoice id."""
+    tenants = {tenant_id} if isinstance(tenant_id, str) else set(tenant_id)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -66,7 +70,7 @@ async def read_journeys(
             for tp, records in batch.items():
                 for record in records:
                     headers = {k: v.decode() for k, v in record.headers or ()}
-                    if headers.get("ce_tenantid") != tenant_id or record.key is None:
+                    if headers.get("ce_tenantid") not in tenants or record.key is None:
                         continue
                     invoice_id = record.key.decode()
                     journey = journeys.setdefault(invoice_id, Journey(invoice_id))
@@ -86,7 +90,7 @@ async def read_journeys(
 
 async def wait_for(
     bootstrap: str,
-    tenant_id: str,
+    tenant_id: str | Collection[str],
     done: Any,
     *,
     timeout: float,

@@ -9,8 +9,11 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from nordflow_local import sources
 
 DEMO_SELLER = {
     "name": "Nordflow Demo AB",
@@ -115,3 +118,88 @@ def provision_tenant(
         "2000-01-01T00:00:00+00:00",
     )
     return Tenant(tenant_id, connection_id, fortnox_url, token)
+
+
+@dataclass(frozen=True)
+class SourceConnection:
+    """A tenant connected to one more source system, and what its sample writer needs."""
+
+    system: str
+    tenant_id: str
+    connection_id: str
+    url: str
+    writer: Mapping[str, Any]  # a token, or the eAccounting company's facts; secret
+
+
+def _create(url: str, path: str, body: Mapping[str, object], what: str) -> dict[str, str]:
+    response = httpx.post(f"{url}{path}", json=dict(body), timeout=10)
+    if response.status_code != 201:
+        raise RuntimeError(f"{what}: HTTP {response.status_code}: {response.text[:300]}")
+    return {k: str(v) for k, v in response.json().items()}
+
+
+def _add_connection(
+    env: Mapping[str, str],
+    source: SourceConnection,
+    credentials: Mapping[str, str],
+    mode: str,
+) -> None:
+    """`erp-poller connections add`; the credentials travel in an env variable, not argv."""
+    _run(
+        {**env, "NORDFLOW_SOURCE_CREDENTIALS": json.dumps(dict(credentials))},
+        "erp-poller",
+        "connections",
+        "add",
+        "--tenant",
+        source.tenant_id,
+        "--connection-id",
+        source.connection_id,
+        "--system",
+        source.system,
+        "--base-url",
+        source.url,
+        "--token-env",
+        "NORDFLOW_SOURCE_CREDENTIALS",
+        "--mode",
+        mode,
+        "--seller",
+        json.dumps(sources.SELLERS[source.system]),
+        "--cutoff",
+        "2000-01-01T00:00:00+00:00",
+    )
+
+
+async def provision_sources(
+    stack_env: Mapping[str, str], prefix: str, *, mode: str = "automatic"
+) -> list[SourceConnection]:
+    """Three more tenants, one per source: a builder on Visma eAccounting (`<prefix>-bygg`),
+    a Norwegian company on Visma.net (`<prefix>-fjord`) and a hotel on Sirvoy
+    (`<prefix>-hotell`), each with a new sandbox company connected to erp-poller. Sirvoy's
+    booking webhooks go to erp-poller's ingest endpoint; its poll catches what one misses.
+    """
+    env = {**os.environ, **stack_env}
+    url = stack_env["SANDBOX_VISMA_EACCOUNTING_URL"]
+    tenant = f"{prefix}-bygg"
+    company = await sources.visma_eaccounting_company(url, f"{tenant} AB")
+    bygg = SourceConnection(sources.VISMA_EACCOUNTING, tenant, f"{tenant}-visma", url, company)
+    credentials = {k: str(company[k]) for k in ("client_id", "client_secret", "refresh_token")}
+    _add_connection(env, bygg, {**credentials, "token_url": company["token_url"]}, mode)
+
+    url = stack_env["SANDBOX_VISMA_NET_URL"]
+    tenant = f"{prefix}-fjord"
+    net = _create(url, "/sandbox/companies", {"name": f"{tenant} AS"}, "visma-net sandbox")
+    fjord = SourceConnection(sources.VISMA_NET, tenant, f"{tenant}-visma-net", url, net)
+    _add_connection(env, fjord, {"token": net["token"], "company_id": net["company_id"]}, mode)
+
+    url = stack_env["SANDBOX_SIRVOY_URL"]
+    tenant = f"{prefix}-hotell"
+    account = _create(url, "/sandbox/accounts", {"name": f"{tenant}"}, "sirvoy sandbox")
+    hotell = SourceConnection(sources.SIRVOY, tenant, f"{tenant}-sirvoy", url, account)
+    secrets = {"api_token": account["token"], "webhook_secret": account["webhook_secret"]}
+    _add_connection(env, hotell, secrets, mode)
+    await sources.register_sirvoy_webhook(
+        url,
+        account["token"],
+        f"{stack_env['ERP_POLLER_URL']}/api/v1/ingest/sirvoy/{hotell.connection_id}",
+    )
+    return [bygg, fjord, hotell]

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from nordflow_connectors.resilience import SlidingWindowLimiter, send_with_retries
 
-# Three kinds of recipient, so every distribution channel of the first slice is exercised.
+# One recipient per distribution channel: PEPPOL (GLN), e-mail, internet bank, paper.
 CUSTOMERS: tuple[dict[str, Any], ...] = (
     {
         "Name": "Byggbolaget Norr AB",
@@ -31,9 +31,20 @@ CUSTOMERS: tuple[dict[str, Any], ...] = (
     {
         "Name": "Anna Andersson",
         "Type": "PRIVATE",
+        # Registered for e-invoices in her internet bank (see `register_b2c_consumers`).
+        "OrganisationNumber": "19811218-9876",
         "City": "Göteborg",
         "ZipCode": "41101",
         "Address1": "Linnégatan 7",
+    },
+    # No e-mail, no PEPPOL registration: its invoices are printed and posted.
+    {
+        "Name": "Lantbruket i Ås AB",
+        "OrganisationNumber": "556123-4567",
+        "Type": "COMPANY",
+        "City": "Ås",
+        "ZipCode": "83005",
+        "Address1": "Gårdsvägen 4",
     },
 )
 # A customer whose organisation number fails its check digit: its invoices are rejected.
@@ -126,15 +137,36 @@ BIS3_INVOICE = (
 
 async def register_peppol_recipients(smp_url: str) -> None:
     """Register the sample customers that have a GLN as PEPPOL participants in the SMP."""
+    for customer in CUSTOMERS:
+        if customer.get("GLN"):
+            await register_peppol_participant(smp_url, f"0088:{customer['GLN']}")
+
+
+# Consumers registered for e-invoices in their internet bank (the B2C bank sandbox).
+B2C_CONSUMERS = ("19811218-9876",)
+# The GLN of the Visma eAccounting sample customer (nordflow_local.sources).
+EXTRA_PEPPOL_GLNS = ("7359999123454",)
+
+
+async def register_peppol_participant(smp_url: str, participant: str) -> None:
+    """Register a participant in the SMP for PEPPOL BIS invoices (e.g. `0088:7300010000001`)."""
     async with httpx.AsyncClient(timeout=10) as http:
-        for customer in CUSTOMERS:
-            if customer.get("GLN"):
-                participant = f"iso6523-actorid-upis::0088:{customer['GLN']}"
-                response = await http.put(
-                    f"{smp_url}/admin/participants/{participant}",
-                    json={"document_types": [BIS3_INVOICE]},
-                )
-                response.raise_for_status()
+        response = await http.put(
+            f"{smp_url}/admin/participants/iso6523-actorid-upis::{participant}",
+            json={"document_types": [BIS3_INVOICE]},
+        )
+        response.raise_for_status()
+
+
+async def register_b2c_consumers(bank_url: str) -> None:
+    """Register the sample consumers for e-invoices from every issuer in the bank sandbox."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        for number in B2C_CONSUMERS:
+            digits = number.replace("-", "")
+            response = await http.put(
+                f"{bank_url}/sandbox/consumers/{digits}", json={"accepts_all_issuers": True}
+            )
+            response.raise_for_status()
 
 
 async def create_invoices(
@@ -145,14 +177,18 @@ async def create_invoices(
     bad: int = 0,
     seed: int = 7,
     smp_url: str | None = None,
+    bank_url: str | None = None,
 ) -> list[str]:
     """``count`` valid invoices spread over the sample customers, plus ``bad`` invalid ones.
 
     With ``smp_url`` the customers with a GLN are registered in that SMP first, so their
-    invoices go out as PEPPOL e-invoices.
+    invoices go out as PEPPOL e-invoices; with ``bank_url`` the consumer is registered for
+    e-invoices in that bank, so hers go to her internet bank.
     """
     if smp_url:
         await register_peppol_recipients(smp_url)
+    if bank_url:
+        await register_b2c_consumers(bank_url)
     rng = random.Random(seed)  # noqa: S311 - sample data, not crypto
     writer = SandboxWriter(fortnox_url, token)
     try:

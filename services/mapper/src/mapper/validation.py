@@ -29,10 +29,12 @@ from nordflow_references import (
 )
 from nordflow_references import validate as validate_reference
 from nordflow_schemas.events import ValidationIssue
-from nordflow_schemas.invoice import DocumentType, Invoice, VatCategory
+from nordflow_schemas.invoice import DocumentType, Invoice, PartyType, VatCategory
 from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.no import fodselsnummer as no_personal
 from stdnum.no import orgnr as no_orgnr
 from stdnum.se import orgnr as se_orgnr
+from stdnum.se import personnummer as se_personal
 
 CENT = Decimal("0.01")
 LIMIT = Decimal(10) ** 12
@@ -103,6 +105,25 @@ def check_org_number(country: str, number: str | None, field: str) -> list[Valid
             no_orgnr.validate(number)
     except StdnumError as exc:
         return [_issue(field, "NF-ORGNR", f"{number!r} is not a valid {country} org. no.: {exc}")]
+    return []
+
+
+def check_personal_number(country: str, number: str | None, field: str) -> list[ValidationIssue]:
+    """A consumer's Swedish personnummer or Norwegian fødselsnummer (the legal id of a private
+    buyer, and the key of the banks' e-invoice registries)."""
+    if not number:
+        return []
+    try:
+        if country == "SE":
+            se_personal.validate(number)
+        elif country == "NO":
+            no_personal.validate(number)
+    except StdnumError as exc:
+        return [
+            _issue(
+                field, "NF-PERSONNR", f"{number!r} is not a valid {country} personal number: {exc}"
+            )
+        ]
     return []
 
 
@@ -288,9 +309,8 @@ def check_parties(invoice: Invoice) -> list[ValidationIssue]:
                     )
                 )
     for role, party in (("seller", invoice.seller), ("buyer", invoice.buyer)):
-        issues += check_org_number(
-            party.address.country_code, party.company_id, f"{role}.company_id"
-        )
+        check = check_personal_number if party.party_type is PartyType.PRIVATE else check_org_number
+        issues += check(party.address.country_code, party.company_id, f"{role}.company_id")
     return issues
 
 

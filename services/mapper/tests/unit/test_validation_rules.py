@@ -22,6 +22,7 @@ from nordflow_schemas.invoice import (
     InvoiceLine,
     InvoiceReference,
     Party,
+    PartyType,
     PaymentInstructions,
     Totals,
     VatBreakdown,
@@ -169,6 +170,12 @@ RULE_CASES: list[tuple[str, Invoice, str, str]] = [
         with_party("buyer", company_id="556036-0794")(invoice()),
         "buyer.company_id",
         "NF-ORGNR",
+    ),
+    (
+        "consumer personal no.",
+        with_party("buyer", party_type=PartyType.PRIVATE, company_id="19811218-9875")(invoice()),
+        "buyer.company_id",
+        "NF-PERSONNR",
     ),
     ("currency", invoice(currency="XYZ"), "currency", "BR-CL-04"),
     (
@@ -408,6 +415,11 @@ def test_a_paper_only_buyer_needs_no_address_when_reachable_electronically() -> 
     )
     assert validate_invoice(by_email) == []
     assert validate_invoice(by_peppol) == []
+
+
+def test_a_consumer_is_identified_by_a_personal_number_not_an_org_number() -> None:
+    consumer = with_party("buyer", party_type=PartyType.PRIVATE, company_id="19811218-9876")
+    assert validate_invoice(consumer(invoice())) == []
 
 
 def test_a_credit_note_with_its_original_is_valid() -> None:
