@@ -70,7 +70,8 @@ class SandboxSpec:
     Values in `flags` and `service_env` are templates: `{url}` and `{token}` of this
     sandbox, `{host}`, `{port_<name>}` for each of its `extra_ports` (a second listener,
     such as SMTP), and `{url_<partner>}` of a sandbox started before it.
-    `service_env` gives a service (first item) an env variable (second) with a value.
+    `service_env` gives a service (first item) an env variable (second) with a value;
+    `env_facts` adds `<prefix>_<NAME>` lines (such as credentials) to the env file.
     Each extra port also appears in the env file as `<prefix>_<NAME>_PORT`.
     """
 
@@ -80,6 +81,7 @@ class SandboxSpec:
     flags: tuple[str, ...] = ()
     extra_ports: tuple[str, ...] = ()
     service_env: tuple[tuple[str, str, str], ...] = ()
+    env_facts: tuple[tuple[str, str], ...] = ()
 
     @property
     def process_name(self) -> str:
@@ -111,8 +113,23 @@ class SandboxSpec:
 
 SANDBOXES: tuple[SandboxSpec, ...] = (
     SandboxSpec("fortnox"),
-    # OAuth clients and their rotating refresh tokens are created per tenant by provisioning.
-    SandboxSpec("visma-eaccounting", uses_token=False),
+    # A company whose OAuth client is in the env file; its rotating refresh tokens are
+    # issued by the admin route `POST /sandbox/companies/{id}/refresh-tokens`, and
+    # provisioning creates a company per tenant.
+    SandboxSpec(
+        "visma-eaccounting",
+        uses_token=False,
+        flags=(
+            "--company=Sandbox AB",
+            "--client-id=nordflow-local",
+            "--client-secret={token}",
+        ),
+        env_facts=(
+            ("CLIENT_ID", "nordflow-local"),
+            ("CLIENT_SECRET", "{token}"),
+            ("TOKEN_URL", "{url}/connect/token"),
+        ),
+    ),
     SandboxSpec("visma-net"),
     SandboxSpec("sirvoy"),
     # The PEPPOL SMP: distribution-router asks it who can receive e-invoices.
@@ -474,6 +491,8 @@ class Stack:
                 env[f"{sandbox.env_prefix}_URL"] = record.url
                 if sandbox.uses_token:
                     env[f"{sandbox.env_prefix}_TOKEN"] = state["tokens"][sandbox.partner]
+                for name, template in sandbox.env_facts:
+                    env[f"{sandbox.env_prefix}_{name}"] = sandbox.render(template, state)
                 for extra in sandbox.extra_ports:
                     port = state["ports"].get(sandbox.port_name(extra))
                     if port is not None:
