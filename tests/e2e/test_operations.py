@@ -54,6 +54,28 @@ def test_dlq_list_command_runs_against_the_broker(nordflow_stack):
     assert "dead letter(s) for mapper" in result.stdout
 
 
+def test_jobs_commands_list_and_refuse_to_retry_what_did_not_fail(nordflow_stack):
+    env = {**nordflow_stack.env(), "PATH": str(Path(sys.executable).parent)}
+    command = str(Path(sys.executable).parent / "distribution-router")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [command, "jobs", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    listed = run("list", "--kind", "send-invoice", "--limit", "5")
+    assert listed.returncode == 0, listed.stderr
+    assert "job(s)" in listed.stdout
+    refused = run("retry", "--id", "999999999")
+    assert refused.returncode == 1
+    assert "999999999" in refused.stderr
+
+
 def test_a_missing_setting_is_named(nordflow_stack):
     result = subprocess.run(
         [str(Path(sys.executable).parent / "ledger-closer"), "run"],

@@ -11,7 +11,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from . import db, dlq, tenants
+from . import db, dlq, jobs, tenants
 from .app import ServiceApp
 
 S = TypeVar("S", bound=BaseSettings)
@@ -51,6 +51,17 @@ def service_main(
     which.add_argument(
         "--offset", action="append", metavar="P:O", help="one letter by dlq partition:offset"
     )
+    jobs_parser = sub.add_parser("jobs", help="inspect and retry this service's durable jobs")
+    jobs_sub = jobs_parser.add_subparsers(dest="jobs_command", required=True)
+    listing = jobs_sub.add_parser("list", help="jobs, newest first")
+    listing.add_argument("--state", choices=["pending", "done", "failed"])
+    listing.add_argument("--kind", help="only jobs of this kind")
+    listing.add_argument("--limit", type=int, default=50)
+    retry = jobs_sub.add_parser("retry", help="make failed jobs pending again, due now")
+    chosen = retry.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--id", type=int, action="append", dest="ids", help="a job id")
+    chosen.add_argument("--all-failed", action="store_true", help="every failed job")
+    retry.add_argument("--kind", help="only failed jobs of this kind (with --all-failed)")
     if tenant_api:
         tokens = sub.add_parser("tokens", help="API tokens for this service's tenant API")
         tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
@@ -72,6 +83,8 @@ def service_main(
         for applied in asyncio.run(app.migrate()):
             print(f"applied {applied}")
         return 0
+    if args.command == "jobs":
+        return asyncio.run(_jobs(app, args))
     if args.command == "tokens":
         print(asyncio.run(_create_token(app, args.tenant_id, args.name)))
         return 0
@@ -105,3 +118,33 @@ async def _create_token(app: ServiceApp, tenant_id: str, name: str) -> str:
         return await tenants.create_token(pool, tenant_id, name)
     finally:
         await pool.close()
+
+
+async def _jobs(app: ServiceApp, args: argparse.Namespace) -> int:
+    await app.migrate()
+    url = app.settings.database_url.get_secret_value()
+    pool = await db.create_pool(url, app.schema, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            if args.jobs_command == "list":
+                rows = await jobs.list_jobs(
+                    conn, state=args.state, kind=args.kind, limit=args.limit
+                )
+                print(f"{len(rows)} job(s)")
+                for r in rows:
+                    due = f"{r['due_at']:%Y-%m-%d %H:%M:%S}"
+                    print(
+                        f"{r['id']}  {r['kind']}  {r['job_key']}  tenant={r['tenant_id']}  "
+                        f"{r['state']}  attempts={r['attempts']}  due={due}"
+                    )
+                    if r["last_error"]:
+                        print(f"    {r['last_error']}")
+                return 0
+            retried = await jobs.retry_failed(conn, ids=args.ids, kind=args.kind)
+    finally:
+        await pool.close()
+    if args.ids and len(retried) < len(set(args.ids)):
+        missing = sorted(set(args.ids) - set(retried))
+        print(f"not failed (or no such job): {', '.join(map(str, missing))}", file=sys.stderr)
+    print(f"{len(retried)} job(s) pending again: {', '.join(map(str, retried)) or '-'}")
+    return 0 if retried or not args.ids else 1

@@ -80,6 +80,7 @@ class JobWorker:
         *,
         on_commit: Callable[[], None] = lambda: None,
         max_attempts: int = 12,
+        max_crashes: int = 5,
         idle_seconds: float = 0.5,
         retry_initial: float = 1.0,
         retry_max: float = 300.0,
@@ -90,6 +91,7 @@ class JobWorker:
         self.handler = handler
         self.on_commit = on_commit
         self.max_attempts = max_attempts
+        self.max_crashes = max_crashes
         self.idle_seconds = idle_seconds
         self.retry_initial = retry_initial
         self.retry_max = retry_max
@@ -134,6 +136,16 @@ class JobWorker:
                 json.loads(row["payload"]),
                 row["attempts"] + 1,
             )
+            crashed = await self._record_start(job.id) - job.attempts
+            if crashed >= self.max_crashes:
+                # Earlier claims never recorded an outcome: their process died in the handler.
+                await self._finish_failed(
+                    conn,
+                    job,
+                    f"the process stopped {crashed} times while running this job; "
+                    "see the service's log, fix the cause, then `jobs retry`",
+                )
+                return True
             with (
                 log_context(job.tenant_id, job.payload.get("invoice_id")),
                 telemetry.tracer().start_as_current_span(
@@ -145,6 +157,15 @@ class JobWorker:
                 await self._attempt(conn, job)
         self.on_commit()
         return True
+
+    async def _record_start(self, job_id: int) -> int:
+        """Count this claim in its own committed transaction; how many claims there were."""
+        starts: int = await self.pool.fetchval(
+            "INSERT INTO job_starts (job_id, starts) VALUES ($1, 1) ON CONFLICT (job_id) "
+            "DO UPDATE SET starts = job_starts.starts + 1 RETURNING starts",
+            job_id,
+        )
+        return starts
 
     async def _attempt(self, conn: asyncpg.Connection, job: Job) -> None:
         try:
@@ -179,6 +200,7 @@ class JobWorker:
             job.attempts,
             json.dumps(result),
         )
+        await conn.execute("DELETE FROM job_starts WHERE job_id = $1", job.id)
         JOBS.labels(self.kind, "done").inc()
 
     async def _finish_failed(self, conn: asyncpg.Connection, job: Job, error: str) -> None:
@@ -190,4 +212,41 @@ class JobWorker:
             job.attempts,
             error[:2000],
         )
+        await conn.execute("DELETE FROM job_starts WHERE job_id = $1", job.id)
         JOBS.labels(self.kind, "failed").inc()
+
+
+async def list_jobs(
+    conn: asyncpg.Connection, *, state: str | None, kind: str | None, limit: int
+) -> list[asyncpg.Record]:
+    """Jobs for operators, newest first (never their payload: it may hold customer data)."""
+    return list(
+        await conn.fetch(
+            "SELECT id, kind, job_key, tenant_id, state, attempts, due_at, finished_at, "
+            "last_error FROM jobs WHERE ($1::text IS NULL OR state = $1) "
+            "AND ($2::text IS NULL OR kind = $2) ORDER BY id DESC LIMIT $3",
+            state,
+            kind,
+            limit,
+        )
+    )
+
+
+async def retry_failed(
+    conn: asyncpg.Connection, *, ids: list[int] | None = None, kind: str | None = None
+) -> list[int]:
+    """Make failed jobs pending again, due now, with a fresh count of attempts; their ids.
+
+    Handlers look up before they act (an ERP payment, a send), so a retry never repeats a
+    side effect that an earlier attempt completed.
+    """
+    rows = await conn.fetch(
+        "UPDATE jobs SET state = 'pending', attempts = 0, due_at = now(), finished_at = NULL "
+        "WHERE state = 'failed' AND ($1::bigint[] IS NULL OR id = ANY($1)) "
+        "AND ($2::text IS NULL OR kind = $2) RETURNING id",
+        ids,
+        kind,
+    )
+    retried = [int(r["id"]) for r in rows]
+    await conn.execute("DELETE FROM job_starts WHERE job_id = ANY($1::bigint[])", retried)
+    return retried

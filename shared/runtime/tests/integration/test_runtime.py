@@ -306,6 +306,48 @@ async def test_jobs_run_once_each_across_workers_retry_and_fail_visibly(service)
     failed = await pool.fetchrow("SELECT state, last_error FROM jobs WHERE kind = 'doomed'")
     assert failed["state"] == "failed"
     assert "refused for good" in failed["last_error"]
+    # An operator retries it: pending again, due now, with a fresh count of attempts.
+    async with pool.acquire() as conn:
+        assert await jobs.retry_failed(conn, kind="work") == []  # none of those failed
+        (retried,) = await jobs.retry_failed(conn, kind="doomed")
+        listed = await jobs.list_jobs(conn, state="pending", kind="doomed", limit=10)
+    assert [(r["id"], r["attempts"]) for r in listed] == [(retried, 0)]
+
+
+class ProcessDied(BaseException):
+    """Stands in for a handler that kills its process: nothing after it runs."""
+
+
+async def test_a_job_that_keeps_killing_its_process_is_stopped(service):
+    name, pool = service
+    async with pool.acquire() as conn:
+        await jobs.schedule(
+            conn,
+            kind="deadly",
+            key="x",
+            tenant_id="t",
+            payload={},
+            due_at=dt.datetime.now(dt.UTC),
+        )
+    runs = 0
+
+    async def deadly(ctx: Context, job: jobs.Job) -> dict:
+        nonlocal runs
+        runs += 1
+        raise ProcessDied
+
+    worker = jobs.JobWorker(pool, name, "deadly", deadly, max_crashes=3)
+    for _ in range(3):
+        with pytest.raises(ProcessDied):
+            await worker.run_one()
+    row = await pool.fetchrow("SELECT state, attempts FROM jobs WHERE kind = 'deadly'")
+    assert (row["state"], row["attempts"]) == ("pending", 0)  # each death rolled back
+    assert await worker.run_one()  # the fourth claim sees three deaths and stops it
+    assert runs == 3
+    row = await pool.fetchrow("SELECT state, last_error FROM jobs WHERE kind = 'deadly'")
+    assert row["state"] == "failed"
+    assert "stopped 3 times" in row["last_error"]
+    assert await pool.fetchval("SELECT count(*) FROM job_starts") == 0
 
 
 async def test_an_edited_migration_is_refused(fresh_database_url):
