@@ -9,7 +9,7 @@ import httpx
 import pytest
 from nordflow_local import deliveries, journey
 from nordflow_local.provision import provision_tenant
-from nordflow_local.samples import create_invoices
+from nordflow_local.samples import SandboxWriter, create_invoices
 
 pytestmark = [pytest.mark.e2e]
 
@@ -82,10 +82,12 @@ async def test_test_mode_maps_and_validates_but_writes_nowhere(nordflow_stack, t
         assert j.count("invoice.transferred") == 0
         assert j.count("invoice.distributed") == 0
         assert j.count("ledger.entry.posted") == 0
-    async with httpx.AsyncClient(
-        headers={"Authorization": f"Bearer {tenant.fortnox_token}"}
-    ) as http:
-        payments = (await http.get(f"{tenant.fortnox_url}/3/invoicepayments")).json()
+    # Through the throttled writer: the poller shares the company's 25 calls per 5 s.
+    writer = SandboxWriter(tenant.fortnox_url, tenant.fortnox_token)
+    try:
+        payments = await writer.call("GET", "invoicepayments")
+    finally:
+        await writer.aclose()
     assert payments["InvoicePayments"] == []
     # Four invoices, one per channel, yet no partner received anything of this tenant's.
     at_partner = await deliveries.received(env)
