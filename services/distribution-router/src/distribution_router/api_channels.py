@@ -1,4 +1,5 @@
-"""The tenant API for channels: overrides, suggestions, deliveries and statistics.
+"""The tenant API for channels: overrides, paper options, suggestions, deliveries and
+statistics.
 
 No `from __future__ import annotations` here: FastAPI must see the real types of the
 routes' parameters, including the `Tenant` dependency alias. Every query is scoped to the
@@ -9,16 +10,25 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from nordflow_runtime.tenants import bearer_tenant
 from nordflow_schemas.events import Channel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
+from . import service
+from .channels.print_post import POSTAGE_NAMES
 from .domain import ELECTRONIC, ORDER, public_recipient
-from .service import routes_from
+from .service import Postage, routes_from
 
 PoolProvider = Callable[[], asyncpg.Pool]
 # Periods are calendar days and months in the Nordic business day, not UTC.
@@ -54,6 +64,48 @@ class OverridesOut(BaseModel):
 
     default: OverrideOut | None
     customers: list[OverrideOut]
+
+
+class PaperOptionsIn(BaseModel):
+    """The tenant's paper options; an omitted or null one is the service's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    postage: Postage | None = Field(
+        default=None, description="A (priority) or B (economy); also 'priority'/'economy'"
+    )
+    colour: StrictBool | None = Field(
+        default=None, description="Print in colour (true) or black and white (false); or `color`"
+    )
+    duplex: StrictBool | None = Field(default=None, description="Print on both sides")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _color(cls, data: Any) -> Any:
+        """`color` is accepted for `colour` (not both)."""
+        if isinstance(data, dict) and "color" in data and "colour" not in data:
+            data = {("colour" if k == "color" else k): v for k, v in data.items()}
+        return data
+
+    @field_validator("postage", mode="before")
+    @classmethod
+    def _postage(cls, value: Any) -> Any:
+        """`A`/`priority` or `B`/`economy`, any case; anything else is refused by name."""
+        if value is None:
+            return None
+        found = POSTAGE_NAMES.get(value.strip().lower()) if isinstance(value, str) else None
+        if found is None:
+            raise ValueError(f"postage must be A (priority) or B (economy), not {value!r}")
+        return found
+
+
+class PaperOptionsOut(BaseModel):
+    """The tenant's paper options; null = the service's default (PRINT_POST_* settings)."""
+
+    postage: Postage | None
+    colour: bool | None
+    duplex: bool | None
+    updated_at: dt.datetime | None = Field(description="null: the tenant never set any")
 
 
 class SuggestionOut(BaseModel):
@@ -108,6 +160,17 @@ class ErrorOut(BaseModel):
     message: str
 
 
+class TravelledAttachmentOut(BaseModel):
+    """How one attachment went with the invoice on the channel that sent it."""
+
+    filename: str
+    content_type: str
+    size: int
+    handling: Literal["embedded", "attached", "printed", "not_printed"]
+    pages: int | None = Field(default=None, description="printed: its pages in the letter")
+    reason: str | None = Field(default=None, description="not_printed: why")
+
+
 class DeliveryOut(BaseModel):
     """What happened to one invoice's distribution."""
 
@@ -130,6 +193,9 @@ class DeliveryOut(BaseModel):
     errors: list[ErrorOut]
     attempts: list[AttemptOut]
     fallbacks: list[FallbackOut]
+    attachments: list[TravelledAttachmentOut] = Field(
+        description="The hold attachments as sent: embedded, attached, printed or not printed"
+    )
 
 
 class ChannelStats(BaseModel):
@@ -178,6 +244,7 @@ def _suggestion(row: asyncpg.Record) -> SuggestionOut:
 def _delivery(row: asyncpg.Record, attempts: list[asyncpg.Record]) -> DeliveryOut:
     routes = routes_from(row["route"]) if row["route"] is not None else ()
     errors = json.loads(row["errors"]) if row["errors"] else []
+    travelled = json.loads(row["attachments"]) if row["attachments"] else []
     return DeliveryOut(
         invoice_id=row["invoice_id"],
         number=row["number"],
@@ -221,6 +288,16 @@ def _delivery(row: asyncpg.Record, attempts: list[asyncpg.Record]) -> DeliveryOu
             for a in attempts
             if a["state"] == "fallback"
         ],
+        attachments=[TravelledAttachmentOut(**a) for a in travelled],
+    )
+
+
+def _paper_options(options: service.PaperOptions) -> PaperOptionsOut:
+    return PaperOptionsOut(
+        postage=options.postage,
+        colour=options.colour,
+        duplex=options.duplex,
+        updated_at=options.updated_at,
     )
 
 
@@ -301,6 +378,32 @@ def build_channels_api(pool: PoolProvider) -> APIRouter:
         )
         if not deleted:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such override")
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.get("/paper-options")
+    async def get_paper_options(tenant: Tenant) -> PaperOptionsOut:
+        """The tenant's postage class, colour and duplex for letters (null: the default)."""
+        async with pool().acquire() as conn:
+            return _paper_options(await service.paper_options(conn, tenant))
+
+    @router.put("/paper-options")
+    async def put_paper_options(body: PaperOptionsIn, tenant: Tenant) -> PaperOptionsOut:
+        """Replace the tenant's paper options; they apply to letters sent from now on."""
+        async with pool().acquire() as conn:
+            saved = await service.set_paper_options(
+                conn,
+                tenant,
+                service.PaperOptions(postage=body.postage, colour=body.colour, duplex=body.duplex),
+            )
+        return _paper_options(saved)
+
+    @router.delete("/paper-options", status_code=status.HTTP_204_NO_CONTENT)
+    async def delete_paper_options(tenant: Tenant) -> Response:
+        """Back to the service's defaults; 404 when the tenant set none."""
+        async with pool().acquire() as conn:
+            deleted = await service.delete_paper_options(conn, tenant)
+        if not deleted:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no paper options set")
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.get("/suggestions")

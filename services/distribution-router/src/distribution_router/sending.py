@@ -55,6 +55,7 @@ from .service import (
     ConsumerRegistry,
     DocumentValidator,
     Rendered,
+    paper_options,
     reachability,
     render_document,
     routes_from,
@@ -277,7 +278,9 @@ class _Run:
             document=rendered.content,
             content_type=rendered.content_type,
             filename=rendered.filename,
-            attachments=() if route.channel is Channel.PEPPOL else await self._files(),
+            # Only e-mail carries the files beside the document; the others have them inside.
+            attachments=await self._files() if route.channel is Channel.EMAIL else (),
+            options=await self._options(route.channel),
         )
         try:
             receipt = await sender.send(outgoing)
@@ -342,15 +345,33 @@ class _Run:
             self._attachments = await self.job.attachments(self.ctx.conn, self.invoice_id)
         return self._attachments
 
+    async def _options(self, channel: Channel) -> dict[str, str]:
+        """The tenant's options for the channel; unset ones are the adapter's defaults."""
+        if channel is not Channel.PAPER:
+            return {}
+        return (await paper_options(self.ctx.conn, self.claimed.tenant_id)).channel_options()
+
     async def _render(self, route: Route) -> Rendered:
-        files = await self._files() if route.channel is Channel.PEPPOL else ()
-        return render_document(
+        rendered = render_document(
             route,
             self.invoice,
             renderers=self.job.renderers,
             validator=self.job.validator,
-            attachments=files,
+            attachments=await self._files(),
         )
+        for skipped in rendered.not_printed:
+            log.warning(
+                "attachment not printed: %s",
+                skipped.reason,
+                extra={
+                    "fields": {
+                        "tenant_id": self.claimed.tenant_id,
+                        "invoice_id": self.invoice_id,
+                        "content_type": skipped.content_type,
+                    }
+                },
+            )
+        return rendered
 
     async def _sent(
         self, route: Route, key: str, receipt: Receipt, rendered: Rendered
@@ -380,10 +401,12 @@ class _Run:
             receipt.reference,
             cost,
         )
+        travelled = [a.as_json() for a in rendered.attachments]
         await conn.execute(
             "UPDATE deliveries SET status = 'sent', channel = $2, recipient = $3, "
             "document_format = $4, completed_at = $5, partner_reference = $6, cost = $7, "
-            "archive_sequence = $8, document_sha256 = $9 WHERE invoice_id = $1",
+            "archive_sequence = $8, document_sha256 = $9, attachments = $10::jsonb "
+            "WHERE invoice_id = $1",
             self.invoice_id,
             route.channel.value,
             public_recipient(route),
@@ -393,6 +416,7 @@ class _Run:
             cost,
             sequence,
             rendered.sha256,
+            json.dumps(travelled) if travelled else None,
         )
         await self.ctx.emit(
             InvoiceDistributed(

@@ -5,6 +5,9 @@ Routing happens in the consumer's transaction: the recipient's reachability is l
 rendered and validated, and one `deliveries` row plus one `send-invoice` job recorded, due
 when the customer's hold (quarantine) ends. Nothing is sent here, and nothing is announced
 except a document that can never be sent (`invoice.delivery_failed`).
+
+It also renders each channel's document with the hold attachments (`render_document`) and
+keeps the tenant's paper options (`paper_options`), which the send job uses.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 import asyncpg
 from nordflow_runtime import jobs
@@ -29,6 +32,7 @@ from nordflow_schemas.invoice import ElectronicAddress, Invoice
 
 from .channels.base import Attachment
 from .documents.pdf import render_pdf
+from .documents.printable import build_letter, media_type
 from .documents.registry import Attachment as EmbeddedAttachment
 from .documents.registry import RendererRegistry
 from .documents.validation import ValidationReport
@@ -45,6 +49,11 @@ from .domain import (
 )
 
 SEND_INVOICE = "send-invoice"
+
+Postage = Literal["A", "B"]
+# How an attachment went with the invoice: inside the UBL or the bank's PDF, beside the PDF in
+# the e-mail, printed after the invoice in the letter, or named on the invoice as not printed.
+Handling = Literal["embedded", "attached", "printed", "not_printed"]
 
 
 class CapabilityLookup(Protocol):
@@ -94,18 +103,71 @@ class Holds(Protocol):
 
 
 @dataclass(frozen=True)
+class TravelledAttachment:
+    """How one hold attachment went with the invoice on one channel (kept on the delivery)."""
+
+    filename: str
+    content_type: str
+    size: int
+    handling: Handling
+    pages: int | None = None  # printed: its pages in the letter
+    reason: str | None = None  # not printed: why
+
+    def as_json(self) -> dict[str, Any]:
+        """One entry of ``deliveries.attachments``."""
+        return {
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "handling": self.handling,
+            "pages": self.pages,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
 class Rendered:
-    """A document ready to send over one channel; ``errors`` are fatal rule violations."""
+    """A document ready to send over one channel; ``errors`` are fatal rule violations.
+
+    ``attachments`` says how each hold attachment travels with it on this channel.
+    """
 
     content: bytes
     content_type: str
     filename: str
     errors: tuple[ValidationIssue, ...] = ()
+    attachments: tuple[TravelledAttachment, ...] = ()
 
     @property
     def sha256(self) -> str:
         """The checksum recorded for what was (or would be) sent."""
         return hashlib.sha256(self.content).hexdigest()
+
+    @property
+    def not_printed(self) -> tuple[TravelledAttachment, ...]:
+        """The attachments a letter could not carry (named on its invoice)."""
+        return tuple(a for a in self.attachments if a.handling == "not_printed")
+
+
+@dataclass(frozen=True)
+class PaperOptions:
+    """A tenant's choices for printed letters; None = the service's default (PRINT_POST_*)."""
+
+    postage: Postage | None = None
+    colour: bool | None = None
+    duplex: bool | None = None
+    updated_at: dt.datetime | None = None
+
+    def channel_options(self) -> dict[str, str]:
+        """As ``Outgoing.options`` for the print adapter: only what the tenant set."""
+        options: dict[str, str] = {}
+        if self.postage is not None:
+            options["postage"] = self.postage
+        if self.colour is not None:
+            options["colour"] = "true" if self.colour else "false"
+        if self.duplex is not None:
+            options["duplex"] = "true" if self.duplex else "false"
+        return options
 
 
 async def find_participant(invoice: Invoice, lookup: CapabilityLookup) -> tuple[str, str] | None:
@@ -150,8 +212,10 @@ def render_document(
 ) -> Rendered:
     """The document for a channel: validated UBL for PEPPOL, else the invoice PDF.
 
-    PEPPOL carries attachments inside the UBL (BG-24); the other channels send them as
-    separate files next to the PDF (the adapter gets them in ``Outgoing.attachments``).
+    The attachments travel on every channel: inside the UBL for PEPPOL (BG-24), embedded in
+    the PDF for the bank (listed on its last page), as separate files beside the PDF by
+    e-mail (the adapter gets them in ``Outgoing.attachments``), and printed after the
+    invoice in the one PDF of a letter (what cannot be printed is named on the invoice).
     """
     if route.channel is Channel.PEPPOL:
         embedded = [EmbeddedAttachment(a.filename, a.content_type, a.content) for a in attachments]
@@ -162,8 +226,85 @@ def render_document(
             ValidationIssue(field=v.location or "document", rule=v.rule_id, message=v.message)
             for v in validator.validate(content).fatal
         )
-        return Rendered(content, "application/xml", f"{invoice.number}.xml", errors)
-    return Rendered(render_pdf(invoice), "application/pdf", f"invoice-{invoice.number}.pdf")
+        return Rendered(
+            content,
+            "application/xml",
+            f"{invoice.number}.xml",
+            errors,
+            _travelled(attachments, "embedded"),
+        )
+    filename = f"invoice-{invoice.number}.pdf"
+    if route.channel is Channel.PAPER:
+        letter = build_letter(invoice, attachments)
+        placed = tuple(
+            TravelledAttachment(
+                p.filename,
+                p.content_type,
+                p.size,
+                "printed" if p.printed else "not_printed",
+                pages=p.pages if p.printed else None,
+                reason=p.reason,
+            )
+            for p in letter.placed
+        )
+        return Rendered(letter.content, "application/pdf", filename, attachments=placed)
+    if route.channel is Channel.B2C_BANK:
+        content = render_pdf(invoice, attachments=[(a.filename, a.content) for a in attachments])
+        return Rendered(
+            content, "application/pdf", filename, attachments=_travelled(attachments, "embedded")
+        )
+    return Rendered(
+        render_pdf(invoice),
+        "application/pdf",
+        filename,
+        attachments=_travelled(attachments, "attached"),
+    )
+
+
+def _travelled(
+    attachments: Sequence[Attachment], handling: Handling
+) -> tuple[TravelledAttachment, ...]:
+    return tuple(
+        TravelledAttachment(a.filename, media_type(a.content_type), len(a.content), handling)
+        for a in attachments
+    )
+
+
+async def paper_options(conn: asyncpg.Connection, tenant_id: str) -> PaperOptions:
+    """The tenant's paper options (all None when it set none: the service's defaults)."""
+    row = await conn.fetchrow(
+        "SELECT postage, colour, duplex, updated_at FROM paper_options WHERE tenant_id = $1",
+        tenant_id,
+    )
+    if row is None:
+        return PaperOptions()
+    return PaperOptions(row["postage"], row["colour"], row["duplex"], row["updated_at"])
+
+
+async def set_paper_options(
+    conn: asyncpg.Connection, tenant_id: str, options: PaperOptions
+) -> PaperOptions:
+    """Replace the tenant's paper options; a None leaves that choice to the service default."""
+    row = await conn.fetchrow(
+        "INSERT INTO paper_options (tenant_id, postage, colour, duplex) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (tenant_id) DO UPDATE SET postage = EXCLUDED.postage, "
+        "colour = EXCLUDED.colour, duplex = EXCLUDED.duplex, updated_at = now() "
+        "RETURNING postage, colour, duplex, updated_at",
+        tenant_id,
+        options.postage,
+        options.colour,
+        options.duplex,
+    )
+    assert row is not None
+    return PaperOptions(row["postage"], row["colour"], row["duplex"], row["updated_at"])
+
+
+async def delete_paper_options(conn: asyncpg.Connection, tenant_id: str) -> bool:
+    """Back to the service's defaults; False when the tenant had set none."""
+    deleted: bool | None = await conn.fetchval(
+        "DELETE FROM paper_options WHERE tenant_id = $1 RETURNING true", tenant_id
+    )
+    return bool(deleted)
 
 
 async def channel_override(

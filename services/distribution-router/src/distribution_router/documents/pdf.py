@@ -21,6 +21,8 @@ from nordflow_schemas.invoice import (
 )
 
 Language = Literal["sv", "en", "nb"]
+# Why an attachment of a letter was not printed (the invoice names the reason to the reader).
+NotPrinted = Literal["file_type", "encrypted", "damaged", "too_many_pages"]
 
 CENT = Decimal("0.01")
 
@@ -43,6 +45,20 @@ class Assignment:
         """The assignment text as printed on the invoice."""
         template = self.text if self.text is not None else _LABELS[language].assignment
         return template.replace("{factor_name}", self.factor_name)
+
+
+@dataclass(frozen=True, slots=True)
+class Enclosure:
+    """An attachment of a printed letter, listed on the invoice so the reader knows what came.
+
+    ``pages``: how many pages it takes after the invoice; ``not_printed``: why it is not in
+    the envelope (a spreadsheet cannot be printed; a password-protected or damaged PDF).
+    """
+
+    filename: str
+    size: int
+    pages: int = 0
+    not_printed: NotPrinted | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +110,11 @@ class _Labels:
     credit_settlement: str
     assignment: str
     attachments: str
+    enclosures: str
+    enclosure_printed: str
+    enclosure_not_printed: str
+    enclosure_request: str
+    not_printed: dict[NotPrinted, str]
     page: str
     vat_categories: dict[VatCategory, str]
     units: dict[str, str]
@@ -150,6 +171,16 @@ _LABELS: dict[Language, _Labels] = {
             "Betalning med befriande verkan kan endast ske till {factor_name}."
         ),
         attachments="Bilagor (bifogade i denna PDF)",
+        enclosures="Bilagor",
+        enclosure_printed="utskriven efter fakturan, {pages} s.",
+        enclosure_not_printed="ej utskriven: {reason}",
+        enclosure_request="Bilagor som inte skrivits ut kan fås från avsändaren.",
+        not_printed={
+            "file_type": "filtypen kan inte skrivas ut",
+            "encrypted": "lösenordsskyddad PDF",
+            "damaged": "filen kan inte läsas",
+            "too_many_pages": "för många sidor för ett brev",
+        },
         page="Sida",
         vat_categories={
             VatCategory.ZERO: "Nollskattesats",
@@ -236,6 +267,16 @@ _LABELS: dict[Language, _Labels] = {
             "Payment with discharging effect can only be made to {factor_name}."
         ),
         attachments="Attachments (embedded in this PDF)",
+        enclosures="Attachments",
+        enclosure_printed="printed after the invoice, {pages} p.",
+        enclosure_not_printed="not printed: {reason}",
+        enclosure_request="Attachments that are not printed can be requested from the sender.",
+        not_printed={
+            "file_type": "this file type cannot be printed",
+            "encrypted": "password-protected PDF",
+            "damaged": "the file cannot be read",
+            "too_many_pages": "too many pages for one letter",
+        },
         page="Page",
         vat_categories={
             VatCategory.ZERO: "Zero rated",
@@ -322,6 +363,16 @@ _LABELS: dict[Language, _Labels] = {
             "Betaling med frigjørende virkning kan kun skje til {factor_name}."
         ),
         attachments="Vedlegg (innebygd i denne PDF-en)",
+        enclosures="Vedlegg",
+        enclosure_printed="skrevet ut etter fakturaen, {pages} s.",
+        enclosure_not_printed="ikke skrevet ut: {reason}",
+        enclosure_request="Vedlegg som ikke er skrevet ut, kan fås fra avsenderen.",
+        not_printed={
+            "file_type": "filtypen kan ikke skrives ut",
+            "encrypted": "passordbeskyttet PDF",
+            "damaged": "filen kan ikke leses",
+            "too_many_pages": "for mange sider for ett brev",
+        },
         page="Side",
         vat_categories={
             VatCategory.ZERO: "Nullsats",
@@ -399,18 +450,31 @@ def render_pdf(
     *,
     assignment: Assignment | None = None,
     attachments: Sequence[tuple[str, bytes]] = (),
+    enclosures: Sequence[Enclosure] = (),
     language: Language | None = None,
 ) -> bytes:
     """Render ``invoice`` as an A4 PDF; with ``assignment`` the factor is paid, not the seller.
 
-    ``attachments`` (file name, content) are embedded in the PDF and listed on its last page.
+    ``attachments`` (file name, content) are embedded in the PDF and listed on its last page
+    (the electronic channels). ``enclosures`` are the attachments of a printed letter, listed
+    on the last page as printed after the invoice or not printed, with the reason.
     ``language`` defaults to the buyer's country: Swedish for SE, Norwegian for NO, else English.
     The output is deterministic: the same invoice gives the same bytes.
     """
-    lang: Language = language or _language_for(invoice.buyer.address.country_code)
+    lang: Language = language or language_for(invoice)
     document = _InvoiceDocument(invoice, lang, assignment)
-    document.render(_unique_names(attachments))
+    document.render(_unique_names(attachments), enclosures)
     return bytes(document.output())
+
+
+def language_for(invoice: Invoice) -> Language:
+    """The invoice's language: the buyer's country (SE Swedish, NO Norwegian), else English."""
+    return _language_for(invoice.buyer.address.country_code)
+
+
+def safe_text(text: str) -> str:
+    """One line of text as the PDF core fonts can draw it (see ``_safe``)."""
+    return _safe(text)
 
 
 def _language_for(country_code: str) -> Language:
@@ -568,13 +632,16 @@ class _InvoiceDocument(FPDF):
 
     # The document ---------------------------------------------------------------------------
 
-    def render(self, attachments: Sequence[tuple[str, bytes]]) -> None:
+    def render(
+        self, attachments: Sequence[tuple[str, bytes]], enclosures: Sequence[Enclosure]
+    ) -> None:
         self.add_page()
         self._heading()
         self._lines_table()
         self._summary()
         self._payment_box()
         self._attachments(attachments)
+        self._enclosures(enclosures)
 
     def _heading(self) -> None:
         invoice, labels = self.invoice, self.labels
@@ -960,6 +1027,38 @@ class _InvoiceDocument(FPDF):
                 _safe(f"- {name} ({_file_size(len(content))})"),
                 align="L",
                 new_x=XPos.LMARGIN,
+            )
+
+    def _enclosures(self, enclosures: Sequence[Enclosure]) -> None:
+        """The letter's attachments: each printed after the invoice, or why it is not."""
+        if not enclosures:
+            return
+        labels = self.labels
+        rows: list[str] = []
+        for item in enclosures:
+            name = item.filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "-"
+            if item.not_printed is None:
+                status = labels.enclosure_printed.replace("{pages}", str(item.pages))
+            else:
+                reason = labels.not_printed[item.not_printed]
+                status = labels.enclosure_not_printed.replace("{reason}", reason)
+            rows.append(_safe(f"- {name} ({_file_size(item.size)}): {status}"))
+        missing = any(item.not_printed is not None for item in enclosures)
+        self._font(9)
+        height = 7 + sum(self._count_lines(row, _WIDTH, _LINE) for row in rows) * _LINE
+        height += _LINE + 1 if missing else 0
+        if self.get_y() + height > self.page_break_trigger:
+            self.add_page()
+        self.ln(1)
+        self._font(9, "B")
+        self.cell(_WIDTH, 6, _safe(labels.enclosures), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self._font(9)
+        for row in rows:
+            self.multi_cell(_WIDTH, _LINE, row, align="L", new_x=XPos.LMARGIN)
+        if missing:
+            self._font(8.5, "I", _MUTED)
+            self.multi_cell(
+                _WIDTH, _LINE, _safe(labels.enclosure_request), align="L", new_x=XPos.LMARGIN
             )
 
     # Helpers ----------------------------------------------------------------------------------
