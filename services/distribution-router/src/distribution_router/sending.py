@@ -65,8 +65,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SEND_INVOICE", "PgAttemptLog", "SendInvoice", "idempotency_key"]
 
-# The job's own retry budget; after the last transient failure the delivery fails visibly.
-MAX_ATTEMPTS = 12
+# Runs of a send job before it fails (with the default backoff of 2 s doubling to 600 s,
+# about three hours of a partner's outage); `jobs retry` resumes a failed one.
+MAX_ATTEMPTS = 24
 
 
 def idempotency_key(invoice_id: str, channel: Channel, attempt: int) -> str:
@@ -100,10 +101,12 @@ class PgAttemptLog:
     async def begin(
         self, *, key: str, tenant_id: str, invoice_id: str, route: Route, attempt: int
     ) -> None:
-        """Insert the attempt in state `sending`."""
-        await self.pool.execute(
+        """Insert the attempt in state `sending` (a lost one goes back to `sending`)."""
+        began = await self.pool.fetchval(
             "INSERT INTO delivery_attempts (idempotency_key, tenant_id, invoice_id, channel, "
-            "attempt, recipient) VALUES ($1, $2, $3, $4, $5, $6)",
+            "attempt, recipient) VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT (idempotency_key) DO UPDATE SET state = 'sending', error = NULL, "
+            "finished_at = NULL WHERE delivery_attempts.state = 'lost' RETURNING 1",
             key,
             tenant_id,
             invoice_id,
@@ -111,6 +114,8 @@ class PgAttemptLog:
             attempt,
             public_recipient(route),
         )
+        if began is None:  # never send under a key whose outcome is already recorded
+            raise RuntimeError(f"attempt {key} exists and is not lost")
 
     async def finish(self, key: str, state: str, error: str | None = None) -> None:
         """Set the attempt's final state."""
@@ -166,7 +171,6 @@ class SendInvoice:
     lookup: CapabilityLookup | None = None
     registry: ConsumerRegistry | None = None
     unit_prices: Mapping[Channel, Decimal] = field(default_factory=lambda: DEFAULT_UNIT_PRICES)
-    max_attempts: int = MAX_ATTEMPTS
     suggestion_snooze: dt.timedelta = dt.timedelta(days=90)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
@@ -213,6 +217,9 @@ class _Run:
                     ChannelFallback(channel=Channel(a["channel"]), reason=a["error"] or "refused")
                 )
         # First settle every attempt of unknown outcome: never send before knowing.
+        lost: dict[Channel, int] = {
+            Channel(a["channel"]): a["attempt"] for a in attempts if a["state"] == "lost"
+        }
         for a in attempts:
             if a["state"] != "sending":
                 continue
@@ -229,7 +236,22 @@ class _Run:
             await self.job.attempts.finish(
                 a["idempotency_key"], "lost", "the partner has no record of this attempt"
             )
-        done = {Channel(a["channel"]) for a in attempts if a["state"] in ("fallback", "rejected")}
+            lost[Channel(a["channel"])] = a["attempt"]
+        # An outcome already decided stays decided: a rerun after the job's transaction was
+        # lost must neither send an uncertain e-mail again nor go past a final refusal.
+        for a in attempts:
+            if a["state"] == "uncertain":
+                reason = a["error"] or "the send may have reached the recipient"
+                route = self._route(Channel(a["channel"]))
+                return await self._uncertain(route, a["idempotency_key"], reason)
+            if a["state"] == "rejected":
+                issue = ValidationIssue(
+                    field=f"delivery.{a['channel']}",
+                    rule="NF-SEND-REFUSED",
+                    message=a["error"] or "refused",
+                )
+                return await self._failed(self._route(Channel(a["channel"])), (issue,))
+        done = {Channel(a["channel"]) for a in attempts if a["state"] == "fallback"}
         counts: dict[Channel, int] = {}
         for a in attempts:
             channel = Channel(a["channel"])
@@ -237,7 +259,12 @@ class _Run:
         for route in self.routes:
             if route.channel in done:
                 continue
-            outcome = await self._try(route, counts.get(route.channel, 0) + 1)
+            # A lost attempt is sent again under its own key: should the partner have taken
+            # it after all (its listing lagging behind), its idempotency check answers with
+            # that first send instead of making a second.
+            last = counts.get(route.channel, 0)
+            attempt = last if lost.get(route.channel) == last else last + 1
+            outcome = await self._try(route, attempt)
             if outcome is not None:
                 return outcome
         return await self._failed(
@@ -306,14 +333,11 @@ class _Run:
                     await self.job.attempts.finish(key, "uncertain", reason)
                     return await self._uncertain(route, key, reason)
                 raise  # still `sending`: the retry looks it up first
+            # The partner did not take it: the next run sends again, with a new key. After
+            # the job's last attempt the job fails (`jobs list --state failed`), the delivery
+            # stays scheduled, and `distribution-router jobs retry` resumes it once the
+            # partner or its credentials are fixed.
             await self.job.attempts.finish(key, "failed", str(exc))
-            if self.claimed.attempts >= self.job.max_attempts:
-                issue = ValidationIssue(
-                    field=f"delivery.{route.channel.value}",
-                    rule="NF-SEND-GAVE-UP",
-                    message=f"gave up after {self.claimed.attempts} attempts: {exc}",
-                )
-                return await self._failed(route, (issue,))
             raise
         # Any other exception leaves the attempt `sending` (outcome unknown) and is retried.
         return await self._sent(route, key, receipt, rendered)

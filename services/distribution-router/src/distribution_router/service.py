@@ -46,6 +46,7 @@ from .domain import (
     participant_candidates,
     personal_number,
     plan_routes,
+    public_recipient,
 )
 
 SEND_INVOICE = "send-invoice"
@@ -437,7 +438,7 @@ async def _record(
         event.tenant_id,
         event.invoice.number,
         first.channel.value,
-        first.recipient,
+        public_recipient(first),  # a consumer's personal number only masked
         event.test_mode,
         now,
         status,

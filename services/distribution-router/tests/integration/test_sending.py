@@ -29,7 +29,7 @@ from distribution_router.documents.validation import shared_validator
 from distribution_router.sending import PgAttemptLog, SendInvoice
 from distribution_router.service import SEND_INVOICE, CapabilityLookup, distribute_invoice
 from distribution_router.smp import ParticipantLookup
-from nordflow_runtime import db
+from nordflow_runtime import db, jobs
 from nordflow_runtime.consumer import Context
 from nordflow_runtime.jobs import Job, JobWorker
 from nordflow_sandboxes.peppol_ap.testing import PeppolNetwork, running_peppol_network
@@ -130,7 +130,6 @@ class World:
             attachments=holds.attachments,
             lookup=self.smp,
             registry=self.senders[Channel.B2C_BANK],
-            max_attempts=3,
         )
         self.crash_after_send = False
 
@@ -161,7 +160,9 @@ class World:
             "AND attempts > 0",
             SEND_INVOICE,
         )
-        worker = JobWorker(self.pool, "distribution-router", SEND_INVOICE, self.handler)
+        worker = JobWorker(
+            self.pool, "distribution-router", SEND_INVOICE, self.handler, max_attempts=3
+        )
         return await worker.run_one()
 
     @property
@@ -340,6 +341,8 @@ async def test_a_registered_consumer_gets_the_invoice_in_the_bank(world: World) 
     world.senders[Channel.B2C_BANK].consumers.add("198503172384")
     event = created(consumer(email="anna@example.se"))
     await world.route(event)
+    # What the API shows of a scheduled delivery never holds the whole personal number.
+    assert (await world.delivery(event.invoice_id))["recipient"] == "******2384"
     assert await world.run_job()
     (sent,) = world.senders[Channel.B2C_BANK].received.values()
     assert sent.recipient == "198503172384"
@@ -494,15 +497,58 @@ async def test_a_transient_error_is_retried_with_the_next_attempt_key(world: Wor
     assert [a["state"] for a in await world.attempts(event.invoice_id)] == ["failed", "sent"]
 
 
-async def test_the_last_transient_failure_fails_the_delivery_visibly(world: World) -> None:
+async def test_after_the_last_transient_failure_an_operator_retry_sends_once(
+    world: World,
+) -> None:
     event = created(company())
     await world.route(event)
     world.senders[Channel.PAPER].script = [TransientSendError("503")] * 3
     for _ in range(3):
         assert await world.run_job()
-    (body,) = await world.events(event.invoice_id, "invoice.delivery_failed")
-    assert body["errors"][0]["rule"] == "NF-SEND-GAVE-UP"
+    job = await world.job_row(event.invoice_id)
+    assert job is not None
+    assert job["state"] == "failed"
+    assert "gave up after 3 attempts" in job["last_error"]
+    assert (await world.delivery(event.invoice_id))["status"] == "scheduled"
     assert world.sends(Channel.PAPER) == 0
+    async with world.pool.acquire() as conn:
+        assert await jobs.retry_failed(conn, ids=[job["id"]]) == [job["id"]]
+    assert await world.run_job()  # the print house is back
+    assert world.sends(Channel.PAPER) == 1
+    assert (await world.delivery(event.invoice_id))["status"] == "sent"
+    (body,) = await world.events(event.invoice_id, "invoice.distributed")
+    assert body["channel"] == "paper"
+
+
+async def test_a_decided_outcome_stays_decided_when_the_job_runs_again(world: World) -> None:
+    """The attempt log commits on its own; if the job's transaction is then lost, the rerun
+    must not send an uncertain e-mail again nor go past a final refusal."""
+    mail = created(company(email="ap@kund.example"))
+    paper = created(company())
+    await world.route(mail)
+    await world.route(paper)
+    async with world.pool.acquire() as conn:
+        for event, channel, state in (
+            (mail, "email", "uncertain"),
+            (paper, "paper", "rejected"),
+        ):
+            await conn.execute(
+                "INSERT INTO delivery_attempts (idempotency_key, tenant_id, invoice_id, channel, "
+                "attempt, recipient, state, error) VALUES ($1, $2, $3, $4, 1, 'x', $5, 'cut off')",
+                f"{event.invoice_id}:{channel}:1",
+                event.tenant_id,
+                event.invoice_id,
+                channel,
+                state,
+            )
+    assert await world.run_job()
+    assert await world.run_job()
+    assert world.sends(Channel.EMAIL) == 0
+    assert world.sends(Channel.PAPER) == 0
+    assert (await world.delivery(mail.invoice_id))["status"] == "uncertain"
+    assert (await world.delivery(paper.invoice_id))["status"] == "failed"
+    (failed,) = await world.events(paper.invoice_id, "invoice.delivery_failed")
+    assert failed["errors"][0]["rule"] == "NF-SEND-REFUSED"
 
 
 async def test_a_hold_delays_the_send_until_it_ends(world: World) -> None:
@@ -690,3 +736,29 @@ async def test_exactly_once_through_the_real_access_point_and_smp_sandboxes(
     assert delivered["receiver"] == "0088:7300010000001"
     (body,) = await world.events(event.invoice_id, "invoice.distributed")
     assert body["partner_reference"] == delivered["id"]
+
+
+async def test_a_lost_attempt_is_sent_again_under_its_own_key(world: World) -> None:
+    """The partner took the letter but its listing lags: the lookup finds nothing, so the
+    letter goes again — with the same key, which the partner's idempotency check catches."""
+    event = created(company())
+    await world.route(event)
+    paper = world.senders[Channel.PAPER]
+    paper.script = [ConnectionResetError("answer lost")]
+    lagging = paper.lookup
+
+    async def lookup_lagging(key: str) -> Receipt | None:
+        paper.lookup = lagging  # type: ignore[method-assign]
+        return None
+
+    paper.lookup = lookup_lagging  # type: ignore[method-assign]
+    assert await world.run_job()
+    assert await world.run_job()
+    key = f"{event.invoice_id}:paper:1"
+    assert paper.calls == 2
+    assert list(paper.received) == [key]
+    assert [(a["idempotency_key"], a["state"]) for a in await world.attempts(event.invoice_id)] == [
+        (key, "sent")
+    ]
+    (body,) = await world.events(event.invoice_id, "invoice.distributed")
+    assert body["partner_reference"] == f"paper-{key}"
