@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from .ingest import BATCH_HEADER, signature_headers
+from .ingest import signature_headers
 
 log = logging.getLogger("nordflow_agent")
 
@@ -140,8 +140,8 @@ def push_file(
     for attempt in range(1, config.max_attempts + 1):
         headers = {
             "Content-Type": content_type,
-            BATCH_HEADER: batch_id,
-            **signature_headers(config.secret, body),  # signed afresh: stamps expire
+            # Signed afresh (stamps expire), the batch id included in what is signed.
+            **signature_headers(config.secret, body, batch_id=batch_id),
         }
         try:
             response = client.post(config.endpoint, content=body, headers=headers)

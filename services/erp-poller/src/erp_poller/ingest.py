@@ -78,16 +78,27 @@ class SignatureError(Exception):
     """A push whose signature is missing, wrong or stale; the message never holds a secret."""
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header value: ``v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+def sign(secret: str, timestamp: int, body: bytes, batch_id: str | None = None) -> str:
+    """The signature header value: ``v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``,
+    or over ``"<timestamp>.<batch id>." + body`` when the push names its batch in a header
+    (so a captured request cannot be replayed under another batch id)."""
+    prefix = f"{timestamp}." if batch_id is None else f"{timestamp}.{batch_id}."
+    mac = hmac.new(secret.encode(), prefix.encode() + body, hashlib.sha256)
     return f"v1={mac.hexdigest()}"
 
 
-def signature_headers(secret: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
-    """The two headers a Winner or on-premise push carries."""
+def signature_headers(
+    secret: str, body: bytes, *, now: float | None = None, batch_id: str | None = None
+) -> dict[str, str]:
+    """The headers a Winner or on-premise push carries (with ``batch_id``, that one too)."""
     timestamp = int(time.time() if now is None else now)
-    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, body)}
+    headers = {
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(secret, timestamp, body, batch_id),
+    }
+    if batch_id is not None:
+        headers[BATCH_HEADER] = batch_id
+    return headers
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -118,7 +129,8 @@ def verify_signature(
     if not candidates:
         raise SignatureError(f"malformed {SIGNATURE_HEADER} header: expected v1=<hex>")
     timestamp = int(stamp)
-    expected = sign(secret.get_secret_value(), timestamp, body)[3:].encode()
+    batch_id = _header(headers, BATCH_HEADER)
+    expected = sign(secret.get_secret_value(), timestamp, body, batch_id)[3:].encode()
     matched = False
     for candidate in candidates:
         matched |= hmac.compare_digest(expected, candidate.lower().encode())
@@ -553,7 +565,10 @@ def winner_documents(connection: Connection, push: WinnerOrderPush) -> list[Push
     shares = [_split(line.amount, [p.percent for p in parts]) for line in base]
     documents: list[PushedDocument] = []
     for index, part in enumerate(parts):
-        order_id = f"{push.quote_number}-{part.part}"
+        # A credit order is a document of its own, never a new version of the order it
+        # credits (which may carry the same quote number).
+        credit = "C" if push.credited_order_id else ""
+        order_id = f"{push.quote_number}-{credit}{part.part}"
         lines: list[dict[str, Any]] = []
         for order_line, split in zip(base, shares, strict=True):
             amount = split[index]
@@ -803,7 +818,7 @@ def sie_batch_documents(
         )
         docs.append(
             PushedDocument(
-                document_id=voucher.voucher_id,
+                document_id=parsed.document_id(voucher),
                 document_number=invoice_number or voucher.voucher_id,
                 kind=DocumentKind(kind),
                 payload=parsed.voucher_json(voucher),

@@ -84,6 +84,15 @@ class SieFile:
     dimensions: dict[str, str] = field(default_factory=dict)
     objects: dict[tuple[str, str], str] = field(default_factory=dict)
     vouchers: tuple[Voucher, ...] = ()
+    # `#RAR 0 <start> <end>`: the current fiscal year, whose voucher numbers these are.
+    fiscal_year: tuple[dt.date, dt.date] | None = None
+
+    def document_id(self, voucher: Voucher) -> str:
+        """A voucher's id across files and years: voucher numbers start again each fiscal
+        year, so the fiscal year's start (from `#RAR 0`, else the voucher date's calendar
+        year) comes first, e.g. ``20250101-F-12``."""
+        start = self.fiscal_year[0] if self.fiscal_year else dt.date(voucher.date.year, 1, 1)
+        return f"{start:%Y%m%d}-{voucher.voucher_id}"
 
     def voucher_json(self, voucher: Voucher) -> dict[str, Any]:
         """A voucher as a JSON object, with account and object names from the file."""
@@ -285,6 +294,7 @@ def parse(data: bytes | str) -> SieFile:
     accounts: dict[str, str] = {}
     dimensions: dict[str, str] = {}
     objects: dict[tuple[str, str], str] = {}
+    fiscal_year: tuple[dt.date, dt.date] | None = None
     vouchers: list[Voucher] = []
     seen_ids: dict[str, int] = {}
     current: _Open | None = None
@@ -365,6 +375,14 @@ def parse(data: bytes | str) -> SieFile:
             if not _ACCOUNT.match(number):
                 raise SieError(lineno, f"account must be a number, got {number[:20]!r}")
             accounts[number] = _text(tokens, 2, lineno, "an account name") or ""
+        elif label == "#RAR":
+            if _required(tokens, 1, lineno, "a year index") == "0":
+                start = _date(_text(tokens, 2, lineno, "start"), lineno, "start", required=True)
+                end = _date(_text(tokens, 3, lineno, "end"), lineno, "end", required=True)
+                if start is not None and end is not None:
+                    if end < start:
+                        raise SieError(lineno, "#RAR 0 ends before it starts")
+                    fiscal_year = (start, end)
         elif label == "#DIM":
             dimensions[_required(tokens, 1, lineno, "a dimension")] = (
                 _text(tokens, 2, lineno, "a name") or ""
@@ -388,6 +406,7 @@ def parse(data: bytes | str) -> SieFile:
         dimensions=dimensions,
         objects=objects,
         vouchers=tuple(vouchers),
+        fiscal_year=fiscal_year,
     )
 
 

@@ -77,7 +77,12 @@ async def events(pool: asyncpg.Pool, tenant: str) -> list[ErpDocumentFetched]:
 
 
 def signed(body: bytes, content_type: str, secret: str = SECRET, **extra: str) -> dict[str, str]:
-    return {"Content-Type": content_type, **signature_headers(secret, body), **extra}
+    batch_id = extra.pop("X-Nordflow-Batch-Id", None)
+    return {
+        "Content-Type": content_type,
+        **signature_headers(secret, body, batch_id=batch_id),
+        **extra,
+    }
 
 
 def winner_order(**overrides: Any) -> dict[str, Any]:
@@ -354,6 +359,21 @@ async def test_a_winner_quote_becomes_one_order_per_payment_part_once(api, pool,
     ]
 
 
+async def test_a_winner_credit_order_is_its_own_document(api, pool, box):
+    client, _ = api
+    connection = await add_connection(pool, box, SourceSystem.WINNER)
+    url = f"/api/v1/ingest/winner/{connection.connection_id}"
+    order = json.dumps(winner_order(payment_calendar=[])).encode()
+    credit = json.dumps(winner_order(payment_calendar=[], credited_order_id="Q1001-1")).encode()
+    for body in (order, credit):
+        response = await client.post(url, content=body, headers=signed(body, "application/json"))
+        assert response.json()["counts"] == {"emitted": 1}
+    original, credited = await events(pool, connection.tenant_id)
+    # Same quote number, yet the credit never replaces the order it credits.
+    assert (original.source.document_id, credited.source.document_id) == ("Q1001-1", "Q1001-C1")
+    assert credited.payload["credited_order_id"] == "Q1001-1"
+
+
 async def test_a_bad_winner_push_is_422_naming_every_field(api, pool, box):
     client, _ = api
     connection = await add_connection(pool, box, SourceSystem.WINNER)
@@ -429,6 +449,18 @@ async def test_a_json_batch_is_all_or_nothing_and_idempotent_by_batch_id(api, po
     assert next_batch.json()["counts"] == {"unchanged": 2}
 
 
+async def test_a_signed_batch_cannot_be_replayed_under_another_batch_id(api, pool, box):
+    client, _ = api
+    connection = await add_connection(pool, box, SourceSystem.ON_PREMISE)
+    url = f"/api/v1/ingest/batches/{connection.connection_id}"
+    headers = signed(SIE, "text/plain", **{"X-Nordflow-Batch-Id": "sie-1"})
+    assert (await client.post(url, content=SIE, headers=headers)).status_code == 200
+    replay = {**headers, "X-Nordflow-Batch-Id": "sie-2"}
+    refused = await client.post(url, content=SIE, headers=replay)
+    assert refused.status_code == 401
+    assert "signature does not match" in refused.json()["detail"]
+
+
 async def test_a_sie_batch_emits_invoice_vouchers_and_skips_the_rest(api, pool, box):
     client, _ = api
     connection = await add_connection(pool, box, SourceSystem.ON_PREMISE)
@@ -437,8 +469,9 @@ async def test_a_sie_batch_emits_invoice_vouchers_and_skips_the_rest(api, pool, 
     response = await client.post(url, content=SIE, headers=headers)
     assert response.status_code == 200, response.text
     outcomes = {d["document_id"]: d for d in response.json()["documents"]}
-    assert outcomes["F-1001"]["outcome"] == "emitted"
-    assert outcomes["F-1002"]["outcome"] == "emitted"
+    # Voucher numbers start again each fiscal year: the year's start is part of the id.
+    assert outcomes["20250101-F-1001"]["outcome"] == "emitted"
+    assert outcomes["20250101-F-1002"]["outcome"] == "emitted"
     assert outcomes["B-55"]["outcome"] == "skipped"
     assert "payment" in outcomes["B-55"]["reason"]
 

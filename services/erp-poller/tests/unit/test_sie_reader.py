@@ -154,3 +154,22 @@ def test_any_near_sie_text_yields_vouchers_or_a_sie_error(lines: list[str]) -> N
             assert sum(t.amount for t in voucher.transactions) == 0
             parsed.voucher_json(voucher)
             sie.invoice_kind(voucher)
+
+
+def test_a_voucher_id_names_its_fiscal_year_because_numbers_start_again() -> None:
+    def file(rar: str, date: str) -> sie.SieFile:
+        return sie.parse(
+            "#FLAGGA 0\n#SIETYP 4\n"
+            + rar
+            + f'#VER "F" "1" {date} "Faktura"\n{{\n#TRANS 1510 {{}} 125.00\n'
+            + "#TRANS 3001 {} -100.00\n#TRANS 2611 {} -25.00\n}\n"
+        )
+
+    last_year = file("#RAR 0 20240501 20250430\n", "20240510")
+    this_year = file("#RAR 0 20250501 20260430\n", "20250510")
+    ids = {f.document_id(f.vouchers[0]) for f in (last_year, this_year)}
+    assert ids == {"20240501-F-1", "20250501-F-1"}
+    undated = file("", "20250510")  # no #RAR: the voucher date's calendar year
+    assert undated.document_id(undated.vouchers[0]) == "20250101-F-1"
+    with pytest.raises(sie.SieError, match="line 3"):
+        file("#RAR 0 20250501 20240430\n", "20250510")
