@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from nordflow_schemas.events import ErpDocumentFetched, ValidationIssue
@@ -24,6 +24,8 @@ from nordflow_schemas.invoice import (
 )
 from pydantic import ValidationError
 
+from .validation import accounting_currency
+
 CENT = Decimal("0.01")
 LIMIT = Decimal(10) ** 12
 # BT-120 texts EN 16931 asks for (BR-AE-10, BR-G-10).
@@ -42,6 +44,12 @@ class Reader:
     def fail(self, field: str, rule: str, message: str) -> None:
         """Record one problem."""
         self.issues.append(ValidationIssue(field=field, rule=rule, message=message))
+
+    def fail_model(self, field: str, rule: str, exc: ValidationError) -> None:
+        """One issue per problem pydantic found, each naming its field under ``field``."""
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            self.fail(f"{field}.{where}" if where else field, rule, error["msg"])
 
     def text(
         self, data: dict[str, Any], key: str, field: str, *, required: bool = False
@@ -89,6 +97,39 @@ class Reader:
         except ValueError:
             self.fail(field, "NF-DATE", f"{field} must be a date YYYY-MM-DD, got {value!r}")
             return None
+
+
+def vat_in_accounting_currency(
+    r: Reader,
+    *,
+    currency: str,
+    accounting: str | None,
+    vat_total: Decimal,
+    rate: Decimal | None,
+    rate_field: str,
+    booked: Decimal | None = None,
+) -> tuple[str | None, Decimal | None, Decimal | None]:
+    """(BT-6, BT-111, exchange rate) of an invoice; all None in the accounting currency.
+
+    `rate` is accounting-currency units per invoice-currency unit. `booked` is the VAT total
+    in the accounting currency as the source booked it, when it states one; otherwise it is
+    the VAT total at the rate, rounded to cents.
+    """
+    if accounting is None or currency == accounting:
+        return None, None, None
+    if rate is None:
+        r.fail(
+            rate_field,
+            "NF-REQUIRED",
+            f"{rate_field} is required for an invoice in {currency}: its VAT must also be "
+            f"stated in {accounting}",
+        )
+        return None, None, None
+    if rate <= 0:
+        r.fail(rate_field, "NF-CURRENCY-RATE", f"{rate_field} must be positive, got {rate}")
+        return None, None, None
+    vat = booked if booked is not None else (vat_total * rate).quantize(CENT, ROUND_HALF_UP)
+    return accounting, vat, rate
 
 
 def _vat_category(rate: Decimal, customer: dict[str, Any]) -> VatCategory:
@@ -154,7 +195,7 @@ def map_fortnox(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
                 )
             )
         except ValidationError as exc:
-            r.fail(f, "NF-ROW", exc.errors()[0]["msg"])
+            r.fail_model(f, "NF-ROW", exc)
 
     breakdown = tuple(
         VatBreakdown(
@@ -174,6 +215,25 @@ def map_fortnox(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
         r.decimal(doc, "Balance", "Invoice.Balance") * sign
         if doc.get("Balance") not in (None, "")
         else None
+    )
+
+    # Fortnox amounts are in the invoice currency; CurrencyRate is SEK per CurrencyUnit units.
+    currency_rate: Decimal | None = None
+    if doc.get("CurrencyRate") not in (None, ""):
+        unit = r.decimal(doc, "CurrencyUnit", "Invoice.CurrencyUnit", default=Decimal(1))
+        if unit <= 0:
+            r.fail(
+                "Invoice.CurrencyUnit", "NF-CURRENCY-RATE", f"CurrencyUnit {unit} is not positive"
+            )
+            unit = Decimal(1)
+        currency_rate = r.decimal(doc, "CurrencyRate", "Invoice.CurrencyRate") / unit
+    vat_currency, vat_accounting, exchange_rate = vat_in_accounting_currency(
+        r,
+        currency=currency,
+        accounting=accounting_currency(seller_country) or "SEK",
+        vat_total=vat_total,
+        rate=currency_rate,
+        rate_field="Invoice.CurrencyRate",
     )
 
     buyer_name = r.text(doc, "CustomerName", "Invoice.CustomerName", required=True)
@@ -250,6 +310,9 @@ def map_fortnox(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
             else None,
             payment_method=str(doc.get("PaymentWay") or "") or None,
             outstanding_amount=balance,
+            vat_accounting_currency=vat_currency,
+            vat_total_accounting_currency=vat_accounting,
+            exchange_rate=exchange_rate,
         )
     except ValidationError as exc:
         return [

@@ -133,7 +133,7 @@ def _map_json(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
                 )
             )
         except ValidationError as exc:
-            r.fail(f, "NF-ROW", exc.errors()[0]["msg"])
+            r.fail_model(f, "NF-ROW", exc)
 
     vat = breakdown(taxable)
     net_total = sum((b.taxable_amount for b in vat), Decimal(0))
@@ -393,7 +393,7 @@ def _map_voucher(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
                 )
             )
         except ValidationError as exc:
-            r.fail(f, "NF-ROW", exc.errors()[0]["msg"])
+            r.fail_model(f, "NF-ROW", exc)
 
     vat = tuple(
         VatBreakdown(

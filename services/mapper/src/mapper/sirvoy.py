@@ -219,7 +219,7 @@ def _map(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
                 )
             )
         except ValidationError as exc:
-            r.fail(f, "NF-ROW", exc.errors()[0]["msg"])
+            r.fail_model(f, "NF-ROW", exc)
 
     breakdown = tuple(
         VatBreakdown(

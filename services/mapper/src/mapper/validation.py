@@ -7,10 +7,15 @@ own. ``validate_invoice`` never raises: any canonical invoice gives a list (empt
 
 What the canonical model already guarantees is not checked again: a seller and buyer postal
 address with a country code (BR-08..BR-11: ``Address.country_code`` is required and two
-capital letters), at least one line (BR-16) and one VAT breakdown. The model has no VAT
-accounting currency (BT-6), no VAT total in accounting currency (BT-111), no delivery date
-(BT-72) and no deliver-to country (BT-80), so BR-53, BR-IC-11 and BR-IC-12 cannot be checked
+capital letters), at least one line (BR-16) and one VAT breakdown. The model has no delivery
+date (BT-72) and no deliver-to country (BT-80), so BR-IC-11 and BR-IC-12 cannot be checked
 here yet.
+
+A foreign-currency invoice states its VAT total in the seller's VAT accounting currency too
+(BT-6, BT-111): EN 16931 BR-53, BR-DEC-15 and BR-CL-05, the PEPPOL rules R005 and R055 that
+distribution-router's schematron also runs, and NF-CURRENCY-RATE, which asks for them whenever
+the invoice currency is not the national currency of the seller's country (the currency its
+VAT return is made in) and checks BT-111 against the exchange rate the source used.
 """
 
 from __future__ import annotations
@@ -66,6 +71,23 @@ _COUNTRIES = """
 ISO_4217 = frozenset(_CURRENCIES.split())
 ISO_3166 = frozenset(_COUNTRIES.split())
 
+_EURO_COUNTRIES = "AT BE CY DE EE ES FI FR GR HR IE IT LT LU LV MT NL PT SI SK"
+# The national currency a seller of each country accounts for VAT in (BT-6 when it is not the
+# invoice currency). Countries not listed are not checked by NF-CURRENCY-RATE.
+ACCOUNTING_CURRENCIES: dict[str, str] = {
+    **dict.fromkeys(_EURO_COUNTRIES.split(), "EUR"),
+    "SE": "SEK",
+    "NO": "NOK",
+    "DK": "DKK",
+    "IS": "ISK",
+    "GB": "GBP",
+    "PL": "PLN",
+    "CZ": "CZK",
+    "HU": "HUF",
+    "RO": "RON",
+    "CH": "CHF",
+}
+
 # EN 16931 rule prefix per VAT category (BR-S-*, BR-Z-*, ...).
 CATEGORY_RULES = {
     VatCategory.STANDARD: "BR-S",
@@ -92,6 +114,11 @@ NEEDS_EXEMPTION_REASON = frozenset(
 
 def _issue(field: str, rule: str, message: str) -> ValidationIssue:
     return ValidationIssue(field=field, rule=rule, message=message)
+
+
+def accounting_currency(country: str) -> str | None:
+    """The currency a seller in this country keeps its VAT accounts in, if known."""
+    return ACCOUNTING_CURRENCIES.get(country)
 
 
 def check_org_number(country: str, number: str | None, field: str) -> list[ValidationIssue]:
@@ -252,6 +279,10 @@ def _amounts(invoice: Invoice) -> Iterable[tuple[str, Decimal, str | None]]:
         yield f"allowances_charges[{i}].vat_rate", ac.vat_rate, None
     if invoice.outstanding_amount is not None:
         yield "outstanding_amount", invoice.outstanding_amount, None
+    if invoice.vat_total_accounting_currency is not None:
+        yield "vat_total_accounting_currency", invoice.vat_total_accounting_currency, "BR-DEC-15"
+    if invoice.exchange_rate is not None:
+        yield "exchange_rate", invoice.exchange_rate, None
 
 
 def check_amounts(invoice: Invoice) -> list[ValidationIssue]:
@@ -476,6 +507,122 @@ def check_document(invoice: Invoice) -> list[ValidationIssue]:
     return issues
 
 
+def check_vat_accounting_currency(invoice: Invoice) -> list[ValidationIssue]:
+    """BT-6 and BT-111: BR-53, BR-CL-05, PEPPOL-EN16931-R005 and -R055, NF-CURRENCY-RATE.
+
+    A seller whose country's currency is known and differs from the invoice currency must give
+    both; whoever gives one gives the other, in a valid currency other than the invoice's, and
+    BT-111 has the sign of the VAT total (BT-110).
+    """
+    issues: list[ValidationIssue] = []
+    code = invoice.vat_accounting_currency
+    vat = invoice.vat_total_accounting_currency
+    rate = invoice.exchange_rate
+    national = accounting_currency(invoice.seller.address.country_code)
+    if code is None:
+        if national is not None and invoice.currency != national:
+            issues.append(
+                _issue(
+                    "vat_accounting_currency",
+                    "NF-CURRENCY-RATE",
+                    f"an invoice in {invoice.currency} from a seller accounting in {national} "
+                    f"needs the VAT accounting currency {national} (BT-6)",
+                )
+            )
+            if vat is None:
+                issues.append(
+                    _issue(
+                        "vat_total_accounting_currency",
+                        "NF-CURRENCY-RATE",
+                        f"an invoice in {invoice.currency} from a seller accounting in "
+                        f"{national} needs its VAT total in {national} (BT-111)",
+                    )
+                )
+        elif vat is not None:
+            issues.append(
+                _issue(
+                    "vat_accounting_currency",
+                    "NF-CURRENCY-RATE",
+                    "a VAT total in accounting currency (BT-111) needs the currency it is in "
+                    "(BT-6)",
+                )
+            )
+    else:
+        if code not in ISO_4217:
+            issues.append(
+                _issue(
+                    "vat_accounting_currency",
+                    "BR-CL-05",
+                    f"{code!r} is not an ISO 4217 currency",
+                )
+            )
+        if code == invoice.currency:
+            issues.append(
+                _issue(
+                    "vat_accounting_currency",
+                    "PEPPOL-EN16931-R005",
+                    f"the VAT accounting currency must differ from the invoice currency {code}",
+                )
+            )
+        elif national is not None and code != national:
+            issues.append(
+                _issue(
+                    "vat_accounting_currency",
+                    "NF-CURRENCY-RATE",
+                    f"a seller in {invoice.seller.address.country_code} accounts for VAT in "
+                    f"{national}, not {code}",
+                )
+            )
+        if vat is None:
+            issues.append(
+                _issue(
+                    "vat_total_accounting_currency",
+                    "BR-53",
+                    f"with a VAT accounting currency ({code}, BT-6) the invoice needs its VAT "
+                    "total in that currency (BT-111)",
+                )
+            )
+    tax_total = invoice.totals.tax_total
+    if vat is not None and ((vat < 0 < tax_total) or (tax_total < 0 < vat)):
+        issues.append(
+            _issue(
+                "vat_total_accounting_currency",
+                "PEPPOL-EN16931-R055",
+                f"VAT total in accounting currency {vat} and VAT total {invoice.totals.tax_total} "
+                "must have the same sign",
+            )
+        )
+    if rate is not None and rate <= 0:
+        issues.append(
+            _issue("exchange_rate", "NF-CURRENCY-RATE", f"exchange rate {rate} must be positive")
+        )
+    return issues
+
+
+def check_exchange_rate(invoice: Invoice) -> list[ValidationIssue]:
+    """BT-111 is the VAT total (BT-110) at the source's exchange rate (NF-CURRENCY-RATE).
+
+    ERPs round VAT per rate or per line in the accounting currency, so each VAT breakdown may
+    differ by an öre (and one more for the product's own rounding).
+    """
+    vat = invoice.vat_total_accounting_currency
+    rate = invoice.exchange_rate
+    if vat is None or rate is None or rate <= 0:
+        return []
+    expected = (invoice.totals.tax_total * rate).quantize(CENT)
+    tolerance = CENT * (len(invoice.vat_breakdown) + 1)
+    if abs(expected - vat) <= tolerance:
+        return []
+    return [
+        _issue(
+            "vat_total_accounting_currency",
+            "NF-CURRENCY-RATE",
+            f"VAT total in accounting currency {vat} is not the VAT total "
+            f"{invoice.totals.tax_total} at exchange rate {rate} ({expected})",
+        )
+    ]
+
+
 def validate_invoice(
     invoice: Invoice, policy: ReferencePolicy | None = None
 ) -> list[ValidationIssue]:
@@ -485,6 +632,7 @@ def validate_invoice(
     """
     issues = check_parties(invoice)
     issues += check_document(invoice)
+    issues += check_vat_accounting_currency(invoice)
     amount_issues = check_amounts(invoice)
     issues += amount_issues
     if not any(i.rule == "NF-RANGE" for i in amount_issues):
@@ -492,6 +640,7 @@ def validate_invoice(
         # Decimal's 28 digits): the range issues are the whole story then.
         issues += check_arithmetic(invoice)
         issues += check_vat_categories(invoice)
+        issues += check_exchange_rate(invoice)
     issues += check_payment_reference(
         invoice.payment.payment_reference,
         invoice.seller.address.country_code,

@@ -12,7 +12,12 @@ eAccounting conventions this relies on (CustomerInvoiceApi / CustomerInvoiceRowA
   ``…InvoiceCurrency`` fields are preferred;
 * text rows (``IsTextRow``) carry no amount and are not invoice lines;
 * ``ElectronicAddress`` is ``"<ICD>:<identifier>"`` (``"0007:5566778899"``), ``EdiGlnNumber`` /
-  ``GLN`` on the customer a GLN (ICD 0088).
+  ``GLN`` on the customer a GLN (ICD 0088);
+* a credit invoice names the invoice it credits only by id, in the read-only
+  ``ReferringInvoiceId``; its number and date (BT-25, BT-26) come from that invoice as the
+  source fetched it, ``related["credited_invoice"]`` (a CustomerInvoiceApi like the payload);
+* ``CurrencyRate`` is base-currency units per invoice-currency unit, and ``TotalVatAmount`` the
+  VAT total in the company's base currency, which for a foreign-currency invoice is BT-111.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from nordflow_schemas.invoice import (
     ElectronicAddress,
     Invoice,
     InvoiceLine,
+    InvoiceReference,
     Party,
     PartyType,
     PaymentInstructions,
@@ -39,7 +45,8 @@ from nordflow_schemas.invoice import (
 )
 from pydantic import ValidationError
 
-from .fortnox import Reader
+from .fortnox import Reader, vat_in_accounting_currency
+from .validation import accounting_currency
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
@@ -232,6 +239,39 @@ def _first_key(doc: dict[str, Any], *keys: str) -> str:
     return keys[-1]
 
 
+def credited_invoice(
+    r: Reader, doc: dict[str, Any], credited: dict[str, Any]
+) -> InvoiceReference | None:
+    """BG-3 of a credit invoice: the invoice ``ReferringInvoiceId`` names, as fetched.
+
+    None when the credit invoice names no invoice (validation reports NF-CREDIT-REF then).
+    """
+    referring = optional_text(doc.get("ReferringInvoiceId"))
+    if referring is None:
+        return None
+    field = "Invoice.ReferringInvoiceId"
+    if not credited:
+        r.fail(
+            field,
+            "NF-CREDIT-REF",
+            f"the credited invoice {referring} was not fetched with the credit invoice, so its "
+            "number is unknown",
+        )
+        return None
+    if optional_text(credited.get("Id")) != referring:
+        r.fail(
+            field,
+            "NF-CREDIT-REF",
+            f"the invoice fetched as credited ({credited.get('Id')!r}) is not {referring}",
+        )
+        return None
+    number = r.text(credited, "InvoiceNumber", "credited_invoice.InvoiceNumber", required=True)
+    issue_date = date_of(r, credited, "InvoiceDate", "credited_invoice.InvoiceDate")
+    if number is None:
+        return None
+    return InvoiceReference(number=number, issue_date=issue_date)
+
+
 def map_visma_eaccounting(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
     """The canonical invoice, or every problem found (never an exception)."""
     r = Reader()
@@ -358,7 +398,7 @@ def map_visma_eaccounting(event: ErpDocumentFetched) -> Invoice | list[Validatio
                 )
             )
         except ValidationError as exc:
-            r.fail(f, "NF-ROW", exc.errors()[0]["msg"])
+            r.fail_model(f, "NF-ROW", exc)
 
     # eAccounting's VAT per rate (rounded per rate); our line sums must agree with it.
     spec_vat: dict[Decimal, Decimal] = {}
@@ -431,6 +471,30 @@ def map_visma_eaccounting(event: ErpDocumentFetched) -> Invoice | list[Validatio
         else None
     )
     line_total = sum((line.net_amount for line in lines), Decimal(0))
+    preceding = (
+        credited_invoice(r, doc, event.related.get("credited_invoice") or {}) if credit else None
+    )
+    currency_rate = (
+        amount(r, doc, "CurrencyRate", "Invoice.CurrencyRate")
+        if doc.get("CurrencyRate") not in (None, "")
+        else None
+    )
+    booked_vat = (
+        amount(r, doc, "TotalVatAmount", "Invoice.TotalVatAmount") * sign
+        if doc.get("TotalVatAmount") not in (None, "")
+        and doc.get("TotalVatAmountInvoiceCurrency") not in (None, "")
+        else None
+    )
+    vat_currency, vat_accounting, exchange_rate = vat_in_accounting_currency(
+        r,
+        currency=currency,
+        accounting=accounting_currency(seller_country)
+        or optional_text(seller_profile.get("currency")),
+        vat_total=totals["vat"],
+        rate=currency_rate,
+        rate_field="Invoice.CurrencyRate",
+        booked=booked_vat,
+    )
 
     buyer_key = _first_key(doc, "InvoiceCustomerName", "CustomerName")
     buyer_name = r.text(doc, buyer_key, f"Invoice.{buyer_key}") or optional_text(
@@ -521,7 +585,11 @@ def map_visma_eaccounting(event: ErpDocumentFetched) -> Invoice | list[Validatio
             buyer_reference=optional_text(doc.get("ElectronicReference"))
             or optional_text(doc.get("YourReference")),
             order_reference=optional_text(doc.get("BuyersOrderReference")),
+            preceding_invoice=preceding,
             outstanding_amount=outstanding,
+            vat_accounting_currency=vat_currency,
+            vat_total_accounting_currency=vat_accounting,
+            exchange_rate=exchange_rate,
         )
     except ValidationError as exc:
         return [

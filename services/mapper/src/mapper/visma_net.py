@@ -5,6 +5,14 @@ dates are DateTimes at midnight (``2026-11-20T00:00:00``), a line's VAT code is
 ``vatCode: {"id", "description"}`` and its rate lives only in ``taxDetails`` (one entry per
 VAT id: ``taxId``, ``vatRate``, ``taxableAmount``, ``vatAmount``). Amounts in the document
 currency are read from the ``...InCurrency`` fields when present, else from the base fields.
+The base fields are in the company's currency at ``exchangeRate`` (base units per document
+unit), so a foreign-currency document's ``vatTotal`` is its VAT in accounting currency (BT-111).
+
+A credit note (``documentType`` CreditNote) names the invoices it credits in ``applications``
+(``docType`` Invoice, ``refNbr`` the invoice's reference number; created through
+``applicationLines``). ``origInvoiceDate`` is the original invoice's date when it was set;
+Visma.net defaults it to the document's own date, which says nothing about the original, so
+the mapper then takes the date only from ``related["credited_invoice"]`` if the source gave it.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from nordflow_schemas.invoice import (
     ElectronicAddress,
     Invoice,
     InvoiceLine,
+    InvoiceReference,
     Party,
     PaymentInstructions,
     Totals,
@@ -29,7 +38,8 @@ from nordflow_schemas.invoice import (
 )
 from pydantic import ValidationError
 
-from .fortnox import Reader
+from .fortnox import Reader, vat_in_accounting_currency
+from .validation import accounting_currency
 
 CENT = Decimal("0.01")
 DOC = "CustomerInvoice"
@@ -66,6 +76,7 @@ UNIT_CODES = {
     "MND": "MON",
 }
 DEFAULT_CURRENCY = {"NO": "NOK", "SE": "SEK", "DK": "DKK", "FI": "EUR"}
+CREDITABLE_TYPES = frozenset({"invoice", "debitnote"})
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -170,6 +181,40 @@ def _document_type(r: Reader, doc: dict[str, Any], event: ErpDocumentFetched) ->
     if kind not in INVOICE_TYPES:
         r.fail(field, "NF-DOCTYPE", f"{field} {value!r} is not an Invoice, DebitNote or CreditNote")
     return False
+
+
+def _credited_invoice(
+    r: Reader, doc: dict[str, Any], credited: dict[str, Any], issue_date: dt.date | None
+) -> InvoiceReference | None:
+    """BG-3 of a credit note: the first invoice among its ``applications``.
+
+    EN 16931 allows several preceding invoices, the canonical invoice one: a credit note
+    spread over several invoices names the first it was applied to.
+    """
+    applications = doc.get("applications")
+    if not isinstance(applications, list):
+        return None
+    for i, raw in enumerate(applications):
+        application = _obj(raw)
+        kind = (_opt(application.get("docType")) or "").replace(" ", "").lower()
+        number = _opt(application.get("refNbr"))
+        if kind not in CREDITABLE_TYPES or number is None:
+            continue
+        original_date = _date(r, doc, "origInvoiceDate", f"{DOC}.origInvoiceDate")
+        if original_date == issue_date:
+            original_date = None  # Visma.net's default: the credit note's own date
+        if _opt(credited.get("referenceNumber")) == number:
+            original_date = (
+                _date(r, credited, "documentDate", "credited_invoice.documentDate") or original_date
+            )
+        if original_date is not None and issue_date is not None and original_date > issue_date:
+            r.fail(
+                f"{DOC}.applications[{i}]",
+                "NF-CREDIT-REF",
+                f"the credited invoice {number} is dated {original_date}, after the credit note",
+            )
+        return InvoiceReference(number=number, issue_date=original_date)
+    return None
 
 
 def map_visma_net(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
@@ -284,7 +329,7 @@ def map_visma_net(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
                 )
             )
         except ValidationError as exc:
-            r.fail(f, "NF-LINE", exc.errors()[0]["msg"])
+            r.fail_model(f, "NF-LINE", exc)
 
     # Each VAT id's taxable amount must be what its lines add up to.
     if lines:
@@ -316,6 +361,31 @@ def map_visma_net(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
         _amount(r, doc, "balance", f"{DOC}.balance") * sign
         if _present(doc, "balance") or _present(doc, "balanceInCurrency")
         else None
+    )
+
+    preceding = (
+        _credited_invoice(r, doc, _obj(event.related.get("credited_invoice")), issue_date)
+        if credit
+        else None
+    )
+    currency_rate = (
+        _checked(r, doc, "exchangeRate", f"{DOC}.exchangeRate", None)
+        if _present(doc, "exchangeRate")
+        else None
+    )
+    booked_vat = (
+        _amount(r, doc, "vatTotal", f"{DOC}.vatTotal", in_currency=False) * sign
+        if _present(doc, "vatTotal") and _present(doc, "vatTotalInCurrency")
+        else None
+    )
+    vat_currency, vat_accounting, exchange_rate = vat_in_accounting_currency(
+        r,
+        currency=currency,
+        accounting=accounting_currency(seller_country) or DEFAULT_CURRENCY.get(seller_country),
+        vat_total=vat_total,
+        rate=currency_rate,
+        rate_field=f"{DOC}.exchangeRate",
+        booked=booked_vat,
     )
 
     customer = _obj(doc.get("customer"))
@@ -408,6 +478,10 @@ def map_visma_net(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
                 terms=_opt(_obj(doc.get("creditTerms")).get("id")),
             ),
             order_reference=_opt(doc.get("customerRefNumber")),
+            preceding_invoice=preceding,
+            vat_accounting_currency=vat_currency,
+            vat_total_accounting_currency=vat_accounting,
+            exchange_rate=exchange_rate,
             note=_opt(doc.get("invoiceText")),
             payment_method=_opt(_obj(payment_method).get("id"))
             if isinstance(payment_method, dict)

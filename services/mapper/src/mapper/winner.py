@@ -106,7 +106,7 @@ def seller_party(r: Reader, profile: dict[str, Any]) -> tuple[Party | None, str]
             seller_country,
         )
     except ValidationError as exc:
-        r.fail("seller", "NF-SCHEMA", exc.errors()[0]["msg"])
+        r.fail_model("seller", "NF-SCHEMA", exc)
         return None, seller_country
 
 
@@ -174,6 +174,7 @@ def _map(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
 
     lines: list[InvoiceLine] = []
     taxable: dict[tuple[VatCategory, Decimal], Decimal] = defaultdict(Decimal)
+    quoted = Decimal(0)  # the sum of the quote's gross amounts, when prices include VAT
     rows = objects(r, doc, "lines", "Order.lines")
     if not rows and "Order.lines" not in {i.field for i in r.issues}:
         r.fail("Order.lines", "BR-16", "an order needs at least one line")
@@ -190,6 +191,7 @@ def _map(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
             r.fail(f"{f}.quantity", "NF-QUANTITY", f"{f}.quantity must not be zero")
             quantity = Decimal(1)
         net = money(amount - money(amount * rate / (100 + rate))) if gross else money(amount)
+        quoted += money(amount)
         category = VatCategory.STANDARD if rate > 0 else VatCategory.ZERO
         taxable[(category, rate)] += net
         try:
@@ -206,7 +208,7 @@ def _map(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
                 )
             )
         except ValidationError as exc:
-            r.fail(f, "NF-ROW", exc.errors()[0]["msg"])
+            r.fail_model(f, "NF-ROW", exc)
 
     customer = mapping(r, doc, "customer", "Order.customer")
     buyer_name = r.text(customer, "name", "Order.customer.name", required=True)
@@ -220,6 +222,9 @@ def _map(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
     vat = breakdown(taxable)
     net_total = sum((b.taxable_amount for b in vat), Decimal(0))
     vat_total = sum((b.tax_amount for b in vat), Decimal(0))
+    # With VAT-inclusive prices the customer owes exactly what the quote said: the öre that
+    # per-rate VAT on the summed nets leaves is the rounding amount (BT-114).
+    rounding = quoted - (net_total + vat_total) if gross else Decimal(0)
     note = " ".join(
         x
         for x in (
@@ -260,7 +265,8 @@ def _map(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
                 tax_exclusive=net_total,
                 tax_total=vat_total,
                 tax_inclusive=net_total + vat_total,
-                payable=net_total + vat_total,
+                rounding=rounding,
+                payable=net_total + vat_total + rounding,
             ),
             payment=PaymentInstructions(
                 account_id=text_or_none(event.related.get("seller", {}).get("bankgiro")),

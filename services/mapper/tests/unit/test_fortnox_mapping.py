@@ -266,3 +266,64 @@ def test_an_absurd_amount_is_a_named_rejection_not_a_crash():
     issues = map_document(fetched(doc))
     assert isinstance(issues, list)
     assert ("Invoice.InvoiceRows[0].Total", "NF-NUMBER") in {(i.field, i.rule) for i in issues}
+
+
+def eur(**overrides):
+    return fortnox_invoice(**{"Currency": "EUR", "RoundOff": 0, "Total": 12297.94, **overrides})
+
+
+def test_a_eur_invoice_states_its_vat_in_sek_at_the_currency_rate():
+    result = map_document(fetched(eur(CurrencyRate=11.45, CurrencyUnit=1)))
+    assert isinstance(result, Invoice), result
+    assert (result.currency, result.totals.tax_total) == ("EUR", Decimal("2398.94"))
+    assert result.vat_accounting_currency == "SEK"
+    assert result.vat_total_accounting_currency == Decimal("27467.86")
+    assert result.exchange_rate == Decimal("11.45")
+
+
+def test_a_rate_per_hundred_units_is_divided_by_the_currency_unit():
+    result = map_document(fetched(eur(CurrencyRate=1145, CurrencyUnit=100)))
+    assert isinstance(result, Invoice), result
+    assert result.exchange_rate == Decimal("11.45")
+    assert result.vat_total_accounting_currency == Decimal("27467.86")
+
+
+def test_a_sek_invoice_has_no_accounting_currency():
+    result = map_document(fetched(fortnox_invoice(CurrencyRate=1, CurrencyUnit=1)))
+    assert isinstance(result, Invoice), result
+    assert (result.vat_accounting_currency, result.vat_total_accounting_currency) == (None, None)
+
+
+def test_a_eur_invoice_without_currency_rate_names_it():
+    issues = map_document(fetched(eur()))
+    assert isinstance(issues, list)
+    assert [(i.field, i.rule) for i in issues] == [("Invoice.CurrencyRate", "NF-REQUIRED")]
+
+
+def test_a_currency_unit_of_zero_is_named():
+    issues = map_document(fetched(eur(CurrencyRate=11.45, CurrencyUnit=0)))
+    assert isinstance(issues, list)
+    assert [(i.field, i.rule) for i in issues] == [("Invoice.CurrencyUnit", "NF-CURRENCY-RATE")]
+
+
+def test_a_eur_credit_note_has_a_positive_vat_total_in_sek():
+    doc = eur(
+        CurrencyRate=11.45,
+        CurrencyUnit=1,
+        Credit=True,
+        CreditInvoiceReference="1000",
+        Net=-9899,
+        TotalVAT=-2398.94,
+        Total=-12297.94,
+        Balance=-12297.94,
+        InvoiceRows=[
+            {"Description": "Konsult", "DeliveredQuantity": -10, "Price": 950, "VAT": 25,
+             "Total": -9500},
+            {"Description": "Bok", "DeliveredQuantity": -2, "Price": 199.5, "VAT": 6,
+             "Total": -399},
+        ],
+    )  # fmt: skip
+    result = map_document(fetched(doc, kind=DocumentKind.CREDIT_NOTE))
+    assert isinstance(result, Invoice), result
+    assert result.vat_total_accounting_currency == Decimal("27467.86")
+    assert result.preceding_invoice is not None

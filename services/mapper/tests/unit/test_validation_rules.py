@@ -430,8 +430,108 @@ def test_a_credit_note_with_its_original_is_valid() -> None:
     assert validate_invoice(credit) == []
 
 
-def test_foreign_currency_is_accepted_when_iso_4217() -> None:
-    assert validate_invoice(invoice(currency="EUR")) == []
+def eur_invoice(**changes: Any) -> Invoice:
+    """The valid invoice in EUR from the Swedish seller, its 250.00 VAT also in SEK."""
+    fields: dict[str, Any] = {
+        "currency": "EUR",
+        "vat_accounting_currency": "SEK",
+        "vat_total_accounting_currency": Decimal("2863.25"),
+        "exchange_rate": Decimal("11.453"),
+        **changes,
+    }
+    return invoice(**fields)
+
+
+def rules_of(inv: Invoice) -> list[tuple[str, str]]:
+    return [(i.field, i.rule) for i in validate_invoice(inv)]
+
+
+def test_foreign_currency_is_accepted_with_its_vat_in_the_accounting_currency() -> None:
+    assert validate_invoice(eur_invoice()) == []
+
+
+def test_foreign_currency_without_accounting_currency_fails_nf_currency_rate() -> None:
+    issues = validate_invoice(invoice(currency="EUR"))
+
+    assert {(i.field, i.rule) for i in issues} == {
+        ("vat_accounting_currency", "NF-CURRENCY-RATE"),
+        ("vat_total_accounting_currency", "NF-CURRENCY-RATE"),
+    }
+    assert "SEK" in issues[0].message
+
+
+def test_accounting_currency_without_vat_total_fails_br_53() -> None:
+    assert rules_of(eur_invoice(vat_total_accounting_currency=None)) == [
+        ("vat_total_accounting_currency", "BR-53")
+    ]
+
+
+def test_vat_total_in_accounting_currency_without_its_currency_is_named() -> None:
+    issues = validate_invoice(
+        invoice(vat_total_accounting_currency=Decimal(250), exchange_rate=None)
+    )
+    assert [(i.field, i.rule) for i in issues] == [("vat_accounting_currency", "NF-CURRENCY-RATE")]
+
+
+def test_accounting_currency_equal_to_the_invoice_currency_fails_r005() -> None:
+    issues = validate_invoice(
+        invoice(vat_accounting_currency="SEK", vat_total_accounting_currency=Decimal(250))
+    )
+    assert [(i.field, i.rule) for i in issues] == [
+        ("vat_accounting_currency", "PEPPOL-EN16931-R005")
+    ]
+
+
+def test_accounting_currency_other_than_the_sellers_fails_nf_currency_rate() -> None:
+    issues = validate_invoice(eur_invoice(vat_accounting_currency="NOK"))
+    assert [(i.field, i.rule) for i in issues] == [("vat_accounting_currency", "NF-CURRENCY-RATE")]
+
+
+def test_unknown_accounting_currency_fails_br_cl_05() -> None:
+    issues = validate_invoice(eur_invoice(vat_accounting_currency="XYZ"))
+    assert ("vat_accounting_currency", "BR-CL-05") in {(i.field, i.rule) for i in issues}
+
+
+def test_vat_total_in_accounting_currency_of_the_other_sign_fails_r055() -> None:
+    issues = validate_invoice(eur_invoice(vat_total_accounting_currency=Decimal("-2863.25")))
+    assert ("vat_total_accounting_currency", "PEPPOL-EN16931-R055") in {
+        (i.field, i.rule) for i in issues
+    }
+
+
+def test_vat_total_in_accounting_currency_with_3_decimals_fails_br_dec_15() -> None:
+    issues = validate_invoice(eur_invoice(vat_total_accounting_currency=Decimal("2863.253")))
+    assert [(i.field, i.rule) for i in issues] == [("vat_total_accounting_currency", "BR-DEC-15")]
+
+
+def test_vat_total_that_is_not_the_vat_at_the_rate_fails_nf_currency_rate() -> None:
+    issues = validate_invoice(eur_invoice(vat_total_accounting_currency=Decimal("2500.00")))
+    assert [(i.field, i.rule) for i in issues] == [
+        ("vat_total_accounting_currency", "NF-CURRENCY-RATE")
+    ]
+    assert "11.453" in issues[0].message
+
+
+def test_a_rate_that_is_not_positive_fails_nf_currency_rate() -> None:
+    issues = validate_invoice(eur_invoice(exchange_rate=Decimal(0)))
+    assert [(i.field, i.rule) for i in issues] == [("exchange_rate", "NF-CURRENCY-RATE")]
+
+
+def test_a_seller_of_an_unlisted_country_is_not_asked_for_an_accounting_currency() -> None:
+    us_seller = SELLER.model_copy(
+        update={"address": SELLER.address.model_copy(update={"country_code": "US"})}
+    )
+    assert rules_of(invoice(currency="EUR", seller=us_seller)) == []
+
+
+def test_a_finnish_seller_invoicing_in_eur_needs_no_accounting_currency() -> None:
+    finnish = SELLER.model_copy(
+        update={
+            "company_id": None,
+            "address": SELLER.address.model_copy(update={"country_code": "FI"}),
+        }
+    )
+    assert rules_of(invoice(currency="EUR", seller=finnish)) == []
 
 
 # ---------------------------------------------------------------------------- properties
@@ -525,6 +625,9 @@ invoices = st.builds(
     ),
     preceding_invoice=st.none() | st.builds(InvoiceReference, number=texts),
     outstanding_amount=st.none() | amounts,
+    vat_accounting_currency=st.none() | st.sampled_from(["SEK", "EUR", "XYZ"]),
+    vat_total_accounting_currency=st.none() | amounts,
+    exchange_rate=st.none() | amounts,
 )
 
 

@@ -466,3 +466,131 @@ def test_any_mutation_yields_an_invoice_or_a_clear_rejection(
         assert all(isinstance(i, ValidationIssue) and i.field and i.message for i in result)
     else:
         assert isinstance(result, Invoice)
+
+
+# ------------------------------------------------------ credited invoice and currency
+
+ORIGINAL_ID = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"
+
+
+def credit_invoice(**overrides: Any) -> dict[str, Any]:
+    """A full credit of a 100 + 25 % invoice, as the sandbox's credit action serialises it."""
+    fields: dict[str, Any] = {
+        "InvoiceNumber": 134,
+        "IsCreditInvoice": True,
+        "InvoiceDate": "2025-03-05T00:00:00",
+        "DueDate": "2025-03-05T00:00:00",
+        "Rows": [row(0, -1, 100, 0.25, -100)],
+        "VatSpecification": [
+            {"AmountInvoiceCurrency": -100, "VatAmountInvoiceCurrency": -25, "VatPercent": 0.25}
+        ],
+        "TotalAmount": -125,
+        "TotalVatAmount": -25,
+        "TotalAmountInvoiceCurrency": -125,
+        "TotalVatAmountInvoiceCurrency": -25,
+        "RemainingAmount": -125,
+        "RemainingAmountInvoiceCurrency": -125,
+        "PaymentReferenceNumber": "1347",
+        "ReferringInvoiceId": ORIGINAL_ID,
+    }
+    return visma_invoice(**{**fields, **overrides})
+
+
+def with_credited(event: ErpDocumentFetched, credited: dict[str, Any]) -> ErpDocumentFetched:
+    return event.model_copy(update={"related": {**event.related, "credited_invoice": credited}})
+
+
+def original() -> dict[str, Any]:
+    return visma_invoice(Id=ORIGINAL_ID, InvoiceNumber=133, InvoiceDate="2025-03-01T00:00:00")
+
+
+def test_a_credit_invoice_names_the_invoice_referring_invoice_id_points_to() -> None:
+    event = with_credited(fetched(credit_invoice(), DocumentKind.CREDIT_NOTE), original())
+    result = mapped(event)
+    assert isinstance(result, Invoice), result
+    assert result.document_type is DocumentType.CREDIT_NOTE
+    assert result.preceding_invoice is not None
+    assert (result.preceding_invoice.number, result.preceding_invoice.issue_date) == (
+        "133",
+        dt.date(2025, 3, 1),
+    )
+    assert result.totals.payable == Decimal(125)
+
+
+def test_a_credit_invoice_whose_original_was_not_fetched_names_referring_invoice_id() -> None:
+    issues = mapped(fetched(credit_invoice(), DocumentKind.CREDIT_NOTE))
+    assert isinstance(issues, list)
+    assert [(i.field, i.rule) for i in issues] == [("Invoice.ReferringInvoiceId", "NF-CREDIT-REF")]
+    assert ORIGINAL_ID in issues[0].message
+
+
+def test_a_credited_invoice_that_is_another_invoice_is_refused() -> None:
+    other = {**original(), "Id": "00000000-0000-4000-8000-0000000000ff"}
+    event = with_credited(fetched(credit_invoice(), DocumentKind.CREDIT_NOTE), other)
+    issues = mapped(event)
+    assert isinstance(issues, list)
+    assert [(i.field, i.rule) for i in issues] == [("Invoice.ReferringInvoiceId", "NF-CREDIT-REF")]
+
+
+def test_an_ordinary_invoice_ignores_a_credited_invoice() -> None:
+    result = mapped(with_credited(fetched(visma_invoice()), original()))
+    assert isinstance(result, Invoice), result
+    assert result.preceding_invoice is None
+
+
+def eur_invoice(**overrides: Any) -> dict[str, Any]:
+    """100 EUR + 25 % at 11.4563 SEK: base amounts in SEK, as eAccounting books them."""
+    fields: dict[str, Any] = {
+        "CurrencyCode": "EUR",
+        "CurrencyRate": 11.4563,
+        "Rows": [row(0, 1, 100, 0.25, 100)],
+        "VatSpecification": [
+            {"AmountInvoiceCurrency": 100, "VatAmountInvoiceCurrency": 25, "VatPercent": 0.25}
+        ],
+        "TotalAmount": 1432.04,
+        "TotalVatAmount": 286.41,
+        "TotalAmountInvoiceCurrency": 125,
+        "TotalVatAmountInvoiceCurrency": 25,
+        "RemainingAmount": 1432.04,
+        "RemainingAmountInvoiceCurrency": 125,
+    }
+    return visma_invoice(**{**fields, **overrides})
+
+
+def test_a_eur_invoice_of_a_swedish_company_states_its_vat_in_sek() -> None:
+    result = mapped(fetched(eur_invoice()))
+    assert isinstance(result, Invoice), result
+    assert (result.currency, result.totals.tax_total) == ("EUR", Decimal(25))
+    assert result.vat_accounting_currency == "SEK"
+    assert result.vat_total_accounting_currency == Decimal("286.41")
+    assert result.exchange_rate == Decimal("11.4563")
+
+
+def test_a_sek_invoice_has_no_accounting_currency() -> None:
+    result = mapped(fetched(visma_invoice()))
+    assert isinstance(result, Invoice), result
+    assert result.vat_accounting_currency is None
+    assert result.vat_total_accounting_currency is None
+
+
+def test_a_eur_invoice_without_currency_rate_names_it() -> None:
+    doc = eur_invoice()
+    del doc["CurrencyRate"]
+    issues = mapped(fetched(doc))
+    assert isinstance(issues, list)
+    assert [(i.field, i.rule) for i in issues] == [("Invoice.CurrencyRate", "NF-REQUIRED")]
+
+
+def test_a_eur_credit_invoice_has_a_positive_vat_total_in_sek() -> None:
+    doc = credit_invoice(
+        CurrencyCode="EUR",
+        CurrencyRate=11.4563,
+        TotalAmount=-1432.04,
+        TotalVatAmount=-286.41,
+        RemainingAmount=-1432.04,
+    )
+    credited = {**eur_invoice(), "Id": ORIGINAL_ID}
+    result = mapped(with_credited(fetched(doc, DocumentKind.CREDIT_NOTE), credited))
+    assert isinstance(result, Invoice), result
+    assert result.vat_total_accounting_currency == Decimal("286.41")
+    assert result.preceding_invoice is not None

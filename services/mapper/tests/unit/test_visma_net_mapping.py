@@ -211,12 +211,176 @@ def test_a_kid_with_a_wrong_check_digit_is_rejected_by_validation() -> None:
     assert [(i.field, i.rule) for i in issues] == [("payment.payment_reference", "NF-KID")]
 
 
+def eur_invoice(**overrides: Any) -> dict[str, Any]:
+    """The invoice in EUR at 11.5 NOK: base fields in NOK, ``...InCurrency`` in EUR."""
+    return visma_invoice(
+        currencyId="EUR",
+        exchangeRate=11.5,
+        amount=168474.89,
+        balance=168474.89,
+        detailTotal=135699.89,
+        vatTotal=32775,
+        **overrides,
+    )
+
+
 def test_amounts_in_the_document_currency_win_over_base_amounts() -> None:
-    doc = visma_invoice(currencyId="EUR", amount=1, detailTotal=1, vatTotal=0, balance=1)
-    result = mapped(fetched(doc))
+    result = mapped(fetched(eur_invoice()))
     assert isinstance(result, Invoice), result
     assert result.currency == "EUR"
     assert result.totals.payable == Decimal("14649.99")
+
+
+def test_a_eur_invoice_states_its_vat_in_nok_as_the_base_vat_total() -> None:
+    result = mapped(fetched(eur_invoice()))
+    assert isinstance(result, Invoice), result
+    assert result.vat_accounting_currency == "NOK"
+    assert result.vat_total_accounting_currency == Decimal(32775)
+    assert result.exchange_rate == Decimal("11.5")
+    assert result.totals.tax_total == Decimal(2850)
+
+
+def test_a_nok_invoice_has_no_accounting_currency() -> None:
+    result = mapped(fetched(visma_invoice()))
+    assert isinstance(result, Invoice), result
+    assert (result.vat_accounting_currency, result.vat_total_accounting_currency) == (None, None)
+    assert result.exchange_rate is None
+
+
+def test_a_eur_invoice_without_base_vat_gets_it_at_the_exchange_rate() -> None:
+    doc = eur_invoice()
+    del doc["vatTotalInCurrency"]
+    doc["vatTotal"] = 2850  # the only VAT total: read as the document currency's
+    result = mapped(fetched(doc))
+    assert isinstance(result, Invoice), result
+    assert result.vat_total_accounting_currency == Decimal("32775.00")
+
+
+def test_a_eur_invoice_without_exchange_rate_or_base_vat_names_the_rate() -> None:
+    doc = eur_invoice()
+    del doc["vatTotalInCurrency"], doc["exchangeRate"]
+    doc["vatTotal"] = 2850
+    issues = mapped(fetched(doc))
+    assert isinstance(issues, list)
+    assert [(i.field, i.rule) for i in issues] == [("CustomerInvoice.exchangeRate", "NF-REQUIRED")]
+
+
+def credit_note(**overrides: Any) -> dict[str, Any]:
+    """A credit note of 1 000 + 25 % VAT, as the sandbox serialises one."""
+    fields: dict[str, Any] = {
+        "documentType": "CreditNote",
+        "referenceNumber": "100002",
+        "paymentReference": "1000025",
+        "documentDate": "2026-11-25T00:00:00",
+        "origInvoiceDate": "2026-11-25T00:00:00",
+        "documentDueDate": "2026-11-25T00:00:00",
+        "amount": 1250,
+        "amountInCurrency": 1250,
+        "balance": 0,
+        "balanceInCurrency": 0,
+        "detailTotal": 1000,
+        "detailTotalInCurrency": 1000,
+        "vatTotal": 250,
+        "vatTotalInCurrency": 250,
+        "invoiceLines": [line(1, 2, 500, 1000, "3")],
+        "taxDetails": [tax(1, "3", 25, 1000, 250)],
+    }
+    return visma_invoice(**{**fields, **overrides})
+
+
+def application(ref: str, doc_type: str = "Invoice", amount: Any = 1250) -> dict[str, Any]:
+    """An ArAdjustDto of a credit note: the document it was applied to."""
+    return {
+        "docType": doc_type,
+        "customerCd": "10001",
+        "refNbr": ref,
+        "amountPaid": amount,
+        "cashDiscountTaken": 0,
+        "released": True,
+        "hold": False,
+        "voided": False,
+        "paymentRef": None,
+        "status": "Closed",
+        "applicationDate": "2026-11-25T00:00:00",
+        "applicationPeriod": "112026",
+        "invoiceText": None,
+    }
+
+
+def test_a_credit_note_names_the_invoice_of_its_application() -> None:
+    doc = credit_note(applications=[application("100001")], origInvoiceDate="2026-11-20T00:00:00")
+    result = mapped(fetched(doc, kind=DocumentKind.CREDIT_NOTE))
+    assert isinstance(result, Invoice), result
+    assert result.document_type is DocumentType.CREDIT_NOTE
+    assert result.preceding_invoice is not None
+    assert result.preceding_invoice.number == "100001"
+    assert result.preceding_invoice.issue_date == dt.date(2026, 11, 20)
+
+
+def test_the_default_original_date_is_not_taken_for_the_originals() -> None:
+    doc = credit_note(applications=[application("100001")])  # origInvoiceDate = documentDate
+    result = mapped(fetched(doc, kind=DocumentKind.CREDIT_NOTE))
+    assert isinstance(result, Invoice), result
+    assert result.preceding_invoice is not None
+    assert (result.preceding_invoice.number, result.preceding_invoice.issue_date) == (
+        "100001",
+        None,
+    )
+
+
+def test_the_credited_invoice_as_fetched_gives_the_original_date() -> None:
+    event = fetched(credit_note(applications=[application("100001")]), DocumentKind.CREDIT_NOTE)
+    event = event.model_copy(
+        update={"related": {**event.related, "credited_invoice": visma_invoice()}}
+    )
+    result = mapped(event)
+    assert isinstance(result, Invoice), result
+    assert result.preceding_invoice is not None
+    assert result.preceding_invoice.issue_date == dt.date(2026, 11, 20)
+
+
+def test_payments_among_the_applications_are_not_the_credited_invoice() -> None:
+    doc = credit_note(applications=[application("P1", "Payment"), application("100001")])
+    result = mapped(fetched(doc, kind=DocumentKind.CREDIT_NOTE))
+    assert isinstance(result, Invoice), result
+    assert result.preceding_invoice is not None
+    assert result.preceding_invoice.number == "100001"
+
+
+def test_an_original_dated_after_the_credit_note_is_rejected() -> None:
+    doc = credit_note(applications=[application("100001")], origInvoiceDate="2026-12-01")
+    issues = mapped(fetched(doc, kind=DocumentKind.CREDIT_NOTE))
+    assert isinstance(issues, list)
+    assert [(i.field, i.rule) for i in issues] == [
+        ("CustomerInvoice.applications[0]", "NF-CREDIT-REF")
+    ]
+
+
+def test_a_credit_note_applied_to_nothing_is_rejected_with_nf_credit_ref() -> None:
+    issues = mapped(fetched(credit_note(applications=[]), DocumentKind.CREDIT_NOTE))
+    assert isinstance(issues, list)
+    assert [(i.field, i.rule) for i in issues] == [("preceding_invoice", "NF-CREDIT-REF")]
+
+
+def test_a_eur_credit_note_has_a_positive_vat_total_in_nok() -> None:
+    doc = credit_note(
+        applications=[application("100001")],
+        currencyId="EUR",
+        exchangeRate=11.5,
+        amount=-14375,
+        amountInCurrency=-1250,
+        detailTotal=-11500,
+        detailTotalInCurrency=-1000,
+        vatTotal=-2875,
+        vatTotalInCurrency=-250,
+        balanceInCurrency=0,
+        invoiceLines=[line(1, -2, 500, -1000, "3")],
+        taxDetails=[tax(1, "3", 25, -1000, -250)],
+    )
+    result = mapped(fetched(doc, kind=DocumentKind.CREDIT_NOTE))
+    assert isinstance(result, Invoice), result
+    assert result.totals.tax_total == Decimal(250)
+    assert result.vat_total_accounting_currency == Decimal(2875)
 
 
 @pytest.mark.parametrize("factor", [1, -1], ids=["positive", "negative"])

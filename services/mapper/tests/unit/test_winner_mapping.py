@@ -121,6 +121,17 @@ def test_prices_including_vat_are_split_into_net_and_vat() -> None:
     assert invoice.totals.payable == Decimal("10000.00")
 
 
+def test_vat_inclusive_lines_add_up_to_the_quoted_total_to_the_ore() -> None:
+    doc = order(prices_include_vat=True)
+    line = {**doc["lines"][0], "amount": "99.99", "unit_price": "99.99"}
+    doc["lines"] = [{**line, "line_id": str(i)} for i in (1, 2, 3)]
+    invoice = map_winner(event(doc))
+    assert isinstance(invoice, Invoice), invoice
+    assert validate_invoice(invoice) == []
+    assert invoice.totals.payable == Decimal("299.97")  # what the quote said
+    assert invoice.totals.rounding == Decimal("0.01")  # the öre per-rate VAT leaves
+
+
 def test_a_credit_order_links_the_order_it_credits() -> None:
     invoice = map_winner(event(order(order_id="Q1001-3", credited_order_id="Q1001-1")))
     assert isinstance(invoice, Invoice), invoice

@@ -155,6 +155,27 @@ class Invoice(Frozen):
     buyer_reference: str | None = Field(default=None, description="BT-10")
     order_reference: str | None = Field(default=None, description="BT-13")
     preceding_invoice: InvoiceReference | None = None
+    vat_accounting_currency: CurrencyCode | None = Field(
+        default=None,
+        description=(
+            "BT-6 VAT accounting currency: the seller's national currency (SEK, NOK, DKK, EUR "
+            "for FI) when it differs from the invoice currency (BT-5); None otherwise"
+        ),
+    )
+    vat_total_accounting_currency: Amount | None = Field(
+        default=None,
+        description=(
+            "BT-111 invoice total VAT amount in the VAT accounting currency (BT-6), as the "
+            "source booked it; required when BT-6 is given (BR-53)"
+        ),
+    )
+    exchange_rate: Amount | None = Field(
+        default=None,
+        description=(
+            "Units of the VAT accounting currency (BT-6) per one unit of the invoice currency "
+            "(BT-5), as the source used it for BT-111 (no EN 16931 term)"
+        ),
+    )
     note: str | None = Field(default=None, description="BT-22")
     payment_method: str | None = Field(
         default=None, description="The ERP's payment method code (decides factoring eligibility)"

@@ -133,6 +133,13 @@ class _DocumentWriter:
         self.invoice = invoice
         self.currency = invoice.currency
         self.credit_note = invoice.document_type is DocumentType.CREDIT_NOTE
+        # BT-6 and BT-111 travel together (BR-53) and only for another currency (R005).
+        self.tax_currency = (
+            invoice.vat_accounting_currency
+            if invoice.vat_accounting_currency not in (None, invoice.currency)
+            and invoice.vat_total_accounting_currency is not None
+            else None
+        )
         # BR-O-02..04: a document with supplies not subject to VAT carries no VAT ids.
         categories = {item.vat_category for item in invoice.lines}
         categories.update(item.vat_category for item in invoice.allowances_charges)
@@ -159,8 +166,10 @@ class _DocumentWriter:
     def cac(parent: etree._Element, tag: str) -> etree._Element:
         return etree.SubElement(parent, f"{{{CAC}}}{tag}")
 
-    def amount(self, parent: etree._Element, tag: str, value: Decimal) -> None:
-        element = etree.SubElement(parent, f"{{{CBC}}}{tag}", currencyID=self.currency)
+    def amount(
+        self, parent: etree._Element, tag: str, value: Decimal, currency: str | None = None
+    ) -> None:
+        element = etree.SubElement(parent, f"{{{CBC}}}{tag}", currencyID=currency or self.currency)
         element.text = amount_text(value)
 
     def tax_category(
@@ -201,6 +210,7 @@ class _DocumentWriter:
             self.cbc(root, "InvoiceTypeCode", "380")
         self.cbc(root, "Note", invoice.note)
         self.cbc(root, "DocumentCurrencyCode", self.currency)
+        self.cbc(root, "TaxCurrencyCode", self.tax_currency)
         # PEPPOL-EN16931-R003 needs a buyer reference or an order reference; buyers that
         # route on BT-10 get the order number there when nothing else was given.
         self.cbc(root, "BuyerReference", invoice.buyer_reference or invoice.order_reference)
@@ -327,6 +337,11 @@ class _DocumentWriter:
         self.amount(element, "TaxAmount", self.invoice.totals.tax_total)
         for breakdown in self.invoice.vat_breakdown:
             self.tax_subtotal(element, breakdown)
+        vat_in_accounting_currency = self.invoice.vat_total_accounting_currency
+        if self.tax_currency is not None and vat_in_accounting_currency is not None:
+            # BT-111: a second TaxTotal with the amount only, no subtotals (PEPPOL R053/R054).
+            accounting = self.cac(root, "TaxTotal")
+            self.amount(accounting, "TaxAmount", vat_in_accounting_currency, self.tax_currency)
 
     def tax_subtotal(self, parent: etree._Element, breakdown: VatBreakdown) -> None:
         element = self.cac(parent, "TaxSubtotal")
