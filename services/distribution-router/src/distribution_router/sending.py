@@ -45,6 +45,7 @@ from .channels.base import (
 from .documents.registry import RendererRegistry
 from .domain import (
     DEFAULT_UNIT_PRICES,
+    Reachability,
     Route,
     cheaper_channels,
     public_recipient,
@@ -404,6 +405,14 @@ class _Run:
         now = self.job.clock()
         conn = self.ctx.conn
         cost = receipt.cost if receipt.cost is not None else self.job.unit_prices[route.channel]
+        # The cheaper-channel lookups (SMP, bank registry) are network calls: made before the
+        # archive takes the tenant's sequence lock, so they never hold up the tenant's sends.
+        reach: Reachability | None = None
+        if route.channel in (Channel.EMAIL, Channel.PAPER):
+            try:
+                reach = await reachability(self.invoice, self.job.lookup, self.job.registry)
+            except Exception as exc:  # the next send checks again
+                log.warning("cheaper-channel check failed: %s", exc)
         sequence = await self.job.archive(
             conn,
             tenant_id=self.claimed.tenant_id,
@@ -457,12 +466,12 @@ class _Run:
             ),
             subject=self.invoice.number,
         )
-        if route.channel in (Channel.EMAIL, Channel.PAPER):
+        if reach is not None:
             try:
                 async with conn.transaction():  # a savepoint: a failure never undoes the send
-                    await self._suggest(route, now)
+                    await self._suggest(route, now, reach)
             except Exception as exc:  # the next send checks again
-                log.warning("cheaper-channel check failed: %s", exc)
+                log.warning("recording a cheaper-channel suggestion failed: %s", exc)
         return {
             "status": "sent",
             "channel": route.channel.value,
@@ -470,13 +479,9 @@ class _Run:
             "archive_sequence": sequence,
         }
 
-    async def _suggest(self, route: Route, now: dt.datetime) -> None:
-        """Re-check the cheaper channels; record and announce a new possibility once.
-
-        A failing lookup never undoes the send: it is logged and the next send checks again.
-        """
+    async def _suggest(self, route: Route, now: dt.datetime, reach: Reachability) -> None:
+        """Record and announce, once, a cheaper channel the recipient can now take."""
         refused = {f.channel for f in self.fallbacks}
-        reach = await reachability(self.invoice, self.job.lookup, self.job.registry)
         customer = self.row["customer_key"]
         for cheaper in cheaper_channels(route.channel, reach, self.invoice):
             if cheaper.channel in refused:

@@ -154,7 +154,13 @@ class JobWorker:
                     attributes={"nordflow.job_key": job.key, "nordflow.tenant_id": job.tenant_id},
                 ),
             ):
-                await self._attempt(conn, job)
+                try:
+                    await self._attempt(conn, job)
+                except asyncio.CancelledError:
+                    # A graceful stop (SIGTERM, a rolling deploy) is not a crash of the job.
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._forget_start(job.id))
+                    raise
         self.on_commit()
         return True
 
@@ -166,6 +172,11 @@ class JobWorker:
             job_id,
         )
         return starts
+
+    async def _forget_start(self, job_id: int) -> None:
+        await self.pool.execute(
+            "UPDATE job_starts SET starts = starts - 1 WHERE job_id = $1 AND starts > 0", job_id
+        )
 
     async def _attempt(self, conn: asyncpg.Connection, job: Job) -> None:
         try:

@@ -396,3 +396,29 @@ async def test_unsent_rows_of_the_old_header_format_are_converted(fresh_database
         ]
     finally:
         await pool.close()
+
+
+async def test_a_graceful_stop_in_the_middle_of_a_job_is_not_counted_as_a_crash(service):
+    name, pool = service
+    async with pool.acquire() as conn:
+        await jobs.schedule(
+            conn, kind="slow", key="s", tenant_id="t", payload={}, due_at=dt.datetime.now(dt.UTC)
+        )
+    started = asyncio.Event()
+
+    async def slow(ctx: Context, job: jobs.Job) -> dict:
+        started.set()
+        await asyncio.sleep(30)
+        return {}
+
+    worker = jobs.JobWorker(pool, name, "slow", slow, max_crashes=1)
+    for _ in range(2):  # two rolling deploys while the job runs
+        started.clear()
+        task = asyncio.create_task(worker.run_one())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert await pool.fetchval("SELECT starts FROM job_starts") == 0
+    row = await pool.fetchrow("SELECT state, attempts FROM jobs WHERE kind = 'slow'")
+    assert (row["state"], row["attempts"]) == ("pending", 0)
