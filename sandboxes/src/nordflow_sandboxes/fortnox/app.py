@@ -1,4 +1,5 @@
-"""The Fortnox API v3 sandbox as a FastAPI app: `/3/...` like Fortnox, `/sandbox/...` for tests."""
+"""The Fortnox API v3 sandbox as a FastAPI app: `/3/...` and `/oauth-v1/token` like Fortnox,
+`/sandbox/...` for tests."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ from nordflow_sandboxes.fortnox.errors import (
     error_body,
 )
 from nordflow_sandboxes.fortnox.fields import decode_wrapped
+from nordflow_sandboxes.fortnox.oauth import (
+    DEFAULT_SCOPE,
+    TOKEN_PATH,
+    ClientSecretMismatchError,
+    token_router,
+)
 from nordflow_sandboxes.fortnox.state import FortnoxState, TokenInUseError
 from nordflow_sandboxes.fortnox.values import STOCKHOLM
 from nordflow_sandboxes.kit.faults import FaultIn as SharedFaultIn
@@ -55,6 +62,7 @@ def create_app(state: FortnoxState | None = None) -> FastAPI:
     )
     app.state.fortnox = state
     app.include_router(_fortnox_router(state))
+    app.include_router(token_router(state.oauth))
     app.include_router(_admin_router(state))
     _install_gate(app, state)
     _install_error_handlers(app)
@@ -141,6 +149,13 @@ def _install_gate(app: FastAPI, state: FortnoxState) -> None:
             )
         company = state.company_for_token(token)
         if company is None:
+            if state.token_expired(token):
+                return _error(
+                    401,
+                    INVALID_LOGIN,
+                    "Ogiltig inloggning: the access token has expired",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
             return _error(401, INVALID_LOGIN, "Ogiltig inloggning")
         request.state.company = company
         method = request.method.upper()
@@ -393,6 +408,24 @@ class CompanyIn(BaseModel):
     organisation_number: str = ""
 
 
+class AuthorizationIn(BaseModel):
+    """Body of `POST /sandbox/oauth/authorizations` (a user activating an integration)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str | None = Field(default=None, min_length=1, max_length=200)
+    client_secret: str | None = Field(default=None, min_length=8, max_length=500)
+    scope: str = Field(default=DEFAULT_SCOPE, min_length=1, max_length=500)
+
+
+class ExpireIn(BaseModel):
+    """Body of `POST /sandbox/oauth/expire` (empty: every client's access tokens)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str | None = None
+
+
 class FaultIn(SharedFaultIn):
     """Body of `POST /sandbox/faults`."""
 
@@ -420,6 +453,32 @@ def _admin_router(state: FortnoxState) -> APIRouter:
         except TokenInUseError as exc:
             raise HTTPException(409, str(exc)) from exc
         return {"company_id": company.company_id, "token": token, "name": company.name}
+
+    @router.post("/oauth/authorizations", status_code=201)
+    async def authorize(request: Request, body: AuthorizationIn) -> dict[str, str]:
+        """A new authorization of the company (by its bearer token) for a client: what the
+        authorization-code exchange hands an integration. Each is an independent chain."""
+        company = company_of(request)
+        try:
+            client, refresh = state.oauth.authorize(
+                company, body.client_id, body.client_secret, body.scope
+            )
+        except ClientSecretMismatchError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return {
+            "company_id": company.company_id,
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+            "refresh_token": refresh,
+            "token_url": f"{_base(request)}{TOKEN_PATH}",
+            "scope": body.scope,
+        }
+
+    @router.post("/oauth/expire")
+    async def expire_access_tokens(request: Request, body: ExpireIn) -> dict[str, int]:
+        """End the company's OAuth access tokens now (the next call answers 401)."""
+        company = company_of(request)
+        return {"expired": state.oauth.expire_access_tokens(company, body.client_id)}
 
     @router.post("/faults", status_code=201)
     async def add_fault(request: Request, body: FaultIn) -> dict[str, Any]:

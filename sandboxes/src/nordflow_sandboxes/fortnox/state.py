@@ -1,4 +1,4 @@
-"""The sandbox's in-memory store: companies by token, rate limits, faults and request logs."""
+"""The sandbox's in-memory store: companies by token, OAuth grants, rate limits, faults, logs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from nordflow_sandboxes.fortnox.domain import Company, Fault, RequestRecord
+from nordflow_sandboxes.fortnox.oauth import FortnoxOAuth
 from nordflow_sandboxes.fortnox.values import stockholm_today, utc_now
 
 
@@ -52,8 +53,10 @@ class FortnoxState:
     """Everything the Fortnox sandbox knows, guarded by one re-entrant lock.
 
     Each token maps to one company (one Fortnox database), so tests that create their
-    own company with a random token never see each other's data. Callers hold `lock`
-    around every read or change of a company; no code awaits while holding it.
+    own company with a random token never see each other's data. A token is either a fixed
+    one (given or generated when the company is created; it never expires) or an OAuth2
+    access token from `oauth` (it expires after `access_token_lifetime_seconds`). Callers
+    hold `lock` around every read or change of a company; no code awaits while holding it.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class FortnoxState:
         monotonic: Callable[[], float] = time.monotonic,
         payments_require_booked_invoice: bool = False,
         request_log_size: int = 2000,
+        access_token_lifetime_seconds: int = 3600,
     ) -> None:
         self.lock = threading.RLock()
         self.rate_limiter = SlidingWindowRateLimiter(rate_limit, rate_window_seconds, monotonic)
@@ -74,6 +78,7 @@ class FortnoxState:
         self._companies: dict[str, Company] = {}
         self._tokens: dict[str, str] = {}
         self._database_numbers = itertools.count(1_000_001)
+        self.oauth = FortnoxOAuth(self, access_token_lifetime_seconds=access_token_lifetime_seconds)
 
     # --------------------------------------------------------------------------- time
 
@@ -113,10 +118,24 @@ class FortnoxState:
             return self.rate_limiter.acquire(token)
 
     def company_for_token(self, token: str) -> Company | None:
-        """The company a bearer token opens, if any."""
+        """The company a bearer token opens, if any (an expired access token opens none)."""
         with self.lock:
             company_id = self._tokens.get(token)
+            if company_id is None:
+                grant = self.oauth.access_grant(token)
+                if grant is not None and grant.expires > self.now():
+                    company_id = grant.company_id
             return self._companies.get(company_id) if company_id else None
+
+    def token_expired(self, token: str) -> bool:
+        """Whether the token is an OAuth access token that has expired."""
+        grant = self.oauth.access_grant(token)
+        return grant is not None and grant.expires <= self.now()
+
+    def company(self, company_id: str) -> Company | None:
+        """A company by its id."""
+        with self.lock:
+            return self._companies.get(company_id)
 
     def companies(self) -> list[Company]:
         """All companies, oldest first."""
@@ -170,4 +189,6 @@ class FortnoxState:
                 "payments": len(company.payments),
                 "requests": len(company.requests),
                 "faults_pending": sum(f.remaining for f in company.faults),
+                "authorizations": self.oauth.counters(company).authorized,
+                "refresh_tokens_redeemed": self.oauth.counters(company).redeemed,
             }

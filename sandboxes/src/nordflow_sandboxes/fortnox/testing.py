@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
 
 from nordflow_sandboxes.fortnox.app import create_app
+from nordflow_sandboxes.fortnox.oauth import DEFAULT_SCOPE, TOKEN_PATH
 from nordflow_sandboxes.fortnox.state import FortnoxState
 from nordflow_sandboxes.server import BackgroundServer
 
@@ -30,6 +31,51 @@ class SandboxCompany:
     def headers(self) -> dict[str, str]:
         """Request headers a Fortnox client sends for this company."""
         return {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+
+
+@dataclass(frozen=True)
+class SandboxAuthorization:
+    """One authorization of a company for an OAuth client: what an integration stores.
+
+    Each is its own chain of rotating refresh tokens; two services that both talk to the
+    company (erp-poller reads, ledger-closer writes) each get one.
+    """
+
+    company_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    token_url: str
+
+    def credentials(self) -> dict[str, str]:
+        """The OAuth credentials a Fortnox connection takes."""
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "refresh_token": self.refresh_token,
+            "token_url": self.token_url,
+        }
+
+
+def _authorization_from(response: httpx.Response) -> SandboxAuthorization:
+    response.raise_for_status()
+    data = response.json()
+    return SandboxAuthorization(
+        company_id=data["company_id"],
+        client_id=data["client_id"],
+        client_secret=data["client_secret"],
+        refresh_token=data["refresh_token"],
+        token_url=data["token_url"],
+    )
+
+
+def _authorization_body(client_id: str | None, client_secret: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if client_id is not None:
+        body["client_id"] = client_id
+    if client_secret is not None:
+        body["client_secret"] = client_secret
+    return body
 
 
 @dataclass(frozen=True)
@@ -100,6 +146,26 @@ class FortnoxSandboxAdmin:
             self._client.post("/sandbox/companies", json=_company_body(name, token))
         )
 
+    def authorize(
+        self, token: str, client_id: str | None = None, client_secret: str | None = None
+    ) -> SandboxAuthorization:
+        """A new OAuth authorization (refresh token) of the company `token` opens."""
+        return _authorization_from(
+            self._client.post(
+                "/sandbox/oauth/authorizations",
+                json=_authorization_body(client_id, client_secret),
+                headers=_auth(token),
+            )
+        )
+
+    def expire_access_tokens(self, token: str, client_id: str | None = None) -> int:
+        """End the company's OAuth access tokens (of one client, or all); how many ended."""
+        response = self._client.post(
+            "/sandbox/oauth/expire", json={"client_id": client_id}, headers=_auth(token)
+        )
+        response.raise_for_status()
+        return int(response.json()["expired"])
+
     def inject_fault(self, token: str, fault: FaultSpec | None = None) -> None:
         """Queue a fault for the company that `token` opens."""
         spec = fault or FaultSpec()
@@ -150,6 +216,26 @@ class AsyncFortnoxSandboxAdmin:
             await self._client.post("/sandbox/companies", json=_company_body(name, token))
         )
 
+    async def authorize(
+        self, token: str, client_id: str | None = None, client_secret: str | None = None
+    ) -> SandboxAuthorization:
+        """A new OAuth authorization (refresh token) of the company `token` opens."""
+        return _authorization_from(
+            await self._client.post(
+                "/sandbox/oauth/authorizations",
+                json=_authorization_body(client_id, client_secret),
+                headers=_auth(token),
+            )
+        )
+
+    async def expire_access_tokens(self, token: str, client_id: str | None = None) -> int:
+        """End the company's OAuth access tokens (of one client, or all); how many ended."""
+        response = await self._client.post(
+            "/sandbox/oauth/expire", json={"client_id": client_id}, headers=_auth(token)
+        )
+        response.raise_for_status()
+        return int(response.json()["expired"])
+
     async def inject_fault(self, token: str, fault: FaultSpec | None = None) -> None:
         """Queue a fault for the company that `token` opens."""
         spec = fault or FaultSpec()
@@ -191,9 +277,48 @@ class RunningFortnoxSandbox:
         so give it `base_url`, just as production gives it `https://api.fortnox.se`."""
         return f"{self.base_url}/3"
 
+    @property
+    def token_url(self) -> str:
+        """The OAuth token endpoint (Fortnox: https://apps.fortnox.se/oauth-v1/token)."""
+        return f"{self.base_url}{TOKEN_PATH}"
+
     def admin(self) -> FortnoxSandboxAdmin:
         """A blocking admin client (close it, or use it as a context manager)."""
         return FortnoxSandboxAdmin(self.base_url)
+
+    def authorize(
+        self,
+        company: SandboxCompany,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scope: str = DEFAULT_SCOPE,
+    ) -> SandboxAuthorization:
+        """A new OAuth authorization of `company` for a client, directly in the state."""
+        found = self.state.company(company.company_id)
+        if found is None:
+            raise LookupError(f"no company {company.company_id}")
+        client, refresh = self.state.oauth.authorize(found, client_id, client_secret, scope)
+        return SandboxAuthorization(
+            company_id=found.company_id,
+            client_id=client.client_id,
+            client_secret=client.client_secret,
+            refresh_token=refresh,
+            token_url=self.token_url,
+        )
+
+    def expire_access_tokens(self, company: SandboxCompany, client_id: str | None = None) -> int:
+        """End the company's OAuth access tokens now (the next API call answers 401)."""
+        found = self.state.company(company.company_id)
+        if found is None:
+            raise LookupError(f"no company {company.company_id}")
+        return self.state.oauth.expire_access_tokens(found, client_id)
+
+    def refresh_tokens_redeemed(self, company: SandboxCompany) -> int:
+        """How many refresh tokens of the company were redeemed (rotations)."""
+        found = self.state.company(company.company_id)
+        if found is None:
+            raise LookupError(f"no company {company.company_id}")
+        return self.state.oauth.counters(found).redeemed
 
     def create_company(self, name: str | None = None, token: str | None = None) -> SandboxCompany:
         """Create a company directly in the state (no HTTP round trip)."""

@@ -7,6 +7,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote_plus
 
@@ -494,6 +495,14 @@ class CompanyIn(BaseModel):
     currency: str = Field(default="SEK", pattern=r"^[A-Z]{3}$")
 
 
+class CreditIn(BaseModel):
+    """Body of `POST /sandbox/companies/{id}/customerinvoices/{invoice_id}/credit`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    invoice_date: date | None = None
+
+
 class FaultIn(SharedFaultIn):
     """Body of `POST /sandbox/companies/{id}/faults`."""
 
@@ -568,6 +577,19 @@ def _admin_router(state: VismaEAccountingState) -> APIRouter:
                     {"InvoiceId": p.invoice_id, **out.payment(p)} for p in company.payments
                 ]
             }
+
+    @router.post("/companies/{company_id}/customerinvoices/{invoice_id}/credit", status_code=201)
+    async def credit_invoice(
+        company_id: str, invoice_id: str, body: CreditIn | None = None
+    ) -> dict[str, Any]:
+        """Credit an invoice in full, as the eAccounting UI does ("Kreditera")."""
+        company = company_of(company_id)
+        with state.lock:
+            today = state.today()
+            credit = service.credit_invoice(
+                company, invoice_id, state.now(), today, body.invoice_date if body else None
+            )
+            return out.invoice(credit, company, today)
 
     @router.post("/companies/{company_id}/expire-access-tokens")
     async def expire_access_tokens(company_id: str) -> dict[str, int]:

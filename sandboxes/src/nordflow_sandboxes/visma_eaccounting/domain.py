@@ -208,6 +208,8 @@ class Invoice:
     fields: dict[str, Any] = field(default_factory=dict)
     payments: list[Payment] = field(default_factory=list)
     payment_date: date | None = None
+    # A credit invoice's `ReferringInvoiceId`: the invoice it credits (read-only in the API).
+    referring_invoice_id: str | None = None
 
     def vat_specification(self) -> list[tuple[Decimal, Decimal, Decimal]]:
         """(rate, amount excl. VAT, VAT) per rate in invoice currency, VAT rounded per rate."""

@@ -191,6 +191,7 @@ def invoice(record: Invoice, company: Company, today: date) -> dict[str, Any]:
         "IsNotDelivered": False,
         "PaymentReminderIssued": False,
         "PaymentRemindersCount": 0,
+        "ReferringInvoiceId": record.referring_invoice_id,
         "CreditedBy": [],
         "CreatedUtc": utc_text(record.created),
         "ModifiedUtc": utc_text(record.modified),

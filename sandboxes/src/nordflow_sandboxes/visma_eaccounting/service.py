@@ -429,6 +429,58 @@ def create_invoice(company: Company, body: Body, now: datetime, today: date) -> 
     return invoice
 
 
+def credit_invoice(
+    company: Company, invoice_id: str, now: datetime, today: date, invoice_date: date | None = None
+) -> Invoice:
+    """Credit a booked invoice in full, as eAccounting's "Kreditera" does.
+
+    The credit invoice has the original's rows with negated quantities, its currency and rate,
+    and `ReferringInvoiceId` naming the original. The API has no endpoint for this (it shows
+    `ReferringInvoiceId` read-only), so the sandbox offers it as an admin action.
+    """
+    original = get_invoice(company, invoice_id)
+    if original.is_credit:
+        raise rule_violation("A credit invoice cannot be credited")
+    day = invoice_date or today
+    if day < original.invoice_date:
+        raise invalid_field(
+            "InvoiceDate", "A credit invoice cannot predate the invoice it credits."
+        )
+    number = company.next_invoice_number
+    credit = Invoice(
+        id=str(uuid.uuid4()),
+        number=number,
+        customer=original.customer,
+        is_credit=True,
+        currency=original.currency,
+        currency_rate=original.currency_rate,
+        invoice_date=day,
+        due_date=day,
+        delivery_date=None,
+        rows=[
+            InvoiceRow(
+                id=str(uuid.uuid4()),
+                line_number=row.line_number,
+                article=row.article,
+                text=row.text,
+                unit_price=row.unit_price,
+                quantity=-row.quantity,
+                discount=row.discount,
+                is_vat_free=row.is_vat_free,
+            )
+            for row in original.rows
+        ],
+        created=now,
+        modified=now,
+        payment_reference=ocr_for_document(number),
+        fields=dict(original.fields),
+        referring_invoice_id=original.id,
+    )
+    company.next_invoice_number += 1
+    company.invoices[credit.id] = credit
+    return credit
+
+
 def _decode_rows(company: Company, raw: Any) -> list[InvoiceRow]:
     if not isinstance(raw, list) or not raw:
         raise invalid_field("Rows", "At least one row is required.")

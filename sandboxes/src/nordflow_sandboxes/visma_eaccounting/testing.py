@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 
 import httpx
@@ -146,6 +147,16 @@ class VismaEAccountingSandboxAdmin:
         )
         return list(_json(response)["requests"])
 
+    def credit_invoice(
+        self, company_id: str, invoice_id: str, invoice_date: date | None = None
+    ) -> dict[str, Any]:
+        """Credit an invoice in full (`POST .../customerinvoices/{id}/credit`)."""
+        body = {"invoice_date": invoice_date.isoformat()} if invoice_date else {}
+        response = self._client.post(
+            f"/sandbox/companies/{company_id}/customerinvoices/{invoice_id}/credit", json=body
+        )
+        return _json(response)
+
     def payments(self, company_id: str) -> list[dict[str, Any]]:
         """Every payment registered in the company."""
         response = self._client.get(f"/sandbox/companies/{company_id}/payments")
@@ -211,6 +222,16 @@ class AsyncVismaEAccountingSandboxAdmin:
             f"/sandbox/companies/{company_id}/requests", params={"limit": limit}
         )
         return list(_json(response)["requests"])
+
+    async def credit_invoice(
+        self, company_id: str, invoice_id: str, invoice_date: date | None = None
+    ) -> dict[str, Any]:
+        """Credit an invoice in full (`POST .../customerinvoices/{id}/credit`)."""
+        body = {"invoice_date": invoice_date.isoformat()} if invoice_date else {}
+        response = await self._client.post(
+            f"/sandbox/companies/{company_id}/customerinvoices/{invoice_id}/credit", json=body
+        )
+        return _json(response)
 
     async def payments(self, company_id: str) -> list[dict[str, Any]]:
         """Every payment registered in the company."""
@@ -308,6 +329,18 @@ class RunningVismaEAccountingSandbox:
             today = self.state.today()
             invoice = service.create_invoice(company, body, self.state.now(), today)
             return out.invoice(invoice, company, today)
+
+    def seed_credit_invoice(
+        self, company_id: str, invoice_id: str, *, invoice_date: date | None = None
+    ) -> dict[str, Any]:
+        """Credit an invoice in full straight in the state (as the admin `credit` action)."""
+        company = self._company(company_id)
+        with self.state.lock:
+            today = self.state.today()
+            credit = service.credit_invoice(
+                company, invoice_id, self.state.now(), today, invoice_date
+            )
+            return out.invoice(credit, company, today)
 
     def stop(self) -> None:
         """Stop the server thread."""

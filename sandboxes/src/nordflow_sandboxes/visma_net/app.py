@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nordflow_sandboxes.kit.faults import FaultIn as SharedFaultIn
 from nordflow_sandboxes.visma_net import serialize as out
 from nordflow_sandboxes.visma_net import service
+from nordflow_sandboxes.visma_net.connect import connect_router
 from nordflow_sandboxes.visma_net.domain import Company, Fault, RequestRecord
 from nordflow_sandboxes.visma_net.errors import (
     COMPANY_NOT_SET,
@@ -56,6 +57,7 @@ def create_app(state: VismaNetState | None = None) -> FastAPI:
     )
     app.state.visma_net = state
     app.include_router(_api_router(state))
+    app.include_router(connect_router(state.connect))
     app.include_router(_admin_router(state))
     _install_gate(app, state)
     _install_error_handlers(app)
@@ -319,6 +321,37 @@ def _api_router(state: VismaNetState) -> APIRouter:
     async def invoice_action(request: Request, reference: str, action: str) -> JSONResponse:
         if action != "release":
             raise not_found(f"Unknown invoice action '{action}' (the sandbox has release)")
+        with state.lock:
+            service.release_invoice(
+                _company(request), reference, request.headers.get("if-match"), state
+            )
+        return ok(_action_result())
+
+    # customer credit notes ---------------------------------------------------------
+
+    @router.get("/customercreditnote/{reference}")
+    async def get_credit_note(request: Request, reference: str) -> JSONResponse:
+        company = _company(request)
+        with state.lock:
+            note = service.get_invoice(company, reference)
+            if not note.credit_note:
+                raise not_found(f"Credit note {reference} not found")
+            body = out.invoice(note, company, zone)
+            body["lines"] = body.pop("invoiceLines")  # CustomerCreditNoteDto names them so
+            return ok(body, note.rowversion)
+
+    @router.post("/customercreditnote")
+    async def create_credit_note(request: Request) -> Response:
+        body = service.decode_body(await request.body())
+        with state.lock:
+            note = service.create_credit_note(_company(request), body, state)
+        location = _location(request, f"customercreditnote/{note.reference_number}")
+        return Response(status_code=201, headers=location)
+
+    @router.post("/customercreditnote/{reference}/action/{action}")
+    async def credit_note_action(request: Request, reference: str, action: str) -> JSONResponse:
+        if action != "release":
+            raise not_found(f"Unknown credit note action '{action}' (the sandbox has release)")
         with state.lock:
             service.release_invoice(
                 _company(request), reference, request.headers.get("if-match"), state

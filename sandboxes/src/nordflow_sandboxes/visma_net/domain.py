@@ -87,8 +87,23 @@ class InvoiceLine:
 
 
 @dataclass
+class PaymentLine:
+    """One document a payment (or a credit note) applies to."""
+
+    document_type: str
+    ref_nbr: str
+    amount_paid: Decimal
+
+
+@dataclass
 class Invoice:
-    """A customer invoice (document type Invoice) and its open balance."""
+    """A customer document (type Invoice or CreditNote) and its open balance.
+
+    Amounts are kept in the document currency; the base-currency fields Visma.net also shows
+    are those amounts at `exchange_rate` (base units per document unit). A credit note names
+    the invoices it credits in its application lines (`applicationLines` on create,
+    `applications` when read).
+    """
 
     reference_number: str
     customer_number: str
@@ -108,6 +123,19 @@ class Invoice:
     last_modified: datetime
     rowversion: int
     balance: Decimal = ZERO
+    document_type: str = "Invoice"
+    exchange_rate: Decimal = Decimal(1)
+    orig_invoice_date: date | None = None
+    application_lines: list[PaymentLine] = field(default_factory=list)
+
+    @property
+    def credit_note(self) -> bool:
+        """Whether the document is a credit note."""
+        return self.document_type == "CreditNote"
+
+    def base(self, amount: Decimal) -> Decimal:
+        """A document-currency amount in the company's base currency, rounded to cents."""
+        return round_money(amount * self.exchange_rate)
 
     @property
     def hold(self) -> bool:
@@ -153,15 +181,6 @@ class Invoice:
     def amount(self) -> Decimal:
         """The document total, VAT included."""
         return self.detail_total + self.vat_total
-
-
-@dataclass
-class PaymentLine:
-    """One document a payment applies to."""
-
-    document_type: str
-    ref_nbr: str
-    amount_paid: Decimal
 
 
 @dataclass

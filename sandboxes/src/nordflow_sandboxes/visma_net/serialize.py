@@ -14,7 +14,7 @@ from nordflow_sandboxes.visma_net.domain import (
     Payment,
     PaymentLine,
 )
-from nordflow_sandboxes.visma_net.service import Page, applications_of
+from nordflow_sandboxes.visma_net.service import Page, applications_of, credit_notes_of
 from nordflow_sandboxes.visma_net.values import api_date, api_datetime, etag_of, json_number
 
 
@@ -63,21 +63,21 @@ def customer(record: Customer, zone: tzinfo) -> dict[str, Any]:
     }
 
 
-def _invoice_line(line: InvoiceLine) -> dict[str, Any]:
+def _invoice_line(line: InvoiceLine, record: Invoice) -> dict[str, Any]:
     return {
         "lineNumber": line.line_number,
         "inventoryNumber": line.inventory_number,
         "description": line.description,
         "quantity": json_number(line.quantity),
-        "unitPrice": json_number(line.unit_price),
+        "unitPrice": json_number(record.base(line.unit_price)),
         "unitPriceInCurrency": json_number(line.unit_price),
-        "amount": json_number(line.amount),
+        "amount": json_number(record.base(line.amount)),
         "amountInCurrency": json_number(line.amount),
         "account": {"type": "Income", "number": line.account_number},
         "vatCode": {"id": line.vat_code_id, "description": VAT_CODES[line.vat_code_id][1]},
         "uom": line.uom,
         "discountPercent": json_number(line.discount_percent),
-        "discountAmount": json_number(line.discount_amount),
+        "discountAmount": json_number(record.base(line.discount_amount)),
         "discountAmountInCurrency": json_number(line.discount_amount),
         "note": line.note,
     }
@@ -102,37 +102,75 @@ def _application(payment: Payment, line: PaymentLine) -> dict[str, Any]:
     }
 
 
+def _credit_application(
+    note: Invoice, line: PaymentLine, document_type: str, ref: str
+) -> dict[str, Any]:
+    """An ArAdjustDto between a credit note and an invoice it credits, seen from either side."""
+    post_period, _ = _period(note.document_date)
+    return {
+        "docType": document_type,
+        "customerCd": note.customer_number,
+        "refNbr": ref,
+        "amountPaid": json_number(line.amount_paid),
+        "cashDiscountTaken": 0,
+        "released": note.released,
+        "hold": note.hold,
+        "voided": False,
+        "paymentRef": None,
+        "status": note.status,
+        "applicationDate": api_date(note.document_date),
+        "applicationPeriod": post_period,
+        "invoiceText": note.invoice_text,
+    }
+
+
+def _applications(record: Invoice, company: Company) -> list[dict[str, Any]]:
+    """A credit note's applications are the invoices it credits; an invoice's are the
+    payments and credit notes applied to it."""
+    if record.credit_note:
+        return [
+            _credit_application(record, line, line.document_type, line.ref_nbr)
+            for line in record.application_lines
+        ]
+    return [_application(payment, line) for payment, line in applications_of(company, record)] + [
+        _credit_application(note, line, "CreditNote", note.reference_number)
+        for note, line in credit_notes_of(company, record)
+    ]
+
+
 def invoice(record: Invoice, company: Company, zone: tzinfo) -> dict[str, Any]:
-    """A CustomerInvoiceDto."""
+    """A CustomerInvoiceDto (or CustomerCreditNoteDto: the same shape, `documentType`
+    CreditNote). Base-currency amounts are the document amounts at `exchangeRate`."""
     post_period, financial_period = _period(record.document_date)
+    in_base = record.base
     return {
         "referenceNumber": record.reference_number,
-        "documentType": "Invoice",
+        "documentType": record.document_type,
         "status": record.status,
         "hold": record.hold,
         "customer": {"number": record.customer_number, "name": record.customer_name},
         "documentDate": api_date(record.document_date),
-        "origInvoiceDate": api_date(record.document_date),
+        "origInvoiceDate": api_date(record.orig_invoice_date or record.document_date),
         "documentDueDate": api_date(record.due_date),
         "cashDiscountDate": api_date(record.due_date),
         "postPeriod": post_period,
         "financialPeriod": financial_period,
         "creditTerms": {"id": record.credit_terms_id, "description": record.credit_terms_id},
         "currencyId": record.currency_id,
-        "exchangeRate": 1,
-        "amount": json_number(record.amount),
+        "exchangeRate": json_number(record.exchange_rate),
+        "amount": json_number(in_base(record.amount)),
         "amountInCurrency": json_number(record.amount),
-        "balance": json_number(record.balance),
+        "balance": json_number(in_base(record.balance)),
         "balanceInCurrency": json_number(record.balance),
         "cashDiscount": 0,
         "cashDiscountInCurrency": 0,
-        "detailTotal": json_number(record.detail_total),
+        "detailTotal": json_number(in_base(record.detail_total)),
         "detailTotalInCurrency": json_number(record.detail_total),
-        "vatTaxableTotal": json_number(record.vat_taxable_total),
+        "vatTaxableTotal": json_number(in_base(record.vat_taxable_total)),
         "vatTaxableTotalInCurrency": json_number(record.vat_taxable_total),
-        "vatExemptTotal": json_number(record.vat_exempt_total),
+        "vatExemptTotal": json_number(in_base(record.vat_exempt_total)),
         "vatExemptTotalInCurrency": json_number(record.vat_exempt_total),
-        "vatTotal": json_number(record.vat_total),
+        "vatTotal": json_number(in_base(record.vat_total)),
         "vatTotalInCurrency": json_number(record.vat_total),
         "roundingDiff": 0,
         "paymentReference": record.payment_reference,
@@ -140,20 +178,20 @@ def invoice(record: Invoice, company: Company, zone: tzinfo) -> dict[str, Any]:
         "customerRefNumber": record.customer_ref_number,
         "invoiceText": record.invoice_text,
         "note": record.note,
-        "invoiceLines": [_invoice_line(line) for line in record.lines],
+        "invoiceLines": [_invoice_line(line, record) for line in record.lines],
         "taxDetails": [
             {
                 "taxId": {"id": code, "description": VAT_CODES[code][1]},
                 "recordId": index + 1,
                 "vatRate": json_number(rate),
-                "taxableAmount": json_number(base),
-                "vatAmount": json_number(vat),
+                "taxableAmount": json_number(in_base(base)),
+                "taxableAmountInCurrency": json_number(base),
+                "vatAmount": json_number(in_base(vat)),
+                "vatAmountInCurrency": json_number(vat),
             }
             for index, (code, rate, base, vat) in enumerate(record.tax_details())
         ],
-        "applications": [
-            _application(payment, line) for payment, line in applications_of(company, record)
-        ],
+        "applications": _applications(record, company),
         "lastModifiedDateTime": api_datetime(record.last_modified, zone),
         "createdDateTime": api_datetime(record.created, zone),
         "timeStamp": etag_of(record.rowversion),

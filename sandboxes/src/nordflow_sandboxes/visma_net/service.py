@@ -212,8 +212,8 @@ def list_customers(company: Company, query: dict[str, str], state: VismaNetState
 # --------------------------------------------------------------------------- invoices
 
 
-def _decode_line(raw: Any, index: int) -> InvoiceLine:
-    name = f"invoiceLines[{index}]"
+def _decode_line(raw: Any, index: int, lines_key: str = "invoiceLines") -> InvoiceLine:
+    name = f"{lines_key}[{index}]"
     if not isinstance(raw, dict):
         raise bad_request(f"'{name}' must be an object")
     operation = raw.get("operation")
@@ -249,16 +249,89 @@ def _decode_line(raw: Any, index: int) -> InvoiceLine:
 
 def create_invoice(company: Company, body: dict[str, Any], state: VismaNetState) -> Invoice:
     """`POST /v1/customerinvoice`: a new invoice, status Balanced (or Hold with `hold`)."""
+    return _create_document(company, body, state, document_type="Invoice", lines_key="invoiceLines")
+
+
+def create_credit_note(company: Company, body: dict[str, Any], state: VismaNetState) -> Invoice:
+    """`POST /v1/customerCreditNote`: a credit note, its lines under `lines` (positive amounts).
+
+    `applicationLines` (`documentType` Invoice, `refNbr`, `amountPaid` VAT included) name the
+    invoices it credits; they must be the same customer's, in the same currency, and together
+    take no more than the credit note's amount. `origInvoiceDate` defaults to the document
+    date, as in Visma.net.
+    """
+    note = _create_document(company, body, state, document_type="CreditNote", lines_key="lines")
+    raw = body.get("applicationLines") or []
+    if not isinstance(raw, list):
+        del company.invoices[note.reference_number]
+        raise bad_request("'applicationLines' must be a list")
+    try:
+        lines = [_decode_application_line(item, index) for index, item in enumerate(raw)]
+        for line in lines:
+            _check_creditable(company, note, line)
+        if sum((line.amount_paid for line in lines), ZERO) > note.amount:
+            raise bad_request(
+                f"The application lines take more than the credit note's amount {note.amount}"
+            )
+    except Exception:
+        del company.invoices[note.reference_number]
+        raise
+    note.application_lines = lines
+    return note
+
+
+def _decode_application_line(raw: Any, index: int) -> PaymentLine:
+    name = f"applicationLines[{index}]"
+    if not isinstance(raw, dict):
+        raise bad_request(f"'{name}' must be an object")
+    if raw.get("operation") not in (None, "Insert"):
+        raise bad_request(f"'{name}.operation' must be Insert on a new credit note")
+    document_type = as_text(f"{name}.documentType", unwrap(raw, "documentType")) or "Invoice"
+    if document_type not in {"Invoice", "DebitNote"}:
+        raise bad_request(f"'{name}.documentType' {document_type} cannot be credited")
+    ref_nbr = as_text(f"{name}.refNbr", unwrap(raw, "refNbr"), 15)
+    if not ref_nbr:
+        raise bad_request(f"'{name}.refNbr' is required")
+    amount = as_decimal(f"{name}.amountPaid", unwrap(raw, "amountPaid"))
+    if amount is None or amount <= 0:
+        raise bad_request(f"'{name}.amountPaid' must be a positive amount")
+    return PaymentLine(document_type, ref_nbr, round_money(amount))
+
+
+def _check_creditable(company: Company, note: Invoice, line: PaymentLine) -> Invoice:
+    invoice = company.invoices.get(line.ref_nbr)
+    if invoice is None or invoice.credit_note:
+        raise bad_request(f"Invoice {line.ref_nbr} does not exist")
+    if invoice.customer_number != note.customer_number:
+        raise bad_request(
+            f"Invoice {line.ref_nbr} belongs to customer {invoice.customer_number}, "
+            f"not {note.customer_number}"
+        )
+    if invoice.currency_id != note.currency_id:
+        raise bad_request(
+            f"Invoice {line.ref_nbr} is in {invoice.currency_id}, not {note.currency_id}"
+        )
+    return invoice
+
+
+def _create_document(
+    company: Company,
+    body: dict[str, Any],
+    state: VismaNetState,
+    *,
+    document_type: str,
+    lines_key: str,
+) -> Invoice:
     customer = company.customers.get(_required_text(body, "customerNumber"))
     if customer is None:
         raise bad_request(f"Customer '{unwrap(body, 'customerNumber')}' does not exist")
     reference = as_text("referenceNumber", unwrap(body, "referenceNumber"), 15)
     if reference and reference in company.invoices:
-        raise bad_request(f"Invoice '{reference}' already exists")
-    lines_raw = body.get("invoiceLines")
+        raise bad_request(f"Document '{reference}' already exists")
+    lines_raw = body.get(lines_key)
     if not isinstance(lines_raw, list) or not lines_raw:
-        raise bad_request("'invoiceLines' must hold at least one line")
-    lines = [_decode_line(raw, index) for index, raw in enumerate(lines_raw)]
+        raise bad_request(f"'{lines_key}' must hold at least one line")
+    lines = [_decode_line(raw, index, lines_key) for index, raw in enumerate(lines_raw)]
     document_date = as_date("documentDate", unwrap(body, "documentDate")) or state.today()
     terms = as_text("creditTermsId", unwrap(body, "creditTermsId"), 10) or customer.credit_terms_id
     due = as_date("documentDueDate", unwrap(body, "documentDueDate"))
@@ -266,6 +339,9 @@ def create_invoice(company: Company, body: dict[str, Any], state: VismaNetState)
         due = document_date + timedelta(days=credit_days(terms))
     if due < document_date:
         raise bad_request("'documentDueDate' cannot be before 'documentDate'")
+    rate = as_decimal("exchangeRate", unwrap(body, "exchangeRate"))
+    if rate is not None and rate <= 0:
+        raise bad_request("'exchangeRate' must be positive")
     reference = reference or company.next_invoice_number()
     hold = as_bool("hold", unwrap(body, "hold"))
     now = state.now()
@@ -288,6 +364,9 @@ def create_invoice(company: Company, body: dict[str, Any], state: VismaNetState)
         created=now,
         last_modified=now,
         rowversion=state.next_rowversion(),
+        document_type=document_type,
+        exchange_rate=Decimal(1) if rate is None else rate,
+        orig_invoice_date=as_date("origInvoiceDate", unwrap(body, "origInvoiceDate")),
     )
     invoice.balance = invoice.amount
     company.invoices[reference] = invoice
@@ -311,8 +390,8 @@ def list_invoices(company: Company, query: dict[str, str], state: VismaNetState)
         items = [i for i in items if i.status.lower() == status.lower()]
     if customer := query.get("customer"):
         items = [i for i in items if i.customer_number == customer]
-    if (document_type := query.get("documenttype")) and document_type.lower() != "invoice":
-        items = []
+    if document_type := query.get("documenttype"):
+        items = [i for i in items if i.document_type.lower() == document_type.lower()]
     for param, attribute in (
         ("externalreference", "external_reference"),
         ("customerrefnumber", "customer_ref_number"),
@@ -377,6 +456,20 @@ def release_invoice(
         raise bad_request(f"Invoice {reference} is on hold and cannot be released")
     if invoice.released:
         raise bad_request(f"Invoice {reference} is already released")
+    # A credit note's applications are booked on release, all or nothing, like a payment's.
+    credited = [_check_creditable(company, invoice, line) for line in invoice.application_lines]
+    for target, line in zip(credited, invoice.application_lines, strict=True):
+        if target.status != "Open" or line.amount_paid > target.balance:
+            raise bad_request(
+                f"Invoice {line.ref_nbr} is {target.status} with balance {target.balance}; "
+                f"{line.amount_paid} cannot be applied"
+            )
+    for target, line in zip(credited, invoice.application_lines, strict=True):
+        target.balance -= line.amount_paid
+        if target.balance == 0:
+            target.status = "Closed"
+        _touch_invoice(target, state)
+        invoice.balance -= line.amount_paid
     invoice.status = "Open" if invoice.balance else "Closed"
     _touch_invoice(invoice, state)
     return invoice
@@ -405,7 +498,7 @@ def _decode_payment_line(raw: Any, index: int) -> PaymentLine:
 
 def _check_applicable(company: Company, payment: Payment, line: PaymentLine) -> Invoice:
     invoice = company.invoices.get(line.ref_nbr)
-    if invoice is None:
+    if invoice is None or invoice.credit_note:
         raise bad_request(f"Invoice {line.ref_nbr} does not exist")
     if invoice.customer_number != payment.customer_number:
         raise bad_request(
@@ -503,6 +596,17 @@ def applications_of(company: Company, invoice: Invoice) -> list[tuple[Payment, P
         (payment, line)
         for payment in sorted(company.payments.values(), key=lambda p: p.ref_nbr)
         for line in payment.lines
+        if line.ref_nbr == invoice.reference_number
+    ]
+
+
+def credit_notes_of(company: Company, invoice: Invoice) -> list[tuple[Invoice, PaymentLine]]:
+    """The credit notes applied to an invoice (released or not), by number."""
+    return [
+        (note, line)
+        for note in sorted(company.invoices.values(), key=lambda i: i.reference_number)
+        if note.credit_note
+        for line in note.application_lines
         if line.ref_nbr == invoice.reference_number
     ]
 

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from nordflow_sandboxes.visma_net.connect import VismaConnect
 from nordflow_sandboxes.visma_net.domain import Company, Fault, RequestRecord
 from nordflow_sandboxes.visma_net.values import truncate_ms
 
@@ -99,6 +100,7 @@ class VismaNetState:
         max_page_size: int = 1000,
         require_company_header: bool = True,
         request_log_size: int = 2000,
+        access_token_lifetime_seconds: int = 3600,
     ) -> None:
         if default_page_size < 1 or max_page_size < 1:
             raise ValueError("page sizes must be positive")
@@ -115,6 +117,10 @@ class VismaNetState:
         self._companies: dict[str, Company] = {}
         self._grants: dict[str, list[str]] = {}
         self._rowversion = 0x4D182000
+        # Visma Connect: client-credentials access tokens that expire (fixed tokens never do).
+        self.connect = VismaConnect(
+            self, access_token_lifetime_seconds=access_token_lifetime_seconds
+        )
 
     # --------------------------------------------------------------------------- time
 
@@ -154,9 +160,21 @@ class VismaNetState:
             return company, token
 
     def token_known(self, token: str) -> bool:
-        """Whether the bearer token belongs to a client."""
+        """Whether the bearer token belongs to a client (and has not expired)."""
         with self.lock:
-            return token in self._grants
+            return token in self._grants and not self.connect.expired(token)
+
+    def grant(self, token: str, company_id: str) -> None:
+        """Let `token` open an existing company (an access token Visma Connect issued)."""
+        with self.lock:
+            granted = self._grants.setdefault(token, [])
+            if company_id not in granted:
+                granted.append(company_id)
+
+    def company(self, company_id: str) -> Company | None:
+        """A company by its id."""
+        with self.lock:
+            return self._companies.get(company_id)
 
     def company_for(
         self, token: str, company_id: str | None, *, require_header: bool | None = None

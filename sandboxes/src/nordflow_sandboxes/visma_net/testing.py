@@ -112,6 +112,24 @@ def invoice_body(
     }
 
 
+def credit_note_body(
+    customer_number: str,
+    credited: Sequence[tuple[str, Decimal]] = (),
+    lines: Sequence[LineSpec] = (LineSpec(),),
+    **fields: Any,
+) -> dict[str, Any]:
+    """A `POST /v1/customerCreditNote` body: its lines under `lines`, and one application
+    line per `(invoice number, amount VAT included)` it credits."""
+    return {
+        **wrapped(customerNumber=customer_number, **fields),
+        "lines": invoice_body(customer_number, lines)["invoiceLines"],
+        "applicationLines": [
+            {"operation": "Insert", **wrapped(documentType="Invoice", refNbr=ref, amountPaid=amt)}
+            for ref, amt in credited
+        ],
+    }
+
+
 def _number_from(response: httpx.Response) -> str:
     """The new record's number, from the Location header of a 201."""
     if response.status_code != 201:
@@ -211,6 +229,27 @@ class VismaNetSandboxAdmin:
             ).raise_for_status()
         return number
 
+    def seed_credit_note(
+        self,
+        company: SandboxCompany,
+        customer_number: str,
+        credited: Sequence[tuple[str, Decimal]] = (),
+        lines: Sequence[LineSpec] = (LineSpec(),),
+        *,
+        release: bool = True,
+        **fields: Any,
+    ) -> str:
+        """Create (and by default release) a credit note of invoices; returns its number."""
+        body = credit_note_body(customer_number, credited, lines, **fields)
+        number = _number_from(
+            self._client.post("/v1/customerCreditNote", json=body, headers=company.headers)
+        )
+        if release:
+            self._client.post(
+                f"/v1/customerCreditNote/{number}/action/release", json={}, headers=company.headers
+            ).raise_for_status()
+        return number
+
 
 class AsyncVismaNetSandboxAdmin:
     """The same admin and seeding client for asyncio tests."""
@@ -288,6 +327,29 @@ class AsyncVismaNetSandboxAdmin:
         if release:
             released = await self._client.post(
                 f"/v1/customerinvoice/{number}/action/release", json={}, headers=company.headers
+            )
+            released.raise_for_status()
+        return number
+
+    async def seed_credit_note(
+        self,
+        company: SandboxCompany,
+        customer_number: str,
+        credited: Sequence[tuple[str, Decimal]] = (),
+        lines: Sequence[LineSpec] = (LineSpec(),),
+        *,
+        release: bool = True,
+        **fields: Any,
+    ) -> str:
+        """Create (and by default release) a credit note of invoices; returns its number."""
+        body = credit_note_body(customer_number, credited, lines, **fields)
+        response = await self._client.post(
+            "/v1/customerCreditNote", json=body, headers=company.headers
+        )
+        number = _number_from(response)
+        if release:
+            released = await self._client.post(
+                f"/v1/customerCreditNote/{number}/action/release", json={}, headers=company.headers
             )
             released.raise_for_status()
         return number

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import asyncpg
+from nordflow_connectors.oauth import OAuthError
 from nordflow_runtime.app import ServiceApp
 from nordflow_runtime.crypto import SecretBox
 from nordflow_runtime.logs import log_context
@@ -39,7 +40,13 @@ log = logging.getLogger(__name__)
 def error_text(exc: BaseException) -> str:
     """What operators see of a failure (`last_error`, a request's `error`); never a secret:
     the connectors' and credentials' errors name fields and statuses, not values."""
-    return f"{type(exc).__name__}: {exc}"[:500]
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OAuthError) and exc.reauthorization_required:
+        text += (
+            " (the refresh token is spent, expired or revoked: authorize erp-poller again and "
+            "re-add the connection with the new refresh token)"
+        )
+    return text[:500]
 
 
 class SourceCache:

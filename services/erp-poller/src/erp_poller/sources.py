@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import asyncpg
+from nordflow_connectors.client_credentials import ClientCredentialsSession
 from nordflow_connectors.fortnox import FortnoxClient
 from nordflow_connectors.oauth import OAuthSession, Tokens
 from nordflow_connectors.sirvoy import SirvoyClient
@@ -28,9 +29,11 @@ from pydantic import SecretStr
 from .domain import (
     PAYMENT_PREFIX,
     Connection,
+    FortnoxOAuthCredentials,
     SirvoyCredentials,
     TokenCredentials,
     VismaEAccountingCredentials,
+    VismaNetClientCredentials,
     VismaNetCredentials,
     fortnox_kind,
     parse_credentials,
@@ -133,13 +136,22 @@ def _text(value: Any) -> str | None:
 
 
 class FortnoxSource:
-    """Fortnox v3 invoices (credit invoices included) with their customer cards."""
+    """Fortnox v3 invoices (credit invoices included) with their customer cards.
+
+    ``session`` is the connection's OAuth session (None for a fixed token).
+    """
 
     system = SourceSystem.FORTNOX
 
-    def __init__(self, client: FortnoxClient, seller: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        client: FortnoxClient,
+        seller: dict[str, Any],
+        session: OAuthSession | None = None,
+    ) -> None:
         self.client = client
         self.seller = seller
+        self.session = session
 
     def changes_since(self, since: dt.datetime) -> Listing:
         """Invoices by ``lastmodified`` (minute-grained, Stockholm time)."""
@@ -165,8 +177,10 @@ class FortnoxSource:
         return SourceDocument(number, number, fortnox_kind(invoice), invoice, related)
 
     async def aclose(self) -> None:
-        """Close the client."""
+        """Close the client and its OAuth session."""
         await self.client.aclose()
+        if self.session is not None:
+            await self.session.aclose()
 
 
 # ------------------------------------------------------------------- Visma eAccounting
@@ -243,9 +257,15 @@ class VismaNetSource:
 
     system = SourceSystem.VISMA_NET
 
-    def __init__(self, client: VismaNetClient, seller: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        client: VismaNetClient,
+        seller: dict[str, Any],
+        session: ClientCredentialsSession | None = None,
+    ) -> None:
         self.client = client
         self.seller = seller
+        self.session = session
 
     def changes_since(self, since: dt.datetime) -> Listing:
         """Invoices, then payments, by ``lastModifiedDateTime >=``."""
@@ -293,8 +313,10 @@ class VismaNetSource:
         )
 
     async def aclose(self) -> None:
-        """Close the client."""
+        """Close the client and its token session."""
         await self.client.aclose()
+        if self.session is not None:
+            await self.session.aclose()
 
 
 # ------------------------------------------------------------------------------- Sirvoy
@@ -411,7 +433,7 @@ def open_source(
     credentials = parse_credentials(connection.system, box.open(connection.token_sealed))
     size = options.page_size
     seller = connection.seller
-    if isinstance(credentials, VismaEAccountingCredentials):
+    if isinstance(credentials, VismaEAccountingCredentials | FortnoxOAuthCredentials):
         initial = Tokens(
             access_token=SecretStr(""),  # expired at once: the first use refreshes
             refresh_token=credentials.refresh_token,
@@ -423,8 +445,30 @@ def open_source(
             credentials.client_secret,
             PgTokenStore(pool, box, connection.connection_id, connection.tenant_id, initial),
         )
+        if isinstance(credentials, FortnoxOAuthCredentials):
+            fortnox = FortnoxClient(connection.base_url, session, page_size=size or 100)
+            return FortnoxSource(fortnox, seller, session)
         client = VismaEAccountingClient(connection.base_url, session, page_size=size or 200)
         return VismaEAccountingSource(client, session, seller)
+    if isinstance(credentials, VismaNetClientCredentials):
+        tokens = ClientCredentialsSession(
+            credentials.token_url,
+            credentials.client_id,
+            credentials.client_secret,
+            scope=credentials.scope,
+            tenant_id=credentials.tenant_id,
+        )
+        return VismaNetSource(
+            VismaNetClient(
+                connection.base_url,
+                tokens,
+                credentials.company_id,
+                api_timezone=credentials.api_timezone,
+                page_size=size or 100,
+            ),
+            seller,
+            tokens,
+        )
     if isinstance(credentials, VismaNetCredentials):
         return VismaNetSource(
             VismaNetClient(

@@ -1,34 +1,22 @@
-"""PostgreSQL token store: one connection's rotating OAuth tokens, sealed, shared by replicas."""
+"""erp-poller's OAuth token store: the shared `PgTokenStore` over its own ``oauth_tokens``.
+
+The store lives in ``nordflow_connectors.pg_tokens`` (ledger-closer keeps its own grants the
+same way, in its own schema); this module keeps erp-poller's name and lock namespace.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import asyncpg
 from nordflow_connectors.oauth import Tokens
+from nordflow_connectors.pg_tokens import PgTokenStore as SharedPgTokenStore
+from nordflow_connectors.pg_tokens import grant_id
 from nordflow_runtime.crypto import SecretBox
 
-
-def grant_id(tokens: Tokens) -> str:
-    """Which authorization a chain of rotations descends from (a hash, never the token)."""
-    return hashlib.sha256(tokens.refresh_token.get_secret_value().encode()).hexdigest()
+LOCK_NAMESPACE = "erp_poller.oauth"
 
 
-class PgTokenStore:
-    """`ExclusiveTokenStore` for one connection, in ``oauth_tokens``.
-
-    - ``load`` returns the last saved tokens of the current grant; before the first refresh
-      (or after the connection was re-added with a new refresh token) the ``initial`` tokens
-      from the connection's credentials.
-    - ``save`` commits in its own transaction: durable when it returns, because the refresh
-      token it replaces is already spent at the partner.
-    - ``exclusive`` holds a PostgreSQL advisory lock per connection on a connection of its
-      own, so two replicas never redeem one refresh token: the second waits, then reads and
-      adopts the tokens the first saved. A crashed holder's lock goes with its connection.
-    """
+class PgTokenStore(SharedPgTokenStore):
+    """The shared store, its advisory locks in erp-poller's namespace."""
 
     def __init__(
         self,
@@ -38,51 +26,9 @@ class PgTokenStore:
         tenant_id: str,
         initial: Tokens,
     ) -> None:
-        self.pool = pool
-        self.box = box
-        self.connection_id = connection_id
-        self.tenant_id = tenant_id
-        self.initial = initial
-        self.grant = grant_id(initial)
-
-    async def load(self) -> Tokens | None:
-        """The current tokens of this connection's grant."""
-        row = await self.pool.fetchrow(
-            "SELECT grant_id, tokens_sealed FROM oauth_tokens WHERE connection_id = $1",
-            self.connection_id,
+        super().__init__(
+            pool, box, connection_id, tenant_id, initial, lock_namespace=LOCK_NAMESPACE
         )
-        if row is None or row["grant_id"] != self.grant:
-            return self.initial
-        opened = self.box.open(bytes(row["tokens_sealed"]))
-        return Tokens.load_secrets(json.loads(opened.get_secret_value()))
 
-    async def save(self, tokens: Tokens) -> None:
-        """Replace the stored tokens (committed before this returns)."""
-        sealed = self.box.seal(json.dumps(tokens.dump_secrets()))
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """INSERT INTO oauth_tokens (connection_id, tenant_id, grant_id, tokens_sealed,
-                                             expires_at)
-                   VALUES ($1, $2, $3, $4, $5)
-                   ON CONFLICT (connection_id) DO UPDATE SET
-                     grant_id = EXCLUDED.grant_id, tokens_sealed = EXCLUDED.tokens_sealed,
-                     expires_at = EXCLUDED.expires_at, updated_at = now(),
-                     rotations = CASE WHEN oauth_tokens.grant_id = EXCLUDED.grant_id
-                                      THEN oauth_tokens.rotations + 1 ELSE 1 END""",
-                self.connection_id,
-                self.tenant_id,
-                self.grant,
-                sealed,
-                tokens.expires_at,
-            )
 
-    @asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        """At most one process refreshes this connection's tokens at a time."""
-        async with self.pool.acquire() as conn:
-            key = f"erp_poller.oauth:{self.connection_id}"
-            await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
-            try:
-                yield
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+__all__ = ["LOCK_NAMESPACE", "PgTokenStore", "grant_id"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from nordflow_connectors.fortnox import FortnoxClient
+from nordflow_connectors.oauth import OAuthError, OAuthSession, Tokens
+from nordflow_connectors.pg_tokens import PgTokenStore
 from nordflow_connectors.resilience import PartnerError
 from nordflow_runtime.app import ServiceApp
 from nordflow_runtime.consumer import Context, PermanentError
@@ -15,32 +18,79 @@ from nordflow_runtime.jobs import Job
 from nordflow_schemas.envelope import Envelope
 from nordflow_schemas.events import InvoiceTransferred, PaymentReceived
 from nordflow_schemas.topics import INVOICE_TRANSFERRED, LEDGER_CLOSER, PAYMENT_RECEIVED
+from pydantic import SecretStr
 
 from .config import Settings
+from .credentials import FortnoxOAuthCredentials, parse_credentials
 from .repository import find_connection
 from .service import POST_ENTRY, PgIntentLog, post_entry, schedule_closing, schedule_payment
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LOCK_NAMESPACE = "ledger_closer.oauth"
+
+
+@dataclass
+class Writer:
+    """One write connection's client and, for an OAuth connection, its session."""
+
+    updated_at: dt.datetime
+    client: FortnoxClient
+    session: OAuthSession | None = None
+
+    async def aclose(self) -> None:
+        """Close the client and the session."""
+        await self.client.aclose()
+        if self.session is not None:
+            await self.session.aclose()
+
 
 class EntryPoster:
-    """The ``post-entry`` job: one payment into the tenant's ERP, then ledger.entry.posted."""
+    """The ``post-entry`` job: one payment into the tenant's ERP, then ledger.entry.posted.
+
+    An OAuth connection refreshes with ledger-closer's own grant, its rotating tokens sealed
+    in this service's ``oauth_tokens`` (shared by its replicas under an advisory lock).
+    """
 
     def __init__(self, box: SecretBox, pool: asyncpg.Pool) -> None:
         self.box = box
         self.pool = pool
         # One client per connection, so its rate limiter spans every job of that company;
         # replaced when the connection is updated (new token or URL).
-        self.writers: dict[str, tuple[dt.datetime, FortnoxClient]] = {}
+        self.writers: dict[str, Writer] = {}
 
     async def writer_for(self, row: asyncpg.Record) -> FortnoxClient:
         """The cached client of a write connection."""
         cached = self.writers.get(row["connection_id"])
-        if cached is not None and cached[0] == row["updated_at"]:
-            return cached[1]
+        if cached is not None and cached.updated_at == row["updated_at"]:
+            return cached.client
         if cached is not None:
-            await cached[1].aclose()
-        client = FortnoxClient(row["base_url"], self.box.open(bytes(row["token_sealed"])))
-        self.writers[row["connection_id"]] = (row["updated_at"], client)
-        return client
+            del self.writers[row["connection_id"]]
+            await cached.aclose()
+        writer = self._open(row)
+        self.writers[row["connection_id"]] = writer
+        return writer.client
+
+    def _open(self, row: asyncpg.Record) -> Writer:
+        credentials = parse_credentials(self.box.open(bytes(row["token_sealed"])))
+        if not isinstance(credentials, FortnoxOAuthCredentials):
+            return Writer(row["updated_at"], FortnoxClient(row["base_url"], credentials))
+        initial = Tokens(
+            access_token=SecretStr(""),  # expired at once: the first use refreshes
+            refresh_token=credentials.refresh_token,
+            expires_at=EPOCH,
+        )
+        store = PgTokenStore(
+            self.pool,
+            self.box,
+            row["connection_id"],
+            row["tenant_id"],
+            initial,
+            lock_namespace=LOCK_NAMESPACE,
+        )
+        session = OAuthSession(
+            credentials.token_url, credentials.client_id, credentials.client_secret, store
+        )
+        return Writer(row["updated_at"], FortnoxClient(row["base_url"], session), session)
 
     async def __call__(self, ctx: Context, job: Job) -> dict[str, Any]:
         """Run one job attempt inside the job's transaction."""
@@ -61,12 +111,20 @@ class EntryPoster:
             if exc.permanent:
                 raise PermanentError(f"ERP refused the entry: {exc}") from exc
             raise
+        except OAuthError as exc:
+            if exc.permanent or exc.reauthorization_required:
+                raise PermanentError(
+                    f"ERP authorization refused: {exc} (authorize ledger-closer again and "
+                    "re-add the connection with the new refresh token; then retry the job)"
+                ) from exc
+            raise
         await ctx.emit(posted, subject=posted.source.document_number)
         return {"erp_reference": posted.erp_reference}
 
     async def aclose(self) -> None:
-        """Close every client."""
-        for _, writer in self.writers.values():
+        """Close every client and session."""
+        writers, self.writers = self.writers, {}
+        for writer in writers.values():
             await writer.aclose()
 
 

@@ -13,6 +13,7 @@ from nordflow_runtime.crypto import SecretBox
 
 from .app import create_app
 from .config import Settings
+from .credentials import CredentialsError, sealed_text
 from .repository import upsert_connection
 
 
@@ -23,6 +24,10 @@ async def _add(args: argparse.Namespace) -> None:
         raise SystemExit(
             f"ledger-closer: environment variable {args.token_env} (the token) is empty"
         )
+    try:
+        sealed_value = sealed_text(token)
+    except CredentialsError as exc:
+        raise SystemExit(f"ledger-closer: {args.token_env}: {exc}") from None
     app = create_app(settings)
     await app.migrate()
     conn = await asyncpg.connect(
@@ -35,7 +40,7 @@ async def _add(args: argparse.Namespace) -> None:
             tenant_id=args.tenant,
             system=args.system,
             base_url=args.base_url,
-            token_sealed=SecretBox(settings.encryption_key).seal(token),
+            token_sealed=SecretBox(settings.encryption_key).seal(sealed_value),
             mode_of_payment=args.mode_of_payment,
             factoring_account=args.factoring_account,
             bank_account=args.bank_account,
@@ -57,7 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--connection-id", required=True, help="the erp-poller connection id")
     add.add_argument("--system", choices=["fortnox"], default="fortnox")
     add.add_argument("--base-url", required=True)
-    add.add_argument("--token-env", required=True, help="env variable holding the API token")
+    add.add_argument(
+        "--token-env",
+        required=True,
+        help="env variable holding the API token, or the OAuth credentials as a JSON object "
+        '({"client_id", "client_secret", "refresh_token"[, "token_url"]}: an authorization '
+        "of ledger-closer's own, never erp-poller's)",
+    )
     add.add_argument("--mode-of-payment", default="FACT")
     add.add_argument("--factoring-account", type=int, default=1512)
     add.add_argument("--bank-account", type=int, default=1930)

@@ -1,4 +1,5 @@
-"""Fortnox API v3 client: paging, lastmodified polling, rate limit, retries, payments."""
+"""Fortnox API v3 client: OAuth2 or a static token, paging, lastmodified polling, rate limit,
+retries, payments."""
 
 from __future__ import annotations
 
@@ -11,10 +12,17 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import SecretStr
 
+from .oauth import OAuthSession
 from .resilience import PartnerError, SlidingWindowLimiter, send_with_retries
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 DEFAULT_BASE_URL = "https://api.fortnox.se"
+# fortnox.se/developer/authorization: authorization-code flow; the client authenticates with
+# HTTP Basic; access tokens live 1 hour; every refresh rotates the refresh token (single use,
+# valid 45 days).
+DEFAULT_TOKEN_URL = "https://apps.fortnox.se/oauth-v1/token"  # noqa: S105 - a URL
+ACCESS_TOKEN_LIFETIME = dt.timedelta(hours=1)
+REFRESH_TOKEN_LIFETIME = dt.timedelta(days=45)
 
 
 def lastmodified_param(moment: dt.datetime) -> str:
@@ -23,12 +31,17 @@ def lastmodified_param(moment: dt.datetime) -> str:
 
 
 class FortnoxClient:
-    """One tenant's Fortnox company. The same code runs against the sandbox by base URL."""
+    """One tenant's Fortnox company. The same code runs against the sandbox by base URL.
+
+    ``token`` is an `OAuthSession` (Fortnox's OAuth2: an access token refreshed ahead of
+    expiry, and once more after a 401) or, for legacy integrations and the sandbox's fixed
+    tokens, one static bearer token. The session is the caller's to close.
+    """
 
     def __init__(
         self,
         base_url: str,
-        token: SecretStr,
+        token: SecretStr | OAuthSession,
         *,
         timeout: float = 15.0,
         rate_limit: int = 25,
@@ -42,27 +55,36 @@ class FortnoxClient:
             base_url=base_url.rstrip("/") + "/3/",
             timeout=timeout,
             transport=transport,
-            headers={
-                "Authorization": f"Bearer {token.get_secret_value()}",
-                "Accept": "application/json",
-            },
+            headers={"Accept": "application/json"},
         )
+        self._token = token
         self._limiter = SlidingWindowLimiter(rate_limit, rate_window)
         self._page_size = page_size
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (an OAuth session is the caller's to close)."""
         await self._http.aclose()
 
     async def _request(
         self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any
     ) -> dict[str, Any]:
-        async def send() -> httpx.Response:
+        async def attempt(token: SecretStr) -> httpx.Response:
             slot = await self._limiter.acquire()
             try:
-                return await self._http.request(method, path, **kwargs)
+                return await self._http.request(
+                    method,
+                    path,
+                    headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+                    **kwargs,
+                )
             finally:
                 self._limiter.done(slot)
+
+        async def send() -> httpx.Response:
+            if isinstance(self._token, OAuthSession):
+                # A 401 did nothing, so even a create may be sent once more after refreshing.
+                return await self._token.authorized(attempt)
+            return await attempt(self._token)
 
         response = await send_with_retries(send, only_rejected=not idempotent)
         if response.status_code >= 400:

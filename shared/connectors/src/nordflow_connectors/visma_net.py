@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -23,6 +23,20 @@ RELEASED_STATUSES = frozenset({"Open", "Closed"})
 
 TokenProvider = Callable[[], Awaitable[SecretStr]]
 """Returns a currently valid access token; called before every attempt (so it may refresh)."""
+
+
+@runtime_checkable
+class RefreshableTokenProvider(Protocol):
+    """A token provider that can replace a token the API refused (401), e.g.
+    `ClientCredentialsSession` (Visma Connect service integrations)."""
+
+    async def __call__(self) -> SecretStr:
+        """A currently valid access token."""
+        ...
+
+    async def refresh(self, rejected: SecretStr | None = None) -> SecretStr:
+        """A new access token, unless another caller already replaced `rejected`."""
+        ...
 
 
 def static_token(token: SecretStr) -> TokenProvider:
@@ -97,8 +111,9 @@ class VismaNetClient:
     """One tenant's Visma.net company. The same code runs against the sandbox by base URL.
 
     Authentication is a Visma Connect bearer access token from ``token_provider`` (a
-    ``SecretStr`` for a fixed token, or an async callable asked before every attempt, so an
-    OAuth2 session can be plugged in), plus the ``ipp-company-id`` header when
+    ``SecretStr`` for a fixed token, or an async callable asked before every attempt, such as
+    a `ClientCredentialsSession`; one with a ``refresh`` method is asked for a new token after
+    a 401 and the request sent once more), plus the ``ipp-company-id`` header when
     ``company_id`` is given (a token issued for one company tenant may not need it).
 
     Reads are retried on 429, 5xx and timeouts; creates and actions only on 429 (Visma.net
@@ -127,6 +142,11 @@ class VismaNetClient:
             static_token(token_provider)
             if isinstance(token_provider, SecretStr)
             else token_provider
+        )
+        # After a 401 a refreshable provider is asked for a new token and the request sent
+        # once more (a 401 did nothing, so this holds for creates too).
+        self._refresh = (
+            token_provider.refresh if isinstance(token_provider, RefreshableTokenProvider) else None
         )
         headers = {"Accept": "application/json"}
         if company_id:
@@ -166,8 +186,7 @@ class VismaNetClient:
     ) -> httpx.Response:
         content = None if body is None else json.dumps(body).encode()
 
-        async def send() -> httpx.Response:
-            token = await self._tokens()
+        async def attempt(token: SecretStr) -> httpx.Response:
             headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
             if content is not None:
                 headers["Content-Type"] = "application/json"
@@ -175,12 +194,18 @@ class VismaNetClient:
                 headers["If-Match"] = if_match
             slot = await self._limiter.acquire() if self._limiter else None
             try:
-                response = await self._http.request(
+                return await self._http.request(
                     method, path, params=params, content=content, headers=headers
                 )
             finally:
                 if slot is not None:
                     SlidingWindowLimiter.done(slot)
+
+        async def send() -> httpx.Response:
+            token = await self._tokens()
+            response = await attempt(token)
+            if response.status_code == 401 and self._refresh is not None:
+                response = await attempt(await self._refresh(token))
             hint = retry_after_seconds(response)
             if response.status_code == 429 and hint is not None and hint > self._max_retry_wait:
                 raise _GiveUp(response)
