@@ -206,12 +206,14 @@ def _counts(response: httpx.Response) -> object:
 
 
 def run_once(config: AgentConfig, client: httpx.Client, seen: dict[Path, tuple[int, int]]) -> int:
-    """One round: push the files that were stable since the previous look; how many are left."""
-    left = 0
-    for path in stable_files(config.folder, seen):
+    """One round: push the files that were stable since the previous look, oldest first; how
+    many are left. A file left for a retry ends the round: a later export of the same
+    document must never reach the server before an earlier one."""
+    ready = stable_files(config.folder, seen)
+    for index, path in enumerate(ready):
         if push_file(config, client, path) == "retry":
-            left += 1
-    return left
+            return len(ready) - index
+    return 0
 
 
 def watch(config: AgentConfig, *, once: bool = False) -> int:

@@ -16,7 +16,8 @@ from nordflow_schemas.common import ConnectionMode, SourceSystem
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from .domain import PLAIN_KEYS, CredentialsError, seal_form
-from .repository import PgConnectionRepository, PgTenantRepository
+from .ingest import release_pending
+from .repository import ConnectionBusyError, PgConnectionRepository, PgTenantRepository
 
 PoolProvider = Callable[[], asyncpg.Pool]
 
@@ -51,9 +52,9 @@ class ConnectionIn(BaseModel):
     token: SecretStr | None = Field(
         default=None,
         description=(
-            "Fortnox: the API token; Winner / on-premise: the push signing secret; other "
-            "systems: their credentials as a JSON text. Give this or `credentials`. Stored "
-            "encrypted, never shown"
+            "Fortnox: the access token or its OAuth credentials as JSON text; Winner / "
+            "on-premise: the push signing secret; other systems: their credentials as a JSON "
+            "text. Give this or `credentials`. Stored encrypted, never shown"
         ),
     )
     credentials: dict[str, SecretStr] | None = Field(
@@ -61,8 +62,10 @@ class ConnectionIn(BaseModel):
         description=(
             "The source system's credentials by key (write-only, stored encrypted): "
             "visma-eaccounting client_id, client_secret, refresh_token, token_url; visma-net "
-            "token, company_id[, api_timezone]; sirvoy api_token, webhook_secret; fortnox "
-            "access_token; winner / on-premise signing_secret"
+            "token, company_id[, api_timezone] or client_id, client_secret, tenant_id, "
+            "company_id[, token_url, scope, api_timezone]; sirvoy api_token, webhook_secret; "
+            "fortnox access_token, or client_id, client_secret, refresh_token[, token_url] "
+            "(an OAuth grant of erp-poller's own); winner / on-premise signing_secret"
         ),
     )
     mode: ConnectionMode = ConnectionMode.TEST
@@ -273,7 +276,7 @@ def build_api(pool: PoolProvider, box: SecretBox, wake: Callable[[], None]) -> A
                 seller=body.seller.model_dump(exclude_none=True),
                 cutoff_at=body.cutoff_at or dt.datetime.now(dt.UTC),
             )
-        except PermissionError as exc:
+        except (PermissionError, ConnectionBusyError) as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         wake()
         return ConnectionOut.model_validate(dict(await own_connection(tenant_id, connection_id)))
@@ -285,9 +288,21 @@ def build_api(pool: PoolProvider, box: SecretBox, wake: Callable[[], None]) -> A
 
     @router.patch("/connections/{connection_id}")
     async def set_mode(connection_id: str, body: ModeIn, tenant_id: Tenant) -> ConnectionOut:
-        """Switch the mode: test (nothing written downstream), manual (on request), automatic."""
-        if not await PgTenantRepository(pool()).set_mode(tenant_id, connection_id, body.mode):
+        """Switch the mode: test (nothing written downstream), manual (on request), automatic.
+
+        Switching to automatic lets pushed documents held back in manual mode flow at once.
+        """
+        repo = PgTenantRepository(pool())
+        try:
+            found = await repo.set_mode(tenant_id, connection_id, body.mode)
+        except ConnectionBusyError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        if not found:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no connection {connection_id!r}")
+        if body.mode is ConnectionMode.AUTOMATIC:
+            connection = await repo.configured(tenant_id, connection_id)
+            if connection is not None:
+                await release_pending(pool(), connection, limit=None, documents=(), committed=wake)
         wake()
         return ConnectionOut.model_validate(dict(await own_connection(tenant_id, connection_id)))
 

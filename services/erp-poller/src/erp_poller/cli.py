@@ -18,7 +18,8 @@ from nordflow_schemas.common import ConnectionMode, SourceSystem
 from .app import create_app
 from .config import Settings
 from .domain import PLAIN_KEYS, CredentialsError, seal_form
-from .repository import PgConnectionRepository, PgTenantRepository
+from .ingest import release_pending
+from .repository import ConnectionBusyError, PgConnectionRepository, PgTenantRepository
 
 
 def sealed_text(system: SourceSystem, value: str) -> str:
@@ -158,8 +159,20 @@ async def _tenant_command(settings: Settings, args: argparse.Namespace) -> int:
             )
             return 1
         if args.command == "mode":
-            await repo.set_mode(args.tenant, args.connection_id, ConnectionMode(args.mode))
+            mode = ConnectionMode(args.mode)
+            try:
+                await repo.set_mode(args.tenant, args.connection_id, mode)
+            except ConnectionBusyError as exc:
+                print(f"erp-poller: {exc}", file=sys.stderr)
+                return 1
             print(f"connection {args.connection_id}: {args.mode}")
+            connection = await repo.configured(args.tenant, args.connection_id)
+            if mode is ConnectionMode.AUTOMATIC and connection is not None:
+                released = await release_pending(
+                    repo.pool, connection, limit=None, documents=(), committed=lambda: None
+                )
+                if released:
+                    print(f"{released} pushed document(s) held back in manual mode released")
             return 0
         if not args.limit and not args.document:
             print("erp-poller: give --limit N or --document NUMBER", file=sys.stderr)
@@ -191,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument(
         "--token-env",
         required=True,
-        help="name of the env variable holding the token (fortnox), the push signing secret "
-        "(winner, on-premise) or the credentials as a JSON object (the other systems)",
+        help="name of the env variable holding the credentials: fortnox the access token or "
+        "its OAuth JSON (client_id, client_secret, refresh_token[, token_url]); winner and "
+        "on-premise the push signing secret; the other systems a JSON object (see README)",
     )
     add.add_argument("--mode", choices=[m.value for m in ConnectionMode], default="test")
     add.add_argument("--seller", required=True, help="seller party as JSON")
@@ -233,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "add":
         try:
             asyncio.run(add_connection(settings, args))
-        except PermissionError as exc:
+        except (PermissionError, ConnectionBusyError) as exc:
             print(f"erp-poller: {exc}", file=sys.stderr)
             return 1
     else:

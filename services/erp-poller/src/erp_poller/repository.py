@@ -17,6 +17,28 @@ POLLED = sorted(s.value for s in POLLED_SYSTEMS)
 BACKFILL_ATTEMPTS = 3
 
 
+class ConnectionBusyError(Exception):
+    """The connection is being polled, synced or backfilled (its row is locked) right now."""
+
+
+# Configuration changes wait at most this long for a running poll, sync or backfill.
+LOCK_TIMEOUT = "5s"
+
+
+async def _write_unless_busy(pool: asyncpg.Pool, connection_id: str, sql: str, *args: Any) -> Any:
+    """One statement that changes a connection's row, refused rather than left hanging while
+    a poll, sync or backfill holds the row (a backfill can take hours)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        try:
+            return await conn.fetchval(sql, *args)
+        except asyncpg.exceptions.LockNotAvailableError:
+            raise ConnectionBusyError(
+                f"connection {connection_id!r} is being polled, synced or backfilled right "
+                "now; try again when that has finished"
+            ) from None
+
+
 def _connection(row: asyncpg.Record) -> Connection:
     return Connection(
         connection_id=row["connection_id"],
@@ -52,9 +74,12 @@ class PgConnectionRepository:
     ) -> None:
         """Create or replace a connection's configuration (the cursor is kept).
 
-        Raises PermissionError if the id belongs to another tenant.
+        Raises PermissionError if the id belongs to another tenant, ConnectionBusyError while
+        the connection is being polled, synced or backfilled.
         """
-        saved = await self.pool.fetchval(
+        saved = await _write_unless_busy(
+            self.pool,
+            connection_id,
             """INSERT INTO connections (connection_id, tenant_id, system, base_url, token_sealed,
                                         mode, seller, cutoff_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
@@ -186,6 +211,15 @@ class PgTenantRepository:
         )
         return tenant
 
+    async def configured(self, tenant_id: str, connection_id: str) -> Connection | None:
+        """One of the tenant's connections as the poller sees it (its token still sealed)."""
+        row = await self.pool.fetchrow(
+            "SELECT * FROM connections WHERE tenant_id = $1 AND connection_id = $2",
+            tenant_id,
+            connection_id,
+        )
+        return None if row is None else _connection(row)
+
     async def connection(self, tenant_id: str, connection_id: str) -> asyncpg.Record | None:
         """One of the tenant's connections (never the token)."""
         return await self.pool.fetchrow(
@@ -197,8 +231,13 @@ class PgTenantRepository:
         )
 
     async def set_mode(self, tenant_id: str, connection_id: str, mode: ConnectionMode) -> bool:
-        """Change a connection's mode; False if the tenant has no such connection."""
-        done = await self.pool.fetchval(
+        """Change a connection's mode; False if the tenant has no such connection.
+
+        Raises ConnectionBusyError while the connection is being polled or backfilled.
+        """
+        done = await _write_unless_busy(
+            self.pool,
+            connection_id,
             "UPDATE connections SET mode = $3, next_poll_at = now() "
             "WHERE tenant_id = $1 AND connection_id = $2 RETURNING true",
             tenant_id,

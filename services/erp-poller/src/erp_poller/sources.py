@@ -223,6 +223,13 @@ class VismaEAccountingSource:
             related["customer"] = await cache.get(
                 f"customer:{customer}", lambda: self.client.customer(customer)
             )
+        # A credit invoice names the one it credits by id only; the mapper needs its number
+        # and date (the canonical credit note's preceding invoice).
+        credited = _text(invoice.get("ReferringInvoiceId"))
+        if credited and visma_eaccounting_kind(invoice) is DocumentKind.CREDIT_NOTE:
+            related["credited_invoice"] = await cache.get(
+                f"invoice:{credited}", lambda: self.client.invoice(credited)
+            )
         return SourceDocument(
             str(invoice.get("Id") or change.ref),
             _text(invoice.get("InvoiceNumber")),
@@ -251,9 +258,20 @@ def _value(raw: Any) -> Any:
     return raw.get("value") if isinstance(raw, dict) else raw
 
 
+def _applied(payment: dict[str, Any]) -> list[str]:
+    """The reference numbers of the documents a Visma.net payment is applied to."""
+    refs = [
+        str(_value(line.get("refNbr")))
+        for line in payment.get("paymentLines") or []
+        if isinstance(line, dict) and _value(line.get("refNbr"))
+    ]
+    return list(dict.fromkeys(refs))
+
+
 class VismaNetSource:
     """Visma.net customer invoices and credit notes with their customers, and customer
-    payments (each with the first invoice it is applied to as ``related["invoice"]``)."""
+    payments: one document per invoice a payment is applied to (``payment:<refNbr>@<invoice>``,
+    that invoice as ``related["invoice"]``)."""
 
     system = SourceSystem.VISMA_NET
 
@@ -274,7 +292,10 @@ class VismaNetSource:
             async for item in self.client.invoices_modified_since(since):
                 yield Change.of(str(item["referenceNumber"]))
             async for item in self.client.payments_modified_since(since):
-                yield Change.of(payment_document_id(item["refNbr"]))
+                # One document per invoice the payment is applied to: a payment of several
+                # invoices pays each its own share.
+                for invoice in _applied(item):
+                    yield Change.of(payment_document_id(f"{item['refNbr']}@{invoice}"))
 
         return Listing(changes())
 
@@ -289,26 +310,44 @@ class VismaNetSource:
             related["customer"] = await cache.get(
                 f"customer:{customer}", lambda: self.client.customer(customer)
             )
+        kind = visma_net_kind(invoice)
+        if kind is DocumentKind.CREDIT_NOTE:
+            # Its original: the first invoice it is applied to (for the original's date when
+            # `origInvoiceDate` was left at its default).
+            original = next(
+                (
+                    str(_value(a.get("refNbr")))
+                    for a in invoice.get("applications") or []
+                    if isinstance(a, dict)
+                    and str(_value(a.get("docType")) or "").lower() == "invoice"
+                    and _value(a.get("refNbr"))
+                ),
+                None,
+            )
+            if original:
+                related["credited_invoice"] = await cache.get(
+                    f"invoice:{original}", lambda: self.client.invoice(original)
+                )
         number = str(invoice.get("referenceNumber") or change.ref)
-        return SourceDocument(number, number, visma_net_kind(invoice), invoice, related)
+        return SourceDocument(number, number, kind, invoice, related)
 
     async def _payment(self, change: Change) -> SourceDocument | None:
-        payment = await self.client.payment(change.ref)
-        applied = [
-            str(_value(line.get("refNbr")))
-            for line in payment.get("paymentLines") or []
-            if isinstance(line, dict) and _value(line.get("refNbr"))
-        ]
-        if not applied:
-            return None  # a prepayment applied to no document yet: nothing to book it on
+        """The payment's share of one invoice (``payment:<refNbr>@<invoice>``); a payment
+        named without its invoice (a user's sync) gives its first invoice's share."""
+        ref, _, invoice = change.ref.partition("@")
+        payment = await self.client.payment(ref)
+        applied = _applied(payment)
+        if not applied or (invoice and invoice not in applied):
+            return None  # applied to no document (yet), or no longer to this one
+        invoice = invoice or applied[0]
         return SourceDocument(
-            change.document_id,
-            _text(payment.get("refNbr")) or change.ref,
+            payment_document_id(f"{ref}@{invoice}"),
+            _text(payment.get("refNbr")) or ref,
             DocumentKind.PAYMENT,
             payment,
             {
                 "seller": self.seller,
-                "invoice": {"document_id": applied[0], "document_number": applied[0]},
+                "invoice": {"document_id": invoice, "document_number": invoice},
             },
         )
 

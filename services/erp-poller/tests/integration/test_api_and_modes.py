@@ -10,6 +10,7 @@ import httpx
 import pytest
 from erp_poller.api import build_api
 from erp_poller.app import Runner, SourceCache
+from erp_poller.ingest import PushedDocument, ingest_documents
 from erp_poller.repository import (
     PgConnectionRepository,
     PgTenantRepository,
@@ -22,6 +23,7 @@ from erp_poller.sources import ClientOptions, FortnoxSource
 from fastapi import FastAPI
 from nordflow_connectors.fortnox import FortnoxClient
 from nordflow_schemas.common import ConnectionMode, SourceSystem
+from nordflow_schemas.events import DocumentKind
 from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
@@ -358,3 +360,62 @@ async def test_a_backfill_that_dies_midway_resumes_and_counts_each_emission_once
     assert resumed["error"] is None
     assert (resumed["attempts"], resumed["listed"], resumed["emitted"]) == (2, 4, 4)
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE tenant_id = $1", tenant) == 4
+
+
+async def test_a_change_while_a_poll_holds_the_connection_answers_409_not_a_hang(
+    api, pool, sandbox
+):
+    client, _ = api
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    headers = await token_for(pool, tenant)
+    company = sandbox.create_company()
+    body = connection_body("busy-1", sandbox, company.token, mode="automatic")
+    assert (await client.put("/api/v1/connections/busy-1", json=body, headers=headers)).is_success
+    async with pool.acquire() as conn, conn.transaction():
+        assert await PgConnectionRepository.claim_due(conn) is not None  # a poll runs
+        patched = await client.patch(
+            "/api/v1/connections/busy-1", json={"mode": "manual"}, headers=headers
+        )
+        replaced = await client.put("/api/v1/connections/busy-1", json=body, headers=headers)
+    assert (patched.status_code, replaced.status_code) == (409, 409)
+    assert "being polled" in patched.json()["detail"]
+    again = await client.patch(
+        "/api/v1/connections/busy-1", json={"mode": "manual"}, headers=headers
+    )
+    assert again.json()["mode"] == "manual"  # once the poll is over
+
+
+async def test_switching_to_automatic_releases_what_manual_mode_held_back(api, pool, box):
+    client, _ = api
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    headers = await token_for(pool, tenant)
+    await PgConnectionRepository(pool).add(
+        connection_id="push-1",
+        tenant_id=tenant,
+        system=SourceSystem.WINNER,
+        base_url="https://push.invalid",
+        token_sealed=box.seal("a-push-signing-secret"),
+        mode=ConnectionMode.MANUAL,
+        seller={"name": "Kök AB"},
+        cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+    )
+    connection = await PgTenantRepository(pool).configured(tenant, "push-1")
+    assert connection is not None
+    document = PushedDocument(
+        document_id="Q1-1",
+        document_number="Q1-1",
+        kind=DocumentKind.ORDER,
+        payload={"order_id": "Q1-1"},
+        related={"seller": {"name": "Kök AB"}},
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        (outcome,) = await ingest_documents(conn, connection, [document])
+    assert outcome.outcome == "pending"
+    outbox = "SELECT count(*) FROM outbox WHERE tenant_id = $1"
+    assert await pool.fetchval(outbox, tenant) == 0
+    switched = await client.patch(
+        "/api/v1/connections/push-1", json={"mode": "automatic"}, headers=headers
+    )
+    assert switched.status_code == 200, switched.text
+    assert await pool.fetchval(outbox, tenant) == 1
+    assert await pool.fetchval("SELECT count(*) FROM pending_documents") == 0

@@ -543,11 +543,33 @@ async def test_visma_net_payments_flow_with_the_invoice_they_pay(
     number = await driver.pay(invoice, Decimal(50))
     assert await steps.poll_one()
     later = {e.source.document_id: e for e in (await events(pool))[1:]}
-    assert set(later) == {invoice, f"payment:{number}"}  # the balance changed, and the payment
-    paying = later[f"payment:{number}"]
+    paid = f"payment:{number}@{invoice}"
+    assert set(later) == {invoice, paid}  # the balance changed, and the payment
+    paying = later[paid]
     assert paying.kind is DocumentKind.PAYMENT
     assert paying.payload["refNbr"] == number
     assert paying.related["invoice"] == {"document_id": invoice, "document_number": invoice}
+
+    # One payment of two invoices: each invoice gets a document of its own share.
+    first, second = await driver.create(), await driver.create()
+    async with driver.client() as client:
+        both = await client.create_payment(
+            customer_number=driver.customer,
+            applications=[
+                PaymentApplication(first, Decimal(10)),
+                PaymentApplication(second, Decimal(20)),
+            ],
+            payment_date=dt.date.today(),
+            payment_ref="NF-both",
+        )
+        await client.release_payment(both)
+    seen = len(await events(pool))
+    assert await steps.poll_one()
+    shares = [e for e in (await events(pool))[seen:] if e.kind is DocumentKind.PAYMENT]
+    assert {(e.source.document_id, e.related["invoice"]["document_id"]) for e in shares} == {
+        (f"payment:{both}@{first}", first),
+        (f"payment:{both}@{second}", second),
+    }
 
 
 async def test_visma_eaccounting_credit_invoices_are_credit_notes_and_the_cursor_is_server_time(
@@ -598,3 +620,34 @@ async def test_a_push_connection_is_never_polled(
     async with pool.acquire() as conn, conn.transaction():
         assert await PgConnectionRepository.claim_due(conn) is None
     assert not await runner(pool, box).poll_one()
+
+
+async def test_a_credit_note_comes_with_the_invoice_it_credits(
+    pool: asyncpg.Pool,
+    box: SecretBox,
+    eaccounting_sandbox: RunningVismaEAccountingSandbox,
+    visma_net_sandbox: RunningVismaNetSandbox,
+) -> None:
+    """The source names the original only by id or application: the poller fetches it, so
+    the mapper can state the credited invoice's number and date."""
+    bygg = EAccountingDriver(eaccounting_sandbox)
+    original = await bygg.create()
+    credit = str(eaccounting_sandbox.seed_credit_invoice(bygg.company.company_id, original)["Id"])
+    fjord = VismaNetDriver(visma_net_sandbox)
+    invoice = await fjord.create()
+    with visma_net_sandbox.admin() as admin:
+        credit_note = admin.seed_credit_note(
+            fjord.company, fjord.customer, credited=[(invoice, Decimal(125))]
+        )
+    for driver in (bygg, fjord):
+        await add_connection(pool, box, driver)
+    steps = runner(pool, box)
+    assert await steps.poll_one()
+    assert await steps.poll_one()
+    by_id = {e.source.document_id: e for e in await events(pool)}
+    eaccounting = by_id[credit]
+    assert eaccounting.kind is DocumentKind.CREDIT_NOTE
+    assert eaccounting.related["credited_invoice"]["Id"] == original
+    visma_net = by_id[credit_note]
+    assert visma_net.kind is DocumentKind.CREDIT_NOTE
+    assert visma_net.related["credited_invoice"]["referenceNumber"] == invoice

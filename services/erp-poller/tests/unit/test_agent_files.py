@@ -114,3 +114,25 @@ def test_the_secret_comes_only_from_the_environment(tmp_path: Path) -> None:
     assert agent.run(argv, environ={}) == 2
     with pytest.raises(SystemExit):
         agent.parse_args([*argv, "--secret", "s"])
+
+
+def test_a_file_left_for_a_retry_ends_the_round_so_exports_keep_their_order(
+    tmp_path: Path,
+) -> None:
+    older, newer = tmp_path / "2025-03-10.json", tmp_path / "2025-03-11.json"
+    older.write_text('{"batch_id": "b-1", "documents": []}')
+    newer.write_text('{"batch_id": "b-2", "documents": []}')
+    pushed: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        pushed.append(request.headers[BATCH_HEADER])
+        return httpx.Response(503)
+
+    seen: dict[Path, tuple[int, int]] = {}
+    agent.stable_files(tmp_path, seen)  # the first look
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        left = agent.run_once(config(tmp_path, backoff=0.0), client, seen)
+    assert left == 2
+    assert set(pushed) == {"b-1"}  # the newer export waits for the older one
+    assert older.exists()
+    assert newer.exists()
