@@ -49,8 +49,9 @@ SERVICES: tuple[str, ...] = (
 SERVICE_ENV: dict[str, dict[str, str]] = {
     # Locally the 24-48 h closing delay would hide the journey's last step.
     "ledger-closer": {"CLOSING_DELAY_SECONDS": "0"},
-    # Poll every few seconds so a hand-made invoice shows up quickly (production: 30 s).
-    "erp-poller": {"POLL_INTERVAL_SECONDS": "3"},
+    # Poll every few seconds so a hand-made invoice shows up quickly (production: 30 s); the
+    # sandboxes are on loopback, which the tenant API refuses in production.
+    "erp-poller": {"POLL_INTERVAL_SECONDS": "3", "ALLOW_INTERNAL_URLS": "true"},
 }
 
 # Defaults for every service; a variable already set in the caller's environment wins.

@@ -5,9 +5,11 @@ routes' parameters, including the local `Tenant` dependency alias.
 """
 
 import datetime as dt
+import ipaddress
 import json
 from collections.abc import Callable
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -226,8 +228,33 @@ def _sync_out(row: asyncpg.Record) -> SyncOut:
     )
 
 
-def build_api(pool: PoolProvider, box: SecretBox, wake: Callable[[], None]) -> APIRouter:
-    """The /api/v1 routes; ``pool`` is asked at request time (the service starts it later)."""
+def internal_host(url: str) -> bool:
+    """Whether a URL names this machine or a private network by literal address or name: a
+    tenant must not make the poller call into the cluster (its errors come back to them)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal", ".svc")):
+        return True
+    if "." not in host and ":" not in host:
+        return True  # a bare name resolves inside the cluster
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def build_api(
+    pool: PoolProvider,
+    box: SecretBox,
+    wake: Callable[[], None],
+    *,
+    allow_internal_urls: bool = False,
+) -> APIRouter:
+    """The /api/v1 routes; ``pool`` is asked at request time (the service starts it later).
+
+    ``allow_internal_urls`` lets connections point at loopback or private addresses (the
+    local stack's sandboxes); production keeps it off.
+    """
     router = APIRouter(prefix="/api/v1", tags=["connections"])
 
     async def tenant(request: Request) -> str:
@@ -265,6 +292,17 @@ def build_api(pool: PoolProvider, box: SecretBox, wake: Callable[[], None]) -> A
         """Create or replace a connection (its cursor is kept)."""
         if body.connection_id != connection_id:
             raise HTTPException(422, "connection_id in the path and body differ")
+        if not allow_internal_urls and internal_host(str(body.base_url)):
+            raise HTTPException(
+                422,
+                [
+                    {
+                        "loc": ["body", "base_url"],
+                        "msg": "must be the source system's public address, not a loopback, "
+                        "private or cluster-internal one",
+                    }
+                ],
+            )
         try:
             await PgConnectionRepository(pool()).add(
                 connection_id=connection_id,

@@ -261,7 +261,14 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
 
         return run
 
-    app.routers.append(build_api(lambda: app.pool, box, wakeup.set))
+    app.routers.append(
+        build_api(
+            lambda: app.pool,
+            box,
+            wakeup.set,
+            allow_internal_urls=settings.allow_internal_urls,
+        )
+    )
     app.routers.append(build_ingest_api(lambda: app.pool, box, app.committed))
     app.loop(scheduler(runner.sync_one, runner.poll_one))
     # Backfills are long: a loop of their own, so polls of other connections go on meanwhile.

@@ -16,3 +16,8 @@ class Settings(ServiceSettings):
         default=120, ge=60, description="Each poll re-reads this far back (minute-grained APIs)"
     )
     scheduler_tick_seconds: float = Field(default=1.0, gt=0)
+    allow_internal_urls: bool = Field(
+        default=False,
+        description="Let tenant API connections point at loopback or private addresses "
+        "(local sandboxes only)",
+    )

@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 import pytest
-from erp_poller.api import build_api
+from erp_poller.api import build_api, internal_host
 from erp_poller.app import Runner, SourceCache
 from erp_poller.ingest import PushedDocument, ingest_documents
 from erp_poller.repository import (
@@ -33,7 +33,9 @@ pytestmark = pytest.mark.integration
 async def api(pool, box):
     app = FastAPI()
     woken: list[int] = []
-    app.include_router(build_api(lambda: pool, box, lambda: woken.append(1)))
+    app.include_router(
+        build_api(lambda: pool, box, lambda: woken.append(1), allow_internal_urls=True)
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://api"
     ) as client:
@@ -419,3 +421,42 @@ async def test_switching_to_automatic_releases_what_manual_mode_held_back(api, p
     assert switched.status_code == 200, switched.text
     assert await pool.fetchval(outbox, tenant) == 1
     assert await pool.fetchval("SELECT count(*) FROM pending_documents") == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080",
+        "http://localhost",
+        "http://10.0.0.7/3",
+        "http://169.254.169.254/latest",
+        "http://[::1]:80",
+        "http://postgres",
+        "http://kafka.nordflow.svc:9092",
+    ],
+)
+async def test_a_connection_may_not_point_into_the_cluster(pool, box, url):
+    app = FastAPI()
+    app.include_router(build_api(lambda: pool, box, lambda: None))
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    headers = await token_for(pool, tenant)
+    body = {
+        "connection_id": "inside",
+        "system": "fortnox",
+        "base_url": url,
+        "token": "tok",
+        "seller": {"name": "Säljare AB"},
+    }
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://api"
+    ) as client:
+        answer = await client.put("/api/v1/connections/inside", json=body, headers=headers)
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "base_url"]
+    assert await PgConnectionRepository(pool).list(tenant) == []
+
+
+def test_public_source_urls_are_allowed() -> None:
+    assert not internal_host("https://api.fortnox.se/3")
+    assert not internal_host("https://eaccountingapi.vismaonline.com")
+    assert not internal_host("https://8.8.8.8")
