@@ -189,21 +189,12 @@ def _counts(outcomes: Sequence[Outcome]) -> dict[str, int]:
 
 
 async def _is_newest(conn: asyncpg.Connection, connection: Connection, doc: PushedDocument) -> bool:
-    """Remember the source's change time; False if a newer snapshot was already pushed."""
+    """Remember the source's change time; False if a newer snapshot was already taken."""
     if doc.source_time is None:
         return True
-    newest = await conn.fetchval(
-        """INSERT INTO pushed_documents (connection_id, document_id, tenant_id, source_time)
-           VALUES ($1, $2, $3, $4)
-           ON CONFLICT (connection_id, document_id) DO UPDATE SET source_time = EXCLUDED.source_time
-           WHERE pushed_documents.source_time <= EXCLUDED.source_time
-           RETURNING true""",
-        connection.connection_id,
-        doc.document_id,
-        connection.tenant_id,
-        doc.source_time,
+    return await PgDocumentRepository(conn).newest_snapshot(
+        connection.connection_id, doc.document_id, connection.tenant_id, doc.source_time
     )
-    return bool(newest)
 
 
 async def _emit(

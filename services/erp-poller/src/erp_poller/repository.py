@@ -160,6 +160,26 @@ class PgDocumentRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
+    async def newest_snapshot(
+        self, connection_id: str, document_id: str, tenant_id: str, source_time: dt.datetime
+    ) -> bool:
+        """Remember the source's change time of a snapshot; False if a newer one was already
+        taken (a late webhook retry, or a poll overtaken by a webhook), so an older content
+        is never emitted over a newer one."""
+        newest = await self.conn.fetchval(
+            """INSERT INTO pushed_documents (connection_id, document_id, tenant_id, source_time)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (connection_id, document_id) DO UPDATE
+                 SET source_time = EXCLUDED.source_time
+               WHERE pushed_documents.source_time <= EXCLUDED.source_time
+               RETURNING true""",
+            connection_id,
+            document_id,
+            tenant_id,
+            source_time,
+        )
+        return bool(newest)
+
     async def record_version(
         self, connection_id: str, document_id: str, tenant_id: str, invoice_id: str, version: str
     ) -> bool:

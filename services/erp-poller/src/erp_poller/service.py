@@ -65,7 +65,15 @@ async def emit_document(
         },
     ):
         async with pool.acquire() as conn, conn.transaction():
-            new = await PgDocumentRepository(conn).record_version(
+            repository = PgDocumentRepository(conn)
+            if document.source_time is not None and not await repository.newest_snapshot(
+                connection.connection_id,
+                document.document_id,
+                connection.tenant_id,
+                document.source_time,
+            ):
+                return False  # a webhook already brought a newer snapshot
+            new = await repository.record_version(
                 connection.connection_id,
                 document.document_id,
                 connection.tenant_id,

@@ -74,6 +74,19 @@ class SourceDocument:
     kind: DocumentKind
     payload: dict[str, Any]
     related: dict[str, dict[str, Any]]
+    # The source's change time, where pushes of the same document also arrive (Sirvoy's
+    # webhooks): an older snapshot is never emitted over a newer one.
+    source_time: dt.datetime | None = None
+
+
+def _changed_at(record: dict[str, Any]) -> dt.datetime | None:
+    """A Sirvoy record's ``modifiedAt`` (aware), if it has a readable one."""
+    raw = record.get("modifiedAt")
+    try:
+        moment = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00")) if raw else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 class Listing:
@@ -415,6 +428,7 @@ class SirvoySource:
             sirvoy_kind(invoice),
             invoice,
             related,
+            _changed_at(invoice),
         )
 
     async def _payment(self, change: Change, cache: FetchCache) -> SourceDocument | None:
@@ -436,7 +450,12 @@ class SirvoySource:
         if booking is not None:
             related["booking"] = booking
         return SourceDocument(
-            change.document_id, change.ref, DocumentKind.PAYMENT, payment, related
+            change.document_id,
+            change.ref,
+            DocumentKind.PAYMENT,
+            payment,
+            related,
+            _changed_at(payment),
         )
 
     async def aclose(self) -> None:

@@ -16,14 +16,22 @@ import asyncpg
 import httpx
 import pytest
 from erp_poller.domain import Connection, content_version
-from erp_poller.ingest import build_ingest_api, release_pending, signature_headers
+from erp_poller.ingest import (
+    PushedDocument,
+    build_ingest_api,
+    ingest_documents,
+    release_pending,
+    signature_headers,
+)
 from erp_poller.repository import PgConnectionRepository, _connection
+from erp_poller.service import emit_document
+from erp_poller.sources import SourceDocument
 from fastapi import FastAPI
 from nordflow_runtime.crypto import SecretBox
 from nordflow_sandboxes.sirvoy.testing import running_sirvoy_sandbox, running_webhook_receiver
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 from nordflow_schemas.envelope import decode
-from nordflow_schemas.events import ErpDocumentFetched
+from nordflow_schemas.events import DocumentKind, ErpDocumentFetched
 
 pytestmark = pytest.mark.integration
 
@@ -570,3 +578,29 @@ async def test_test_mode_events_carry_the_flag(api, pool, box):
     assert response.json()["counts"] == {"emitted": 1}
     [event] = await events(pool, connection.tenant_id)
     assert event.test_mode is True
+
+
+async def test_a_late_webhook_never_emits_older_content_than_a_poll_already_did(pool, box):
+    connection = await add_connection(pool, box, SourceSystem.SIRVOY)
+    now = dt.datetime.now(dt.UTC)
+    polled = SourceDocument(
+        "701", "1701", DocumentKind.INVOICE, {"invoiceId": 701, "total": "200.00"}, {}, now
+    )
+    assert await emit_document(pool, connection, polled)
+    stale = PushedDocument(
+        document_id="701",
+        document_number="1701",
+        kind=DocumentKind.INVOICE,
+        payload={"invoiceId": 701, "total": "100.00"},  # the content before the change
+        related={},
+        source_time=now - dt.timedelta(minutes=5),
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        (outcome,) = await ingest_documents(conn, connection, [stale])
+    assert outcome.outcome == "outdated"
+    assert [e.payload["total"] for e in await events(pool, connection.tenant_id)] == ["200.00"]
+    # And the other way round: a poll that took an older snapshot than a webhook emits nothing.
+    older_poll = SourceDocument(
+        "701", "1701", DocumentKind.INVOICE, {"invoiceId": 701}, {}, now - dt.timedelta(hours=1)
+    )
+    assert not await emit_document(pool, connection, older_poll)
