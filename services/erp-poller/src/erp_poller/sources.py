@@ -149,7 +149,10 @@ def _text(value: Any) -> str | None:
 
 
 class FortnoxSource:
-    """Fortnox v3 invoices (credit invoices included) with their customer cards.
+    """Fortnox v3 invoices (credit invoices included) with their customer cards, and invoice
+    payments (``payment:<Number>``, the invoice paid as ``related["invoice"]``): they are in
+    the books already, so mapper reports them as recorded at the source and ledger-closer,
+    whose own payments come back this way too, never books them again.
 
     ``session`` is the connection's OAuth session (None for a fixed token).
     """
@@ -167,18 +170,30 @@ class FortnoxSource:
         self.session = session
 
     def changes_since(self, since: dt.datetime) -> Listing:
-        """Invoices by ``lastmodified`` (minute-grained, Stockholm time)."""
+        """Invoices, then invoice payments, by ``lastmodified`` (minute-grained, Stockholm)."""
 
         async def changes() -> AsyncIterator[Change]:
             async for item in self.client.invoices_modified_since(since):
                 yield Change.of(str(item["DocumentNumber"]))
+            async for item in self.client.payments_modified_since(since):
+                yield Change.of(payment_document_id(item["Number"]))
 
         return Listing(changes())
 
     async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
-        """The invoice, rows included, and its customer card."""
-        if change.kind != "invoice":
-            return None  # Fortnox payments are booked in Fortnox itself; not polled
+        """The invoice, rows included, and its customer card; or a payment in full."""
+        if change.kind == "payment":
+            payment = await self.client.payment(change.ref)
+            paid = _text(payment.get("InvoiceNumber"))
+            if paid is None:
+                return None
+            return SourceDocument(
+                change.document_id,
+                _text(payment.get("Number")) or change.ref,
+                DocumentKind.PAYMENT,
+                payment,
+                {"seller": self.seller, "invoice": {"document_id": paid, "document_number": paid}},
+            )
         invoice = await self.client.invoice(change.ref)
         related: dict[str, dict[str, Any]] = {"seller": self.seller}
         customer = _text(invoice.get("CustomerNumber"))

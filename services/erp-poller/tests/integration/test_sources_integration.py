@@ -651,3 +651,41 @@ async def test_a_credit_note_comes_with_the_invoice_it_credits(
     visma_net = by_id[credit_note]
     assert visma_net.kind is DocumentKind.CREDIT_NOTE
     assert visma_net.related["credited_invoice"]["referenceNumber"] == invoice
+
+
+async def test_fortnox_payments_flow_with_the_invoice_they_pay(
+    pool: asyncpg.Pool, box: SecretBox, sandbox: RunningFortnoxSandbox
+) -> None:
+    driver = FortnoxDriver(sandbox)
+    try:
+        customer = await driver.http.post("customers", json={"Customer": {"Name": "Kund AB"}})
+        row = {"Description": "Tjänst", "DeliveredQuantity": 2, "Price": 100}
+        created = await driver.http.post(
+            "invoices",
+            json={
+                "Invoice": {
+                    "CustomerNumber": customer.json()["Customer"]["CustomerNumber"],
+                    "InvoiceRows": [row],
+                }
+            },
+        )
+        invoice = str(created.json()["Invoice"]["DocumentNumber"])
+        await add_connection(pool, box, driver)
+        steps = runner(pool, box)
+        assert await steps.poll_one()
+        assert [e.source.document_id for e in await events(pool)] == [invoice]
+        body = {"InvoicePayment": {"InvoiceNumber": int(invoice), "Amount": 5}}
+        answer = await driver.http.post("invoicepayments", json=body)
+        assert answer.status_code == 201, answer.text
+        number = str(answer.json()["InvoicePayment"]["Number"])
+        assert await steps.poll_one()
+        later = {e.source.document_id: e for e in (await events(pool))[1:]}
+        paying = later[f"payment:{number}"]
+        assert paying.kind is DocumentKind.PAYMENT
+        assert paying.payload["Number"] in (number, int(number))
+        assert "ModeOfPayment" in paying.payload  # the full record, not the list item
+        assert paying.related["invoice"] == {"document_id": invoice, "document_number": invoice}
+        assert await steps.poll_one()  # the overlap re-reads it: nothing new
+        assert len(await events(pool)) == 1 + len(later)
+    finally:
+        await driver.aclose()

@@ -37,9 +37,11 @@ from nordflow_schemas.events import ValidationIssue
 from nordflow_schemas.invoice import DocumentType, Invoice, PartyType, VatCategory
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.no import fodselsnummer as no_personal
+from stdnum.no import mva as no_mva
 from stdnum.no import orgnr as no_orgnr
 from stdnum.se import orgnr as se_orgnr
 from stdnum.se import personnummer as se_personal
+from stdnum.se import vat as se_vat
 
 CENT = Decimal("0.01")
 LIMIT = Decimal(10) ** 12
@@ -342,7 +344,27 @@ def check_parties(invoice: Invoice) -> list[ValidationIssue]:
     for role, party in (("seller", invoice.seller), ("buyer", invoice.buyer)):
         check = check_personal_number if party.party_type is PartyType.PRIVATE else check_org_number
         issues += check(party.address.country_code, party.company_id, f"{role}.company_id")
+        issues += check_vat_number(party.vat_id, f"{role}.vat_id")
     return issues
+
+
+def check_vat_number(number: str | None, field: str) -> list[ValidationIssue]:
+    """A VAT identifier starts with its country's code (BR-CO-09); Swedish (SE + org. no.
+    + 01) and Norwegian (NO + org. no. + MVA) ones are checked in full, check digit included."""
+    if not number:
+        return []
+    compact = number.replace(" ", "").upper()
+    prefix = compact[:2]
+    if not (prefix.isalpha() and prefix.isascii()):
+        return [_issue(field, "BR-CO-09", f"{number!r} must start with the ISO 3166 country code")]
+    try:
+        if prefix == "SE":
+            se_vat.validate(compact)
+        elif prefix == "NO":
+            no_mva.validate(compact)
+    except StdnumError as exc:
+        return [_issue(field, "NF-VATNR", f"{number!r} is not a valid {prefix} VAT number: {exc}")]
+    return []
 
 
 def check_vat_categories(invoice: Invoice) -> list[ValidationIssue]:

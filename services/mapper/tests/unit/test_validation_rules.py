@@ -172,6 +172,18 @@ RULE_CASES: list[tuple[str, Invoice, str, str]] = [
         "NF-ORGNR",
     ),
     (
+        "seller VAT no. check digit",
+        with_party("seller", vat_id="SE556036079401")(invoice()),
+        "seller.vat_id",
+        "NF-VATNR",
+    ),
+    (
+        "buyer VAT no. without country",
+        with_party("buyer", vat_id="556036079301")(invoice()),
+        "buyer.vat_id",
+        "BR-CO-09",
+    ),
+    (
         "consumer personal no.",
         with_party("buyer", party_type=PartyType.PRIVATE, company_id="19811218-9875")(invoice()),
         "buyer.company_id",

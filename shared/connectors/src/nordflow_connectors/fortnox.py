@@ -123,6 +123,18 @@ class FortnoxClient:
         customer: dict[str, Any] = body["Customer"]
         return customer
 
+    def payments_modified_since(self, since: dt.datetime) -> AsyncIterator[dict[str, Any]]:
+        """List items of invoice payments modified at or after ``since`` (minute-grained)."""
+        return self._pages(
+            "invoicepayments", "InvoicePayments", {"lastmodified": lastmodified_param(since)}
+        )
+
+    async def payment(self, number: str) -> dict[str, Any]:
+        """One invoice payment in full (list items lack the mode of payment and account)."""
+        body = await self._request("GET", f"invoicepayments/{number}")
+        payment: dict[str, Any] = body["InvoicePayment"]
+        return payment
+
     async def payments_for_invoice(self, document_number: str) -> list[dict[str, Any]]:
         """Every payment registered on an invoice, in full (to look up an uncertain create).
 
@@ -135,11 +147,7 @@ class FortnoxClient:
             )
             if str(p.get("InvoiceNumber")) == str(document_number)
         ]
-        payments = []
-        for number in numbers:
-            body = await self._request("GET", f"invoicepayments/{number}")
-            payments.append(body["InvoicePayment"])
-        return payments
+        return [await self.payment(number) for number in numbers]
 
     async def create_payment(
         self,
