@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from nordflow_local import deliveries, journey, sources
 from nordflow_local.provision import provision_sources
@@ -66,7 +67,8 @@ def _row(doc: Expected, j: journey.Journey | None, partner: dict[str, list[str]]
     posted = j.first("ledger.entry.posted")
     paid = j.first("payment.received")
     invoice = (created or {}).get("invoice", {})
-    amount = f"{invoice['totals']['payable']} {invoice['currency']}" if invoice else "-"
+    payable = Decimal(invoice["totals"]["payable"]) if invoice else None
+    amount = f"{payable:.2f} {invoice['currency']}" if payable is not None else "-"
     if distributed:
         sent = f"{distributed['channel']} ({len(partner.get(j.invoice_id, []))}x at partner)"
     else:

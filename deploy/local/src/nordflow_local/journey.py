@@ -79,7 +79,8 @@ async def read_journeys(
                     journey.records[tp.topic] += 1
                     if traceparent := headers.get("traceparent"):
                         journey.traces[tp.topic].add(traceparent.split("-")[1])
-                    journey.number = journey.number or headers.get("ce_subject")
+                    if tp.topic != "payment.received":  # a payment's subject is its own id
+                        journey.number = journey.number or headers.get("ce_subject")
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)

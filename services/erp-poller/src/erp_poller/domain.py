@@ -48,6 +48,14 @@ POLLED_SYSTEMS = frozenset(
 PAYMENT_PREFIX = "payment:"
 
 
+def event_subject(kind: DocumentKind, document_id: str, document_number: str | None) -> str:
+    """The event's `ce_subject`: the number users know an invoice by; a payment's own id, so
+    a payment numbered like an invoice is never mistaken for it."""
+    if kind is DocumentKind.PAYMENT:
+        return document_id
+    return document_number or document_id
+
+
 def payment_document_id(source_id: object) -> str:
     """A payment's document id: prefixed, so it never collides with an invoice id."""
     return f"{PAYMENT_PREFIX}{source_id}"

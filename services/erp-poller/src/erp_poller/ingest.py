@@ -52,7 +52,7 @@ from pydantic import (
 )
 
 from . import sie
-from .domain import Connection, content_version, fetched_event
+from .domain import Connection, content_version, event_subject, fetched_event
 from .repository import PgDocumentRepository, _connection
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,8 @@ async def _emit(
             connection.connection_id, document_id, connection.tenant_id, event.invoice_id, version
         )
         if new:
-            await outbox.add(conn, envelope(event, source=EVENT_SOURCE, subject=document_id))
+            subject = event_subject(kind, document_id, document_number)
+            await outbox.add(conn, envelope(event, source=EVENT_SOURCE, subject=subject))
     return new, event.invoice_id
 
 

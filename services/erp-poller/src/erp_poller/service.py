@@ -11,7 +11,7 @@ from nordflow_runtime import outbox, telemetry
 from nordflow_schemas.envelope import envelope
 from opentelemetry import context as otel_context
 
-from .domain import Connection, content_version, fetched_event, window_start
+from .domain import Connection, content_version, event_subject, fetched_event, window_start
 from .repository import PgDocumentRepository
 from .sources import Change, FetchCache, Source, SourceDocument
 
@@ -54,7 +54,7 @@ async def emit_document(
         version=version,
         fetched_at=now(),
     )
-    subject = document.document_number or document.document_id
+    subject = event_subject(document.kind, document.document_id, document.document_number)
     # Each document starts its own trace: one invoice's journey is one trace.
     with telemetry.tracer().start_as_current_span(
         "erp.document.fetched publish",

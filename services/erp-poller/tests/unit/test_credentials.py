@@ -91,3 +91,12 @@ def test_a_stored_value_that_is_not_a_json_object_is_refused_without_showing_it(
     assert "plain-old-token" not in str(caught.value)
     with pytest.raises(CredentialsError, match="JSON object"):
         parse_credentials(SourceSystem.VISMA_NET, SecretStr("[1, 2]"))
+
+
+def test_a_payments_subject_is_its_own_id_never_a_number_an_invoice_may_have() -> None:
+    from erp_poller.domain import event_subject
+    from nordflow_schemas.events import DocumentKind
+
+    assert event_subject(DocumentKind.INVOICE, "inv-uuid", "1") == "1"
+    assert event_subject(DocumentKind.CREDIT_NOTE, "77", None) == "77"
+    assert event_subject(DocumentKind.PAYMENT, "payment:1", "1") == "payment:1"
