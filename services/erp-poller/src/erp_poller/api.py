@@ -75,6 +75,13 @@ class ConnectionIn(BaseModel):
     cutoff_at: AwareDatetime | None = Field(
         default=None, description="Documents last modified before this are not fetched"
     )
+    poll_interval_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=86400,
+        description="This connection's schedule: seconds between polls (test and automatic "
+        "mode); unset: the service's POLL_INTERVAL_SECONDS",
+    )
 
 
 class ConnectionOut(BaseModel):
@@ -89,6 +96,7 @@ class ConnectionOut(BaseModel):
     last_poll_at: dt.datetime | None
     last_error: str | None
     next_poll_at: dt.datetime
+    poll_interval_seconds: int | None = None
 
 
 def sealed_text(body: ConnectionIn) -> str:
@@ -313,6 +321,7 @@ def build_api(
                 mode=body.mode,
                 seller=body.seller.model_dump(exclude_none=True),
                 cutoff_at=body.cutoff_at or dt.datetime.now(dt.UTC),
+                poll_interval_seconds=body.poll_interval_seconds,
             )
         except (PermissionError, ConnectionBusyError) as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc

@@ -113,7 +113,7 @@ class Runner:
         return True
 
     async def _poll_claimed(self, lock_conn: asyncpg.Connection, connection: Connection) -> None:
-        next_poll = dt.datetime.now(dt.UTC) + self.poll_interval
+        next_poll = dt.datetime.now(dt.UTC) + (connection.poll_interval or self.poll_interval)
         with log_context(connection.tenant_id, None):
             error: str | None = None
             cursor = None

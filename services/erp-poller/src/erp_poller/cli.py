@@ -81,6 +81,7 @@ async def add_connection(settings: Settings, args: argparse.Namespace) -> None:
             mode=ConnectionMode(args.mode),
             seller=seller,
             cutoff_at=cutoff,
+            poll_interval_seconds=args.poll_interval,
         )
     finally:
         await pool.close()
@@ -210,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     add.add_argument("--mode", choices=[m.value for m in ConnectionMode], default="test")
     add.add_argument("--seller", required=True, help="seller party as JSON")
+    add.add_argument(
+        "--poll-interval",
+        type=int,
+        help="this connection's schedule: seconds between polls (default: the service's "
+        "POLL_INTERVAL_SECONDS)",
+    )
     add.add_argument(
         "--cutoff", help="ISO time; documents last modified before its minute are not fetched"
     )

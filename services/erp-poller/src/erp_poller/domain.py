@@ -28,6 +28,7 @@ class Connection:
     cutoff_at: dt.datetime
     cursor_at: dt.datetime | None
     updated_at: dt.datetime | None = None  # changes whenever the configuration is replaced
+    poll_interval: dt.timedelta | None = None  # its own schedule; None: the service's default
 
     @property
     def polled(self) -> bool:

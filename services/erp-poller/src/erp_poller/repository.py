@@ -51,6 +51,9 @@ def _connection(row: asyncpg.Record) -> Connection:
         cutoff_at=row["cutoff_at"],
         cursor_at=row["cursor_at"],
         updated_at=row.get("updated_at"),
+        poll_interval=dt.timedelta(seconds=row["poll_interval_seconds"])
+        if row.get("poll_interval_seconds")
+        else None,
     )
 
 
@@ -71,6 +74,7 @@ class PgConnectionRepository:
         mode: ConnectionMode,
         seller: dict[str, Any],
         cutoff_at: dt.datetime,
+        poll_interval_seconds: int | None = None,
     ) -> None:
         """Create or replace a connection's configuration (the cursor is kept).
 
@@ -81,11 +85,12 @@ class PgConnectionRepository:
             self.pool,
             connection_id,
             """INSERT INTO connections (connection_id, tenant_id, system, base_url, token_sealed,
-                                        mode, seller, cutoff_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+                                        mode, seller, cutoff_at, poll_interval_seconds)
+               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)
                ON CONFLICT (connection_id) DO UPDATE SET
                  base_url = EXCLUDED.base_url, token_sealed = EXCLUDED.token_sealed,
                  mode = EXCLUDED.mode, seller = EXCLUDED.seller, cutoff_at = EXCLUDED.cutoff_at,
+                 poll_interval_seconds = EXCLUDED.poll_interval_seconds,
                  next_poll_at = now(), updated_at = clock_timestamp()
                WHERE connections.tenant_id = EXCLUDED.tenant_id
                  AND connections.system = EXCLUDED.system
@@ -98,6 +103,7 @@ class PgConnectionRepository:
             mode.value,
             json.dumps(seller),
             cutoff_at,
+            poll_interval_seconds,
         )
         if not saved:
             raise PermissionError(
@@ -109,7 +115,7 @@ class PgConnectionRepository:
         return list(
             await self.pool.fetch(
                 "SELECT connection_id, tenant_id, system, base_url, mode, cutoff_at, cursor_at, "
-                "last_poll_at, last_error, next_poll_at FROM connections "
+                "poll_interval_seconds, last_poll_at, last_error, next_poll_at FROM connections "
                 "WHERE $1::text IS NULL OR tenant_id = $1 ORDER BY tenant_id, connection_id",
                 tenant_id,
             )
@@ -244,7 +250,7 @@ class PgTenantRepository:
         """One of the tenant's connections (never the token)."""
         return await self.pool.fetchrow(
             "SELECT connection_id, tenant_id, system, base_url, mode, cutoff_at, cursor_at, "
-            "last_poll_at, last_error, next_poll_at FROM connections "
+            "poll_interval_seconds, last_poll_at, last_error, next_poll_at FROM connections "
             "WHERE tenant_id = $1 AND connection_id = $2",
             tenant_id,
             connection_id,

@@ -460,3 +460,31 @@ def test_public_source_urls_are_allowed() -> None:
     assert not internal_host("https://api.fortnox.se/3")
     assert not internal_host("https://eaccountingapi.vismaonline.com")
     assert not internal_host("https://8.8.8.8")
+
+
+async def test_each_connection_can_have_its_own_schedule(api, pool, sandbox, box):
+    client, _ = api
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    headers = await token_for(pool, tenant)
+    company = sandbox.create_company()
+    hourly = {
+        **connection_body("hourly", sandbox, company.token, mode="automatic"),
+        "poll_interval_seconds": 3600,
+    }
+    answer = await client.put("/api/v1/connections/hourly", json=hourly, headers=headers)
+    assert answer.json()["poll_interval_seconds"] == 3600
+    too_often = {**hourly, "poll_interval_seconds": 5}
+    refused = await client.put("/api/v1/connections/hourly", json=too_often, headers=headers)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "poll_interval_seconds"]
+    steps = Runner(
+        lambda: pool,
+        SourceCache(box, lambda: pool),
+        poll_interval=dt.timedelta(seconds=30),  # the service's default
+        overlap=dt.timedelta(seconds=120),
+    )
+    assert await steps.poll_one()
+    row = await pool.fetchrow(
+        "SELECT next_poll_at - last_poll_at AS gap FROM connections WHERE connection_id = 'hourly'"
+    )
+    assert dt.timedelta(minutes=59) < row["gap"] < dt.timedelta(minutes=61)
