@@ -99,6 +99,14 @@ class PaperOptionsIn(BaseModel):
         return found
 
 
+class PaperDefaults(BaseModel):
+    """The service's paper settings (PRINT_POST_POSTAGE, _COLOUR, _DUPLEX)."""
+
+    postage: Postage
+    colour: bool
+    duplex: bool
+
+
 class PaperOptionsOut(BaseModel):
     """The tenant's paper options; null = the service's default (PRINT_POST_* settings)."""
 
@@ -106,6 +114,9 @@ class PaperOptionsOut(BaseModel):
     colour: bool | None
     duplex: bool | None
     updated_at: dt.datetime | None = Field(description="null: the tenant never set any")
+    effective: PaperDefaults | None = Field(
+        default=None, description="What letters use now: the tenant's values, else the defaults"
+    )
 
 
 class SuggestionOut(BaseModel):
@@ -292,12 +303,24 @@ def _delivery(row: asyncpg.Record, attempts: list[asyncpg.Record]) -> DeliveryOu
     )
 
 
-def _paper_options(options: service.PaperOptions) -> PaperOptionsOut:
+def _paper_options(
+    options: service.PaperOptions, defaults: PaperDefaults | None = None
+) -> PaperOptionsOut:
+    effective = (
+        None
+        if defaults is None
+        else PaperDefaults(
+            postage=options.postage or defaults.postage,
+            colour=defaults.colour if options.colour is None else options.colour,
+            duplex=defaults.duplex if options.duplex is None else options.duplex,
+        )
+    )
     return PaperOptionsOut(
         postage=options.postage,
         colour=options.colour,
         duplex=options.duplex,
         updated_at=options.updated_at,
+        effective=effective,
     )
 
 
@@ -329,8 +352,13 @@ def _period(period: dt.date, channels: dict[Channel, ChannelStats]) -> PeriodSta
     )
 
 
-def build_channels_api(pool: PoolProvider) -> APIRouter:
-    """The /api/v1 channel routes; ``pool`` is asked at request time (started later)."""
+def build_channels_api(
+    pool: PoolProvider, paper_defaults: PaperDefaults | None = None
+) -> APIRouter:
+    """The /api/v1 channel routes; ``pool`` is asked at request time (started later).
+
+    ``paper_defaults`` (the service's settings) lets the paper options show what applies.
+    """
     router = APIRouter(prefix="/api/v1", tags=["channels"])
     Tenant = Annotated[str, Depends(bearer_tenant(pool))]  # noqa: N806 - a type alias
 
@@ -384,7 +412,7 @@ def build_channels_api(pool: PoolProvider) -> APIRouter:
     async def get_paper_options(tenant: Tenant) -> PaperOptionsOut:
         """The tenant's postage class, colour and duplex for letters (null: the default)."""
         async with pool().acquire() as conn:
-            return _paper_options(await service.paper_options(conn, tenant))
+            return _paper_options(await service.paper_options(conn, tenant), paper_defaults)
 
     @router.put("/paper-options")
     async def put_paper_options(body: PaperOptionsIn, tenant: Tenant) -> PaperOptionsOut:
@@ -395,7 +423,7 @@ def build_channels_api(pool: PoolProvider) -> APIRouter:
                 tenant,
                 service.PaperOptions(postage=body.postage, colour=body.colour, duplex=body.duplex),
             )
-        return _paper_options(saved)
+        return _paper_options(saved, paper_defaults)
 
     @router.delete("/paper-options", status_code=status.HTTP_204_NO_CONTENT)
     async def delete_paper_options(tenant: Tenant) -> Response:

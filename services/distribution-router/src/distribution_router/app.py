@@ -15,7 +15,7 @@ from nordflow_schemas.events import Channel, InvoiceCreated
 from nordflow_schemas.topics import DISTRIBUTION_ROUTER, INVOICE_CREATED
 
 from . import archive, holds
-from .api_channels import build_channels_api
+from .api_channels import PaperDefaults, build_channels_api
 from .api_documents import build_documents_api
 from .channels.base import Sender
 from .config import Settings
@@ -118,6 +118,11 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         retry_initial=settings.send_retry_initial_seconds,
         retry_max=settings.send_retry_max_seconds,
     )
-    app.routers.append(build_channels_api(lambda: app.pool))
+    paper = PaperDefaults(
+        postage=settings.print_post_postage,
+        colour=settings.print_post_colour,
+        duplex=settings.print_post_duplex,
+    )
+    app.routers.append(build_channels_api(lambda: app.pool, paper))
     app.routers.append(build_documents_api(lambda: app.pool, on_release=app.committed))
     return app

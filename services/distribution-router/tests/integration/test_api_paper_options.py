@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 from distribution_router import service
-from distribution_router.api_channels import build_channels_api
+from distribution_router.api_channels import PaperDefaults, build_channels_api
 from distribution_router.app import create_app
 from distribution_router.config import Settings
 from fastapi import FastAPI
@@ -22,7 +22,14 @@ from pydantic import SecretStr
 pytestmark = pytest.mark.integration
 
 URL = "/api/v1/paper-options"
-UNSET = {"postage": None, "colour": None, "duplex": None, "updated_at": None}
+DEFAULTS = {"postage": "B", "colour": False, "duplex": True}
+UNSET = {
+    "postage": None,
+    "colour": None,
+    "duplex": None,
+    "updated_at": None,
+    "effective": DEFAULTS,
+}
 
 
 @pytest.fixture
@@ -39,7 +46,8 @@ async def pool(fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def client(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    app.include_router(build_channels_api(lambda: pool))
+    defaults = PaperDefaults(postage="B", colour=False, duplex=True)
+    app.include_router(build_channels_api(lambda: pool, defaults))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://api"
     ) as http:
@@ -89,6 +97,8 @@ async def test_options_are_set_replaced_and_deleted(
     # PUT replaces: what is left out goes back to the default.
     again = (await client.put(URL, json={"postage": "b", "color": False}, headers=headers)).json()
     assert (again["postage"], again["colour"], again["duplex"]) == ("B", False, None)
+    # What letters use now: the tenant's values, the service's default for the rest.
+    assert again["effective"] == {"postage": "B", "colour": False, "duplex": True}
     async with pool.acquire() as conn:
         stored = await service.paper_options(conn, tenant)
     assert stored.channel_options() == {"postage": "B", "colour": "false"}
