@@ -7,6 +7,10 @@ secret, and files it away: `sent/` after a 2xx, `failed/` (with `<name>.error.tx
 4xx that retrying cannot fix. The batch id is the SHA-256 of the file, so pushing a file
 again (after a crash between the answer and the move) answers the first result and emits
 nothing twice. The secret comes only from the environment (`NORDFLOW_AGENT_SECRET`).
+
+A `customers.json` in the folder is the ERP's customer register (SIE 4 carries no customer
+addresses): it is pushed to `PUT /api/v1/ingest/customers/{connection}` before the batches of
+the same round, and filed the same way, so the vouchers of those batches find their customers.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ log = logging.getLogger("nordflow_agent")
 SECRET_ENV = "NORDFLOW_AGENT_SECRET"  # noqa: S105 - the variable's name, not a secret
 SUFFIXES = {".json": "application/json", ".se": "text/plain", ".si": "text/plain"}
 SENT, FAILED = "sent", "failed"
+REGISTER_NAME = "customers.json"
 # Answers that mean "try later" rather than "this file is bad"; 401/403 mean the agent is
 # misconfigured (wrong secret or connection): files stay where they are until that is fixed.
 RETRYABLE = frozenset({408, 425, 429})
@@ -60,6 +65,16 @@ class AgentConfig:
     def endpoint(self) -> str:
         """The batch endpoint of the connection."""
         return f"{self.url.rstrip('/')}/api/v1/ingest/batches/{self.connection}"
+
+    @property
+    def customers_endpoint(self) -> str:
+        """The customer register endpoint of the connection."""
+        return f"{self.url.rstrip('/')}/api/v1/ingest/customers/{self.connection}"
+
+
+def is_register(path: Path) -> bool:
+    """Whether the file is the customer register (any case: Windows exports vary)."""
+    return path.name.lower() == REGISTER_NAME
 
 
 def candidates(folder: Path) -> list[Path]:
@@ -132,10 +147,15 @@ def push_file(
 ) -> str:
     """Push one file and file it away; returns "sent", "failed" or "retry" (left in place).
 
-    Raises `ConfigurationError` when the server refuses the agent itself.
+    A batch is POSTed under its batch id; the customer register (`customers.json`) is PUT to
+    the register endpoint, where an upsert makes a repeated push harmless. Raises
+    `ConfigurationError` when the server refuses the agent itself.
     """
     body = path.read_bytes()
-    batch_id = batch_id_of(path, body)
+    register = is_register(path)
+    batch_id = None if register else batch_id_of(path, body)
+    method, endpoint = ("PUT", config.customers_endpoint) if register else ("POST", config.endpoint)
+    what = "customer register" if register else f"batch {(batch_id or '')[:16]}"
     content_type = SUFFIXES[path.suffix.lower()]
     for attempt in range(1, config.max_attempts + 1):
         headers = {
@@ -144,25 +164,26 @@ def push_file(
             **signature_headers(config.secret, body, batch_id=batch_id),
         }
         try:
-            response = client.post(config.endpoint, content=body, headers=headers)
+            response = client.request(method, endpoint, content=body, headers=headers)
         except httpx.HTTPError as exc:
             problem = f"{type(exc).__name__}"
         else:
             if 200 <= response.status_code < 300:
                 target = _move(path, SENT)
-                counts = _counts(response)
-                log.info("sent %s (batch %s): %s -> %s", path.name, batch_id[:16], counts, target)
+                counts = _register_counts(response) if register else _counts(response)
+                log.info("sent %s (%s): %s -> %s", path.name, what, counts, target)
                 return SENT
             if response.status_code in CONFIG_ERRORS:
                 raise ConfigurationError(
-                    f"{response.status_code} from {config.endpoint}: {_reason(response)}"
+                    f"{response.status_code} from {endpoint}: {_reason(response)}"
                 )
             if 400 <= response.status_code < 500 and response.status_code not in RETRYABLE:
                 target = _move(path, FAILED)
                 error = target.with_name(target.name + ".error.txt")
                 error.write_text(
-                    f"HTTP {response.status_code} from {config.endpoint}\n"
-                    f"batch id: {batch_id}\n\n{response.text}\n",
+                    f"HTTP {response.status_code} from {endpoint}\n"
+                    + (f"batch id: {batch_id}\n" if batch_id else "")
+                    + f"\n{response.text}\n",
                     encoding="utf-8",
                 )
                 log.error(
@@ -205,11 +226,28 @@ def _counts(response: httpx.Response) -> object:
         return None
 
 
+def _register_counts(response: httpx.Response) -> object:
+    try:
+        answer = response.json()
+        return {key: answer.get(key) for key in ("created", "updated", "unchanged")}
+    except (ValueError, AttributeError):
+        return None
+
+
 def run_once(config: AgentConfig, client: httpx.Client, seen: dict[Path, tuple[int, int]]) -> int:
-    """One round: push the files that were stable since the previous look, oldest first; how
-    many are left. A file left for a retry ends the round: a later export of the same
-    document must never reach the server before an earlier one."""
+    """One round: push the files that were stable since the previous look, the customer
+    register first, then the batches oldest first; how many are left.
+
+    A file left for a retry ends the round: a later export of the same document must never
+    reach the server before an earlier one, nor a batch before the register its vouchers'
+    customers are looked up in. For that reason, too, a register still being written holds
+    the round's batches back until it is stable and pushed.
+    """
     ready = stable_files(config.folder, seen)
+    if any(is_register(p) and p not in ready for p in seen):
+        log.info("waiting for %s to be written completely before pushing batches", REGISTER_NAME)
+        return len(ready)
+    ready.sort(key=lambda p: not is_register(p))  # stable: the batches keep their order
     for index, path in enumerate(ready):
         if push_file(config, client, path) == "retry":
             return len(ready) - index
@@ -220,7 +258,12 @@ def watch(config: AgentConfig, *, once: bool = False) -> int:
     """Push files until stopped (or, with ``once``, what is there now); the exit code."""
     config.folder.mkdir(parents=True, exist_ok=True)
     seen: dict[Path, tuple[int, int]] = {}
-    log.info("watching %s for .json/.se/.si files, pushing to %s", config.folder, config.endpoint)
+    log.info(
+        "watching %s for %s and .json/.se/.si files, pushing to %s",
+        config.folder,
+        REGISTER_NAME,
+        config.endpoint,
+    )
     with httpx.Client(timeout=config.timeout) as client:
         try:
             stable_files(config.folder, seen)  # the first look
@@ -248,7 +291,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=f"Push ERP exports to Nordflow. The push secret is read from ${SECRET_ENV}.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    w = commands.add_parser("watch", help="push each new .json/.se/.si file in a folder")
+    w = commands.add_parser(
+        "watch", help="push customers.json, then each new .json/.se/.si file in a folder"
+    )
     w.add_argument("--folder", type=Path, required=True, help="the export folder")
     w.add_argument(
         "--url", required=True, help="erp-poller's base URL, e.g. https://nordflow.example"

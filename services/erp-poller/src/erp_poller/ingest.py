@@ -9,6 +9,9 @@ manual mode keeps what is pushed in `pending_documents` until a user's sync requ
 
 Winner and on-premise pushes are signed with the connection's push secret (see
 `signature_headers`); Sirvoy webhooks with the connection's webhook secret, the Sirvoy way.
+An on-premise connection also keeps a customer register pushed by its agent (`customers`):
+SIE 4 names a voucher's customer only by its dimension-8 object, so the register supplies
+what delivering the invoice needs (identifiers, e-mail, GLN, postal address).
 No `from __future__ import annotations` here: FastAPI reads the routes' real annotations.
 """
 
@@ -20,7 +23,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal, NamedTuple
@@ -66,6 +69,7 @@ MAX_AGE_SECONDS = 300
 # Clocks of agents' machines drift; a few seconds ahead is skew, not a forged future.
 MAX_FUTURE_SKEW_SECONDS = 30
 MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_CUSTOMERS = 10_000  # per register push; a larger register is pushed in several requests
 BATCH_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 CENT = Decimal("0.01")
 EVENT_SOURCE = "/erp-poller"
@@ -159,6 +163,14 @@ class PushedDocument:
     payload: dict[str, Any]
     related: dict[str, dict[str, Any]]
     source_time: dt.datetime | None = None  # the source's change time, to order redeliveries
+    # What the document's version covers, when more than its payload (e.g. an SIE voucher
+    # with its registered customer); None: the payload.
+    versioned: dict[str, Any] | None = None
+
+    @property
+    def version(self) -> str:
+        """The content version: equal content (and context it depends on), equal version."""
+        return content_version(self.payload if self.versioned is None else self.versioned)
 
 
 @dataclass
@@ -249,7 +261,7 @@ async def ingest_documents(
             outcome.outcome = "outdated"
             outcome.reason = "a newer snapshot of this document was already received"
             continue
-        version = content_version(doc.payload)
+        version = doc.version
         if connection.mode is ConnectionMode.MANUAL:
             current = await conn.fetchval(
                 "SELECT version FROM documents WHERE connection_id = $1 AND document_id = $2",
@@ -785,9 +797,20 @@ def json_batch_documents(
 
 
 def sie_batch_documents(
-    connection: Connection, batch_id: str, parsed: sie.SieFile
+    connection: Connection,
+    batch_id: str,
+    parsed: sie.SieFile,
+    customers: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[list[PushedDocument], list[Outcome]]:
-    """Each customer invoice voucher becomes a document; the others are reported as skipped."""
+    """Each customer invoice voucher becomes a document; the others are reported as skipped.
+
+    ``customers`` are the register entries of the vouchers' dimension-8 objects (see
+    `registered_customers`): a voucher whose customer is registered carries the entry in
+    ``related["customer"]``, and its version covers the entry, so a voucher pushed again
+    after its customer was registered or changed flows again. Without an entry the document
+    and its version are what they were before the register existed.
+    """
+    register = customers or {}
     docs: list[PushedDocument] = []
     skipped: list[Outcome] = []
     for voucher in parsed.vouchers:
@@ -808,19 +831,151 @@ def sie_batch_documents(
         invoice_number = next(
             (obj for t in voucher.transactions for dim, obj in t.objects if dim == "10"), None
         )
+        payload = parsed.voucher_json(voucher)
+        related: dict[str, dict[str, Any]] = {
+            "seller": connection.seller,
+            "batch": {"batch_id": batch_id, "format": "sie4i"},
+        }
+        number = sie.customer_object(voucher)
+        card = register.get(number) if number is not None else None
+        if card is not None:
+            related["customer"] = card
         docs.append(
             PushedDocument(
                 document_id=parsed.document_id(voucher),
                 document_number=invoice_number or voucher.voucher_id,
                 kind=DocumentKind(kind),
-                payload=parsed.voucher_json(voucher),
-                related={
-                    "seller": connection.seller,
-                    "batch": {"batch_id": batch_id, "format": "sie4i"},
-                },
+                payload=payload,
+                related=related,
+                versioned=None if card is None else {"voucher": payload, "customer": card},
             )
         )
     return docs, skipped
+
+
+# --------------------------------------------------------------------- customer register
+
+# Deliberately loose: the address must reach a mail server, not satisfy RFC 5322 in full.
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def gln_is_valid(value: str) -> bool:
+    """A GS1 Global Location Number: 13 digits, the last a GS1 mod-10 check digit."""
+    if len(value) != 13 or not value.isdigit() or not value.isascii():
+        return False
+    weighted = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(value[:12]))
+    return (10 - weighted % 10) % 10 == int(value[12])
+
+
+class CustomerAddressIn(_In):
+    """A registered customer's postal address; without a country the seller's is meant."""
+
+    lines: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=4)
+    postal_code: str | None = Field(default=None, max_length=20)
+    city: str | None = Field(default=None, max_length=100)
+    country_code: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+
+    @field_validator("postal_code", "city", "country_code", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+class RegisteredCustomer(_In):
+    """One customer of an on-premise ERP's register, by the number its SIE files give the
+    customer's dimension-8 (kund) object."""
+
+    customer_number: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=200)
+    type: Literal["company", "private"]
+    organisation_number: str | None = Field(
+        default=None, max_length=20, description="Org. no., or a private customer's personal no."
+    )
+    vat_number: str | None = Field(default=None, max_length=30)
+    email: str | None = Field(default=None, max_length=200, pattern=EMAIL)
+    gln: str | None = Field(
+        default=None, description="GS1 GLN: the PEPPOL electronic address (scheme 0088)"
+    )
+    address: CustomerAddressIn
+
+    @field_validator("organisation_number", "vat_number", "email", "gln", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        # ERP exports write an empty field for "none".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("gln")
+    @classmethod
+    def _gln(cls, value: str | None) -> str | None:
+        if value is not None and not gln_is_valid(value):
+            raise ValueError("a GLN is 13 digits with a valid GS1 check digit")
+        return value
+
+
+class CustomerRegisterIn(BaseModel):
+    """A push of (part of) a connection's customer register: upserted by customer number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customers: list[RegisteredCustomer] = Field(max_length=MAX_CUSTOMERS)
+
+
+def duplicate_customers(register: CustomerRegisterIn) -> list[dict[str, Any]]:
+    """422 details for customer numbers given twice: which entry would win is not obvious."""
+    first: dict[str, int] = {}
+    problems: list[dict[str, Any]] = []
+    for index, customer in enumerate(register.customers):
+        seen = first.setdefault(customer.customer_number, index)
+        if seen != index:
+            problems.append(
+                {
+                    "loc": ["body", "customers", index, "customer_number"],
+                    "msg": f"{customer.customer_number!r} is given twice (also customers[{seen}])",
+                    "type": "duplicate",
+                }
+            )
+    return problems
+
+
+async def upsert_customers(
+    conn: asyncpg.Connection, connection: Connection, customers: Sequence[RegisteredCustomer]
+) -> dict[str, int]:
+    """Insert or replace each entry by customer number (one statement); counts of
+    ``created``, ``updated`` and ``unchanged`` entries. Customers missing from a push stay."""
+    ordered = sorted(customers, key=lambda c: c.customer_number)  # one lock order: no deadlock
+    rows = await conn.fetch(
+        """INSERT INTO customers (connection_id, customer_number, tenant_id, customer)
+           SELECT $1, c.number, $2, c.card::jsonb
+           FROM unnest($3::text[], $4::text[]) AS c(number, card)
+           ON CONFLICT (connection_id, customer_number) DO UPDATE
+               SET customer = EXCLUDED.customer, updated_at = now()
+               WHERE customers.customer IS DISTINCT FROM EXCLUDED.customer
+           RETURNING (xmax = 0) AS created""",
+        connection.connection_id,
+        connection.tenant_id,
+        [c.customer_number for c in ordered],
+        [json.dumps(c.model_dump(mode="json")) for c in ordered],
+    )
+    created = sum(1 for row in rows if row["created"])
+    return {
+        "created": created,
+        "updated": len(rows) - created,
+        "unchanged": len(ordered) - len(rows),
+    }
+
+
+async def registered_customers(
+    conn: asyncpg.Connection, connection: Connection, numbers: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The register entries of these customer numbers (unknown ones are left out)."""
+    rows = await conn.fetch(
+        """SELECT customer_number, customer::text AS customer FROM customers
+           WHERE connection_id = $1 AND tenant_id = $2 AND customer_number = ANY($3::text[])""",
+        connection.connection_id,
+        connection.tenant_id,
+        sorted(set(numbers)),
+    )
+    return {row["customer_number"]: json.loads(row["customer"]) for row in rows}
 
 
 # --------------------------------------------------------------------------------- API
@@ -1012,7 +1167,17 @@ def build_ingest_api(
                     return _unprocessable(
                         [{"loc": ["body", "line", exc.line], "msg": exc.reason, "type": "sie"}]
                     )
-                docs, problems = sie_batch_documents(connection, batch_id, parsed)
+                named = {n for v in parsed.vouchers if (n := sie.customer_object(v))}
+                async with pool_provider().acquire() as conn:
+                    cards = await registered_customers(conn, connection, named)
+                if named - cards.keys():
+                    log.info(
+                        "batch %s: %d of %d customers are not in the register",
+                        batch_id,
+                        len(named - cards.keys()),
+                        len(named),
+                    )
+                docs, problems = sie_batch_documents(connection, batch_id, parsed, cards)
             else:
                 raise HTTPException(
                     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
@@ -1029,6 +1194,32 @@ def build_ingest_api(
                     status_code=422,
                 )
             return await accept(connection, batch_id, body, docs, problems)
+
+    @router.put("/customers/{connection_id}")
+    async def customer_register_push(connection_id: str, request: Request) -> JSONResponse:
+        """An on-premise agent's customer register (or part of it), upserted by number; SIE
+        batches pushed afterwards carry each voucher's registered customer."""
+        body = await _body(request)
+        connection = await connection_for(connection_id, SourceSystem.ON_PREMISE)
+        with log_context(connection.tenant_id, None):
+            check_signature(connection, request, body)
+            try:
+                register = CustomerRegisterIn.model_validate(_json_object(body))
+            except ValidationError as exc:
+                return _unprocessable(_validation_detail(exc))
+            duplicates = duplicate_customers(register)
+            if duplicates:
+                return _unprocessable(duplicates)
+            async with pool_provider().acquire() as conn, conn.transaction():
+                counts = await upsert_customers(conn, connection, register.customers)
+            log.info("customer register of %s: %s", connection.connection_id, counts)
+            return JSONResponse(
+                {
+                    "connection_id": connection.connection_id,
+                    "received": len(register.customers),
+                    **counts,
+                }
+            )
 
     async def replayed(connection: Connection, batch_id: str, body: bytes) -> JSONResponse | None:
         row = await pool_provider().fetchrow(

@@ -410,6 +410,23 @@ def parse(data: bytes | str) -> SieFile:
     )
 
 
+CUSTOMER_DIMENSION = "8"  # SIE's reserved dimension "kund" (customer)
+
+
+def customer_object(voucher: Voucher) -> str | None:
+    """The voucher's customer: its first dimension-8 object, in row order (as the mapper
+    reads it), or None when no row names one."""
+    return next(
+        (
+            obj
+            for t in voucher.transactions
+            for dim, obj in t.objects
+            if dim == CUSTOMER_DIMENSION and obj
+        ),
+        None,
+    )
+
+
 # Swedish BAS / Norwegian NS 4102 account classes that make a voucher a customer invoice.
 RECEIVABLE_ACCOUNTS = range(1500, 1520)  # BAS 1510-1519 kundfordringar, NS 1500 kundefordringer
 REVENUE_ACCOUNTS = range(3000, 4000)  # class 3: sales and operating income

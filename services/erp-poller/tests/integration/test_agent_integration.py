@@ -133,3 +133,35 @@ async def test_the_agent_pushes_files_and_files_them_by_outcome(
         "SELECT count(*) FROM received_batches WHERE connection_id = $1", connection_id
     )
     assert batches == 2
+
+
+async def test_the_agent_pushes_the_customer_register_before_the_sie_export(
+    server_url: str, pool: asyncpg.Pool, box: SecretBox, tmp_path: Path
+) -> None:
+    tenant, connection_id = await on_premise_connection(pool, box)
+    customer = {
+        "customer_number": "K1",
+        "name": "Östen Ål",
+        "type": "private",
+        "email": "osten@example.se",
+        "address": {"lines": ["Ålgränd 1"], "postal_code": "11122", "city": "Stockholm"},
+    }
+    (tmp_path / "customers.json").write_text(
+        json.dumps({"customers": [customer]}), encoding="utf-8"
+    )
+    (tmp_path / "2025-03-10.se").write_bytes(SIE)
+
+    assert await run_agent(tmp_path, server_url, connection_id) == 0
+    assert sorted(p.name for p in (tmp_path / "sent").iterdir()) == [
+        "2025-03-10.se",
+        "customers.json",
+    ]
+    related = json.loads(
+        await pool.fetchval(
+            "SELECT convert_from(value, 'UTF8')::json -> 'related' ->> 'customer' "
+            "FROM outbox WHERE tenant_id = $1",
+            tenant,
+        )
+    )
+    assert related["customer_number"] == "K1"
+    assert related["email"] == "osten@example.se"

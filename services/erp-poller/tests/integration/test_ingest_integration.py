@@ -506,6 +506,207 @@ async def test_a_sie_batch_emits_invoice_vouchers_and_skips_the_rest(api, pool, 
     assert len(await events(pool, connection.tenant_id)) == 2
 
 
+# --------------------------------------------------------------------- customer register
+
+
+def register_entry(number: str = "K17", **overrides: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "customer_number": number,
+        "name": "Åsa Öberg",
+        "type": "private",
+        "email": "asa@example.se",
+        "address": {"lines": ["Storgatan 1"], "postal_code": "11122", "city": "Stockholm"},
+    }
+    entry.update(overrides)
+    return entry
+
+
+async def put_register(
+    client: httpx.AsyncClient, connection: Connection, *customers: dict[str, Any]
+) -> httpx.Response:
+    raw = json.dumps({"customers": list(customers)}).encode()
+    return await client.put(
+        f"/api/v1/ingest/customers/{connection.connection_id}",
+        content=raw,
+        headers=signed(raw, "application/json"),
+    )
+
+
+async def test_the_customer_register_is_signed_validated_and_upserted_by_number(api, pool, box):
+    client, _ = api
+    connection = await add_connection(pool, box, SourceSystem.ON_PREMISE)
+    url = f"/api/v1/ingest/customers/{connection.connection_id}"
+    raw = json.dumps({"customers": [register_entry()]}).encode()
+
+    unsigned = await client.put(url, content=raw, headers={"Content-Type": "application/json"})
+    assert unsigned.status_code == 401
+    wrong = await client.put(url, content=raw, headers=signed(raw, "application/json", "nope"))
+    assert wrong.status_code == 401
+    assert SECRET not in wrong.text
+    winner = await add_connection(pool, box, SourceSystem.WINNER)
+    other_system = await client.put(
+        f"/api/v1/ingest/customers/{winner.connection_id}",
+        content=raw,
+        headers=signed(raw, "application/json"),
+    )
+    assert other_system.status_code == 404
+
+    bad = await put_register(
+        client,
+        connection,
+        register_entry(type="person", gln="7365567000004"),
+        register_entry("K18", email="not-an-address", address={"country_code": "Sverige"}),
+        {"name": "Utan Nummer AB", "type": "company", "address": {}, "phone": "08-1"},
+        register_entry("K18"),
+    )
+    assert bad.status_code == 422
+    assert {tuple(d["loc"]) for d in bad.json()["detail"]} == {
+        ("body", "customers", 0, "type"),
+        ("body", "customers", 0, "gln"),
+        ("body", "customers", 1, "email"),
+        ("body", "customers", 1, "address", "country_code"),
+        ("body", "customers", 2, "customer_number"),
+        ("body", "customers", 2, "phone"),
+    }
+    twice = await put_register(client, connection, register_entry(), register_entry())
+    assert twice.status_code == 422
+    assert twice.json()["detail"][0]["loc"] == ["body", "customers", 1, "customer_number"]
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM customers WHERE connection_id = $1", connection.connection_id
+        )
+        == 0
+    )
+
+    first = await put_register(
+        client, connection, register_entry(), register_entry("K18", name="Kök AB", type="company")
+    )
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "connection_id": connection.connection_id,
+        "received": 2,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+    }
+    moved = register_entry(address={"lines": ["Hamngatan 2"], "postal_code": "21122"})
+    second = await put_register(
+        client, connection, moved, register_entry("K18", name="Kök AB", type="company")
+    )
+    assert (second.json()["created"], second.json()["updated"], second.json()["unchanged"]) == (
+        0,
+        1,
+        1,
+    )
+    stored = json.loads(
+        await pool.fetchval(
+            "SELECT customer::text FROM customers WHERE connection_id = $1 "
+            "AND customer_number = 'K17'",
+            connection.connection_id,
+        )
+    )
+    assert stored["address"] == {
+        "lines": ["Hamngatan 2"],
+        "postal_code": "21122",
+        "city": None,
+        "country_code": None,
+    }
+    assert (
+        await pool.fetchval(
+            "SELECT tenant_id FROM customers WHERE connection_id = $1 LIMIT 1",
+            connection.connection_id,
+        )
+        == connection.tenant_id
+    )
+
+
+UNKNOWN_CUSTOMER_VOUCHER = """#OBJEKT 8 "K99" "Okänd Kund"
+#VER "F" "1003" 20250312 "Faktura 1003"
+{
+#TRANS 1510 {8 "K99" 10 "1003"} 625.00
+#TRANS 3001 {} -500.00
+#TRANS 2611 {} -125.00
+}
+"""
+SIE_TWO_CUSTOMERS = SIE.replace(
+    b'#VER "B" "55"', UNKNOWN_CUSTOMER_VOUCHER.encode("cp437") + b'#VER "B" "55"'
+)
+
+
+async def test_sie_vouchers_carry_their_registered_customer_and_flow_again_once_known(
+    api, pool, box
+):
+    client, _ = api
+    connection = await add_connection(pool, box, SourceSystem.ON_PREMISE)
+    entry = register_entry(
+        name="Åsa Öberg", email=None, gln="7365567000003", organisation_number="19121212-1212"
+    )
+    assert (await put_register(client, connection, entry)).status_code == 200
+    url = f"/api/v1/ingest/batches/{connection.connection_id}"
+    response = await client.post(
+        url, content=SIE_TWO_CUSTOMERS, headers=signed(SIE_TWO_CUSTOMERS, "text/plain")
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["counts"] == {"emitted": 3, "skipped": 1}
+
+    by_id = {e.source.document_id: e for e in await events(pool, connection.tenant_id)}
+    known = by_id["20250101-F-1001"]
+    assert known.related["customer"] == {
+        "customer_number": "K17",
+        "name": "Åsa Öberg",
+        "type": "private",
+        "organisation_number": "19121212-1212",
+        "vat_number": None,
+        "email": None,
+        "gln": "7365567000003",
+        "address": {
+            "lines": ["Storgatan 1"],
+            "postal_code": "11122",
+            "city": "Stockholm",
+            "country_code": None,
+        },
+    }
+    assert by_id["20250101-F-1002"].related["customer"]["customer_number"] == "K17"
+    unknown = by_id["20250101-F-1003"]
+    assert "customer" not in unknown.related  # flows as before the register existed
+    assert unknown.version == content_version(unknown.payload)
+    assert known.version != content_version(known.payload)  # the entry is part of the version
+
+    # K99 registered, the same vouchers exported again in a new file: only K99's flows again,
+    # now with its customer (the mapper could not deliver it before).
+    assert (await put_register(client, connection, entry, register_entry("K99"))).status_code == 200
+    again = await client.post(
+        url,
+        content=SIE_TWO_CUSTOMERS,
+        headers=signed(SIE_TWO_CUSTOMERS, "text/plain", **{"X-Nordflow-Batch-Id": "sie-2"}),
+    )
+    outcomes = {d["document_id"]: d["outcome"] for d in again.json()["documents"]}
+    assert outcomes == {
+        "20250101-F-1001": "unchanged",
+        "20250101-F-1002": "unchanged",
+        "20250101-F-1003": "emitted",
+        "B-55": "skipped",
+    }
+    latest = (await events(pool, connection.tenant_id))[-1]
+    assert latest.source.document_id == "20250101-F-1003"
+    assert latest.related["customer"]["customer_number"] == "K99"
+    assert latest.invoice_id == unknown.invoice_id
+
+
+async def test_another_connections_register_is_never_looked_up(api, pool, box):
+    client, _ = api
+    owner = await add_connection(pool, box, SourceSystem.ON_PREMISE)
+    stranger = await add_connection(pool, box, SourceSystem.ON_PREMISE)
+    assert (await put_register(client, owner, register_entry())).status_code == 200
+    response = await client.post(
+        f"/api/v1/ingest/batches/{stranger.connection_id}",
+        content=SIE,
+        headers=signed(SIE, "text/plain"),
+    )
+    assert response.status_code == 200, response.text
+    assert all("customer" not in e.related for e in await events(pool, stranger.tenant_id))
+
+
 async def test_a_body_over_the_limit_is_413(api, pool, box):
     client, _ = api
     connection = await add_connection(pool, box, SourceSystem.ON_PREMISE)

@@ -136,3 +136,80 @@ def test_a_file_left_for_a_retry_ends_the_round_so_exports_keep_their_order(
     assert set(pushed) == {"b-1"}  # the newer export waits for the older one
     assert older.exists()
     assert newer.exists()
+
+
+def test_customers_json_is_put_to_the_register_before_the_rounds_batches(tmp_path: Path) -> None:
+    batch = tmp_path / "2025-03-10.se"
+    batch.write_bytes(b"#SIETYP 4\n")
+    register = tmp_path / "Customers.json"  # any case: Windows exports vary
+    register.write_text('{"customers": [{"customer_number": "K17"}]}')
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if request.method == "PUT":
+            return httpx.Response(200, json={"created": 1, "updated": 0, "unchanged": 0})
+        return httpx.Response(200, json={"counts": {"emitted": 1}})
+
+    seen: dict[Path, tuple[int, int]] = {}
+    agent.stable_files(tmp_path, seen)  # the first look
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        assert agent.run_once(config(tmp_path), client, seen) == 0
+    assert [(r.method, r.url.path) for r in requests] == [
+        ("PUT", "/api/v1/ingest/customers/c1"),
+        ("POST", "/api/v1/ingest/batches/c1"),
+    ]
+    put = requests[0]
+    assert put.headers["content-type"] == "application/json"
+    assert BATCH_HEADER not in put.headers  # an upsert: no batch id to be idempotent by
+    verify_signature(SecretStr(SECRET), put.headers, put.content)
+    assert sorted(p.name for p in (tmp_path / "sent").iterdir()) == [
+        "2025-03-10.se",
+        "Customers.json",
+    ]
+
+
+def test_a_register_being_written_or_to_be_retried_holds_the_batches_back(
+    tmp_path: Path,
+) -> None:
+    batch = tmp_path / "2025-03-10.se"
+    batch.write_bytes(b"#SIETYP 4\n")
+    methods: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        methods.append(request.method)
+        return httpx.Response(503 if request.method == "PUT" else 200)
+
+    seen: dict[Path, tuple[int, int]] = {}
+    agent.stable_files(tmp_path, seen)  # the first look: only the batch is there
+    register = tmp_path / "customers.json"
+    register.write_text('{"customers": []}')  # appears (still being written) before the second
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        assert agent.run_once(config(tmp_path, backoff=0.0), client, seen) == 1
+        assert methods == []  # the batch waits for the register
+        assert agent.run_once(config(tmp_path, backoff=0.0), client, seen) == 2
+    assert methods == ["PUT"] * 3  # retried, then the round ends: the batch still waits
+    assert batch.exists()
+    assert register.exists()
+
+
+def test_a_refused_register_is_filed_under_failed_and_the_batches_go_on(tmp_path: Path) -> None:
+    (tmp_path / "customers.json").write_text('{"customers": [{"type": "x"}]}')
+    (tmp_path / "2025-03-10.json").write_text('{"batch_id": "b-1", "documents": []}')
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            return httpx.Response(
+                422, json={"detail": [{"loc": ["body", "customers", 0, "customer_number"]}]}
+            )
+        return httpx.Response(200, json={"counts": {}})
+
+    seen: dict[Path, tuple[int, int]] = {}
+    agent.stable_files(tmp_path, seen)
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        assert agent.run_once(config(tmp_path), client, seen) == 0
+    reason = (tmp_path / "failed" / "customers.json.error.txt").read_text()
+    assert "HTTP 422 from http://nordflow.test/api/v1/ingest/customers/c1" in reason
+    assert "customer_number" in reason
+    assert "batch id" not in reason
+    assert (tmp_path / "sent" / "2025-03-10.json").exists()

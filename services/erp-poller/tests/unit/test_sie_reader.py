@@ -173,3 +173,16 @@ def test_a_voucher_id_names_its_fiscal_year_because_numbers_start_again() -> Non
     assert undated.document_id(undated.vouchers[0]) == "20250101-F-1"
     with pytest.raises(sie.SieError, match="line 3"):
         file("#RAR 0 20250501 20240430\n", "20250510")
+
+
+def test_the_customer_is_the_first_dimension_8_object_in_row_order() -> None:
+    [voucher] = sie.parse((HEAD + VOUCHER).encode("cp437")).vouchers
+    assert sie.customer_object(voucher) == "K 1"
+    later = VOUCHER.replace('{8 "K 1" 10 "12"}', '{10 "12"}').replace(
+        "#TRANS 3001 {}", '#TRANS 3001 {6 "P1" 8 "K2"}'
+    )
+    [voucher] = sie.parse((HEAD + later).encode("cp437")).vouchers
+    assert sie.customer_object(voucher) == "K2"
+    none = VOUCHER.replace('{8 "K 1" 10 "12"}', '{8 ""}')
+    [voucher] = sie.parse((HEAD + none).encode("cp437")).vouchers
+    assert sie.customer_object(voucher) is None

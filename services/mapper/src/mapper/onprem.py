@@ -11,6 +11,12 @@ receivable row (1500-1519) is the amount due, the rounding account (3740 öres- 
 kronutjämning) the rounding, and the customer is the dimension-8 object (SIE's "kund"). What
 cannot be derived, e.g. which rate a revenue row has when several are booked and its account
 does not say, is a named issue, never a guess.
+
+SIE 4 has no customer addresses. When the connection's customer register knows the voucher's
+customer, erp-poller puts the entry in `related["customer"]` and the buyer comes from it
+(name, party type, organisation and VAT number, e-mail, GLN as PEPPOL electronic address
+scheme 0088, postal address), so the invoice can be delivered; otherwise the buyer is the
+object's name and number only, and can be sent only once the register knows it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 from nordflow_schemas.common import canonical_invoice_id
 from nordflow_schemas.events import ErpDocumentFetched, ValidationIssue
 from nordflow_schemas.invoice import (
+    Address,
     DocumentType,
     ElectronicAddress,
     Invoice,
@@ -63,6 +70,7 @@ REVENUE = range(3000, 4000)
 ROUNDING = range(3740, 3750)
 # BAS sales accounts 30xx-34xx end in 1, 2, 3 for 25, 12, 6 % (3001, 3002, 3003 ...).
 RATE_BY_LAST_DIGIT = {"1": Decimal(25), "2": Decimal(12), "3": Decimal(6)}
+GLN_SCHEME = "0088"  # ISO 6523 ICD of GS1 Global Location Numbers
 
 
 def map_on_premise(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
@@ -422,18 +430,34 @@ def _map_voucher(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
             f"receivable {payable} is not revenue {net_total} + VAT {vat_total} "
             f"+ rounding {rounding}",
         )
+    card = mapping(r, event.related, "customer", "related.customer")
     if customer is None:
         r.fail(
             "voucher.transactions.objects",
             "NF-SIE-CUSTOMER",
             "no customer: put the dimension-8 (kund) object on the receivable row",
         )
+    elif card:
+        registered = text_or_none(card.get("customer_number"))
+        if registered is not None and registered != customer[0]:
+            r.fail(
+                "related.customer.customer_number",
+                "NF-SIE-CUSTOMER",
+                f"the registered customer {registered!r} is not the voucher's {customer[0]!r}",
+            )
+        r.text(card, "name", "related.customer.name", required=True)
     elif customer[1] is None:
         r.fail(
             "voucher.transactions.objects",
             "NF-SIE-CUSTOMER",
             f"customer object {customer[0]!r} has no name: declare it with #OBJEKT 8",
         )
+    buyer_address = address(
+        r,
+        mapping(r, card, "address", "related.customer.address"),
+        "related.customer.address",
+        seller_country,
+    )
     if r.issues or seller is None or customer is None:
         return r.issues
 
@@ -448,11 +472,9 @@ def _map_voucher(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
             issue_date=issue_date,  # type: ignore[arg-type]  # required: issue recorded if None
             currency=currency,
             seller=seller,
-            buyer=Party(
-                name=str(customer[1]),
-                customer_number=customer[0],
-                address=address(r, {}, "buyer.address", seller_country),
-            ),
+            buyer=_registered_buyer(card, customer[0], buyer_address)
+            if card
+            else Party(name=str(customer[1]), customer_number=customer[0], address=buyer_address),
             lines=tuple(lines),
             vat_breakdown=vat,
             totals=Totals(
@@ -471,3 +493,21 @@ def _map_voucher(event: ErpDocumentFetched) -> Invoice | list[ValidationIssue]:
         )
     except ValidationError as exc:
         return schema_issues(exc)
+
+
+def _registered_buyer(card: dict[str, Any], number: str, buyer_address: Address) -> Party:
+    """The buyer from the connection's customer register entry (erp-poller's JSON shape:
+    customer_number, name, type, organisation_number, vat_number, email, gln, address)."""
+    gln = text_or_none(card.get("gln"))
+    return Party(
+        name=str(text_or_none(card.get("name"))),
+        party_type=PartyType.PRIVATE
+        if str(card.get("type") or "").lower() == "private"
+        else PartyType.COMPANY,
+        company_id=text_or_none(card.get("organisation_number")),
+        vat_id=text_or_none(card.get("vat_number")),
+        electronic_address=ElectronicAddress(scheme=GLN_SCHEME, value=gln) if gln else None,
+        address=buyer_address,
+        email=text_or_none(card.get("email")),
+        customer_number=number,
+    )

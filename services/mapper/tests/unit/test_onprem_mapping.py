@@ -11,7 +11,7 @@ from mapper.onprem import map_on_premise
 from mapper.validation import validate_invoice
 from nordflow_schemas.common import SourceRef, SourceSystem, canonical_invoice_id
 from nordflow_schemas.events import DocumentKind, ErpDocumentFetched, ValidationIssue
-from nordflow_schemas.invoice import DocumentType, Invoice, VatCategory
+from nordflow_schemas.invoice import DocumentType, Invoice, PartyType, VatCategory
 
 SELLER = {
     "name": "Köksbolaget AB",
@@ -89,8 +89,17 @@ def trans(account: str, amount: str, *, text: str | None = None, name: str | Non
 
 
 def event(
-    payload: dict[str, Any], kind: DocumentKind = DocumentKind.INVOICE, number: str = "1001"
+    payload: dict[str, Any],
+    kind: DocumentKind = DocumentKind.INVOICE,
+    number: str = "1001",
+    customer: dict[str, Any] | None = None,
 ) -> ErpDocumentFetched:
+    related: dict[str, dict[str, Any]] = {
+        "seller": SELLER,
+        "batch": {"batch_id": "b1", "format": "json"},
+    }
+    if customer is not None:
+        related["customer"] = customer
     return ErpDocumentFetched(
         tenant_id="kok",
         invoice_id=canonical_invoice_id("kok", "on-premise", "op1", f"F-{number}"),
@@ -104,7 +113,7 @@ def event(
         version="v1",
         fetched_at=dt.datetime(2025, 3, 10, tzinfo=dt.UTC),
         payload=payload,
-        related={"seller": SELLER, "batch": {"batch_id": "b1", "format": "json"}},
+        related=related,
     )
 
 
@@ -229,6 +238,100 @@ def test_what_a_voucher_cannot_say_is_named() -> None:
     assert {i.rule for i in map_on_premise(event(wrong_vat))} == {"NF-SIE-VAT"}  # type: ignore[union-attr]
 
 
+# ------------------------------------------------------------- SIE with the customer register
+
+
+def registered(**overrides: Any) -> dict[str, Any]:
+    """A customer register entry as erp-poller puts it in related["customer"]."""
+    card: dict[str, Any] = {
+        "customer_number": "K17",
+        "name": "Öberg Kök AB",
+        "type": "company",
+        "organisation_number": "556677-8899",
+        "vat_number": "SE556677889901",
+        "email": None,
+        "gln": "7365567000003",
+        "address": {
+            "lines": ["Hamngatan 2"],
+            "postal_code": "21122",
+            "city": "Malmö",
+            "country_code": "SE",
+        },
+    }
+    card.update(overrides)
+    return card
+
+
+def test_a_registered_customer_makes_the_sie_invoice_valid_and_deliverable() -> None:
+    invoice = map_on_premise(event(voucher(), customer=registered()))
+    assert isinstance(invoice, Invoice), invoice
+    assert validate_invoice(invoice) == []
+    buyer = invoice.buyer
+    assert (buyer.name, buyer.customer_number) == ("Öberg Kök AB", "K17")
+    assert buyer.party_type is PartyType.COMPANY
+    assert (buyer.company_id, buyer.vat_id) == ("556677-8899", "SE556677889901")
+    assert buyer.electronic_address is not None
+    assert (buyer.electronic_address.scheme, buyer.electronic_address.value) == (
+        "0088",
+        "7365567000003",
+    )
+    assert buyer.address.lines == ("Hamngatan 2",)
+    assert (buyer.address.postal_code, buyer.address.city) == ("21122", "Malmö")
+    # The amounts still come from the voucher alone.
+    assert invoice.totals.payable == Decimal("1370.00")
+
+
+def test_a_registered_private_customer_on_paper_or_by_e_mail_validates() -> None:
+    paper = registered(
+        name="Åsa Öberg", type="private", organisation_number=None, vat_number=None, gln=None
+    )
+    invoice = map_on_premise(event(voucher(), customer=paper))
+    assert isinstance(invoice, Invoice), invoice
+    assert validate_invoice(invoice) == []
+    assert invoice.buyer.party_type is PartyType.PRIVATE
+    assert invoice.buyer.electronic_address is None
+
+    mail = {**paper, "email": "asa@example.se", "address": {"lines": []}}
+    by_mail = map_on_premise(event(voucher(), customer=mail))
+    assert isinstance(by_mail, Invoice), by_mail
+    assert validate_invoice(by_mail) == []
+    assert by_mail.buyer.email == "asa@example.se"
+    assert by_mail.buyer.address.country_code == "SE"  # the seller's country when none is given
+
+    # Without an e-mail, a GLN or a full address, the paper rule still names what is missing.
+    unreachable = {**paper, "address": {"lines": ["Storgatan 1"], "city": "Malmö"}}
+    incomplete = map_on_premise(event(voucher(), customer=unreachable))
+    assert isinstance(incomplete, Invoice), incomplete
+    assert [(i.field, i.rule) for i in validate_invoice(incomplete)] == [
+        ("buyer.address.postal_code", "NF-POSTAL-ADDRESS")
+    ]
+
+
+def test_a_register_entry_that_does_not_fit_the_voucher_is_named() -> None:
+    issues = map_on_premise(event(voucher(), customer=registered(customer_number="K18")))
+    assert isinstance(issues, list)
+    assert {(i.field, i.rule) for i in issues} == {
+        ("related.customer.customer_number", "NF-SIE-CUSTOMER")
+    }
+    nameless = map_on_premise(event(voucher(), customer=registered(name=" ")))
+    assert isinstance(nameless, list)
+    assert {(i.field, i.rule) for i in nameless} == {("related.customer.name", "NF-REQUIRED")}
+    bad_lines = map_on_premise(event(voucher(), customer=registered(address={"lines": "x"})))
+    assert isinstance(bad_lines, list)
+    assert {i.field for i in bad_lines} == {"related.customer.address.lines"}
+
+
+def test_a_registered_name_wins_over_an_unnamed_object() -> None:
+    doc = voucher()
+    doc["transactions"][0]["objects"] = [{"dimension": "8", "object": "K17", "name": None}]
+    unnamed = map_on_premise(event(doc))
+    assert isinstance(unnamed, list)
+    assert {i.rule for i in unnamed} == {"NF-SIE-CUSTOMER"}
+    invoice = map_on_premise(event(doc, customer=registered()))
+    assert isinstance(invoice, Invoice), invoice
+    assert invoice.buyer.name == "Öberg Kök AB"
+
+
 json_values = st.one_of(
     st.none(),
     st.booleans(),
@@ -304,3 +407,35 @@ def test_any_voucher_maps_or_is_rejected_never_raises(
     doc.update(overrides)
     kind = DocumentKind.CREDIT_NOTE if credit else DocumentKind.INVOICE
     _check(map_on_premise(event(doc, kind)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    card=st.dictionaries(
+        st.sampled_from(
+            [
+                "customer_number",
+                "name",
+                "type",
+                "organisation_number",
+                "vat_number",
+                "email",
+                "gln",
+                "address",
+            ]
+        ),
+        json_values,
+    ),
+    address=st.dictionaries(
+        st.sampled_from(["lines", "postal_code", "city", "country_code"]), json_values
+    ),
+    credit=st.booleans(),
+)
+def test_any_register_entry_maps_or_is_rejected_never_raises(
+    card: dict[str, Any], address: dict[str, Any], credit: bool
+) -> None:
+    customer = registered()
+    customer["address"].update(address)
+    customer.update(card)
+    kind = DocumentKind.CREDIT_NOTE if credit else DocumentKind.INVOICE
+    _check(map_on_premise(event(voucher(), kind, customer=customer)))
