@@ -12,8 +12,9 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from nordflow_runtime.crypto import SecretBox
+from nordflow_runtime.tenants import bearer_tenant
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
@@ -265,21 +266,7 @@ def build_api(
     """
     router = APIRouter(prefix="/api/v1", tags=["connections"])
 
-    async def tenant(request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "send `Authorization: Bearer <API token>`",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        found = await PgTenantRepository(pool()).tenant_for(token.strip())
-        if found is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked API token")
-        return found
-
-    Tenant = Annotated[str, Depends(tenant)]  # noqa: N806 - a type alias
+    Tenant = Annotated[str, Depends(bearer_tenant(pool))]  # noqa: N806 - a type alias
 
     async def own_connection(tenant_id: str, connection_id: str) -> asyncpg.Record:
         row = await PgTenantRepository(pool()).connection(tenant_id, connection_id)

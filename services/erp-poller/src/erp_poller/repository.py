@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import secrets
 from typing import Any
 
 import asyncpg
+from nordflow_runtime import tenants
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 
 from .domain import POLLED_SYSTEMS, Connection
@@ -207,11 +206,6 @@ class PgDocumentRepository:
         return row is not None
 
 
-def token_hash(token: str) -> str:
-    """What is stored of an API token."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class PgTenantRepository:
     """API tokens and sync requests, always scoped to one tenant."""
 
@@ -220,22 +214,7 @@ class PgTenantRepository:
 
     async def create_token(self, tenant_id: str, name: str) -> str:
         """A new API token for a tenant; shown once, stored only as a hash."""
-        token = f"nf_{secrets.token_urlsafe(32)}"
-        await self.pool.execute(
-            "INSERT INTO api_tokens (token_hash, tenant_id, name) VALUES ($1, $2, $3)",
-            token_hash(token),
-            tenant_id,
-            name,
-        )
-        return token
-
-    async def tenant_for(self, token: str) -> str | None:
-        """The tenant of a valid, unrevoked token."""
-        tenant: str | None = await self.pool.fetchval(
-            "SELECT tenant_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-            token_hash(token),
-        )
-        return tenant
+        return await tenants.create_token(self.pool, tenant_id, name)
 
     async def configured(self, tenant_id: str, connection_id: str) -> Connection | None:
         """One of the tenant's connections as the poller sees it (its token still sealed)."""
