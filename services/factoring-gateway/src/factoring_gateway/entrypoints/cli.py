@@ -1,66 +1,67 @@
-"""factoring-gateway command line: the service commands plus agreement management."""
+"""factoring-gateway's command tree: the shared service commands plus ``agreements``."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import sys
+from typing import Annotated
 
-import asyncpg
-from nordflow_runtime.cli import service_main, settings_or_exit
+import typer
+from nordflow_runtime.cli import new_group, run_async, run_cli, service_cli, service_pool
 from nordflow_schemas.events import AgreementKind
+from nordflow_schemas.topics import FACTORING_GATEWAY
 
-from .app import create_app
-from .config import Settings
-from .domain import Agreement
-from .service import set_agreement
+from ..adapters.repository import PgAgreementRepository
+from ..app import create_app
+from ..domain import Agreement
+from ..service import set_agreement
+
+cli = service_cli(FACTORING_GATEWAY, create_app)
+agreements = new_group("The tenants' provider agreements.")
+cli.add_typer(agreements, name="agreements")
 
 
-async def _set(args: argparse.Namespace) -> None:
-    app = create_app(settings_or_exit("factoring-gateway", Settings))
-    await app.migrate()
+def _codes(text: str | None) -> frozenset[str] | None:
+    return frozenset(filter(None, (c.strip() for c in text.split(",")))) if text else None
 
-    conn = await asyncpg.connect(
-        app.settings.database_url.get_secret_value(),
-        server_settings={"search_path": app.schema},
+
+@agreements.command("set")
+def agreements_set(
+    tenant: Annotated[str, typer.Option(help="the tenant")],
+    provider: Annotated[str, typer.Option(help="the factor or provider's name")],
+    kind: Annotated[AgreementKind, typer.Option(help="what the provider does")] = (
+        AgreementKind.FACTORING
+    ),
+    max_age_days: Annotated[
+        int, typer.Option(min=1, help="invoice date at most this many days back")
+    ] = 30,
+    payment_methods: Annotated[
+        str | None, typer.Option(help="comma-separated; default: any payment method")
+    ] = None,
+    currencies: Annotated[str, typer.Option(help="comma-separated ISO codes")] = "SEK,NOK,EUR",
+    no_credit_notes: Annotated[
+        bool, typer.Option("--no-credit-notes", help="never transfer credit notes")
+    ] = False,
+    disabled: Annotated[bool, typer.Option("--disabled", help="transfer nothing")] = False,
+) -> None:
+    """Create or replace a tenant's provider agreement."""
+    agreement = Agreement(
+        tenant_id=tenant,
+        provider=provider,
+        kind=kind,
+        enabled=not disabled,
+        max_age_days=max_age_days,
+        include_credit_notes=not no_credit_notes,
+        payment_methods=_codes(payment_methods),
+        currencies=_codes(currencies) or frozenset(),
     )
-    try:
-        await set_agreement(
-            conn,
-            Agreement(
-                tenant_id=args.tenant,
-                provider=args.provider,
-                kind=AgreementKind(args.kind),
-                enabled=not args.disabled,
-                max_age_days=args.max_age_days,
-                include_credit_notes=not args.no_credit_notes,
-                payment_methods=frozenset(args.payment_methods.split(","))
-                if args.payment_methods
-                else None,
-                currencies=frozenset(args.currencies.split(",")),
-            ),
-        )
-    finally:
-        await conn.close()
-    print(f"agreement for {args.tenant}: {args.kind} with {args.provider}")
+
+    async def saving() -> None:
+        async with service_pool(create_app()) as pool:
+            await set_agreement(PgAgreementRepository(pool), agreement)
+
+    run_async(saving())
+    print(f"agreement for {tenant}: {kind.value} with {provider}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``factoring-gateway run | migrate | dlq … | agreements set``."""
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] != "agreements":
-        return service_main("factoring-gateway", create_app, argv)
-    parser = argparse.ArgumentParser(prog="factoring-gateway agreements")
-    sub = parser.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("set", help="create or replace a tenant's provider agreement")
-    s.add_argument("--tenant", required=True)
-    s.add_argument("--provider", required=True)
-    s.add_argument("--kind", choices=[k.value for k in AgreementKind], default="factoring")
-    s.add_argument("--max-age-days", type=int, default=30)
-    s.add_argument("--payment-methods", help="comma-separated; default: any")
-    s.add_argument("--currencies", default="SEK,NOK,EUR")
-    s.add_argument("--no-credit-notes", action="store_true")
-    s.add_argument("--disabled", action="store_true")
-    args = parser.parse_args(argv[1:])
-    asyncio.run(_set(args))
-    return 0
+    """``factoring-gateway``'s command line."""
+    return run_cli(cli, FACTORING_GATEWAY, argv)
