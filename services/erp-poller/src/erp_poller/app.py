@@ -227,7 +227,8 @@ class Runner:
 def create_app(settings: Settings | None = None) -> ServiceApp[None]:
     """erp-poller: polls each due connection and emits erp.document.fetched."""
     settings = settings or Settings()  # read from the environment
-    app: ServiceApp[None] = ServiceApp(ERP_POLLER, settings, "erp_poller")
+    # erp-poller owns the tenant profiles (it publishes tenant.updated), so it keeps no copy.
+    app: ServiceApp[None] = ServiceApp(ERP_POLLER, settings, "erp_poller", tenant_profiles=False)
     box = SecretBox(settings.encryption_key)
     sources = SourceCache(box, lambda: app.pool)
     runner = Runner(
