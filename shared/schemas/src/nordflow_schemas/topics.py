@@ -135,7 +135,8 @@ TENANT_UPDATED = TopicSpec(
     (MAPPER, FACTORING_GATEWAY, DISTRIBUTION_ROUTER, LEDGER_CLOSER, DASHBOARDS),
     "A tenant's profile (name, country, time zone, locale, currency, seller, bank accounts); "
     "compacted: the newest per tenant stays",
-    partitions=3,
+    # As wide as the widest topic, so that it never caps how many replicas a consumer runs.
+    partitions=12,
     key="tenant_id",
     compacted=True,
 )
