@@ -56,6 +56,7 @@ REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # The topic contract comes from the schemas package (the single list of topics).
 EXPECTED_PARTITIONS = {t.name: t.partitions for t in TOPICS}
+COMPACTED = frozenset(t.name for t in TOPICS if t.compacted)
 EXPECTED_CONSUMES = {
     svc: frozenset(t.name for t in TOPICS if svc in t.consumers) for svc in SERVICES
 }
@@ -333,7 +334,12 @@ def test_every_topic_exists_as_a_kafkatopic(target: str, manifests: list[Manifes
         min_isr = int(spec["config"]["min.insync.replicas"])
         assert min_isr == (1 if replicas == 1 else 2), name
         assert min_isr <= spec["replicas"], name
-        assert int(spec["config"]["retention.ms"]) > 0, name
+        policy = spec["config"]["cleanup.policy"]
+        if name in COMPACTED:
+            assert policy == "compact", name  # the newest record per key is kept for ever
+        else:
+            assert policy == "delete", name
+            assert int(spec["config"]["retention.ms"]) > 0, name
 
 
 def test_consumed_topics_match_the_topic_map(manifests: list[Manifest]) -> None:

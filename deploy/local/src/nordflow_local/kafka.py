@@ -391,17 +391,20 @@ async def ensure_topics_async(
     topics: Iterable[tuple[str, int]],
     *,
     replication_factor: int | None = None,
+    compacted: Iterable[str] = (),
     timeout: float = 60.0,
 ) -> list[str]:
     """Create the topics that do not exist yet and wait for their leaders; returns those created.
 
-    Existing topics are left untouched. `replication_factor` defaults to min(3, brokers).
+    Existing topics are left untouched. `replication_factor` defaults to min(3, brokers);
+    the topics named in `compacted` are created with `cleanup.policy=compact`.
     """
     import asyncio
 
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     wanted = dict(topics)
+    compact = set(compacted)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     await admin.start()
     try:
@@ -412,7 +415,15 @@ async def ensure_topics_async(
         missing = [name for name in wanted if name not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(name, wanted[name], replication_factor) for name in missing]
+                [
+                    NewTopic(
+                        name,
+                        wanted[name],
+                        replication_factor,
+                        topic_configs={"cleanup.policy": "compact"} if name in compact else {},
+                    )
+                    for name in missing
+                ]
             )
             for entry in response.topic_errors:
                 topic, code = entry[0], entry[1]
@@ -444,11 +455,16 @@ def ensure_topics(
     topics: Iterable[tuple[str, int]],
     *,
     replication_factor: int | None = None,
+    compacted: Iterable[str] = (),
     timeout: float = 60.0,
 ) -> list[str]:
     """Synchronous `ensure_topics_async`."""
     return run_sync(
         ensure_topics_async(
-            bootstrap, list(topics), replication_factor=replication_factor, timeout=timeout
+            bootstrap,
+            list(topics),
+            replication_factor=replication_factor,
+            compacted=list(compacted),
+            timeout=timeout,
         )
     )

@@ -192,6 +192,13 @@ def stack_topics() -> list[tuple[str, int]]:
     return [(topic.name, topic.partitions) for topic in TOPICS]
 
 
+def compacted_topics() -> list[str]:
+    """The topics that keep the newest record per key (`cleanup.policy=compact`)."""
+    from nordflow_schemas.topics import TOPICS
+
+    return [topic.name for topic in TOPICS if topic.compacted]
+
+
 def _stderr(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
@@ -359,6 +366,7 @@ class Stack:
                 state["kafka_bootstrap"],
                 topics,
                 replication_factor=None if state["external_kafka"] else 1,
+                compacted=compacted_topics(),
             )
         except Exception as error:
             raise StackError(f"creating topics failed: {error}") from error

@@ -49,10 +49,10 @@ def consumer_registry(senders: Mapping[Channel, Sender]) -> ConsumerRegistry | N
     return cast(ConsumerRegistry, b2c)
 
 
-def create_app(settings: Settings | None = None) -> ServiceApp:
+def create_app(settings: Settings | None = None) -> ServiceApp[None]:
     """distribution-router: invoice.created → send-invoice job → invoice.distributed | …"""
     settings = settings or Settings()
-    app = ServiceApp(DISTRIBUTION_ROUTER, settings, "distribution_router")
+    app: ServiceApp[None] = ServiceApp(DISTRIBUTION_ROUTER, settings, "distribution_router")
     renderers = default_registry()
     lookup: ParticipantLookup | None = None
     senders: dict[Channel, Sender] = {}
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         for sender in senders.values():
             await sender.aclose()
 
-    async def on_invoice_created(ctx: Context, env: Envelope[InvoiceCreated]) -> None:
+    async def on_invoice_created(ctx: Context[None], env: Envelope[InvoiceCreated]) -> None:
         """Route, render and validate, and schedule the send (or emit delivery_failed)."""
         assert lookup is not None, "started"
         outcome = await distribute_invoice(
@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         if outcome is not None:
             await ctx.emit(outcome, subject=env.subject)
 
-    async def send_invoice(ctx: Context, job: Job) -> dict[str, Any]:
+    async def send_invoice(ctx: Context[None], job: Job) -> dict[str, Any]:
         assert sender_job is not None, "started"
         return await sender_job(ctx, job)
 

@@ -175,7 +175,7 @@ class SendInvoice:
     suggestion_snooze: dt.timedelta = dt.timedelta(days=90)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
-    async def __call__(self, ctx: Context, job: Job) -> dict[str, Any]:
+    async def __call__(self, ctx: Context[None], job: Job) -> dict[str, Any]:
         """One run of the job, inside its transaction (row of the job locked)."""
         row = await ctx.conn.fetchrow(
             "SELECT * FROM deliveries WHERE invoice_id = $1 AND tenant_id = $2 FOR UPDATE",
@@ -193,7 +193,9 @@ class SendInvoice:
 class _Run:
     """One run of the job for one delivery."""
 
-    def __init__(self, job: SendInvoice, ctx: Context, claimed: Job, row: asyncpg.Record) -> None:
+    def __init__(
+        self, job: SendInvoice, ctx: Context[None], claimed: Job, row: asyncpg.Record
+    ) -> None:
         self.job = job
         self.ctx = ctx
         self.claimed = claimed

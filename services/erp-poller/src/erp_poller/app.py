@@ -224,10 +224,11 @@ class Runner:
         return True
 
 
-def create_app(settings: Settings | None = None) -> ServiceApp:
+def create_app(settings: Settings | None = None) -> ServiceApp[None]:
     """erp-poller: polls each due connection and emits erp.document.fetched."""
     settings = settings or Settings()  # read from the environment
-    app = ServiceApp(ERP_POLLER, settings, "erp_poller")
+    # erp-poller owns the tenant profiles (it publishes tenant.updated), so it keeps no copy.
+    app: ServiceApp[None] = ServiceApp(ERP_POLLER, settings, "erp_poller", tenant_profiles=False)
     box = SecretBox(settings.encryption_key)
     sources = SourceCache(box, lambda: app.pool)
     runner = Runner(
@@ -241,8 +242,8 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
 
     def scheduler(
         *steps: Callable[[], Awaitable[bool]],
-    ) -> Callable[[], Coroutine[Any, Any, None]]:
-        async def run() -> None:
+    ) -> Callable[[None], Coroutine[Any, Any, None]]:
+        async def run(_: None) -> None:
             while True:
                 busy = False
                 try:

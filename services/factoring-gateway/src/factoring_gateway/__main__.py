@@ -1,5 +1,5 @@
 """python -m factoring_gateway."""
 
-from .cli import main
+from .entrypoints.cli import main
 
 raise SystemExit(main())

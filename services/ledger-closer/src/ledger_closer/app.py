@@ -92,7 +92,7 @@ class EntryPoster:
         )
         return Writer(row["updated_at"], FortnoxClient(row["base_url"], session), session)
 
-    async def __call__(self, ctx: Context, job: Job) -> dict[str, Any]:
+    async def __call__(self, ctx: Context[None], job: Job) -> dict[str, Any]:
         """Run one job attempt inside the job's transaction."""
         source = job.payload["source"]
         row = await find_connection(ctx.conn, job.tenant_id, source["connection_id"])
@@ -128,23 +128,23 @@ class EntryPoster:
             await writer.aclose()
 
 
-def create_app(settings: Settings | None = None) -> ServiceApp:
+def create_app(settings: Settings | None = None) -> ServiceApp[None]:
     """ledger-closer: invoice.transferred / payment.received → ERP write → ledger.entry.posted."""
     settings = settings or Settings()
-    app = ServiceApp(LEDGER_CLOSER, settings, "ledger_closer")
+    app: ServiceApp[None] = ServiceApp(LEDGER_CLOSER, settings, "ledger_closer")
     box = SecretBox(settings.encryption_key)
     delay = dt.timedelta(seconds=settings.closing_delay_seconds)
     poster: EntryPoster | None = None
 
-    async def on_invoice_transferred(ctx: Context, env: Envelope[InvoiceTransferred]) -> None:
+    async def on_invoice_transferred(ctx: Context[None], env: Envelope[InvoiceTransferred]) -> None:
         """Plan the closing entry after the configured delay."""
         await schedule_closing(ctx.conn, env.body, delay)
 
-    async def on_payment_received(ctx: Context, env: Envelope[PaymentReceived]) -> None:
+    async def on_payment_received(ctx: Context[None], env: Envelope[PaymentReceived]) -> None:
         """Plan booking the payment now, unless the ERP it came from already holds it."""
         await schedule_payment(ctx.conn, env.body)
 
-    async def run_post_entry(ctx: Context, job: Job) -> dict[str, Any]:
+    async def run_post_entry(ctx: Context[None], job: Job) -> dict[str, Any]:
         nonlocal poster
         poster = poster or EntryPoster(box, app.pool)
         return await poster(ctx, job)

@@ -12,15 +12,15 @@ from .config import Settings
 from .service import handle_fetched
 
 
-async def on_erp_document_fetched(ctx: Context, env: Envelope[ErpDocumentFetched]) -> None:
+async def on_erp_document_fetched(ctx: Context[None], env: Envelope[ErpDocumentFetched]) -> None:
     """Decode → map and validate → created, updated or rejected; a payment → payment.received."""
     outgoing = await handle_fetched(ctx.conn, env.body)
     if outgoing is not None:
         await ctx.emit(outgoing, subject=env.subject)
 
 
-def create_app(settings: Settings | None = None) -> ServiceApp:
+def create_app(settings: Settings | None = None) -> ServiceApp[None]:
     """mapper: erp.document.fetched → invoice.created | updated | rejected, payment.received."""
-    app = ServiceApp(MAPPER, settings or Settings(), "mapper")
+    app: ServiceApp[None] = ServiceApp(MAPPER, settings or Settings(), "mapper")
     app.subscribe(ERP_DOCUMENT_FETCHED.name, on_erp_document_fetched)
     return app

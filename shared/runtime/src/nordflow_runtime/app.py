@@ -6,63 +6,116 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter
+from nordflow_schemas.envelope import Envelope
+from nordflow_schemas.topics import TENANT_UPDATED
 
 from . import db
-from .consumer import EventConsumer, Handler
+from .consumer import Context, EventConsumer, Handler
 from .http import build_http_app, http_server
-from .jobs import JobHandler, JobWorker
+from .jobs import Job, JobHandler, JobWorker
 from .kafka import create_consumer, create_producer
 from .logs import configure_logging
 from .outbox import OutboxRelay
 from .settings import ServiceSettings
 from .telemetry import configure_tracing
+from .tenant_profiles import on_tenant_updated
 
 log = logging.getLogger(__name__)
 Hook = Callable[[], Awaitable[None]]
+D = TypeVar("D")
 
 
-class ServiceApp:
+@dataclass(frozen=True)
+class Resources:
+    """What a service's dependencies are built from at start-up."""
+
+    service: str
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    committed: Callable[[], None]
+
+
+DepsFactory = Callable[[Resources], Awaitable[D]]
+
+
+async def _no_deps(_: Resources) -> None:
+    return None
+
+
+class ServiceApp(Generic[D]):
     """A service: subscriptions, durable job kinds, background loops and HTTP routes.
 
     Nothing connects when the app is built; ``run()`` opens the pool, migrates, starts the
-    producer and the outbox relay, the consumer group, the job workers and the HTTP server,
-    and stops them in reverse order on SIGTERM.
+    producer and the outbox relay, builds the service's one dependencies object (``deps``:
+    repositories' factories, partner clients, caches), then starts the consumer group, the
+    job workers, the loops and the HTTP server — each handed those dependencies — and stops
+    them in reverse order on SIGTERM. Every service keeps its copy of the tenants' profiles
+    from ``tenant.updated`` unless ``tenant_profiles=False`` (their owner).
     """
 
-    def __init__(self, name: str, settings: ServiceSettings, migrations_package: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        migrations_package: str | None,
+        *,
+        deps: DepsFactory[D] = _no_deps,  # type: ignore[assignment]
+        tenant_profiles: bool = True,
+    ) -> None:
         self.name = name
         self.settings = settings
         self.schema = db.schema_name(name)
         self.migrations_package = migrations_package
+        self.deps_factory = deps
         self.handlers: dict[str, Handler] = {}
+        if tenant_profiles:
+            self.handlers[TENANT_UPDATED.name] = on_tenant_updated
         self.job_handlers: dict[str, tuple[JobHandler, dict[str, Any]]] = {}
-        self.loops: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.loops: list[Callable[[D], Coroutine[Any, Any, None]]] = []
         self.routers: list[APIRouter] = []
         self.on_startup: list[Hook] = []
         self.on_shutdown: list[Hook] = []
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._deps: D | None = None
         self.relay: OutboxRelay | None = None
         self.job_workers: dict[str, JobWorker] = {}
         self._stop = asyncio.Event()
 
     # -- building ---------------------------------------------------------------------------
-    def subscribe(self, topic: str, handler: Handler) -> None:
+    def subscribe(
+        self, topic: str, handler: Callable[[Context[D], Envelope[Any]], Awaitable[None]]
+    ) -> None:
         """Handle every event of a topic (once, transactionally)."""
         self.handlers[topic] = handler
 
-    def job(self, kind: str, handler: JobHandler, **options: Any) -> None:
+    def job(
+        self,
+        kind: str,
+        handler: Callable[[Context[D], Job], Awaitable[dict[str, Any]]],
+        **options: Any,
+    ) -> None:
         """Run durable jobs of a kind (see ``jobs.schedule``)."""
         self.job_handlers[kind] = (handler, options)
 
-    def loop(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def loop(self, factory: Callable[[D], Coroutine[Any, Any, None]]) -> None:
         """A background loop started with the service (e.g. a poller's scheduler)."""
         self.loops.append(factory)
+
+    def include_router(self, router: APIRouter) -> None:
+        """Serve an HTTP router (its dependencies reach the pool and ``deps`` through
+        ``nordflow_runtime.http``)."""
+        self.routers.append(router)
+
+    async def build_deps(self, resources: Resources) -> D:
+        """The service's dependencies (what ``run`` and the test harness hand to handlers)."""
+        return await self.deps_factory(resources)
 
     # -- running ----------------------------------------------------------------------------
     @property
@@ -72,6 +125,13 @@ class ServiceApp:
             raise RuntimeError("service not started")
         return self._pool
 
+    @property
+    def deps(self) -> D:
+        """The dependencies built at start-up."""
+        if self._deps is None:
+            raise RuntimeError("service not started")
+        return self._deps
+
     def committed(self) -> None:
         """Wake the relay and the job workers after a transaction that may have queued work."""
         if self.relay is not None:
@@ -80,10 +140,10 @@ class ServiceApp:
             worker.notify()
 
     def migrations(self) -> list[db.Migration]:
-        """The runtime's migrations, then the service's."""
-        return db.load_migrations("nordflow_runtime", "runtime") + db.load_migrations(
-            self.migrations_package, self.name
-        )
+        """The runtime's migrations, then the service's (if it has tables of its own)."""
+        own = self.migrations_package
+        runtime = db.load_migrations("nordflow_runtime", "runtime")
+        return runtime + (db.load_migrations(own, self.name) if own else [])
 
     async def migrate(self) -> list[str]:
         """Apply migrations and exit (the ``migrate`` command)."""
@@ -115,6 +175,8 @@ class ServiceApp:
             batch_size=s.outbox_batch_size,
             poll_seconds=s.outbox_poll_seconds,
         )
+        deps = await self.build_deps(Resources(self.name, s, self._pool, self.committed))
+        self._deps = deps
         for hook in self.on_startup:
             await hook()
         tasks = [asyncio.create_task(self.relay.run(), name="outbox-relay")]
@@ -132,6 +194,7 @@ class ServiceApp:
                 pool=self._pool,
                 consumer=consumer,
                 handlers=self.handlers,
+                deps=deps,
                 on_commit=self.committed,
                 batch_size=s.consumer_batch_size,
                 poll_ms=s.consumer_poll_ms,
@@ -141,19 +204,24 @@ class ServiceApp:
             tasks.append(asyncio.create_task(event_consumer.run(), name="consumer"))
         for kind, (handler, options) in self.job_handlers.items():
             worker = JobWorker(
-                self._pool, self.name, kind, handler, on_commit=self.committed, **options
+                self._pool,
+                self.name,
+                kind,
+                handler,
+                deps=deps,
+                on_commit=self.committed,
+                **options,
             )
             self.job_workers[kind] = worker
             tasks.append(asyncio.create_task(worker.run(), name=f"jobs:{kind}"))
-        tasks += [asyncio.create_task(factory(), name="loop") for factory in self.loops]
+        tasks += [asyncio.create_task(factory(deps), name="loop") for factory in self.loops]
         tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-        server = http_server(
-            build_http_app(
-                self.name, {"database": self._check_db, "kafka": self._check_kafka}, self.routers
-            ),
-            s.http_host,
-            s.http_port,
+        http_app = build_http_app(
+            self.name, {"database": self._check_db, "kafka": self._check_kafka}, self.routers
         )
+        http_app.state.pool = self._pool
+        http_app.state.deps = deps
+        server = http_server(http_app, s.http_host, s.http_port)
         tasks.append(asyncio.create_task(server.serve(), name="http"))
         log.info("started", extra={"fields": {"http_port": s.http_port}})
         stop = asyncio.create_task(self._stop.wait())
@@ -171,6 +239,7 @@ class ServiceApp:
             await consumer.stop()
         for hook in self.on_shutdown:
             await hook()
+        await close_deps(deps)
         await producer.stop()
         await self._pool.close()
         if failed:
@@ -195,3 +264,14 @@ class ServiceApp:
         if self._producer is None:
             raise RuntimeError("producer not started")
         await self._producer.client.fetch_all_metadata()
+
+
+async def close_deps(deps: object) -> None:
+    """Close what the dependencies hold open (clients, sessions), if they say how."""
+    aclose = getattr(deps, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception:
+        log.exception("closing the service's dependencies failed")

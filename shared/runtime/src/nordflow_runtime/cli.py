@@ -1,13 +1,22 @@
-"""The command line every service shares: run, migrate, and the dead-letter tools."""
+"""The command tree every service shares (run, migrate, dlq, jobs, tokens), built on Typer.
+
+A service's ``entrypoints/cli.py`` takes ``service_cli(...)``, adds its own command groups
+(``connections``, ``agreements`` …) with ``add_typer`` and runs it with ``run_cli``, so
+``<service> --help`` lists every command of the service.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from contextlib import asynccontextmanager
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 
+import asyncpg
+import click
+import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
@@ -15,6 +24,13 @@ from . import db, dlq, jobs, tenants
 from .app import ServiceApp
 
 S = TypeVar("S", bound=BaseSettings)
+T = TypeVar("T")
+
+
+def _settings_errors(name: str, exc: ValidationError) -> None:
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]).upper()
+        print(f"{name}: setting {field}: {err['msg']}", file=sys.stderr)
 
 
 def settings_or_exit(name: str, cls: type[S]) -> S:
@@ -22,129 +38,214 @@ def settings_or_exit(name: str, cls: type[S]) -> S:
     try:
         return cls()
     except ValidationError as exc:
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]).upper()
-            print(f"{name}: setting {field}: {err['msg']}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _settings_errors(name, exc)
+        raise typer.Exit(2) from None
 
 
-def service_main(
-    name: str,
-    create_app: Callable[[], ServiceApp],
-    argv: list[str] | None = None,
-    *,
-    tenant_api: bool = False,
-) -> int:
-    """``<service> run | migrate | dlq list | dlq replay`` (and ``tokens create`` with
-    ``tenant_api``: the service serves a tenant API and has an ``api_tokens`` table).
-    """
-    parser = argparse.ArgumentParser(prog=name, description=f"Nordflow {name}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the service until SIGTERM")
-    sub.add_parser("migrate", help="apply database migrations and exit")
-    dlq_parser = sub.add_parser("dlq", help="inspect and replay this service's dead letters")
-    dlq_sub = dlq_parser.add_subparsers(dest="dlq_command", required=True)
-    dlq_sub.add_parser("list", help="list dead letters of this service")
-    replay = dlq_sub.add_parser("replay", help="publish dead letters again to their topic")
-    which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("--all", action="store_true", help="every dead letter of this service")
-    which.add_argument(
-        "--offset", action="append", metavar="P:O", help="one letter by dlq partition:offset"
+def new_group(help_text: str) -> typer.Typer:
+    """A command group in the house style (plain help, no completion, no rich tracebacks)."""
+    return typer.Typer(
+        help=help_text,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
     )
-    jobs_parser = sub.add_parser("jobs", help="inspect and retry this service's durable jobs")
-    jobs_sub = jobs_parser.add_subparsers(dest="jobs_command", required=True)
-    listing = jobs_sub.add_parser("list", help="jobs, newest first")
-    listing.add_argument("--state", choices=["pending", "done", "failed"])
-    listing.add_argument("--kind", help="only jobs of this kind")
-    listing.add_argument("--limit", type=int, default=50)
-    retry = jobs_sub.add_parser("retry", help="make failed jobs pending again, due now")
-    chosen = retry.add_mutually_exclusive_group(required=True)
-    chosen.add_argument("--id", type=int, action="append", dest="ids", help="a job id")
-    chosen.add_argument("--all-failed", action="store_true", help="every failed job")
-    retry.add_argument("--kind", help="only failed jobs of this kind (with --all-failed)")
-    if tenant_api:
-        tokens = sub.add_parser("tokens", help="API tokens for this service's tenant API")
-        tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
-        create = tokens_sub.add_parser("create", help="create a tenant API token (printed once)")
-        create.add_argument("tenant_id")
-        create.add_argument("--name", default="api", help="what the token is for")
-    args = parser.parse_args(argv)
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine to its end."""
+    return asyncio.run(coroutine)
+
+
+@asynccontextmanager
+async def service_pool(app: ServiceApp[Any], *, size: int = 1) -> Any:
+    """Migrate the service's schema, then a small pool on it for a command."""
+    await app.migrate()
+    url = app.settings.database_url.get_secret_value()
+    pool: asyncpg.Pool = await db.create_pool(url, app.schema, min_size=1, max_size=size)
     try:
-        app = create_app()
-    except ValidationError as exc:
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]).upper()
-            print(f"{name}: setting {field}: {err['msg']}", file=sys.stderr)
-        return 2
-    if args.command == "run":
-        asyncio.run(app.run())
-        return 0
-    if args.command == "migrate":
-        for applied in asyncio.run(app.migrate()):
+        yield pool
+    finally:
+        await pool.close()
+
+
+class JobState(StrEnum):
+    """A durable job's state."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def service_cli(
+    name: str, create_app: Callable[[], ServiceApp[Any]], *, tenant_api: bool = False
+) -> typer.Typer:
+    """``<service> run | migrate | dlq list|replay | jobs list|retry`` (and ``tokens create``
+    with ``tenant_api``: the service serves a tenant API and has an ``api_tokens`` table).
+
+    ``create_app`` is called only when a command runs, so ``--help`` needs no settings.
+    """
+    cli = new_group(f"Nordflow {name}")
+
+    def app_or_exit() -> ServiceApp[Any]:
+        try:
+            return create_app()
+        except ValidationError as exc:
+            _settings_errors(name, exc)
+            raise typer.Exit(2) from None
+
+    @cli.command()
+    def run() -> None:
+        """Run the service until SIGTERM."""
+        run_async(app_or_exit().run())
+
+    @cli.command()
+    def migrate() -> None:
+        """Apply database migrations and exit."""
+        for applied in run_async(app_or_exit().migrate()):
             print(f"applied {applied}")
-        return 0
-    if args.command == "jobs":
-        return asyncio.run(_jobs(app, args))
-    if args.command == "tokens":
-        print(asyncio.run(_create_token(app, args.tenant_id, args.name)))
-        return 0
-    bootstrap = app.settings.kafka_bootstrap_servers
-    letters = asyncio.run(dlq.read(bootstrap, consumer=name))
-    if args.dlq_command == "list":
-        print(f"{len(letters)} dead letter(s) for {name}")
-        for lt in letters:
+
+    letters = new_group("Inspect and replay this service's dead letters.")
+    cli.add_typer(letters, name="dlq")
+
+    @letters.command("list")
+    def dlq_list() -> None:
+        """List the dead letters of this service."""
+        found = run_async(dlq.read(app_or_exit().settings.kafka_bootstrap_servers, consumer=name))
+        print(f"{len(found)} dead letter(s) for {name}")
+        for lt in found:
             print(
                 f"{lt.partition}:{lt.offset}  {lt.origin_topic}[{lt.origin_partition}]@"
                 f"{lt.origin_offset}  event={lt.event_id}  tenant={lt.tenant_id}\n    {lt.reason}"
             )
-        return 0
-    if not args.all:
-        wanted = set(args.offset)
-        letters = [lt for lt in letters if f"{lt.partition}:{lt.offset}" in wanted]
-        missing = wanted - {f"{lt.partition}:{lt.offset}" for lt in letters}
-        if missing:
-            print(f"no dead letter of {name} at {', '.join(sorted(missing))}", file=sys.stderr)
-            return 1
-    count = asyncio.run(dlq.replay(bootstrap, letters))
-    print(f"replayed {count} dead letter(s)")
-    return 0
 
+    @letters.command("replay")
+    def dlq_replay(
+        every: Annotated[
+            bool, typer.Option("--all", help="every dead letter of this service")
+        ] = False,
+        offsets: Annotated[
+            list[str] | None,
+            typer.Option("--offset", metavar="P:O", help="one letter by dlq partition:offset"),
+        ] = None,
+    ) -> None:
+        """Publish dead letters again to their topic (same event id)."""
+        if every == bool(offsets):
+            raise click.UsageError("give either --all or one or more --offset P:O")
+        bootstrap = app_or_exit().settings.kafka_bootstrap_servers
+        found = run_async(dlq.read(bootstrap, consumer=name))
+        if offsets:
+            wanted = set(offsets)
+            found = [lt for lt in found if f"{lt.partition}:{lt.offset}" in wanted]
+            missing = wanted - {f"{lt.partition}:{lt.offset}" for lt in found}
+            if missing:
+                print(f"no dead letter of {name} at {', '.join(sorted(missing))}", file=sys.stderr)
+                raise typer.Exit(1)
+        count = run_async(dlq.replay(bootstrap, found))
+        print(f"replayed {count} dead letter(s)")
 
-async def _create_token(app: ServiceApp, tenant_id: str, name: str) -> str:
-    await app.migrate()
-    url = app.settings.database_url.get_secret_value()
-    pool = await db.create_pool(url, app.schema, min_size=1, max_size=1)
-    try:
-        return await tenants.create_token(pool, tenant_id, name)
-    finally:
-        await pool.close()
+    work = new_group("Inspect and retry this service's durable jobs.")
+    cli.add_typer(work, name="jobs")
 
+    @work.command("list")
+    def jobs_list(
+        state: Annotated[JobState | None, typer.Option(help="only jobs in this state")] = None,
+        kind: Annotated[str | None, typer.Option(help="only jobs of this kind")] = None,
+        limit: Annotated[int, typer.Option(min=1, help="at most this many")] = 50,
+    ) -> None:
+        """Jobs, newest first."""
 
-async def _jobs(app: ServiceApp, args: argparse.Namespace) -> int:
-    await app.migrate()
-    url = app.settings.database_url.get_secret_value()
-    pool = await db.create_pool(url, app.schema, min_size=1, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            if args.jobs_command == "list":
-                rows = await jobs.list_jobs(
-                    conn, state=args.state, kind=args.kind, limit=args.limit
+        async def listing() -> list[asyncpg.Record]:
+            async with service_pool(app_or_exit()) as pool, pool.acquire() as conn:
+                return await jobs.list_jobs(
+                    conn, state=state.value if state else None, kind=kind, limit=limit
                 )
-                print(f"{len(rows)} job(s)")
-                for r in rows:
-                    due = f"{r['due_at']:%Y-%m-%d %H:%M:%S}"
-                    print(
-                        f"{r['id']}  {r['kind']}  {r['job_key']}  tenant={r['tenant_id']}  "
-                        f"{r['state']}  attempts={r['attempts']}  due={due}"
-                    )
-                    if r["last_error"]:
-                        print(f"    {r['last_error']}")
-                return 0
-            retried = await jobs.retry_failed(conn, ids=args.ids, kind=args.kind)
-    finally:
-        await pool.close()
-    if args.ids and len(retried) < len(set(args.ids)):
-        missing = sorted(set(args.ids) - set(retried))
-        print(f"not failed (or no such job): {', '.join(map(str, missing))}", file=sys.stderr)
-    print(f"{len(retried)} job(s) pending again: {', '.join(map(str, retried)) or '-'}")
-    return 0 if retried or not args.ids else 1
+
+        rows = run_async(listing())
+        print(f"{len(rows)} job(s)")
+        for r in rows:
+            due = f"{r['due_at']:%Y-%m-%d %H:%M:%S}"
+            print(
+                f"{r['id']}  {r['kind']}  {r['job_key']}  tenant={r['tenant_id']}  "
+                f"{r['state']}  attempts={r['attempts']}  due={due}"
+            )
+            if r["last_error"]:
+                print(f"    {r['last_error']}")
+
+    @work.command("retry")
+    def jobs_retry(
+        ids: Annotated[
+            list[int] | None, typer.Option("--id", help="a failed job's id (repeatable)")
+        ] = None,
+        all_failed: Annotated[bool, typer.Option("--all-failed", help="every failed job")] = False,
+        kind: Annotated[
+            str | None, typer.Option(help="only failed jobs of this kind (with --all-failed)")
+        ] = None,
+    ) -> None:
+        """Make failed jobs pending again, due now."""
+        if all_failed == bool(ids):
+            raise click.UsageError("give either --all-failed or one or more --id N")
+
+        async def retrying() -> list[int]:
+            async with service_pool(app_or_exit()) as pool, pool.acquire() as conn:
+                return await jobs.retry_failed(conn, ids=ids or None, kind=kind)
+
+        retried = run_async(retrying())
+        if ids and len(retried) < len(set(ids)):
+            missing = sorted(set(ids) - set(retried))
+            print(f"not failed (or no such job): {', '.join(map(str, missing))}", file=sys.stderr)
+        print(f"{len(retried)} job(s) pending again: {', '.join(map(str, retried)) or '-'}")
+        if ids and not retried:
+            raise typer.Exit(1)
+
+    if tenant_api:
+        tokens = new_group("API tokens for this service's tenant API.")
+        cli.add_typer(tokens, name="tokens")
+
+        @tokens.command("create")
+        def tokens_create(
+            tenant_id: Annotated[str, typer.Argument(help="the tenant the token acts for")],
+            label: Annotated[str, typer.Option("--name", help="what the token is for")] = "api",
+        ) -> None:
+            """Create a tenant API token (printed once)."""
+
+            async def creating() -> str:
+                async with service_pool(app_or_exit()) as pool:
+                    return await tenants.create_token(pool, tenant_id, label)
+
+            print(run_async(creating()))
+
+    return cli
+
+
+def run_cli(cli: typer.Typer, name: str, argv: list[str] | None = None) -> int:
+    """Run a command tree on ``argv`` (default: the process's); its exit code.
+
+    A usage error exits 2 with click's message; a missing or bad setting exits 2 naming it.
+    """
+    command = typer.main.get_command(cli)
+    try:
+        result = command.main(
+            args=sys.argv[1:] if argv is None else argv, prog_name=name, standalone_mode=False
+        )
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        print("aborted", file=sys.stderr)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def service_main(
+    name: str,
+    create_app: Callable[[], ServiceApp[Any]],
+    argv: list[str] | None = None,
+    *,
+    tenant_api: bool = False,
+) -> int:
+    """Run only the shared command tree (for a service without commands of its own)."""
+    return run_cli(service_cli(name, create_app, tenant_api=tenant_api), name, argv)

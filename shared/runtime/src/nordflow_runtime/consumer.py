@@ -8,13 +8,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from nordflow_schemas.envelope import DecodeError, Envelope, decode, envelope, header_map
-from nordflow_schemas.events import EventBody
+from nordflow_schemas.events import Event
 from nordflow_schemas.topics import BY_CE_TYPE, EVENT_DEAD_LETTERED
 from opentelemetry.trace import SpanKind
 
@@ -23,6 +23,7 @@ from .logs import log_context
 from .metrics import BATCH_FAILURES, BATCH_SECONDS, EVENTS_CONSUMED
 
 log = logging.getLogger(__name__)
+D = TypeVar("D")
 
 
 class PermanentError(Exception):
@@ -30,31 +31,31 @@ class PermanentError(Exception):
 
 
 @dataclass
-class Context:
-    """What a handler gets: the open transaction and a way to emit events in it."""
+class Context(Generic[D]):
+    """What a handler gets: the open transaction, a way to emit events in it, and the
+    service's dependencies (built once at start-up by its ``create_app``)."""
 
     conn: asyncpg.Connection
     service: str
-    emitted: list[Envelope[EventBody]] = field(default_factory=list)
+    deps: D
+    emitted: list[Envelope[Event]] = field(default_factory=list)
 
-    async def emit(self, body: EventBody, *, subject: str | None = None) -> None:
+    async def emit(self, body: Event, *, subject: str | None = None) -> None:
         """Write an outgoing event to the outbox, in the same transaction as the state change."""
         env = envelope(body, source=f"/{self.service}", subject=subject)
         await outbox.add(self.conn, env)
         self.emitted.append(env)
 
 
-Handler = Callable[[Context, Envelope[Any]], Awaitable[None]]
+Handler = Callable[[Context[Any], Envelope[Any]], Awaitable[None]]
 
 
-class EventConsumer:
-    """One consumer group: at-least-once delivery made effectively-once by the inbox.
+class BatchProcessor:
+    """Applies one batch of records in one database transaction (inbox, handler, outbox).
 
-    Each ``getmany`` batch is one database transaction with a savepoint per record. A
-    poison record (undecodable, schema-invalid, or a handler's ``PermanentError``) is written
-    to the dead-letter topic through the outbox and committed past. Any other error rolls the
-    whole batch back, rewinds to the batch's first offsets and retries with backoff and jitter.
-    Offsets are committed only after the transaction is durable.
+    Each record runs in a savepoint. A poison record (undecodable, schema-invalid, on the
+    wrong topic, or a handler's ``PermanentError``) is written to the dead-letter topic
+    through the outbox. Any other error propagates and rolls the whole batch back.
     """
 
     def __init__(
@@ -62,57 +63,15 @@ class EventConsumer:
         *,
         service: str,
         pool: asyncpg.Pool,
-        consumer: AIOKafkaConsumer,
         handlers: Mapping[str, Handler],
+        deps: Any = None,
         on_commit: Callable[[], None] = lambda: None,
-        batch_size: int = 200,
-        poll_ms: int = 200,
-        retry_initial: float = 0.5,
-        retry_max: float = 30.0,
     ) -> None:
         self.service = service
         self.pool = pool
-        self.consumer = consumer
         self.handlers = dict(handlers)
+        self.deps = deps
         self.on_commit = on_commit
-        self.batch_size = batch_size
-        self.poll_ms = poll_ms
-        self.retry_initial = retry_initial
-        self.retry_max = retry_max
-
-    async def run(self) -> None:
-        """Consume until cancelled."""
-        failures = 0
-        while True:
-            batch = await self.consumer.getmany(
-                timeout_ms=self.poll_ms, max_records=self.batch_size
-            )
-            if not batch:
-                continue
-            try:
-                await self.process(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                BATCH_FAILURES.inc()
-                delay = min(self.retry_max, self.retry_initial * 2 ** (failures - 1))
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
-                log.exception("batch failed, retrying in %.1fs", delay)
-                for tp, records in batch.items():
-                    if tp in self.consumer.assignment():
-                        self.consumer.seek(tp, records[0].offset)
-                await asyncio.sleep(delay)
-                continue
-            failures = 0
-            try:
-                await self.consumer.commit(
-                    {tp: records[-1].offset + 1 for tp, records in batch.items()}
-                )
-            except (CommitFailedError, IllegalStateError) as exc:
-                # A rebalance took the partitions; whoever owns them now gets these records
-                # again and its inbox drops what this transaction already applied.
-                log.warning("offset commit skipped after a rebalance: %s", exc)
 
     async def process(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Apply one batch in one transaction."""
@@ -169,7 +128,7 @@ class EventConsumer:
         ):
             try:
                 async with conn.transaction():
-                    await handler(Context(conn, self.service), env)
+                    await handler(Context(conn, self.service, self.deps), env)
             except PermanentError as exc:
                 log.warning("event %s dead-lettered: %s", env.id, exc)
                 # Forget the event, so a replay after the fix is processed, not skipped.
@@ -204,3 +163,74 @@ class EventConsumer:
             record.value,
             headers,
         )
+
+
+class EventConsumer:
+    """One consumer group: at-least-once delivery made effectively-once by the inbox.
+
+    Each ``getmany`` batch goes to the ``BatchProcessor`` (one transaction). A failed batch
+    is rolled back, every partition of it is rewound to the batch's first offsets and
+    retried with backoff and jitter. Offsets are committed only after the transaction is
+    durable.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        pool: asyncpg.Pool,
+        consumer: AIOKafkaConsumer,
+        handlers: Mapping[str, Handler],
+        deps: Any = None,
+        on_commit: Callable[[], None] = lambda: None,
+        batch_size: int = 200,
+        poll_ms: int = 200,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.processor = BatchProcessor(
+            service=service, pool=pool, handlers=handlers, deps=deps, on_commit=on_commit
+        )
+        self.consumer = consumer
+        self.batch_size = batch_size
+        self.poll_ms = poll_ms
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+
+    async def run(self) -> None:
+        """Consume until cancelled."""
+        failures = 0
+        while True:
+            batch = await self.consumer.getmany(
+                timeout_ms=self.poll_ms, max_records=self.batch_size
+            )
+            if not batch:
+                continue
+            try:
+                await self.processor.process(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                BATCH_FAILURES.inc()
+                delay = min(self.retry_max, self.retry_initial * 2 ** (failures - 1))
+                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+                log.exception("batch failed, retrying in %.1fs", delay)
+                for tp, records in batch.items():
+                    if tp in self.consumer.assignment():
+                        self.consumer.seek(tp, records[0].offset)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            try:
+                await self.consumer.commit(
+                    {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                )
+            except (CommitFailedError, IllegalStateError) as exc:
+                # A rebalance took the partitions; whoever owns them now gets these records
+                # again and its inbox drops what this transaction already applied.
+                log.warning("offset commit skipped after a rebalance: %s", exc)
+
+    async def process(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Apply one batch in one transaction (see ``BatchProcessor``)."""
+        await self.processor.process(batch)

@@ -5,13 +5,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Annotated, Any
 
+import asyncpg
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+def request_pool(request: Request) -> asyncpg.Pool:
+    """A FastAPI dependency: the service's database pool (set by ``ServiceApp.run``)."""
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+def request_deps(request: Request) -> Any:
+    """A FastAPI dependency: the service's dependencies object (set by ``ServiceApp.run``).
+
+    A service declares its own typed alias, e.g. ``Deps = Annotated[MyDeps,
+    Depends(request_deps)]``.
+    """
+    return request.app.state.deps
+
+
+Pool = Annotated[asyncpg.Pool, Depends(request_pool)]
 
 
 def build_http_app(

@@ -60,7 +60,7 @@ async def schedule(
     return bool(inserted)
 
 
-JobHandler = Callable[[Context, Job], Awaitable[dict[str, Any]]]
+JobHandler = Callable[[Context[Any], Job], Awaitable[dict[str, Any]]]
 
 
 class JobWorker:
@@ -78,6 +78,7 @@ class JobWorker:
         kind: str,
         handler: JobHandler,
         *,
+        deps: Any = None,
         on_commit: Callable[[], None] = lambda: None,
         max_attempts: int = 12,
         max_crashes: int = 5,
@@ -89,6 +90,7 @@ class JobWorker:
         self.service = service
         self.kind = kind
         self.handler = handler
+        self.deps = deps
         self.on_commit = on_commit
         self.max_attempts = max_attempts
         self.max_crashes = max_crashes
@@ -181,7 +183,7 @@ class JobWorker:
     async def _attempt(self, conn: asyncpg.Connection, job: Job) -> None:
         try:
             async with conn.transaction():
-                result = await self.handler(Context(conn, self.service), job)
+                result = await self.handler(Context(conn, self.service, self.deps), job)
         except PermanentError as exc:
             await self._finish_failed(conn, job, str(exc))
             return

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from nordflow_schemas.envelope import Envelope, encode
-from nordflow_schemas.events import EventBody
+from nordflow_schemas.events import Event
 
 from . import telemetry
 from .metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
@@ -21,7 +21,7 @@ from .metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
 log = logging.getLogger(__name__)
 
 
-async def add(conn: asyncpg.Connection, env: Envelope[EventBody]) -> None:
+async def add(conn: asyncpg.Connection, env: Envelope[Event]) -> None:
     """Store an outgoing event in the caller's transaction, with the current trace context."""
     if env.traceparent is None:
         traceparent, tracestate = telemetry.current()

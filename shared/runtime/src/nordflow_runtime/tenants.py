@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 import asyncpg
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
 
 
 def token_hash(token: str) -> str:
@@ -62,3 +63,12 @@ def bearer_tenant(pool: Callable[[], asyncpg.Pool]) -> Callable[[Request], Await
         return found
 
     return tenant
+
+
+async def current_tenant(request: Request) -> str:
+    """A FastAPI dependency: the tenant of the request's `Authorization: Bearer` token, checked
+    against the service's ``api_tokens`` (through the pool ``ServiceApp.run`` set)."""
+    return await bearer_tenant(lambda: request.app.state.pool)(request)
+
+
+Tenant = Annotated[str, Depends(current_tenant)]

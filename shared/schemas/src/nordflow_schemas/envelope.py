@@ -10,10 +10,10 @@ from typing import Generic, TypeVar
 
 from pydantic import ValidationError
 
-from .events import EventBody
+from .events import Event
 from .topics import BY_CE_TYPE, topic_for
 
-E = TypeVar("E", bound=EventBody)
+E = TypeVar("E", bound=Event)
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -28,7 +28,7 @@ class DecodeError(Exception):
 
 @dataclass(frozen=True)
 class Envelope(Generic[E]):
-    """One event with its CloudEvents attributes; ``key`` is the canonical invoice id."""
+    """One event with its CloudEvents attributes; ``key`` is the body's record key."""
 
     body: E
     source: str
@@ -46,8 +46,8 @@ class Envelope(Generic[E]):
 
     @property
     def key(self) -> str:
-        """The record key: the invoice's canonical id, so one invoice stays on one partition."""
-        return self.body.invoice_id
+        """The record key (an invoice's canonical id, a tenant's id): one key, one partition."""
+        return self.body.record_key
 
     @property
     def topic(self) -> str:
@@ -74,7 +74,7 @@ def envelope(
     )
 
 
-def encode(env: Envelope[EventBody]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+def encode(env: Envelope[Event]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """Key, value and headers of the Kafka record for an event."""
     headers = [
         ("ce_specversion", SPEC_VERSION),
@@ -100,7 +100,7 @@ def header_map(headers: Headers | None) -> dict[str, str]:
     return {k: v.decode("utf-8", "replace") for k, v in headers or ()}
 
 
-def decode(value: bytes | None, headers: Headers | None) -> Envelope[EventBody]:
+def decode(value: bytes | None, headers: Headers | None) -> Envelope[Event]:
     """Validate a record into an envelope, or raise DecodeError naming what is wrong."""
     attrs = header_map(headers)
     missing = [

@@ -10,18 +10,46 @@ from pydantic import Field
 
 from .common import Amount, CurrencyCode, Frozen, SourceRef, TenantId, Timestamp
 from .invoice import DocumentType, Invoice
+from .tenant import TenantProfile
 
 
-class EventBody(Frozen):
-    """Fields every event body carries; the key of the record is ``invoice_id``."""
+class Event(Frozen):
+    """What every event body carries: its tenant. ``record_key`` is the Kafka record key."""
 
     tenant_id: TenantId
+
+    @property
+    def record_key(self) -> str:
+        """The record key: events of one key stay in order on one partition."""
+        return self.tenant_id
+
+
+class TenantUpdated(Event):
+    """A tenant's profile was created or changed; the record key is the tenant id.
+
+    The topic is compacted: the newest profile of every tenant stays on it, so a service
+    reading it from the beginning learns every tenant's current settings.
+    """
+
+    revision: int = Field(ge=1, description="Grows with every change; a lower one is older")
+    profile: TenantProfile
+    updated_at: Timestamp
+
+
+class EventBody(Event):
+    """Fields every invoice event carries; the key of the record is ``invoice_id``."""
+
     invoice_id: str = Field(min_length=1, description="Canonical invoice id; the record key")
     test_mode: bool = Field(
         default=False,
         description="From a connection in test mode: nothing may be written to an ERP, "
         "factor or recipient because of this event",
     )
+
+    @property
+    def record_key(self) -> str:
+        """The canonical invoice id, so one invoice's events stay in order."""
+        return self.invoice_id
 
 
 class DocumentKind(StrEnum):

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from .events import EventBody
+from .events import Event
 from .topics import TOPICS, TopicSpec
 
 GENERATED = Path(__file__).resolve().parents[2] / "generated"
@@ -47,7 +47,7 @@ def schema_name(spec: TopicSpec) -> str:
     return f"{spec.name}.v{spec.version}"
 
 
-def json_schema(event: type[EventBody]) -> dict[str, Any]:
+def json_schema(event: type[Event]) -> dict[str, Any]:
     """The wire (serialization) schema of an event body."""
     schema = event.model_json_schema(mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -93,14 +93,22 @@ def asyncapi() -> dict[str, Any]:
                 "contentType": "application/json",
                 "headers": {"$ref": "#/components/schemas/CloudEventHeaders"},
                 "payload": {"$ref": f"#/components/schemas/{spec.event.__name__}"},
-                "bindings": {"kafka": {"key": {"type": "string", "description": "invoice_id"}}},
+                "bindings": {"kafka": {"key": {"type": "string", "description": spec.key}}},
             }
         messages[message["name"]] = message
         channels[channel_id] = {
             "address": spec.name,
             "description": spec.description,
             "messages": {message["name"]: {"$ref": f"#/components/messages/{message['name']}"}},
-            "bindings": {"kafka": {"topic": spec.name, "partitions": spec.partitions}},
+            "bindings": {
+                "kafka": {
+                    "topic": spec.name,
+                    "partitions": spec.partitions,
+                    "topicConfiguration": {
+                        "cleanup.policy": ["compact"] if spec.compacted else ["delete"]
+                    },
+                }
+            },
         }
         for producer in spec.producers:
             operations[f"{producer}_sends_{channel_id}"] = {
@@ -123,7 +131,8 @@ def asyncapi() -> dict[str, Any]:
                 "title": "Nordflow events",
                 "version": "1.0.0",
                 "description": "Every Kafka topic of Nordflow. Records are CloudEvents 1.0 in "
-                "binary mode; the key is the canonical invoice id; money is a decimal string.",
+                "binary mode; the key is the canonical invoice id (the tenant's id on "
+                "tenant.updated); money is a decimal string.",
                 "license": {"name": "Apache-2.0"},
             },
             "defaultContentType": "application/json",

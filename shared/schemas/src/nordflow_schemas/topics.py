@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .events import (
     ChannelSuggested,
     ErpDocumentFetched,
-    EventBody,
+    Event,
     InvoiceCreated,
     InvoiceDeliveryFailed,
     InvoiceDeliveryUncertain,
@@ -17,6 +17,7 @@ from .events import (
     InvoiceUpdated,
     LedgerEntryPosted,
     PaymentReceived,
+    TenantUpdated,
 )
 
 ERP_POLLER = "erp-poller"
@@ -33,12 +34,14 @@ class TopicSpec:
     """One topic: its event model (None for raw topics), who writes it and who reads it."""
 
     name: str
-    event: type[EventBody] | None
+    event: type[Event] | None
     producers: tuple[str, ...]
     consumers: tuple[str, ...]
     description: str
     partitions: int = 6
     version: int = 1
+    key: str = "invoice_id"
+    compacted: bool = False
 
     @property
     def ce_type(self) -> str:
@@ -125,6 +128,18 @@ LEDGER_ENTRY_POSTED = TopicSpec(
     (DASHBOARDS,),
     "A payment or closing entry written into the tenant's ERP",
 )
+TENANT_UPDATED = TopicSpec(
+    "tenant.updated",
+    TenantUpdated,
+    (ERP_POLLER,),
+    (MAPPER, FACTORING_GATEWAY, DISTRIBUTION_ROUTER, LEDGER_CLOSER, DASHBOARDS),
+    "A tenant's profile (name, country, time zone, locale, currency, seller, bank accounts); "
+    "compacted: the newest per tenant stays",
+    # As wide as the widest topic, so that it never caps how many replicas a consumer runs.
+    partitions=12,
+    key="tenant_id",
+    compacted=True,
+)
 EVENT_DEAD_LETTERED = TopicSpec(
     "event.dead_lettered",
     None,
@@ -134,6 +149,7 @@ EVENT_DEAD_LETTERED = TopicSpec(
 )
 
 TOPICS: tuple[TopicSpec, ...] = (
+    TENANT_UPDATED,
     ERP_DOCUMENT_FETCHED,
     INVOICE_CREATED,
     INVOICE_UPDATED,
@@ -151,7 +167,7 @@ BY_NAME = {t.name: t for t in TOPICS}
 BY_CE_TYPE = {t.ce_type: t for t in TOPICS if t.event is not None}
 
 
-def topic_for(event: type[EventBody]) -> TopicSpec:
+def topic_for(event: type[Event]) -> TopicSpec:
     """The topic an event model is published on."""
     for spec in TOPICS:
         if spec.event is event:

@@ -1,0 +1,1 @@
+"""factoring-gateway's adapters: the PostgreSQL repositories."""

@@ -1,0 +1,1 @@
+"""factoring-gateway's entrypoints: the consumer handlers and the command line."""

@@ -1,0 +1,214 @@
+"""Test harness: a service's consumer handlers and jobs on a throwaway schema, without Kafka.
+
+``ServiceHarness.start(create_app(settings), database_url)`` migrates a fresh schema on the
+given PostgreSQL server and builds the service's dependencies as ``run`` would (or takes
+``deps`` you pass, with fakes in them). ``deliver(*envelopes)`` encodes each event into a
+Kafka record and runs it through the same ``BatchProcessor`` the consumer uses — inbox,
+handler savepoint, dead-lettering, outbox — in one transaction, and returns what the
+batch emitted. ``run_jobs()`` runs the durable jobs that are due through ``JobWorker``.
+``http()`` is an HTTP client on the service's routers. Nothing here needs a broker.
+
+``FakeTenantProfiles`` stands in for the tenants' profiles in fast use-case tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import httpx
+from aiokafka import ConsumerRecord, TopicPartition
+from fastapi import FastAPI
+from nordflow_schemas.envelope import Envelope, decode, encode, envelope
+from nordflow_schemas.events import Event
+from nordflow_schemas.tenant import TenantProfile
+from nordflow_schemas.testing import tenant_updated
+
+from . import db
+from .app import Resources, ServiceApp, close_deps
+from .consumer import BatchProcessor
+from .jobs import JobWorker
+
+D = TypeVar("D")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record the batch sent to ``event.dead_lettered``, with the reason."""
+
+    event_id: str
+    reason: str
+    origin_topic: str
+
+
+@dataclass
+class Emitted:
+    """What one ``deliver`` or ``run_jobs`` call wrote to the outbox."""
+
+    events: list[Envelope[Event]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def of(self, body_type: type[Event]) -> list[Any]:
+        """The bodies of one event type, in the order they were emitted."""
+        return [env.body for env in self.events if isinstance(env.body, body_type)]
+
+
+class ServiceHarness(Generic[D]):
+    """One service's handlers and jobs on its own throwaway schema."""
+
+    def __init__(self, app: ServiceApp[D], pool: asyncpg.Pool, schema: str, deps: D) -> None:
+        self.app = app
+        self.pool = pool
+        self.schema = schema
+        self.deps = deps
+        self._offset = 0
+        self._seen_seq = 0
+
+    @classmethod
+    async def start(
+        cls, app: ServiceApp[D], database_url: str, *, deps: D | None = None
+    ) -> ServiceHarness[D]:
+        """Migrate a fresh schema ``<service>_t<random>`` and build the dependencies."""
+        schema = f"{app.schema}_t{secrets.token_hex(4)}"
+        pool = await db.create_pool(database_url, schema, min_size=1, max_size=4)
+        await db.migrate(pool, schema, app.migrations())
+        if deps is None:
+            deps = await app.build_deps(Resources(app.name, app.settings, pool, lambda: None))
+        return cls(app, pool, schema, deps)
+
+    async def close(self) -> None:
+        """Close the dependencies, drop the schema and the pool."""
+        await close_deps(self.deps)
+        async with self.pool.acquire() as conn:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        await self.pool.close()
+
+    # -- consuming --------------------------------------------------------------------------
+    async def deliver(self, *envelopes: Envelope[Any]) -> Emitted:
+        """Run the events through the consumer's batch processing, as one batch."""
+        return await self.deliver_records([(env.topic, *encode(env)) for env in envelopes])
+
+    async def deliver_records(
+        self, records: Sequence[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]
+    ) -> Emitted:
+        """Raw records ``(topic, key, value, headers)`` as one batch (for poison records)."""
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        for topic, key, value, headers in records:
+            self._offset += 1
+            record = ConsumerRecord(
+                topic=topic,
+                partition=0,
+                offset=self._offset,
+                timestamp=0,
+                timestamp_type=0,
+                key=key,
+                value=value,
+                checksum=None,
+                serialized_key_size=len(key or b""),
+                serialized_value_size=len(value or b""),
+                headers=tuple(headers),
+            )
+            batch.setdefault(TopicPartition(topic, 0), []).append(record)
+        processor = BatchProcessor(
+            service=self.app.name, pool=self.pool, handlers=self.app.handlers, deps=self.deps
+        )
+        await processor.process(batch)
+        return await self._new_outbox_rows()
+
+    async def publish(self, body: Event, *, subject: str | None = None) -> Emitted:
+        """Wrap a body in an envelope (as its producer would) and deliver it."""
+        return await self.deliver(envelope(body, source="/test", subject=subject))
+
+    async def tenant(self, tenant_id: str, profile: TenantProfile, revision: int = 1) -> None:
+        """Deliver a ``tenant.updated`` for the tenant (the service's copy of its profile)."""
+        await self.publish(tenant_updated(tenant_id, profile, revision))
+
+    # -- jobs -------------------------------------------------------------------------------
+    async def run_jobs(
+        self, kinds: Iterable[str] | None = None, *, include_future: bool = False
+    ) -> Emitted:
+        """Run every due job of the kinds (default: all the service's) until none is due.
+
+        ``include_future`` makes pending timers due first (the closing delay, a hold).
+        """
+        chosen = list(kinds) if kinds is not None else list(self.app.job_handlers)
+        if include_future:
+            await self.pool.execute(
+                "UPDATE jobs SET due_at = now() WHERE state = 'pending' AND kind = ANY($1)",
+                chosen,
+            )
+        for kind in chosen:
+            handler, options = self.app.job_handlers[kind]
+            options = {k: v for k, v in options.items() if k not in {"idle_seconds"}}
+            worker = JobWorker(self.pool, self.app.name, kind, handler, deps=self.deps, **options)
+            while await worker.run_one():
+                pass
+        return await self._new_outbox_rows()
+
+    async def jobs(self, kind: str | None = None) -> list[asyncpg.Record]:
+        """The job rows (state, attempts, last_error, result), oldest first."""
+        return list(
+            await self.pool.fetch(
+                "SELECT * FROM jobs WHERE $1::text IS NULL OR kind = $1 ORDER BY id", kind
+            )
+        )
+
+    # -- HTTP -------------------------------------------------------------------------------
+    def http(self, *, token: str | None = None) -> httpx.AsyncClient:
+        """A client on the service's HTTP routers, with the pool and dependencies attached."""
+        api = FastAPI()
+        for router in self.app.routers:
+            api.include_router(router)
+        api.state.pool = self.pool
+        api.state.deps = self.deps
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api), base_url="http://service", headers=headers
+        )
+
+    # -- what was emitted -------------------------------------------------------------------
+    async def emitted(self) -> Emitted:
+        """Everything the service has written to its outbox so far."""
+        return _emitted(await self.pool.fetch("SELECT * FROM outbox ORDER BY seq"))
+
+    async def _new_outbox_rows(self) -> Emitted:
+        rows = await self.pool.fetch(
+            "SELECT * FROM outbox WHERE seq > $1 ORDER BY seq", self._seen_seq
+        )
+        if rows:
+            self._seen_seq = rows[-1]["seq"]
+        return _emitted(rows)
+
+
+def _emitted(rows: Iterable[asyncpg.Record]) -> Emitted:
+    out = Emitted()
+    for row in rows:
+        headers = [(k, base64.b64decode(v)) for k, v in json.loads(row["headers"])]
+        if row["topic"] == "event.dead_lettered":
+            named = {k: v.decode() for k, v in headers}
+            out.dead_letters.append(
+                DeadLetter(
+                    event_id=row["event_id"],
+                    reason=named.get("x-nordflow-dlq-reason", ""),
+                    origin_topic=named.get("x-nordflow-dlq-topic", ""),
+                )
+            )
+        else:
+            out.events.append(decode(row["value"], headers))
+    return out
+
+
+class FakeTenantProfiles:
+    """Tenants' profiles in a dict, for fast use-case tests (the ``TenantProfiles`` protocol)."""
+
+    def __init__(self, profiles: dict[str, TenantProfile] | None = None) -> None:
+        self.profiles = dict(profiles or {})
+
+    async def get(self, tenant_id: str) -> TenantProfile | None:
+        """The tenant's profile, or None."""
+        return self.profiles.get(tenant_id)
