@@ -52,6 +52,10 @@ class EventBody(Event):
         return self.invoice_id
 
 
+# The key of ErpDocumentFetched.related that carries the tenant's profile (TenantProfile JSON).
+RELATED_TENANT = "tenant"
+
+
 class DocumentKind(StrEnum):
     """What kind of source document was fetched."""
 
@@ -71,7 +75,9 @@ class ErpDocumentFetched(EventBody):
     payload: dict[str, Any] = Field(description="The document as the source system returned it")
     related: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Related source records by role, e.g. 'customer', 'seller'",
+        description="Related records by role: the source's ('customer', 'invoice' paid or "
+        "credited …) and, under 'tenant' (RELATED_TENANT), the tenant's profile as erp-poller "
+        "held it when the document was fetched (the seller party and bank accounts)",
     )
 
 
