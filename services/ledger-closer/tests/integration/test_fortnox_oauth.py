@@ -2,7 +2,7 @@
 another: two chains of rotating refresh tokens, one per service, neither spending the other's.
 
 One database holds both services' schemas (as in production), the Fortnox sandbox runs
-in-process; erp-poller is driven by its own `Runner`, ledger-closer by its job worker.
+in-process; erp-poller is driven by its own scheduler steps, ledger-closer by its job worker.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import asyncpg
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from erp_poller.app import Runner, SourceCache
+from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.app import create_app as create_poller
 from erp_poller.config import Settings as PollerSettings
-from erp_poller.domain import seal_form
-from erp_poller.repository import PgConnectionRepository
+from erp_poller.domain.credentials import seal_form
+from erp_poller.testing import given_profile, steps_on
 from ledger_closer.app import EntryPoster, create_app
 from ledger_closer.cli import main
 from ledger_closer.config import Settings
@@ -173,9 +173,9 @@ async def test_each_service_rotates_its_own_grant_and_both_keep_working(
         base_url=fortnox.base_url,
         token_sealed=box.seal(seal_form(SourceSystem.FORTNOX, poller_grant.credentials())),
         mode=ConnectionMode.AUTOMATIC,
-        seller={"name": "Säljare AB"},
         cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
     )
+    await given_profile(PgUnitOfWork(poller_pool), tenant)
     async with closer_pool.acquire() as conn:
         await upsert_connection(
             conn,
@@ -190,12 +190,7 @@ async def test_each_service_rotates_its_own_grant_and_both_keep_working(
         )
         await schedule(conn, tenant, connection_id, first_number, first_total)
 
-    runner = Runner(
-        lambda: poller_pool,
-        SourceCache(box, lambda: poller_pool),
-        poll_interval=dt.timedelta(0),
-        overlap=dt.timedelta(seconds=120),
-    )
+    runner = steps_on(poller_pool, box)
     poster = EntryPoster(box, closer_pool)
     try:
         assert await runner.poll_one()

@@ -229,12 +229,17 @@ def run_cli(cli: typer.Typer, name: str, argv: list[str] | None = None) -> int:
         result = command.main(
             args=sys.argv[1:] if argv is None else argv, prog_name=name, standalone_mode=False
         )
-    except click.ClickException as exc:
-        exc.show()
+    except (click.ClickException, typer.TyperException) as exc:
+        # Typer (>= 0.2x) raises the exceptions of the click it vendors, not click's own.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"{name}: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.Abort:
+    except (click.Abort, typer.Abort):
         print("aborted", file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
