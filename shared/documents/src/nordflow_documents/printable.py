@@ -39,7 +39,7 @@ _OBJECT_REPR: Final = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
 class File(Protocol):
-    """An attachment as the send job has it (`channels.base.Attachment` is one)."""
+    """An attachment as the caller has it (distribution-router's `channels.base.Attachment`)."""
 
     @property
     def filename(self) -> str:
