@@ -6,7 +6,7 @@ import datetime as dt
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Literal
 
 from fpdf import FPDF
@@ -19,12 +19,11 @@ from nordflow_schemas.invoice import (
     VatBreakdown,
     VatCategory,
 )
+from nordflow_schemas.money import money
 
 Language = Literal["sv", "en", "nb"]
 # Why an attachment of a letter was not printed (the invoice names the reason to the reader).
 NotPrinted = Literal["file_type", "encrypted", "damaged", "too_many_pages"]
-
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,7 +416,7 @@ _ACCOUNT_SCHEMES = {"SE:BANKGIRO": "Bankgiro", "SE:PLUSGIRO": "Plusgiro", "IBAN"
 
 def format_amount(value: Decimal, language: Language = "sv") -> str:
     """Money with two decimals and grouped thousands: ``12 298,00`` (sv, nb), ``12,298.00`` (en)."""
-    return _format_decimal(value.quantize(CENT, rounding=ROUND_HALF_UP), language)
+    return _format_decimal(money(value), language)
 
 
 def format_quantity(value: Decimal, language: Language = "sv", *, min_decimals: int = 0) -> str:

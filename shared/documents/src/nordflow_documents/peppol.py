@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Final
 
 from lxml import etree
@@ -18,6 +18,7 @@ from nordflow_schemas.invoice import (
     VatBreakdown,
     VatCategory,
 )
+from nordflow_schemas.money import money
 
 from .registry import Attachment
 
@@ -50,7 +51,6 @@ _EXEMPTIONS: Final[dict[VatCategory, tuple[str, str]]] = {
 }
 _NO_EXEMPTION_REASON: Final = frozenset({VatCategory.STANDARD, VatCategory.ZERO})
 
-_CENT = Decimal("0.01")
 # Characters XML 1.0 cannot carry; an ERP text field holding one must not break the document.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _NOT_DIGIT = re.compile(r"\D")
@@ -59,7 +59,7 @@ _VAT_NOISE = re.compile(r"[\s.\-]")
 
 def amount_text(value: Decimal) -> str:
     """A money amount with exactly two decimals (BR-DEC-*), rounded half up."""
-    return format(value.quantize(_CENT, rounding=ROUND_HALF_UP), "f")
+    return format(money(value), "f")
 
 
 def number_text(value: Decimal) -> str:
