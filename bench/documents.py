@@ -13,10 +13,10 @@ import random
 import statistics
 import time
 
-from distribution_router.documents.pdf import render_pdf
-from distribution_router.documents.registry import default_registry
-from distribution_router.documents.validation import shared_validator
 from mapper.service import map_document
+from nordflow_documents.pdf import render_pdf
+from nordflow_documents.registry import default_registry
+from nordflow_documents.validation import shared_validator
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import DocumentKind, ErpDocumentFetched
 from nordflow_schemas.invoice import Invoice

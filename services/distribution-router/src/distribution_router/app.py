@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, cast
 
+from nordflow_documents.registry import default_registry
+from nordflow_documents.validation import shared_validator
 from nordflow_runtime.app import ServiceApp
 from nordflow_runtime.consumer import Context
 from nordflow_runtime.jobs import Job
@@ -19,8 +21,6 @@ from .api_channels import PaperDefaults, build_channels_api
 from .api_documents import build_documents_api
 from .channels.base import Sender
 from .config import Settings
-from .documents.registry import default_registry
-from .documents.validation import shared_validator
 from .domain import DEFAULT_UNIT_PRICES
 from .sending import MAX_ATTEMPTS, PgAttemptLog, SendInvoice
 from .service import SEND_INVOICE, ConsumerRegistry, distribute_invoice

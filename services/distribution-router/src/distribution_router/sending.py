@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import asyncpg
+from nordflow_documents.registry import RendererRegistry
 from nordflow_runtime.consumer import Context, PermanentError
 from nordflow_runtime.jobs import Job
 from nordflow_schemas.events import (
@@ -42,7 +43,6 @@ from .channels.base import (
     Sender,
     TransientSendError,
 )
-from .documents.registry import RendererRegistry
 from .domain import (
     DEFAULT_UNIT_PRICES,
     Reachability,

@@ -20,6 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import asyncpg
+from nordflow_documents.pdf import render_pdf
+from nordflow_documents.printable import build_letter, media_type
+from nordflow_documents.registry import Attachment as EmbeddedAttachment
+from nordflow_documents.registry import RendererRegistry
+from nordflow_documents.validation import ValidationReport
 from nordflow_runtime import jobs
 from nordflow_schemas.events import (
     Channel,
@@ -31,11 +36,6 @@ from nordflow_schemas.events import (
 from nordflow_schemas.invoice import ElectronicAddress, Invoice
 
 from .channels.base import Attachment
-from .documents.pdf import render_pdf
-from .documents.printable import build_letter, media_type
-from .documents.registry import Attachment as EmbeddedAttachment
-from .documents.registry import RendererRegistry
-from .documents.validation import ValidationReport
 from .domain import (
     FORMATS,
     Reachability,

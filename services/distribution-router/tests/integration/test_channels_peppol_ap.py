@@ -16,8 +16,8 @@ from distribution_router.channels.base import (
     TransientSendError,
 )
 from distribution_router.channels.peppol_ap import BIS3_PROCESS, PeppolAccessPointSender
-from distribution_router.documents.peppol import PeppolBisRenderer
 from distribution_router.smp import BIS3_CREDIT_NOTE, BIS3_INVOICE
+from nordflow_documents.peppol import PeppolBisRenderer
 from nordflow_sandboxes.peppol_ap.testing import (
     FaultSpec,
     PeppolApSandboxAdmin,

@@ -13,8 +13,8 @@ from decimal import Decimal
 import asyncpg
 import pytest
 from distribution_router import service
-from distribution_router.documents.registry import default_registry
-from distribution_router.documents.validation import shared_validator
+from nordflow_documents.registry import default_registry
+from nordflow_documents.validation import shared_validator
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import (
     Channel,

@@ -24,11 +24,11 @@ from distribution_router.channels.base import (
 )
 from distribution_router.channels.peppol_ap import PeppolAccessPointSender
 from distribution_router.config import Settings
-from distribution_router.documents.registry import default_registry
-from distribution_router.documents.validation import shared_validator
 from distribution_router.sending import PgAttemptLog, SendInvoice
 from distribution_router.service import SEND_INVOICE, CapabilityLookup, distribute_invoice
 from distribution_router.smp import ParticipantLookup
+from nordflow_documents.registry import default_registry
+from nordflow_documents.validation import shared_validator
 from nordflow_runtime import db, jobs
 from nordflow_runtime.consumer import Context
 from nordflow_runtime.jobs import Job, JobWorker

@@ -25,13 +25,13 @@ from distribution_router.channels.base import Sender
 from distribution_router.channels.email import EmailChannelSender
 from distribution_router.channels.print_post import PrintPostSender
 from distribution_router.config import Settings
-from distribution_router.documents.registry import default_registry
-from distribution_router.documents.validation import shared_validator
 from distribution_router.email_sender import EmailSender
 from distribution_router.sending import PgAttemptLog, SendInvoice
 from distribution_router.service import SEND_INVOICE, distribute_invoice
 from fastapi import FastAPI
 from fpdf import FPDF
+from nordflow_documents.registry import default_registry
+from nordflow_documents.validation import shared_validator
 from nordflow_runtime import db
 from nordflow_runtime.jobs import JobWorker
 from nordflow_runtime.tenants import create_token

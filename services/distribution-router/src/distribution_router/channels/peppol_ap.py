@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Final
 
 import httpx
+from nordflow_documents.peppol import organisation_number
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import Invoice
 from pydantic import SecretStr
 
-from ..documents.peppol import organisation_number
 from ..domain import document_type
 from ..smp import PARTICIPANT_SCHEME
 from .base import Outgoing, PermanentSendError, Receipt, TransientSendError

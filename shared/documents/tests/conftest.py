@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from distribution_router.documents.peppol import PeppolBisRenderer
-from distribution_router.documents.validation import PeppolValidator, shared_validator
+from nordflow_documents.peppol import PeppolBisRenderer
+from nordflow_documents.validation import PeppolValidator, shared_validator
 
 
 @pytest.fixture(scope="session")

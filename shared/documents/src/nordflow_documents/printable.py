@@ -23,7 +23,7 @@ from fpdf.image_parsing import preload_image
 from nordflow_schemas.invoice import Invoice
 from pypdf import PdfReader, PdfWriter
 
-from .pdf import Enclosure, NotPrinted, render_pdf, safe_text
+from .pdf import CREATOR, Enclosure, NotPrinted, creation_time, render_pdf, safe_text
 
 # At most 48 sheets fit the provider's heaviest letter: 40 attachment pages plus an invoice of
 # up to 8 pages fit even printed on one side. Attachments beyond that are not printed.
@@ -39,7 +39,7 @@ _OBJECT_REPR: Final = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
 class File(Protocol):
-    """An attachment as the send job has it (`channels.base.Attachment` is one)."""
+    """An attachment as the caller has it (distribution-router's `channels.base.Attachment`)."""
 
     @property
     def filename(self) -> str:
@@ -119,7 +119,7 @@ def build_letter(
     Attachments are taken in order while their pages fit ``max_attachment_pages``; the
     invoice lists every attachment as printed (with its page count) or not printed (why).
     """
-    created = dt.datetime.combine(invoice.issue_date, dt.time(), tzinfo=dt.UTC)
+    created = creation_time(invoice)
     placed: list[Placed] = []
     parts: list[bytes] = []
     budget = max_attachment_pages
@@ -192,7 +192,7 @@ def _image_page(filename: str, content: bytes, created: dt.datetime) -> _Pages |
     try:
         document = FPDF(unit="mm", format="A4")
         document.set_creation_date(created)
-        document.set_creator("Nordflow distribution-router")
+        document.set_creator(CREATOR)
         document.set_auto_page_break(auto=False)
         _, _, info = preload_image(document.image_cache, BytesIO(content))
         landscape = info.width > info.height

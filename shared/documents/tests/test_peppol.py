@@ -8,7 +8,8 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from distribution_router.documents.peppol import (
+from lxml import etree
+from nordflow_documents.peppol import (
     CUSTOMIZATION_ID,
     PROFILE_ID,
     PeppolBisRenderer,
@@ -18,9 +19,18 @@ from distribution_router.documents.peppol import (
     price_text,
     vat_identifier,
 )
-from distribution_router.documents.registry import Attachment
-from distribution_router.documents.validation import PeppolValidator, ValidationReport
-from lxml import etree
+from nordflow_documents.registry import Attachment
+from nordflow_documents.testing.invoices import (
+    KID,
+    OCR,
+    german_buyer,
+    line,
+    make_invoice,
+    norwegian_buyer,
+    norwegian_seller,
+    swedish_seller,
+)
+from nordflow_documents.validation import PeppolValidator, ValidationReport
 from nordflow_schemas.invoice import (
     Address,
     AllowanceCharge,
@@ -31,17 +41,6 @@ from nordflow_schemas.invoice import (
     Party,
     PaymentInstructions,
     VatCategory,
-)
-
-from .factories import (
-    KID,
-    OCR,
-    german_buyer,
-    line,
-    make_invoice,
-    norwegian_buyer,
-    norwegian_seller,
-    swedish_seller,
 )
 
 NS = {

@@ -6,9 +6,10 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from distribution_router.documents import validation
-from distribution_router.documents.peppol import PeppolBisRenderer
-from distribution_router.documents.validation import (
+from nordflow_documents import validation
+from nordflow_documents.peppol import PeppolBisRenderer
+from nordflow_documents.testing.invoices import line, make_invoice
+from nordflow_documents.validation import (
     PeppolValidator,
     RuleViolation,
     ValidationReport,
@@ -17,8 +18,6 @@ from distribution_router.documents.validation import (
     shared_validator,
 )
 from nordflow_schemas.invoice import DocumentType
-
-from .factories import line, make_invoice
 
 CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"

@@ -22,8 +22,7 @@ from nordflow_schemas.invoice import (
     VatBreakdown,
     VatCategory,
 )
-
-CENT = Decimal("0.01")
+from nordflow_schemas.money import money
 
 # Valid identifiers: org. numbers pass Luhn (SE) and MOD11 (NO); OCR and KID end in a Luhn digit.
 SE_SELLER_ORG_NO = "556732-1707"
@@ -33,10 +32,6 @@ NO_BUYER_ORG_NO = "974760673"
 BANKGIRO = "5050-1055"
 OCR = "12345678903"
 KID = "202500013"
-
-
-def money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def swedish_seller(**changes: object) -> Party:

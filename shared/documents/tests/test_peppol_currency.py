@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from distribution_router.documents.peppol import PeppolBisRenderer
-from distribution_router.documents.validation import PeppolValidator
 from lxml import etree
+from nordflow_documents.peppol import PeppolBisRenderer
+from nordflow_documents.testing.invoices import line, make_invoice
+from nordflow_documents.validation import PeppolValidator
 from nordflow_schemas.invoice import DocumentType, Invoice, InvoiceReference
-
-from .factories import line, make_invoice
 
 CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"

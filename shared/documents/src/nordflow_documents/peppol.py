@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Final
 
 from lxml import etree
@@ -18,6 +18,7 @@ from nordflow_schemas.invoice import (
     VatBreakdown,
     VatCategory,
 )
+from nordflow_schemas.money import money
 
 from .registry import Attachment
 
@@ -50,7 +51,6 @@ _EXEMPTIONS: Final[dict[VatCategory, tuple[str, str]]] = {
 }
 _NO_EXEMPTION_REASON: Final = frozenset({VatCategory.STANDARD, VatCategory.ZERO})
 
-_CENT = Decimal("0.01")
 # Characters XML 1.0 cannot carry; an ERP text field holding one must not break the document.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _NOT_DIGIT = re.compile(r"\D")
@@ -59,7 +59,7 @@ _VAT_NOISE = re.compile(r"[\s.\-]")
 
 def amount_text(value: Decimal) -> str:
     """A money amount with exactly two decimals (BR-DEC-*), rounded half up."""
-    return format(value.quantize(_CENT, rounding=ROUND_HALF_UP), "f")
+    return format(money(value), "f")
 
 
 def number_text(value: Decimal) -> str:
@@ -148,19 +148,18 @@ class _DocumentWriter:
     # -- element helpers ----------------------------------------------------------------
 
     @staticmethod
-    def text(parent: etree._Element, ns: str, tag: str, value: str | None) -> etree._Element | None:
-        """Append ``<tag>value</tag>`` unless the value is empty after cleaning."""
+    def cbc(
+        parent: etree._Element, tag: str, value: str | None, **attributes: str
+    ) -> etree._Element | None:
+        """Append ``<cbc:tag …>value</cbc:tag>`` unless the value is empty after cleaning."""
         if value is None:
             return None
         cleaned = _XML_ILLEGAL.sub("", value).strip()
         if not cleaned:
             return None
-        element = etree.SubElement(parent, f"{{{ns}}}{tag}")
+        element = etree.SubElement(parent, f"{{{CBC}}}{tag}", **attributes)
         element.text = cleaned
         return element
-
-    def cbc(self, parent: etree._Element, tag: str, value: str | None) -> etree._Element | None:
-        return self.text(parent, CBC, tag, value)
 
     @staticmethod
     def cac(parent: etree._Element, tag: str) -> etree._Element:
@@ -169,8 +168,7 @@ class _DocumentWriter:
     def amount(
         self, parent: etree._Element, tag: str, value: Decimal, currency: str | None = None
     ) -> None:
-        element = etree.SubElement(parent, f"{{{CBC}}}{tag}", currencyID=currency or self.currency)
-        element.text = amount_text(value)
+        self.cbc(parent, tag, amount_text(value), currencyID=currency or self.currency)
 
     def tax_category(
         self, parent: etree._Element, tag: str, category: VatCategory, rate: Decimal
@@ -182,10 +180,8 @@ class _DocumentWriter:
             self.cbc(element, "Percent", number_text(rate))
         return element
 
-    @staticmethod
-    def tax_scheme(parent: etree._Element, scheme_id: str = "VAT") -> None:
-        scheme = etree.SubElement(parent, f"{{{CAC}}}TaxScheme")
-        etree.SubElement(scheme, f"{{{CBC}}}ID").text = scheme_id
+    def tax_scheme(self, parent: etree._Element, scheme_id: str = "VAT") -> None:
+        self.cbc(self.cac(parent, "TaxScheme"), "ID", scheme_id)
 
     # -- document -----------------------------------------------------------------------
 
@@ -241,13 +237,13 @@ class _DocumentWriter:
         reference = self.cac(root, "AdditionalDocumentReference")
         self.cbc(reference, "ID", attachment.filename)  # BT-122, required by BR-52
         self.cbc(reference, "DocumentDescription", attachment.description)
-        binary = etree.SubElement(
+        self.cbc(
             self.cac(reference, "Attachment"),
-            f"{{{CBC}}}EmbeddedDocumentBinaryObject",
+            "EmbeddedDocumentBinaryObject",
+            base64.b64encode(attachment.content).decode("ascii"),
             mimeCode=attachment.mime_type,
             filename=attachment.filename,
         )
-        binary.text = base64.b64encode(attachment.content).decode("ascii")
 
     def party(self, parent: etree._Element, party: Party, *, seller: bool) -> None:
         element = self.cac(parent, "Party")
@@ -257,9 +253,7 @@ class _DocumentWriter:
         if endpoint_id is None and seller:
             endpoint_id = org_no  # PEPPOL-EN16931-R020: the seller's org. no. is its address
         if endpoint_id is not None:
-            endpoint_element = self.cbc(element, "EndpointID", endpoint_id[1])
-            if endpoint_element is not None:
-                endpoint_element.set("schemeID", endpoint_id[0])
+            self.cbc(element, "EndpointID", endpoint_id[1], schemeID=endpoint_id[0])
         self.cbc(self.cac(element, "PartyName"), "Name", party.name)
         self.postal_address(element, party)
         vat = vat_identifier(party) if self.vat_ids else None
@@ -272,9 +266,7 @@ class _DocumentWriter:
         legal = self.cac(element, "PartyLegalEntity")
         self.cbc(legal, "RegistrationName", party.name)
         if org_no is not None:
-            company = self.cbc(legal, "CompanyID", org_no[1])
-            if company is not None:
-                company.set("schemeID", org_no[0])
+            self.cbc(legal, "CompanyID", org_no[1], schemeID=org_no[0])
         else:
             self.cbc(legal, "CompanyID", party.company_id)
         if party.email:
@@ -380,8 +372,7 @@ class _DocumentWriter:
         )
         element = self.cac(root, tag)
         self.cbc(element, "ID", line.line_id)
-        quantity = etree.SubElement(element, f"{{{CBC}}}{quantity_tag}", unitCode=line.unit_code)
-        quantity.text = number_text(line.quantity)
+        self.cbc(element, quantity_tag, number_text(line.quantity), unitCode=line.unit_code)
         self.amount(element, "LineExtensionAmount", line.net_amount)
         self.cbc(element, "AccountingCost", line.account_number)
         if line.allowance_amount:
@@ -398,8 +389,7 @@ class _DocumentWriter:
         )
         self.tax_scheme(category)
         price = self.cac(element, "Price")
-        price_amount = etree.SubElement(price, f"{{{CBC}}}PriceAmount", currencyID=self.currency)
-        price_amount.text = price_text(line.unit_price)
+        self.cbc(price, "PriceAmount", price_text(line.unit_price), currencyID=self.currency)
 
 
 def _prune_empty(root: etree._Element) -> None:

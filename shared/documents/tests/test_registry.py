@@ -5,19 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from distribution_router.documents.peppol import PeppolBisRenderer
-from distribution_router.documents.registry import (
+from nordflow_documents.peppol import PeppolBisRenderer
+from nordflow_documents.registry import (
     Attachment,
     DocumentRenderer,
     RendererRegistry,
     UnknownFormatError,
     default_registry,
 )
-from distribution_router.domain import FORMATS
-from nordflow_schemas.events import Channel
+from nordflow_documents.testing.invoices import make_invoice
 from nordflow_schemas.invoice import Invoice
-
-from .factories import make_invoice
 
 
 class TextRenderer:
@@ -31,10 +28,10 @@ class TextRenderer:
         return f"{invoice.number}|{names}".encode()
 
 
-def test_default_registry_renders_the_format_peppol_routes_name() -> None:
+def test_default_registry_renders_peppol_bis_billing_3() -> None:
     registry = default_registry()
 
-    renderer = registry.get(FORMATS[Channel.PEPPOL])
+    renderer = registry.get("peppol-bis-billing-3")
 
     assert isinstance(renderer, PeppolBisRenderer)
     assert list(registry) == ["peppol-bis-billing-3"]

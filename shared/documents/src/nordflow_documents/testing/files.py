@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from io import BytesIO
 
 from fpdf import FPDF
 from PIL import Image
 from pypdf import PdfWriter
+
+
+@dataclass(frozen=True)
+class AttachedFile:
+    """A file as a sender attached it: one :class:`nordflow_documents.printable.File`."""
+
+    filename: str
+    content_type: str
+    content: bytes
 
 
 def text_pdf(*pages: str) -> bytes:
@@ -39,7 +49,8 @@ def encrypted_pdf() -> bytes:
 
 
 CSV = b"artikel;antal\nA-1;2\n"
-# The ZIP magic is all the holds check for XLSX and ODS: enough to be refused by type here.
+# The ZIP magic is all distribution-router's holds check for XLSX and ODS; a letter refuses
+# them by type alone.
 XLSX = b"PK\x03\x04" + b"\x00" * 40
 ODS = b"PK\x03\x04" + b"\x01" * 40
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -6,8 +6,8 @@ import datetime as dt
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from decimal import Decimal
+from typing import Final, Literal
 
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos, YPos
@@ -19,12 +19,14 @@ from nordflow_schemas.invoice import (
     VatBreakdown,
     VatCategory,
 )
+from nordflow_schemas.money import money
 
 Language = Literal["sv", "en", "nb"]
 # Why an attachment of a letter was not printed (the invoice names the reason to the reader).
 NotPrinted = Literal["file_type", "encrypted", "damaged", "too_many_pages"]
-
-CENT = Decimal("0.01")
+# The Creator in every PDF's metadata: older than this package, kept so that the same invoice
+# still renders the same bytes.
+CREATOR: Final = "Nordflow distribution-router"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,17 @@ class _Labels:
     countries: dict[str, str]
 
 
+# UN/ECE Recommendation 20 unit codes: those meaning one piece, and those whose symbol is the
+# same in every language.
+_PIECE_CODES = ("C62", "H87", "EA")
+_UNIT_SYMBOLS = {"KGM": "kg", "MTR": "m", "KMT": "km", "MTK": "m²", "MTQ": "m³", "LTR": "l"}
+
+
+def _units(piece: str, words: dict[str, str]) -> dict[str, str]:
+    """One language's unit names: its word for a piece, its other words, the shared symbols."""
+    return {**dict.fromkeys(_PIECE_CODES, piece), **words, **_UNIT_SYMBOLS}
+
+
 _LABELS: dict[Language, _Labels] = {
     "sv": _Labels(
         invoice="FAKTURA",
@@ -190,24 +203,18 @@ _LABELS: dict[Language, _Labels] = {
             VatCategory.EXPORT: "Export",
             VatCategory.NOT_SUBJECT: "Ej momspliktig",
         },
-        units={
-            "C62": "st",
-            "H87": "st",
-            "EA": "st",
-            "HUR": "tim",
-            "DAY": "dag",
-            "WEE": "v",
-            "MON": "mån",
-            "ANN": "år",
-            "KGM": "kg",
-            "MTR": "m",
-            "KMT": "km",
-            "MTK": "m²",
-            "MTQ": "m³",
-            "LTR": "l",
-            "SET": "set",
-            "XPK": "fp",
-        },
+        units=_units(
+            "st",
+            {
+                "HUR": "tim",
+                "DAY": "dag",
+                "WEE": "v",
+                "MON": "mån",
+                "ANN": "år",
+                "SET": "set",
+                "XPK": "fp",
+            },
+        ),
         countries={
             "SE": "Sverige",
             "NO": "Norge",
@@ -286,24 +293,18 @@ _LABELS: dict[Language, _Labels] = {
             VatCategory.EXPORT: "Export",
             VatCategory.NOT_SUBJECT: "Not subject to VAT",
         },
-        units={
-            "C62": "pcs",
-            "H87": "pcs",
-            "EA": "pcs",
-            "HUR": "h",
-            "DAY": "days",
-            "WEE": "wk",
-            "MON": "mo",
-            "ANN": "yr",
-            "KGM": "kg",
-            "MTR": "m",
-            "KMT": "km",
-            "MTK": "m²",
-            "MTQ": "m³",
-            "LTR": "l",
-            "SET": "set",
-            "XPK": "pk",
-        },
+        units=_units(
+            "pcs",
+            {
+                "HUR": "h",
+                "DAY": "days",
+                "WEE": "wk",
+                "MON": "mo",
+                "ANN": "yr",
+                "SET": "set",
+                "XPK": "pk",
+            },
+        ),
         countries={
             "SE": "Sweden",
             "NO": "Norway",
@@ -382,24 +383,18 @@ _LABELS: dict[Language, _Labels] = {
             VatCategory.EXPORT: "Eksport",
             VatCategory.NOT_SUBJECT: "Utenfor MVA-loven",
         },
-        units={
-            "C62": "stk",
-            "H87": "stk",
-            "EA": "stk",
-            "HUR": "t",
-            "DAY": "dag",
-            "WEE": "uke",
-            "MON": "mnd",
-            "ANN": "år",
-            "KGM": "kg",
-            "MTR": "m",
-            "KMT": "km",
-            "MTK": "m²",
-            "MTQ": "m³",
-            "LTR": "l",
-            "SET": "sett",
-            "XPK": "pk",
-        },
+        units=_units(
+            "stk",
+            {
+                "HUR": "t",
+                "DAY": "dag",
+                "WEE": "uke",
+                "MON": "mnd",
+                "ANN": "år",
+                "SET": "sett",
+                "XPK": "pk",
+            },
+        ),
         countries={
             "SE": "Sverige",
             "NO": "Norge",
@@ -417,7 +412,7 @@ _ACCOUNT_SCHEMES = {"SE:BANKGIRO": "Bankgiro", "SE:PLUSGIRO": "Plusgiro", "IBAN"
 
 def format_amount(value: Decimal, language: Language = "sv") -> str:
     """Money with two decimals and grouped thousands: ``12 298,00`` (sv, nb), ``12,298.00`` (en)."""
-    return _format_decimal(value.quantize(CENT, rounding=ROUND_HALF_UP), language)
+    return _format_decimal(money(value), language)
 
 
 def format_quantity(value: Decimal, language: Language = "sv", *, min_decimals: int = 0) -> str:
@@ -470,6 +465,11 @@ def render_pdf(
 def language_for(invoice: Invoice) -> Language:
     """The invoice's language: the buyer's country (SE Swedish, NO Norwegian), else English."""
     return _language_for(invoice.buyer.address.country_code)
+
+
+def creation_time(invoice: Invoice) -> dt.datetime:
+    """The creation date in the metadata of ``invoice``'s documents: its issue date, 00:00 UTC."""
+    return dt.datetime.combine(invoice.issue_date, dt.time(), tzinfo=dt.UTC)
 
 
 def safe_text(text: str) -> str:
@@ -534,7 +534,7 @@ def _unique_names(attachments: Sequence[tuple[str, bytes]]) -> list[tuple[str, b
     seen: set[str] = set()
     unique: list[tuple[str, bytes]] = []
     for index, (name, content) in enumerate(attachments, start=1):
-        base = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or f"attachment-{index}"
+        base = _bare_name(name) or f"attachment-{index}"
         if not content:
             raise ValueError(f"attachment {base!r} is empty")
         stem, dot, suffix = base.rpartition(".")
@@ -547,6 +547,11 @@ def _unique_names(attachments: Sequence[tuple[str, bytes]]) -> list[tuple[str, b
         seen.add(candidate)
         unique.append((candidate, content))
     return unique
+
+
+def _bare_name(path: str) -> str:
+    """The file name without any folders a sender's path gave it (``C:\\in\\a.pdf`` → ``a.pdf``)."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1].strip()
 
 
 def _file_size(size: int) -> str:
@@ -589,10 +594,10 @@ class _InvoiceDocument(FPDF):
         self.core_fonts_encoding = "cp1252"
         self.set_margins(_LEFT, 15, 210 - _RIGHT)
         self.set_auto_page_break(auto=True, margin=297 - _FOOTER_TOP + 5)
-        self.set_creation_date(dt.datetime.combine(invoice.issue_date, dt.time(), tzinfo=dt.UTC))
+        self.set_creation_date(creation_time(invoice))
         self.set_title(_safe(f"{self.title_text} {invoice.number}"))
         self.set_author(_safe(invoice.seller.name))
-        self.set_creator("Nordflow distribution-router")
+        self.set_creator(CREATOR)
         self.set_lang({"sv": "sv-SE", "en": "en", "nb": "nb-NO"}[language])
         self.alias_nb_pages()
 
@@ -614,13 +619,11 @@ class _InvoiceDocument(FPDF):
         self._rule(_FOOTER_TOP)
         column = _WIDTH / 3
         address = [seller.name, *_address_lines(seller, labels, with_country=True)]
-        identity = [
-            f"{labels.org_no} {seller.company_id}" if seller.company_id else "",
-            f"{labels.vat_id} {seller.vat_id}" if seller.vat_id else "",
-            labels.f_tax if seller.address.country_code == "SE" else "",
-        ]
+        identity = _identity_lines(seller, labels)
+        if seller.address.country_code == "SE":
+            identity.append(labels.f_tax)
         contact = [f"{labels.email} {seller.email}" if seller.email else ""]
-        for index, rows in enumerate((address, [r for r in identity if r], contact)):
+        for index, rows in enumerate((address, identity, contact)):
             self.set_xy(_LEFT + index * column, _FOOTER_TOP + 2)
             for row_index, row in enumerate(r for r in rows if r):
                 self._font(7.5, "B" if index == 0 and row_index == 0 else "", _MUTED)
@@ -705,15 +708,11 @@ class _InvoiceDocument(FPDF):
         for row in _address_lines(buyer, labels, with_country=foreign):
             self.multi_cell(width, 5, _safe(row), align="L", new_x=XPos.LEFT)
         self._font(8, "", _MUTED)
-        extra = [
-            f"{labels.org_no} {buyer.company_id}" if buyer.company_id else "",
-            f"{labels.vat_id} {buyer.vat_id}" if buyer.vat_id else "",
-        ]
-        if any(extra):
+        identity = _identity_lines(buyer, labels)
+        if identity:
             self.set_xy(x, self.get_y() + 1)
-        for row in extra:
-            if row:
-                self.multi_cell(width, 3.8, _safe(row), align="L", new_x=XPos.LEFT)
+        for row in identity:
+            self.multi_cell(width, 3.8, _safe(row), align="L", new_x=XPos.LEFT)
         return self.get_y()
 
     def _facts(
@@ -776,13 +775,8 @@ class _InvoiceDocument(FPDF):
             description += f"\n{labels.line_allowance} {format_amount(line.allowance_amount, lang)}"
         description = _safe(description, multiline=True)
         self._font(9)
-        wrapped = self.multi_cell(
-            _COLUMNS[0], _LINE, description, dry_run=True, output=MethodReturnValue.LINES
-        )
-        rows = len(wrapped) if isinstance(wrapped, list) else 1
-        height = rows * _LINE + 2.4
-        if self.get_y() + height > self.page_break_trigger:
-            self.add_page()
+        height = self._count_lines(description, _COLUMNS[0], _LINE) * _LINE + 2.4
+        if self._new_page_unless_fits(height):
             self._table_header()
             self._font(9)
         y = self.get_y()
@@ -838,8 +832,7 @@ class _InvoiceDocument(FPDF):
             1.1 + 4.4 * self._count_lines(_safe(label), _TOTALS_LABEL, 4.4) for label, _, _ in rows
         )
         height = max(vat_height, totals_height + 5) + 8
-        if self.get_y() + height > self.page_break_trigger:
-            self.add_page()
+        self._new_page_unless_fits(height)
         top = self.get_y() + 5
 
         self.set_xy(_LEFT, top)
@@ -941,8 +934,7 @@ class _InvoiceDocument(FPDF):
         body = max(13.0 + 5.2 * len(left), 5.2 * len(right)) + 2
         extra = sum(self._count_lines(_safe(t), inner, _LINE) for t in text_rows) * _LINE
         height = 9 + body + extra + (notice_lines * 4.6 + 6 if notice else 0) + 3
-        if self.get_y() + height + 4 > self.page_break_trigger:
-            self.add_page()
+        self._new_page_unless_fits(height + 4)
         top = self.get_y() + 4
         self.set_draw_color(*_ACCENT)
         self.set_line_width(0.4)
@@ -1015,19 +1007,9 @@ class _InvoiceDocument(FPDF):
                 compress=True,
             )
         height = 7 + _LINE * len(attachments)
-        if self.get_y() + height > self.page_break_trigger:
-            self.add_page()
-        self._font(9, "B")
-        self.cell(_WIDTH, 6, _safe(self.labels.attachments), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self._font(9)
-        for name, content in attachments:
-            self.multi_cell(
-                _WIDTH,
-                _LINE,
-                _safe(f"- {name} ({_file_size(len(content))})"),
-                align="L",
-                new_x=XPos.LMARGIN,
-            )
+        self._new_page_unless_fits(height)
+        rows = [_safe(f"- {name} ({_file_size(len(content))})") for name, content in attachments]
+        self._file_list(self.labels.attachments, rows)
 
     def _enclosures(self, enclosures: Sequence[Enclosure]) -> None:
         """The letter's attachments: each printed after the invoice, or why it is not."""
@@ -1036,7 +1018,7 @@ class _InvoiceDocument(FPDF):
         labels = self.labels
         rows: list[str] = []
         for item in enclosures:
-            name = item.filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "-"
+            name = _bare_name(item.filename) or "-"
             if item.not_printed is None:
                 status = labels.enclosure_printed.replace("{pages}", str(item.pages))
             else:
@@ -1047,19 +1029,22 @@ class _InvoiceDocument(FPDF):
         self._font(9)
         height = 7 + sum(self._count_lines(row, _WIDTH, _LINE) for row in rows) * _LINE
         height += _LINE + 1 if missing else 0
-        if self.get_y() + height > self.page_break_trigger:
-            self.add_page()
+        self._new_page_unless_fits(height)
         self.ln(1)
-        self._font(9, "B")
-        self.cell(_WIDTH, 6, _safe(labels.enclosures), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self._font(9)
-        for row in rows:
-            self.multi_cell(_WIDTH, _LINE, row, align="L", new_x=XPos.LMARGIN)
+        self._file_list(labels.enclosures, rows)
         if missing:
             self._font(8.5, "I", _MUTED)
             self.multi_cell(
                 _WIDTH, _LINE, _safe(labels.enclosure_request), align="L", new_x=XPos.LMARGIN
             )
+
+    def _file_list(self, title: str, rows: Sequence[str]) -> None:
+        """A bold title, then one row per file; the caller has made room for them."""
+        self._font(9, "B")
+        self.cell(_WIDTH, 6, _safe(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self._font(9)
+        for row in rows:
+            self.multi_cell(_WIDTH, _LINE, row, align="L", new_x=XPos.LMARGIN)
 
     # Helpers ----------------------------------------------------------------------------------
 
@@ -1083,6 +1068,13 @@ class _InvoiceDocument(FPDF):
             return preceding.number
         return f"{preceding.number} ({self._date(preceding.issue_date)})"
 
+    def _new_page_unless_fits(self, height: float) -> bool:
+        """A new page unless ``height`` more fits above the footer; True when one was started."""
+        if self.get_y() + height <= self.page_break_trigger:
+            return False
+        self.add_page()
+        return True
+
     def _count_lines(self, text: str, width: float, height: float) -> int:
         lines = self.multi_cell(width, height, text, dry_run=True, output=MethodReturnValue.LINES)
         return len(lines) if isinstance(lines, list) else 1
@@ -1096,4 +1088,14 @@ def _address_lines(party: Party, labels: _Labels, *, with_country: bool) -> list
         rows.append(place)
     if with_country:
         rows.append(labels.countries.get(address.country_code, address.country_code))
+    return rows
+
+
+def _identity_lines(party: Party, labels: _Labels) -> list[str]:
+    """The party's org. no. and VAT id, those it has, each with its label."""
+    rows = []
+    if party.company_id:
+        rows.append(f"{labels.org_no} {party.company_id}")
+    if party.vat_id:
+        rows.append(f"{labels.vat_id} {party.vat_id}")
     return rows

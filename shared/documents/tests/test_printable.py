@@ -5,21 +5,23 @@ from __future__ import annotations
 from io import BytesIO
 
 import pytest
-from distribution_router.channels.base import Attachment
-from distribution_router.channels.print_post import PrintOptions, print_options
-from distribution_router.documents.pdf import render_pdf
-from distribution_router.documents.printable import build_letter
-from distribution_router.documents.registry import default_registry
-from distribution_router.documents.validation import PeppolValidator
-from distribution_router.domain import Route
-from distribution_router.service import PaperOptions, Rendered, render_document
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nordflow_schemas.events import Channel
+from nordflow_documents.pdf import render_pdf
+from nordflow_documents.printable import build_letter
+from nordflow_documents.testing.files import (
+    CSV,
+    ODS,
+    ODS_TYPE,
+    XLSX,
+    XLSX_TYPE,
+    AttachedFile,
+    encrypted_pdf,
+    image,
+    text_pdf,
+)
+from nordflow_documents.testing.invoices import make_invoice, norwegian_buyer
 from pypdf import PdfReader
-
-from .factories import make_invoice, norwegian_buyer
-from .sample_files import CSV, ODS, ODS_TYPE, XLSX, XLSX_TYPE, encrypted_pdf, image, text_pdf
 
 
 def pages_text(pdf: bytes) -> list[str]:
@@ -31,11 +33,11 @@ def test_pdf_and_image_attachments_are_printed_after_the_invoice() -> None:
     letter = build_letter(
         invoice,
         [
-            Attachment(
+            AttachedFile(
                 "villkor.pdf", "application/pdf", text_pdf("Villkor sida 1", "Villkor sida 2")
             ),
-            Attachment("foto.png", "image/png", image("PNG")),
-            Attachment("kvitto.jpg", "image/jpeg", image("JPEG")),
+            AttachedFile("foto.png", "image/png", image("PNG")),
+            AttachedFile("kvitto.jpg", "image/jpeg", image("JPEG")),
         ],
     )
 
@@ -60,8 +62,8 @@ def test_an_image_page_is_a4_and_wide_images_get_a_landscape_page() -> None:
     letter = build_letter(
         make_invoice(),
         [
-            Attachment("hög.png", "image/png", image("PNG", (100, 300))),
-            Attachment("bred.png", "image/png", image("PNG", (300, 100))),
+            AttachedFile("hög.png", "image/png", image("PNG", (100, 300))),
+            AttachedFile("bred.png", "image/png", image("PNG", (300, 100))),
         ],
     )
     reader = PdfReader(BytesIO(letter.content))
@@ -88,7 +90,7 @@ def test_an_image_page_is_a4_and_wide_images_get_a_landscape_page() -> None:
 def test_a_file_that_cannot_be_printed_is_named_not_printed(
     filename: str, content_type: str, content: bytes
 ) -> None:
-    letter = build_letter(make_invoice(), [Attachment(filename, content_type, content)])
+    letter = build_letter(make_invoice(), [AttachedFile(filename, content_type, content)])
 
     (text,) = pages_text(letter.content)
     assert f"{filename} ({len(content)} B): ej utskriven: filtypen kan inte skrivas ut" in text
@@ -112,8 +114,8 @@ def test_a_locked_or_damaged_pdf_is_not_printed_and_says_why(
     letter = build_letter(
         make_invoice(),
         [
-            Attachment("trasig.pdf", "application/pdf", content),
-            Attachment("foto.png", "image/png", image()),
+            AttachedFile("trasig.pdf", "application/pdf", content),
+            AttachedFile("foto.png", "image/png", image()),
         ],
     )
     text = pages_text(letter.content)
@@ -128,7 +130,7 @@ def test_a_locked_or_damaged_pdf_is_not_printed_and_says_why(
 
 def test_a_damaged_image_is_not_printed() -> None:
     letter = build_letter(
-        make_invoice(), [Attachment("bild.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"x" * 20)]
+        make_invoice(), [AttachedFile("bild.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"x" * 20)]
     )
     (placed,) = letter.placed
     assert placed.not_printed == "damaged"
@@ -141,9 +143,9 @@ def test_attachments_beyond_what_one_letter_holds_are_not_printed() -> None:
     letter = build_letter(
         make_invoice(),
         [
-            Attachment("a.pdf", "application/pdf", text_pdf("A1", "A2")),
-            Attachment("b.pdf", "application/pdf", text_pdf("B1", "B2")),
-            Attachment("c.png", "image/png", image()),
+            AttachedFile("a.pdf", "application/pdf", text_pdf("A1", "A2")),
+            AttachedFile("b.pdf", "application/pdf", text_pdf("B1", "B2")),
+            AttachedFile("c.png", "image/png", image()),
         ],
         max_attachment_pages=3,
     )
@@ -167,9 +169,9 @@ def test_without_attachments_the_letter_is_the_invoice_pdf() -> None:
 def test_the_same_invoice_and_files_give_the_same_letter() -> None:
     invoice = make_invoice()
     files = [
-        Attachment("villkor.pdf", "application/pdf", text_pdf("Villkor")),
-        Attachment("foto.jpg", "image/jpeg", image("JPEG")),
-        Attachment("data.csv", "text/csv", CSV),
+        AttachedFile("villkor.pdf", "application/pdf", text_pdf("Villkor")),
+        AttachedFile("foto.jpg", "image/jpeg", image("JPEG")),
+        AttachedFile("data.csv", "text/csv", CSV),
     ]
     assert build_letter(invoice, files).content == build_letter(invoice, files).content
 
@@ -179,8 +181,8 @@ def test_the_attachment_list_is_in_the_invoices_language() -> None:
     letter = build_letter(
         invoice,
         [
-            Attachment("vedlegg.pdf", "application/pdf", text_pdf("X")),
-            Attachment("d.csv", "text/csv", CSV),
+            AttachedFile("vedlegg.pdf", "application/pdf", text_pdf("X")),
+            AttachedFile("d.csv", "text/csv", CSV),
         ],
     )
     text = pages_text(letter.content)[0]
@@ -201,60 +203,9 @@ def test_whatever_a_pdf_attachment_holds_the_letter_is_built(
     valid = text_pdf("Bilaga 1", "Bilaga 2")
     at = position % len(valid)
     damaged = (valid[:at] + noise + valid[at + len(noise) :])[: len(valid) - cut]
-    letter = build_letter(make_invoice(), [Attachment("x.pdf", "application/pdf", damaged)])
+    letter = build_letter(make_invoice(), [AttachedFile("x.pdf", "application/pdf", damaged)])
 
     (placed,) = letter.placed
     reader = PdfReader(BytesIO(letter.content))
     assert len(reader.pages) == letter.pages == 1 + placed.pages
     assert placed.printed or placed.reason
-
-
-def attachments() -> tuple[Attachment, ...]:
-    return (
-        Attachment("villkor.pdf", "application/pdf", text_pdf("Villkor")),
-        Attachment("data.csv", "text/csv", CSV),
-    )
-
-
-def test_each_channel_carries_the_attachments_its_own_way(validator: PeppolValidator) -> None:
-    invoice = make_invoice()
-    files = attachments()
-
-    def render(channel: Channel, recipient: str, document_format: str = "pdf") -> Rendered:
-        return render_document(
-            Route(channel, recipient, document_format),
-            invoice,
-            renderers=default_registry(),
-            validator=validator,
-            attachments=files,
-        )
-
-    bank = render(Channel.B2C_BANK, "198503172384")
-    mail = render(Channel.EMAIL, "ap@kund.example")
-    paper = render(Channel.PAPER, "post: Göteborg")
-    peppol = render(Channel.PEPPOL, "0007:5566778899", "peppol-bis-billing-3")
-
-    assert PdfReader(BytesIO(bank.content)).attachments == {
-        "villkor.pdf": [files[0].content],
-        "data.csv": [CSV],
-    }
-    assert [a.handling for a in bank.attachments] == ["embedded", "embedded"]
-    assert PdfReader(BytesIO(mail.content)).attachments == {}
-    assert [a.handling for a in mail.attachments] == ["attached", "attached"]
-    assert [(a.handling, a.pages) for a in paper.attachments] == [
-        ("printed", 1),
-        ("not_printed", None),
-    ]
-    assert len(PdfReader(BytesIO(paper.content)).pages) == 2
-    assert b"AdditionalDocumentReference" in peppol.content
-    assert [a.handling for a in peppol.attachments] == ["embedded", "embedded"]
-
-
-def test_paper_options_pass_only_what_the_tenant_set() -> None:
-    defaults = PrintOptions(postage="B", colour=False, duplex=True)
-    assert print_options(PaperOptions().channel_options(), defaults) == defaults
-    chosen = PaperOptions(postage="A", colour=True).channel_options()
-    assert chosen == {"postage": "A", "colour": "true"}
-    assert print_options(chosen, defaults) == PrintOptions(postage="A", colour=True, duplex=True)
-    simplex = PaperOptions(duplex=False).channel_options()
-    assert print_options(simplex, defaults) == PrintOptions(postage="B", colour=False, duplex=False)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from io import BytesIO
 
 import pytest
-from distribution_router.documents.pdf import (
+from nordflow_documents.pdf import (
     Assignment,
     Language,
     format_account,

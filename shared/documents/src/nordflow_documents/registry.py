@@ -84,7 +84,7 @@ class RendererRegistry:
 
 
 def default_registry() -> RendererRegistry:
-    """A registry with every e-invoice format this service can produce."""
+    """A registry with every e-invoice format this package renders."""
     # Imported here: the renderer modules import Attachment from this module.
     from .peppol import PeppolBisRenderer
 
