@@ -1,10 +1,8 @@
-"""Render every kustomize target and check the manifests and Dockerfiles against the contract."""
+"""Render every kustomize target and check the manifests against the contract."""
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ AUTOSCALED = frozenset({"mapper", "factoring-gateway", "distribution-router", "l
 NAMESPACE = "nordflow"
 IMAGE_REGISTRY = "ghcr.io/nordflow"
 HTTP_PORT = 8080
-# The uid the Dockerfiles create and the Deployments run as.
+# The uid the image creates and the Deployments run as.
 SERVICE_UID = 10001
 CONSUMES_ANNOTATION = "nordflow.io/consumes"
 TMP_DIR = "/tmp"  # noqa: S108 - the path mounted as an emptyDir, not a file this test writes
@@ -52,7 +50,6 @@ SECRET_LOOKING_KEY = re.compile(
 )
 # user:password@ inside a URL
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
-REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # The topic contract comes from the schemas package (the single list of topics).
 EXPECTED_PARTITIONS = {t.name: t.partitions for t in TOPICS}
@@ -405,122 +402,7 @@ def test_prod_runs_redundant_replicas(render: Any) -> None:
         assert hpa["spec"]["minReplicas"] >= 2, name
 
 
-# ---------------------------------------------------------------------------- Dockerfiles
-
-
-def dockerfile_instructions(svc: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
-    lines: list[str] = []
-    pending = ""
-    for raw in (REPO_ROOT / "services" / svc / "Dockerfile").read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        lines.append(pending + line)
-        pending = ""
-    assert not pending, "dangling line continuation"
-    pairs = []
-    for line in lines:
-        instruction, _, args = line.partition(" ")
-        pairs.append((instruction.upper(), " ".join(args.split())))
-    return pairs
-
-
-def workspace_packages() -> dict[str, tuple[str, list[str]]]:
-    """Workspace member name -> (path relative to the repo root, its dependency names)."""
-    root = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    packages: dict[str, tuple[str, list[str]]] = {}
-    for pattern in root["tool"]["uv"]["workspace"]["members"]:
-        for path in sorted(REPO_ROOT.glob(pattern)):
-            if (path / "pyproject.toml").is_file():
-                project = tomllib.loads((path / "pyproject.toml").read_text())["project"]
-                deps = [REQUIREMENT_NAME.match(d).group(0) for d in project.get("dependencies", [])]
-                packages[project["name"]] = (path.relative_to(REPO_ROOT).as_posix(), deps)
-    return packages
-
-
-def workspace_closure(package: str) -> set[str]:
-    """Paths of a workspace package and every workspace package it depends on, transitively."""
-    packages = workspace_packages()
-    paths: set[str] = set()
-    pending = [package]
-    while pending:
-        path, deps = packages[pending.pop()]
-        if path not in paths:
-            paths.add(path)
-            pending.extend(d for d in deps if d in packages)
-    return paths
-
-
-@pytest.mark.parametrize("svc", SERVICES)
-def test_dockerfile_builds_its_own_service(svc: str) -> None:
-    instructions = dockerfile_instructions(svc)
-
-    def args_of(name: str) -> list[str]:
-        return [args for instruction, args in instructions if instruction == name]
-
-    assert [json.loads(a) for a in args_of("ENTRYPOINT")] == [[svc]]
-    assert [json.loads(a) for a in args_of("CMD")] == [["run"]]
-    assert args_of("EXPOSE") == [str(HTTP_PORT)]
-    assert args_of("USER") == [f"{SERVICE_UID}:{SERVICE_UID}"]
-    build_args = args_of("ARG")
-    assert any(a.startswith("PYTHON_IMAGE=python:3.11-slim") for a in build_args), svc
-    assert any(a.startswith("UV_IMAGE=ghcr.io/astral-sh/uv:") for a in build_args), svc
-    assert len(args_of("FROM")) >= 3, "uv, builder and runtime stages"
-
-    syncs = [
-        i for i, (name, args) in enumerate(instructions) if name == "RUN" and "uv sync" in args
-    ]
-    assert len(syncs) == 2, "a dependencies layer, then a project layer"
-    for i in syncs:
-        for flag in ("--frozen", "--no-dev", "--no-editable", f"--package {svc}"):
-            assert flag in instructions[i][1], f"{svc}: `{flag}` missing from uv sync"
-    assert "--no-install-workspace" in instructions[syncs[0]][1]
-
-    def copied(start: int, stop: int) -> set[str]:
-        sources: set[str] = set()
-        for name, args in instructions[start:stop]:
-            if name == "COPY" and not args.startswith("--from"):
-                sources.update(args.split()[:-1])
-        return sources
-
-    # The service and the workspace packages it depends on (read from the pyproject files):
-    # manifests before the dependency layer, whole directories before the project layer.
-    closure = workspace_closure(svc)
-    assert f"services/{svc}" in closure
-    dependency_layer = copied(0, syncs[0])
-    project_layer = copied(syncs[0], syncs[1])
-    expected_manifests = {f"{p}/pyproject.toml" for p in closure}
-    assert dependency_layer == {"pyproject.toml", "uv.lock", ".python-version"} | expected_manifests
-    assert project_layer == {f"{p}/" for p in closure}, f"{svc}: workspace closure {closure}"
-
-    # The runtime stage gets the virtualenv only.
-    assert args_of("COPY")[-1] == "--from=builder /app/.venv /app/.venv"
-
-
-@pytest.mark.parametrize("svc", SERVICES)
-def test_dockerfile_entrypoint_is_a_console_script(svc: str) -> None:
-    project = tomllib.loads((REPO_ROOT / "services" / svc / "pyproject.toml").read_text())
-    scripts = project["project"].get("scripts", {})
-    package = svc.replace("-", "_")
-    assert scripts.get(svc, "").startswith(f"{package}."), f"{svc}: console script {svc}"
-    assert (REPO_ROOT / "services" / svc / "src" / package).is_dir()
-
-
-def test_dockerignore_keeps_the_workspace_and_drops_local_state() -> None:
-    patterns = {
-        line.strip()
-        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-    assert {".git", "**/.venv"} <= patterns
-    for needed in ("pyproject.toml", "uv.lock", ".python-version", "shared", "services"):
-        assert needed not in patterns, needed
-        assert f"{needed}/" not in patterns, needed
-    assert "*" not in patterns, "an allow-list would silently drop new workspace members"
+# ---------------------------------------------------------------------------- services
 
 
 def test_every_service_directory_is_deployed() -> None:
