@@ -59,7 +59,7 @@ LABEL org.opencontainers.image.title="${SERVICE}" \
       org.opencontainers.image.description="Nordflow ${SERVICE} service" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# uid/gid 10001 match runAsUser/runAsGroup in deploy/k8s/base/<service>/deployment.yaml.
+# uid/gid 10001 match runAsUser/runAsGroup in deploy/k8s/components/service/deployment.yaml.
 RUN groupadd --system --gid 10001 nordflow \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin nordflow

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from nordflow_schemas.topics import TOPICS
 
 Manifest = dict[str, Any]
@@ -15,9 +16,8 @@ Manifest = dict[str, Any]
 K8S_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = K8S_DIR.parents[1]
 
-SERVICES = ("erp-poller", "mapper", "factoring-gateway", "distribution-router", "ledger-closer")
-# Stateless Kafka consumers, scaled by an HPA (erp-poller is a scheduler: fixed replicas).
-AUTOSCALED = frozenset({"mapper", "factoring-gateway", "distribution-router", "ledger-closer"})
+# Every directory under services/ is a service to deploy (test_every_service_is_deployed).
+SERVICES = tuple(sorted(p.parent.name for p in (REPO_ROOT / "services").glob("*/pyproject.toml")))
 NAMESPACE = "nordflow"
 IMAGE_REGISTRY = "ghcr.io/nordflow"
 HTTP_PORT = 8080
@@ -26,24 +26,27 @@ SERVICE_UID = 10001
 CONSUMES_ANNOTATION = "nordflow.io/consumes"
 TMP_DIR = "/tmp"  # noqa: S108 - the path mounted as an emptyDir, not a file this test writes
 
-CONFIG_KEYS = frozenset(
+# The ConfigMap every Deployment reads first, and the keys it holds for all services.
+SHARED_CONFIG = "nordflow-config"
+SHARED_CONFIG_KEYS = frozenset(
     {
         "KAFKA_BOOTSTRAP_SERVERS",
         "HTTP_PORT",
         "LOG_LEVEL",
-        "OTEL_SERVICE_NAME",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_RESOURCE_ATTRIBUTES",
     }
 )
+# Each service's own ConfigMap, "<service>-config"; the components name everything after
+# its OTEL_SERVICE_NAME.
+SERVICE_CONFIG_KEYS = frozenset({"OTEL_SERVICE_NAME"})
 EXTRA_CONFIG_KEYS = {"ledger-closer": frozenset({"CLOSING_DELAY_SECONDS"})}
 SECRET_KEYS = {
     "erp-poller": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
-    "mapper": frozenset({"DATABASE_URL"}),
-    "factoring-gateway": frozenset({"DATABASE_URL"}),
-    "distribution-router": frozenset({"DATABASE_URL"}),
     "ledger-closer": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
 }
+DEFAULT_SECRET_KEYS = frozenset({"DATABASE_URL"})
+COMPONENTS = "../../components"
 SECRET_LOOKING_KEY = re.compile(
     r"DATABASE_URL|ENCRYPTION_KEY|TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY|CREDENTIAL",
     re.IGNORECASE,
@@ -56,6 +59,8 @@ EXPECTED_PARTITIONS = {t.name: t.partitions for t in TOPICS}
 EXPECTED_CONSUMES = {
     svc: frozenset(t.name for t in TOPICS if svc in t.consumers) for svc in SERVICES
 }
+# Stateless Kafka consumers, scaled by an HPA (erp-poller, a scheduler, has fixed replicas).
+AUTOSCALED = frozenset(svc for svc, topics in EXPECTED_CONSUMES.items() if topics)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -87,14 +92,39 @@ def all_containers(deployment: Manifest) -> list[Manifest]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
-def config_map_for(manifests: list[Manifest], service: str) -> Manifest:
+def config_maps_for(manifests: list[Manifest], service: str) -> list[Manifest]:
+    """The ConfigMaps the service container reads, in envFrom order."""
     refs = [
         e["configMapRef"]["name"]
         for e in main_container(one(manifests, "Deployment", service)).get("envFrom", [])
         if "configMapRef" in e
     ]
-    assert len(refs) == 1, f"{service}: expected one configMapRef, got {refs}"
-    return one(manifests, "ConfigMap", refs[0])
+    assert len(refs) == 2, f"{service}: expected the shared and its own configMapRef: {refs}"
+    return [one(manifests, "ConfigMap", name) for name in refs]
+
+
+def shared_config_map(manifests: list[Manifest], service: str) -> Manifest:
+    return config_maps_for(manifests, service)[0]
+
+
+def config_map_for(manifests: list[Manifest], service: str) -> Manifest:
+    """The service's own ConfigMap."""
+    return config_maps_for(manifests, service)[1]
+
+
+def settings_for(manifests: list[Manifest], service: str) -> dict[str, str]:
+    """The settings the service container gets from ConfigMaps (a later source wins)."""
+    settings: dict[str, str] = {}
+    for config_map in config_maps_for(manifests, service):
+        settings.update(config_map.get("data", {}))
+    return settings
+
+
+def service_kustomization(svc: str) -> Manifest:
+    path = K8S_DIR / "base" / svc / "kustomization.yaml"
+    assert path.is_file(), f"{svc}: no {path.relative_to(REPO_ROOT)} (see deploy/k8s/README.md)"
+    loaded: Manifest = yaml.safe_load(path.read_text())
+    return loaded
 
 
 def topic_name(topic: Manifest) -> str:
@@ -211,7 +241,7 @@ def test_probes_use_healthz_and_readyz_on_the_http_port(manifests: list[Manifest
             assert get["path"] == path, f"{svc}: {probe} path {get['path']}"
             port = ports.get(get["port"], get["port"])
             assert port == HTTP_PORT, f"{svc}: {probe} port {get['port']}"
-        assert int(config_map_for(manifests, svc)["data"]["HTTP_PORT"]) == HTTP_PORT
+        assert int(settings_for(manifests, svc)["HTTP_PORT"]) == HTTP_PORT
 
 
 def test_prometheus_scrapes_metrics(manifests: list[Manifest]) -> None:
@@ -269,13 +299,16 @@ def test_env_comes_from_generated_configmap_and_secret(
     for svc in SERVICES:
         for c in all_containers(one(manifests, "Deployment", svc)):
             env_from = c.get("envFrom", [])
-            kinds = sorted(next(iter(e)) for e in env_from)
-            assert kinds == ["configMapRef", "secretRef"], f"{svc}/{c['name']}: {kinds}"
+            kinds = [next(iter(e)) for e in env_from]
+            # Shared settings, then the service's own (which may override them), then secrets.
+            expected = ["configMapRef", "configMapRef", "secretRef"]
+            assert kinds == expected, f"{svc}/{c['name']}: {kinds}"
             assert not c.get("env"), f"{svc}/{c['name']}: settings belong in the ConfigMap/Secret"
 
-        config_name = config_map_for(manifests, svc)["metadata"]["name"]
+        shared, own = (m["metadata"]["name"] for m in config_maps_for(manifests, svc))
         # A generated name carries a content hash, so a config change rolls the pods.
-        assert re.fullmatch(rf"{svc}-config-[a-z0-9]{{10}}", config_name), config_name
+        assert re.fullmatch(rf"{SHARED_CONFIG}-[a-z0-9]{{10}}", shared), shared
+        assert re.fullmatch(rf"{svc}-config-[a-z0-9]{{10}}", own), own
 
         secret_ref = next(
             e["secretRef"]
@@ -285,7 +318,8 @@ def test_env_comes_from_generated_configmap_and_secret(
         assert secret_ref.get("optional") is not True, f"{svc}: the Secret is required"
         if target == "overlays/dev":
             assert secret_ref["name"] in secrets, f"{svc}: dev Secret {secret_ref['name']} missing"
-            assert set(secrets[secret_ref["name"]]["data"]) == SECRET_KEYS[svc], svc
+            expected_keys = SECRET_KEYS.get(svc, DEFAULT_SECRET_KEYS)
+            assert set(secrets[secret_ref["name"]]["data"]) == expected_keys, svc
         else:
             # Supplied by the environment under this exact name (see README).
             assert secret_ref["name"] == f"{svc}-secrets"
@@ -304,13 +338,20 @@ def test_configmaps_hold_settings_and_no_secrets(target: str, manifests: list[Ma
             assert not URL_WITH_PASSWORD.search(str(value)), (
                 f"ConfigMap {name}: {key} has a password"
             )
+    shared_names = set()
     for svc in SERVICES:
-        data = config_map_for(manifests, svc)["data"]
-        expected = CONFIG_KEYS | EXTRA_CONFIG_KEYS.get(svc, frozenset())
-        assert set(data) == expected, f"{svc}: {sorted(set(data) ^ expected)}"
-        assert data["KAFKA_BOOTSTRAP_SERVERS"], svc
-        assert "service.namespace=nordflow" in data["OTEL_RESOURCE_ATTRIBUTES"], svc
-    delay = int(config_map_for(manifests, "ledger-closer")["data"]["CLOSING_DELAY_SECONDS"])
+        shared = shared_config_map(manifests, svc)
+        shared_names.add(shared["metadata"]["name"])
+        assert set(shared["data"]) == SHARED_CONFIG_KEYS, svc
+        # Kafka and OTLP settings live once, in the shared ConfigMap, not in per-service copies.
+        own = config_map_for(manifests, svc)["data"]
+        expected = SERVICE_CONFIG_KEYS | EXTRA_CONFIG_KEYS.get(svc, frozenset())
+        assert set(own) == expected, f"{svc}: {sorted(set(own) ^ expected)}"
+        settings = settings_for(manifests, svc)
+        assert settings["KAFKA_BOOTSTRAP_SERVERS"], svc
+        assert "service.namespace=nordflow" in settings["OTEL_RESOURCE_ATTRIBUTES"], svc
+    assert len(shared_names) == 1, f"one shared ConfigMap for every service: {shared_names}"
+    delay = int(settings_for(manifests, "ledger-closer")["CLOSING_DELAY_SECONDS"])
     if target == "overlays/dev":
         assert delay <= 600
     else:
@@ -405,6 +446,23 @@ def test_prod_runs_redundant_replicas(render: Any) -> None:
 # ---------------------------------------------------------------------------- services
 
 
-def test_every_service_directory_is_deployed() -> None:
-    directories = {p.parent.name for p in (REPO_ROOT / "services").glob("*/pyproject.toml")}
-    assert directories == set(SERVICES), "add the service to deploy/k8s (see README)"
+def test_every_service_is_deployed() -> None:
+    base = yaml.safe_load((K8S_DIR / "base" / "kustomization.yaml").read_text())
+    missing = sorted(set(SERVICES) - set(base["resources"]))
+    assert not missing, f"add {missing} to deploy/k8s/base (see deploy/k8s/README.md)"
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_service_base_is_the_shared_component_plus_its_specifics(svc: str) -> None:
+    kustomization = service_kustomization(svc)
+    components = kustomization.get("components", [])
+    assert components[:1] == [f"{COMPONENTS}/service"], f"{svc}: components/service first"
+    assert not kustomization.get("resources"), f"{svc}: resources belong in the components"
+    autoscaled = f"{COMPONENTS}/autoscaled" in components
+    assert autoscaled == (svc in AUTOSCALED), f"{svc}: components/autoscaled iff a consumer"
+    # The components read the service's name from the one ConfigMap generated here.
+    [config] = kustomization.get("configMapGenerator", [])
+    assert config["name"] == f"{svc}-config"
+    assert f"OTEL_SERVICE_NAME={svc}" in config["literals"]
+    images = {i["name"]: i for i in kustomization.get("images", [])}
+    assert images["SERVICE"]["newName"] == f"{IMAGE_REGISTRY}/{svc}", svc
