@@ -381,24 +381,48 @@ def test_consumed_topics_match_the_topic_map(manifests: list[Manifest]) -> None:
         assert declared == EXPECTED_CONSUMES[svc], f"{svc}: {CONSUMES_ANNOTATION}"
 
 
-def test_hpa_never_exceeds_the_partitions_it_consumes(
+def consumed_partitions(service: str) -> int | None:
+    """The fewest partitions among the topics the service consumes (None: it consumes none).
+
+    Read from nordflow_schemas.topics, so the bound follows the code when a topic, its
+    partition count or its consumers change.
+    """
+    counts = [spec.partitions for spec in TOPICS if service in spec.consumers]
+    return min(counts) if counts else None
+
+
+def test_consumers_never_scale_beyond_their_partitions(
     target: str, manifests: list[Manifest]
 ) -> None:
+    # A consumer group cannot use more members than the partitions it reads; members beyond
+    # that sit idle. Holds for the HPA's maximum and for fixed replicas alike.
     hpas = of_kind(manifests, "HorizontalPodAutoscaler")
-    partitions = topic_partitions(manifests)
+    for svc in SERVICES:
+        limit = consumed_partitions(svc)
+        if limit is None:
+            assert svc not in hpas, f"{svc}: autoscaled but consumes nothing"
+            continue
+        replicas = one(manifests, "Deployment", svc)["spec"].get("replicas")
+        if svc in hpas:
+            low, high = hpas[svc]["spec"]["minReplicas"], hpas[svc]["spec"]["maxReplicas"]
+            assert 1 <= low <= high <= limit, f"{svc}: {low}..{high} replicas, {limit} partitions"
+        else:
+            assert replicas is not None, f"{svc}: neither an HPA nor fixed replicas"
+        if replicas is not None:
+            assert replicas <= limit, f"{svc}: {replicas} replicas, {limit} partitions"
+
+
+def test_stateless_consumers_are_autoscaled(target: str, manifests: list[Manifest]) -> None:
+    hpas = of_kind(manifests, "HorizontalPodAutoscaler")
     expected = set() if target == "overlays/dev" else set(AUTOSCALED)
     assert set(hpas) == expected
     for name, hpa in hpas.items():
         ref = hpa["spec"]["scaleTargetRef"]
-        assert (ref["kind"], ref["name"]) == ("Deployment", name)
+        assert (ref["apiVersion"], ref["kind"], ref["name"]) == ("apps/v1", "Deployment", name)
+        assert hpa["metadata"]["labels"].get("app.kubernetes.io/name") == name
         deployment = one(manifests, "Deployment", name)
         # A replicas field would fight the HPA on every apply.
         assert "replicas" not in deployment["spec"], f"{name}: replicas set despite the HPA"
-        consumed = EXPECTED_CONSUMES[name]
-        assert consumed, f"{name}: autoscaled but consumes nothing"
-        limit = min(partitions[t] for t in consumed)
-        low, high = hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]
-        assert 1 <= low <= high <= limit, f"{name}: {low}..{high} replicas, {limit} partitions"
 
 
 def test_every_service_has_a_disruption_budget(manifests: list[Manifest]) -> None:
