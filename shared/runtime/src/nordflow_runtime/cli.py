@@ -15,7 +15,6 @@ from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
-import click
 import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
@@ -132,7 +131,7 @@ def service_cli(
     ) -> None:
         """Publish dead letters again to their topic (same event id)."""
         if every == bool(offsets):
-            raise click.UsageError("give either --all or one or more --offset P:O")
+            raise typer.BadParameter("give either --all or one or more --offset P:O")
         bootstrap = app_or_exit().settings.kafka_bootstrap_servers
         found = run_async(dlq.read(bootstrap, consumer=name))
         if offsets:
@@ -185,7 +184,7 @@ def service_cli(
     ) -> None:
         """Make failed jobs pending again, due now."""
         if all_failed == bool(ids):
-            raise click.UsageError("give either --all-failed or one or more --id N")
+            raise typer.BadParameter("give either --all-failed or one or more --id N")
 
         async def retrying() -> list[int]:
             async with service_pool(app_or_exit()) as pool, pool.acquire() as conn:
@@ -222,22 +221,15 @@ def service_cli(
 def run_cli(cli: typer.Typer, name: str, argv: list[str] | None = None) -> int:
     """Run a command tree on ``argv`` (default: the process's); its exit code.
 
-    A usage error exits 2 with click's message; a missing or bad setting exits 2 naming it.
+    A usage error exits 2 with the parser's message; a missing or bad setting exits 2 naming
+    it; a command's own failure exits with the code it gives (``typer.Exit``).
     """
-    command = typer.main.get_command(cli)
     try:
-        result = command.main(
-            args=sys.argv[1:] if argv is None else argv, prog_name=name, standalone_mode=False
-        )
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.Abort:
-        print("aborted", file=sys.stderr)
-        return 1
-    return result if isinstance(result, int) else 0
+        cli(args=sys.argv[1:] if argv is None else argv, prog_name=name)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
 
 
 def service_main(
