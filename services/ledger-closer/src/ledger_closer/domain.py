@@ -14,12 +14,15 @@ from zoneinfo import ZoneInfo
 from nordflow_schemas.common import SourceRef
 from nordflow_schemas.events import EntryKind
 from nordflow_schemas.invoice import DocumentType
+from nordflow_schemas.tenant import TenantProfile, tenant_zone
 
 # The durable job kind that writes one entry into the ERP.
 POST_ENTRY = "post-entry"
 
-# The business date of a Swedish/Norwegian ledger entry is local (CET/CEST), not UTC.
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
+# invoice.transferred names no country; a tenant without a profile yet keeps the zone of
+# Sweden (nordflow_schemas.tenant.COUNTRY_ZONES["SE"]), as every closing had before profiles:
+# the only ERP written to is Fortnox, whose companies are Swedish.
+COUNTRY_WITHOUT_PROFILE = "SE"
 
 
 class AccountRole(StrEnum):
@@ -144,6 +147,12 @@ def payment_key(payment_id: str) -> str:
 def closing_amount(amount: Decimal, document_type: DocumentType) -> Decimal:
     """What closes a transferred document: its amount; a credit note by a refund (negative)."""
     return -amount if document_type is DocumentType.CREDIT_NOTE else amount
+
+
+def closing_zone(profile: TenantProfile | None) -> ZoneInfo:
+    """The zone a closing's business date is taken in: the tenant's profile's zone; without a
+    profile, Sweden's (``COUNTRY_WITHOUT_PROFILE``)."""
+    return tenant_zone(profile, COUNTRY_WITHOUT_PROFILE)
 
 
 def matches(

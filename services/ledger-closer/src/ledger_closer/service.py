@@ -20,7 +20,6 @@ from nordflow_schemas.tenant import local_date
 
 from .domain import (
     POST_ENTRY,
-    STOCKHOLM,
     AccountRole,
     PlannedEntry,
     UnpostableError,
@@ -30,6 +29,7 @@ from .domain import (
     adoptable,
     closing_amount,
     closing_key,
+    closing_zone,
     payment_key,
 )
 
@@ -141,18 +141,20 @@ async def schedule_closing(
 ) -> bool:
     """Plan the closing entry of a transferred invoice (a durable timer, once per invoice).
 
-    The payment date is the Stockholm day of ``transferred_at``, fixed now, so every
-    attempt looks up and writes the same date. Nothing is planned in test mode.
+    The payment date is the day of ``transferred_at`` in the tenant's zone (``closing_zone``),
+    fixed now, so every attempt looks up and writes the same date. Nothing is planned in
+    test mode.
     """
     if event.test_mode:
         return False
+    zone = closing_zone(await repos.profiles.get(event.tenant_id))
     entry = PlannedEntry(
         invoice_id=event.invoice_id,
         kind=EntryKind.CLOSING_ENTRY,
         source=event.source,
         amount=closing_amount(event.amount, event.document_type),
         currency=event.currency,
-        paid_on=local_date(event.transferred_at, STOCKHOLM),
+        paid_on=local_date(event.transferred_at, zone),
         account_role=AccountRole.FACTORING,
     )
     return await repos.jobs.schedule(

@@ -28,7 +28,7 @@ from nordflow_sandboxes.fortnox.testing import (
     running_fortnox_sandbox,
 )
 from nordflow_schemas.events import EntryKind, LedgerEntryPosted
-from nordflow_schemas.testing import new_tenant
+from nordflow_schemas.testing import new_tenant, tenant_profile
 
 pytestmark = pytest.mark.integration
 
@@ -189,3 +189,30 @@ async def test_payment_already_in_the_erp_or_in_test_mode_is_not_booked(
     booked = payment.model_copy(update={"test_mode": False, "recorded_at_source": False})
     await harness.publish(booked)  # the same payment, reported by a bank
     assert len(await harness.jobs()) == 1
+
+
+async def test_the_closing_is_dated_in_the_tenants_zone_from_its_profile(
+    sandbox: RunningFortnoxSandbox, harness: ServiceHarness[Deps], box: SecretBox
+) -> None:
+    """Early on 24 November UTC: the 24th in Oslo (and Stockholm), the 23rd in New York. The
+    profiles come from tenant.updated, kept in the service's own copy."""
+    moment = dt.datetime(2026, 11, 24, 3, 30, tzinfo=dt.UTC)
+    company = sandbox.create_company()
+    dates = {}
+    for zone in ("Europe/Oslo", "America/New_York"):
+        number, total = sandbox_invoice(
+            sandbox.base_url, company.headers, invoice_date=dt.date(2026, 11, 20)
+        )
+        tenant = await connect(harness, box, sandbox, company.token)
+        await harness.tenant(tenant, tenant_profile("NO", time_zone=zone))
+        await harness.publish(
+            transferred(
+                tenant, source_ref=source(f"{tenant}-fx", number), amount=total,
+                transferred_at=moment,
+            )
+        )  # fmt: skip
+        job, _ = await run_until_finished(harness, tenant)
+        assert job["state"] == "done", job["last_error"]
+        [payment] = sandbox_payments(sandbox.base_url, company.headers, number)
+        dates[zone] = payment["PaymentDate"]
+    assert dates == {"Europe/Oslo": "2026-11-24", "America/New_York": "2026-11-23"}

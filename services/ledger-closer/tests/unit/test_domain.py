@@ -12,12 +12,14 @@ from ledger_closer.domain import (
     adoptable,
     closing_amount,
     closing_key,
+    closing_zone,
     matches,
     payment_key,
 )
 from ledger_closer.testing import source, write_connection
 from nordflow_schemas.events import EntryKind
 from nordflow_schemas.invoice import DocumentType
+from nordflow_schemas.testing import tenant_profile
 
 OURS = {
     "Number": 3,
@@ -92,3 +94,11 @@ def test_the_job_payload_keeps_its_shape() -> None:
         "account_role": "factoring",
     }
     assert PlannedEntry.from_payload(payload) == entry
+
+
+def test_a_closing_is_dated_in_the_profiles_zone_else_in_swedens() -> None:
+    assert closing_zone(tenant_profile("NO")).key == "Europe/Oslo"
+    assert closing_zone(tenant_profile("NO", time_zone="America/New_York")).key == (
+        "America/New_York"
+    )
+    assert closing_zone(None).key == "Europe/Stockholm"

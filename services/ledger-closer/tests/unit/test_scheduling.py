@@ -16,7 +16,9 @@ from ledger_closer.testing import (
     source,
     transferred,
 )
+from nordflow_runtime.testing import FakeTenantProfiles
 from nordflow_schemas.invoice import DocumentType
+from nordflow_schemas.testing import new_tenant, tenant_profile
 
 LATE_EVENING = dt.datetime(2026, 11, 23, 23, 30, tzinfo=dt.UTC)
 NOW = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
@@ -40,7 +42,7 @@ async def test_invoice_closing_is_a_positive_payment_on_the_local_business_date(
     assert job.payload["currency"] == "SEK"
     assert job.payload["account_role"] == "factoring"
     assert job.payload["source"] == event.source.model_dump(mode="json")
-    # 23:30 UTC on 23 November is already 24 November in Stockholm.
+    # No profile: 23:30 UTC on 23 November is already 24 November in Stockholm.
     assert job.payload["paid_on"] == "2026-11-24"
     assert job.due_at == dt.datetime(2026, 11, 24, 23, 30, tzinfo=dt.UTC)
 
@@ -66,6 +68,42 @@ async def test_an_invoice_is_closed_once() -> None:
     again = event.model_copy(update={"transfer_id": "tr_other"})
     assert not await schedule_closing(repos, again, dt.timedelta(0))
     assert len(scheduled(repos)) == 1
+
+
+@pytest.mark.parametrize(
+    ("profile_zone", "moment", "day"),
+    [
+        # Oslo and Stockholm share their offset: the Oslo date of a late UTC evening.
+        ("Europe/Oslo", LATE_EVENING, "2026-11-24"),
+        # New York is behind: early 24 November in UTC is still the 23rd there (Stockholm: 24th).
+        ("America/New_York", dt.datetime(2026, 11, 24, 3, 30, tzinfo=dt.UTC), "2026-11-23"),
+        # Auckland is ahead: late morning of the 23rd in UTC is the 24th there (Stockholm: 23rd).
+        ("Pacific/Auckland", dt.datetime(2026, 11, 23, 11, 30, tzinfo=dt.UTC), "2026-11-24"),
+    ],
+)
+async def test_the_closing_date_is_the_day_in_the_tenants_zone(
+    profile_zone: str, moment: dt.datetime, day: str
+) -> None:
+    tenant = new_tenant()
+    profiles = FakeTenantProfiles({tenant: tenant_profile("NO", time_zone=profile_zone)})
+    repos = fake_repositories(profiles)
+
+    assert await schedule_closing(
+        repos, transferred(tenant, transferred_at=moment), dt.timedelta(0)
+    )
+
+    [job] = scheduled(repos)
+    assert job.payload["paid_on"] == day
+    assert job.due_at == moment  # the delay runs from the instant; only the date is local
+
+
+async def test_another_tenants_profile_is_not_used() -> None:
+    tenant, other = new_tenant(), new_tenant()
+    profiles = FakeTenantProfiles({other: tenant_profile("NO", time_zone="America/New_York")})
+    repos = fake_repositories(profiles)
+    moment = dt.datetime(2026, 11, 24, 3, 30, tzinfo=dt.UTC)
+    await schedule_closing(repos, transferred(tenant, transferred_at=moment), dt.timedelta(0))
+    assert scheduled(repos)[0].payload["paid_on"] == "2026-11-24"  # Stockholm's day
 
 
 async def test_a_reported_payment_is_booked_now_on_the_bank_account() -> None:
