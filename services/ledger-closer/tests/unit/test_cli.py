@@ -53,12 +53,6 @@ def test_a_missing_setting_is_named(
 @pytest.mark.parametrize(
     "args", [[*ADD, "--system", "visma"], ADD[:-2]], ids=["unknown-system", "no-token-env"]
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="nordflow_runtime.cli.run_cli catches click.ClickException, but typer 0.29 raises "
-    "its vendored typer._click exceptions: usage errors escape instead of exiting 2 (every "
-    "Typer service); drop this mark when run_cli catches them",
-)
 def test_an_unknown_system_or_a_missing_flag_is_a_usage_error(args: list[str]) -> None:
     assert main(args) == 2
 
