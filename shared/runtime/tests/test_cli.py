@@ -22,6 +22,8 @@ def tree() -> typer.Typer:
         """Count to n; fail on 13."""
         if n == 13:
             raise typer.Exit(1)
+        if n == 666:
+            raise SystemExit("toy: 666 is not a count")
         print(n)
 
     return cli
@@ -46,6 +48,8 @@ def test_a_commands_own_exit_code_is_kept(capsys: pytest.CaptureFixture[str]) ->
     assert run_cli(tree(), "toy", ["things", "count", "--n", "3"]) == 0
     assert capsys.readouterr().out == "3\n"
     assert run_cli(tree(), "toy", ["things", "count", "--n", "13"]) == 1
+    assert run_cli(tree(), "toy", ["things", "count", "--n", "666"]) == 1
+    assert capsys.readouterr().err == "toy: 666 is not a count\n"
 
 
 def test_a_missing_setting_exits_2_naming_it(

@@ -227,8 +227,10 @@ def run_cli(cli: typer.Typer, name: str, argv: list[str] | None = None) -> int:
     try:
         cli(args=sys.argv[1:] if argv is None else argv, prog_name=name)
     except SystemExit as exc:
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)  # SystemExit("message"): the message, exit code 1
+        return 1
     return 0
 
 
