@@ -18,7 +18,7 @@ from nordflow_runtime.cli import service_main, settings_or_exit
 
 from .app import create_app
 from .config import Settings
-from .references import TenantReferencePolicy, load_policy, save_policy
+from .domain.references import TenantReferencePolicy, load_policy, save_policy
 
 
 def build_policy(args: argparse.Namespace) -> TenantReferencePolicy:

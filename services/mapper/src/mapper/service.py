@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 
 import asyncpg
 from nordflow_runtime.consumer import PermanentError
-from nordflow_schemas.common import SourceSystem
 from nordflow_schemas.events import (
     DocumentKind,
     ErpDocumentFetched,
@@ -21,18 +19,13 @@ from nordflow_schemas.events import (
     PaymentReceived,
     ValidationIssue,
 )
-from nordflow_schemas.invoice import Invoice
 from prometheus_client import Counter
 
-from .fortnox import map_fortnox
-from .onprem import map_on_premise
-from .payments import NotAPayment, map_payment
-from .references import TenantReferencePolicy, apply_reference, load_policy
-from .sirvoy import map_sirvoy
-from .validation import validate_invoice
-from .visma_eaccounting import map_visma_eaccounting
-from .visma_net import map_visma_net
-from .winner import map_winner
+from .domain.builder import Mapped
+from .domain.references import TenantReferencePolicy, apply_reference, load_policy
+from .domain.validation import validate_invoice
+from .sources import MAPPERS
+from .sources.payments import NotAPayment, map_payment
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +35,8 @@ PAYMENTS = Counter(
     ["outcome"],
 )
 
-Mapper = Callable[[ErpDocumentFetched], Invoice | list[ValidationIssue]]
-MAPPERS: dict[SourceSystem, Mapper] = {
-    SourceSystem.FORTNOX: map_fortnox,
-    SourceSystem.VISMA_EACCOUNTING: map_visma_eaccounting,
-    SourceSystem.VISMA_NET: map_visma_net,
-    SourceSystem.SIRVOY: map_sirvoy,
-    SourceSystem.WINNER: map_winner,
-    SourceSystem.ON_PREMISE: map_on_premise,
-}
 
-
-def map_document(
-    event: ErpDocumentFetched, policy: TenantReferencePolicy | None = None
-) -> Invoice | list[ValidationIssue]:
+def map_document(event: ErpDocumentFetched, policy: TenantReferencePolicy | None = None) -> Mapped:
     """Map with the source's mapper, apply the tenant's reference policy, validate.
 
     A list means rejected. Pure: the caller looks the tenant's `policy` up.

@@ -22,7 +22,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from mapper.app import on_erp_document_fetched
 from mapper.cli import main
-from mapper.references import TenantReferencePolicy, save_policy
+from mapper.domain.references import TenantReferencePolicy, save_policy
+from mapper.testing import SWEDISH_SELLER, related_tenant
 from nordflow_references import OcrControl, ReferenceKind, ReferencePolicy
 from nordflow_runtime import dlq
 from nordflow_runtime.consumer import Context, EventConsumer
@@ -48,16 +49,6 @@ from nordflow_schemas.topics import (
 
 pytestmark = pytest.mark.integration
 
-SELLER = {
-    "name": "Nordflow Demo AB",
-    "organisation_number": "556036-0793",
-    "vat_number": "SE556036079301",
-    "address1": "Sveavägen 1",
-    "zip_code": "11157",
-    "city": "Stockholm",
-    "country_code": "SE",
-    "bankgiro": "5050-1055",
-}
 CONNECTION = "fx-1"
 
 
@@ -90,7 +81,7 @@ def fetched(
         version=version,
         fetched_at=dt.datetime.now(dt.UTC),
         payload=payload,
-        related={"seller": SELLER, **related},
+        related={**related_tenant(SWEDISH_SELLER), **related},
     )
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mapper.cli import build_policy, references_parser
-from mapper.references import TenantReferencePolicy
+from mapper.domain.references import TenantReferencePolicy
 from mapper.service import map_document
+from mapper.testing import fetched as fetched_document
 from nordflow_references import (
     KidAlgorithm,
     OcrControl,
@@ -19,20 +19,10 @@ from nordflow_references import (
     check_ocr,
     validate,
 )
-from nordflow_schemas.common import SourceRef, SourceSystem
-from nordflow_schemas.events import DocumentKind, ErpDocumentFetched, ValidationIssue
+from nordflow_schemas.common import SourceSystem
+from nordflow_schemas.events import ErpDocumentFetched, ValidationIssue
 from nordflow_schemas.invoice import Invoice
 
-SELLER = {
-    "name": "Demo AB",
-    "organisation_number": "556036-0793",
-    "vat_number": "SE556036079301",
-    "address1": "Storgatan 1",
-    "zip_code": "11122",
-    "city": "Stockholm",
-    "country_code": "SE",
-    "bankgiro": "5050-1055",
-}
 CUSTOMER = {"CustomerNumber": "100017", "Name": "Kund AB", "Type": "COMPANY"}
 
 
@@ -56,15 +46,8 @@ def fetched(number: str = "5067", ocr: str | None = None) -> ErpDocumentFetched:
     }
     if ocr is not None:
         doc["OCR"] = ocr
-    return ErpDocumentFetched(
-        tenant_id="acme",
-        invoice_id="inv_1",
-        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id=number),
-        kind=DocumentKind.INVOICE,
-        version="v1",
-        fetched_at=dt.datetime.now(dt.UTC),
-        payload=doc,
-        related={"customer": CUSTOMER, "seller": SELLER},
+    return fetched_document(
+        SourceSystem.FORTNOX, doc, related={"customer": CUSTOMER}, document_id=number
     )
 
 
