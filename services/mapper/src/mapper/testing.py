@@ -1,22 +1,151 @@
-"""Test factories: fetched documents as erp-poller sends them, tenants' profiles, source
-payloads and property-test values; importable by tests, never used by production code."""
+"""Fakes of mapper's repositories and test factories (fetched documents, tenant profiles) for
+fast use-case tests; importable by tests, never used by production code."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import strategies as st
+from nordflow_runtime.app import ServiceApp
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import (
     RELATED_TENANT,
     DocumentKind,
     ErpDocumentFetched,
+    ValidationIssue,
 )
 from nordflow_schemas.invoice import Address, Party
 from nordflow_schemas.tenant import AccountScheme, BankAccount, TenantProfile
 from nordflow_schemas.testing import tenant_profile
+from pydantic import SecretStr
+
+from .app import create_app
+from .config import Settings
+from .deps import Deps
+from .domain.references import TenantReferencePolicy
+from .service import (
+    InvoiceStatus,
+    MappedVersion,
+    PaymentKey,
+    Repositories,
+    SeenPayment,
+)
+
+# -- the service and its fakes ----------------------------------------------------------------
+
+
+def app_for(database_url: str) -> ServiceApp[Deps]:
+    """The service as ``run`` builds it, on a database (no broker: the harness needs none)."""
+    return create_app(
+        Settings(kafka_bootstrap_servers="unused:9092", database_url=SecretStr(database_url))
+    )
+
+
+@dataclass
+class StoredInvoice:
+    """A fake ``invoices`` row."""
+
+    tenant_id: str
+    version: str
+    status: InvoiceStatus
+    number: str | None
+    errors: tuple[ValidationIssue, ...]
+    created_emitted: bool
+
+
+@dataclass
+class FakeInvoiceRepository:
+    """Invoices' last mapped versions in a dict by invoice id."""
+
+    rows: dict[str, StoredInvoice] = field(default_factory=dict)
+
+    async def lock(self, invoice_id: str) -> MappedVersion | None:
+        """The invoice's last mapped version."""
+        row = self.rows.get(invoice_id)
+        if row is None:
+            return None
+        return MappedVersion(row.version, row.status, row.created_emitted)
+
+    async def record(
+        self,
+        *,
+        invoice_id: str,
+        tenant_id: str,
+        version: str,
+        number: str | None,
+        errors: tuple[ValidationIssue, ...],
+    ) -> None:
+        """Keep the version; created_emitted stays true once set."""
+        status = InvoiceStatus.REJECTED if errors else InvoiceStatus.CREATED
+        before = self.rows.get(invoice_id)
+        emitted = status is InvoiceStatus.CREATED or (before is not None and before.created_emitted)
+        self.rows[invoice_id] = StoredInvoice(tenant_id, version, status, number, errors, emitted)
+
+
+@dataclass
+class FakePaymentRepository:
+    """Emitted payments in a dict by key: (version, emitted amount, last amount, currency)."""
+
+    rows: dict[PaymentKey, tuple[str, Decimal, Decimal, str]] = field(default_factory=dict)
+
+    async def insert(
+        self, key: PaymentKey, *, version: str, amount: Decimal, currency: str
+    ) -> bool:
+        """Record the payment; False if it is recorded already."""
+        if key in self.rows:
+            return False
+        self.rows[key] = (version, amount, amount, currency)
+        return True
+
+    async def lock(self, key: PaymentKey) -> SeenPayment | None:
+        """The recorded payment, if any."""
+        row = self.rows.get(key)
+        return None if row is None else SeenPayment(row[0], row[1], row[2])
+
+    async def update_seen(self, key: PaymentKey, *, version: str, amount: Decimal) -> None:
+        """Note a later version and its amount."""
+        _, emitted, _, currency = self.rows[key]
+        self.rows[key] = (version, emitted, amount, currency)
+
+
+@dataclass
+class FakeReferencePolicies:
+    """Policies in a dict by tenant."""
+
+    policies: dict[str, TenantReferencePolicy] = field(default_factory=dict)
+
+    async def get(self, tenant_id: str) -> TenantReferencePolicy | None:
+        """The tenant's policy, if any."""
+        return self.policies.get(tenant_id)
+
+    async def save(self, policy: TenantReferencePolicy) -> None:
+        """Create or replace the tenant's policy."""
+        self.policies[policy.tenant_id] = policy
+
+
+@dataclass(frozen=True)
+class Fakes(Repositories):
+    """The fakes of every repository, typed as such (so tests can look inside)."""
+
+    invoices: FakeInvoiceRepository
+    payments: FakePaymentRepository
+    policies: FakeReferencePolicies
+
+
+def fake_repositories() -> Fakes:
+    """Empty fakes of every repository."""
+    return Fakes(
+        invoices=FakeInvoiceRepository(),
+        payments=FakePaymentRepository(),
+        policies=FakeReferencePolicies(),
+    )
+
+
+# -- documents as erp-poller sends them -------------------------------------------------------
 
 
 def seller_profile(

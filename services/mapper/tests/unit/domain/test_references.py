@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mapper.cli import build_policy, references_parser
 from mapper.domain.references import TenantReferencePolicy
 from mapper.service import map_document
 from mapper.testing import fetched as fetched_document
@@ -134,25 +133,6 @@ def test_a_layout_needing_a_factoring_number_refuses_a_policy_without_one() -> N
         tenant(kind=ReferenceKind.FACTOR_LAYOUT, factor_layout="dnb")
     with pytest.raises(ValueError, match="factoring_number is only used"):
         tenant("1234", kind=ReferenceKind.SE_OCR)
-
-
-def test_the_cli_arguments_build_the_policy() -> None:
-    args = references_parser().parse_args(
-        ["set", "acme", "--kind", "se_ocr", "--ocr-control", "fixed_length", "--ocr-length", "12"]
-    )
-    built = build_policy(args)
-    assert built.policy.ocr_lengths == (12,)
-    assert built.describe() == "acme: se_ocr (control fixed_length, length 12, no length digit)"
-    args = references_parser().parse_args(
-        ["set", "acme", "--kind", "factor_layout", "--layout", "nordea_finans",
-         "--factoring-number", "1234"]
-    )  # fmt: skip
-    assert build_policy(args).describe() == (
-        "acme: factor_layout (nordea_finans, factoring number 1234)"
-    )
-    bad = references_parser().parse_args(["set", "acme", "--kind", "se_ocr", "--ocr-length", "9"])
-    with pytest.raises(ValueError, match="fixed-length"):
-        build_policy(bad)
 
 
 POLICIES = [
