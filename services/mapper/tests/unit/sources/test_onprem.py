@@ -7,19 +7,19 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mapper.onprem import map_on_premise
-from mapper.validation import validate_invoice
-from nordflow_schemas.common import SourceRef, SourceSystem, canonical_invoice_id
+from mapper.domain.validation import validate_invoice
+from mapper.sources.onprem import map_on_premise
+from mapper.testing import fetched, json_values, seller_profile
+from nordflow_schemas.common import SourceSystem, canonical_invoice_id
 from nordflow_schemas.events import DocumentKind, ErpDocumentFetched, ValidationIssue
 from nordflow_schemas.invoice import DocumentType, Invoice, PartyType, VatCategory
 
-SELLER = {
-    "name": "Köksbolaget AB",
-    "organisation_number": "556036-0793",
-    "vat_number": "SE556036079301",
-    "country_code": "SE",
-    "bankgiro": "5050-1055",
-}
+KOKSBOLAGET = seller_profile(
+    name="Köksbolaget AB",
+    company_id="556036-0793",
+    vat_id="SE556036079301",
+    bankgiro="5050-1055",
+)
 
 
 def json_invoice(**overrides: Any) -> dict[str, Any]:
@@ -94,26 +94,20 @@ def event(
     number: str = "1001",
     customer: dict[str, Any] | None = None,
 ) -> ErpDocumentFetched:
-    related: dict[str, dict[str, Any]] = {
-        "seller": SELLER,
-        "batch": {"batch_id": "b1", "format": "json"},
-    }
+    related: dict[str, dict[str, Any]] = {"batch": {"batch_id": "b1", "format": "json"}}
     if customer is not None:
         related["customer"] = customer
-    return ErpDocumentFetched(
+    return fetched(
+        SourceSystem.ON_PREMISE,
+        payload,
+        kind=kind,
+        profile=KOKSBOLAGET,
+        related=related,
         tenant_id="kok",
         invoice_id=canonical_invoice_id("kok", "on-premise", "op1", f"F-{number}"),
-        source=SourceRef(
-            system=SourceSystem.ON_PREMISE,
-            connection_id="op1",
-            document_id=f"F-{number}",
-            document_number=number,
-        ),
-        kind=kind,
-        version="v1",
-        fetched_at=dt.datetime(2025, 3, 10, tzinfo=dt.UTC),
-        payload=payload,
-        related=related,
+        connection_id="op1",
+        document_id=f"F-{number}",
+        document_number=number,
     )
 
 
@@ -162,6 +156,23 @@ def test_json_totals_that_disagree_with_the_lines_are_named() -> None:
         "Invoice.totals.payable",
         "Invoice.lines[0].vat_rate",
     }
+
+
+def test_the_payment_account_is_the_documents_own_else_the_tenants() -> None:
+    stated = {"reference": "1234567897", "account_id": "SE4550000000058398257466"}
+    own = map_on_premise(event(json_invoice(payment={**stated, "account_scheme": "IBAN"})))
+    assert isinstance(own, Invoice), own
+    assert (own.payment.account_id, own.payment.account_scheme) == (
+        "SE4550000000058398257466",
+        "IBAN",
+    )
+    default = map_on_premise(event(json_invoice()))
+    assert isinstance(default, Invoice), default
+    assert (default.payment.account_id, default.payment.account_scheme) == (
+        "5050-1055",
+        "SE:BANKGIRO",
+    )
+    assert default.seller == KOKSBOLAGET.seller
 
 
 # ---------------------------------------------------------------------------------- SIE
@@ -332,16 +343,10 @@ def test_a_registered_name_wins_over_an_unnamed_object() -> None:
     assert invoice.buyer.name == "Öberg Kök AB"
 
 
-json_values = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(10**6), 10**6),
-    st.text(max_size=10),
-    st.sampled_from(["2025-03-10", "1e999", "-5", "NaN", "25", "1510", "3001", "2611", "2700"]),
-    st.decimals(allow_nan=True, allow_infinity=True, places=2).map(str),
-    st.lists(st.integers(), max_size=2),
-    st.dictionaries(st.sampled_from(["name", "dimension", "object"]), st.text(max_size=5)),
-)
+values = json_values(
+    "2025-03-10", "1e999", "-5", "NaN", "25", "1510", "3001", "2611", "2700",
+    keys=("name", "dimension", "object"),
+)  # fmt: skip
 
 
 def _check(result: Invoice | list[ValidationIssue]) -> None:
@@ -367,11 +372,11 @@ def _check(result: Invoice | list[ValidationIssue]) -> None:
                 "due_date",
             ]
         ),
-        json_values,
+        values,
     ),
     line=st.dictionaries(
         st.sampled_from(["quantity", "unit_price", "vat_rate", "vat_category", "net_amount"]),
-        json_values,
+        values,
     ),
     credit=st.booleans(),
 )
@@ -388,11 +393,11 @@ def test_any_json_invoice_maps_or_is_rejected_never_raises(
 @settings(max_examples=300, deadline=None)
 @given(
     overrides=st.dictionaries(
-        st.sampled_from(["date", "currency", "company", "transactions", "text"]), json_values
+        st.sampled_from(["date", "currency", "company", "transactions", "text"]), values
     ),
     rows=st.lists(
         st.dictionaries(
-            st.sampled_from(["account", "amount", "objects", "quantity", "text"]), json_values
+            st.sampled_from(["account", "amount", "objects", "quantity", "text"]), values
         ),
         max_size=4,
     ),
@@ -424,10 +429,10 @@ def test_any_voucher_maps_or_is_rejected_never_raises(
                 "address",
             ]
         ),
-        json_values,
+        values,
     ),
     address=st.dictionaries(
-        st.sampled_from(["lines", "postal_code", "city", "country_code"]), json_values
+        st.sampled_from(["lines", "postal_code", "city", "country_code"]), values
     ),
     credit=st.booleans(),
 )

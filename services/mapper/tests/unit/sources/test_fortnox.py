@@ -1,25 +1,16 @@
 """Fortnox → canonical invoice, and validation that names every problem."""
 
-import datetime as dt
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mapper.service import map_document
-from nordflow_schemas.common import SourceRef, SourceSystem
-from nordflow_schemas.events import DocumentKind, ErpDocumentFetched, ValidationIssue
+from mapper.testing import NORWEGIAN_SELLER, SWEDISH_SELLER, json_values, with_seller
+from mapper.testing import fetched as fetched_document
+from nordflow_schemas.common import SourceSystem
+from nordflow_schemas.events import DocumentKind, ValidationIssue
 from nordflow_schemas.invoice import DocumentType, Invoice, VatCategory
 
-SELLER = {
-    "name": "Demo AB",
-    "organisation_number": "556036-0793",
-    "vat_number": "SE556036079301",
-    "address1": "Storgatan 1",
-    "zip_code": "11122",
-    "city": "Stockholm",
-    "country_code": "SE",
-    "bankgiro": "5050-1055",
-}
 CUSTOMER = {"CustomerNumber": "7", "Name": "Kund AB", "Type": "COMPANY", "VATType": "SEVAT"}
 
 
@@ -55,21 +46,14 @@ def fortnox_invoice(**overrides):
     return doc
 
 
-def fetched(doc, kind=DocumentKind.INVOICE, customer=CUSTOMER, seller=SELLER):
-    return ErpDocumentFetched(
-        tenant_id="acme",
-        invoice_id="inv_1",
-        source=SourceRef(
-            system=SourceSystem.FORTNOX,
-            connection_id="c1",
-            document_id="1001",
-            document_number="1001",
-        ),
+def fetched(doc, kind=DocumentKind.INVOICE, customer=CUSTOMER, profile=SWEDISH_SELLER):
+    return fetched_document(
+        SourceSystem.FORTNOX,
+        doc,
         kind=kind,
-        version="v1",
-        fetched_at=dt.datetime.now(dt.UTC),
-        payload=doc,
-        related={"customer": customer, "seller": seller},
+        profile=profile,
+        related={"customer": customer},
+        document_number="1001",
     )
 
 
@@ -160,7 +144,9 @@ def test_rejection_lists_every_problem_with_its_field():
 def test_validation_reports_arithmetic_rates_ocr_and_org_number_together():
     doc = fortnox_invoice(TotalVAT=2000, OCR="10018")
     doc["InvoiceRows"][1]["VAT"] = 20
-    issues = map_document(fetched(doc, seller={**SELLER, "organisation_number": "556036-0794"}))
+    issues = map_document(
+        fetched(doc, profile=with_seller(SWEDISH_SELLER, company_id="556036-0794"))
+    )
     assert isinstance(issues, list)
     rules = {i.rule: i for i in issues}
     assert {"BR-CO-14", "SE-R-006", "NF-OCR", "NF-ORGNR"} <= set(rules)
@@ -168,13 +154,7 @@ def test_validation_reports_arithmetic_rates_ocr_and_org_number_together():
     assert "20" in rules["SE-R-006"].message
 
 
-json_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(10**6), 10**6),
-    st.text(max_size=12),
-    st.decimals(allow_nan=True, allow_infinity=True, places=2).map(str),
-)
+json_scalars = json_values()
 
 
 @settings(max_examples=300, deadline=None)
@@ -216,15 +196,6 @@ def test_any_input_yields_an_invoice_or_a_clear_rejection(overrides, rows):
         assert isinstance(result, Invoice)
 
 
-NO_SELLER = {
-    **SELLER,
-    "organisation_number": "974760673",
-    "country_code": "NO",
-    "vat_number": "NO974760673MVA",
-    "bankgiro": None,
-}
-
-
 def norwegian(kid: str):
     doc = fortnox_invoice(
         OCR=kid,
@@ -244,7 +215,7 @@ def norwegian(kid: str):
             }
         ],
     )
-    return fetched(doc, seller=NO_SELLER)
+    return fetched(doc, profile=NORWEGIAN_SELLER)
 
 
 def test_norwegian_kid_passes_with_mod10_or_mod11():
@@ -327,3 +298,23 @@ def test_a_eur_credit_note_has_a_positive_vat_total_in_sek():
     assert isinstance(result, Invoice), result
     assert result.vat_total_accounting_currency == Decimal("27467.86")
     assert result.preceding_invoice is not None
+
+
+def test_the_seller_and_its_bankgiro_come_from_the_tenants_profile():
+    result = map_document(fetched(fortnox_invoice()))
+    assert isinstance(result, Invoice), result
+    assert result.seller == SWEDISH_SELLER.seller
+    assert (result.payment.account_id, result.payment.account_scheme) == (
+        "5050-1055",
+        "SE:BANKGIRO",
+    )
+
+
+def test_an_invoice_without_the_tenants_profile_is_rejected_naming_it():
+    issues = map_document(fetched(fortnox_invoice(CustomerName=""), profile=None))
+    assert isinstance(issues, list)
+    assert [(i.field, i.rule) for i in issues] == [
+        ("tenant", "NF-TENANT-PROFILE"),
+        ("Invoice.CustomerName", "NF-REQUIRED"),
+    ]
+    assert "PUT /api/v1/profile" in issues[0].message

@@ -7,19 +7,20 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mapper.validation import validate_invoice
-from mapper.winner import map_winner
-from nordflow_schemas.common import SourceRef, SourceSystem, canonical_invoice_id
+from mapper.domain.validation import validate_invoice
+from mapper.sources.winner import map_winner
+from mapper.testing import fetched, json_values, seller_profile
+from nordflow_schemas.common import SourceSystem, canonical_invoice_id
 from nordflow_schemas.events import DocumentKind, ErpDocumentFetched, ValidationIssue
 from nordflow_schemas.invoice import DocumentType, Invoice, PartyType
+from nordflow_schemas.tenant import TenantProfile
 
-SELLER = {
-    "name": "Köksbolaget AB",
-    "organisation_number": "556036-0793",
-    "vat_number": "SE556036079301",
-    "country_code": "SE",
-    "bankgiro": "5050-1055",
-}
+KOKSBOLAGET = seller_profile(
+    name="Köksbolaget AB",
+    company_id="556036-0793",
+    vat_id="SE556036079301",
+    bankgiro="5050-1055",
+)
 
 
 def order(**overrides: Any) -> dict[str, Any]:
@@ -73,22 +74,20 @@ def order(**overrides: Any) -> dict[str, Any]:
     return doc
 
 
-def event(payload: dict[str, Any], seller: dict[str, Any] | None = None) -> ErpDocumentFetched:
-    tenant = "kok"
-    return ErpDocumentFetched(
-        tenant_id=tenant,
-        invoice_id=canonical_invoice_id(tenant, "winner", "w1", str(payload.get("order_id"))),
-        source=SourceRef(
-            system=SourceSystem.WINNER,
-            connection_id="w1",
-            document_id=str(payload.get("order_id") or "x"),
-            document_number=str(payload.get("order_id") or "x"),
-        ),
+def event(
+    payload: dict[str, Any], profile: TenantProfile | None = KOKSBOLAGET
+) -> ErpDocumentFetched:
+    number = str(payload.get("order_id") or "x")
+    return fetched(
+        SourceSystem.WINNER,
+        payload,
         kind=DocumentKind.ORDER,
-        version="v1",
-        fetched_at=dt.datetime(2025, 3, 10, tzinfo=dt.UTC),
-        payload=payload,
-        related={"seller": SELLER if seller is None else seller},
+        profile=profile,
+        tenant_id="kok",
+        invoice_id=canonical_invoice_id("kok", "winner", "w1", str(payload.get("order_id"))),
+        connection_id="w1",
+        document_id=number,
+        document_number=number,
     )
 
 
@@ -149,11 +148,11 @@ def test_every_problem_is_named() -> None:
     doc["customer"] = {"customer_number": "K17"}
     doc["lines"][1]["amount"] = "many"
     doc["lines"][0]["vat_rate"] = "140"
-    issues = map_winner(event(doc, seller={}))
+    issues = map_winner(event(doc, profile=None))
     assert isinstance(issues, list)
     fields = {i.field for i in issues}
     assert fields >= {
-        "seller.name",
+        "tenant",
         "Order.order_date",
         "Order.currency",
         "Order.customer.name",
@@ -162,15 +161,8 @@ def test_every_problem_is_named() -> None:
     }
 
 
-json_values = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(10**6), 10**6),
-    st.text(max_size=10),
-    st.sampled_from(["2025-03-10", "1e999", "-5", "NaN", "25", "company"]),
-    st.decimals(allow_nan=True, allow_infinity=True, places=2).map(str),
-    st.lists(st.integers(), max_size=2),
-    st.dictionaries(st.sampled_from(["name", "lines", "city"]), st.text(max_size=5)),
+values = json_values(
+    "2025-03-10", "1e999", "-5", "NaN", "25", "company", keys=("name", "lines", "city")
 )
 
 
@@ -192,10 +184,10 @@ json_values = st.one_of(
                 "note",
             ]
         ),
-        json_values,
+        values,
     ),
     line=st.dictionaries(
-        st.sampled_from(["amount", "vat_rate", "quantity", "description"]), json_values
+        st.sampled_from(["amount", "vat_rate", "quantity", "description"]), values
     ),
 )
 def test_any_order_maps_or_is_rejected_never_raises(

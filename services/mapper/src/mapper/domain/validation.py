@@ -35,6 +35,7 @@ from nordflow_references import (
 from nordflow_references import validate as validate_reference
 from nordflow_schemas.events import ValidationIssue
 from nordflow_schemas.invoice import DocumentType, Invoice, PartyType, VatCategory
+from nordflow_schemas.money import CENT
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.no import fodselsnummer as no_personal
 from stdnum.no import mva as no_mva
@@ -43,9 +44,8 @@ from stdnum.se import orgnr as se_orgnr
 from stdnum.se import personnummer as se_personal
 from stdnum.se import vat as se_vat
 
-CENT = Decimal("0.01")
-LIMIT = Decimal(10) ** 12
-"""Amounts at or beyond this are no invoice's (and beyond exact öre arithmetic): NF-RANGE."""
+from .reader import AMOUNT_LIMIT
+
 SWEDISH_VAT_RATES = frozenset({Decimal(25), Decimal(12), Decimal(6)})
 REFERENCE_FIELD = "payment.payment_reference"
 
@@ -291,7 +291,7 @@ def check_amounts(invoice: Invoice) -> list[ValidationIssue]:
     """Amounts within range (NF-RANGE) and with at most 2 decimals where EN 16931 says so."""
     issues: list[ValidationIssue] = []
     for field, amount, decimals_rule in _amounts(invoice):
-        if abs(amount) >= LIMIT:
+        if abs(amount) >= AMOUNT_LIMIT:  # no invoice's, and beyond exact öre arithmetic
             issues.append(_issue(field, "NF-RANGE", f"{field} {amount} is out of range"))
         elif decimals_rule is not None and amount != amount.quantize(CENT):
             issues.append(

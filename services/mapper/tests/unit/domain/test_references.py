@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mapper.cli import build_policy, references_parser
-from mapper.references import TenantReferencePolicy
+from mapper.domain.references import TenantReferencePolicy
 from mapper.service import map_document
+from mapper.testing import fetched as fetched_document
 from nordflow_references import (
     KidAlgorithm,
     OcrControl,
@@ -19,20 +18,10 @@ from nordflow_references import (
     check_ocr,
     validate,
 )
-from nordflow_schemas.common import SourceRef, SourceSystem
-from nordflow_schemas.events import DocumentKind, ErpDocumentFetched, ValidationIssue
+from nordflow_schemas.common import SourceSystem
+from nordflow_schemas.events import ErpDocumentFetched, ValidationIssue
 from nordflow_schemas.invoice import Invoice
 
-SELLER = {
-    "name": "Demo AB",
-    "organisation_number": "556036-0793",
-    "vat_number": "SE556036079301",
-    "address1": "Storgatan 1",
-    "zip_code": "11122",
-    "city": "Stockholm",
-    "country_code": "SE",
-    "bankgiro": "5050-1055",
-}
 CUSTOMER = {"CustomerNumber": "100017", "Name": "Kund AB", "Type": "COMPANY"}
 
 
@@ -56,15 +45,8 @@ def fetched(number: str = "5067", ocr: str | None = None) -> ErpDocumentFetched:
     }
     if ocr is not None:
         doc["OCR"] = ocr
-    return ErpDocumentFetched(
-        tenant_id="acme",
-        invoice_id="inv_1",
-        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id=number),
-        kind=DocumentKind.INVOICE,
-        version="v1",
-        fetched_at=dt.datetime.now(dt.UTC),
-        payload=doc,
-        related={"customer": CUSTOMER, "seller": SELLER},
+    return fetched_document(
+        SourceSystem.FORTNOX, doc, related={"customer": CUSTOMER}, document_id=number
     )
 
 
@@ -151,25 +133,6 @@ def test_a_layout_needing_a_factoring_number_refuses_a_policy_without_one() -> N
         tenant(kind=ReferenceKind.FACTOR_LAYOUT, factor_layout="dnb")
     with pytest.raises(ValueError, match="factoring_number is only used"):
         tenant("1234", kind=ReferenceKind.SE_OCR)
-
-
-def test_the_cli_arguments_build_the_policy() -> None:
-    args = references_parser().parse_args(
-        ["set", "acme", "--kind", "se_ocr", "--ocr-control", "fixed_length", "--ocr-length", "12"]
-    )
-    built = build_policy(args)
-    assert built.policy.ocr_lengths == (12,)
-    assert built.describe() == "acme: se_ocr (control fixed_length, length 12, no length digit)"
-    args = references_parser().parse_args(
-        ["set", "acme", "--kind", "factor_layout", "--layout", "nordea_finans",
-         "--factoring-number", "1234"]
-    )  # fmt: skip
-    assert build_policy(args).describe() == (
-        "acme: factor_layout (nordea_finans, factoring number 1234)"
-    )
-    bad = references_parser().parse_args(["set", "acme", "--kind", "se_ocr", "--ocr-length", "9"])
-    with pytest.raises(ValueError, match="fixed-length"):
-        build_policy(bad)
 
 
 POLICIES = [

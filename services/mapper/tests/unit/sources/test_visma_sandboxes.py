@@ -10,39 +10,21 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from mapper.validation import validate_invoice
-from mapper.visma_eaccounting import map_visma_eaccounting
-from mapper.visma_net import map_visma_net
+from mapper.domain.validation import validate_invoice
+from mapper.sources.visma_eaccounting import map_visma_eaccounting
+from mapper.sources.visma_net import map_visma_net
+from mapper.testing import NORWEGIAN_SELLER, SWEDISH_SELLER, fetched
 from nordflow_sandboxes.visma_eaccounting import VismaEAccountingState
 from nordflow_sandboxes.visma_eaccounting import serialize as ea_out
 from nordflow_sandboxes.visma_eaccounting import service as ea
 from nordflow_sandboxes.visma_net import VismaNetState
 from nordflow_sandboxes.visma_net import serialize as vn_out
 from nordflow_sandboxes.visma_net import service as vn
-from nordflow_schemas.common import SourceRef, SourceSystem
+from nordflow_schemas.common import SourceSystem
 from nordflow_schemas.events import DocumentKind, ErpDocumentFetched
 from nordflow_schemas.invoice import DocumentType, Invoice
 
 NOW = dt.datetime(2025, 3, 10, 9, tzinfo=dt.UTC)
-SE_SELLER = {
-    "name": "Demo AB",
-    "organisation_number": "556036-0793",
-    "vat_number": "SE556036079301",
-    "address1": "Storgatan 1",
-    "zip_code": "11122",
-    "city": "Stockholm",
-    "country_code": "SE",
-    "currency": "SEK",
-}
-NO_SELLER = {
-    "name": "Demo AS",
-    "organisation_number": "974760673",
-    "vat_number": "NO974760673MVA",
-    "address1": "Storgata 1",
-    "zip_code": "0155",
-    "city": "Oslo",
-    "country_code": "NO",
-}
 
 
 def event(
@@ -51,16 +33,13 @@ def event(
     related: dict[str, Any],
     credit: bool,
 ) -> ErpDocumentFetched:
-    document_id = str(payload.get("Id") or payload.get("referenceNumber"))
-    return ErpDocumentFetched(
-        tenant_id="acme",
-        invoice_id="inv_1",
-        source=SourceRef(system=system, connection_id="c1", document_id=document_id),
+    return fetched(
+        system,
+        payload,
         kind=DocumentKind.CREDIT_NOTE if credit else DocumentKind.INVOICE,
-        version="v1",
-        fetched_at=NOW,
-        payload=payload,
+        profile=NORWEGIAN_SELLER if system is SourceSystem.VISMA_NET else SWEDISH_SELLER,
         related=related,
+        document_id=str(payload.get("Id") or payload.get("referenceNumber")),
     )
 
 
@@ -111,7 +90,7 @@ class EAccounting:
 
     def related(self, **more: Any) -> dict[str, Any]:
         customer = ea_out.customer(self.customer, self.company)
-        return {"customer": customer, "seller": SE_SELLER, **more}
+        return {"customer": customer, **more}
 
 
 def test_an_eaccounting_credit_invoice_with_its_original_maps_to_a_valid_credit_note() -> None:
@@ -243,7 +222,7 @@ class VismaNet:
         return vn_out.invoice(record, self.company, self.state.api_timezone)
 
     def related(self) -> dict[str, Any]:
-        return {"customer": self.card, "seller": NO_SELLER}
+        return {"customer": self.card}
 
 
 def test_a_visma_net_credit_note_maps_to_a_valid_credit_note_of_its_invoice() -> None:

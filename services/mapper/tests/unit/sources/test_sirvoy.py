@@ -7,22 +7,23 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mapper.sirvoy import map_sirvoy
-from mapper.validation import validate_invoice
-from nordflow_schemas.common import SourceRef, SourceSystem, canonical_invoice_id
+from mapper.domain.validation import validate_invoice
+from mapper.sources.sirvoy import map_sirvoy
+from mapper.testing import fetched as fetched_document
+from mapper.testing import json_values, seller_profile
+from nordflow_schemas.common import SourceSystem, canonical_invoice_id
 from nordflow_schemas.events import DocumentKind, ErpDocumentFetched, ValidationIssue
 from nordflow_schemas.invoice import DocumentType, Invoice, PartyType, VatCategory
 
-SELLER = {
-    "name": "Hotell Demo AB",
-    "organisation_number": "556036-0793",
-    "vat_number": "SE556036079301",
-    "address1": "Strandvägen 1",
-    "zip_code": "11122",
-    "city": "Stockholm",
-    "country_code": "SE",
-    "bankgiro": "5050-1055",
-}
+HOTEL = seller_profile(
+    name="Hotell Demo AB",
+    company_id="556036-0793",
+    vat_id="SE556036079301",
+    street="Strandvägen 1",
+    postal_code="11122",
+    city="Stockholm",
+    bankgiro="5050-1055",
+)
 BOOKING = {"bookingId": 77, "guestReference": "Konferens Q4", "guest": {"email": "g@example.se"}}
 
 
@@ -89,23 +90,15 @@ def sirvoy_invoice(**overrides: Any) -> dict[str, Any]:
     return doc
 
 
-def fetched(
-    doc: dict[str, Any], kind: DocumentKind = DocumentKind.INVOICE, seller: Any = SELLER
-) -> ErpDocumentFetched:
-    return ErpDocumentFetched(
-        tenant_id="acme",
-        invoice_id="inv_1",
-        source=SourceRef(
-            system=SourceSystem.SIRVOY,
-            connection_id="c1",
-            document_id="501",
-            document_number="1001",
-        ),
+def fetched(doc: dict[str, Any], kind: DocumentKind = DocumentKind.INVOICE) -> ErpDocumentFetched:
+    return fetched_document(
+        SourceSystem.SIRVOY,
+        doc,
         kind=kind,
-        version="v1",
-        fetched_at=dt.datetime.now(dt.UTC),
-        payload=doc,
-        related={"seller": seller, "booking": BOOKING},
+        profile=HOTEL,
+        related={"booking": BOOKING},
+        document_id="501",
+        document_number="1001",
     )
 
 
@@ -316,16 +309,10 @@ def test_a_non_swedish_rate_is_left_to_validation() -> None:
     ]
 
 
-json_values = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(10**6), 10**6),
-    st.text(max_size=12),
-    st.sampled_from(["invoice", "cashReceipt", "stripe", "2026-11-20", "1e999", "-100", "NaN"]),
-    st.decimals(allow_nan=True, allow_infinity=True, places=2).map(str),
-    st.lists(st.integers(), max_size=2),
-    st.dictionaries(st.sampled_from(["name", "provider", "amount"]), st.text(max_size=5)),
-)
+values = json_values(
+    "invoice", "cashReceipt", "stripe", "2026-11-20", "1e999", "-100", "NaN",
+    keys=("name", "provider", "amount"),
+)  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None)
@@ -350,18 +337,18 @@ json_values = st.one_of(
                 "paymentReference",
             ]
         ),
-        json_values,
+        values,
     ),
     rows=st.none()
     | st.lists(
         st.dictionaries(
             st.sampled_from(["quantity", "unitPrice", "vatRate", "amount", "description"]),
-            json_values,
+            values,
         ),
         max_size=4,
     ),
     payments=st.lists(
-        st.dictionaries(st.sampled_from(["amount", "method", "provider"]), json_values),
+        st.dictionaries(st.sampled_from(["amount", "method", "provider"]), values),
         max_size=2,
     ),
     kind=st.sampled_from(DocumentKind),

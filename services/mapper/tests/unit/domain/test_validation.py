@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mapper.validation import validate_invoice
+from mapper.domain.validation import validate_invoice
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import ValidationIssue
 from nordflow_schemas.invoice import (

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mapper.payments import NotAPayment, map_payment
+from mapper.sources.payments import NotAPayment, map_payment
+from mapper.testing import fetched as fetched_document
 from nordflow_schemas.common import SourceRef, SourceSystem, canonical_invoice_id
 from nordflow_schemas.events import (
     DocumentKind,
@@ -88,16 +89,14 @@ def fetched(
     related: dict[str, dict[str, Any]] | None = None,
 ) -> ErpDocumentFetched:
     paid = {"document_id": "1001", "document_number": "1001"} if invoice is None else invoice
-    return ErpDocumentFetched(
-        tenant_id="acme",
-        invoice_id="inv_payment",
-        test_mode=True,
-        source=SourceRef(system=system, connection_id="c1", document_id="pay-1"),
+    return fetched_document(
+        system,
+        payload,
         kind=DocumentKind.PAYMENT,
-        version="v1",
-        fetched_at=dt.datetime.now(dt.UTC),
-        payload=payload,
-        related={"invoice": paid, "seller": {"name": "Demo AB"}, **(related or {})},
+        related={"invoice": paid, **(related or {})},
+        invoice_id="inv_payment",
+        document_id="pay-1",
+        test_mode=True,
     )
 
 

@@ -1,4 +1,4 @@
-"""Map a source system's payment document into payment.received (already booked at the source).
+"""Read a source system's payment document into payment.received (already booked at the source).
 
 The payment is already in the source system (a Fortnox invoice payment, a Visma eAccounting
 customer invoice payment, a released Visma.net customer payment, a Sirvoy payment), so the
@@ -25,8 +25,8 @@ from nordflow_schemas.common import SourceRef, SourceSystem, canonical_invoice_i
 from nordflow_schemas.events import ErpDocumentFetched, PaymentReceived, ValidationIssue
 from pydantic import ValidationError
 
-from .fortnox import Reader
-from .validation import ISO_4217
+from ..domain.reader import Reader, optional_text, schema_issues
+from ..domain.validation import ISO_4217
 
 ENVELOPES = ("InvoicePayment", "CustomerPayment", "Payment")
 """Keys a source wraps one payment object in (Fortnox ``{"InvoicePayment": {...}}``)."""
@@ -68,20 +68,6 @@ def _unwrap(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def _date(r: Reader, data: dict[str, Any], key: str, field: str) -> dt.date | None:
-    """A required date; Visma's date-only fields come as midnight date-times without a zone."""
-    value = r.text(data, key, field, required=True)
-    if value is None:
-        return None
-    try:
-        if len(value) > 10 and value[10] == "T":
-            return dt.datetime.fromisoformat(value).date()
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        r.fail(field, "NF-DATE", f"{field} must be a date YYYY-MM-DD, got {value!r}")
-        return None
-
-
 def _currency(r: Reader, data: dict[str, Any], key: str, field: str, default: str | None) -> str:
     value = r.text(data, key, field, required=default is None)
     code = (value or default or "").upper()
@@ -97,11 +83,6 @@ def _payer(event: ErpDocumentFetched, *names: object) -> str:
         if name is not None and str(name).strip():
             return str(name).strip()
     return ""
-
-
-def _optional(value: object) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
 
 
 def map_fortnox_payment(r: Reader, doc: dict[str, Any], event: ErpDocumentFetched) -> Payment:
@@ -122,14 +103,14 @@ def map_fortnox_payment(r: Reader, doc: dict[str, Any], event: ErpDocumentFetche
         if foreign
         else r.decimal(doc, "Amount", f"{p}.Amount")
     )
-    paid_on = _date(r, doc, "PaymentDate", f"{p}.PaymentDate")
+    paid_on = r.date(doc, "PaymentDate", f"{p}.PaymentDate", required=True, with_time=True)
     return Payment(
         payment_id=str(number),
         amount=amount,
         currency=currency,
         paid_on=paid_on or dt.date.min,
         payer=_payer(event, doc.get("InvoiceCustomerName")),
-        reference=_optional(doc.get("InvoiceOCR")),
+        reference=optional_text(doc.get("InvoiceOCR")),
     )
 
 
@@ -150,14 +131,14 @@ def map_visma_eaccounting_payment(
     transaction = r.text(doc, "BankTransactionId", f"{p}.BankTransactionId", required=True)
     amount = r.decimal(doc, "PaymentAmount", f"{p}.PaymentAmount")
     currency = _currency(r, doc, "PaymentCurrency", f"{p}.PaymentCurrency", None)
-    paid_on = _date(r, doc, "PaymentDate", f"{p}.PaymentDate")
+    paid_on = r.date(doc, "PaymentDate", f"{p}.PaymentDate", required=True, with_time=True)
     return Payment(
         payment_id=str(transaction),
         amount=amount,
         currency=currency,
         paid_on=paid_on or dt.date.min,
         payer=_payer(event),
-        reference=_optional(doc.get("Reference")),
+        reference=optional_text(doc.get("Reference")),
     )
 
 
@@ -179,7 +160,7 @@ def map_visma_net_payment(
         return NotAPayment(f"the payment is not released yet (status {status or 'unknown'})")
     ref_nbr = r.text(doc, "refNbr", f"{p}.refNbr", required=True)
     currency = _currency(r, doc, "currency", f"{p}.currency", None)
-    paid_on = _date(r, doc, "applicationDate", f"{p}.applicationDate")
+    paid_on = r.date(doc, "applicationDate", f"{p}.applicationDate", required=True, with_time=True)
     invoice = event.related.get("invoice") or {}
     wanted = {str(v) for v in (invoice.get("document_id"), invoice.get("document_number")) if v}
     lines = doc.get("paymentLines")
@@ -205,7 +186,7 @@ def map_visma_net_payment(
         currency=currency,
         paid_on=paid_on or dt.date.min,
         payer=_payer(event, (customer or {}).get("name")),
-        reference=_optional(doc.get("paymentRef")),
+        reference=optional_text(doc.get("paymentRef")),
     )
 
 
@@ -220,14 +201,14 @@ def map_sirvoy_payment(r: Reader, doc: dict[str, Any], event: ErpDocumentFetched
     if doc.get("voided") is True:
         amount = Decimal(0)
     currency = _currency(r, doc, "currency", f"{p}.currency", None)
-    paid_on = _date(r, doc, "paymentDate", f"{p}.paymentDate")
+    paid_on = r.date(doc, "paymentDate", f"{p}.paymentDate", required=True, with_time=True)
     return Payment(
         payment_id=str(payment_id),
         amount=amount,
         currency=currency,
         paid_on=paid_on or dt.date.min,
         payer=_payer(event),
-        reference=_optional(doc.get("providerReference")),
+        reference=optional_text(doc.get("providerReference")),
     )
 
 
@@ -270,7 +251,7 @@ def map_payment(event: ErpDocumentFetched) -> PaymentReceived | NotAPayment | li
                 system=system,
                 connection_id=connection,
                 document_id=str(invoice_document),
-                document_number=_optional(invoice.get("document_number")),
+                document_number=optional_text(invoice.get("document_number")),
             ),
             payment_id=result.payment_id,
             amount=result.amount,
@@ -281,11 +262,4 @@ def map_payment(event: ErpDocumentFetched) -> PaymentReceived | NotAPayment | li
             recorded_at_source=True,
         )
     except ValidationError as exc:
-        return [
-            ValidationIssue(
-                field=".".join(str(p) for p in err["loc"]) or "payment",
-                rule="NF-SCHEMA",
-                message=err["msg"],
-            )
-            for err in exc.errors()
-        ]
+        return schema_issues(exc, "payment")

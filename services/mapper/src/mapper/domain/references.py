@@ -5,21 +5,15 @@ control level its bank agreed, a Norwegian KID, or its factor's fixed KID layout
 source document has no reference, the mapper generates one from the invoice number (and,
 for factor layouts, the customer number and the tenant's factoring number): the same
 invoice always gets the same reference, so mapping a version again changes nothing. When
-the document has one, validation checks it against the policy (validation.py).
+the document has one, validation checks it against the policy (validation.py). Pure: the
+policies are stored by ``adapters.repository.PgReferencePolicyRepository``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-from nordflow_references import (
-    KidAlgorithm,
-    OcrControl,
-    ReferenceKind,
-    ReferencePolicy,
-    generate,
-)
+from nordflow_references import ReferenceKind, ReferencePolicy, generate
 from nordflow_schemas.events import ValidationIssue
 from nordflow_schemas.invoice import Invoice
 
@@ -65,54 +59,6 @@ class TenantReferencePolicy:
             f"{self.tenant_id}: factor_layout ({p.factor_layout}, "
             f"factoring number {self.factoring_number or '-'})"
         )
-
-
-async def save_policy(conn: asyncpg.Connection, tenant: TenantReferencePolicy) -> None:
-    """Create or replace a tenant's policy (it applies to versions mapped from now on)."""
-    p = tenant.policy
-    await conn.execute(
-        """INSERT INTO reference_policies (tenant_id, kind, ocr_control, ocr_lengths,
-               ocr_length_digit, kid_algorithm, kid_length, kid_allow_dash, factor_layout,
-               factoring_number)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-           ON CONFLICT (tenant_id) DO UPDATE SET kind = EXCLUDED.kind,
-               ocr_control = EXCLUDED.ocr_control, ocr_lengths = EXCLUDED.ocr_lengths,
-               ocr_length_digit = EXCLUDED.ocr_length_digit,
-               kid_algorithm = EXCLUDED.kid_algorithm, kid_length = EXCLUDED.kid_length,
-               kid_allow_dash = EXCLUDED.kid_allow_dash, factor_layout = EXCLUDED.factor_layout,
-               factoring_number = EXCLUDED.factoring_number, updated_at = now()""",
-        tenant.tenant_id,
-        p.kind.value,
-        p.ocr_control.value,
-        list(p.ocr_lengths),
-        p.ocr_length_digit,
-        p.kid_algorithm.value,
-        p.kid_length,
-        p.kid_allow_dash,
-        p.factor_layout,
-        tenant.factoring_number,
-    )
-
-
-async def load_policy(conn: asyncpg.Connection, tenant_id: str) -> TenantReferencePolicy | None:
-    """The tenant's stored policy, or None when it has none."""
-    row = await conn.fetchrow("SELECT * FROM reference_policies WHERE tenant_id = $1", tenant_id)
-    if row is None:
-        return None
-    return TenantReferencePolicy(
-        tenant_id=row["tenant_id"],
-        policy=ReferencePolicy(
-            kind=ReferenceKind(row["kind"]),
-            ocr_control=OcrControl(row["ocr_control"]),
-            ocr_lengths=tuple(row["ocr_lengths"]),
-            ocr_length_digit=row["ocr_length_digit"],
-            kid_algorithm=KidAlgorithm(row["kid_algorithm"]),
-            kid_length=row["kid_length"],
-            kid_allow_dash=row["kid_allow_dash"],
-            factor_layout=row["factor_layout"],
-        ),
-        factoring_number=row["factoring_number"],
-    )
 
 
 def apply_reference(
