@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 
 import pytest
-from distribution_router.channels.b2c_bank import B2cBankSender
-from distribution_router.channels.base import (
+from distribution_router.adapters.channels.b2c_bank import B2cBankSender
+from distribution_router.adapters.channels.base import (
     Outgoing,
     PermanentSendError,
     TransientSendError,

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from distribution_router.channels.base import (
+from distribution_router.adapters.channels.base import (
     Attachment,
     Outgoing,
     PermanentSendError,
     TransientSendError,
 )
-from distribution_router.channels.email import EmailChannelSender
-from distribution_router.email_sender import EmailSender
+from distribution_router.adapters.channels.email import EmailChannelSender
+from distribution_router.adapters.email_sender import EmailSender
 from nordflow_sandboxes.smtp.testing import (
     RunningSmtpSandbox,
     SmtpFault,

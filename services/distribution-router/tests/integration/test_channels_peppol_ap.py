@@ -10,13 +10,13 @@ from decimal import Decimal
 from urllib.parse import parse_qs
 
 import pytest
-from distribution_router.channels.base import (
+from distribution_router.adapters.channels.base import (
     Outgoing,
     PermanentSendError,
     TransientSendError,
 )
-from distribution_router.channels.peppol_ap import BIS3_PROCESS, PeppolAccessPointSender
-from distribution_router.smp import BIS3_CREDIT_NOTE, BIS3_INVOICE
+from distribution_router.adapters.channels.peppol_ap import BIS3_PROCESS, PeppolAccessPointSender
+from distribution_router.adapters.smp import BIS3_CREDIT_NOTE, BIS3_INVOICE
 from nordflow_documents.peppol import PeppolBisRenderer
 from nordflow_sandboxes.peppol_ap.testing import (
     FaultSpec,

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from decimal import Decimal
 
 import pytest
-from distribution_router.channels.base import (
+from distribution_router.adapters.channels.base import (
     Outgoing,
     PermanentSendError,
     TransientSendError,
 )
-from distribution_router.channels.print_post import PrintOptions, PrintPostSender
+from distribution_router.adapters.channels.print_post import PrintOptions, PrintPostSender
 from nordflow_sandboxes.print_post.testing import (
     FaultSpec,
     PrintPostSandboxAdmin,

@@ -7,15 +7,19 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from distribution_router.channels.b2c_bank import payee_account
-from distribution_router.channels.base import PermanentSendError
-from distribution_router.channels.email import (
+from distribution_router.adapters.channels.b2c_bank import payee_account
+from distribution_router.adapters.channels.base import PermanentSendError
+from distribution_router.adapters.channels.email import (
     body_for,
     default_message_id_domain,
     subject_for,
 )
-from distribution_router.channels.peppol_ap import participant, sender_participant
-from distribution_router.channels.print_post import PrintOptions, postal_recipient, print_options
+from distribution_router.adapters.channels.peppol_ap import participant, sender_participant
+from distribution_router.adapters.channels.print_post import (
+    PrintOptions,
+    postal_recipient,
+    print_options,
+)
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.invoice import (
     Address,

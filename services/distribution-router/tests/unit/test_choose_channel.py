@@ -7,6 +7,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from distribution_router.adapters.smp import BIS3_CREDIT_NOTE, BIS3_INVOICE
 from distribution_router.domain import (
     FORMATS,
     Route,
@@ -14,7 +15,6 @@ from distribution_router.domain import (
     document_type,
     participant_candidates,
 )
-from distribution_router.smp import BIS3_CREDIT_NOTE, BIS3_INVOICE
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import (
