@@ -10,10 +10,10 @@ import uuid
 import asyncpg
 import httpx
 import pytest
+from distribution_router import testing
 from distribution_router.adapters.repositories import PgArchiveRepository, PgHoldRepository
 from distribution_router.service import archive, holds
 from distribution_router.testing import bearer
-from nordflow_runtime import jobs
 from nordflow_schemas.events import Channel
 
 pytestmark = pytest.mark.integration
@@ -31,25 +31,9 @@ def new_tenant() -> str:
 
 async def held_invoice(conn: asyncpg.Connection, tenant: str, hours: float = 2) -> str:
     """A held invoice with its pending send job, as the send job schedules them."""
-    invoice = f"inv_{uuid.uuid4().hex}"
-    until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
-    async with conn.transaction():
-        await jobs.schedule(
-            conn,
-            kind=holds.SEND_JOB_KIND,
-            key=invoice,
-            tenant_id=tenant,
-            payload={"invoice_id": invoice},
-            due_at=until,
-        )
-        await holds.start_hold(
-            PgHoldRepository(conn),
-            tenant_id=tenant,
-            invoice_id=invoice,
-            customer_key="17",
-            until=until,
-        )
-    return invoice
+    return await testing.held_invoice(
+        conn, tenant, dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
+    )
 
 
 async def archived(conn: asyncpg.Connection, tenant: str, **changes: object) -> int:

@@ -11,6 +11,7 @@ import pytest
 from distribution_router.adapters.channels.base import Attachment
 from distribution_router.adapters.repositories import PgHoldRepository
 from distribution_router.service import holds
+from distribution_router.testing import held_invoice
 from nordflow_runtime import jobs
 
 pytestmark = pytest.mark.integration
@@ -176,22 +177,7 @@ async def test_an_elapsed_hold_takes_no_more_files(conn):
 async def test_release_makes_the_pending_send_job_due_now_and_closes_the_hold(conn):
     tenant, invoice = new_tenant(), new_invoice()
     until = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-    async with conn.transaction():
-        await jobs.schedule(
-            conn,
-            kind=holds.SEND_JOB_KIND,
-            key=invoice,
-            tenant_id=tenant,
-            payload={"invoice_id": invoice},
-            due_at=until,
-        )
-        await holds.start_hold(
-            PgHoldRepository(conn),
-            tenant_id=tenant,
-            invoice_id=invoice,
-            customer_key="17",
-            until=until,
-        )
+    await held_invoice(conn, tenant, until, invoice)
     async with conn.transaction():
         released = await holds.release_hold(
             PgHoldRepository(conn),

@@ -56,6 +56,33 @@ class NewDelivery:
 
 
 @dataclass(frozen=True)
+class SentDelivery:
+    """What the send job records of an accepted send."""
+
+    route: Route
+    now: dt.datetime
+    reference: str
+    cost: Decimal
+    archive_sequence: int
+    sha256: str
+    attachments: list[dict[str, object]]
+
+
+@dataclass(frozen=True)
+class NewSuggestion:
+    """A cheaper channel a customer could take, as the send job found it."""
+
+    tenant_id: str
+    customer_key: str
+    invoice_id: str
+    current: Channel
+    suggested: Channel
+    recipient: str
+    now: dt.datetime
+    snooze: dt.timedelta
+
+
+@dataclass(frozen=True)
 class ClaimedDelivery:
     """A delivery under the send job's row lock."""
 

@@ -26,7 +26,9 @@ from ..domain.deliveries import (
     ClaimedDelivery,
     DeliveryView,
     NewDelivery,
+    NewSuggestion,
     Override,
+    SentDelivery,
     Suggestion,
 )
 from ..domain.documents import PaperOptions
@@ -119,18 +121,7 @@ class DeliveryRepository(Protocol):
         """The delivery, locked until the transaction ends."""
         ...
 
-    async def mark_sent(
-        self,
-        invoice_id: str,
-        route: Route,
-        *,
-        now: dt.datetime,
-        reference: str,
-        cost: Decimal,
-        archive_sequence: int,
-        sha256: str,
-        attachments: list[dict[str, object]],
-    ) -> None:
+    async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> None:
         """Record the accepted send."""
         ...
 
@@ -323,18 +314,7 @@ class OverrideRepository(Protocol):
 class SuggestionRepository(Protocol):
     """`channel_suggestions`."""
 
-    async def record_once(
-        self,
-        *,
-        tenant_id: str,
-        customer_key: str,
-        invoice_id: str,
-        current: Channel,
-        suggested: Channel,
-        recipient: str,
-        now: dt.datetime,
-        snooze: dt.timedelta,
-    ) -> int | None:
+    async def record_once(self, new: NewSuggestion) -> int | None:
         """The new suggestion's id; None when one is open, or was dismissed within
         ``snooze``, for this customer and channel."""
         ...

@@ -32,7 +32,7 @@ from nordflow_schemas.invoice import Invoice
 
 from ..domain.channels import Reachability, Route, cheaper_channels, public_recipient
 from ..domain.costs import send_cost
-from ..domain.deliveries import Attempt, ClaimedDelivery
+from ..domain.deliveries import Attempt, ClaimedDelivery, NewSuggestion, SentDelivery
 from ..domain.documents import Rendered
 from ..domain.sending import (
     MAX_ATTEMPTS,
@@ -327,13 +327,15 @@ class _Run:
         await self.repos.attempts.mark_sent(key, now=now, reference=receipt.reference, cost=cost)
         await self.repos.deliveries.mark_sent(
             self.invoice_id,
-            route,
-            now=now,
-            reference=receipt.reference,
-            cost=cost,
-            archive_sequence=sequence,
-            sha256=rendered.sha256,
-            attachments=[a.as_json() for a in rendered.attachments],
+            SentDelivery(
+                route=route,
+                now=now,
+                reference=receipt.reference,
+                cost=cost,
+                archive_sequence=sequence,
+                sha256=rendered.sha256,
+                attachments=[a.as_json() for a in rendered.attachments],
+            ),
         )
         self.events.append(
             InvoiceDistributed(
@@ -376,14 +378,16 @@ class _Run:
             if cheaper.channel in refused:
                 continue
             suggestion_id = await self.repos.suggestions.record_once(
-                tenant_id=self.tenant_id,
-                customer_key=customer,
-                invoice_id=self.invoice_id,
-                current=route.channel,
-                suggested=cheaper.channel,
-                recipient=public_recipient(cheaper),
-                now=now,
-                snooze=self.partners.suggestion_snooze,
+                NewSuggestion(
+                    tenant_id=self.tenant_id,
+                    customer_key=customer,
+                    invoice_id=self.invoice_id,
+                    current=route.channel,
+                    suggested=cheaper.channel,
+                    recipient=public_recipient(cheaper),
+                    now=now,
+                    snooze=self.partners.suggestion_snooze,
+                )
             )
             if suggestion_id is None:
                 continue

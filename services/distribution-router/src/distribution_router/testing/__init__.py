@@ -5,6 +5,8 @@ swapped for fakes, an API token, a fake sender and SMP, fakes of the repositorie
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import uuid
 from typing import Any
 
 import asyncpg
@@ -17,12 +19,14 @@ from nordflow_runtime.testing import ServiceHarness
 from nordflow_schemas.events import Channel
 from pydantic import SecretStr
 
+from ..adapters.repositories import PgDeliveryRepository, PgHoldRepository
 from ..app import create_app
 from ..config import Settings
 from ..deps import Deps
 from ..domain.channels import SEND_INVOICE
 from ..domain.sending import Outgoing, PermanentSendError, Receipt, TransientSendError
 from ..entrypoints.jobs import on_send_invoice
+from ..service import holds
 from ..service.ports import Partners
 from .fakes import fake_repositories
 
@@ -34,6 +38,7 @@ __all__ = [
     "bearer",
     "fake_partners",
     "fake_repositories",
+    "held_invoice",
     "send_worker",
     "start_harness",
 ]
@@ -85,6 +90,28 @@ async def outbox_bodies(
         for env in (await harness.emitted()).events
         if env.topic == topic and env.key == key
     ]
+
+
+async def held_invoice(
+    conn: asyncpg.Connection,
+    tenant: str,
+    until: dt.datetime,
+    invoice_id: str | None = None,
+    customer_key: str = "17",
+) -> str:
+    """A held invoice with its pending send job due when the hold ends, as routing leaves
+    them (in one transaction); its id."""
+    invoice_id = invoice_id or f"inv_{uuid.uuid4().hex}"
+    async with conn.transaction():
+        await PgDeliveryRepository(conn).schedule_send(tenant, invoice_id, until)
+        await holds.start_hold(
+            PgHoldRepository(conn),
+            tenant_id=tenant,
+            invoice_id=invoice_id,
+            customer_key=customer_key,
+            until=until,
+        )
+    return invoice_id
 
 
 class Registered:

@@ -23,7 +23,9 @@ from ..domain.deliveries import (
     ClaimedDelivery,
     DeliveryView,
     NewDelivery,
+    NewSuggestion,
     Override,
+    SentDelivery,
     Suggestion,
 )
 from ..domain.documents import PaperOptions
@@ -67,27 +69,16 @@ class FakeDeliveryRepository:
             return None
         return ClaimedDelivery(self.status(invoice_id), row.customer_key, row.invoice, row.routes)
 
-    async def mark_sent(
-        self,
-        invoice_id: str,
-        route: Route,
-        *,
-        now: dt.datetime,
-        reference: str,
-        cost: Decimal,
-        archive_sequence: int,
-        sha256: str,
-        attachments: list[dict[str, object]],
-    ) -> None:
+    async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> None:
         self.outcome[invoice_id] = {
             "status": "sent",
-            "channel": route.channel,
-            "recipient": public_recipient(route),
-            "completed_at": now,
-            "partner_reference": reference,
-            "cost": cost,
-            "archive_sequence": archive_sequence,
-            "attachments": attachments,
+            "channel": sent.route.channel,
+            "recipient": public_recipient(sent.route),
+            "completed_at": sent.now,
+            "partner_reference": sent.reference,
+            "cost": sent.cost,
+            "archive_sequence": sent.archive_sequence,
+            "attachments": sent.attachments,
         }
 
     async def finish(
@@ -390,34 +381,30 @@ class FakeSuggestionRepository:
     rows: dict[int, tuple[str, Suggestion]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    async def record_once(
-        self,
-        *,
-        tenant_id: str,
-        customer_key: str,
-        invoice_id: str,
-        current: Channel,
-        suggested: Channel,
-        recipient: str,
-        now: dt.datetime,
-        snooze: dt.timedelta,
-    ) -> int | None:
+    async def record_once(self, new: NewSuggestion) -> int | None:
         for tenant, s in self.rows.values():
             if (tenant, s.customer_key, s.suggested_channel) != (
-                tenant_id,
-                customer_key,
-                suggested,
+                new.tenant_id,
+                new.customer_key,
+                new.suggested,
             ):
                 continue
-            if s.state == "open" or (
-                s.state == "dismissed" and s.decided_at is not None and s.decided_at > now - snooze
-            ):
+            recently = s.decided_at is not None and s.decided_at > new.now - new.snooze
+            if s.state == "open" or (s.state == "dismissed" and recently):
                 return None
         sid = next(self._ids)
         self.rows[sid] = (
-            tenant_id,
+            new.tenant_id,
             Suggestion(
-                sid, customer_key, invoice_id, current, suggested, recipient, "open", now, None
+                sid,
+                new.customer_key,
+                new.invoice_id,
+                new.current,
+                new.suggested,
+                new.recipient,
+                "open",
+                new.now,
+                None,
             ),
         )
         return sid

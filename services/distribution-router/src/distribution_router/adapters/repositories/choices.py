@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import asyncpg
 from nordflow_runtime.tenants import token_hash
 from nordflow_schemas.events import Channel
 
-from ...domain.deliveries import Override, Suggestion
+from ...domain.deliveries import NewSuggestion, Override, Suggestion
 from ...domain.documents import PaperOptions
 
 _SUGGESTION_COLUMNS = (
@@ -94,18 +92,7 @@ class PgSuggestionRepository:
     def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
         self.conn = conn
 
-    async def record_once(
-        self,
-        *,
-        tenant_id: str,
-        customer_key: str,
-        invoice_id: str,
-        current: Channel,
-        suggested: Channel,
-        recipient: str,
-        now: dt.datetime,
-        snooze: dt.timedelta,
-    ) -> int | None:
+    async def record_once(self, new: NewSuggestion) -> int | None:
         """The new suggestion's id, unless one is open or was dismissed within ``snooze``."""
         found: int | None = await self.conn.fetchval(
             "INSERT INTO channel_suggestions (tenant_id, customer_key, invoice_id, "
@@ -116,14 +103,14 @@ class PgSuggestionRepository:
             "  AND decided_at > $7::timestamptz - $8::interval))) "
             "ON CONFLICT (tenant_id, customer_key, suggested_channel) WHERE state = 'open' "
             "DO NOTHING RETURNING suggestion_id",
-            tenant_id,
-            customer_key,
-            invoice_id,
-            current.value,
-            suggested.value,
-            recipient,
-            now,
-            snooze,
+            new.tenant_id,
+            new.customer_key,
+            new.invoice_id,
+            new.current.value,
+            new.suggested.value,
+            new.recipient,
+            new.now,
+            new.snooze,
         )
         return found
 

@@ -12,7 +12,13 @@ from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import Invoice
 
 from ...domain.channels import SEND_INVOICE, Route, public_recipient, routes_from, routes_json
-from ...domain.deliveries import Attempt, ClaimedDelivery, DeliveryView, NewDelivery
+from ...domain.deliveries import (
+    Attempt,
+    ClaimedDelivery,
+    DeliveryView,
+    NewDelivery,
+    SentDelivery,
+)
 
 
 def _attempt(row: asyncpg.Record) -> Attempt:
@@ -100,18 +106,7 @@ class PgDeliveryRepository:
             routes=routes_from(row["route"]),
         )
 
-    async def mark_sent(
-        self,
-        invoice_id: str,
-        route: Route,
-        *,
-        now: dt.datetime,
-        reference: str,
-        cost: Decimal,
-        archive_sequence: int,
-        sha256: str,
-        attachments: list[dict[str, object]],
-    ) -> None:
+    async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> None:
         """Record the accepted send."""
         await self.conn.execute(
             "UPDATE deliveries SET status = 'sent', channel = $2, recipient = $3, "
@@ -119,15 +114,15 @@ class PgDeliveryRepository:
             "archive_sequence = $8, document_sha256 = $9, attachments = $10::jsonb "
             "WHERE invoice_id = $1",
             invoice_id,
-            route.channel.value,
-            public_recipient(route),
-            route.document_format,
-            now,
-            reference,
-            cost,
-            archive_sequence,
-            sha256,
-            json.dumps(attachments) if attachments else None,
+            sent.route.channel.value,
+            public_recipient(sent.route),
+            sent.route.document_format,
+            sent.now,
+            sent.reference,
+            sent.cost,
+            sent.archive_sequence,
+            sent.sha256,
+            json.dumps(sent.attachments) if sent.attachments else None,
         )
 
     async def finish(
