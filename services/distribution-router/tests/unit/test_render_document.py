@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from io import BytesIO
 
-from distribution_router.channels.base import Attachment
-from distribution_router.channels.print_post import PrintOptions, print_options
+from distribution_router.adapters.channels.base import Attachment
+from distribution_router.adapters.channels.print_post import PrintOptions, print_options
 from distribution_router.domain import FORMATS, Route
-from distribution_router.service import PaperOptions, Rendered, render_document
+from distribution_router.domain.documents import PaperOptions, Rendered
+from distribution_router.service.routing import render_document
 from nordflow_documents.peppol import PeppolBisRenderer
 from nordflow_documents.registry import default_registry
 from nordflow_documents.testing.files import CSV, text_pdf

@@ -1,4 +1,4 @@
-"""The contract between the send job and the delivery adapters (one per channel).
+"""What the send job and the delivery adapters (one per channel) exchange, and attempt keys.
 
 Exactly-once sending rests on three things the adapters give the job:
 
@@ -7,6 +7,8 @@ Exactly-once sending rests on three things the adapters give the job:
   job calls before any retry of an attempt whose outcome it does not know;
 - a partner that cannot be asked (plain SMTP) says so with `can_lookup = False`; the job
   then never repeats an attempt of unknown outcome and shows it to the user as uncertain.
+
+The adapters' protocol, `Sender`, is in `service.ports`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
 
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import Invoice
+
+# Runs of a send job before it fails (with the default backoff of 2 s doubling to 600 s,
+# about three hours of a partner's outage); `jobs retry` resumes a failed one.
+MAX_ATTEMPTS = 24
+
+
+def idempotency_key(invoice_id: str, channel: Channel, attempt: int) -> str:
+    """The key of one attempt: the partner dedupes on it, and lookups ask for it."""
+    return f"{invoice_id}:{channel.value}:{attempt}"
 
 
 @dataclass(frozen=True)
@@ -85,25 +95,3 @@ class PermanentSendError(SendError):
     def __init__(self, message: str, *, fallback: bool) -> None:
         super().__init__(message)
         self.fallback = fallback
-
-
-class Sender(Protocol):
-    """A channel's delivery adapter."""
-
-    channel: Channel
-    can_lookup: bool
-
-    async def send(self, outgoing: Outgoing) -> Receipt:
-        """Deliver once; the partner dedupes on ``outgoing.idempotency_key`` where it can."""
-        ...
-
-    async def lookup(self, idempotency_key: str) -> Receipt | None:
-        """The receipt of an earlier send with this key, or None if the partner never got it.
-
-        Only called when ``can_lookup`` is true.
-        """
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections."""
-        ...

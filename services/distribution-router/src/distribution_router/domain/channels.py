@@ -1,16 +1,27 @@
-"""Channel choice: the cheapest channel the recipient can take (pure rules)."""
+"""Channel choice and fallback: the cheapest channel the recipient can take (pure rules)."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import DocumentType, Invoice, Party, PartyType
 
-from .smp import BIS3_CREDIT_NOTE, BIS3_INVOICE
+from .masking import mask_personal_number, personal_number
+
+SEND_INVOICE = "send-invoice"  # the send job's kind; its job key is the invoice id
+DOC_SCHEME = "busdox-docid-qns"
+_BIS3 = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0::2.1"
+# The PEPPOL document type ids of a BIS Billing 3.0 invoice and credit note (SMP lookups).
+BIS3_INVOICE = (
+    f"{DOC_SCHEME}::urn:oasis:names:specification:ubl:schema:xsd:Invoice-2::Invoice##{_BIS3}"
+)
+BIS3_CREDIT_NOTE = (
+    f"{DOC_SCHEME}::urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2::CreditNote##{_BIS3}"
+)
 
 FORMATS = {
     Channel.PEPPOL: "peppol-bis-billing-3",
@@ -21,17 +32,8 @@ FORMATS = {
 # Cheapest first: the order routing tries the channels in (Channel lists them the same way).
 ORDER: tuple[Channel, ...] = (Channel.PEPPOL, Channel.B2C_BANK, Channel.EMAIL, Channel.PAPER)
 ELECTRONIC = frozenset({Channel.PEPPOL, Channel.B2C_BANK})
-# What one send costs when the partner does not say (SEK); settings may replace each one.
-DEFAULT_UNIT_PRICES: Mapping[Channel, Decimal] = {
-    Channel.PEPPOL: Decimal("0.50"),
-    Channel.B2C_BANK: Decimal("0.80"),
-    Channel.EMAIL: Decimal("1.00"),
-    Channel.PAPER: Decimal("9.50"),
-}
 # ISO 6523 ICD of the national company registers, by country (DOMAIN: 0007 SE, 0192 NO …).
 REGISTER_SCHEMES = {"SE": ("0007", 10), "NO": ("0192", 9), "DK": ("0184", 8)}
-# Swedish personnummer/samordningsnummer: 10 or 12 digits; Norwegian fødselsnummer: 11.
-_PERSONAL_NUMBER_DIGITS = {"SE": (10, 12), "NO": (11,)}
 
 
 @dataclass(frozen=True)
@@ -76,26 +78,6 @@ def customer_key(buyer: Party) -> str:
     id, else the name: the same key the holds use.
     """
     return buyer.customer_number or buyer.company_id or buyer.name
-
-
-def personal_number(buyer: Party) -> str | None:
-    """A consumer's personal identity number, the key of the banks' e-invoice registry.
-
-    Rule: a PRIVATE buyer's ``company_id`` (BT-47, legal registration) carries it; Fortnox
-    customers of type PRIVATE keep their personnummer in ``OrganisationNumber``, which the
-    mapper puts there. Visma eAccounting and Sirvoy do not give one, so those consumers
-    get no B2C channel. Only digits count; a number of the wrong length is ignored.
-    """
-    if buyer.party_type is not PartyType.PRIVATE or not buyer.company_id:
-        return None
-    digits = re.sub(r"\D", "", buyer.company_id)
-    lengths = _PERSONAL_NUMBER_DIGITS.get(buyer.address.country_code, ())
-    return digits if len(digits) in lengths else None
-
-
-def mask_personal_number(value: str) -> str:
-    """A personal number as events and the API show it: only the last four digits."""
-    return f"******{value[-4:]}"
 
 
 def participant_candidates(buyer: Party) -> list[tuple[str, str]]:
@@ -181,3 +163,25 @@ def public_recipient(route: Route) -> str:
     if route.channel is Channel.B2C_BANK:
         return mask_personal_number(route.recipient)
     return route.recipient
+
+
+def routes_json(routes: Sequence[Route]) -> str:
+    """The route plan as stored in ``deliveries.route``."""
+    return json.dumps(
+        [
+            {
+                "channel": r.channel.value,
+                "recipient": r.recipient,
+                "document_format": r.document_format,
+            }
+            for r in routes
+        ]
+    )
+
+
+def routes_from(value: str | list[dict[str, str]]) -> tuple[Route, ...]:
+    """The stored route plan back as routes."""
+    items = json.loads(value) if isinstance(value, str) else value
+    return tuple(
+        Route(Channel(i["channel"]), i["recipient"], i.get("document_format") or "") for i in items
+    )

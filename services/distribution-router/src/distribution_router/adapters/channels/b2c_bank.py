@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import base64
 import re
-from decimal import Decimal
 from typing import Any, Final, Protocol
 
 import httpx
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import DocumentType, Invoice
+from nordflow_schemas.money import CENT
 from pydantic import SecretStr
 
 from .base import Outgoing, PermanentSendError, Receipt, TransientSendError
@@ -31,7 +31,6 @@ from .partner_http import (
 )
 
 PARTNER: Final = "internet bank e-invoice service"
-CENT: Final = Decimal("0.01")
 # Refusals that say this consumer cannot get this invoice in the bank: paper can.
 _CHANNEL_CODES: Final = frozenset({"not_registered", "issuer_not_accepted", "currency_mismatch"})
 # The bank's request field → the canonical invoice's field, for error messages.

@@ -15,7 +15,7 @@ from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import Invoice
 from pydantic import SecretStr
 
-from ..domain import document_type
+from ...domain import document_type
 from ..smp import PARTICIPANT_SCHEME
 from .base import Outgoing, PermanentSendError, Receipt, TransientSendError
 from .partner_http import (

@@ -12,15 +12,10 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 from lxml import etree
 
+from ..domain.channels import BIS3_CREDIT_NOTE, BIS3_INVOICE, DOC_SCHEME
+
 PARTICIPANT_SCHEME = "iso6523-actorid-upis"
-DOC_SCHEME = "busdox-docid-qns"
-_BIS3 = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0::2.1"
-BIS3_INVOICE = (
-    f"{DOC_SCHEME}::urn:oasis:names:specification:ubl:schema:xsd:Invoice-2::Invoice##{_BIS3}"
-)
-BIS3_CREDIT_NOTE = (
-    f"{DOC_SCHEME}::urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2::CreditNote##{_BIS3}"
-)
+__all__ = ["BIS3_CREDIT_NOTE", "BIS3_INVOICE", "DOC_SCHEME", "ParticipantLookup"]
 PRODUCTION_SML_ZONE = "edelivery.tech.ec.europa.eu"
 _SMP_NS = "http://busdox.org/serviceMetadata/publishing/1.0/"
 _NAPTR_REGEXP = re.compile(r"^!\^\.\*\$!(?P<url>[^!]+)!$")

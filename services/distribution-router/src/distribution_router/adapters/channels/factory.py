@@ -6,7 +6,7 @@ import ssl
 
 from nordflow_schemas.events import Channel
 
-from ..config import Settings
+from ...config import Settings
 from ..email_sender import EmailSender
 from .b2c_bank import B2cBankSender
 from .base import Sender
