@@ -13,24 +13,25 @@ import random
 import statistics
 import time
 
-from distribution_router.documents.pdf import render_pdf
-from distribution_router.documents.registry import default_registry
-from distribution_router.documents.validation import shared_validator
 from mapper.service import map_document
+from mapper.testing import related_tenant, seller_profile
+from nordflow_documents.pdf import render_pdf
+from nordflow_documents.registry import default_registry
+from nordflow_documents.validation import shared_validator
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import DocumentKind, ErpDocumentFetched
 from nordflow_schemas.invoice import Invoice
 
-SELLER = {
-    "name": "Bench AB",
-    "organisation_number": "556036-0793",
-    "vat_number": "SE556036079301",
-    "address1": "Gatan 1",
-    "zip_code": "11122",
-    "city": "Stockholm",
-    "country_code": "SE",
-    "bankgiro": "5050-1055",
-}
+SELLER = seller_profile(
+    "SE",
+    name="Bench AB",
+    company_id="556036-0793",
+    vat_id="SE556036079301",
+    street="Gatan 1",
+    postal_code="11122",
+    city="Stockholm",
+    bankgiro="5050-1055",
+)
 CUSTOMER = {"Name": "Kund AB", "Type": "COMPANY", "VATType": "SEVAT", "GLN": "7300010000001"}
 RATES = (25, 12, 6)
 
@@ -83,7 +84,7 @@ def sample(i: int, rng: random.Random) -> Invoice:
         version="v",
         fetched_at=dt.datetime.now(dt.UTC),
         payload=doc,
-        related={"customer": CUSTOMER, "seller": SELLER},
+        related={"customer": CUSTOMER, **related_tenant(SELLER)},
     )
     result = map_document(event)
     if not isinstance(result, Invoice):

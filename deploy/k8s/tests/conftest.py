@@ -12,8 +12,11 @@ import yaml
 
 K8S_DIR = Path(__file__).resolve().parents[1]
 INSTALL_SCRIPT = K8S_DIR / "install-kustomize.sh"
-# Every kustomize target that is deployed or reviewed; a new overlay must be added here.
-TARGETS = ("base", "overlays/dev", "overlays/prod")
+# Every kustomize target that is deployed or reviewed: the base and every overlay.
+TARGETS = (
+    "base",
+    *sorted(f"overlays/{p.parent.name}" for p in K8S_DIR.glob("overlays/*/kustomization.yaml")),
+)
 
 Manifest = dict[str, Any]
 

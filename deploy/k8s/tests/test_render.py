@@ -1,15 +1,14 @@
-"""Render every kustomize target and check the manifests and Dockerfiles against the contract."""
+"""Render every kustomize target and check the manifests against the contract."""
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from nordflow_schemas.topics import TOPICS
 
 Manifest = dict[str, Any]
@@ -17,42 +16,43 @@ Manifest = dict[str, Any]
 K8S_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = K8S_DIR.parents[1]
 
-SERVICES = ("erp-poller", "mapper", "factoring-gateway", "distribution-router", "ledger-closer")
-# Stateless Kafka consumers, scaled by an HPA (erp-poller is a scheduler: fixed replicas).
-AUTOSCALED = frozenset({"mapper", "factoring-gateway", "distribution-router", "ledger-closer"})
+# Every directory under services/ is a service to deploy (test_every_service_is_deployed).
+SERVICES = tuple(sorted(p.parent.name for p in (REPO_ROOT / "services").glob("*/pyproject.toml")))
 NAMESPACE = "nordflow"
 IMAGE_REGISTRY = "ghcr.io/nordflow"
 HTTP_PORT = 8080
-# The uid the Dockerfiles create and the Deployments run as.
+# The uid the image creates and the Deployments run as.
 SERVICE_UID = 10001
 CONSUMES_ANNOTATION = "nordflow.io/consumes"
 TMP_DIR = "/tmp"  # noqa: S108 - the path mounted as an emptyDir, not a file this test writes
 
-CONFIG_KEYS = frozenset(
+# The ConfigMap every Deployment reads first, and the keys it holds for all services.
+SHARED_CONFIG = "nordflow-config"
+SHARED_CONFIG_KEYS = frozenset(
     {
         "KAFKA_BOOTSTRAP_SERVERS",
         "HTTP_PORT",
         "LOG_LEVEL",
-        "OTEL_SERVICE_NAME",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_RESOURCE_ATTRIBUTES",
     }
 )
+# Each service's own ConfigMap, "<service>-config"; the components name everything after
+# its OTEL_SERVICE_NAME.
+SERVICE_CONFIG_KEYS = frozenset({"OTEL_SERVICE_NAME"})
 EXTRA_CONFIG_KEYS = {"ledger-closer": frozenset({"CLOSING_DELAY_SECONDS"})}
 SECRET_KEYS = {
     "erp-poller": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
-    "mapper": frozenset({"DATABASE_URL"}),
-    "factoring-gateway": frozenset({"DATABASE_URL"}),
-    "distribution-router": frozenset({"DATABASE_URL"}),
     "ledger-closer": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
 }
+DEFAULT_SECRET_KEYS = frozenset({"DATABASE_URL"})
+COMPONENTS = "../../components"
 SECRET_LOOKING_KEY = re.compile(
     r"DATABASE_URL|ENCRYPTION_KEY|TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY|CREDENTIAL",
     re.IGNORECASE,
 )
 # user:password@ inside a URL
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
-REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # The topic contract comes from the schemas package (the single list of topics).
 EXPECTED_PARTITIONS = {t.name: t.partitions for t in TOPICS}
@@ -60,6 +60,8 @@ COMPACTED = frozenset(t.name for t in TOPICS if t.compacted)
 EXPECTED_CONSUMES = {
     svc: frozenset(t.name for t in TOPICS if svc in t.consumers) for svc in SERVICES
 }
+# Stateless Kafka consumers, scaled by an HPA (erp-poller, a scheduler, has fixed replicas).
+AUTOSCALED = frozenset(svc for svc, topics in EXPECTED_CONSUMES.items() if topics)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -91,14 +93,39 @@ def all_containers(deployment: Manifest) -> list[Manifest]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
-def config_map_for(manifests: list[Manifest], service: str) -> Manifest:
+def config_maps_for(manifests: list[Manifest], service: str) -> list[Manifest]:
+    """The ConfigMaps the service container reads, in envFrom order."""
     refs = [
         e["configMapRef"]["name"]
         for e in main_container(one(manifests, "Deployment", service)).get("envFrom", [])
         if "configMapRef" in e
     ]
-    assert len(refs) == 1, f"{service}: expected one configMapRef, got {refs}"
-    return one(manifests, "ConfigMap", refs[0])
+    assert len(refs) == 2, f"{service}: expected the shared and its own configMapRef: {refs}"
+    return [one(manifests, "ConfigMap", name) for name in refs]
+
+
+def shared_config_map(manifests: list[Manifest], service: str) -> Manifest:
+    return config_maps_for(manifests, service)[0]
+
+
+def config_map_for(manifests: list[Manifest], service: str) -> Manifest:
+    """The service's own ConfigMap."""
+    return config_maps_for(manifests, service)[1]
+
+
+def settings_for(manifests: list[Manifest], service: str) -> dict[str, str]:
+    """The settings the service container gets from ConfigMaps (a later source wins)."""
+    settings: dict[str, str] = {}
+    for config_map in config_maps_for(manifests, service):
+        settings.update(config_map.get("data", {}))
+    return settings
+
+
+def service_kustomization(svc: str) -> Manifest:
+    path = K8S_DIR / "base" / svc / "kustomization.yaml"
+    assert path.is_file(), f"{svc}: no {path.relative_to(REPO_ROOT)} (see deploy/k8s/README.md)"
+    loaded: Manifest = yaml.safe_load(path.read_text())
+    return loaded
 
 
 def topic_name(topic: Manifest) -> str:
@@ -215,7 +242,7 @@ def test_probes_use_healthz_and_readyz_on_the_http_port(manifests: list[Manifest
             assert get["path"] == path, f"{svc}: {probe} path {get['path']}"
             port = ports.get(get["port"], get["port"])
             assert port == HTTP_PORT, f"{svc}: {probe} port {get['port']}"
-        assert int(config_map_for(manifests, svc)["data"]["HTTP_PORT"]) == HTTP_PORT
+        assert int(settings_for(manifests, svc)["HTTP_PORT"]) == HTTP_PORT
 
 
 def test_prometheus_scrapes_metrics(manifests: list[Manifest]) -> None:
@@ -273,13 +300,16 @@ def test_env_comes_from_generated_configmap_and_secret(
     for svc in SERVICES:
         for c in all_containers(one(manifests, "Deployment", svc)):
             env_from = c.get("envFrom", [])
-            kinds = sorted(next(iter(e)) for e in env_from)
-            assert kinds == ["configMapRef", "secretRef"], f"{svc}/{c['name']}: {kinds}"
+            kinds = [next(iter(e)) for e in env_from]
+            # Shared settings, then the service's own (which may override them), then secrets.
+            expected = ["configMapRef", "configMapRef", "secretRef"]
+            assert kinds == expected, f"{svc}/{c['name']}: {kinds}"
             assert not c.get("env"), f"{svc}/{c['name']}: settings belong in the ConfigMap/Secret"
 
-        config_name = config_map_for(manifests, svc)["metadata"]["name"]
+        shared, own = (m["metadata"]["name"] for m in config_maps_for(manifests, svc))
         # A generated name carries a content hash, so a config change rolls the pods.
-        assert re.fullmatch(rf"{svc}-config-[a-z0-9]{{10}}", config_name), config_name
+        assert re.fullmatch(rf"{SHARED_CONFIG}-[a-z0-9]{{10}}", shared), shared
+        assert re.fullmatch(rf"{svc}-config-[a-z0-9]{{10}}", own), own
 
         secret_ref = next(
             e["secretRef"]
@@ -289,7 +319,8 @@ def test_env_comes_from_generated_configmap_and_secret(
         assert secret_ref.get("optional") is not True, f"{svc}: the Secret is required"
         if target == "overlays/dev":
             assert secret_ref["name"] in secrets, f"{svc}: dev Secret {secret_ref['name']} missing"
-            assert set(secrets[secret_ref["name"]]["data"]) == SECRET_KEYS[svc], svc
+            expected_keys = SECRET_KEYS.get(svc, DEFAULT_SECRET_KEYS)
+            assert set(secrets[secret_ref["name"]]["data"]) == expected_keys, svc
         else:
             # Supplied by the environment under this exact name (see README).
             assert secret_ref["name"] == f"{svc}-secrets"
@@ -308,13 +339,20 @@ def test_configmaps_hold_settings_and_no_secrets(target: str, manifests: list[Ma
             assert not URL_WITH_PASSWORD.search(str(value)), (
                 f"ConfigMap {name}: {key} has a password"
             )
+    shared_names = set()
     for svc in SERVICES:
-        data = config_map_for(manifests, svc)["data"]
-        expected = CONFIG_KEYS | EXTRA_CONFIG_KEYS.get(svc, frozenset())
-        assert set(data) == expected, f"{svc}: {sorted(set(data) ^ expected)}"
-        assert data["KAFKA_BOOTSTRAP_SERVERS"], svc
-        assert "service.namespace=nordflow" in data["OTEL_RESOURCE_ATTRIBUTES"], svc
-    delay = int(config_map_for(manifests, "ledger-closer")["data"]["CLOSING_DELAY_SECONDS"])
+        shared = shared_config_map(manifests, svc)
+        shared_names.add(shared["metadata"]["name"])
+        assert set(shared["data"]) == SHARED_CONFIG_KEYS, svc
+        # Kafka and OTLP settings live once, in the shared ConfigMap, not in per-service copies.
+        own = config_map_for(manifests, svc)["data"]
+        expected = SERVICE_CONFIG_KEYS | EXTRA_CONFIG_KEYS.get(svc, frozenset())
+        assert set(own) == expected, f"{svc}: {sorted(set(own) ^ expected)}"
+        settings = settings_for(manifests, svc)
+        assert settings["KAFKA_BOOTSTRAP_SERVERS"], svc
+        assert "service.namespace=nordflow" in settings["OTEL_RESOURCE_ATTRIBUTES"], svc
+    assert len(shared_names) == 1, f"one shared ConfigMap for every service: {shared_names}"
+    delay = int(settings_for(manifests, "ledger-closer")["CLOSING_DELAY_SECONDS"])
     if target == "overlays/dev":
         assert delay <= 600
     else:
@@ -349,24 +387,48 @@ def test_consumed_topics_match_the_topic_map(manifests: list[Manifest]) -> None:
         assert declared == EXPECTED_CONSUMES[svc], f"{svc}: {CONSUMES_ANNOTATION}"
 
 
-def test_hpa_never_exceeds_the_partitions_it_consumes(
+def consumed_partitions(service: str) -> int | None:
+    """The fewest partitions among the topics the service consumes (None: it consumes none).
+
+    Read from nordflow_schemas.topics, so the bound follows the code when a topic, its
+    partition count or its consumers change.
+    """
+    counts = [spec.partitions for spec in TOPICS if service in spec.consumers]
+    return min(counts) if counts else None
+
+
+def test_consumers_never_scale_beyond_their_partitions(
     target: str, manifests: list[Manifest]
 ) -> None:
+    # A consumer group cannot use more members than the partitions it reads; members beyond
+    # that sit idle. Holds for the HPA's maximum and for fixed replicas alike.
     hpas = of_kind(manifests, "HorizontalPodAutoscaler")
-    partitions = topic_partitions(manifests)
+    for svc in SERVICES:
+        limit = consumed_partitions(svc)
+        if limit is None:
+            assert svc not in hpas, f"{svc}: autoscaled but consumes nothing"
+            continue
+        replicas = one(manifests, "Deployment", svc)["spec"].get("replicas")
+        if svc in hpas:
+            low, high = hpas[svc]["spec"]["minReplicas"], hpas[svc]["spec"]["maxReplicas"]
+            assert 1 <= low <= high <= limit, f"{svc}: {low}..{high} replicas, {limit} partitions"
+        else:
+            assert replicas is not None, f"{svc}: neither an HPA nor fixed replicas"
+        if replicas is not None:
+            assert replicas <= limit, f"{svc}: {replicas} replicas, {limit} partitions"
+
+
+def test_stateless_consumers_are_autoscaled(target: str, manifests: list[Manifest]) -> None:
+    hpas = of_kind(manifests, "HorizontalPodAutoscaler")
     expected = set() if target == "overlays/dev" else set(AUTOSCALED)
     assert set(hpas) == expected
     for name, hpa in hpas.items():
         ref = hpa["spec"]["scaleTargetRef"]
-        assert (ref["kind"], ref["name"]) == ("Deployment", name)
+        assert (ref["apiVersion"], ref["kind"], ref["name"]) == ("apps/v1", "Deployment", name)
+        assert hpa["metadata"]["labels"].get("app.kubernetes.io/name") == name
         deployment = one(manifests, "Deployment", name)
         # A replicas field would fight the HPA on every apply.
         assert "replicas" not in deployment["spec"], f"{name}: replicas set despite the HPA"
-        consumed = EXPECTED_CONSUMES[name]
-        assert consumed, f"{name}: autoscaled but consumes nothing"
-        limit = min(partitions[t] for t in consumed)
-        low, high = hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]
-        assert 1 <= low <= high <= limit, f"{name}: {low}..{high} replicas, {limit} partitions"
 
 
 def test_every_service_has_a_disruption_budget(manifests: list[Manifest]) -> None:
@@ -411,124 +473,26 @@ def test_prod_runs_redundant_replicas(render: Any) -> None:
         assert hpa["spec"]["minReplicas"] >= 2, name
 
 
-# ---------------------------------------------------------------------------- Dockerfiles
+# ---------------------------------------------------------------------------- services
 
 
-def dockerfile_instructions(svc: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
-    lines: list[str] = []
-    pending = ""
-    for raw in (REPO_ROOT / "services" / svc / "Dockerfile").read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        lines.append(pending + line)
-        pending = ""
-    assert not pending, "dangling line continuation"
-    pairs = []
-    for line in lines:
-        instruction, _, args = line.partition(" ")
-        pairs.append((instruction.upper(), " ".join(args.split())))
-    return pairs
-
-
-def workspace_packages() -> dict[str, tuple[str, list[str]]]:
-    """Workspace member name -> (path relative to the repo root, its dependency names)."""
-    root = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    packages: dict[str, tuple[str, list[str]]] = {}
-    for pattern in root["tool"]["uv"]["workspace"]["members"]:
-        for path in sorted(REPO_ROOT.glob(pattern)):
-            if (path / "pyproject.toml").is_file():
-                project = tomllib.loads((path / "pyproject.toml").read_text())["project"]
-                deps = [REQUIREMENT_NAME.match(d).group(0) for d in project.get("dependencies", [])]
-                packages[project["name"]] = (path.relative_to(REPO_ROOT).as_posix(), deps)
-    return packages
-
-
-def workspace_closure(package: str) -> set[str]:
-    """Paths of a workspace package and every workspace package it depends on, transitively."""
-    packages = workspace_packages()
-    paths: set[str] = set()
-    pending = [package]
-    while pending:
-        path, deps = packages[pending.pop()]
-        if path not in paths:
-            paths.add(path)
-            pending.extend(d for d in deps if d in packages)
-    return paths
+def test_every_service_is_deployed() -> None:
+    base = yaml.safe_load((K8S_DIR / "base" / "kustomization.yaml").read_text())
+    missing = sorted(set(SERVICES) - set(base["resources"]))
+    assert not missing, f"add {missing} to deploy/k8s/base (see deploy/k8s/README.md)"
 
 
 @pytest.mark.parametrize("svc", SERVICES)
-def test_dockerfile_builds_its_own_service(svc: str) -> None:
-    instructions = dockerfile_instructions(svc)
-
-    def args_of(name: str) -> list[str]:
-        return [args for instruction, args in instructions if instruction == name]
-
-    assert [json.loads(a) for a in args_of("ENTRYPOINT")] == [[svc]]
-    assert [json.loads(a) for a in args_of("CMD")] == [["run"]]
-    assert args_of("EXPOSE") == [str(HTTP_PORT)]
-    assert args_of("USER") == [f"{SERVICE_UID}:{SERVICE_UID}"]
-    build_args = args_of("ARG")
-    assert any(a.startswith("PYTHON_IMAGE=python:3.11-slim") for a in build_args), svc
-    assert any(a.startswith("UV_IMAGE=ghcr.io/astral-sh/uv:") for a in build_args), svc
-    assert len(args_of("FROM")) >= 3, "uv, builder and runtime stages"
-
-    syncs = [
-        i for i, (name, args) in enumerate(instructions) if name == "RUN" and "uv sync" in args
-    ]
-    assert len(syncs) == 2, "a dependencies layer, then a project layer"
-    for i in syncs:
-        for flag in ("--frozen", "--no-dev", "--no-editable", f"--package {svc}"):
-            assert flag in instructions[i][1], f"{svc}: `{flag}` missing from uv sync"
-    assert "--no-install-workspace" in instructions[syncs[0]][1]
-
-    def copied(start: int, stop: int) -> set[str]:
-        sources: set[str] = set()
-        for name, args in instructions[start:stop]:
-            if name == "COPY" and not args.startswith("--from"):
-                sources.update(args.split()[:-1])
-        return sources
-
-    # The service and the workspace packages it depends on (read from the pyproject files):
-    # manifests before the dependency layer, whole directories before the project layer.
-    closure = workspace_closure(svc)
-    assert f"services/{svc}" in closure
-    dependency_layer = copied(0, syncs[0])
-    project_layer = copied(syncs[0], syncs[1])
-    expected_manifests = {f"{p}/pyproject.toml" for p in closure}
-    assert dependency_layer == {"pyproject.toml", "uv.lock", ".python-version"} | expected_manifests
-    assert project_layer == {f"{p}/" for p in closure}, f"{svc}: workspace closure {closure}"
-
-    # The runtime stage gets the virtualenv only.
-    assert args_of("COPY")[-1] == "--from=builder /app/.venv /app/.venv"
-
-
-@pytest.mark.parametrize("svc", SERVICES)
-def test_dockerfile_entrypoint_is_a_console_script(svc: str) -> None:
-    project = tomllib.loads((REPO_ROOT / "services" / svc / "pyproject.toml").read_text())
-    scripts = project["project"].get("scripts", {})
-    package = svc.replace("-", "_")
-    assert scripts.get(svc, "").startswith(f"{package}."), f"{svc}: console script {svc}"
-    assert (REPO_ROOT / "services" / svc / "src" / package).is_dir()
-
-
-def test_dockerignore_keeps_the_workspace_and_drops_local_state() -> None:
-    patterns = {
-        line.strip()
-        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-    assert {".git", "**/.venv"} <= patterns
-    for needed in ("pyproject.toml", "uv.lock", ".python-version", "shared", "services"):
-        assert needed not in patterns, needed
-        assert f"{needed}/" not in patterns, needed
-    assert "*" not in patterns, "an allow-list would silently drop new workspace members"
-
-
-def test_every_service_directory_is_deployed() -> None:
-    directories = {p.parent.name for p in (REPO_ROOT / "services").glob("*/pyproject.toml")}
-    assert directories == set(SERVICES), "add the service to deploy/k8s (see README)"
+def test_service_base_is_the_shared_component_plus_its_specifics(svc: str) -> None:
+    kustomization = service_kustomization(svc)
+    components = kustomization.get("components", [])
+    assert components[:1] == [f"{COMPONENTS}/service"], f"{svc}: components/service first"
+    assert not kustomization.get("resources"), f"{svc}: resources belong in the components"
+    autoscaled = f"{COMPONENTS}/autoscaled" in components
+    assert autoscaled == (svc in AUTOSCALED), f"{svc}: components/autoscaled iff a consumer"
+    # The components read the service's name from the one ConfigMap generated here.
+    [config] = kustomization.get("configMapGenerator", [])
+    assert config["name"] == f"{svc}-config"
+    assert f"OTEL_SERVICE_NAME={svc}" in config["literals"]
+    images = {i["name"]: i for i in kustomization.get("images", [])}
+    assert images["SERVICE"]["newName"] == f"{IMAGE_REGISTRY}/{svc}", svc

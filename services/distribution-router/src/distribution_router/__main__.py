@@ -1,5 +1,5 @@
 """python -m distribution_router."""
 
-from .cli import main
+from .entrypoints.cli import main
 
 raise SystemExit(main())

@@ -8,7 +8,7 @@ from typing import Literal
 from nordflow_runtime.settings import ServiceSettings
 from pydantic import Field, SecretStr, model_validator
 
-from .smp import PRODUCTION_SML_ZONE
+from .adapters.smp import PRODUCTION_SML_ZONE
 
 
 class Settings(ServiceSettings):
@@ -63,7 +63,7 @@ class Settings(ServiceSettings):
     )
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, description="SMTP socket timeout")
 
-    # The send job (sending.py; app.py reads these with the same defaults when unset).
+    # The send job (service/sending.py; deps.py and app.py read these).
     send_retry_initial_seconds: float = Field(
         default=2.0, gt=0, description="First backoff after a transient send failure"
     )

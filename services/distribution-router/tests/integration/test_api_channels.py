@@ -6,48 +6,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import asyncpg
 import httpx
 import pytest
-from distribution_router.api_channels import build_channels_api
-from distribution_router.app import create_app
-from distribution_router.config import Settings
-from fastapi import FastAPI
-from nordflow_runtime import db
-from nordflow_runtime.tenants import create_token
-from pydantic import SecretStr
+from distribution_router.deps import Deps
+from distribution_router.testing import bearer
+from nordflow_runtime.testing import ServiceHarness
+from nordflow_schemas.testing import tenant_profile
 
 pytestmark = pytest.mark.integration
 
 CET = dt.timezone(dt.timedelta(hours=1))
 
 
-@pytest.fixture
-async def pool(fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    app = create_app(
-        Settings(kafka_bootstrap_servers="unused:9092", database_url=SecretStr(fresh_database_url))
-    )
-    await app.migrate()
-    pool = await db.create_pool(fresh_database_url, app.schema, min_size=1, max_size=3)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def client(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    app.include_router(build_channels_api(lambda: pool))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api"
-    ) as http:
-        yield http
-
-
 async def auth(pool: asyncpg.Pool, tenant: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await create_token(pool, tenant, 'test')}"}
+    return await bearer(pool, tenant)
 
 
 def tenant_id() -> str:
@@ -250,9 +225,10 @@ async def test_a_tenant_never_sees_another_tenants_data(
 
 
 async def test_statistics_count_sent_failed_cost_and_electronic_share_per_period(
-    client: httpx.AsyncClient, pool: asyncpg.Pool
+    client: httpx.AsyncClient, pool: asyncpg.Pool, harness: ServiceHarness[Deps]
 ) -> None:
     tenant = tenant_id()
+    await harness.tenant(tenant, tenant_profile("SE"))  # its days are Stockholm's
     headers = await auth(pool, tenant)
     march_3 = dt.datetime(2025, 3, 3, 12, tzinfo=CET)
     # 23:30 UTC on 4 March is 5 March in Stockholm: counted on the 5th.
@@ -291,6 +267,7 @@ async def test_statistics_count_sent_failed_cost_and_electronic_share_per_period
     assert response.status_code == 200
     body = response.json()
     assert (body["from"], body["to"], body["currency"]) == ("2025-03-03", "2025-03-05", "SEK")
+    assert body["time_zone"] == "Europe/Stockholm"
     days = {p["period"]: p for p in body["periods"]}
     assert list(days) == ["2025-03-03", "2025-03-04", "2025-03-05"]
     third = days["2025-03-03"]
@@ -338,3 +315,58 @@ async def test_statistics_refuse_a_reversed_or_too_long_range(
     )
     assert too_long.status_code == 422
     assert "granularity=month" in too_long.json()["detail"]
+
+
+async def daily(client: httpx.AsyncClient, headers: dict[str, str], day: str) -> dict[str, int]:
+    """Sent per day around ``day`` (the day before, the day, the day after)."""
+    before = dt.date.fromisoformat(day) - dt.timedelta(days=1)
+    after = dt.date.fromisoformat(day) + dt.timedelta(days=1)
+    response = await client.get(
+        "/api/v1/statistics",
+        params={"from": before.isoformat(), "to": after.isoformat()},
+        headers=headers,
+    )
+    assert response.status_code == 200
+    return {p["period"]: p["sent"] for p in response.json()["periods"]} | {
+        "zone": response.json()["time_zone"]
+    }
+
+
+async def test_a_norwegian_tenants_statistics_days_follow_europe_oslo(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, harness: ServiceHarness[Deps]
+) -> None:
+    """23:30 UTC on 4 March is 00:30 on 5 March in Oslo: counted on the 5th. A tenant whose
+    profile says UTC (Atlantic/Reykjavik) counts the same send on the 4th."""
+    oslo, reykjavik = tenant_id(), tenant_id()
+    await harness.tenant(oslo, tenant_profile("NO"))
+    await harness.tenant(reykjavik, tenant_profile("NO", time_zone="Atlantic/Reykjavik"))
+    late = dt.datetime(2025, 3, 4, 23, 30, tzinfo=dt.UTC)
+    for tenant in (oslo, reykjavik):
+        await delivery(pool, tenant, channel="peppol", status="sent", completed_at=late)
+
+    in_oslo = await daily(client, await auth(pool, oslo), "2025-03-04")
+    in_reykjavik = await daily(client, await auth(pool, reykjavik), "2025-03-04")
+
+    assert in_oslo == {
+        "2025-03-03": 0,
+        "2025-03-04": 0,
+        "2025-03-05": 1,
+        "zone": "Europe/Oslo",
+    }
+    assert in_reykjavik["2025-03-04"] == 1
+    assert in_reykjavik["2025-03-05"] == 0
+
+
+async def test_statistics_use_the_profiles_zone_even_behind_utc(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, harness: ServiceHarness[Deps]
+) -> None:
+    """A Swedish company whose profile says America/New_York: a send at 02:00 UTC on 5 March
+    is 21:00 on 4 March there, so it counts on the 4th (in Stockholm it would be the 5th)."""
+    tenant = tenant_id()
+    await harness.tenant(tenant, tenant_profile("SE", time_zone="America/New_York"))
+    early = dt.datetime(2025, 3, 5, 2, 0, tzinfo=dt.UTC)
+    await delivery(pool, tenant, channel="email", status="sent", completed_at=early)
+
+    days = await daily(client, await auth(pool, tenant), "2025-03-04")
+
+    assert days == {"2025-03-03": 0, "2025-03-04": 1, "2025-03-05": 0, "zone": "America/New_York"}

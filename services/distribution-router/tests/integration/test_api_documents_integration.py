@@ -6,15 +6,14 @@ import base64
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import pytest
-from distribution_router import archive, holds
-from distribution_router.api_documents import build_documents_api
-from fastapi import FastAPI
-from nordflow_runtime import jobs, tenants
+from distribution_router import testing
+from distribution_router.adapters.repositories import PgArchiveRepository, PgHoldRepository
+from distribution_router.service import archive, holds
+from distribution_router.testing import bearer
 from nordflow_schemas.events import Channel
 
 pytestmark = pytest.mark.integration
@@ -22,30 +21,8 @@ pytestmark = pytest.mark.integration
 PDF = b"%PDF-1.7\nterms and conditions\n%%EOF\n"
 
 
-@pytest.fixture
-async def pool(conn: asyncpg.Connection, fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p: asyncpg.Pool = await asyncpg.create_pool(
-        fresh_database_url,
-        min_size=1,
-        max_size=4,
-        server_settings={"search_path": "distribution_router"},
-    )
-    yield p
-    await p.close()
-
-
-@pytest.fixture
-async def client(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    app.include_router(build_documents_api(lambda: pool))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api"
-    ) as http:
-        yield http
-
-
 async def auth(pool: asyncpg.Pool, tenant: str, name: str = "panel") -> dict[str, str]:
-    return {"Authorization": f"Bearer {await tenants.create_token(pool, tenant, name)}"}
+    return await bearer(pool, tenant, name)
 
 
 def new_tenant() -> str:
@@ -54,21 +31,9 @@ def new_tenant() -> str:
 
 async def held_invoice(conn: asyncpg.Connection, tenant: str, hours: float = 2) -> str:
     """A held invoice with its pending send job, as the send job schedules them."""
-    invoice = f"inv_{uuid.uuid4().hex}"
-    until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
-    async with conn.transaction():
-        await jobs.schedule(
-            conn,
-            kind=holds.SEND_JOB_KIND,
-            key=invoice,
-            tenant_id=tenant,
-            payload={"invoice_id": invoice},
-            due_at=until,
-        )
-        await holds.start_hold(
-            conn, tenant_id=tenant, invoice_id=invoice, customer_key="17", until=until
-        )
-    return invoice
+    return await testing.held_invoice(
+        conn, tenant, dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)
+    )
 
 
 async def archived(conn: asyncpg.Connection, tenant: str, **changes: object) -> int:
@@ -83,7 +48,7 @@ async def archived(conn: asyncpg.Connection, tenant: str, **changes: object) -> 
         "sent_at": dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC),
         "issue_date": dt.date(2025, 3, 10),
     } | changes
-    return await archive.archive_document(conn, tenant_id=tenant, **fields)  # type: ignore[arg-type]
+    return await archive.archive_document(PgArchiveRepository(conn), tenant_id=tenant, **fields)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -131,7 +96,7 @@ async def test_search_download_and_checksum(client, pool, conn):
     assert entry["channel"] == "peppol"
     assert entry["sha256"] == hashlib.sha256(xml).hexdigest()
     assert entry["retain_until"] == "2032-12-31"
-    assert entry["content_url"] == f"http://api/api/v1/documents/{second}/content"
+    assert entry["content_url"] == f"http://service/api/v1/documents/{second}/content"
 
     by_source = await client.get(
         "/api/v1/documents", params={"source_document_number": "56"}, headers=headers
@@ -202,10 +167,13 @@ async def test_hold_policies_for_the_tenant_and_a_customer(client, pool, conn):
     assert [p["customer_key"] for p in listed.json()] == ["Kund AB/Väst"]
     now = dt.datetime.now(dt.UTC)
     assert (
-        await holds.hold_until(conn, tenant_id=tenant, customer_key="Kund AB/Väst", now=now) is None
+        await holds.hold_until(
+            PgHoldRepository(conn), tenant_id=tenant, customer_key="Kund AB/Väst", now=now
+        )
+        is None
     )
     assert await holds.hold_until(
-        conn, tenant_id=tenant, customer_key="1", now=now
+        PgHoldRepository(conn), tenant_id=tenant, customer_key="1", now=now
     ) == now + dt.timedelta(days=2)
     too_long = await client.put("/api/v1/hold-policies", json={"duration": "P91D"}, headers=headers)
     assert too_long.status_code == 422
@@ -251,7 +219,7 @@ async def test_attach_during_the_hold_then_release_then_409(client, pool, conn):
         ("ritning.png", "image/png"),
     ]
     async with conn.transaction():
-        sent = await holds.attachments(conn, invoice)
+        sent = await holds.attachments(PgHoldRepository(conn), invoice)
     assert [a.content for a in sent] == [PDF, png]
 
     released = await client.post(f"/api/v1/holds/{invoice}/release", headers=headers)

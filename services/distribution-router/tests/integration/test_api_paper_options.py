@@ -4,20 +4,14 @@ delete, and that a tenant sees and changes only its own options."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from distribution_router import service
-from distribution_router.api_channels import PaperDefaults, build_channels_api
-from distribution_router.app import create_app
-from distribution_router.config import Settings
-from fastapi import FastAPI
-from nordflow_runtime import db
-from nordflow_runtime.tenants import create_token
-from pydantic import SecretStr
+from distribution_router.adapters.repositories import PgPaperOptionsRepository
+from distribution_router.service import paper
+from distribution_router.testing import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -32,30 +26,8 @@ UNSET = {
 }
 
 
-@pytest.fixture
-async def pool(fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    app = create_app(
-        Settings(kafka_bootstrap_servers="unused:9092", database_url=SecretStr(fresh_database_url))
-    )
-    await app.migrate()
-    pool = await db.create_pool(fresh_database_url, app.schema, min_size=1, max_size=3)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def client(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    defaults = PaperDefaults(postage="B", colour=False, duplex=True)
-    app.include_router(build_channels_api(lambda: pool, defaults))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api"
-    ) as http:
-        yield http
-
-
 async def auth(pool: asyncpg.Pool, tenant: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await create_token(pool, tenant, 'test')}"}
+    return await bearer(pool, tenant)
 
 
 def tenant_id() -> str:
@@ -100,7 +72,7 @@ async def test_options_are_set_replaced_and_deleted(
     # What letters use now: the tenant's values, the service's default for the rest.
     assert again["effective"] == {"postage": "B", "colour": False, "duplex": True}
     async with pool.acquire() as conn:
-        stored = await service.paper_options(conn, tenant)
+        stored = await paper.paper_options(PgPaperOptionsRepository(conn), tenant)
     assert stored.channel_options() == {"postage": "B", "colour": "false"}
 
     assert (await client.delete(URL, headers=headers)).status_code == 204

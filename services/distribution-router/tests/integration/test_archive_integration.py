@@ -1,4 +1,4 @@
-"""archive.archive_document on the real PostgreSQL: gapless, idempotent, immutable."""
+"""service.archive on the real PostgreSQL repository: gapless, idempotent, immutable."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from distribution_router import archive
+from distribution_router.adapters.repositories import PgArchiveRepository
+from distribution_router.deps import Deps
+from distribution_router.service import archive
+from distribution_router.testing import app_for
+from nordflow_runtime import db
+from nordflow_runtime.testing import ServiceHarness
 from nordflow_schemas.events import Channel
 
 pytestmark = pytest.mark.integration
@@ -21,14 +26,9 @@ SENT_AT = dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-async def pool(conn: asyncpg.Connection, fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """Enough connections for 20 concurrent transactions on the migrated schema."""
-    p: asyncpg.Pool = await asyncpg.create_pool(
-        fresh_database_url,
-        min_size=1,
-        max_size=21,
-        server_settings={"search_path": "distribution_router"},
-    )
+async def pool(harness: ServiceHarness[Deps], database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """Enough connections for 20 concurrent transactions on the harness's schema."""
+    p = await db.create_pool(database_url, harness.schema, min_size=1, max_size=21)
     yield p
     await p.close()
 
@@ -48,7 +48,7 @@ async def store(
     issue_date: dt.date = dt.date(2025, 3, 10),
 ) -> int:
     return await archive.archive_document(
-        conn,
+        PgArchiveRepository(conn),
         tenant_id=tenant_id,
         invoice_id=invoice_id or f"inv_{uuid.uuid4().hex}",
         source_document_number=source_document_number,
@@ -120,23 +120,31 @@ async def test_stored_bytes_checksum_and_retention(conn):
     tenant = new_tenant()
     content = b"%PDF-1.7 invoice 1001"
     sequence = await store(conn, tenant, content=content, issue_date=dt.date(2024, 12, 31))
-    found = await archive.document_content(conn, tenant_id=tenant, sequence=sequence)
+    found = await archive.document_content(
+        PgArchiveRepository(conn), tenant_id=tenant, sequence=sequence
+    )
     assert found is not None
     document, stored = found
     assert stored == content
     assert document.sha256 == hashlib.sha256(content).hexdigest()
     assert document.retain_until == dt.date(2031, 12, 31)
     assert document.sent_at == SENT_AT
-    assert await archive.document_content(conn, tenant_id=new_tenant(), sequence=sequence) is None
+    assert (
+        await archive.document_content(
+            PgArchiveRepository(conn), tenant_id=new_tenant(), sequence=sequence
+        )
+        is None
+    )
 
 
 async def test_the_tenants_fiscal_year_sets_retention_for_later_documents(conn):
     tenant = new_tenant()
     before = await store(conn, tenant, issue_date=dt.date(2024, 9, 1))
-    await archive.set_fiscal_year_start_month(conn, tenant, 7)
+    await archive.set_fiscal_year_start_month(PgArchiveRepository(conn), tenant, 7)
     after = await store(conn, tenant, issue_date=dt.date(2024, 9, 2))
     kept = {
-        d.sequence: d.retain_until for d in await archive.find_documents(conn, tenant_id=tenant)
+        d.sequence: d.retain_until
+        for d in await archive.find_documents(PgArchiveRepository(conn), tenant_id=tenant)
     }
     assert kept == {before: dt.date(2031, 12, 31), after: dt.date(2032, 12, 31)}
 
@@ -146,13 +154,24 @@ async def test_search_by_invoice_id_and_source_document_number(conn):
     pdf = await store(conn, tenant, invoice, channel=Channel.EMAIL, source_document_number="77")
     xml = await store(conn, tenant, invoice, source_document_number="77")
     other = await store(conn, tenant, source_document_number="78")
-    by_invoice = await archive.find_documents(conn, tenant_id=tenant, invoice_id=invoice)
+    by_invoice = await archive.find_documents(
+        PgArchiveRepository(conn), tenant_id=tenant, invoice_id=invoice
+    )
     assert [d.sequence for d in by_invoice] == [pdf, xml]
-    by_number = await archive.find_documents(conn, tenant_id=tenant, source_document_number="78")
+    by_number = await archive.find_documents(
+        PgArchiveRepository(conn), tenant_id=tenant, source_document_number="78"
+    )
     assert [d.sequence for d in by_number] == [other]
-    page = await archive.find_documents(conn, tenant_id=tenant, after=pdf, limit=1)
+    page = await archive.find_documents(
+        PgArchiveRepository(conn), tenant_id=tenant, after=pdf, limit=1
+    )
     assert [d.sequence for d in page] == [xml]
-    assert await archive.find_documents(conn, tenant_id=new_tenant(), invoice_id=invoice) == []
+    assert (
+        await archive.find_documents(
+            PgArchiveRepository(conn), tenant_id=new_tenant(), invoice_id=invoice
+        )
+        == []
+    )
 
 
 async def test_an_archived_document_cannot_be_updated_deleted_or_truncated(conn):
@@ -166,37 +185,52 @@ async def test_an_archived_document_cannot_be_updated_deleted_or_truncated(conn)
         await conn.execute("DELETE FROM archived_documents WHERE tenant_id = $1", tenant)
     with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="truncated"):
         await conn.execute("TRUNCATE archived_documents")
-    assert await archive.get_document(conn, tenant_id=tenant, sequence=sequence) is not None
+    assert (
+        await archive.get_document(PgArchiveRepository(conn), tenant_id=tenant, sequence=sequence)
+        is not None
+    )
 
 
 async def test_purge_deletes_only_documents_past_their_retention(conn):
     tenant = new_tenant()
     old = await store(conn, tenant, issue_date=dt.date(2010, 5, 1))  # kept through 2017
     recent = await store(conn, tenant)
-    assert await archive.purge_expired(conn) >= 1
-    remaining = [d.sequence for d in await archive.find_documents(conn, tenant_id=tenant)]
+    assert await archive.purge_expired(PgArchiveRepository(conn)) >= 1
+    remaining = [
+        d.sequence
+        for d in await archive.find_documents(PgArchiveRepository(conn), tenant_id=tenant)
+    ]
     assert remaining == [recent]
     assert old not in remaining
     # Numbers are never reused after a purge.
     assert await store(conn, tenant, content=b"<Invoice v='3'/>") == recent + 1
 
 
-async def test_the_purge_command_deletes_expired_documents(conn, fresh_database_url):
-    tenant = new_tenant()
-    await store(conn, tenant, issue_date=dt.date(2009, 1, 1))
-    kept = await store(conn, tenant)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "distribution_router.archive",
-        "purge",
-        env=os.environ
-        | {"DATABASE_URL": fresh_database_url, "KAFKA_BOOTSTRAP_SERVERS": "unused:9092"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    assert out.decode().strip() == "purged 1 archived document(s) past their retention"
-    remaining = [d.sequence for d in await archive.find_documents(conn, tenant_id=tenant)]
-    assert remaining == [kept]
+async def test_the_purge_command_deletes_expired_documents(fresh_database_url):
+    """`distribution-router archive purge` on the service's own schema of a database."""
+    app = app_for(fresh_database_url)
+    await app.migrate()
+    conn = await asyncpg.connect(fresh_database_url, server_settings={"search_path": app.schema})
+    try:
+        tenant = new_tenant()
+        await store(conn, tenant, issue_date=dt.date(2009, 1, 1))
+        kept = await store(conn, tenant)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "distribution_router",
+            "archive",
+            "purge",
+            env=os.environ
+            | {"DATABASE_URL": fresh_database_url, "KAFKA_BOOTSTRAP_SERVERS": "unused:9092"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        assert out.decode().strip() == "purged 1 archived document(s) past their retention"
+        repo = PgArchiveRepository(conn)
+        remaining = [d.sequence for d in await archive.find_documents(repo, tenant_id=tenant)]
+        assert remaining == [kept]
+    finally:
+        await conn.close()

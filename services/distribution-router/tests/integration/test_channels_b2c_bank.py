@@ -8,15 +8,15 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from decimal import Decimal
 
 import pytest
-from distribution_router.channels.b2c_bank import B2cBankSender
-from distribution_router.channels.base import (
+from distribution_router.adapters.channels.b2c_bank import B2cBankSender
+from distribution_router.adapters.channels.base import (
     Outgoing,
     PermanentSendError,
     TransientSendError,
 )
+from distribution_router.testing.invoices import one_line_invoice
 from nordflow_sandboxes.b2c_bank.testing import (
     B2cBankSandboxAdmin,
     FaultSpec,
@@ -26,19 +26,14 @@ from nordflow_sandboxes.b2c_bank.testing import (
     random_swedish_personal_number,
     running_b2c_bank_sandbox,
 )
-from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import (
     Address,
     DocumentType,
     Invoice,
-    InvoiceLine,
     Party,
     PartyType,
     PaymentInstructions,
-    Totals,
-    VatBreakdown,
-    VatCategory,
 )
 from pydantic import SecretStr
 
@@ -57,48 +52,17 @@ def invoice(
     due_in_days: int | None = 30,
     account_scheme: str | None = "SE:BANKGIRO",
 ) -> Invoice:
-    net = (Decimal(payable) / Decimal("1.25")).quantize(Decimal("0.01"))
-    vat = Decimal(payable) - net
-    today = dt.datetime.now(dt.UTC).date()
-    return Invoice(
-        invoice_id=f"inv_{uuid.uuid4().hex}",
+    return one_line_invoice(
         tenant_id="t-b2c",
-        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id="3"),
-        document_type=document_type,
-        number=f"{secrets.randbelow(10**6)}",
-        issue_date=today,
-        due_date=None if due_in_days is None else today + dt.timedelta(days=due_in_days),
-        currency="SEK",
         seller=Party(name="Säljare AB", company_id=ISSUER_ORG, address=Address(country_code="SE")),
         buyer=Party(
             name="Anna Andersson", party_type=PartyType.PRIVATE, address=Address(country_code="SE")
         ),
-        lines=(
-            InvoiceLine(
-                line_id="1",
-                description="Städning",
-                quantity=Decimal(1),
-                unit_price=net,
-                net_amount=net,
-                vat_category=VatCategory.STANDARD,
-                vat_rate=Decimal(25),
-            ),
-        ),
-        vat_breakdown=(
-            VatBreakdown(
-                category=VatCategory.STANDARD,
-                rate=Decimal(25),
-                taxable_amount=net,
-                tax_amount=vat,
-            ),
-        ),
-        totals=Totals(
-            line_extension=net,
-            tax_exclusive=net,
-            tax_total=vat,
-            tax_inclusive=net + vat,
-            payable=Decimal(payable),
-        ),
+        payable=payable,
+        description="Städning",
+        document_type=document_type,
+        issue_date=dt.datetime.now(dt.UTC).date(),
+        due_in_days=due_in_days,
         payment=PaymentInstructions(
             payment_reference=ocr if ocr is not None else ocr_reference(),
             account_id=BANKGIRO,

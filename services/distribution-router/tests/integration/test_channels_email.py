@@ -2,39 +2,31 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import secrets
-import uuid
 from collections.abc import Iterator
-from decimal import Decimal
 
 import pytest
-from distribution_router.channels.base import (
+from distribution_router.adapters.channels.base import (
     Attachment,
     Outgoing,
     PermanentSendError,
     TransientSendError,
 )
-from distribution_router.channels.email import EmailChannelSender
-from distribution_router.email_sender import EmailSender
+from distribution_router.adapters.channels.email import EmailChannelSender
+from distribution_router.adapters.email_sender import EmailSender
+from distribution_router.testing.invoices import one_line_invoice
 from nordflow_sandboxes.smtp.testing import (
     RunningSmtpSandbox,
     SmtpFault,
     running_smtp_sandbox,
 )
-from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import (
     Address,
-    DocumentType,
     Invoice,
-    InvoiceLine,
     Party,
-    Totals,
-    VatBreakdown,
-    VatCategory,
 )
 from pydantic import SecretStr
 
@@ -47,44 +39,8 @@ PDF = b"%PDF-1.7\n" + secrets.token_bytes(1024) + b"\n%%EOF\n"
 
 
 def invoice(*, country: str = "SE") -> Invoice:
-    net, vat = Decimal("100.00"), Decimal("25.00")
-    return Invoice(
-        invoice_id=f"inv_{uuid.uuid4().hex}",
-        tenant_id="t-email",
-        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id="7"),
-        document_type=DocumentType.INVOICE,
-        number=f"{secrets.randbelow(10**6)}",
-        issue_date=dt.date(2025, 3, 10),
-        due_date=dt.date(2025, 4, 9),
-        currency="SEK",
-        seller=Party(name="Säljare AB", address=Address(country_code="SE")),
-        buyer=Party(name="Köpare AB", address=Address(country_code=country)),
-        lines=(
-            InvoiceLine(
-                line_id="1",
-                description="Vara",
-                quantity=Decimal(1),
-                unit_price=net,
-                net_amount=net,
-                vat_category=VatCategory.STANDARD,
-                vat_rate=Decimal(25),
-            ),
-        ),
-        vat_breakdown=(
-            VatBreakdown(
-                category=VatCategory.STANDARD,
-                rate=Decimal(25),
-                taxable_amount=net,
-                tax_amount=vat,
-            ),
-        ),
-        totals=Totals(
-            line_extension=net,
-            tax_exclusive=net,
-            tax_total=vat,
-            tax_inclusive=net + vat,
-            payable=net + vat,
-        ),
+    return one_line_invoice(
+        tenant_id="t-email", buyer=Party(name="Köpare AB", address=Address(country_code=country))
     )
 
 

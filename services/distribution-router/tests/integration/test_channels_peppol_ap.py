@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from decimal import Decimal
 from urllib.parse import parse_qs
 
 import pytest
-from distribution_router.channels.base import (
+from distribution_router.adapters.channels.base import (
     Outgoing,
     PermanentSendError,
     TransientSendError,
 )
-from distribution_router.channels.peppol_ap import BIS3_PROCESS, PeppolAccessPointSender
-from distribution_router.documents.peppol import PeppolBisRenderer
-from distribution_router.smp import BIS3_CREDIT_NOTE, BIS3_INVOICE
+from distribution_router.adapters.channels.peppol_ap import BIS3_PROCESS, PeppolAccessPointSender
+from distribution_router.adapters.smp import BIS3_CREDIT_NOTE, BIS3_INVOICE
+from distribution_router.testing.invoices import one_line_invoice
+from nordflow_documents.peppol import PeppolBisRenderer
 from nordflow_sandboxes.peppol_ap.testing import (
     FaultSpec,
     PeppolApSandboxAdmin,
@@ -26,19 +25,14 @@ from nordflow_sandboxes.peppol_ap.testing import (
     running_peppol_network,
     sample_invoice_xml,
 )
-from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import (
     Address,
     DocumentType,
     ElectronicAddress,
     Invoice,
-    InvoiceLine,
     Party,
     PaymentInstructions,
-    Totals,
-    VatBreakdown,
-    VatCategory,
 )
 from pydantic import SecretStr
 
@@ -50,16 +44,8 @@ SELLER = "0007:5567321707"
 def invoice(receiver: str, *, credit_note: bool = False) -> Invoice:
     """A small Swedish invoice whose buyer is the PEPPOL participant `receiver`."""
     scheme, _, value = receiver.partition(":")
-    net, vat = Decimal("1000.00"), Decimal("250.00")
-    return Invoice(
-        invoice_id=f"inv_{uuid.uuid4().hex}",
+    return one_line_invoice(
         tenant_id="t-peppol",
-        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id="1"),
-        document_type=DocumentType.CREDIT_NOTE if credit_note else DocumentType.INVOICE,
-        number=f"{secrets.randbelow(10**6)}",
-        issue_date=dt.date(2025, 3, 10),
-        due_date=dt.date(2025, 4, 9),
-        currency="SEK",
         seller=Party(
             name="Säljare AB",
             company_id="556732-1707",
@@ -76,29 +62,9 @@ def invoice(receiver: str, *, credit_note: bool = False) -> Invoice:
                 lines=("Storgatan 1",), city="Göteborg", postal_code="411 01", country_code="SE"
             ),
         ),
-        lines=(
-            InvoiceLine(
-                line_id="1",
-                description="Konsulttimme",
-                quantity=Decimal(1),
-                unit_price=net,
-                net_amount=net,
-                vat_category=VatCategory.STANDARD,
-                vat_rate=Decimal(25),
-            ),
-        ),
-        vat_breakdown=(
-            VatBreakdown(
-                category=VatCategory.STANDARD, rate=Decimal(25), taxable_amount=net, tax_amount=vat
-            ),
-        ),
-        totals=Totals(
-            line_extension=net,
-            tax_exclusive=net,
-            tax_total=vat,
-            tax_inclusive=net + vat,
-            payable=net + vat,
-        ),
+        net="1000.00",
+        description="Konsulttimme",
+        document_type=DocumentType.CREDIT_NOTE if credit_note else DocumentType.INVOICE,
         payment=PaymentInstructions(
             payment_reference="12345678903", account_id="5050-1055", account_scheme="SE:BANKGIRO"
         ),

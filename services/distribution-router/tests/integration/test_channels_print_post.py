@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from decimal import Decimal
 
 import pytest
-from distribution_router.channels.base import (
+from distribution_router.adapters.channels.base import (
     Outgoing,
     PermanentSendError,
     TransientSendError,
 )
-from distribution_router.channels.print_post import PrintOptions, PrintPostSender
+from distribution_router.adapters.channels.print_post import PrintOptions, PrintPostSender
+from distribution_router.testing.invoices import one_line_invoice
 from nordflow_sandboxes.print_post.testing import (
     FaultSpec,
     PrintPostSandboxAdmin,
@@ -23,18 +23,12 @@ from nordflow_sandboxes.print_post.testing import (
     minimal_pdf,
     running_print_post_sandbox,
 )
-from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import (
     Address,
-    DocumentType,
     Invoice,
-    InvoiceLine,
     Party,
     PartyType,
-    Totals,
-    VatBreakdown,
-    VatCategory,
 )
 from pydantic import SecretStr
 
@@ -46,44 +40,11 @@ STOCKHOLM = Address(
 
 
 def invoice(address: Address = STOCKHOLM) -> Invoice:
-    net, vat = Decimal("400.00"), Decimal("100.00")
-    return Invoice(
-        invoice_id=f"inv_{uuid.uuid4().hex}",
+    return one_line_invoice(
         tenant_id="t-paper",
-        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id="9"),
-        document_type=DocumentType.INVOICE,
-        number=f"{secrets.randbelow(10**6)}",
-        issue_date=dt.date(2025, 3, 10),
-        due_date=dt.date(2025, 4, 9),
-        currency="SEK",
-        seller=Party(name="Säljare AB", address=Address(country_code="SE")),
         buyer=Party(name="Anna Andersson", party_type=PartyType.PRIVATE, address=address),
-        lines=(
-            InvoiceLine(
-                line_id="1",
-                description="Köksrenovering",
-                quantity=Decimal(1),
-                unit_price=net,
-                net_amount=net,
-                vat_category=VatCategory.STANDARD,
-                vat_rate=Decimal(25),
-            ),
-        ),
-        vat_breakdown=(
-            VatBreakdown(
-                category=VatCategory.STANDARD,
-                rate=Decimal(25),
-                taxable_amount=net,
-                tax_amount=vat,
-            ),
-        ),
-        totals=Totals(
-            line_extension=net,
-            tax_exclusive=net,
-            tax_total=vat,
-            tax_inclusive=net + vat,
-            payable=net + vat,
-        ),
+        net="400.00",
+        description="Köksrenovering",
     )
 
 

@@ -1,4 +1,5 @@
-"""service.distribute_invoice on the real PostgreSQL: one delivery and one send job per invoice.
+"""service.routing.distribute_invoice on the real PostgreSQL: one delivery and one send job
+per invoice.
 
 Routing announces nothing but a document that can never be sent; the send job
 (test_sending.py) emits invoice.distributed once the partner took it.
@@ -7,115 +8,32 @@ Routing announces nothing but a document that can never be sent; the send job
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from decimal import Decimal
 
 import asyncpg
 import pytest
-from distribution_router import service
-from distribution_router.documents.registry import default_registry
-from distribution_router.documents.validation import shared_validator
-from nordflow_schemas.common import SourceRef, SourceSystem
-from nordflow_schemas.events import (
-    Channel,
-    InvoiceCreated,
-    InvoiceDeliveryFailed,
-)
-from nordflow_schemas.invoice import (
-    Address,
-    DocumentType,
-    ElectronicAddress,
-    Invoice,
-    InvoiceLine,
-    Party,
-    PartyType,
-    Totals,
-    VatBreakdown,
-    VatCategory,
-)
+from distribution_router.adapters.repositories import pg_repositories
+from distribution_router.service.routing import distribute_invoice as distribute
+from distribution_router.testing import Registered, fake_partners
+from distribution_router.testing.invoices import created_event
+from nordflow_schemas.events import Channel, EventBody, InvoiceCreated, InvoiceDeliveryFailed
+from nordflow_schemas.invoice import Address, ElectronicAddress, Party, PartyType
 
 pytestmark = pytest.mark.integration
 
 NOW = dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)
 
 
-class Registered:
-    """A stand-in SMP (the real one is tested in test_smp_lookup): who is in PEPPOL."""
-
-    def __init__(self, *participants: tuple[str, str]) -> None:
-        self.participants = set(participants)
-
-    async def accepts(self, scheme: str, value: str, document_type: str) -> bool:
-        return (scheme, value) in self.participants
-
-
-async def distribute_invoice(conn, event, now, registered=Registered()):  # noqa: B008
-    return await service.distribute_invoice(
-        conn,
-        event,
-        now,
-        lookup=registered,
-        renderers=default_registry(),
-        validator=shared_validator(),
-    )
-
-
-def created_event(
-    buyer: Party, *, test_mode: bool = False, buyer_reference: str | None = "Inköp"
-) -> InvoiceCreated:
-    """invoice.created for a one-line invoice to ``buyer`` in a new tenant."""
-    tenant = f"t-{uuid.uuid4().hex[:12]}"
-    invoice_id = f"inv_{uuid.uuid4().hex}"
-    number = str(uuid.uuid4().int % 100_000)
-    invoice = Invoice(
-        invoice_id=invoice_id,
-        tenant_id=tenant,
-        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id=number),
-        document_type=DocumentType.INVOICE,
-        number=number,
-        issue_date=NOW.date(),
-        currency="SEK",
-        seller=Party(
-            name="Säljare AB",
-            company_id="556036-0793",
-            vat_id="SE556036079301",
-            address=Address(
-                lines=("Gatan 1",), city="Stockholm", postal_code="11122", country_code="SE"
-            ),
-        ),
-        buyer=buyer,
-        due_date=NOW.date() + dt.timedelta(days=30),
-        buyer_reference=buyer_reference,
-        lines=(
-            InvoiceLine(
-                line_id="1",
-                description="Vara",
-                quantity=Decimal(2),
-                unit_price=Decimal(50),
-                net_amount=Decimal(100),
-                vat_category=VatCategory.STANDARD,
-                vat_rate=Decimal(25),
-            ),
-        ),
-        vat_breakdown=(
-            VatBreakdown(
-                category=VatCategory.STANDARD,
-                rate=Decimal(25),
-                taxable_amount=Decimal(100),
-                tax_amount=Decimal(25),
-            ),
-        ),
-        totals=Totals(
-            line_extension=Decimal(100),
-            tax_exclusive=Decimal(100),
-            tax_total=Decimal(25),
-            tax_inclusive=Decimal(125),
-            payable=Decimal(125),
-        ),
-    )
-    return InvoiceCreated(
-        tenant_id=tenant, invoice_id=invoice_id, test_mode=test_mode, version="v1", invoice=invoice
-    )
+async def distribute_invoice(
+    conn: asyncpg.Connection,
+    event: InvoiceCreated,
+    now: dt.datetime,
+    registered: Registered | None = None,
+) -> EventBody | None:
+    """Route in one transaction, the SMP a stand-in (the real one: test_smp_lookup)."""
+    async with conn.transaction():
+        return await distribute(
+            pg_repositories(conn), fake_partners({}, registered or Registered()), event, now
+        )
 
 
 def company(

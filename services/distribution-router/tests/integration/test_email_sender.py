@@ -13,7 +13,7 @@ from email import policy
 from email.message import EmailMessage
 
 import pytest
-from distribution_router.email_sender import (
+from distribution_router.adapters.email_sender import (
     DeliveryError,
     EmailAttachment,
     EmailSender,

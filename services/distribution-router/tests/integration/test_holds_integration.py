@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from distribution_router import holds
-from distribution_router.channels.base import Attachment
+from distribution_router.adapters.channels.base import Attachment
+from distribution_router.adapters.repositories import PgHoldRepository
+from distribution_router.service import holds
+from distribution_router.testing import held_invoice
 from nordflow_runtime import jobs
 
 pytestmark = pytest.mark.integration
@@ -18,18 +19,6 @@ pytestmark = pytest.mark.integration
 NOW = dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)
 PDF = b"%PDF-1.7 terms"
 PNG = b"\x89PNG\r\n\x1a\n photo"
-
-
-@pytest.fixture
-async def pool(conn: asyncpg.Connection, fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p: asyncpg.Pool = await asyncpg.create_pool(
-        fresh_database_url,
-        min_size=1,
-        max_size=3,
-        server_settings={"search_path": "distribution_router"},
-    )
-    yield p
-    await p.close()
 
 
 def new_tenant() -> str:
@@ -41,31 +30,55 @@ def new_invoice() -> str:
 
 
 async def test_no_policy_means_no_hold(conn):
-    assert await holds.hold_until(conn, tenant_id=new_tenant(), customer_key="1", now=NOW) is None
+    assert (
+        await holds.hold_until(
+            PgHoldRepository(conn), tenant_id=new_tenant(), customer_key="1", now=NOW
+        )
+        is None
+    )
 
 
 async def test_a_customers_policy_wins_over_the_tenants(conn):
     tenant = new_tenant()
     await holds.set_policy(
-        conn, tenant_id=tenant, customer_key=None, enabled=True, duration=dt.timedelta(days=2)
+        PgHoldRepository(conn),
+        tenant_id=tenant,
+        customer_key=None,
+        enabled=True,
+        duration=dt.timedelta(days=2),
     )
     await holds.set_policy(
-        conn, tenant_id=tenant, customer_key="17", enabled=True, duration=dt.timedelta(hours=1)
+        PgHoldRepository(conn),
+        tenant_id=tenant,
+        customer_key="17",
+        enabled=True,
+        duration=dt.timedelta(hours=1),
     )
     await holds.set_policy(
-        conn, tenant_id=tenant, customer_key="18", enabled=False, duration=dt.timedelta(hours=1)
+        PgHoldRepository(conn),
+        tenant_id=tenant,
+        customer_key="18",
+        enabled=False,
+        duration=dt.timedelta(hours=1),
     )
 
     async def until(customer: str) -> dt.datetime | None:
-        return await holds.hold_until(conn, tenant_id=tenant, customer_key=customer, now=NOW)
+        return await holds.hold_until(
+            PgHoldRepository(conn), tenant_id=tenant, customer_key=customer, now=NOW
+        )
 
     assert await until("17") == NOW + dt.timedelta(hours=1)
     assert await until("18") is None  # the customer is exempt from the tenant's default
     assert await until("19") == NOW + dt.timedelta(days=2)
     # Another tenant's policies do not apply.
-    assert await holds.hold_until(conn, tenant_id=new_tenant(), customer_key="17", now=NOW) is None
+    assert (
+        await holds.hold_until(
+            PgHoldRepository(conn), tenant_id=new_tenant(), customer_key="17", now=NOW
+        )
+        is None
+    )
     # Without the tenant's default only customer 17 is held.
-    assert await holds.delete_policy(conn, tenant_id=tenant, customer_key=None)
+    assert await holds.delete_policy(PgHoldRepository(conn), tenant_id=tenant, customer_key=None)
     assert await until("19") is None
     assert await until("17") == NOW + dt.timedelta(hours=1)
 
@@ -73,7 +86,7 @@ async def test_a_customers_policy_wins_over_the_tenants(conn):
 async def test_a_policy_duration_outside_the_limits_is_refused(conn):
     with pytest.raises(ValueError, match="duration"):
         await holds.set_policy(
-            conn,
+            PgHoldRepository(conn),
             tenant_id=new_tenant(),
             customer_key=None,
             enabled=True,
@@ -85,15 +98,15 @@ async def test_files_attached_during_the_hold_travel_in_order(conn):
     tenant, invoice = new_tenant(), new_invoice()
     until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     assert await holds.start_hold(
-        conn, tenant_id=tenant, invoice_id=invoice, customer_key="17", until=until
+        PgHoldRepository(conn), tenant_id=tenant, invoice_id=invoice, customer_key="17", until=until
     )
     assert not await holds.start_hold(  # redelivered: the first hold stands
-        conn, tenant_id=tenant, invoice_id=invoice, customer_key="17", until=until
+        PgHoldRepository(conn), tenant_id=tenant, invoice_id=invoice, customer_key="17", until=until
     )
     for name, kind, content in (("terms.pdf", "application/pdf", PDF), ("a.png", "image/png", PNG)):
         async with conn.transaction():
             await holds.add_attachment(
-                conn,
+                PgHoldRepository(conn),
                 tenant_id=tenant,
                 invoice_id=invoice,
                 filename=name,
@@ -101,19 +114,21 @@ async def test_files_attached_during_the_hold_travel_in_order(conn):
                 content=content,
             )
     async with conn.transaction():
-        attached = await holds.attachments(conn, invoice)
+        attached = await holds.attachments(PgHoldRepository(conn), invoice)
     assert attached == (
         Attachment("terms.pdf", "application/pdf", PDF),
         Attachment("a.png", "image/png", PNG),
     )
-    assert [h.invoice_id for h in await holds.open_holds(conn, tenant_id=tenant)] == [invoice]
-    assert await holds.attachments(conn, new_invoice()) == ()
+    assert [
+        h.invoice_id for h in await holds.open_holds(PgHoldRepository(conn), tenant_id=tenant)
+    ] == [invoice]
+    assert await holds.attachments(PgHoldRepository(conn), new_invoice()) == ()
 
 
 async def test_another_tenant_cannot_attach_or_release(conn):
     tenant, invoice = new_tenant(), new_invoice()
     await holds.start_hold(
-        conn,
+        PgHoldRepository(conn),
         tenant_id=tenant,
         invoice_id=invoice,
         customer_key="17",
@@ -121,7 +136,7 @@ async def test_another_tenant_cannot_attach_or_release(conn):
     )
     with pytest.raises(holds.HoldNotFoundError):
         await holds.add_attachment(
-            conn,
+            PgHoldRepository(conn),
             tenant_id=new_tenant(),
             invoice_id=invoice,
             filename="x.pdf",
@@ -130,15 +145,18 @@ async def test_another_tenant_cannot_attach_or_release(conn):
         )
     with pytest.raises(holds.HoldNotFoundError):
         await holds.release_hold(
-            conn, tenant_id=new_tenant(), invoice_id=invoice, released_by="someone"
+            PgHoldRepository(conn),
+            tenant_id=new_tenant(),
+            invoice_id=invoice,
+            released_by="someone",
         )
-    assert await holds.open_holds(conn, tenant_id=new_tenant()) == []
+    assert await holds.open_holds(PgHoldRepository(conn), tenant_id=new_tenant()) == []
 
 
 async def test_an_elapsed_hold_takes_no_more_files(conn):
     tenant, invoice = new_tenant(), new_invoice()
     await holds.start_hold(
-        conn,
+        PgHoldRepository(conn),
         tenant_id=tenant,
         invoice_id=invoice,
         customer_key="17",
@@ -146,34 +164,26 @@ async def test_an_elapsed_hold_takes_no_more_files(conn):
     )
     with pytest.raises(holds.HoldClosedError, match="ended at"):
         await holds.add_attachment(
-            conn,
+            PgHoldRepository(conn),
             tenant_id=tenant,
             invoice_id=invoice,
             filename="late.pdf",
             content_type="application/pdf",
             content=PDF,
         )
-    assert await holds.open_holds(conn, tenant_id=tenant) == []
+    assert await holds.open_holds(PgHoldRepository(conn), tenant_id=tenant) == []
 
 
 async def test_release_makes_the_pending_send_job_due_now_and_closes_the_hold(conn):
     tenant, invoice = new_tenant(), new_invoice()
     until = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-    async with conn.transaction():
-        await jobs.schedule(
-            conn,
-            kind=holds.SEND_JOB_KIND,
-            key=invoice,
-            tenant_id=tenant,
-            payload={"invoice_id": invoice},
-            due_at=until,
-        )
-        await holds.start_hold(
-            conn, tenant_id=tenant, invoice_id=invoice, customer_key="17", until=until
-        )
+    await held_invoice(conn, tenant, until, invoice)
     async with conn.transaction():
         released = await holds.release_hold(
-            conn, tenant_id=tenant, invoice_id=invoice, released_by="api token 'panel'"
+            PgHoldRepository(conn),
+            tenant_id=tenant,
+            invoice_id=invoice,
+            released_by="api token 'panel'",
         )
         released_at = await conn.fetchval("SELECT now()")
     assert released.released_at == released_at
@@ -189,7 +199,7 @@ async def test_release_makes_the_pending_send_job_due_now_and_closes_the_hold(co
     with pytest.raises(holds.HoldClosedError, match="released"):
         async with conn.transaction():
             await holds.add_attachment(
-                conn,
+                PgHoldRepository(conn),
                 tenant_id=tenant,
                 invoice_id=invoice,
                 filename="late.pdf",
@@ -198,7 +208,9 @@ async def test_release_makes_the_pending_send_job_due_now_and_closes_the_hold(co
             )
     with pytest.raises(holds.HoldClosedError):
         async with conn.transaction():
-            await holds.release_hold(conn, tenant_id=tenant, invoice_id=invoice, released_by="x")
+            await holds.release_hold(
+                PgHoldRepository(conn), tenant_id=tenant, invoice_id=invoice, released_by="x"
+            )
 
 
 async def test_release_leaves_a_job_that_already_ran_alone(conn: asyncpg.Connection):
@@ -214,17 +226,19 @@ async def test_release_leaves_a_job_that_already_ran_alone(conn: asyncpg.Connect
     )
     await conn.execute("UPDATE jobs SET state = 'done' WHERE job_key = $1", invoice)
     await holds.start_hold(
-        conn, tenant_id=tenant, invoice_id=invoice, customer_key="1", until=until
+        PgHoldRepository(conn), tenant_id=tenant, invoice_id=invoice, customer_key="1", until=until
     )
     async with conn.transaction():
-        await holds.release_hold(conn, tenant_id=tenant, invoice_id=invoice, released_by="x")
+        await holds.release_hold(
+            PgHoldRepository(conn), tenant_id=tenant, invoice_id=invoice, released_by="x"
+        )
     assert await conn.fetchval("SELECT due_at FROM jobs WHERE job_key = $1", invoice) == until
 
 
 async def test_the_send_waits_for_an_upload_in_flight_and_sends_its_file(conn, pool):
     tenant, invoice = new_tenant(), new_invoice()
     await holds.start_hold(
-        conn,
+        PgHoldRepository(conn),
         tenant_id=tenant,
         invoice_id=invoice,
         customer_key="17",
@@ -234,7 +248,7 @@ async def test_the_send_waits_for_an_upload_in_flight_and_sends_its_file(conn, p
         uploading = upload.transaction()
         await uploading.start()
         await holds.add_attachment(
-            upload,
+            PgHoldRepository(upload),
             tenant_id=tenant,
             invoice_id=invoice,
             filename="late.pdf",
@@ -244,7 +258,7 @@ async def test_the_send_waits_for_an_upload_in_flight_and_sends_its_file(conn, p
 
         async def read_for_send() -> tuple[Attachment, ...]:
             async with send.transaction():
-                return await holds.attachments(send, invoice)
+                return await holds.attachments(PgHoldRepository(send), invoice)
 
         reading = asyncio.create_task(read_for_send())
         send_pid = send.get_server_pid()

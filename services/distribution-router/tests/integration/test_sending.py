@@ -1,12 +1,12 @@
 """The send-invoice job on the real PostgreSQL: routing, exactly-once sends, fallbacks,
 holds, test mode, overrides and suggestions. The partners are fakes implementing
-`channels.base.Sender` that count every send they take.
+`service.ports.Sender` that count every send they take (`distribution_router.testing`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import json
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -14,143 +14,72 @@ from typing import Any
 
 import asyncpg
 import pytest
-from distribution_router import archive, holds
-from distribution_router.app import create_app
-from distribution_router.channels.base import (
-    Outgoing,
+from distribution_router.adapters.channels.base import (
     PermanentSendError,
     Receipt,
     TransientSendError,
 )
-from distribution_router.channels.peppol_ap import PeppolAccessPointSender
-from distribution_router.config import Settings
-from distribution_router.documents.registry import default_registry
-from distribution_router.documents.validation import shared_validator
-from distribution_router.sending import PgAttemptLog, SendInvoice
-from distribution_router.service import SEND_INVOICE, CapabilityLookup, distribute_invoice
-from distribution_router.smp import ParticipantLookup
-from nordflow_runtime import db, jobs
-from nordflow_runtime.consumer import Context
-from nordflow_runtime.jobs import Job, JobWorker
-from nordflow_sandboxes.peppol_ap.testing import PeppolNetwork, running_peppol_network
-from nordflow_schemas.common import SourceRef, SourceSystem
-from nordflow_schemas.events import Channel, InvoiceCreated
-from nordflow_schemas.invoice import (
-    Address,
-    DocumentType,
-    ElectronicAddress,
-    Invoice,
-    InvoiceLine,
-    Party,
-    PartyType,
-    Totals,
-    VatBreakdown,
-    VatCategory,
+from distribution_router.adapters.channels.peppol_ap import PeppolAccessPointSender
+from distribution_router.adapters.repositories import PgHoldRepository
+from distribution_router.adapters.smp import ParticipantLookup
+from distribution_router.deps import Deps
+from distribution_router.domain.channels import SEND_INVOICE
+from distribution_router.entrypoints.jobs import on_send_invoice
+from distribution_router.service import holds
+from distribution_router.service.ports import CapabilityLookup
+from distribution_router.service.routing import distribute_invoice
+from distribution_router.testing import (
+    Registered,
+    fake_senders,
+    outbox_bodies,
+    send_worker,
+    start_harness,
 )
+from distribution_router.testing.invoices import GLN, company, consumer
+from distribution_router.testing.invoices import created_event as created
+from nordflow_runtime import jobs
+from nordflow_runtime.consumer import Context
+from nordflow_runtime.jobs import Job
+from nordflow_runtime.testing import ServiceHarness
+from nordflow_sandboxes.peppol_ap.testing import PeppolNetwork, running_peppol_network
+from nordflow_schemas.events import Channel, InvoiceCreated
+from nordflow_schemas.invoice import Party
 from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
-
-GLN = ("0088", "7300010000001")
-PERSONNUMMER = "19850317-2384"
-
-
-class Registered:
-    """A stand-in SMP: who is in PEPPOL."""
-
-    def __init__(self, *participants: tuple[str, str]) -> None:
-        self.participants = set(participants)
-
-    async def accepts(self, scheme: str, value: str, document_type: str) -> bool:
-        return (scheme, value) in self.participants
-
-
-class FakeSender:
-    """A partner that dedupes on the idempotency key; ``script`` says what each send does."""
-
-    def __init__(self, channel: Channel, *, can_lookup: bool = True) -> None:
-        self.channel = channel
-        self.can_lookup = can_lookup
-        self.script: list[Exception | None] = []
-        self.received: dict[str, Outgoing] = {}
-        self.calls = 0
-        self.consumers: set[str] = set()
-
-    async def send(self, outgoing: Outgoing) -> Receipt:
-        self.calls += 1
-        step = self.script.pop(0) if self.script else None
-        if isinstance(step, TransientSendError) and not step.maybe_delivered:
-            raise step
-        if isinstance(step, PermanentSendError):
-            raise step
-        self.received[outgoing.idempotency_key] = outgoing
-        if step is not None:
-            raise step  # taken, but the answer is lost
-        return self._receipt(outgoing.idempotency_key)
-
-    async def lookup(self, idempotency_key: str) -> Receipt | None:
-        return self._receipt(idempotency_key) if idempotency_key in self.received else None
-
-    async def registered(self, personal_number: str) -> bool:
-        return personal_number in self.consumers
-
-    async def aclose(self) -> None:
-        return None
-
-    def _receipt(self, key: str) -> Receipt:
-        return Receipt(channel=self.channel, reference=f"{self.channel.value}-{key}")
-
-
-@pytest.fixture
-async def pool(fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    app = create_app(
-        Settings(kafka_bootstrap_servers="unused:9092", database_url=SecretStr(fresh_database_url))
-    )
-    await app.migrate()
-    pool = await db.create_pool(fresh_database_url, app.schema, min_size=2, max_size=4)
-    yield pool
-    await pool.close()
 
 
 class World:
     """The routing handler and the send job wired to fakes, on one database."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    def __init__(self, harness: ServiceHarness[Deps]) -> None:
+        self.harness = harness
+        self.pool = harness.pool
         self.smp: CapabilityLookup = Registered()
-        self.senders: dict[Channel, Any] = {
-            c: FakeSender(c, can_lookup=c is not Channel.EMAIL) for c in Channel
-        }
-        self.job = SendInvoice(
+        self.senders: dict[Channel, Any] = dict(fake_senders())
+        self.crash_after_send = False
+
+    def deps(self) -> Deps:
+        """The service's dependencies with this world's SMP and partners."""
+        return dataclasses.replace(
+            self.harness.deps,
             senders=self.senders,
-            renderers=default_registry(),
-            validator=shared_validator(),
-            attempts=PgAttemptLog(pool),
-            archive=archive.archive_document,
-            attachments=holds.attachments,
             lookup=self.smp,
             registry=self.senders[Channel.B2C_BANK],
         )
-        self.crash_after_send = False
 
-    async def handler(self, ctx: Context, job: Job) -> dict[str, Any]:
-        result = await self.job(ctx, job)
+    async def handler(self, ctx: Context[Deps], job: Job) -> dict[str, Any]:
+        result = await on_send_invoice(ctx, job)
         if self.crash_after_send:
             self.crash_after_send = False
             raise ConnectionResetError("the job's transaction was lost after the send")
         return result
 
     async def route(self, event: InvoiceCreated, now: dt.datetime | None = None) -> Any:
+        deps = self.deps()
         async with self.pool.acquire() as conn, conn.transaction():
             return await distribute_invoice(
-                conn,
-                event,
-                now or dt.datetime.now(dt.UTC),
-                lookup=self.smp,
-                renderers=default_registry(),
-                validator=shared_validator(),
-                registry=self.senders[Channel.B2C_BANK],
-                holds=holds,
+                deps.repositories(conn), deps.partners, event, now or dt.datetime.now(dt.UTC)
             )
 
     async def run_job(self) -> bool:
@@ -160,10 +89,8 @@ class World:
             "AND attempts > 0",
             SEND_INVOICE,
         )
-        worker = JobWorker(
-            self.pool, "distribution-router", SEND_INVOICE, self.handler, max_attempts=3
-        )
-        return await worker.run_one()
+        self.harness.deps = self.deps()
+        return await send_worker(self.harness, self.handler, max_attempts=3).run_one()
 
     @property
     def registered(self) -> set[tuple[str, str]]:
@@ -179,12 +106,7 @@ class World:
         return row
 
     async def events(self, invoice_id: str, topic: str) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            "SELECT value FROM outbox WHERE key = $1 AND topic = $2 ORDER BY seq",
-            invoice_id.encode(),
-            topic,
-        )
-        return [json.loads(bytes(r["value"])) for r in rows]
+        return await outbox_bodies(self.harness, invoice_id, topic)
 
     async def attempts(self, invoice_id: str) -> list[asyncpg.Record]:
         return list(
@@ -202,105 +124,10 @@ class World:
 
 
 @pytest.fixture
-def world(pool: asyncpg.Pool) -> World:
-    return World(pool)
-
-
-def company(
-    *,
-    email: str | None = None,
-    gln: bool = False,
-    customer_number: str | None = None,
-) -> Party:
-    return Party(
-        name="Kund AB",
-        company_id="556036-0793",
-        email=email,
-        customer_number=customer_number,
-        electronic_address=ElectronicAddress(scheme=GLN[0], value=GLN[1]) if gln else None,
-        address=Address(
-            lines=("Kundvägen 2",), city="Luleå", postal_code="97231", country_code="SE"
-        ),
-    )
-
-
-def consumer(*, email: str | None = None) -> Party:
-    return Party(
-        name="Anna Andersson",
-        party_type=PartyType.PRIVATE,
-        company_id=PERSONNUMMER,
-        email=email,
-        address=Address(
-            lines=("Byvägen 3",), city="Kiruna", postal_code="98131", country_code="SE"
-        ),
-    )
-
-
-def created(
-    buyer: Party,
-    *,
-    tenant: str | None = None,
-    test_mode: bool = False,
-    buyer_reference: str | None = "Inköp",
-) -> InvoiceCreated:
-    tenant = tenant or f"t-{uuid.uuid4().hex[:12]}"
-    invoice_id = f"inv_{uuid.uuid4().hex}"
-    number = str(uuid.uuid4().int % 100_000)
-    invoice = Invoice(
-        invoice_id=invoice_id,
-        tenant_id=tenant,
-        source=SourceRef(
-            system=SourceSystem.FORTNOX,
-            connection_id="c1",
-            document_id=number,
-            document_number=number,
-        ),
-        document_type=DocumentType.INVOICE,
-        number=number,
-        issue_date=dt.date(2025, 3, 10),
-        currency="SEK",
-        seller=Party(
-            name="Säljare AB",
-            company_id="556036-0793",
-            vat_id="SE556036079301",
-            electronic_address=ElectronicAddress(scheme="0007", value="5560360793"),
-            address=Address(
-                lines=("Gatan 1",), city="Stockholm", postal_code="11122", country_code="SE"
-            ),
-        ),
-        buyer=buyer,
-        due_date=dt.date(2025, 4, 9),
-        buyer_reference=buyer_reference,
-        lines=(
-            InvoiceLine(
-                line_id="1",
-                description="Vara",
-                quantity=Decimal(2),
-                unit_price=Decimal(50),
-                net_amount=Decimal(100),
-                vat_category=VatCategory.STANDARD,
-                vat_rate=Decimal(25),
-            ),
-        ),
-        vat_breakdown=(
-            VatBreakdown(
-                category=VatCategory.STANDARD,
-                rate=Decimal(25),
-                taxable_amount=Decimal(100),
-                tax_amount=Decimal(25),
-            ),
-        ),
-        totals=Totals(
-            line_extension=Decimal(100),
-            tax_exclusive=Decimal(100),
-            tax_total=Decimal(25),
-            tax_inclusive=Decimal(125),
-            payable=Decimal(125),
-        ),
-    )
-    return InvoiceCreated(
-        tenant_id=tenant, invoice_id=invoice_id, test_mode=test_mode, version="v1", invoice=invoice
-    )
+async def world(database_url: str) -> AsyncIterator[World]:
+    harness = await start_harness(database_url)
+    yield World(harness)
+    await harness.close()
 
 
 async def test_a_peppol_recipient_is_sent_once_archived_and_announced(world: World) -> None:
@@ -555,7 +382,7 @@ async def test_a_hold_delays_the_send_until_it_ends(world: World) -> None:
     event = created(company(email="ap@kund.example", customer_number="17"))
     async with world.pool.acquire() as conn:
         await holds.set_policy(
-            conn,
+            PgHoldRepository(conn),
             tenant_id=event.tenant_id,
             customer_key="17",
             enabled=True,
@@ -716,7 +543,6 @@ async def test_exactly_once_through_the_real_access_point_and_smp_sandboxes(
         peppol_network.ap.api_url, SecretStr(account.token), timeout=5.0
     )
     world.smp = lookup
-    world.job.lookup = lookup
     world.senders[Channel.PEPPOL] = adapter
     try:
         event = created(company(gln=True))

@@ -6,10 +6,11 @@ send job on the real PostgreSQL, sending to the real print-and-post, bank and SM
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from io import BytesIO
 from typing import Any
@@ -17,24 +18,20 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from distribution_router import archive, holds
-from distribution_router.api_channels import build_channels_api
-from distribution_router.app import create_app
-from distribution_router.channels.b2c_bank import B2cBankSender
-from distribution_router.channels.base import Sender
-from distribution_router.channels.email import EmailChannelSender
-from distribution_router.channels.print_post import PrintPostSender
-from distribution_router.config import Settings
-from distribution_router.documents.registry import default_registry
-from distribution_router.documents.validation import shared_validator
-from distribution_router.email_sender import EmailSender
-from distribution_router.sending import PgAttemptLog, SendInvoice
-from distribution_router.service import SEND_INVOICE, distribute_invoice
-from fastapi import FastAPI
-from fpdf import FPDF
-from nordflow_runtime import db
-from nordflow_runtime.jobs import JobWorker
-from nordflow_runtime.tenants import create_token
+from distribution_router.adapters.channels.b2c_bank import B2cBankSender
+from distribution_router.adapters.channels.email import EmailChannelSender
+from distribution_router.adapters.channels.print_post import PrintPostSender
+from distribution_router.adapters.email_sender import EmailSender
+from distribution_router.adapters.repositories import PgHoldRepository
+from distribution_router.deps import Deps
+from distribution_router.service import holds
+from distribution_router.service.ports import Sender
+from distribution_router.service.routing import distribute_invoice
+from distribution_router.testing import NotInPeppol, bearer, send_worker
+from distribution_router.testing.invoices import one_line_invoice, swedish_seller
+from nordflow_documents.testing.files import CSV, encrypted_pdf, text_pdf
+from nordflow_documents.testing.files import image as png
+from nordflow_runtime.testing import ServiceHarness
 from nordflow_sandboxes.b2c_bank.testing import (
     B2cBankSandboxAdmin,
     RunningB2cBankSandbox,
@@ -48,60 +45,15 @@ from nordflow_sandboxes.print_post.testing import (
     running_print_post_sandbox,
 )
 from nordflow_sandboxes.smtp.testing import RunningSmtpSandbox, running_smtp_sandbox
-from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import Channel, InvoiceCreated
-from nordflow_schemas.invoice import (
-    Address,
-    DocumentType,
-    Invoice,
-    InvoiceLine,
-    Party,
-    PartyType,
-    PaymentInstructions,
-    Totals,
-    VatBreakdown,
-    VatCategory,
-)
-from PIL import Image
+from nordflow_schemas.invoice import Address, Party, PartyType, PaymentInstructions
 from pydantic import SecretStr
-from pypdf import PdfReader, PdfWriter
+from pypdf import PdfReader
 
 pytestmark = pytest.mark.integration
 
 ISSUER_ORG = "556732-1707"
 BANKGIRO = "5555-5551"
-CSV = b"artikel;antal\nA-1;2\n"
-
-
-def text_pdf(*pages: str) -> bytes:
-    document = FPDF(unit="mm", format="A4")
-    document.set_font("helvetica", "", 14)
-    for text in pages:
-        document.add_page()
-        document.cell(0, 10, text)
-    return bytes(document.output())
-
-
-def png() -> bytes:
-    out = BytesIO()
-    Image.new("RGB", (120, 160), (30, 90, 160)).save(out, "PNG")
-    return out.getvalue()
-
-
-def encrypted_pdf() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(595, 842)
-    writer.encrypt("hemligt")
-    out = BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-class NotInPeppol:
-    """A stand-in SMP where nobody is registered: these invoices go by bank or paper."""
-
-    async def accepts(self, scheme: str, value: str, document_type: str) -> bool:
-        return False
 
 
 def company(email: str | None = None) -> Party:
@@ -128,64 +80,20 @@ def consumer(personal_number: str) -> Party:
 
 
 def created(buyer: Party, tenant: str) -> InvoiceCreated:
-    invoice_id = f"inv_{uuid.uuid4().hex}"
-    number = str(uuid.uuid4().int % 100_000)
-    today = dt.datetime.now(dt.UTC).date()
-    net, vat = Decimal(1000), Decimal(250)
-    invoice = Invoice(
-        invoice_id=invoice_id,
+    invoice = one_line_invoice(
         tenant_id=tenant,
-        source=SourceRef(
-            system=SourceSystem.FORTNOX,
-            connection_id="c1",
-            document_id=number,
-            document_number=number,
-        ),
-        document_type=DocumentType.INVOICE,
-        number=number,
-        issue_date=today,
-        due_date=today + dt.timedelta(days=30),
-        currency="SEK",
-        seller=Party(
-            name="Säljare AB",
-            company_id=ISSUER_ORG,
-            vat_id="SE556732170701",
-            address=Address(
-                lines=("Gatan 1",), city="Stockholm", postal_code="11122", country_code="SE"
-            ),
-        ),
         buyer=buyer,
-        lines=(
-            InvoiceLine(
-                line_id="1",
-                description="Köksrenovering",
-                quantity=Decimal(1),
-                unit_price=net,
-                net_amount=net,
-                vat_category=VatCategory.STANDARD,
-                vat_rate=Decimal(25),
-            ),
-        ),
-        vat_breakdown=(
-            VatBreakdown(
-                category=VatCategory.STANDARD,
-                rate=Decimal(25),
-                taxable_amount=net,
-                tax_amount=vat,
-            ),
-        ),
-        totals=Totals(
-            line_extension=net,
-            tax_exclusive=net,
-            tax_total=vat,
-            tax_inclusive=net + vat,
-            payable=net + vat,
-        ),
+        seller=swedish_seller(ISSUER_ORG, "SE556732170701"),
+        net="1000.00",
+        description="Köksrenovering",
+        issue_date=dt.datetime.now(dt.UTC).date(),
         payment=PaymentInstructions(
             payment_reference=ocr_reference(), account_id=BANKGIRO, account_scheme="SE:BANKGIRO"
         ),
     )
-    return InvoiceCreated(tenant_id=tenant, invoice_id=invoice_id, version="v1", invoice=invoice)
+    return InvoiceCreated(
+        tenant_id=tenant, invoice_id=invoice.invoice_id, version="v1", invoice=invoice
+    )
 
 
 @pytest.fixture(scope="module")
@@ -218,28 +126,18 @@ def bank_admin(bank: RunningB2cBankSandbox) -> Iterator[B2cBankSandboxAdmin]:
         yield client
 
 
-@pytest.fixture
-async def pool(fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    app = create_app(
-        Settings(kafka_bootstrap_servers="unused:9092", database_url=SecretStr(fresh_database_url))
-    )
-    await app.migrate()
-    pool = await db.create_pool(fresh_database_url, app.schema, min_size=2, max_size=4)
-    yield pool
-    await pool.close()
-
-
 class Router:
-    """distribution-router's routing and send job, with the real paper and bank adapters."""
+    """distribution-router's routing and send job, with the real paper, bank and e-mail
+    adapters, on a harness of its own."""
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        harness: ServiceHarness[Deps],
         post: RunningPrintPostSandbox,
         bank: RunningB2cBankSandbox,
         smtp: RunningSmtpSandbox,
     ) -> None:
-        self.pool = pool
+        self.pool = harness.pool
         self.post_token = post.create_account().token
         self.bank_token = bank.create_account(organisation_number=ISSUER_ORG).token
         self.paper = PrintPostSender(post.api_url, SecretStr(self.post_token), timeout=10.0)
@@ -260,26 +158,16 @@ class Router:
             Channel.B2C_BANK: self.bank,
             Channel.EMAIL: self.email,
         }
-        self.job = SendInvoice(
-            senders=senders,
-            renderers=default_registry(),
-            validator=shared_validator(),
-            attempts=PgAttemptLog(pool),
-            archive=archive.archive_document,
-            attachments=holds.attachments,
-            lookup=NotInPeppol(),
-            registry=self.bank,
+        harness.deps = dataclasses.replace(
+            harness.deps, senders=senders, lookup=NotInPeppol(), registry=self.bank
         )
-
-    async def aclose(self) -> None:
-        await self.paper.aclose()
-        await self.bank.aclose()
-        await self.email.aclose()
+        self.harness = harness
+        self.deps = harness.deps
 
     async def hold_for(self, tenant: str) -> None:
         async with self.pool.acquire() as conn:
             await holds.set_policy(
-                conn,
+                PgHoldRepository(conn),
                 tenant_id=tenant,
                 customer_key=None,
                 enabled=True,
@@ -289,20 +177,16 @@ class Router:
     async def route(self, event: InvoiceCreated) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await distribute_invoice(
-                conn,
+                self.deps.repositories(conn),
+                self.deps.partners,
                 event,
                 dt.datetime.now(dt.UTC),
-                lookup=NotInPeppol(),
-                renderers=default_registry(),
-                validator=shared_validator(),
-                registry=self.bank,
-                holds=holds,
             )
 
     async def attach(self, event: InvoiceCreated, filename: str, kind: str, data: bytes) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await holds.add_attachment(
-                conn,
+                PgHoldRepository(conn),
                 tenant_id=event.tenant_id,
                 invoice_id=event.invoice_id,
                 filename=filename,
@@ -313,13 +197,16 @@ class Router:
     async def release_and_send(self, event: InvoiceCreated) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await holds.release_hold(
-                conn, tenant_id=event.tenant_id, invoice_id=event.invoice_id, released_by="test"
+                PgHoldRepository(conn),
+                tenant_id=event.tenant_id,
+                invoice_id=event.invoice_id,
+                released_by="test",
             )
-        assert await JobWorker(self.pool, "distribution-router", SEND_INVOICE, self.job).run_one()
+        assert await send_worker(self.harness).run_one()
 
     async def send(self, event: InvoiceCreated) -> None:
         await self.route(event)
-        assert await JobWorker(self.pool, "distribution-router", SEND_INVOICE, self.job).run_one()
+        assert await send_worker(self.harness).run_one()
 
     async def delivery(self, invoice_id: str) -> asyncpg.Record:
         row = await self.pool.fetchrow("SELECT * FROM deliveries WHERE invoice_id = $1", invoice_id)
@@ -335,29 +222,22 @@ class Router:
 
 
 @pytest.fixture
-async def router(
-    pool: asyncpg.Pool,
+def router(
+    harness: ServiceHarness[Deps],
     post: RunningPrintPostSandbox,
     bank: RunningB2cBankSandbox,
     smtp: RunningSmtpSandbox,
-) -> AsyncIterator[Router]:
-    running = Router(pool, post, bank, smtp)
-    yield running
-    await running.aclose()
+) -> Router:
+    return Router(harness, post, bank, smtp)  # the harness closes the senders
 
 
 @pytest.fixture
-async def api(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    app.include_router(build_channels_api(lambda: pool))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api"
-    ) as http:
-        yield http
+def api(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    return client
 
 
 async def auth(pool: asyncpg.Pool, tenant: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {await create_token(pool, tenant, 'test')}"}
+    return await bearer(pool, tenant)
 
 
 def letter_of(admin: PrintPostSandboxAdmin, token: str, invoice_id: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from distribution_router.smp import (
+from distribution_router.adapters.smp import (
     BIS3_CREDIT_NOTE,
     BIS3_INVOICE,
     ParticipantLookup,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from distribution_router.archive import fiscal_year_end, retain_until
+from distribution_router.domain.archive import fiscal_year_end, retain_until
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from distribution_router.channels.b2c_bank import B2cBankSender
-from distribution_router.channels.base import Sender
-from distribution_router.channels.email import EmailChannelSender
-from distribution_router.channels.factory import build_senders
-from distribution_router.channels.peppol_ap import PeppolAccessPointSender
-from distribution_router.channels.print_post import PrintOptions, PrintPostSender
+from distribution_router.adapters.channels.b2c_bank import B2cBankSender
+from distribution_router.adapters.channels.base import Sender
+from distribution_router.adapters.channels.email import EmailChannelSender
+from distribution_router.adapters.channels.factory import build_senders
+from distribution_router.adapters.channels.peppol_ap import PeppolAccessPointSender
+from distribution_router.adapters.channels.print_post import PrintOptions, PrintPostSender
 from distribution_router.config import Settings
 from nordflow_schemas.events import Channel
 from pydantic import ValidationError

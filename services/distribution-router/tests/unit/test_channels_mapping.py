@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
-from decimal import Decimal
-
 import pytest
-from distribution_router.channels.b2c_bank import payee_account
-from distribution_router.channels.base import PermanentSendError
-from distribution_router.channels.email import (
+from distribution_router.adapters.channels.b2c_bank import payee_account
+from distribution_router.adapters.channels.base import PermanentSendError
+from distribution_router.adapters.channels.email import (
     body_for,
     default_message_id_domain,
     subject_for,
 )
-from distribution_router.channels.peppol_ap import participant, sender_participant
-from distribution_router.channels.print_post import PrintOptions, postal_recipient, print_options
-from nordflow_schemas.common import SourceRef, SourceSystem
+from distribution_router.adapters.channels.peppol_ap import participant, sender_participant
+from distribution_router.adapters.channels.print_post import (
+    PrintOptions,
+    postal_recipient,
+    print_options,
+)
+from distribution_router.testing.invoices import one_line_invoice
 from nordflow_schemas.invoice import (
     Address,
     DocumentType,
     ElectronicAddress,
     Invoice,
-    InvoiceLine,
     Party,
     PaymentInstructions,
-    Totals,
-    VatBreakdown,
-    VatCategory,
 )
 
 
@@ -39,16 +35,12 @@ def invoice(
     currency: str = "SEK",
     document_type: DocumentType = DocumentType.INVOICE,
 ) -> Invoice:
-    net, vat = Decimal("80.00"), Decimal("20.00")
-    return Invoice(
-        invoice_id=f"inv_{uuid.uuid4().hex}",
+    return one_line_invoice(
         tenant_id="t-unit",
-        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id="1"),
-        document_type=document_type,
         number="10042",
-        issue_date=dt.date(2025, 3, 10),
-        due_date=dt.date(2025, 4, 9),
+        net="80.00",
         currency=currency,
+        document_type=document_type,
         seller=seller or Party(name="Säljare  AB", address=Address(country_code="SE")),
         buyer=Party(
             name="Köpare AB",
@@ -57,30 +49,7 @@ def invoice(
                 lines=("Storgatan 1",), city="Göteborg", postal_code="411 01", country_code="SE"
             ),
         ),
-        lines=(
-            InvoiceLine(
-                line_id="1",
-                description="Vara",
-                quantity=Decimal(1),
-                unit_price=net,
-                net_amount=net,
-                vat_category=VatCategory.STANDARD,
-                vat_rate=Decimal(25),
-            ),
-        ),
-        vat_breakdown=(
-            VatBreakdown(
-                category=VatCategory.STANDARD, rate=Decimal(25), taxable_amount=net, tax_amount=vat
-            ),
-        ),
-        totals=Totals(
-            line_extension=net,
-            tax_exclusive=net,
-            tax_total=vat,
-            tax_inclusive=net + vat,
-            payable=net + vat,
-        ),
-        payment=payment or PaymentInstructions(),
+        payment=payment,
     )
 
 

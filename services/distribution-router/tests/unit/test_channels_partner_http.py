@@ -6,7 +6,7 @@ import re
 
 import httpx
 import pytest
-from distribution_router.channels.partner_http import (
+from distribution_router.adapters.channels.partner_http import (
     PartnerHttp,
     client_reference,
     read_problem,

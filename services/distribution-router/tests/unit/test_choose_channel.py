@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from decimal import Decimal
 
 import pytest
+from distribution_router.adapters.smp import BIS3_CREDIT_NOTE, BIS3_INVOICE
 from distribution_router.domain import (
     FORMATS,
     Route,
@@ -14,20 +13,15 @@ from distribution_router.domain import (
     document_type,
     participant_candidates,
 )
-from distribution_router.smp import BIS3_CREDIT_NOTE, BIS3_INVOICE
-from nordflow_schemas.common import SourceRef, SourceSystem
+from distribution_router.testing.invoices import one_line_invoice
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import (
     Address,
     DocumentType,
     ElectronicAddress,
     Invoice,
-    InvoiceLine,
     Party,
     PartyType,
-    Totals,
-    VatBreakdown,
-    VatCategory,
 )
 
 PEPPOL_ID = ElectronicAddress(scheme="0007", value="5567321707")
@@ -51,43 +45,8 @@ def buyer(
 
 
 def make_invoice(to: Party) -> Invoice:
-    """A valid canonical invoice to ``to``: one line of 100.00 at 25 % VAT."""
-    return Invoice(
-        invoice_id=f"inv_{uuid.uuid4().hex}",
-        tenant_id=f"t-{uuid.uuid4().hex[:8]}",
-        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id="7"),
-        document_type=DocumentType.INVOICE,
-        number="7",
-        issue_date=dt.date(2025, 3, 10),
-        currency="SEK",
-        seller=Party(name="Säljare AB", address=Address(country_code="SE")),
-        buyer=to,
-        lines=(
-            InvoiceLine(
-                line_id="1",
-                description="Vara",
-                quantity=Decimal(1),
-                unit_price=Decimal(100),
-                net_amount=Decimal(100),
-                vat_category=VatCategory.STANDARD,
-                vat_rate=Decimal(25),
-            ),
-        ),
-        vat_breakdown=(
-            VatBreakdown(
-                category=VatCategory.STANDARD,
-                rate=Decimal(25),
-                taxable_amount=Decimal(100),
-                tax_amount=Decimal(25),
-            ),
-        ),
-        totals=Totals(
-            line_extension=Decimal(100),
-            tax_exclusive=Decimal(100),
-            tax_total=Decimal(25),
-            tax_inclusive=Decimal(125),
-            payable=Decimal(125),
-        ),
+    return one_line_invoice(
+        tenant_id=f"t-{uuid.uuid4().hex[:8]}", buyer=to, number="7", due_in_days=None
     )
 
 

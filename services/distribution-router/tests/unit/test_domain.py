@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
-from decimal import Decimal
-
 import pytest
 from distribution_router.domain import (
     DEFAULT_UNIT_PRICES,
@@ -18,20 +14,15 @@ from distribution_router.domain import (
     plan_routes,
     public_recipient,
 )
+from distribution_router.testing.invoices import one_line_invoice
 from hypothesis import given
 from hypothesis import strategies as st
-from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import Channel
 from nordflow_schemas.invoice import (
     Address,
-    DocumentType,
     Invoice,
-    InvoiceLine,
     Party,
     PartyType,
-    Totals,
-    VatBreakdown,
-    VatCategory,
 )
 
 PEPPOL = ("0007", "5567321707")
@@ -57,43 +48,7 @@ def buyer(
 
 
 def invoice_to(to: Party) -> Invoice:
-    return Invoice(
-        invoice_id=f"inv_{uuid.uuid4().hex}",
-        tenant_id="t1",
-        source=SourceRef(system=SourceSystem.FORTNOX, connection_id="c1", document_id="7"),
-        document_type=DocumentType.INVOICE,
-        number="7",
-        issue_date=dt.date(2025, 3, 10),
-        currency="SEK",
-        seller=Party(name="Säljare AB", address=Address(country_code="SE")),
-        buyer=to,
-        lines=(
-            InvoiceLine(
-                line_id="1",
-                description="Vara",
-                quantity=Decimal(1),
-                unit_price=Decimal(100),
-                net_amount=Decimal(100),
-                vat_category=VatCategory.STANDARD,
-                vat_rate=Decimal(25),
-            ),
-        ),
-        vat_breakdown=(
-            VatBreakdown(
-                category=VatCategory.STANDARD,
-                rate=Decimal(25),
-                taxable_amount=Decimal(100),
-                tax_amount=Decimal(25),
-            ),
-        ),
-        totals=Totals(
-            line_extension=Decimal(100),
-            tax_exclusive=Decimal(100),
-            tax_total=Decimal(25),
-            tax_inclusive=Decimal(125),
-            payable=Decimal(125),
-        ),
-    )
+    return one_line_invoice(tenant_id="t1", buyer=to, number="7", due_in_days=None)
 
 
 def channels(plan) -> list[Channel]:

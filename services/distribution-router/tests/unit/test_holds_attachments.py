@@ -1,11 +1,11 @@
-"""holds.check_attachment: which files can travel with a held invoice."""
+"""domain.holds.check_attachment: which files can travel with a held invoice."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from distribution_router.holds import (
+from distribution_router.domain.holds import (
     MAX_ATTACHMENT_BYTES,
     AttachmentRejectedError,
     check_attachment,

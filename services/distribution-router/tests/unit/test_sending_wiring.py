@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from distribution_router.app import consumer_registry, unit_prices
-from distribution_router.channels.base import Outgoing, Receipt
+from distribution_router.adapters.channels.base import Outgoing, Receipt
 from distribution_router.config import Settings
+from distribution_router.deps import consumer_registry, unit_prices
 from distribution_router.domain import DEFAULT_UNIT_PRICES
-from distribution_router.sending import idempotency_key
+from distribution_router.domain.sending import idempotency_key
 from nordflow_schemas.events import Channel
 from pydantic import SecretStr
 

@@ -1,4 +1,4 @@
-"""api_channels statistics helpers: the periods of a range and a period's totals."""
+"""domain.statistics: the periods of a range and a period's totals."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import datetime as dt
 import itertools
 from decimal import Decimal
 
-from distribution_router.api_channels import ChannelStats, _period, _periods
+from distribution_router.domain.statistics import ChannelStats, period_stats, periods
 from hypothesis import given
 from hypothesis import strategies as st
 from nordflow_schemas.events import Channel
 
 
 def test_days_include_both_ends() -> None:
-    assert _periods(dt.date(2025, 2, 27), dt.date(2025, 3, 1), "day") == [
+    assert periods(dt.date(2025, 2, 27), dt.date(2025, 3, 1), "day") == [
         dt.date(2025, 2, 27),
         dt.date(2025, 2, 28),
         dt.date(2025, 3, 1),
@@ -21,7 +21,7 @@ def test_days_include_both_ends() -> None:
 
 
 def test_months_start_on_the_first_and_cross_the_year() -> None:
-    assert _periods(dt.date(2024, 11, 15), dt.date(2025, 1, 2), "month") == [
+    assert periods(dt.date(2024, 11, 15), dt.date(2025, 1, 2), "month") == [
         dt.date(2024, 11, 1),
         dt.date(2024, 12, 1),
         dt.date(2025, 1, 1),
@@ -34,7 +34,7 @@ def test_months_start_on_the_first_and_cross_the_year() -> None:
 )
 def test_month_periods_are_consecutive_firsts_covering_the_range(start: dt.date, days: int) -> None:
     end = start + dt.timedelta(days=days)
-    months = _periods(start, end, "month")
+    months = periods(start, end, "month")
     assert months[0] == start.replace(day=1)
     assert months[-1] == end.replace(day=1)
     assert all(m.day == 1 for m in months)
@@ -43,7 +43,7 @@ def test_month_periods_are_consecutive_firsts_covering_the_range(start: dt.date,
 
 
 def test_electronic_share_is_peppol_and_b2c_over_all_sent() -> None:
-    period = _period(
+    period = period_stats(
         dt.date(2025, 3, 1),
         {
             Channel.PEPPOL: ChannelStats(sent=1, cost=Decimal("0.50")),
@@ -57,6 +57,6 @@ def test_electronic_share_is_peppol_and_b2c_over_all_sent() -> None:
 
 
 def test_a_period_without_sends_has_no_share() -> None:
-    period = _period(dt.date(2025, 3, 1), {c: ChannelStats(failed=1) for c in Channel})
+    period = period_stats(dt.date(2025, 3, 1), {c: ChannelStats(failed=1) for c in Channel})
     assert period.electronic_share is None
     assert period.failed == 4

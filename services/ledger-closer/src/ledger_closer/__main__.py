@@ -1,5 +1,5 @@
 """python -m ledger_closer."""
 
-from .cli import main
+from .entrypoints.cli import main
 
 raise SystemExit(main())

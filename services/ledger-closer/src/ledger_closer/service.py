@@ -1,34 +1,114 @@
-"""Use cases: schedule closings, and write each payment into the ERP exactly once."""
+"""Use cases: schedule closings and reported payments, and write each entry into the ERP
+exactly once. Repositories (``Repositories``) and the ERP writers are passed in."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
-import asyncpg
-from nordflow_runtime import jobs
-from nordflow_runtime.consumer import PermanentError
-from nordflow_schemas.common import SourceRef
+from nordflow_runtime.tenant_profiles import TenantProfiles
 from nordflow_schemas.events import (
     EntryKind,
     InvoiceTransferred,
     LedgerEntryPosted,
     PaymentReceived,
 )
-from nordflow_schemas.invoice import DocumentType
+from nordflow_schemas.tenant import local_date
 
-POST_ENTRY = "post-entry"
-# The business date of a Swedish/Norwegian ledger entry is local (CET/CEST), not UTC.
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
+from .domain import (
+    POST_ENTRY,
+    AccountRole,
+    PlannedEntry,
+    UnpostableError,
+    WriteConnection,
+    WriteConnectionMissingError,
+    WriteSystem,
+    adoptable,
+    closing_amount,
+    closing_key,
+    closing_zone,
+    payment_key,
+)
+
+
+class JobScheduler(Protocol):
+    """Durable jobs, recorded in the caller's transaction."""
+
+    async def schedule(
+        self,
+        *,
+        kind: str,
+        key: str,
+        tenant_id: str,
+        payload: dict[str, Any],
+        due_at: dt.datetime,
+    ) -> bool:
+        """Record a job; False if one with the same kind and key exists already."""
+        ...
+
+
+class ConnectionRepository(Protocol):
+    """The tenants' write connections (one per source connection id)."""
+
+    async def find(self, tenant_id: str, connection_id: str) -> WriteConnection | None:
+        """The tenant's write connection for a source connection, if any."""
+        ...
+
+    async def save(self, connection: WriteConnection) -> None:
+        """Create or replace a connection (not its system); raises
+        ``ConnectionOfAnotherTenantError`` if the id is another tenant's."""
+        ...
+
+
+class IntentLog(Protocol):
+    """The intent to write, committed on its own before the ERP is called."""
+
+    async def record(
+        self, entry_key: str, tenant_id: str, entry: PlannedEntry, account: int
+    ) -> None:
+        """Insert the intent row (once per entry key), or count one more attempt on it; it
+        survives whatever happens to the job's transaction."""
+        ...
+
+
+class EntryRepository(Protocol):
+    """The entries written into the ERP, in the job's transaction."""
+
+    async def known_references(self, invoice_id: str) -> set[str]:
+        """The ERP references already recorded for the invoice's entries."""
+        ...
+
+    async def record_posted(
+        self, entry_key: str, erp_reference: str, adopted: bool, posted_at: dt.datetime
+    ) -> None:
+        """Store what the ERP holds for the entry on its intent row."""
+        ...
+
+
+@dataclass(frozen=True)
+class Repositories:
+    """Everything a use case of this service reads or writes, on one transaction (the intent
+    log apart: it commits on a connection of its own)."""
+
+    connections: ConnectionRepository
+    entries: EntryRepository
+    intents: IntentLog
+    jobs: JobScheduler
+    profiles: TenantProfiles
 
 
 class LedgerWriter(Protocol):
-    """What closing needs from an ERP client (FortnoxClient satisfies it)."""
+    """What writing an entry needs from one ERP company.
+
+    Raises ``EntryRefusedError`` or ``AuthorizationRefusedError`` when the ERP refuses for good; any
+    other error is transient (the job retries, looking up first).
+    """
 
     async def payments_for_invoice(self, document_number: str) -> list[dict[str, Any]]:
-        """Payments already registered on an invoice."""
+        """Every payment registered on an invoice, in full."""
         ...
 
     async def create_payment(
@@ -40,176 +120,146 @@ class LedgerWriter(Protocol):
         mode_of_payment: str,
         account: int,
     ) -> dict[str, Any]:
-        """Register one payment."""
+        """Register one payment; the ERP's record of it (``Number`` is its reference)."""
+        ...
+
+
+class LedgerWriters(Protocol):
+    """The writer of each write connection (kept across jobs, closed at shutdown)."""
+
+    async def writer_for(self, connection: WriteConnection) -> LedgerWriter:
+        """The writer of a connection."""
         ...
 
     async def aclose(self) -> None:
-        """Release connections."""
+        """Close every writer."""
         ...
 
 
 async def schedule_closing(
-    conn: asyncpg.Connection, event: InvoiceTransferred, delay: dt.timedelta
+    repos: Repositories, event: InvoiceTransferred, delay: dt.timedelta
 ) -> bool:
-    """Plan the closing entry of a transferred invoice (durable timer, once per invoice)."""
+    """Plan the closing entry of a transferred invoice (a durable timer, once per invoice).
+
+    The payment date is the day of ``transferred_at`` in the tenant's zone (``closing_zone``),
+    fixed now, so every attempt looks up and writes the same date. Nothing is planned in
+    test mode.
+    """
     if event.test_mode:
         return False
-    # A credit note is closed by a refund: a negative payment in the ERP.
-    sign = -1 if event.document_type is DocumentType.CREDIT_NOTE else 1
-    return await jobs.schedule(
-        conn,
+    zone = closing_zone(await repos.profiles.get(event.tenant_id))
+    entry = PlannedEntry(
+        invoice_id=event.invoice_id,
+        kind=EntryKind.CLOSING_ENTRY,
+        source=event.source,
+        amount=closing_amount(event.amount, event.document_type),
+        currency=event.currency,
+        paid_on=local_date(event.transferred_at, zone),
+        account_role=AccountRole.FACTORING,
+    )
+    return await repos.jobs.schedule(
         kind=POST_ENTRY,
-        key=f"closing:{event.invoice_id}",
+        key=closing_key(event.invoice_id),
         tenant_id=event.tenant_id,
-        payload={
-            "invoice_id": event.invoice_id,
-            "kind": EntryKind.CLOSING_ENTRY.value,
-            "source": event.source.model_dump(mode="json"),
-            "amount": str(event.amount * sign),
-            "currency": event.currency,
-            "paid_on": event.transferred_at.astimezone(STOCKHOLM).date().isoformat(),
-            "account_role": "factoring",
-        },
+        payload=entry.payload(),
         due_at=event.transferred_at + delay,
     )
 
 
-async def schedule_payment(conn: asyncpg.Connection, event: PaymentReceived) -> bool:
-    """Plan booking a reported payment on its invoice (once per payment id).
+async def schedule_payment(repos: Repositories, event: PaymentReceived, now: dt.datetime) -> bool:
+    """Plan booking a reported payment on its invoice, due now (once per payment id).
 
     Nothing is planned in test mode, nor for a payment picked up from the ERP itself
     (``recorded_at_source``): booking it again would pay the invoice twice.
     """
     if event.test_mode or event.recorded_at_source:
         return False
-    return await jobs.schedule(
-        conn,
-        kind=POST_ENTRY,
-        key=f"payment:{event.payment_id}",
-        tenant_id=event.tenant_id,
-        payload={
-            "invoice_id": event.invoice_id,
-            "kind": EntryKind.INVOICE_PAYMENT.value,
-            "source": event.source.model_dump(mode="json"),
-            "amount": str(event.amount),
-            "currency": event.currency,
-            "paid_on": event.paid_on.isoformat(),
-            "account_role": "bank",
-        },
-        due_at=dt.datetime.now(dt.UTC),
+    entry = PlannedEntry(
+        invoice_id=event.invoice_id,
+        kind=EntryKind.INVOICE_PAYMENT,
+        source=event.source,
+        amount=event.amount,
+        currency=event.currency,
+        paid_on=event.paid_on,
+        account_role=AccountRole.BANK,
     )
-
-
-class IntentLog(Protocol):
-    """Records the intent to write, committed on its own before the ERP is called."""
-
-    async def record(self, job: jobs.Job, amount: Decimal, account: int) -> None:
-        """Insert the intent row (once per entry key); survives a crash of the job."""
-        ...
-
-
-class PgIntentLog:
-    """Intent rows written on a separate connection, so they commit before the ERP call."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    async def record(self, job: jobs.Job, amount: Decimal, account: int) -> None:
-        """Insert the intent row, or count one more attempt on it."""
-        p = job.payload
-        await self.pool.execute(
-            "INSERT INTO entries (entry_key, tenant_id, invoice_id, kind, amount, currency, "
-            "account) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (entry_key) DO UPDATE "
-            "SET attempts = entries.attempts + 1",
-            job.key,
-            job.tenant_id,
-            p["invoice_id"],
-            p["kind"],
-            amount,
-            p["currency"],
-            account,
-        )
-
-
-def _matches(
-    payment: dict[str, Any], amount: Decimal, mode: str, account: int, paid_on: str
-) -> bool:
-    return (
-        Decimal(str(payment.get("Amount", "0"))) == amount
-        and str(payment.get("ModeOfPayment") or "") == mode
-        and str(payment.get("ModeOfPaymentAccount") or "") == str(account)
-        and str(payment.get("PaymentDate") or "") == paid_on
+    return await repos.jobs.schedule(
+        kind=POST_ENTRY,
+        key=payment_key(event.payment_id),
+        tenant_id=event.tenant_id,
+        payload=entry.payload(),
+        due_at=now,
     )
 
 
 async def post_entry(
-    conn: asyncpg.Connection,
-    job: jobs.Job,
-    writer: LedgerWriter,
-    settings_row: asyncpg.Record,
-    intents: IntentLog,
+    repos: Repositories,
+    writers: LedgerWriters,
+    *,
+    entry_key: str,
+    tenant_id: str,
+    entry: PlannedEntry,
+    clock: Callable[[], dt.datetime],
 ) -> LedgerEntryPosted:
-    """Write one payment into the ERP exactly once and return the event saying so.
+    """Write one entry into the ERP exactly once and return the event saying so.
 
-    The intent row is written before the call. If an earlier attempt's outcome is unknown
-    (crash or timeout after the ERP applied it), the payment is looked up at the ERP first
-    and adopted instead of created again: the ERP has no idempotency keys.
+    The intent row is committed before the ERP is called. The ERP has no idempotency keys,
+    so the payments already on the invoice are looked up before every create: one with every
+    detail equal that no entry of ours holds yet (an earlier attempt whose outcome was
+    unknown: a crash, a timeout, a 5xx after applying) is adopted instead of created again.
+
+    Raises ``WriteConnectionMissingError`` (retried: an operator may still add the connection),
+    ``UnpostableError`` and its ``EntryRefusedError``/``AuthorizationRefusedError`` (the job fails).
     """
-    p = job.payload
-    source = SourceRef.model_validate(p["source"])
-    if not source.document_number:
-        raise PermanentError("the source invoice has no document number to book against")
-    amount = Decimal(p["amount"])
-    mode = settings_row["mode_of_payment"]
-    account = (
-        settings_row["factoring_account"]
-        if p["account_role"] == "factoring"
-        else settings_row["bank_account"]
-    )
-    await intents.record(job, amount, account)
+    connection = await repos.connections.find(tenant_id, entry.source.connection_id)
+    if connection is None:
+        raise WriteConnectionMissingError(tenant_id, entry.source.connection_id)
+    if connection.system not in {system.value for system in WriteSystem}:
+        raise UnpostableError(f"no ledger writer for {connection.system!r} yet")
+    writer = await writers.writer_for(connection)
+    document_number = entry.source.document_number
+    if not document_number:
+        raise UnpostableError("the source invoice has no document number to book against")
+    account = connection.account_for(entry.account_role)
+    mode = connection.mode_of_payment
+    await repos.intents.record(entry_key, tenant_id, entry, account)
     # Always look first: a killed attempt rolls back our records but not the ERP's. Payments
     # already recorded as another entry of ours are not candidates for adoption.
-    known = {
-        r["erp_reference"]
-        for r in await conn.fetch(
-            "SELECT erp_reference FROM entries WHERE invoice_id = $1 AND erp_reference IS NOT NULL",
-            p["invoice_id"],
-        )
-    }
-    existing = [
-        pay
-        for pay in await writer.payments_for_invoice(source.document_number)
-        if _matches(pay, amount, mode, account, p["paid_on"])
-        and str(pay.get("Number")) not in known
-    ]
-    adopted = bool(existing)
-    if existing:
-        payment = existing[0]
-    else:
+    known = await repos.entries.known_references(entry.invoice_id)
+    found: Mapping[str, Any] | None = adoptable(
+        await writer.payments_for_invoice(document_number),
+        amount=entry.amount,
+        mode=mode,
+        account=account,
+        paid_on=entry.paid_on,
+        known=known,
+    )
+    payment = found
+    if payment is None:
         payment = await writer.create_payment(
-            document_number=source.document_number,
-            amount=amount,
-            payment_date=dt.date.fromisoformat(p["paid_on"]),
+            document_number=document_number,
+            amount=entry.amount,
+            payment_date=entry.paid_on,
             mode_of_payment=mode,
             account=account,
         )
     reference = str(payment.get("Number"))
-    posted_at = dt.datetime.now(dt.UTC)
-    await conn.execute(
-        "UPDATE entries SET erp_reference = $2, adopted = $3, posted_at = $4 WHERE entry_key = $1",
-        job.key,
-        reference,
-        adopted,
-        posted_at,
-    )
+    posted_at = clock()
+    await repos.entries.record_posted(entry_key, reference, found is not None, posted_at)
     return LedgerEntryPosted(
-        tenant_id=job.tenant_id,
-        invoice_id=p["invoice_id"],
-        source=source,
-        entry_kind=EntryKind(p["kind"]),
+        tenant_id=tenant_id,
+        invoice_id=entry.invoice_id,
+        source=entry.source,
+        entry_kind=entry.kind,
         erp_reference=reference,
-        amount=amount,
-        currency=p["currency"],
+        amount=entry.amount,
+        currency=entry.currency,
         account=str(account),
         posted_at=posted_at,
     )
+
+
+async def add_connection(connections: ConnectionRepository, connection: WriteConnection) -> None:
+    """Create or replace where ledger-closer writes for a source connection (its credentials
+    sealed already); ``ConnectionOfAnotherTenantError`` if the id is another tenant's."""
+    await connections.save(connection)

@@ -2,7 +2,8 @@
 another: two chains of rotating refresh tokens, one per service, neither spending the other's.
 
 One database holds both services' schemas (as in production), the Fortnox sandbox runs
-in-process; erp-poller is driven by its own scheduler steps, ledger-closer by its job worker.
+in-process; erp-poller is driven by its own scheduler steps, ledger-closer through
+`ServiceHarness` (its consumer's batch processing and its post-entry job).
 """
 
 from __future__ import annotations
@@ -18,20 +19,26 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.app import create_app as create_poller
 from erp_poller.config import Settings as PollerSettings
 from erp_poller.domain.credentials import seal_form
 from erp_poller.testing import given_profile, steps_on
-from ledger_closer.app import EntryPoster, create_app
-from ledger_closer.cli import main
-from ledger_closer.config import Settings
+from ledger_closer.adapters.repository import PgConnectionRepository as PgWriteConnections
 from ledger_closer.credentials import sealed_text
-from ledger_closer.repository import upsert_connection
-from ledger_closer.service import POST_ENTRY, schedule_closing
-from nordflow_runtime import db, jobs
+from ledger_closer.deps import Deps
+from ledger_closer.entrypoints.cli import main
+from ledger_closer.testing import (
+    app_for,
+    sandbox_invoice,
+    sandbox_payments,
+    source,
+    transferred,
+    write_connection,
+)
+from nordflow_runtime import db
 from nordflow_runtime.crypto import SecretBox
+from nordflow_runtime.testing import ServiceHarness
 from nordflow_sandboxes.fortnox import FortnoxState
 from nordflow_sandboxes.fortnox.testing import (
     RunningFortnoxSandbox,
@@ -39,9 +46,7 @@ from nordflow_sandboxes.fortnox.testing import (
     SandboxCompany,
     running_fortnox_sandbox,
 )
-from nordflow_schemas.common import ConnectionMode, SourceRef, SourceSystem
-from nordflow_schemas.events import AgreementKind, InvoiceTransferred
-from nordflow_schemas.invoice import DocumentType
+from nordflow_schemas.common import ConnectionMode, SourceSystem
 from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
@@ -54,94 +59,69 @@ def fortnox() -> Iterator[RunningFortnoxSandbox]:
 
 
 @pytest.fixture
-def key() -> str:
-    return Fernet.generate_key().decode()
-
-
-@pytest.fixture
-async def pools(
+async def services(
     fresh_database_url: str, key: str
-) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Pool, SecretBox]]:
-    """ledger-closer's and erp-poller's schemas, migrated, in one database."""
+) -> AsyncIterator[tuple[ServiceHarness[Deps], asyncpg.Pool, SecretBox]]:
+    """ledger-closer (a harness on its own schema) and erp-poller's migrated schema, in one
+    database."""
     common: dict[str, Any] = {
         "kafka_bootstrap_servers": "unused:9092",
         "database_url": SecretStr(fresh_database_url),
         "encryption_key": SecretStr(key),
     }
-    await create_app(Settings(**common, closing_delay_seconds=0)).migrate()
     await create_poller(PollerSettings(**common)).migrate()
-    closer = await db.create_pool(fresh_database_url, "ledger_closer")
+    closer = await ServiceHarness.start(
+        app_for(fresh_database_url, encryption_key=key), fresh_database_url
+    )
     poller = await db.create_pool(fresh_database_url, "erp_poller")
     yield closer, poller, SecretBox(SecretStr(key))
-    await closer.close()
+    await closer.close()  # closes the writers' clients and OAuth sessions (Deps.aclose)
     await poller.close()
 
 
-def make_invoice(sandbox: RunningFortnoxSandbox, company: SandboxCompany) -> tuple[str, Decimal]:
-    with httpx.Client(base_url=f"{sandbox.base_url}/3/", headers=company.headers) as http:
-        customer = http.post("customers", json={"Customer": {"Name": "Kund AB"}}).json()
-        rows = [{"Description": "Tjänst", "DeliveredQuantity": 2, "Price": 500, "VAT": 25}]
-        body = {"CustomerNumber": customer["Customer"]["CustomerNumber"], "InvoiceRows": rows}
-        invoice = http.post("invoices", json={"Invoice": body}).json()["Invoice"]
-    return str(invoice["DocumentNumber"]), Decimal(str(invoice["Total"]))
-
-
 def erp_payments(sandbox: RunningFortnoxSandbox, company: SandboxCompany, number: str) -> int:
-    response = httpx.get(
-        f"{sandbox.base_url}/3/invoicepayments",
-        params={"invoicenumber": number},
-        headers=company.headers,
-    )
-    return sum(1 for p in response.json()["InvoicePayments"] if str(p["InvoiceNumber"]) == number)
+    return len(sandbox_payments(sandbox.base_url, company.headers, number))
 
 
-async def schedule(
-    conn: asyncpg.Connection, tenant: str, connection_id: str, number: str, total: Decimal
+async def add_write_connection(
+    closer: ServiceHarness[Deps],
+    box: SecretBox,
+    fortnox: RunningFortnoxSandbox,
+    tenant: str,
+    connection_id: str,
+    grant: SandboxAuthorization,
 ) -> None:
-    event = InvoiceTransferred(
-        tenant_id=tenant,
-        invoice_id=f"inv_{tenant}_{number}",
-        source=SourceRef(
-            system=SourceSystem.FORTNOX,
-            connection_id=connection_id,
-            document_id=number,
-            document_number=number,
-        ),
-        document_type=DocumentType.INVOICE,
-        number=number,
-        provider="nordea-finans",
-        agreement_kind=AgreementKind.FACTORING,
-        transfer_id=f"tr-{number}",
-        amount=total,
-        currency="SEK",
-        transferred_at=dt.datetime.now(dt.UTC),
+    await PgWriteConnections(closer.pool).save(
+        write_connection(
+            tenant,
+            connection_id,
+            base_url=fortnox.base_url,
+            token_sealed=box.seal(sealed_text(json.dumps(grant.credentials()))),
+        )
     )
-    assert await schedule_closing(conn, event, dt.timedelta(0))
 
 
-async def run_jobs(
-    pool: asyncpg.Pool, poster: EntryPoster, tenant: str, count: int
-) -> list[dict[str, Any]]:
-    worker = jobs.JobWorker(
-        pool,
-        "ledger-closer",
-        POST_ENTRY,
-        poster,
-        idle_seconds=0.05,
-        retry_initial=0.05,
-        retry_max=0.2,
+async def close_invoice(
+    closer: ServiceHarness[Deps], tenant: str, connection_id: str, number: str, total: Decimal
+) -> None:
+    """invoice.transferred for the invoice, then its post-entry job (and any retry) to the end."""
+    await closer.publish(
+        transferred(
+            tenant,
+            invoice_id=f"inv_{tenant}_{number}",
+            source_ref=source(connection_id, number),
+            amount=total,
+        )
     )
-    task = asyncio.create_task(worker.run())
-    try:
-        for _ in range(200):
-            rows = await pool.fetch("SELECT * FROM jobs WHERE tenant_id = $1", tenant)
-            if len(rows) == count and all(r["state"] != "pending" for r in rows):
-                return [dict(r) for r in rows]
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"jobs still pending: {[dict(r) for r in rows]}")
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    for _ in range(20):
+        await closer.run_jobs(include_future=True)
+        if all(j["state"] != "pending" for j in await closer.jobs()):
+            return
+
+
+async def job_of(closer: ServiceHarness[Deps], number: str) -> dict[str, Any]:
+    [job] = [dict(j) for j in await closer.jobs() if j["job_key"].endswith(f"_{number}")]
+    return job
 
 
 async def refused(grant: SandboxAuthorization, refresh_token: str) -> bool:
@@ -155,11 +135,12 @@ async def refused(grant: SandboxAuthorization, refresh_token: str) -> bool:
 
 
 async def test_each_service_rotates_its_own_grant_and_both_keep_working(
-    fortnox: RunningFortnoxSandbox, pools: tuple[asyncpg.Pool, asyncpg.Pool, SecretBox]
+    fortnox: RunningFortnoxSandbox,
+    services: tuple[ServiceHarness[Deps], asyncpg.Pool, SecretBox],
 ) -> None:
-    closer_pool, poller_pool, box = pools
+    closer, poller_pool, box = services
     company = fortnox.create_company()
-    first_number, first_total = make_invoice(fortnox, company)
+    first_number, first_total = sandbox_invoice(fortnox.base_url, company.headers)
     # The same integration (client) authorized twice: one grant per service.
     poller_grant = fortnox.authorize(company, client_id=f"nordflow-{uuid.uuid4().hex[:6]}")
     closer_grant = fortnox.authorize(company, client_id=poller_grant.client_id)
@@ -176,39 +157,26 @@ async def test_each_service_rotates_its_own_grant_and_both_keep_working(
         cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
     )
     await given_profile(PgUnitOfWork(poller_pool), tenant)
-    async with closer_pool.acquire() as conn:
-        await upsert_connection(
-            conn,
-            connection_id=connection_id,
-            tenant_id=tenant,
-            system="fortnox",
-            base_url=fortnox.base_url,
-            token_sealed=box.seal(sealed_text(json.dumps(closer_grant.credentials()))),
-            mode_of_payment="FACT",
-            factoring_account=1512,
-            bank_account=1930,
-        )
-        await schedule(conn, tenant, connection_id, first_number, first_total)
+    await add_write_connection(closer, box, fortnox, tenant, connection_id, closer_grant)
 
     runner = steps_on(poller_pool, box)
-    poster = EntryPoster(box, closer_pool)
     try:
         assert await runner.poll_one()
-        [job] = await run_jobs(closer_pool, poster, tenant, 1)
+        await close_invoice(closer, tenant, connection_id, first_number, first_total)
+        job = await job_of(closer, first_number)
         assert job["state"] == "done", job["last_error"]
         assert erp_payments(fortnox, company, first_number) == 1
 
         # The hour ends for both; each refreshes with its own chain, independently.
         assert fortnox.expire_access_tokens(company) == 2
-        second_number, second_total = make_invoice(fortnox, company)
-        async with closer_pool.acquire() as conn:
-            await schedule(conn, tenant, connection_id, second_number, second_total)
-        done = await run_jobs(closer_pool, poster, tenant, 2)
+        second_number, second_total = sandbox_invoice(fortnox.base_url, company.headers)
+        await close_invoice(closer, tenant, connection_id, second_number, second_total)
+        done = [dict(j) for j in await closer.jobs()]
+        assert len(done) == 2
         assert all(j["state"] == "done" for j in done), done
         assert await runner.poll_one()
         assert erp_payments(fortnox, company, second_number) == 1
     finally:
-        await poster.aclose()
         await runner.sources.aclose()
 
     poller_error = await poller_pool.fetchval(
@@ -217,7 +185,7 @@ async def test_each_service_rotates_its_own_grant_and_both_keep_working(
     assert poller_error is None
     assert fortnox.refresh_tokens_redeemed(company) == 4
     rows = {}
-    for name, pool in (("poller", poller_pool), ("closer", closer_pool)):
+    for name, pool in (("poller", poller_pool), ("closer", closer.pool)):
         row = await pool.fetchrow(
             "SELECT * FROM oauth_tokens WHERE connection_id = $1", connection_id
         )
@@ -232,38 +200,27 @@ async def test_each_service_rotates_its_own_grant_and_both_keep_working(
 
 
 async def test_a_spent_grant_fails_the_job_naming_reauthorization_without_secrets(
-    fortnox: RunningFortnoxSandbox, pools: tuple[asyncpg.Pool, asyncpg.Pool, SecretBox]
+    fortnox: RunningFortnoxSandbox,
+    services: tuple[ServiceHarness[Deps], asyncpg.Pool, SecretBox],
 ) -> None:
-    closer_pool, _, box = pools
+    closer, _, box = services
     company = fortnox.create_company()
-    number, total = make_invoice(fortnox, company)
+    number, total = sandbox_invoice(fortnox.base_url, company.headers)
     grant = fortnox.authorize(company)
     assert not await refused(grant, grant.refresh_token)  # spent elsewhere
     tenant, connection_id = f"t-{uuid.uuid4().hex[:8]}", f"fx-{uuid.uuid4().hex[:8]}"
-    async with closer_pool.acquire() as conn:
-        await upsert_connection(
-            conn,
-            connection_id=connection_id,
-            tenant_id=tenant,
-            system="fortnox",
-            base_url=fortnox.base_url,
-            token_sealed=box.seal(sealed_text(json.dumps(grant.credentials()))),
-            mode_of_payment="FACT",
-            factoring_account=1512,
-            bank_account=1930,
-        )
-        await schedule(conn, tenant, connection_id, number, total)
-    poster = EntryPoster(box, closer_pool)
-    try:
-        [job] = await run_jobs(closer_pool, poster, tenant, 1)
-    finally:
-        await poster.aclose()
+    await add_write_connection(closer, box, fortnox, tenant, connection_id, grant)
+
+    await close_invoice(closer, tenant, connection_id, number, total)
+
+    job = await job_of(closer, number)
     assert job["state"] == "failed"
     assert "ERP authorization refused" in job["last_error"]
     assert "invalid_grant" in job["last_error"]
     for secret in (grant.refresh_token, grant.client_secret):
         assert secret not in job["last_error"]
     assert erp_payments(fortnox, company, number) == 0
+    assert (await closer.emitted()).events == []
 
 
 def test_connections_add_takes_a_plain_token_or_oauth_json(
@@ -282,21 +239,26 @@ def test_connections_add_takes_a_plain_token_or_oauth_json(
         "BAD_JSON", json.dumps({"client_id": "nordflow", "client_secret": "closer-secret"})
     )
 
-    def add(connection_id: str, env: str) -> int:
+    def add(connection_id: str, env: str, tenant: str = "t-cli") -> int:
         return main(
             [
-                "connections", "add", "--tenant", "t-cli", "--connection-id", connection_id,
+                "connections", "add", "--tenant", tenant, "--connection-id", connection_id,
                 "--base-url", "http://fortnox.invalid", "--token-env", env,
             ]
         )  # fmt: skip
 
     assert add("fx-plain", "PLAIN_TOKEN") == 0
+    assert "ledger connection fx-plain for tenant t-cli" in capsys.readouterr().out
     assert add("fx-oauth", "OAUTH_JSON") == 0
-    with pytest.raises(SystemExit) as refused_add:
-        add("fx-bad", "BAD_JSON")
-    assert "credentials.refresh_token" in str(refused_add.value)
-    assert "closer-secret" not in str(refused_add.value)
-    assert "closer-secret" not in capsys.readouterr().out
+    assert add("fx-oauth", "PLAIN_TOKEN", tenant="t-other") == 1
+    assert (
+        "ledger-closer: connection 'fx-oauth' belongs to another tenant" in capsys.readouterr().err
+    )
+    assert add("fx-bad", "BAD_JSON") == 1
+    refused = capsys.readouterr()
+    assert "credentials.refresh_token" in refused.err
+    assert "closer-secret" not in refused.err
+    assert "closer-secret" not in refused.out
 
     async def sealed() -> dict[str, str]:
         conn = await asyncpg.connect(

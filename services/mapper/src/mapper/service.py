@@ -1,16 +1,16 @@
-"""Use case: turn a fetched document into invoice.created / updated / rejected, once per version,
-and a fetched payment into payment.received, once per payment.
+"""Use cases: a fetched document becomes invoice.created / updated / rejected once per version,
+a fetched payment becomes payment.received once per payment, and the tenants' reference
+policies are kept. Repositories are passed in (``Repositories``), built on one transaction.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
 
-import asyncpg
-from nordflow_runtime.consumer import PermanentError
-from nordflow_schemas.common import SourceSystem
 from nordflow_schemas.events import (
     DocumentKind,
     ErpDocumentFetched,
@@ -21,18 +21,13 @@ from nordflow_schemas.events import (
     PaymentReceived,
     ValidationIssue,
 )
-from nordflow_schemas.invoice import Invoice
 from prometheus_client import Counter
 
-from .fortnox import map_fortnox
-from .onprem import map_on_premise
-from .payments import NotAPayment, map_payment
-from .references import TenantReferencePolicy, apply_reference, load_policy
-from .sirvoy import map_sirvoy
-from .validation import validate_invoice
-from .visma_eaccounting import map_visma_eaccounting
-from .visma_net import map_visma_net
-from .winner import map_winner
+from .domain.builder import Mapped
+from .domain.references import TenantReferencePolicy, apply_reference
+from .domain.validation import validate_invoice
+from .sources import MAPPERS
+from .sources.payments import NotAPayment, map_payment
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +37,112 @@ PAYMENTS = Counter(
     ["outcome"],
 )
 
-Mapper = Callable[[ErpDocumentFetched], Invoice | list[ValidationIssue]]
-MAPPERS: dict[SourceSystem, Mapper] = {
-    SourceSystem.FORTNOX: map_fortnox,
-    SourceSystem.VISMA_EACCOUNTING: map_visma_eaccounting,
-    SourceSystem.VISMA_NET: map_visma_net,
-    SourceSystem.SIRVOY: map_sirvoy,
-    SourceSystem.WINNER: map_winner,
-    SourceSystem.ON_PREMISE: map_on_premise,
-}
+
+class InvoiceStatus(StrEnum):
+    """The outcome of an invoice's last mapped version."""
+
+    CREATED = "created"
+    REJECTED = "rejected"
 
 
-def map_document(
-    event: ErpDocumentFetched, policy: TenantReferencePolicy | None = None
-) -> Invoice | list[ValidationIssue]:
+@dataclass(frozen=True)
+class MappedVersion:
+    """What is kept of an invoice's last mapped version."""
+
+    version: str
+    status: InvoiceStatus
+    created_emitted: bool
+
+
+class InvoiceRepository(Protocol):
+    """The last mapped version of each invoice, and whether invoice.created went out."""
+
+    async def lock(self, invoice_id: str) -> MappedVersion | None:
+        """The invoice's last mapped version, locked until the transaction ends; None if it
+        was never mapped."""
+        ...
+
+    async def record(
+        self,
+        *,
+        invoice_id: str,
+        tenant_id: str,
+        version: str,
+        number: str | None,
+        errors: tuple[ValidationIssue, ...],
+    ) -> None:
+        """Keep a mapped version: created without ``errors``, rejected with them. Once a
+        version was created, ``created_emitted`` stays true."""
+        ...
+
+
+@dataclass(frozen=True)
+class PaymentKey:
+    """One payment document applied to one paid invoice."""
+
+    tenant_id: str
+    system: str
+    connection_id: str
+    payment_id: str
+    invoice_id: str
+
+
+@dataclass(frozen=True)
+class SeenPayment:
+    """An emitted payment: the version last seen, the amount emitted and the one last seen."""
+
+    version: str
+    emitted_amount: Decimal
+    last_amount: Decimal
+
+
+class PaymentRepository(Protocol):
+    """Payments emitted as payment.received (once each) and what was seen of them since."""
+
+    async def insert(
+        self, key: PaymentKey, *, version: str, amount: Decimal, currency: str
+    ) -> bool:
+        """Record the payment as emitted; False if it is recorded already."""
+        ...
+
+    async def lock(self, key: PaymentKey) -> SeenPayment | None:
+        """The recorded payment, locked until the transaction ends; None if there is none."""
+        ...
+
+    async def update_seen(self, key: PaymentKey, *, version: str, amount: Decimal) -> None:
+        """Note a later version of a recorded payment and its amount."""
+        ...
+
+
+class ReferencePolicyRepository(Protocol):
+    """The tenants' payment-reference policies (one per tenant)."""
+
+    async def get(self, tenant_id: str) -> TenantReferencePolicy | None:
+        """The tenant's policy, or None when it has none."""
+        ...
+
+    async def save(self, policy: TenantReferencePolicy) -> None:
+        """Create or replace the tenant's policy."""
+        ...
+
+
+@dataclass(frozen=True)
+class Repositories:
+    """Everything a use case of this service reads or writes, on one transaction."""
+
+    invoices: InvoiceRepository
+    payments: PaymentRepository
+    policies: ReferencePolicyRepository
+
+
+class UnreadablePayment(Exception):  # noqa: N818 (a payment, not an error, is what it names)
+    """A payment document whose data cannot be read; the message names every problem."""
+
+
+def map_document(event: ErpDocumentFetched, policy: TenantReferencePolicy | None = None) -> Mapped:
     """Map with the source's mapper, apply the tenant's reference policy, validate.
 
-    A list means rejected. Pure: the caller looks the tenant's `policy` up.
+    A list means rejected. Pure: the caller looks the tenant's ``policy`` up.
     """
     mapper = MAPPERS.get(event.source.system)
     if mapper is None:
@@ -80,77 +164,70 @@ def map_document(
     return issues or with_reference
 
 
-async def handle_fetched(conn: asyncpg.Connection, event: ErpDocumentFetched) -> EventBody | None:
-    """Record the outcome for this version; return the event to emit (None if seen before)."""
+async def handle_fetched(repos: Repositories, event: ErpDocumentFetched) -> EventBody | None:
+    """Record the outcome for this version; return the event to emit (None if seen before).
+
+    ``invoice.rejected`` lists every issue; otherwise ``invoice.created`` the first time a
+    version of the invoice is valid, ``invoice.updated`` after that. A payment document goes
+    to ``handle_payment``.
+    """
     if event.kind is DocumentKind.PAYMENT:
-        return await handle_payment(conn, event)
-    previous = await conn.fetchrow(
-        "SELECT version, status, created_emitted FROM invoices WHERE invoice_id = $1 FOR UPDATE",
-        event.invoice_id,
-    )
-    if previous is not None and previous["version"] == event.version:
+        return await handle_payment(repos.payments, event)
+    previous = await repos.invoices.lock(event.invoice_id)
+    if previous is not None and previous.version == event.version:
         return None
-    result = map_document(event, await load_policy(conn, event.tenant_id))
-    tenant, invoice_id, test = event.tenant_id, event.invoice_id, event.test_mode
+    result = map_document(event, await repos.policies.get(event.tenant_id))
     outgoing: EventBody
     if isinstance(result, list):
-        status, number = "rejected", event.source.document_number
-        errors = json.dumps([i.model_dump() for i in result])
+        number, errors = event.source.document_number, tuple(result)
         outgoing = InvoiceRejected(
-            tenant_id=tenant,
-            invoice_id=invoice_id,
-            test_mode=test,
+            tenant_id=event.tenant_id,
+            invoice_id=event.invoice_id,
+            test_mode=event.test_mode,
             source=event.source,
             version=event.version,
-            errors=tuple(result),
+            errors=errors,
         )
     else:
-        status, number, errors = "created", result.number, None
-        first = previous is None or not previous["created_emitted"]
-        cls = InvoiceCreated if first else InvoiceUpdated
-        outgoing = cls(
-            tenant_id=tenant,
-            invoice_id=invoice_id,
-            test_mode=test,
+        number, errors = result.number, ()
+        first = previous is None or not previous.created_emitted
+        outgoing = (InvoiceCreated if first else InvoiceUpdated)(
+            tenant_id=event.tenant_id,
+            invoice_id=event.invoice_id,
+            test_mode=event.test_mode,
             version=event.version,
             invoice=result,
         )
-    await conn.execute(
-        """INSERT INTO invoices (invoice_id, tenant_id, version, status, number, errors,
-                                created_emitted)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $4 = 'created')
-           ON CONFLICT (invoice_id) DO UPDATE SET version = EXCLUDED.version,
-               status = EXCLUDED.status, number = EXCLUDED.number, errors = EXCLUDED.errors,
-               created_emitted = invoices.created_emitted OR EXCLUDED.created_emitted,
-               updated_at = now()""",
-        event.invoice_id,
-        event.tenant_id,
-        event.version,
-        status,
-        number,
-        errors,
+    await repos.invoices.record(
+        invoice_id=event.invoice_id,
+        tenant_id=event.tenant_id,
+        version=event.version,
+        number=number,
+        errors=errors,
     )
     return outgoing
 
 
-async def handle_payment(conn: asyncpg.Connection, event: ErpDocumentFetched) -> EventBody | None:
+async def handle_payment(
+    payments: PaymentRepository, event: ErpDocumentFetched
+) -> PaymentReceived | None:
     """payment.received the first time a payment document carries money; None afterwards.
 
     A payment is emitted once per (payment document, paid invoice). A later version of the
     same payment emits nothing: when its amount changed (corrected or voided in the source),
-    the change is recorded (``payments.last_amount``), logged as a warning and counted
+    the change is recorded (``last_amount``), logged as a warning and counted
     (``nordflow_mapper_payments_total{outcome="changed"}``), because the source already
     booked it and payment.received has no correction semantics. A version that carries no
     money yet (Visma.net on hold, a voided or zero payment seen first) emits nothing and
     records nothing, so the first version with money is the one emitted.
 
-    Payment data that cannot be read is no invoice to reject: it raises PermanentError
-    naming every field, so the record goes to the dead-letter topic (``mapper dlq list``).
+    Payment data that cannot be read is no invoice to reject: ``UnreadablePayment`` names
+    every field (the consumer dead-letters the record).
     """
     result = map_payment(event)
     if isinstance(result, list):
         problems = "; ".join(f"{i.field} ({i.rule}): {i.message}" for i in result)
-        raise PermanentError(
+        raise UnreadablePayment(
             f"payment document {event.source.document_id} of {event.source.system.value} "
             f"connection {event.source.connection_id} cannot be mapped: {problems}"
         )
@@ -158,78 +235,63 @@ async def handle_payment(conn: asyncpg.Connection, event: ErpDocumentFetched) ->
         log.info("payment document %s not emitted: %s", event.source.document_id, result.reason)
         PAYMENTS.labels("not_a_payment").inc()
         return None
-    key = (
-        event.tenant_id,
-        event.source.system.value,
-        event.source.connection_id,
-        result.payment_id,
-        result.invoice_id,
+    key = PaymentKey(
+        tenant_id=event.tenant_id,
+        system=event.source.system.value,
+        connection_id=event.source.connection_id,
+        payment_id=result.payment_id,
+        invoice_id=result.invoice_id,
     )
     if result.amount == 0:
-        previous = await _record_change(conn, event, result)
-        if previous is None:
+        if await _record_change(payments, key, event.version, result) is None:
             log.info("payment %s has amount 0: not emitted", result.payment_id)
             PAYMENTS.labels("not_a_payment").inc()
         return None
-    inserted = await conn.fetchval(
-        """INSERT INTO payments (tenant_id, system, connection_id, payment_id, invoice_id,
-                                 version, emitted_amount, last_amount, currency)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
-           ON CONFLICT DO NOTHING RETURNING true""",
-        *key,
-        event.version,
-        result.amount,
-        result.currency,
-    )
-    if inserted:
+    if await payments.insert(
+        key, version=event.version, amount=result.amount, currency=result.currency
+    ):
         PAYMENTS.labels("emitted").inc()
         return result
-    await _record_change(conn, event, result)
+    await _record_change(payments, key, event.version, result)
     return None
 
 
 async def _record_change(
-    conn: asyncpg.Connection, event: ErpDocumentFetched, payment: PaymentReceived
-) -> asyncpg.Record | None:
+    payments: PaymentRepository, key: PaymentKey, version: str, payment: PaymentReceived
+) -> SeenPayment | None:
     """Update an emitted payment's last seen version and amount; warn when the amount moved."""
-    row = await conn.fetchrow(
-        """SELECT version, emitted_amount, last_amount FROM payments
-           WHERE tenant_id = $1 AND system = $2 AND connection_id = $3 AND payment_id = $4
-             AND invoice_id = $5 FOR UPDATE""",
-        event.tenant_id,
-        event.source.system.value,
-        event.source.connection_id,
-        payment.payment_id,
-        payment.invoice_id,
-    )
-    if row is None:
+    seen = await payments.lock(key)
+    if seen is None:
         return None
-    if row["version"] == event.version:
+    if seen.version == version:
         PAYMENTS.labels("duplicate").inc()
-        return row
-    await conn.execute(
-        """UPDATE payments SET version = $6, last_amount = $7, updated_at = now()
-           WHERE tenant_id = $1 AND system = $2 AND connection_id = $3 AND payment_id = $4
-             AND invoice_id = $5""",
-        event.tenant_id,
-        event.source.system.value,
-        event.source.connection_id,
-        payment.payment_id,
-        payment.invoice_id,
-        event.version,
-        payment.amount,
-    )
-    if payment.amount != row["emitted_amount"]:
+        return seen
+    await payments.update_seen(key, version=version, amount=payment.amount)
+    if payment.amount != seen.emitted_amount:
         PAYMENTS.labels("changed").inc()
         log.warning(
             "payment %s on invoice %s changed in the source from %s to %s %s after "
             "payment.received was emitted; no second event is emitted",
             payment.payment_id,
             payment.invoice_id,
-            row["emitted_amount"],
+            seen.emitted_amount,
             payment.amount,
             payment.currency,
         )
     else:
         PAYMENTS.labels("duplicate").inc()
-    return row
+    return seen
+
+
+async def set_reference_policy(
+    policies: ReferencePolicyRepository, policy: TenantReferencePolicy
+) -> None:
+    """Create or replace a tenant's policy (it applies to versions mapped from then on)."""
+    await policies.save(policy)
+
+
+async def reference_policy(
+    policies: ReferencePolicyRepository, tenant_id: str
+) -> TenantReferencePolicy | None:
+    """The tenant's policy, or None (the seller country's defaults apply)."""
+    return await policies.get(tenant_id)

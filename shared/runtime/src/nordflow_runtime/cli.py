@@ -15,7 +15,6 @@ from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
-import click
 import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
@@ -132,7 +131,7 @@ def service_cli(
     ) -> None:
         """Publish dead letters again to their topic (same event id)."""
         if every == bool(offsets):
-            raise click.UsageError("give either --all or one or more --offset P:O")
+            raise typer.BadParameter("give either --all or one or more --offset P:O")
         bootstrap = app_or_exit().settings.kafka_bootstrap_servers
         found = run_async(dlq.read(bootstrap, consumer=name))
         if offsets:
@@ -185,7 +184,7 @@ def service_cli(
     ) -> None:
         """Make failed jobs pending again, due now."""
         if all_failed == bool(ids):
-            raise click.UsageError("give either --all-failed or one or more --id N")
+            raise typer.BadParameter("give either --all-failed or one or more --id N")
 
         async def retrying() -> list[int]:
             async with service_pool(app_or_exit()) as pool, pool.acquire() as conn:
@@ -222,27 +221,17 @@ def service_cli(
 def run_cli(cli: typer.Typer, name: str, argv: list[str] | None = None) -> int:
     """Run a command tree on ``argv`` (default: the process's); its exit code.
 
-    A usage error exits 2 with click's message; a missing or bad setting exits 2 naming it.
+    A usage error exits 2 with the parser's message; a missing or bad setting exits 2 naming
+    it; a command's own failure exits with the code it gives (``typer.Exit``).
     """
-    command = typer.main.get_command(cli)
     try:
-        result = command.main(
-            args=sys.argv[1:] if argv is None else argv, prog_name=name, standalone_mode=False
-        )
-    except (click.ClickException, typer.TyperException) as exc:
-        # Typer (>= 0.2x) raises the exceptions of the click it vendors, not click's own.
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            print(f"{name}: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except (click.exceptions.Exit, typer.Exit) as exc:
-        return exc.exit_code
-    except (click.Abort, typer.Abort):
-        print("aborted", file=sys.stderr)
+        cli(args=sys.argv[1:] if argv is None else argv, prog_name=name)
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)  # SystemExit("message"): the message, exit code 1
         return 1
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def service_main(

@@ -1,0 +1,1 @@
+"""distribution-router's adapters: PostgreSQL repositories, partner senders, the SMP lookup."""

@@ -1,1 +1,0 @@
-"""Documents sent to recipients: e-invoice formats and PDF."""

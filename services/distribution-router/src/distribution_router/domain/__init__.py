@@ -1,0 +1,53 @@
+"""distribution-router's pure rules: channel choice and fallback (`channels`), costs, masking,
+documents and paper options, holds, the archive's retention, statistics periods, sending."""
+
+from .channels import (
+    BIS3_CREDIT_NOTE,
+    BIS3_INVOICE,
+    ELECTRONIC,
+    FORMATS,
+    ORDER,
+    REGISTER_SCHEMES,
+    SEND_INVOICE,
+    Reachability,
+    Route,
+    RoutePlan,
+    available_routes,
+    cheaper_channels,
+    choose_channel,
+    customer_key,
+    document_type,
+    participant_candidates,
+    plan_routes,
+    public_recipient,
+    routes_from,
+    routes_json,
+)
+from .costs import DEFAULT_UNIT_PRICES
+from .masking import mask_personal_number, personal_number
+
+__all__ = [
+    "BIS3_CREDIT_NOTE",
+    "BIS3_INVOICE",
+    "DEFAULT_UNIT_PRICES",
+    "ELECTRONIC",
+    "FORMATS",
+    "ORDER",
+    "REGISTER_SCHEMES",
+    "SEND_INVOICE",
+    "Reachability",
+    "Route",
+    "RoutePlan",
+    "available_routes",
+    "cheaper_channels",
+    "choose_channel",
+    "customer_key",
+    "document_type",
+    "mask_personal_number",
+    "participant_candidates",
+    "personal_number",
+    "plan_routes",
+    "public_recipient",
+    "routes_from",
+    "routes_json",
+]

@@ -1,0 +1,1 @@
+"""distribution-router's entrypoints: the consumer, the send job, the HTTP routers, the CLI."""

@@ -1,0 +1,226 @@
+"""Use case: route each created invoice once and schedule its send (the send-invoice job).
+
+Routing happens in the consumer's transaction: the recipient's reachability is looked up
+(PEPPOL SMP, the banks' B2C registry), the tenant's override applied, a PEPPOL document
+rendered and validated, and one `deliveries` row plus one `send-invoice` job recorded, due
+when the customer's hold (quarantine) ends. Nothing is sent here, and nothing is announced
+except a document that can never be sent (`invoice.delivery_failed`).
+
+It also renders each channel's document with the hold attachments (`render_document`), which
+the send job uses too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from nordflow_documents.pdf import render_pdf
+from nordflow_documents.printable import build_letter, media_type
+from nordflow_documents.registry import Attachment as EmbeddedAttachment
+from nordflow_documents.registry import RendererRegistry
+from nordflow_schemas.events import (
+    Channel,
+    EventBody,
+    InvoiceCreated,
+    InvoiceDeliveryFailed,
+    ValidationIssue,
+)
+from nordflow_schemas.invoice import ElectronicAddress, Invoice
+
+from ..domain.channels import (
+    FORMATS,
+    Reachability,
+    Route,
+    customer_key,
+    document_type,
+    participant_candidates,
+    plan_routes,
+    public_recipient,
+)
+from ..domain.deliveries import DeliveryStatus, NewDelivery
+from ..domain.documents import Handling, Rendered, TravelledAttachment
+from ..domain.masking import personal_number
+from ..domain.sending import Attachment
+from . import holds
+from .ports import CapabilityLookup, ConsumerRegistry, DocumentValidator, Partners, Repositories
+
+
+async def find_participant(invoice: Invoice, lookup: CapabilityLookup) -> tuple[str, str] | None:
+    """The first of the buyer's identifiers registered for this document type."""
+    wanted = document_type(invoice)
+    for scheme, value in participant_candidates(invoice.buyer):
+        if await lookup.accepts(scheme, value, wanted):
+            return scheme, value
+    return None
+
+
+async def reachability(
+    invoice: Invoice, lookup: CapabilityLookup | None, registry: ConsumerRegistry | None
+) -> Reachability:
+    """Ask the networks whether they reach this buyer: PEPPOL for companies, the bank for
+    consumers (by personal number). A missing collaborator means "not reachable there".
+    """
+    participant = await find_participant(invoice, lookup) if lookup is not None else None
+    number = personal_number(invoice.buyer)
+    registered = False
+    if registry is not None and number is not None:
+        registered = await registry.registered(number)
+    return Reachability(participant=participant, b2c_registered=registered)
+
+
+def with_endpoint(invoice: Invoice, recipient: str) -> Invoice:
+    """The invoice addressed to the PEPPOL participant ``scheme:value`` found (BT-49)."""
+    scheme, _, value = recipient.partition(":")
+    buyer = invoice.buyer.model_copy(
+        update={"electronic_address": ElectronicAddress(scheme=scheme, value=value)}
+    )
+    return invoice.model_copy(update={"buyer": buyer})
+
+
+def render_document(
+    route: Route,
+    invoice: Invoice,
+    *,
+    renderers: RendererRegistry,
+    validator: DocumentValidator,
+    attachments: Sequence[Attachment] = (),
+) -> Rendered:
+    """The document for a channel: validated UBL for PEPPOL, else the invoice PDF.
+
+    The attachments travel on every channel: inside the UBL for PEPPOL (BG-24), embedded in
+    the PDF for the bank (listed on its last page), as separate files beside the PDF by
+    e-mail (the adapter gets them in ``Outgoing.attachments``), and printed after the
+    invoice in the one PDF of a letter (what cannot be printed is named on the invoice).
+    """
+    if route.channel is Channel.PEPPOL:
+        embedded = [EmbeddedAttachment(a.filename, a.content_type, a.content) for a in attachments]
+        content = renderers.render(
+            route.document_format, with_endpoint(invoice, route.recipient), embedded
+        )
+        errors = tuple(
+            ValidationIssue(field=v.location or "document", rule=v.rule_id, message=v.message)
+            for v in validator.validate(content).fatal
+        )
+        return Rendered(
+            content,
+            "application/xml",
+            f"{invoice.number}.xml",
+            errors,
+            _travelled(attachments, "embedded"),
+        )
+    filename = f"invoice-{invoice.number}.pdf"
+    if route.channel is Channel.PAPER:
+        letter = build_letter(invoice, attachments)
+        placed = tuple(
+            TravelledAttachment(
+                p.filename,
+                p.content_type,
+                p.size,
+                "printed" if p.printed else "not_printed",
+                pages=p.pages if p.printed else None,
+                reason=p.reason,
+            )
+            for p in letter.placed
+        )
+        return Rendered(letter.content, "application/pdf", filename, attachments=placed)
+    if route.channel is Channel.B2C_BANK:
+        content = render_pdf(invoice, attachments=[(a.filename, a.content) for a in attachments])
+        return Rendered(
+            content, "application/pdf", filename, attachments=_travelled(attachments, "embedded")
+        )
+    return Rendered(
+        render_pdf(invoice),
+        "application/pdf",
+        filename,
+        attachments=_travelled(attachments, "attached"),
+    )
+
+
+def _travelled(
+    attachments: Sequence[Attachment], handling: Handling
+) -> tuple[TravelledAttachment, ...]:
+    return tuple(
+        TravelledAttachment(a.filename, media_type(a.content_type), len(a.content), handling)
+        for a in attachments
+    )
+
+
+async def distribute_invoice(
+    repos: Repositories, partners: Partners, event: InvoiceCreated, now: dt.datetime
+) -> EventBody | None:
+    """Route once; schedule the send; return invoice.delivery_failed or None.
+
+    A PEPPOL document with a fatal rule violation is never sent: its rule ids and messages
+    go to the user. A test-mode invoice is routed, rendered and validated but gets no send
+    job; only its failures are reported (with ``test_mode``).
+    """
+    if await repos.deliveries.exists(event.invoice_id):
+        return None
+    invoice = event.invoice
+    key = customer_key(invoice.buyer)
+    override = await repos.overrides.for_customer(event.tenant_id, key)
+    reach = await reachability(invoice, partners.lookup, partners.registry)
+    plan = plan_routes(invoice, reach, override)
+    first = plan.first
+    rendered: Rendered | None = None
+    if first.channel is Channel.PEPPOL or event.test_mode:
+        rendered = render_document(
+            first, invoice, renderers=partners.renderers, validator=partners.validator
+        )
+    errors = rendered.errors if rendered is not None else ()
+    due_at: dt.datetime | None = None
+    status: DeliveryStatus
+    if errors:
+        status = "failed"
+    elif event.test_mode:
+        status = "test"
+    else:
+        status = "scheduled"
+        due_at = await holds.hold_until(
+            repos.holds, tenant_id=event.tenant_id, customer_key=key, now=now
+        )
+        if due_at is not None and due_at > now:
+            await holds.start_hold(
+                repos.holds,
+                tenant_id=event.tenant_id,
+                invoice_id=event.invoice_id,
+                customer_key=key,
+                until=due_at,
+            )
+        due_at = max(due_at or now, now)
+    await repos.deliveries.record(
+        NewDelivery(
+            invoice_id=event.invoice_id,
+            tenant_id=event.tenant_id,
+            number=invoice.number,
+            channel=first.channel,
+            recipient=public_recipient(first),  # a consumer's personal number only masked
+            test_mode=event.test_mode,
+            routed_at=now,
+            status=status,
+            document_sha256=rendered.sha256 if rendered is not None else None,
+            errors=errors,
+            document_format=first.document_format or FORMATS[first.channel],
+            customer_key=key,
+            routes=plan.routes,
+            route_reason=plan.reason,
+            invoice=invoice,
+            due_at=due_at,
+            completed_at=now if status == "failed" else None,
+        )
+    )
+    if due_at is not None:
+        await repos.deliveries.schedule_send(event.tenant_id, event.invoice_id, due_at)
+    if errors:
+        return InvoiceDeliveryFailed(
+            tenant_id=event.tenant_id,
+            invoice_id=event.invoice_id,
+            test_mode=event.test_mode,
+            number=invoice.number,
+            channel=first.channel,
+            document_format=first.document_format,
+            errors=errors,
+            failed_at=now,
+        )
+    return None

@@ -1,1 +1,0 @@
-"""Tests of the rendered documents: e-invoice formats, registry and validation."""

@@ -1,0 +1,73 @@
+"""render_document: each channel carries attachments its own way; routes name registered formats."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+from distribution_router.adapters.channels.base import Attachment
+from distribution_router.adapters.channels.print_post import PrintOptions, print_options
+from distribution_router.domain import FORMATS, Route
+from distribution_router.domain.documents import PaperOptions, Rendered
+from distribution_router.service.routing import render_document
+from nordflow_documents.peppol import PeppolBisRenderer
+from nordflow_documents.registry import default_registry
+from nordflow_documents.testing.files import CSV, text_pdf
+from nordflow_documents.testing.invoices import make_invoice
+from nordflow_documents.validation import shared_validator
+from nordflow_schemas.events import Channel
+from pypdf import PdfReader
+
+
+def attachments() -> tuple[Attachment, ...]:
+    return (
+        Attachment("villkor.pdf", "application/pdf", text_pdf("Villkor")),
+        Attachment("data.csv", "text/csv", CSV),
+    )
+
+
+def test_each_channel_carries_the_attachments_its_own_way() -> None:
+    invoice = make_invoice()
+    files = attachments()
+
+    def render(channel: Channel, recipient: str, document_format: str = "pdf") -> Rendered:
+        return render_document(
+            Route(channel, recipient, document_format),
+            invoice,
+            renderers=default_registry(),
+            validator=shared_validator(),
+            attachments=files,
+        )
+
+    bank = render(Channel.B2C_BANK, "198503172384")
+    mail = render(Channel.EMAIL, "ap@kund.example")
+    paper = render(Channel.PAPER, "post: Göteborg")
+    peppol = render(Channel.PEPPOL, "0007:5566778899", "peppol-bis-billing-3")
+
+    assert PdfReader(BytesIO(bank.content)).attachments == {
+        "villkor.pdf": [files[0].content],
+        "data.csv": [CSV],
+    }
+    assert [a.handling for a in bank.attachments] == ["embedded", "embedded"]
+    assert PdfReader(BytesIO(mail.content)).attachments == {}
+    assert [a.handling for a in mail.attachments] == ["attached", "attached"]
+    assert [(a.handling, a.pages) for a in paper.attachments] == [
+        ("printed", 1),
+        ("not_printed", None),
+    ]
+    assert len(PdfReader(BytesIO(paper.content)).pages) == 2
+    assert b"AdditionalDocumentReference" in peppol.content
+    assert [a.handling for a in peppol.attachments] == ["embedded", "embedded"]
+
+
+def test_paper_options_pass_only_what_the_tenant_set() -> None:
+    defaults = PrintOptions(postage="B", colour=False, duplex=True)
+    assert print_options(PaperOptions().channel_options(), defaults) == defaults
+    chosen = PaperOptions(postage="A", colour=True).channel_options()
+    assert chosen == {"postage": "A", "colour": "true"}
+    assert print_options(chosen, defaults) == PrintOptions(postage="A", colour=True, duplex=True)
+    simplex = PaperOptions(duplex=False).channel_options()
+    assert print_options(simplex, defaults) == PrintOptions(postage="B", colour=False, duplex=False)
+
+
+def test_peppol_routes_name_a_format_the_default_registry_renders() -> None:
+    assert isinstance(default_registry().get(FORMATS[Channel.PEPPOL]), PeppolBisRenderer)

@@ -1,0 +1,188 @@
+"""The use cases on the fake repositories: routing with a hold, exactly-once sending,
+holds, suggestions and statistics in the tenant's time zone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from distribution_router.domain.holds import HoldClosedError
+from distribution_router.domain.sending import TransientSendError
+from distribution_router.service import channels, holds, statistics
+from distribution_router.service.ports import Repositories
+from distribution_router.service.routing import distribute_invoice
+from distribution_router.service.sending import send_invoice
+from distribution_router.testing import FakeSender, Registered, fake_partners
+from distribution_router.testing.fakes import fake_repositories
+from distribution_router.testing.invoices import GLN, company, created_event
+from nordflow_runtime.testing import FakeTenantProfiles
+from nordflow_schemas.events import Channel, ChannelSuggested, InvoiceDistributed
+from nordflow_schemas.testing import tenant_profile
+
+NOW = dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)
+
+
+def clock() -> dt.datetime:
+    return NOW
+
+
+async def routed_and_sent(
+    repos: Repositories, senders: dict[Channel, FakeSender], lookup: Registered, **buyer: object
+) -> tuple[str, str]:
+    event = created_event(company(**buyer))  # type: ignore[arg-type]
+    partners = fake_partners(senders, lookup)
+    assert await distribute_invoice(repos, partners, event, NOW) is None
+    outcome = await send_invoice(
+        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+    )
+    return event.invoice_id, str(outcome.result["status"])
+
+
+async def test_a_peppol_recipient_is_sent_once_and_announced() -> None:
+    repos = fake_repositories()
+    senders = {c: FakeSender(c) for c in Channel}
+    event = created_event(company(gln=True))
+    partners = fake_partners(senders, Registered(GLN))
+    await distribute_invoice(repos, partners, event, NOW)
+
+    first = await send_invoice(
+        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+    )
+    again = await send_invoice(
+        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+    )
+
+    [distributed] = first.events
+    assert isinstance(distributed, InvoiceDistributed)
+    assert (distributed.channel, distributed.archive_sequence) == (Channel.PEPPOL, 1)
+    assert first.subject == event.invoice.number
+    assert again.result == {"status": "sent"}
+    assert again.events == []
+    assert list(senders[Channel.PEPPOL].received) == [f"{event.invoice_id}:peppol:1"]
+
+
+async def test_an_answer_lost_after_the_send_is_looked_up_not_sent_again() -> None:
+    repos = fake_repositories()
+    senders = {c: FakeSender(c) for c in Channel}
+    senders[Channel.PAPER].script = [TransientSendError("timeout", maybe_delivered=True)]
+    event = created_event(company())
+    partners = fake_partners(senders)
+    await distribute_invoice(repos, partners, event, NOW)
+    with pytest.raises(TransientSendError):
+        await send_invoice(
+            repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+        )
+    outcome = await send_invoice(
+        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+    )
+    assert outcome.result["status"] == "sent"
+    assert senders[Channel.PAPER].calls == 1
+    assert repos.attempts.states(event.invoice_id) == [("paper", "sent")]  # type: ignore[attr-defined]
+
+
+async def test_an_email_of_unknown_outcome_is_uncertain_and_never_repeated() -> None:
+    repos = fake_repositories()
+    senders = {c: FakeSender(c, can_lookup=c is not Channel.EMAIL) for c in Channel}
+    senders[Channel.EMAIL].script = [TransientSendError("cut off", maybe_delivered=True)]
+    invoice_id, status = await routed_and_sent(
+        repos, senders, Registered(), email="ap@kund.example"
+    )
+    assert status == "uncertain"
+    assert senders[Channel.EMAIL].calls == 1
+    assert repos.deliveries.status(invoice_id) == "uncertain"  # type: ignore[attr-defined]
+
+
+async def test_a_paper_customer_in_peppol_is_suggested_once() -> None:
+    repos = fake_repositories()
+    senders = {c: FakeSender(c) for c in Channel}
+    tenant = created_event(company()).tenant_id
+    await channels.set_override(repos.overrides, tenant, None, Channel.PAPER)
+    partners = fake_partners(senders, Registered(GLN))
+    suggested = []
+    for _ in range(2):
+        event = created_event(company(gln=True, customer_number="42"), tenant=tenant)
+        await distribute_invoice(repos, partners, event, NOW)
+        outcome = await send_invoice(
+            repos, partners, tenant_id=tenant, invoice_id=event.invoice_id, clock=clock
+        )
+        suggested += [e for e in outcome.events if isinstance(e, ChannelSuggested)]
+    assert [(s.current_channel, s.suggested_channel) for s in suggested] == [
+        (Channel.PAPER, Channel.PEPPOL)
+    ]
+    [open_one] = await channels.suggestions(repos.suggestions, tenant, "open")
+    accepted = await channels.decide_suggestion(repos, tenant, open_one.suggestion_id, "accepted")
+    assert accepted.state == "accepted"
+    assert await repos.overrides.for_customer(tenant, "42") is Channel.PEPPOL
+
+
+async def test_a_held_invoice_is_scheduled_when_its_hold_ends_and_takes_files_until_then() -> None:
+    repos = fake_repositories()
+    repos.holds.clock = clock  # type: ignore[attr-defined]
+    event = created_event(company(customer_number="17"))
+    await holds.set_policy(
+        repos.holds,
+        tenant_id=event.tenant_id,
+        customer_key=None,
+        enabled=True,
+        duration=dt.timedelta(hours=2),
+    )
+    await distribute_invoice(repos, fake_partners(), event, NOW)
+    assert repos.deliveries.scheduled[event.invoice_id] == NOW + dt.timedelta(hours=2)  # type: ignore[attr-defined]
+    await holds.release_hold(
+        repos.holds, tenant_id=event.tenant_id, invoice_id=event.invoice_id, released_by="me"
+    )
+    with pytest.raises(HoldClosedError, match="released"):
+        await holds.add_attachment(
+            repos.holds,
+            tenant_id=event.tenant_id,
+            invoice_id=event.invoice_id,
+            filename="a.csv",
+            content_type="text/csv",
+            content=b"a;b\n",
+        )
+
+
+async def sent_at(repos: Repositories, tenant: str, moment: dt.datetime) -> None:
+    """A delivery of the tenant sent at ``moment``."""
+    senders = {c: FakeSender(c) for c in Channel}
+    event = created_event(company(), tenant=tenant)
+    partners = fake_partners(senders)
+    await distribute_invoice(repos, partners, event, moment)
+    await send_invoice(
+        repos, partners, tenant_id=tenant, invoice_id=event.invoice_id, clock=lambda: moment
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "day"),
+    [
+        ("Europe/Oslo", dt.date(2025, 3, 5)),  # 00:30 in Oslo
+        ("Atlantic/Reykjavik", dt.date(2025, 3, 4)),  # UTC
+        ("America/New_York", dt.date(2025, 3, 4)),  # 18:30 the day before
+    ],
+)
+async def test_statistics_days_are_the_tenants_profiles(zone: str, day: dt.date) -> None:
+    tenant = created_event(company()).tenant_id
+    profiles = FakeTenantProfiles({tenant: tenant_profile("NO", time_zone=zone)})
+    repos = fake_repositories(profiles)
+    await sent_at(repos, tenant, dt.datetime(2025, 3, 4, 23, 30, tzinfo=dt.UTC))
+
+    found = await statistics.statistics(
+        repos, tenant, dt.date(2025, 3, 3), dt.date(2025, 3, 6), "day"
+    )
+
+    assert found.time_zone == zone
+    assert {p.period: p.sent for p in found.periods if p.sent} == {day: 1}
+    assert found.total.cost == Decimal("9.50")  # paper at the default unit price
+
+
+async def test_without_a_profile_the_sellers_country_gives_the_zone() -> None:
+    repos = fake_repositories()
+    tenant = created_event(company()).tenant_id
+    await sent_at(repos, tenant, dt.datetime(2025, 3, 4, 23, 30, tzinfo=dt.UTC))
+    found = await statistics.statistics(
+        repos, tenant, dt.date(2025, 3, 1), dt.date(2025, 3, 31), "month"
+    )
+    assert found.time_zone == "Europe/Stockholm"  # a Swedish seller
+    assert [(p.period, p.sent) for p in found.periods] == [(dt.date(2025, 3, 1), 1)]

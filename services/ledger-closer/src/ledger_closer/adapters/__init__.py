@@ -1,0 +1,1 @@
+"""ledger-closer's adapters: the PostgreSQL repositories and the ERP writers."""

@@ -1,0 +1,1 @@
+"""ledger-closer's entrypoints: the consumer handlers, the job handler and the command line."""

@@ -1,0 +1,126 @@
+"""ledger-closer's PostgreSQL repositories: write connections, the intent log committed on its
+own connection, the entries, and the jobs."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from ledger_closer.adapters.repository import (
+    PgConnectionRepository,
+    PgEntryRepository,
+    PgIntentLog,
+    PgJobScheduler,
+)
+from ledger_closer.deps import Deps
+from ledger_closer.domain import (
+    AccountRole,
+    ConnectionOfAnotherTenantError,
+    PlannedEntry,
+    WriteConnection,
+)
+from ledger_closer.testing import source, write_connection
+from nordflow_runtime.testing import ServiceHarness
+from nordflow_schemas.events import EntryKind
+from nordflow_schemas.testing import new_tenant
+
+pytestmark = pytest.mark.integration
+
+ENTRY = PlannedEntry(
+    invoice_id="inv_1",
+    kind=EntryKind.CLOSING_ENTRY,
+    source=source("c", "7"),
+    amount=Decimal("-1250.00"),
+    currency="SEK",
+    paid_on=dt.date(2026, 11, 24),
+    account_role=AccountRole.FACTORING,
+)
+
+
+async def test_write_connections_round_trip_and_belong_to_one_tenant(
+    harness: ServiceHarness[Deps],
+) -> None:
+    repo = PgConnectionRepository(harness.pool)
+    tenant = new_tenant()
+    added = write_connection(
+        tenant, f"{tenant}-fx", token_sealed=b"sealed-1", mode_of_payment="BG", bank_account=1940
+    )
+    await repo.save(added)
+
+    found = await repo.find(tenant, f"{tenant}-fx")
+    assert isinstance(found, WriteConnection)
+    assert found.updated_at is not None
+    assert found == dataclasses.replace(added, updated_at=found.updated_at)
+    assert await repo.find(new_tenant(), f"{tenant}-fx") is None  # another tenant's id
+
+    await repo.save(
+        write_connection(tenant, f"{tenant}-fx", token_sealed=b"sealed-2", system="other")
+    )
+    again = await repo.find(tenant, f"{tenant}-fx")
+    assert again is not None
+    assert (again.token_sealed, again.mode_of_payment, again.bank_account) == (
+        b"sealed-2",
+        "FACT",
+        1930,
+    )
+    assert again.system == "fortnox"  # re-adding never changes the system
+    assert again.updated_at is not None
+    assert again.updated_at > found.updated_at
+
+    with pytest.raises(ConnectionOfAnotherTenantError, match="belongs to another tenant"):
+        await repo.save(write_connection(new_tenant(), f"{tenant}-fx"))
+    assert (await repo.find(tenant, f"{tenant}-fx")) == again
+
+
+async def test_the_intent_outlives_the_jobs_transaction(harness: ServiceHarness[Deps]) -> None:
+    tenant = new_tenant()
+    key = f"closing:{tenant}"
+    async with harness.pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await PgIntentLog(harness.pool).record(key, tenant, ENTRY, 1512)
+        await PgEntryRepository(conn).record_posted(key, "41", False, dt.datetime.now(dt.UTC))
+        await tx.rollback()  # the attempt failed after the ERP call
+
+    row = await harness.pool.fetchrow("SELECT * FROM entries WHERE entry_key = $1", key)
+    assert row is not None
+    assert (row["tenant_id"], row["invoice_id"], row["kind"]) == (tenant, "inv_1", "closing_entry")
+    assert (row["amount"], row["currency"], row["account"]) == (Decimal("-1250.00"), "SEK", 1512)
+    assert (row["attempts"], row["erp_reference"], row["adopted"]) == (0, None, False)
+
+    await PgIntentLog(harness.pool).record(key, tenant, ENTRY, 1512)
+    assert (
+        await harness.pool.fetchval("SELECT attempts FROM entries WHERE entry_key = $1", key) == 1
+    )
+
+
+async def test_posted_entries_are_known_per_invoice(harness: ServiceHarness[Deps]) -> None:
+    tenant = new_tenant()
+    entries = PgEntryRepository(harness.pool)
+    other = dataclasses.replace(ENTRY, invoice_id="inv_2")
+    for key, planned in (("a", ENTRY), ("b", ENTRY), ("c", other)):
+        await PgIntentLog(harness.pool).record(f"{tenant}:{key}", tenant, planned, 1512)
+    posted_at = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
+    await entries.record_posted(f"{tenant}:a", "41", True, posted_at)
+    await entries.record_posted(f"{tenant}:c", "43", False, posted_at)
+
+    assert await entries.known_references("inv_1") == {"41"}  # not b's (unposted), not c's
+    assert await entries.known_references("inv_2") == {"43"}
+    row = await harness.pool.fetchrow("SELECT * FROM entries WHERE entry_key = $1", f"{tenant}:a")
+    assert (row["erp_reference"], row["adopted"], row["posted_at"]) == ("41", True, posted_at)
+
+
+async def test_a_job_is_scheduled_once_per_key(harness: ServiceHarness[Deps]) -> None:
+    tenant = new_tenant()
+    due = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
+    async with harness.pool.acquire() as conn:
+        jobs = PgJobScheduler(conn)
+        first = {"kind": "post-entry", "key": f"closing:{tenant}", "tenant_id": tenant}
+        assert await jobs.schedule(**first, payload=ENTRY.payload(), due_at=due)
+        assert not await jobs.schedule(**first, payload={}, due_at=due)
+    [job] = [j for j in await harness.jobs() if j["tenant_id"] == tenant]
+    assert job["due_at"] == due
+    assert PlannedEntry.from_payload(json.loads(job["payload"])) == ENTRY

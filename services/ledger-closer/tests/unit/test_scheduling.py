@@ -1,0 +1,146 @@
+"""service.schedule_closing / schedule_payment on fakes: what is scheduled, when, once, and
+the closing's business date in the tenant's time zone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from ledger_closer.service import Repositories, schedule_closing, schedule_payment
+from ledger_closer.testing import (
+    FakeJobScheduler,
+    ScheduledJob,
+    fake_repositories,
+    payment_received,
+    source,
+    transferred,
+)
+from nordflow_runtime.testing import FakeTenantProfiles
+from nordflow_schemas.invoice import DocumentType
+from nordflow_schemas.testing import new_tenant, tenant_profile
+
+LATE_EVENING = dt.datetime(2026, 11, 23, 23, 30, tzinfo=dt.UTC)
+NOW = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
+
+
+def scheduled(repos: Repositories) -> list[ScheduledJob]:
+    assert isinstance(repos.jobs, FakeJobScheduler)
+    return list(repos.jobs.jobs.values())
+
+
+async def test_invoice_closing_is_a_positive_payment_on_the_local_business_date() -> None:
+    repos = fake_repositories()
+    event = transferred("acme", invoice_id="inv_1", transferred_at=LATE_EVENING)
+
+    assert await schedule_closing(repos, event, dt.timedelta(hours=24))
+
+    [job] = scheduled(repos)
+    assert (job.kind, job.key, job.tenant_id) == ("post-entry", "closing:inv_1", "acme")
+    assert job.payload["kind"] == "closing_entry"
+    assert job.payload["amount"] == "1250.00"
+    assert job.payload["currency"] == "SEK"
+    assert job.payload["account_role"] == "factoring"
+    assert job.payload["source"] == event.source.model_dump(mode="json")
+    # No profile: 23:30 UTC on 23 November is already 24 November in Stockholm.
+    assert job.payload["paid_on"] == "2026-11-24"
+    assert job.due_at == dt.datetime(2026, 11, 24, 23, 30, tzinfo=dt.UTC)
+
+
+async def test_credit_note_is_closed_by_a_refund() -> None:
+    repos = fake_repositories()
+    await schedule_closing(
+        repos, transferred("acme", document_type=DocumentType.CREDIT_NOTE), dt.timedelta(0)
+    )
+    assert scheduled(repos)[0].payload["amount"] == "-1250.00"
+
+
+async def test_test_mode_schedules_nothing() -> None:
+    repos = fake_repositories()
+    assert not await schedule_closing(repos, transferred("acme", test_mode=True), dt.timedelta(0))
+    assert scheduled(repos) == []
+
+
+async def test_an_invoice_is_closed_once() -> None:
+    repos = fake_repositories()
+    event = transferred("acme")
+    assert await schedule_closing(repos, event, dt.timedelta(0))
+    again = event.model_copy(update={"transfer_id": "tr_other"})
+    assert not await schedule_closing(repos, again, dt.timedelta(0))
+    assert len(scheduled(repos)) == 1
+
+
+@pytest.mark.parametrize(
+    ("profile_zone", "moment", "day"),
+    [
+        # Oslo and Stockholm share their offset: the Oslo date of a late UTC evening.
+        ("Europe/Oslo", LATE_EVENING, "2026-11-24"),
+        # New York is behind: early 24 November in UTC is still the 23rd there (Stockholm: 24th).
+        ("America/New_York", dt.datetime(2026, 11, 24, 3, 30, tzinfo=dt.UTC), "2026-11-23"),
+        # Auckland is ahead: late morning of the 23rd in UTC is the 24th there (Stockholm: 23rd).
+        ("Pacific/Auckland", dt.datetime(2026, 11, 23, 11, 30, tzinfo=dt.UTC), "2026-11-24"),
+    ],
+)
+async def test_the_closing_date_is_the_day_in_the_tenants_zone(
+    profile_zone: str, moment: dt.datetime, day: str
+) -> None:
+    tenant = new_tenant()
+    profiles = FakeTenantProfiles({tenant: tenant_profile("NO", time_zone=profile_zone)})
+    repos = fake_repositories(profiles)
+
+    assert await schedule_closing(
+        repos, transferred(tenant, transferred_at=moment), dt.timedelta(0)
+    )
+
+    [job] = scheduled(repos)
+    assert job.payload["paid_on"] == day
+    assert job.due_at == moment  # the delay runs from the instant; only the date is local
+
+
+async def test_another_tenants_profile_is_not_used() -> None:
+    tenant, other = new_tenant(), new_tenant()
+    profiles = FakeTenantProfiles({other: tenant_profile("NO", time_zone="America/New_York")})
+    repos = fake_repositories(profiles)
+    moment = dt.datetime(2026, 11, 24, 3, 30, tzinfo=dt.UTC)
+    await schedule_closing(repos, transferred(tenant, transferred_at=moment), dt.timedelta(0))
+    assert scheduled(repos)[0].payload["paid_on"] == "2026-11-24"  # Stockholm's day
+
+
+async def test_a_reported_payment_is_booked_now_on_the_bank_account() -> None:
+    repos = fake_repositories()
+    event = payment_received(
+        "acme", invoice_id="inv_1", payment_id="p7", amount=Decimal("100.00"),
+        paid_on=dt.date(2026, 11, 20), source_ref=source("c", "7"),
+    )  # fmt: skip
+
+    assert await schedule_payment(repos, event, NOW)
+
+    [job] = scheduled(repos)
+    assert (job.kind, job.key, job.tenant_id, job.due_at) == (
+        "post-entry",
+        "payment:p7",
+        "acme",
+        NOW,
+    )
+    assert job.payload == {
+        "invoice_id": "inv_1",
+        "kind": "invoice_payment",
+        "source": source("c", "7").model_dump(mode="json"),
+        "amount": "100.00",
+        "currency": "SEK",
+        "paid_on": "2026-11-20",
+        "account_role": "bank",
+    }
+    assert not await schedule_payment(repos, event, NOW)  # once per payment id
+
+
+@pytest.mark.parametrize(("test_mode", "recorded_at_source"), [(False, True), (True, False)])
+async def test_payment_already_in_the_erp_or_in_test_mode_is_not_booked(
+    test_mode: bool, recorded_at_source: bool
+) -> None:
+    repos = fake_repositories()
+    payment = payment_received("acme", test_mode=test_mode, recorded_at_source=recorded_at_source)
+    assert not await schedule_payment(repos, payment, NOW)
+    assert scheduled(repos) == []
+    booked = payment.model_copy(update={"test_mode": False, "recorded_at_source": False})
+    assert await schedule_payment(repos, booked, NOW)  # the same payment, reported by a bank

@@ -1,0 +1,1 @@
+"""mapper's adapters: the PostgreSQL repositories (all of its SQL)."""

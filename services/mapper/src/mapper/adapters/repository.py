@@ -1,0 +1,189 @@
+"""PostgreSQL repositories of mapper (all of its SQL)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import asyncpg
+from nordflow_references import KidAlgorithm, OcrControl, ReferenceKind, ReferencePolicy
+from nordflow_schemas.events import ValidationIssue
+
+from ..domain.references import TenantReferencePolicy
+from ..service import InvoiceStatus, MappedVersion, PaymentKey, Repositories, SeenPayment
+
+
+class PgInvoiceRepository:
+    """Each invoice's last mapped version in ``invoices`` (one row per canonical id)."""
+
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+        self.conn = conn
+
+    async def lock(self, invoice_id: str) -> MappedVersion | None:
+        """The invoice's last mapped version, locked until the transaction ends."""
+        row = await self.conn.fetchrow(
+            "SELECT version, status, created_emitted FROM invoices WHERE invoice_id = $1 "
+            "FOR UPDATE",
+            invoice_id,
+        )
+        if row is None:
+            return None
+        return MappedVersion(
+            version=row["version"],
+            status=InvoiceStatus(row["status"]),
+            created_emitted=row["created_emitted"],
+        )
+
+    async def record(
+        self,
+        *,
+        invoice_id: str,
+        tenant_id: str,
+        version: str,
+        number: str | None,
+        errors: tuple[ValidationIssue, ...],
+    ) -> None:
+        """Upsert the row; ``created_emitted`` becomes and stays true once a version is created."""
+        status = InvoiceStatus.REJECTED if errors else InvoiceStatus.CREATED
+        await self.conn.execute(
+            """INSERT INTO invoices (invoice_id, tenant_id, version, status, number, errors,
+                                    created_emitted)
+               VALUES ($1, $2, $3, $4, $5, $6::jsonb, $4 = 'created')
+               ON CONFLICT (invoice_id) DO UPDATE SET version = EXCLUDED.version,
+                   status = EXCLUDED.status, number = EXCLUDED.number, errors = EXCLUDED.errors,
+                   created_emitted = invoices.created_emitted OR EXCLUDED.created_emitted,
+                   updated_at = now()""",
+            invoice_id,
+            tenant_id,
+            version,
+            status.value,
+            number,
+            json.dumps([i.model_dump() for i in errors]) if errors else None,
+        )
+
+
+class PgPaymentRepository:
+    """Emitted payments in ``payments`` (one row per payment document and paid invoice)."""
+
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+        self.conn = conn
+
+    async def insert(
+        self, key: PaymentKey, *, version: str, amount: Decimal, currency: str
+    ) -> bool:
+        """Record the payment as emitted; False if it is recorded already."""
+        inserted = await self.conn.fetchval(
+            """INSERT INTO payments (tenant_id, system, connection_id, payment_id, invoice_id,
+                                     version, emitted_amount, last_amount, currency)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
+               ON CONFLICT DO NOTHING RETURNING true""",
+            key.tenant_id,
+            key.system,
+            key.connection_id,
+            key.payment_id,
+            key.invoice_id,
+            version,
+            amount,
+            currency,
+        )
+        return bool(inserted)
+
+    async def lock(self, key: PaymentKey) -> SeenPayment | None:
+        """The recorded payment, locked until the transaction ends."""
+        row = await self.conn.fetchrow(
+            """SELECT version, emitted_amount, last_amount FROM payments
+               WHERE tenant_id = $1 AND system = $2 AND connection_id = $3 AND payment_id = $4
+                 AND invoice_id = $5 FOR UPDATE""",
+            key.tenant_id,
+            key.system,
+            key.connection_id,
+            key.payment_id,
+            key.invoice_id,
+        )
+        if row is None:
+            return None
+        return SeenPayment(
+            version=row["version"],
+            emitted_amount=row["emitted_amount"],
+            last_amount=row["last_amount"],
+        )
+
+    async def update_seen(self, key: PaymentKey, *, version: str, amount: Decimal) -> None:
+        """Note a later version of a recorded payment and its amount."""
+        await self.conn.execute(
+            """UPDATE payments SET version = $6, last_amount = $7, updated_at = now()
+               WHERE tenant_id = $1 AND system = $2 AND connection_id = $3 AND payment_id = $4
+                 AND invoice_id = $5""",
+            key.tenant_id,
+            key.system,
+            key.connection_id,
+            key.payment_id,
+            key.invoice_id,
+            version,
+            amount,
+        )
+
+
+class PgReferencePolicyRepository:
+    """The tenants' payment-reference policies in ``reference_policies``."""
+
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+        self.conn = conn
+
+    async def get(self, tenant_id: str) -> TenantReferencePolicy | None:
+        """The tenant's stored policy, or None when it has none."""
+        row = await self.conn.fetchrow(
+            "SELECT * FROM reference_policies WHERE tenant_id = $1", tenant_id
+        )
+        if row is None:
+            return None
+        return TenantReferencePolicy(
+            tenant_id=row["tenant_id"],
+            policy=ReferencePolicy(
+                kind=ReferenceKind(row["kind"]),
+                ocr_control=OcrControl(row["ocr_control"]),
+                ocr_lengths=tuple(row["ocr_lengths"]),
+                ocr_length_digit=row["ocr_length_digit"],
+                kid_algorithm=KidAlgorithm(row["kid_algorithm"]),
+                kid_length=row["kid_length"],
+                kid_allow_dash=row["kid_allow_dash"],
+                factor_layout=row["factor_layout"],
+            ),
+            factoring_number=row["factoring_number"],
+        )
+
+    async def save(self, policy: TenantReferencePolicy) -> None:
+        """Create or replace the tenant's policy."""
+        p = policy.policy
+        await self.conn.execute(
+            """INSERT INTO reference_policies (tenant_id, kind, ocr_control, ocr_lengths,
+                   ocr_length_digit, kid_algorithm, kid_length, kid_allow_dash, factor_layout,
+                   factoring_number)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+               ON CONFLICT (tenant_id) DO UPDATE SET kind = EXCLUDED.kind,
+                   ocr_control = EXCLUDED.ocr_control, ocr_lengths = EXCLUDED.ocr_lengths,
+                   ocr_length_digit = EXCLUDED.ocr_length_digit,
+                   kid_algorithm = EXCLUDED.kid_algorithm, kid_length = EXCLUDED.kid_length,
+                   kid_allow_dash = EXCLUDED.kid_allow_dash,
+                   factor_layout = EXCLUDED.factor_layout,
+                   factoring_number = EXCLUDED.factoring_number, updated_at = now()""",
+            policy.tenant_id,
+            p.kind.value,
+            p.ocr_control.value,
+            list(p.ocr_lengths),
+            p.ocr_length_digit,
+            p.kid_algorithm.value,
+            p.kid_length,
+            p.kid_allow_dash,
+            p.factor_layout,
+            policy.factoring_number,
+        )
+
+
+def pg_repositories(conn: asyncpg.Connection) -> Repositories:
+    """The repositories on one connection (the consumer's batch transaction)."""
+    return Repositories(
+        invoices=PgInvoiceRepository(conn),
+        payments=PgPaymentRepository(conn),
+        policies=PgReferencePolicyRepository(conn),
+    )

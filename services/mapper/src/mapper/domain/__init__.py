@@ -1,0 +1,1 @@
+"""mapper's pure rules: the shared reader, the invoice builder, validation, reference policies."""

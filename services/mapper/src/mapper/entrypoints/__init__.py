@@ -1,0 +1,1 @@
+"""mapper's entrypoints: the consumer handler and the command line."""

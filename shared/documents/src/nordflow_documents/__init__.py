@@ -1,0 +1,1 @@
+"""Documents for invoice recipients: PEPPOL BIS UBL, the invoice PDF, letters, rule checks."""

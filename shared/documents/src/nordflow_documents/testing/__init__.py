@@ -1,0 +1,1 @@
+"""Test factories for code that renders documents: canonical invoices and attached files."""
