@@ -29,6 +29,7 @@ from .deps import Deps
 from .domain.connections import (
     BackfillRequest,
     Connection,
+    ConnectionConfig,
     ConnectionState,
     ConnectionTakenError,
     SyncRequest,
@@ -177,39 +178,28 @@ class FakeConnectionRepository:
     connections: dict[str, Connection] = field(default_factory=dict)
     polling: dict[str, _Polling] = field(default_factory=dict)
 
-    async def add(
-        self,
-        *,
-        connection_id: str,
-        tenant_id: str,
-        system: SourceSystem,
-        base_url: str,
-        token_sealed: bytes,
-        mode: ConnectionMode,
-        cutoff_at: dt.datetime,
-        poll_interval_seconds: int | None = None,
-    ) -> None:
+    async def add(self, config: ConnectionConfig) -> None:
         """Create or replace a connection's configuration (the cursor is kept)."""
-        old = self.connections.get(connection_id)
-        if old is not None and (old.tenant_id, old.system) != (tenant_id, system):
-            raise ConnectionTakenError(f"connection {connection_id!r} exists elsewhere")
-        self.connections[connection_id] = Connection(
-            connection_id=connection_id,
-            tenant_id=tenant_id,
-            system=system,
-            base_url=base_url,
-            token_sealed=token_sealed,
-            mode=mode,
-            cutoff_at=cutoff_at,
+        c = config
+        old = self.connections.get(c.connection_id)
+        if old is not None and (old.tenant_id, old.system) != (c.tenant_id, c.system):
+            raise ConnectionTakenError(f"connection {c.connection_id!r} exists elsewhere")
+        interval = c.poll_interval_seconds
+        self.connections[c.connection_id] = Connection(
+            connection_id=c.connection_id,
+            tenant_id=c.tenant_id,
+            system=c.system,
+            base_url=c.base_url,
+            token_sealed=c.token_sealed,
+            mode=c.mode,
+            cutoff_at=c.cutoff_at,
             cursor_at=None if old is None else old.cursor_at,
             updated_at=now(),
-            poll_interval=dt.timedelta(seconds=poll_interval_seconds)
-            if poll_interval_seconds
-            else None,
+            poll_interval=dt.timedelta(seconds=interval) if interval else None,
         )
-        polling = self.polling.setdefault(connection_id, _Polling())
+        polling = self.polling.setdefault(c.connection_id, _Polling())
         polling.next_poll_at = now()
-        polling.poll_interval_seconds = poll_interval_seconds
+        polling.poll_interval_seconds = interval
 
     def _state(self, connection: Connection) -> ConnectionState:
         polling = self.polling[connection.connection_id]
@@ -335,13 +325,13 @@ class FakeRequestRepository:
 
     async def request_sync(
         self, tenant_id: str, connection_id: str, limit: int | None, documents: Sequence[str]
-    ) -> int:
+    ) -> SyncRequest:
         """Queue a sync request."""
         request_id = self._next_id()
         self.syncs[request_id] = SyncRequest(
             request_id, connection_id, tenant_id, limit, tuple(documents), now()
         )
-        return request_id
+        return self.syncs[request_id]
 
     async def sync_request(self, tenant_id: str, request_id: int) -> SyncRequest | None:
         """A sync request of the tenant's."""
@@ -361,14 +351,16 @@ class FakeRequestRepository:
             self.syncs[request_id], finished_at=now(), emitted=emitted, error=error
         )
 
-    async def request_backfill(self, tenant_id: str, connection_id: str, since: dt.datetime) -> int:
+    async def request_backfill(
+        self, tenant_id: str, connection_id: str, since: dt.datetime
+    ) -> BackfillRequest:
         """Queue a backfill."""
         request_id = self._next_id()
         self.backfills[request_id] = BackfillRequest(
             request_id, connection_id, tenant_id, since, now()
         )
         self.not_before[request_id] = now()
-        return request_id
+        return self.backfills[request_id]
 
     async def backfill_request(self, tenant_id: str, request_id: int) -> BackfillRequest | None:
         """A backfill request of the tenant's."""

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.deps import Deps
+from erp_poller.domain.connections import ConnectionConfig
 from erp_poller.entrypoints.http import ingest
 from erp_poller.testing import given_profile
 from fastapi import FastAPI
@@ -63,13 +64,15 @@ async def on_premise_connection(pool: asyncpg.Pool, box: SecretBox) -> tuple[str
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     connection_id = f"{tenant}-agent"
     await PgConnectionRepository(pool).add(
-        connection_id=connection_id,
-        tenant_id=tenant,
-        system=SourceSystem.ON_PREMISE,
-        base_url="https://agent.invalid",
-        token_sealed=box.seal(SECRET),
-        mode=ConnectionMode.AUTOMATIC,
-        cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant,
+            system=SourceSystem.ON_PREMISE,
+            base_url="https://agent.invalid",
+            token_sealed=box.seal(SECRET),
+            mode=ConnectionMode.AUTOMATIC,
+            cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        )
     )
     await given_profile(PgUnitOfWork(pool), tenant)
     return tenant, connection_id

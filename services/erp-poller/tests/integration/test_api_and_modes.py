@@ -15,7 +15,7 @@ from erp_poller.adapters.repository import (
     PgUnitOfWork,
 )
 from erp_poller.adapters.sources import FortnoxSource
-from erp_poller.domain.connections import internal_host
+from erp_poller.domain.connections import ConnectionConfig, internal_host
 from erp_poller.domain.documents import Document
 from erp_poller.service import polling
 from erp_poller.service.documents import ingest_documents
@@ -319,17 +319,20 @@ async def test_a_backfill_that_dies_midway_resumes_and_counts_each_emission_once
     make_invoices(sandbox, company.token, 4)
     cid = f"{tenant}-fx"
     await PgConnectionRepository(pool).add(
-        connection_id=cid,
-        tenant_id=tenant,
-        system=SourceSystem.FORTNOX,
-        base_url=sandbox.base_url,
-        token_sealed=box.seal(company.token),
-        mode=ConnectionMode.MANUAL,
-        cutoff_at=dt.datetime(2999, 1, 1, tzinfo=dt.UTC),
+        ConnectionConfig(
+            connection_id=cid,
+            tenant_id=tenant,
+            system=SourceSystem.FORTNOX,
+            base_url=sandbox.base_url,
+            token_sealed=box.seal(company.token),
+            mode=ConnectionMode.MANUAL,
+            cutoff_at=dt.datetime(2999, 1, 1, tzinfo=dt.UTC),
+        )
     )
     await given_profile(PgUnitOfWork(pool), tenant)
     repo = PgRequestRepository(pool)
-    request_id = await repo.request_backfill(tenant, cid, dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    since = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    request_id = (await repo.request_backfill(tenant, cid, since)).request_id
     steps = steps_on(pool, box, page_size=2)
     sources = steps.sources
     connection = await PgConnectionRepository(pool).get(cid)
@@ -384,13 +387,15 @@ async def test_switching_to_automatic_releases_what_manual_mode_held_back(api, p
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     headers = await token_for(pool, tenant)
     await PgConnectionRepository(pool).add(
-        connection_id="push-1",
-        tenant_id=tenant,
-        system=SourceSystem.WINNER,
-        base_url="https://push.invalid",
-        token_sealed=box.seal("a-push-signing-secret"),
-        mode=ConnectionMode.MANUAL,
-        cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        ConnectionConfig(
+            connection_id="push-1",
+            tenant_id=tenant,
+            system=SourceSystem.WINNER,
+            base_url="https://push.invalid",
+            token_sealed=box.seal("a-push-signing-secret"),
+            mode=ConnectionMode.MANUAL,
+            cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        )
     )
     uow = PgUnitOfWork(pool)
     profile = await given_profile(uow, tenant)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.deps import Deps
-from erp_poller.domain.connections import Connection
+from erp_poller.domain.connections import Connection, ConnectionConfig
 from erp_poller.domain.documents import Document, content_version
 from erp_poller.domain.profiles import legacy_seller_for_the_mapper
 from erp_poller.service.documents import emit_fetched, ingest_documents, release_pending
@@ -74,13 +74,15 @@ async def add_connection(
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     connection_id = f"{tenant}-{system.value}"
     await PgConnectionRepository(pool).add(
-        connection_id=connection_id,
-        tenant_id=tenant,
-        system=system,
-        base_url="https://push.invalid",
-        token_sealed=box.seal(secret),
-        mode=mode,
-        cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant,
+            system=system,
+            base_url="https://push.invalid",
+            token_sealed=box.seal(secret),
+            mode=mode,
+            cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        )
     )
     if profile:
         await given_profile(PgUnitOfWork(pool), tenant, PROFILE)

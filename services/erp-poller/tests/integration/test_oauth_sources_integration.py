@@ -18,6 +18,7 @@ import httpx
 import pytest
 from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.adapters.tokens import PgTokenStore
+from erp_poller.domain.connections import ConnectionConfig
 from erp_poller.domain.credentials import seal_form
 from erp_poller.entrypoints.loops import Steps
 from erp_poller.testing import given_profile, seller_profile, steps_on
@@ -101,13 +102,15 @@ async def add_connection(
 ) -> tuple[str, str]:
     connection_id, tenant = f"conn-{uuid.uuid4().hex[:10]}", f"t-{uuid.uuid4().hex[:8]}"
     await PgConnectionRepository(pool).add(
-        connection_id=connection_id,
-        tenant_id=tenant,
-        system=system,
-        base_url=base_url,
-        token_sealed=box.seal(seal_form(system, credentials)),
-        mode=ConnectionMode.AUTOMATIC,
-        cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant,
+            system=system,
+            base_url=base_url,
+            token_sealed=box.seal(seal_form(system, credentials)),
+            mode=ConnectionMode.AUTOMATIC,
+            cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        )
     )
     await given_profile(PgUnitOfWork(pool), tenant, PROFILE)
     return connection_id, tenant

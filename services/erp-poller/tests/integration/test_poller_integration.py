@@ -24,7 +24,7 @@ import pytest
 from cryptography.fernet import Fernet
 from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.adapters.sources import open_source
-from erp_poller.domain.connections import Connection
+from erp_poller.domain.connections import Connection, ConnectionConfig
 from erp_poller.domain.documents import Document, content_version
 from erp_poller.domain.profiles import legacy_seller_for_the_mapper
 from erp_poller.service import polling
@@ -115,13 +115,15 @@ async def add_connection(
         token=fortnox.company.token,
     )
     await PgConnectionRepository(pool).add(
-        connection_id=added.connection_id,
-        tenant_id=added.tenant_id,
-        system=SourceSystem.FORTNOX,
-        base_url=fortnox.sandbox.base_url,
-        token_sealed=box.seal(added.token),
-        mode=mode,
-        cutoff_at=cutoff or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        ConnectionConfig(
+            connection_id=added.connection_id,
+            tenant_id=added.tenant_id,
+            system=SourceSystem.FORTNOX,
+            base_url=fortnox.sandbox.base_url,
+            token_sealed=box.seal(added.token),
+            mode=mode,
+            cutoff_at=cutoff or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        )
     )
     await given_profile(PgUnitOfWork(pool), added.tenant_id, PROFILE)
     return added
@@ -487,10 +489,12 @@ async def test_adding_an_id_of_another_tenant_raises_permission_error(
         "cutoff_at": dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
     }
     with pytest.raises(PermissionError):
-        await repo.add(**intruder)
+        await repo.add(ConnectionConfig(**intruder))
     with pytest.raises(PermissionError):  # same tenant, another source system
         await repo.add(
-            **{**intruder, "tenant_id": added.tenant_id, "system": SourceSystem.VISMA_NET}
+            ConnectionConfig(
+                **{**intruder, "tenant_id": added.tenant_id, "system": SourceSystem.VISMA_NET}
+            )
         )
 
     row = await connection_row(pool, added.connection_id)
@@ -509,14 +513,16 @@ async def test_re_adding_a_connection_updates_it_and_keeps_the_cursor(
     assert cursor is not None
 
     await PgConnectionRepository(pool).add(
-        connection_id=added.connection_id,
-        tenant_id=added.tenant_id,
-        system=SourceSystem.FORTNOX,
-        base_url=fortnox.sandbox.base_url,
-        token_sealed=box.seal(added.token),
-        mode=ConnectionMode.TEST,
-        cutoff_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
-        poll_interval_seconds=600,
+        ConnectionConfig(
+            connection_id=added.connection_id,
+            tenant_id=added.tenant_id,
+            system=SourceSystem.FORTNOX,
+            base_url=fortnox.sandbox.base_url,
+            token_sealed=box.seal(added.token),
+            mode=ConnectionMode.TEST,
+            cutoff_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
+            poll_interval_seconds=600,
+        )
     )
     row = await connection_row(pool, added.connection_id)
     assert row["cursor_at"] == cursor

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.deps import Deps
+from erp_poller.domain.connections import ConnectionConfig
 from erp_poller.domain.profiles import legacy_seller_for_the_mapper, profile_from_seller
 from erp_poller.service.profiles import adopt_legacy_sellers
 from erp_poller.testing import app_for, seller_profile
@@ -112,13 +113,15 @@ async def test_a_push_before_the_profile_waits_for_it_and_then_carries_it(
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     auth = await token_for(harness.pool, tenant)
     await PgConnectionRepository(harness.pool).add(
-        connection_id=f"{tenant}-winner",
-        tenant_id=tenant,
-        system=SourceSystem.WINNER,
-        base_url="https://push.invalid",
-        token_sealed=harness.deps.box.seal(SECRET),
-        mode=ConnectionMode.AUTOMATIC,
-        cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        ConnectionConfig(
+            connection_id=f"{tenant}-winner",
+            tenant_id=tenant,
+            system=SourceSystem.WINNER,
+            base_url="https://push.invalid",
+            token_sealed=harness.deps.box.seal(SECRET),
+            mode=ConnectionMode.AUTOMATIC,
+            cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        )
     )
     order = {
         "quote_number": "Q7",

@@ -26,7 +26,7 @@ from erp_poller.adapters.repository import (
     PgRequestRepository,
     PgUnitOfWork,
 )
-from erp_poller.domain.connections import BackfillRequest
+from erp_poller.domain.connections import BackfillRequest, ConnectionConfig
 from erp_poller.domain.credentials import seal_form
 from erp_poller.domain.documents import content_version
 from erp_poller.domain.profiles import legacy_seller_for_the_mapper
@@ -311,13 +311,15 @@ async def add_connection(
 ) -> Added:
     added = Added(f"conn-{uuid.uuid4().hex[:10]}", f"t-{uuid.uuid4().hex[:10]}")
     await PgConnectionRepository(pool).add(
-        connection_id=added.connection_id,
-        tenant_id=added.tenant_id,
-        system=driver.system,
-        base_url=driver.base_url,
-        token_sealed=box.seal(seal_form(driver.system, driver.credentials)),
-        mode=mode,
-        cutoff_at=cutoff or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        ConnectionConfig(
+            connection_id=added.connection_id,
+            tenant_id=added.tenant_id,
+            system=driver.system,
+            base_url=driver.base_url,
+            token_sealed=box.seal(seal_form(driver.system, driver.credentials)),
+            mode=mode,
+            cutoff_at=cutoff or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        )
     )
     await given_profile(PgUnitOfWork(pool), added.tenant_id, PROFILE)
     return added
@@ -416,8 +418,10 @@ async def test_manual_mode_polls_nothing_until_a_sync_asks(
     assert await events(pool) == []
 
     tenants = PgRequestRepository(pool)
-    limited = await tenants.request_sync(added.tenant_id, added.connection_id, 2, [])
-    named = await tenants.request_sync(added.tenant_id, added.connection_id, None, [documents[3]])
+    limited = (await tenants.request_sync(added.tenant_id, added.connection_id, 2, [])).request_id
+    named = (
+        await tenants.request_sync(added.tenant_id, added.connection_id, None, [documents[3]])
+    ).request_id
     assert await steps.sync_one()
     assert await steps.sync_one()
     assert not await steps.sync_one()
@@ -461,7 +465,8 @@ async def test_a_backfill_re_reads_since_its_date_and_emits_only_what_is_new_or_
 
     async def backfill() -> BackfillRequest:
         since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-        request_id = await tenants.request_backfill(added.tenant_id, added.connection_id, since)
+        request = await tenants.request_backfill(added.tenant_id, added.connection_id, since)
+        request_id = request.request_id
         assert await steps.backfill_one()
         row = await tenants.backfill_request(added.tenant_id, request_id)
         assert row is not None
@@ -611,13 +616,15 @@ async def test_a_push_connection_is_never_polled(
 ) -> None:
     for system in (SourceSystem.WINNER, SourceSystem.ON_PREMISE):
         await PgConnectionRepository(pool).add(
-            connection_id=f"push-{uuid.uuid4().hex[:8]}",
-            tenant_id="t-push",
-            system=system,
-            base_url="http://agent.invalid",
-            token_sealed=box.seal(seal_form(system, {"signing_secret": "s3cret-signing"})),
-            mode=ConnectionMode.AUTOMATIC,
-            cutoff_at=LONG_AGO,
+            ConnectionConfig(
+                connection_id=f"push-{uuid.uuid4().hex[:8]}",
+                tenant_id="t-push",
+                system=system,
+                base_url="http://agent.invalid",
+                token_sealed=box.seal(seal_form(system, {"signing_secret": "s3cret-signing"})),
+                mode=ConnectionMode.AUTOMATIC,
+                cutoff_at=LONG_AGO,
+            )
         )
     await given_profile(PgUnitOfWork(pool), "t-push", PROFILE)
     async with pool.acquire() as conn, conn.transaction():

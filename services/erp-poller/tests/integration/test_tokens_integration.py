@@ -15,6 +15,7 @@ import httpx
 import pytest
 from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.adapters.tokens import PgTokenStore
+from erp_poller.domain.connections import ConnectionConfig
 from erp_poller.domain.credentials import seal_form
 from erp_poller.entrypoints.loops import Steps
 from erp_poller.testing import given_profile, seller_profile, steps_on
@@ -44,13 +45,15 @@ async def connect(
         "token_url": sandbox.token_url,
     }
     await PgConnectionRepository(pool).add(
-        connection_id=connection_id,
-        tenant_id=tenant,
-        system=SourceSystem.VISMA_EACCOUNTING,
-        base_url=sandbox.base_url,
-        token_sealed=box.seal(seal_form(SourceSystem.VISMA_EACCOUNTING, credentials)),
-        mode=ConnectionMode.AUTOMATIC,
-        cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant,
+            system=SourceSystem.VISMA_EACCOUNTING,
+            base_url=sandbox.base_url,
+            token_sealed=box.seal(seal_form(SourceSystem.VISMA_EACCOUNTING, credentials)),
+            mode=ConnectionMode.AUTOMATIC,
+            cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+        )
     )
     await given_profile(PgUnitOfWork(pool), tenant, seller_profile("Säljare AB"))
     return connection_id, tenant, company

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from erp_poller.domain.connections import BACKFILL_ATTEMPTS, Connection
+from erp_poller.domain.connections import BACKFILL_ATTEMPTS, Connection, ConnectionConfig
 from erp_poller.domain.documents import Document
 from erp_poller.domain.profiles import legacy_seller_for_the_mapper
 from erp_poller.service.polling import Schedule, backfill_next, poll_next, sync_next
@@ -41,13 +41,15 @@ async def connected(
     uow: FakeUnitOfWork, tenant: str = "t-kund", mode: ConnectionMode = ConnectionMode.AUTOMATIC
 ) -> Connection:
     await uow.repos.connections.add(
-        connection_id=f"{tenant}-fx",
-        tenant_id=tenant,
-        system=SourceSystem.FORTNOX,
-        base_url="https://api.fortnox.se/3",
-        token_sealed=b"sealed",
-        mode=mode,
-        cutoff_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+        ConnectionConfig(
+            connection_id=f"{tenant}-fx",
+            tenant_id=tenant,
+            system=SourceSystem.FORTNOX,
+            base_url="https://api.fortnox.se/3",
+            token_sealed=b"sealed",
+            mode=mode,
+            cutoff_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+        )
     )
     connection = await uow.repos.connections.get(f"{tenant}-fx")
     assert connection is not None
@@ -104,11 +106,12 @@ async def test_without_a_profile_a_sync_request_says_so_and_a_backfill_waits() -
     connection = await connected(uow, mode=ConnectionMode.MANUAL)
     requests = uow.repos.requests
     assert isinstance(requests, FakeRequestRepository)
-    sync_id = await requests.request_sync(connection.tenant_id, connection.connection_id, 5, [])
+    synced = await requests.request_sync(connection.tenant_id, connection.connection_id, 5, [])
+    sync_id = synced.request_id
     since = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    backfill_id = await requests.request_backfill(
-        connection.tenant_id, connection.connection_id, since
-    )
+    backfill_id = (
+        await requests.request_backfill(connection.tenant_id, connection.connection_id, since)
+    ).request_id
 
     assert await sync_next(uow, sources)
     synced = requests.syncs[sync_id]
@@ -145,9 +148,9 @@ async def test_a_failing_backfill_is_retried_then_finished_with_its_error() -> N
     requests = uow.repos.requests
     assert isinstance(requests, FakeRequestRepository)
     since = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    request_id = await requests.request_backfill(
-        connection.tenant_id, connection.connection_id, since
-    )
+    request_id = (
+        await requests.request_backfill(connection.tenant_id, connection.connection_id, since)
+    ).request_id
     for attempt in range(1, BACKFILL_ATTEMPTS + 1):
         requests.not_before[request_id] = dt.datetime.now(dt.UTC)
         assert await backfill_next(uow, sources)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from erp_poller.domain.connections import Connection
+from erp_poller.domain.connections import Connection, ConnectionConfig
 from erp_poller.domain.documents import Document
 from erp_poller.service.connections import set_mode
 from erp_poller.service.documents import WAITING_FOR_PROFILE, ingest_documents
@@ -26,13 +26,15 @@ async def push_connection(
     uow: FakeUnitOfWork, connection_id: str, mode: ConnectionMode
 ) -> Connection:
     await uow.repos.connections.add(
-        connection_id=connection_id,
-        tenant_id="t-kok",
-        system=SourceSystem.WINNER,
-        base_url="https://push.invalid",
-        token_sealed=b"sealed",
-        mode=mode,
-        cutoff_at=NOW,
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id="t-kok",
+            system=SourceSystem.WINNER,
+            base_url="https://push.invalid",
+            token_sealed=b"sealed",
+            mode=mode,
+            cutoff_at=NOW,
+        )
     )
     connection = await uow.repos.connections.get(connection_id)
     assert connection is not None

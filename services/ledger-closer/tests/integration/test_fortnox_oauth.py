@@ -22,6 +22,7 @@ import pytest
 from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.app import create_app as create_poller
 from erp_poller.config import Settings as PollerSettings
+from erp_poller.domain.connections import ConnectionConfig
 from erp_poller.domain.credentials import seal_form
 from erp_poller.testing import given_profile, steps_on
 from ledger_closer.adapters.repository import PgConnectionRepository as PgWriteConnections
@@ -148,13 +149,15 @@ async def test_each_service_rotates_its_own_grant_and_both_keep_working(
 
     tenant, connection_id = f"t-{uuid.uuid4().hex[:8]}", f"fx-{uuid.uuid4().hex[:8]}"
     await PgConnectionRepository(poller_pool).add(
-        connection_id=connection_id,
-        tenant_id=tenant,
-        system=SourceSystem.FORTNOX,
-        base_url=fortnox.base_url,
-        token_sealed=box.seal(seal_form(SourceSystem.FORTNOX, poller_grant.credentials())),
-        mode=ConnectionMode.AUTOMATIC,
-        cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant,
+            system=SourceSystem.FORTNOX,
+            base_url=fortnox.base_url,
+            token_sealed=box.seal(seal_form(SourceSystem.FORTNOX, poller_grant.credentials())),
+            mode=ConnectionMode.AUTOMATIC,
+            cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        )
     )
     await given_profile(PgUnitOfWork(poller_pool), tenant)
     await add_write_connection(closer, box, fortnox, tenant, connection_id, closer_grant)

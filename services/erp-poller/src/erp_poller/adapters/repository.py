@@ -23,6 +23,7 @@ from ..domain.connections import (
     BackfillRequest,
     Connection,
     ConnectionBusyError,
+    ConnectionConfig,
     ConnectionState,
     ConnectionTakenError,
     SyncRequest,
@@ -115,18 +116,7 @@ class PgConnectionRepository:
     def __init__(self, db: Db) -> None:
         self.db = db
 
-    async def add(
-        self,
-        *,
-        connection_id: str,
-        tenant_id: str,
-        system: SourceSystem,
-        base_url: str,
-        token_sealed: bytes,
-        mode: ConnectionMode,
-        cutoff_at: dt.datetime,
-        poll_interval_seconds: int | None = None,
-    ) -> None:
+    async def add(self, config: ConnectionConfig) -> None:
         """Create or replace a connection's configuration (the cursor is kept).
 
         Raises ConnectionTakenError if the id belongs to another tenant or source system,
@@ -134,7 +124,7 @@ class PgConnectionRepository:
         """
         saved = await _write_unless_busy(
             self.db,
-            connection_id,
+            config.connection_id,
             """INSERT INTO connections (connection_id, tenant_id, system, base_url, token_sealed,
                                         mode, cutoff_at, poll_interval_seconds)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -146,18 +136,18 @@ class PgConnectionRepository:
                WHERE connections.tenant_id = EXCLUDED.tenant_id
                  AND connections.system = EXCLUDED.system
                RETURNING true""",
-            connection_id,
-            tenant_id,
-            system.value,
-            base_url,
-            token_sealed,
-            mode.value,
-            cutoff_at,
-            poll_interval_seconds,
+            config.connection_id,
+            config.tenant_id,
+            config.system.value,
+            config.base_url,
+            config.token_sealed,
+            config.mode.value,
+            config.cutoff_at,
+            config.poll_interval_seconds,
         )
         if not saved:
             raise ConnectionTakenError(
-                f"connection {connection_id!r} exists for another tenant or source system"
+                f"connection {config.connection_id!r} exists for another tenant or source system"
             )
 
     async def states(self, tenant_id: str | None = None) -> list[ConnectionState]:
@@ -341,17 +331,17 @@ class PgRequestRepository:
 
     async def request_sync(
         self, tenant_id: str, connection_id: str, limit: int | None, documents: Sequence[str]
-    ) -> int:
-        """Queue a sync request; its id."""
-        request_id: int = await self.db.fetchval(
+    ) -> SyncRequest:
+        """Queue a sync request."""
+        row = await self.db.fetchrow(
             "INSERT INTO sync_requests (connection_id, tenant_id, limit_count, document_ids) "
-            "VALUES ($1, $2, $3, $4) RETURNING request_id",
+            "VALUES ($1, $2, $3, $4) RETURNING *",
             connection_id,
             tenant_id,
             limit,
             list(documents),
         )
-        return request_id
+        return _sync_request(row)
 
     async def sync_request(self, tenant_id: str, request_id: int) -> SyncRequest | None:
         """A sync request of the tenant's."""
@@ -383,16 +373,18 @@ class PgRequestRepository:
             error,
         )
 
-    async def request_backfill(self, tenant_id: str, connection_id: str, since: dt.datetime) -> int:
-        """Queue a backfill from ``since``; its id."""
-        request_id: int = await self.db.fetchval(
+    async def request_backfill(
+        self, tenant_id: str, connection_id: str, since: dt.datetime
+    ) -> BackfillRequest:
+        """Queue a backfill from ``since``."""
+        row = await self.db.fetchrow(
             "INSERT INTO backfill_requests (connection_id, tenant_id, since) "
-            "VALUES ($1, $2, $3) RETURNING request_id",
+            "VALUES ($1, $2, $3) RETURNING *",
             connection_id,
             tenant_id,
             since,
         )
-        return request_id
+        return _backfill_request(row)
 
     async def backfill_request(self, tenant_id: str, request_id: int) -> BackfillRequest | None:
         """A backfill request of the tenant's, with its progress."""

@@ -10,7 +10,7 @@ records the mapper reads (the tenant's profile is added when the document is emi
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,16 @@ def _text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+async def _with_customer(
+    cache: FetchCache, number: str | None, read: Callable[[str], Awaitable[Any]]
+) -> dict[str, dict[str, Any]]:
+    """``related`` holding the document's customer card, read once per run (none without a
+    customer number)."""
+    if not number:
+        return {}
+    return {"customer": await cache.get(f"customer:{number}", lambda: read(number))}
+
+
 # ----------------------------------------------------------------------------- Fortnox
 
 
@@ -108,12 +118,9 @@ class FortnoxSource:
                 {"invoice": {"document_id": paid, "document_number": paid}},
             )
         invoice = await self.client.invoice(change.ref)
-        related: dict[str, dict[str, Any]] = {}
-        customer = _text(invoice.get("CustomerNumber"))
-        if customer:
-            related["customer"] = await cache.get(
-                f"customer:{customer}", lambda: self.client.customer(customer)
-            )
+        related = await _with_customer(
+            cache, _text(invoice.get("CustomerNumber")), self.client.customer
+        )
         number = str(invoice.get("DocumentNumber") or change.ref)
         return Document(number, number, fortnox_kind(invoice), invoice, related)
 
@@ -155,12 +162,9 @@ class VismaEAccountingSource:
         if change.kind != "invoice":
             return None
         invoice = await self.client.invoice(change.ref)
-        related: dict[str, dict[str, Any]] = {}
-        customer = _text(invoice.get("CustomerId"))
-        if customer:
-            related["customer"] = await cache.get(
-                f"customer:{customer}", lambda: self.client.customer(customer)
-            )
+        related = await _with_customer(
+            cache, _text(invoice.get("CustomerId")), self.client.customer
+        )
         # A credit invoice names the one it credits by id only; the mapper needs its number
         # and date (the canonical credit note's preceding invoice).
         credited = _text(invoice.get("ReferringInvoiceId"))
@@ -238,12 +242,7 @@ class VismaNetSource:
         if change.kind == "payment":
             return await self._payment(change)
         invoice = await self.client.invoice(change.ref)
-        related: dict[str, dict[str, Any]] = {}
-        customer = _customer_number(invoice)
-        if customer:
-            related["customer"] = await cache.get(
-                f"customer:{customer}", lambda: self.client.customer(customer)
-            )
+        related = await _with_customer(cache, _customer_number(invoice), self.client.customer)
         kind = visma_net_kind(invoice)
         if kind is DocumentKind.CREDIT_NOTE:
             # Its original: the first invoice it is applied to (for the original's date when

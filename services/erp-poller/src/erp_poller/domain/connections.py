@@ -45,6 +45,20 @@ class NotFoundError(LookupError):
 
 
 @dataclass(frozen=True)
+class ConnectionConfig:
+    """What a connection is configured with; adding one again replaces it (not its cursor)."""
+
+    connection_id: str
+    tenant_id: str
+    system: SourceSystem
+    base_url: str
+    token_sealed: bytes
+    mode: ConnectionMode
+    cutoff_at: dt.datetime
+    poll_interval_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class Connection:
     """A tenant's connection to one source system (the token stays sealed here)."""
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 
 from ..domain.connections import (
     BackfillRequest,
+    ConnectionConfig,
     ConnectionState,
     InvalidInputError,
     NotFoundError,
@@ -72,16 +74,23 @@ async def save_connection(
     assert credentials is not None
     sealed = secrets.seal(seal_form(system, credentials))
     await repos.connections.add(
-        connection_id=connection_id,
-        tenant_id=tenant_id,
-        system=system,
-        base_url=base_url.rstrip("/"),
-        token_sealed=sealed,
-        mode=mode,
-        cutoff_at=cutoff_at or now,
-        poll_interval_seconds=poll_interval_seconds,
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant_id,
+            system=system,
+            base_url=base_url.rstrip("/"),
+            token_sealed=sealed,
+            mode=mode,
+            cutoff_at=cutoff_at or now,
+            poll_interval_seconds=poll_interval_seconds,
+        )
     )
     return await connection_state(repos, tenant_id, connection_id)
+
+
+async def connection_states(repos: Repositories, tenant_id: str) -> list[ConnectionState]:
+    """The tenant's connections with their polling state."""
+    return await repos.connections.states(tenant_id)
 
 
 async def connection_state(
@@ -130,20 +139,7 @@ async def request_sync(
     if limit is None and not documents:
         raise InvalidInputError("limit", "give `limit` or `documents`")
     await connection_state(repos, tenant_id, connection_id)
-    request_id = await repos.requests.request_sync(tenant_id, connection_id, limit, documents)
-    request = await repos.requests.sync_request(tenant_id, request_id)
-    assert request is not None
-    return request
-
-
-async def sync_request(
-    repos: Repositories, tenant_id: str, connection_id: str, request_id: int
-) -> SyncRequest:
-    """A sync request of the tenant's connection, and its outcome once done."""
-    request = await repos.requests.sync_request(tenant_id, request_id)
-    if request is None or request.connection_id != connection_id:
-        raise NotFoundError(f"no sync request {request_id}")
-    return request
+    return await repos.requests.request_sync(tenant_id, connection_id, limit, documents)
 
 
 async def request_backfill(
@@ -151,17 +147,29 @@ async def request_backfill(
 ) -> BackfillRequest:
     """Queue a re-read of everything modified since ``since``."""
     await connection_state(repos, tenant_id, connection_id)
-    request_id = await repos.requests.request_backfill(tenant_id, connection_id, since)
-    request = await repos.requests.backfill_request(tenant_id, request_id)
-    assert request is not None
+    return await repos.requests.request_backfill(tenant_id, connection_id, since)
+
+
+R = TypeVar("R", SyncRequest, BackfillRequest)
+
+
+def _of_connection(request: R | None, connection_id: str, what: str) -> R:
+    if request is None or request.connection_id != connection_id:
+        raise NotFoundError(f"no {what}")
     return request
+
+
+async def sync_request(
+    repos: Repositories, tenant_id: str, connection_id: str, request_id: int
+) -> SyncRequest:
+    """A sync request of the tenant's connection, and its outcome once done."""
+    found = await repos.requests.sync_request(tenant_id, request_id)
+    return _of_connection(found, connection_id, f"sync request {request_id}")
 
 
 async def backfill_request(
     repos: Repositories, tenant_id: str, connection_id: str, request_id: int
 ) -> BackfillRequest:
     """A backfill request of the tenant's connection, with its progress."""
-    request = await repos.requests.backfill_request(tenant_id, request_id)
-    if request is None or request.connection_id != connection_id:
-        raise NotFoundError(f"no backfill request {request_id}")
-    return request
+    found = await repos.requests.backfill_request(tenant_id, request_id)
+    return _of_connection(found, connection_id, f"backfill request {request_id}")

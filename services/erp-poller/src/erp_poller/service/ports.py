@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from ..domain.connections import (
     BackfillRequest,
     Connection,
+    ConnectionConfig,
     ConnectionState,
     SyncRequest,
 )
@@ -30,18 +31,7 @@ from ..domain.profiles import LegacySeller, StoredProfile
 class ConnectionRepository(Protocol):
     """Tenants' connections and their polling state."""
 
-    async def add(
-        self,
-        *,
-        connection_id: str,
-        tenant_id: str,
-        system: SourceSystem,
-        base_url: str,
-        token_sealed: bytes,
-        mode: ConnectionMode,
-        cutoff_at: dt.datetime,
-        poll_interval_seconds: int | None = None,
-    ) -> None:
+    async def add(self, config: ConnectionConfig) -> None:
         """Create or replace a connection's configuration (the cursor is kept).
 
         Raises ConnectionTakenError if the id belongs to another tenant or system,
@@ -114,8 +104,8 @@ class RequestRepository(Protocol):
 
     async def request_sync(
         self, tenant_id: str, connection_id: str, limit: int | None, documents: Sequence[str]
-    ) -> int:
-        """Queue a sync request; its id."""
+    ) -> SyncRequest:
+        """Queue a sync request."""
         ...
 
     async def sync_request(self, tenant_id: str, request_id: int) -> SyncRequest | None:
@@ -130,8 +120,10 @@ class RequestRepository(Protocol):
         """Record how a sync request ended."""
         ...
 
-    async def request_backfill(self, tenant_id: str, connection_id: str, since: dt.datetime) -> int:
-        """Queue a backfill from ``since``; its id."""
+    async def request_backfill(
+        self, tenant_id: str, connection_id: str, since: dt.datetime
+    ) -> BackfillRequest:
+        """Queue a backfill from ``since``."""
         ...
 
     async def backfill_request(self, tenant_id: str, request_id: int) -> BackfillRequest | None:

@@ -4,9 +4,9 @@ No `from __future__ import annotations` here: FastAPI reads the routes' real ann
 """
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from nordflow_runtime.http import request_deps
@@ -16,19 +16,20 @@ from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, Se
 
 from ...deps import Deps
 from ...domain.connections import (
-    BackfillRequest,
     ConnectionBusyError,
     ConnectionState,
     ConnectionTakenError,
     InvalidInputError,
     NotFoundError,
-    SyncRequest,
 )
 from ...domain.credentials import CredentialsError
 from ...domain.profiles import SET_THE_PROFILE
 from ...service import connections
+from ...service.ports import Repositories
 
 router = APIRouter(prefix="/api/v1", tags=["connections"])
+P = ParamSpec("P")
+T = TypeVar("T")
 AppDeps = Annotated[Deps, Depends(request_deps)]
 
 
@@ -76,6 +77,8 @@ class ConnectionIn(BaseModel):
 class ConnectionOut(BaseModel):
     """A connection and its polling state."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     connection_id: str
     system: str
     base_url: str
@@ -95,19 +98,8 @@ class ConnectionOut(BaseModel):
     @classmethod
     def of(cls, state: ConnectionState) -> "ConnectionOut":
         """The API view of a connection."""
-        return cls(
-            connection_id=state.connection_id,
-            system=state.system.value,
-            base_url=state.base_url,
-            mode=state.mode.value,
-            cutoff_at=state.cutoff_at,
-            cursor_at=state.cursor_at,
-            last_poll_at=state.last_poll_at,
-            last_error=state.last_error,
-            next_poll_at=state.next_poll_at,
-            poll_interval_seconds=state.poll_interval_seconds,
-            waiting_for=None if state.tenant_has_profile else SET_THE_PROFILE,
-        )
+        waiting_for = None if state.tenant_has_profile else SET_THE_PROFILE
+        return cls.model_validate(state).model_copy(update={"waiting_for": waiting_for})
 
 
 class ModeIn(BaseModel):
@@ -130,6 +122,8 @@ class SyncIn(BaseModel):
 class SyncOut(BaseModel):
     """A sync request and, once done, its outcome."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     request_id: int
     connection_id: str
     limit: int | None
@@ -138,20 +132,6 @@ class SyncOut(BaseModel):
     finished_at: dt.datetime | None
     emitted: int | None
     error: str | None
-
-    @classmethod
-    def of(cls, request: SyncRequest) -> "SyncOut":
-        """The API view of a sync request."""
-        return cls(
-            request_id=request.request_id,
-            connection_id=request.connection_id,
-            limit=request.limit,
-            documents=list(request.documents),
-            requested_at=request.requested_at,
-            finished_at=request.finished_at,
-            emitted=request.emitted,
-            error=request.error,
-        )
 
 
 class BackfillIn(BaseModel):
@@ -165,6 +145,8 @@ class BackfillIn(BaseModel):
 class BackfillOut(BaseModel):
     """A backfill request and its progress."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     request_id: int
     connection_id: str
     since: dt.datetime
@@ -176,23 +158,6 @@ class BackfillOut(BaseModel):
     finished_at: dt.datetime | None
     done: bool = Field(description="Finished without error")
     error: str | None = Field(description="The last attempt's error (retried up to 3 times)")
-
-    @classmethod
-    def of(cls, request: BackfillRequest) -> "BackfillOut":
-        """The API view of a backfill request."""
-        return cls(
-            request_id=request.request_id,
-            connection_id=request.connection_id,
-            since=request.since,
-            requested_at=request.requested_at,
-            started_at=request.started_at,
-            attempts=request.attempts,
-            listed=request.listed,
-            emitted=request.emitted,
-            finished_at=request.finished_at,
-            done=request.done,
-            error=request.error,
-        )
 
 
 def _unprocessable(loc: list[str], message: str) -> HTTPException:
@@ -215,11 +180,22 @@ def _answers() -> Iterator[None]:
         raise _unprocessable(loc, str(exc)) from None
 
 
+async def _run(
+    deps: Deps,
+    case: Callable[Concatenate[Repositories, P], Awaitable[T]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """A use case on one transaction, its refusals as HTTP answers."""
+    with _answers():
+        async with deps.uow.transaction() as repos:
+            return await case(repos, *args, **kwargs)
+
+
 @router.get("/connections")
 async def list_connections(tenant: Tenant, deps: AppDeps) -> list[ConnectionOut]:
     """The tenant's connections."""
-    async with deps.uow.transaction() as repos:
-        states = await repos.connections.states(tenant)
+    states = await _run(deps, connections.connection_states, tenant)
     return [ConnectionOut.of(s) for s in states]
 
 
@@ -231,25 +207,25 @@ async def put_connection(
     nothing of it flows (``waiting_for`` says so)."""
     if body.connection_id != connection_id:
         raise HTTPException(422, "connection_id in the path and body differ")
-    with _answers():
-        async with deps.uow.transaction() as repos:
-            state = await connections.save_connection(
-                repos,
-                deps.box,
-                tenant,
-                connection_id=connection_id,
-                system=body.system,
-                base_url=str(body.base_url),
-                credentials=None
-                if body.credentials is None
-                else {k: v.get_secret_value() for k, v in body.credentials.items()},
-                token=None if body.token is None else body.token.get_secret_value(),
-                mode=body.mode,
-                cutoff_at=body.cutoff_at,
-                poll_interval_seconds=body.poll_interval_seconds,
-                allow_internal_urls=deps.allow_internal_urls,
-                now=deps.clock(),
-            )
+    credentials = None
+    if body.credentials is not None:
+        credentials = {k: v.get_secret_value() for k, v in body.credentials.items()}
+    state = await _run(
+        deps,
+        connections.save_connection,
+        deps.box,
+        tenant,
+        connection_id=connection_id,
+        system=body.system,
+        base_url=str(body.base_url),
+        credentials=credentials,
+        token=None if body.token is None else body.token.get_secret_value(),
+        mode=body.mode,
+        cutoff_at=body.cutoff_at,
+        poll_interval_seconds=body.poll_interval_seconds,
+        allow_internal_urls=deps.allow_internal_urls,
+        now=deps.clock(),
+    )
     deps.wake()
     return ConnectionOut.of(state)
 
@@ -257,10 +233,7 @@ async def put_connection(
 @router.get("/connections/{connection_id}")
 async def get_connection(connection_id: str, tenant: Tenant, deps: AppDeps) -> ConnectionOut:
     """One connection."""
-    with _answers():
-        async with deps.uow.transaction() as repos:
-            state = await connections.connection_state(repos, tenant, connection_id)
-    return ConnectionOut.of(state)
+    return ConnectionOut.of(await _run(deps, connections.connection_state, tenant, connection_id))
 
 
 @router.patch("/connections/{connection_id}")
@@ -271,11 +244,7 @@ async def set_mode(
 
     Switching to automatic lets pushed documents held back in manual mode flow at once.
     """
-    with _answers():
-        async with deps.uow.transaction() as repos:
-            changed = await connections.set_mode(
-                repos, tenant, connection_id, body.mode, deps.clock()
-            )
+    changed = await _run(deps, connections.set_mode, tenant, connection_id, body.mode, deps.clock())
     deps.wake()
     return ConnectionOut.of(changed.state)
 
@@ -283,13 +252,11 @@ async def set_mode(
 @router.post("/connections/{connection_id}/sync", status_code=status.HTTP_202_ACCEPTED)
 async def sync(connection_id: str, body: SyncIn, tenant: Tenant, deps: AppDeps) -> SyncOut:
     """Ask for the next ``limit`` documents or the named ones (any mode)."""
-    with _answers():
-        async with deps.uow.transaction() as repos:
-            request = await connections.request_sync(
-                repos, tenant, connection_id, body.limit, body.documents
-            )
+    request = await _run(
+        deps, connections.request_sync, tenant, connection_id, body.limit, body.documents
+    )
     deps.wake()
-    return SyncOut.of(request)
+    return SyncOut.model_validate(request)
 
 
 @router.get("/connections/{connection_id}/sync/{request_id}")
@@ -297,10 +264,8 @@ async def sync_status(
     connection_id: str, request_id: int, tenant: Tenant, deps: AppDeps
 ) -> SyncOut:
     """Where a sync request stands."""
-    with _answers():
-        async with deps.uow.transaction() as repos:
-            request = await connections.sync_request(repos, tenant, connection_id, request_id)
-    return SyncOut.of(request)
+    found = await _run(deps, connections.sync_request, tenant, connection_id, request_id)
+    return SyncOut.model_validate(found)
 
 
 @router.post("/connections/{connection_id}/backfill", status_code=status.HTTP_202_ACCEPTED)
@@ -308,11 +273,9 @@ async def backfill(
     connection_id: str, body: BackfillIn, tenant: Tenant, deps: AppDeps
 ) -> BackfillOut:
     """Re-read everything modified since ``since``; changed or unseen versions flow."""
-    with _answers():
-        async with deps.uow.transaction() as repos:
-            request = await connections.request_backfill(repos, tenant, connection_id, body.since)
+    request = await _run(deps, connections.request_backfill, tenant, connection_id, body.since)
     deps.wake()
-    return BackfillOut.of(request)
+    return BackfillOut.model_validate(request)
 
 
 @router.get("/connections/{connection_id}/backfill/{request_id}")
@@ -320,7 +283,5 @@ async def backfill_status(
     connection_id: str, request_id: int, tenant: Tenant, deps: AppDeps
 ) -> BackfillOut:
     """Where a backfill stands: listed and emitted so far, done or error."""
-    with _answers():
-        async with deps.uow.transaction() as repos:
-            request = await connections.backfill_request(repos, tenant, connection_id, request_id)
-    return BackfillOut.of(request)
+    found = await _run(deps, connections.backfill_request, tenant, connection_id, request_id)
+    return BackfillOut.model_validate(found)

@@ -5,8 +5,8 @@ to a use case of `erp_poller.service.ingest`.
 No `from __future__ import annotations` here: FastAPI reads the routes' real annotations.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -17,7 +17,7 @@ from nordflow_schemas.common import SourceSystem
 from nordflow_signing import BATCH_HEADER
 
 from ...deps import Deps
-from ...domain.connections import NotFoundError
+from ...domain.connections import Connection, NotFoundError
 from ...domain.pushed import InvalidPushError
 from ...service import ingest
 
@@ -59,47 +59,62 @@ def _answers() -> Iterator[None]:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
 
 
+@asynccontextmanager
+async def _push(
+    deps: Deps,
+    connection_id: str,
+    system: SourceSystem,
+    request: Request,
+    *,
+    signed: bool = True,
+) -> AsyncIterator[tuple[Connection, bytes]]:
+    """The connection a push names and the push's body, its signature checked (Sirvoy's
+    webhooks are checked their own way); refusals become HTTP answers."""
+    body = await _body(request)
+    with _answers():
+        connection = await ingest.push_connection(deps.uow, connection_id, system)
+        with log_context(connection.tenant_id, None):
+            if signed:
+                ingest.check_signature(deps.box, connection, request.headers, body)
+            yield connection, body
+
+
 @router.post("/sirvoy/{connection_id}")
 async def sirvoy_webhook(connection_id: str, request: Request, deps: AppDeps) -> JSONResponse:
     """A Sirvoy booking event webhook; its invoices and payments become documents."""
-    body = await _body(request)
-    with _answers():
-        connection = await ingest.push_connection(deps.uow, connection_id, SourceSystem.SIRVOY)
-        with log_context(connection.tenant_id, None):
-            answer = await ingest.ingest_sirvoy(
-                deps.uow, deps.box, connection, request.headers, body, deps.clock()
-            )
+    async with _push(deps, connection_id, SourceSystem.SIRVOY, request, signed=False) as (
+        connection,
+        body,
+    ):
+        answer = await ingest.ingest_sirvoy(
+            deps.uow, deps.box, connection, request.headers, body, deps.clock()
+        )
     return JSONResponse(answer)
 
 
 @router.post("/winner/{connection_id}")
 async def winner_push(connection_id: str, request: Request, deps: AppDeps) -> JSONResponse:
     """An accepted Winner quote: one order document per payment-calendar part."""
-    body = await _body(request)
-    with _answers():
-        connection = await ingest.push_connection(deps.uow, connection_id, SourceSystem.WINNER)
-        with log_context(connection.tenant_id, None):
-            ingest.check_signature(deps.box, connection, request.headers, body)
-            answer = await ingest.ingest_winner(deps.uow, connection, body, deps.clock())
+    async with _push(deps, connection_id, SourceSystem.WINNER, request) as (connection, body):
+        answer = await ingest.ingest_winner(deps.uow, connection, body, deps.clock())
     return JSONResponse(answer)
 
 
 @router.post("/batches/{connection_id}")
 async def batch_push(connection_id: str, request: Request, deps: AppDeps) -> JSONResponse:
     """An on-premise agent's batch (JSON or SIE 4i): all or nothing, idempotent by id."""
-    body = await _body(request)
-    with _answers():
-        connection = await ingest.push_connection(deps.uow, connection_id, SourceSystem.ON_PREMISE)
-        with log_context(connection.tenant_id, None):
-            ingest.check_signature(deps.box, connection, request.headers, body)
-            answer = await ingest.ingest_batch(
-                deps.uow,
-                connection,
-                media_type=request.headers.get("content-type", "").split(";")[0].strip().lower(),
-                batch_header=request.headers.get(BATCH_HEADER),
-                body=body,
-                now=deps.clock(),
-            )
+    async with _push(deps, connection_id, SourceSystem.ON_PREMISE, request) as (
+        connection,
+        body,
+    ):
+        answer = await ingest.ingest_batch(
+            deps.uow,
+            connection,
+            media_type=request.headers.get("content-type", "").split(";")[0].strip().lower(),
+            batch_header=request.headers.get(BATCH_HEADER),
+            body=body,
+            now=deps.clock(),
+        )
     return JSONResponse(answer.body, status_code=200 if answer.accepted else 422)
 
 
@@ -109,10 +124,9 @@ async def customer_register_push(
 ) -> JSONResponse:
     """An on-premise agent's customer register (or part of it), upserted by number; SIE
     batches pushed afterwards carry each voucher's registered customer."""
-    body = await _body(request)
-    with _answers():
-        connection = await ingest.push_connection(deps.uow, connection_id, SourceSystem.ON_PREMISE)
-        with log_context(connection.tenant_id, None):
-            ingest.check_signature(deps.box, connection, request.headers, body)
-            answer = await ingest.push_customer_register(deps.uow, connection, body)
+    async with _push(deps, connection_id, SourceSystem.ON_PREMISE, request) as (
+        connection,
+        body,
+    ):
+        answer = await ingest.push_customer_register(deps.uow, connection, body)
     return JSONResponse(answer)
