@@ -432,10 +432,11 @@ class FakePushRepository:
     async def keep_pending(self, connection: Connection, document: Document, version: str) -> None:
         """Hold a document back (a new version goes to the end of the queue)."""
         key = (connection.connection_id, document.document_id)
-        old = self.pending.pop(key, None)
+        old = self.pending.get(key)
+        if old is not None and old.version == version:
+            return  # unchanged: it keeps its place
+        self.pending.pop(key, None)
         self.pending[key] = PendingDocument(document, version)
-        if old is not None and old.version == version:  # unchanged: keeps its place
-            self.pending = {k: (old if k == key else v) for k, v in self.pending.items()}
 
     async def drop_pending(self, connection_id: str, document_id: str) -> None:
         """Forget a held-back document."""

@@ -106,7 +106,7 @@ async def ingest_documents(
                 continue
             await repos.pushes.keep_pending(connection, doc, version)
             outcome.outcome = "pending"
-            if profile is None:
+            if profile is None and connection.mode is not ConnectionMode.MANUAL:
                 outcome.reason = WAITING_FOR_PROFILE
             continue
         new, outcome.invoice_id = await emit_version(repos, connection, profile, doc, version, now)
