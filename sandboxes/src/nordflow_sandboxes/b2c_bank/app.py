@@ -20,8 +20,8 @@ from nordflow_sandboxes.b2c_bank.einvoices import (
     validate_einvoice,
 )
 from nordflow_sandboxes.b2c_bank.references import personal_number as parse_personal_number
+from nordflow_sandboxes.kit.admin import ADMIN_PREFIX
 from nordflow_sandboxes.kit.server import (
-    ADMIN_PREFIX,
     API_PREFIX,
     ApiError,
     FieldError,

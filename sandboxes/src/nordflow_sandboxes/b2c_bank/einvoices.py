@@ -19,7 +19,8 @@ from nordflow_sandboxes.b2c_bank.references import (
     luhn_sum_ok,
     norwegian_account_ok,
 )
-from nordflow_sandboxes.kit.server import ApiError, FieldErrors, PartnerState, utc_now
+from nordflow_sandboxes.kit.server import ApiError, FieldErrors, PartnerState
+from nordflow_sandboxes.kit.values import utc_now
 
 EInvoiceStatus = Literal["accepted", "presented", "paid"]
 Country = Literal["SE", "NO"]

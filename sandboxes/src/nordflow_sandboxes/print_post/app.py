@@ -11,8 +11,8 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from nordflow_sandboxes.kit.admin import ADMIN_PREFIX
 from nordflow_sandboxes.kit.server import (
-    ADMIN_PREFIX,
     API_PREFIX,
     ApiError,
     FieldError,
