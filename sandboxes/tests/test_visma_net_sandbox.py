@@ -11,10 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from nordflow_sandboxes.kit.values import luhn_check_digit
 from nordflow_sandboxes.visma_net import VismaNetState, create_app
 from nordflow_sandboxes.visma_net.app import normalise_path
 from nordflow_sandboxes.visma_net.testing import LineSpec, customer_body, invoice_body, wrapped
-from nordflow_sandboxes.visma_net.values import etag_of, kid_for, luhn_check_digit
+from nordflow_sandboxes.visma_net.values import etag_of, kid_for
 
 
 @dataclass

@@ -40,8 +40,8 @@ from nordflow_sandboxes.fortnox.oauth import (
     token_router,
 )
 from nordflow_sandboxes.fortnox.state import FortnoxState, TokenInUseError
-from nordflow_sandboxes.fortnox.values import STOCKHOLM
 from nordflow_sandboxes.kit.faults import FaultIn as SharedFaultIn
+from nordflow_sandboxes.kit.values import STOCKHOLM
 
 logger = logging.getLogger("nordflow_sandboxes.fortnox")
 

@@ -8,8 +8,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from nordflow_schemas.money import money
+
 from nordflow_sandboxes.fortnox import fields as f
-from nordflow_sandboxes.fortnox.values import ZERO, round_money, round_whole
+from nordflow_sandboxes.fortnox.values import round_whole
+from nordflow_sandboxes.kit.values import ZERO
 
 FieldKind = Literal["text", "bool", "decimal", "int", "date", "enum", "account", "object"]
 
@@ -403,7 +406,7 @@ class InvoiceRow:
             value = gross - sign * self.discount
         else:
             value = gross * (Decimal(100) - self.discount) / Decimal(100)
-        return round_money(value)
+        return money(value)
 
 
 @dataclass
@@ -470,22 +473,20 @@ class Invoice:
         fee_rate = Decimal(max(by_rate, default=25))
         if self.vat_included:
             vat_by_rate = {
-                rate: round_money(amount * rate / (100 + rate)) for rate, amount in by_rate.items()
+                rate: money(amount * rate / (100 + rate)) for rate, amount in by_rate.items()
             }
-            self.net = round_money(sum(by_rate.values(), ZERO) - sum(vat_by_rate.values(), ZERO))
+            self.net = money(sum(by_rate.values(), ZERO) - sum(vat_by_rate.values(), ZERO))
         else:
-            vat_by_rate = {
-                rate: round_money(amount * rate / 100) for rate, amount in by_rate.items()
-            }
-            self.net = round_money(sum(by_rate.values(), ZERO))
-        self.freight_vat = round_money(self.freight * fee_rate / 100)
-        self.administration_fee_vat = round_money(self.administration_fee * fee_rate / 100)
+            vat_by_rate = {rate: money(amount * rate / 100) for rate, amount in by_rate.items()}
+            self.net = money(sum(by_rate.values(), ZERO))
+        self.freight_vat = money(self.freight * fee_rate / 100)
+        self.administration_fee_vat = money(self.administration_fee * fee_rate / 100)
         self.gross = self.net + self.freight + self.administration_fee
         self.total_vat = (
             sum(vat_by_rate.values(), ZERO) + self.freight_vat + self.administration_fee_vat
         )
         unrounded = self.gross + self.total_vat
-        self.total = round_whole(unrounded) if self.currency == "SEK" else round_money(unrounded)
+        self.total = round_whole(unrounded) if self.currency == "SEK" else money(unrounded)
         self.round_off = self.total - unrounded
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from nordflow_sandboxes.fortnox.domain import Company, Fault, RequestRecord
 from nordflow_sandboxes.fortnox.oauth import FortnoxOAuth
-from nordflow_sandboxes.fortnox.values import stockholm_today, utc_now
+from nordflow_sandboxes.kit.values import stockholm_today, utc_now
 
 
 class TokenInUseError(ValueError):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
-CENT = Decimal("0.01")
-ZERO = Decimal(0)
+from nordflow_schemas.money import money
+
+from nordflow_sandboxes.kit.values import ZERO
 
 # Sirvoy's invoicing module makes two kinds of documents (Sirvoy article "The difference between
 # registering a payment and creating an invoice"): invoices, paid later, and cash receipts,
@@ -17,16 +18,6 @@ ZERO = Decimal(0)
 InvoiceKind = Literal["invoice", "cashReceipt"]
 # The booking event webhook's documented event names.
 BookingEvent = Literal["new", "modified", "cancelled", "restored"]
-
-
-def round_money(value: Decimal) -> Decimal:
-    """Round to two decimals, half away from zero."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def utc_now() -> datetime:
-    """The current instant in UTC."""
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -50,7 +41,7 @@ class Room:
     @property
     def total(self) -> Decimal:
         """Price * nights * quantity."""
-        return round_money(self.price * self.nights * self.quantity)
+        return money(self.price * self.nights * self.quantity)
 
 
 @dataclass
@@ -98,12 +89,12 @@ class InvoiceRow:
     @property
     def amount(self) -> Decimal:
         """Quantity * unit price, VAT included."""
-        return round_money(self.quantity * self.unit_price)
+        return money(self.quantity * self.unit_price)
 
     @property
     def vat_amount(self) -> Decimal:
         """The VAT contained in `amount`."""
-        return round_money(self.amount * self.vat_rate / (100 + self.vat_rate))
+        return money(self.amount * self.vat_rate / (100 + self.vat_rate))
 
     def negated(self) -> InvoiceRow:
         """The same line with the quantity negated (for a credit invoice)."""

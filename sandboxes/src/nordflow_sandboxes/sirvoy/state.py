@@ -11,10 +11,10 @@ from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
+from nordflow_sandboxes.kit.values import STOCKHOLM, utc_now
 from nordflow_sandboxes.sirvoy import serialize as out
 from nordflow_sandboxes.sirvoy.domain import (
     Account,
@@ -23,11 +23,9 @@ from nordflow_sandboxes.sirvoy.domain import (
     Fault,
     RequestRecord,
     WebhookSettings,
-    utc_now,
 )
 from nordflow_sandboxes.sirvoy.webhooks import WebhookDispatcher
 
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
 # Sirvoy's newer help page allows up to ten booking event webhooks per account (Sirvoy Pro).
 MAX_WEBHOOK_URLS = 10
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
+from nordflow_schemas.money import money
+
 from nordflow_sandboxes.fortnox.domain import Fault, RequestRecord
+from nordflow_sandboxes.kit.values import ZERO
 
 __all__ = [
     "AccessGrant",
@@ -23,23 +26,15 @@ __all__ = [
     "Payment",
     "RefreshGrant",
     "RequestRecord",
-    "money",
     "utc_text",
 ]
 
-CENT = Decimal("0.01")
-ZERO = Decimal(0)
 DEFAULT_SCOPE = "ea:api ea:sales offline_access"
 
 # PaymentType as documented on InvoicePaymentApi.
 PARTIAL_PAYMENT, COMPLETE_PAYMENT, ROUNDING, BANK_CHARGE = 1, 2, 3, 4
 # PaymentStatus as documented on CustomerInvoiceApi.
 PAID, UNPAID, OVERDUE = 0, 1, 2
-
-
-def money(value: Decimal) -> Decimal:
-    """Round to two decimals, half away from zero."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def utc_text(moment: datetime) -> str:

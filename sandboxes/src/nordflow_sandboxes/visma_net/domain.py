@@ -8,7 +8,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from nordflow_sandboxes.visma_net.values import ZERO, round_money
+from nordflow_schemas.money import money
+
+from nordflow_sandboxes.kit.values import ZERO
 
 # Sandbox VAT codes (the Norwegian SAF-T standard tax codes for sales); `vatCodeId` must be one.
 VAT_CODES: dict[str, tuple[Decimal, str]] = {
@@ -78,12 +80,12 @@ class InvoiceLine:
     @property
     def discount_amount(self) -> Decimal:
         """The discount taken off the line."""
-        return round_money(self.quantity * self.unit_price * self.discount_percent / 100)
+        return money(self.quantity * self.unit_price * self.discount_percent / 100)
 
     @property
     def amount(self) -> Decimal:
         """Quantity times price less the discount, rounded to cents (VAT excluded)."""
-        return round_money(self.quantity * self.unit_price) - self.discount_amount
+        return money(self.quantity * self.unit_price) - self.discount_amount
 
 
 @dataclass
@@ -135,7 +137,7 @@ class Invoice:
 
     def base(self, amount: Decimal) -> Decimal:
         """A document-currency amount in the company's base currency, rounded to cents."""
-        return round_money(amount * self.exchange_rate)
+        return money(amount * self.exchange_rate)
 
     @property
     def hold(self) -> bool:
@@ -158,7 +160,7 @@ class Invoice:
         for line in self.lines:
             taxable[line.vat_code_id] = taxable.get(line.vat_code_id, ZERO) + line.amount
         return [
-            (code, VAT_CODES[code][0], base, round_money(base * VAT_CODES[code][0] / 100))
+            (code, VAT_CODES[code][0], base, money(base * VAT_CODES[code][0] / 100))
             for code, base in sorted(taxable.items())
         ]
 

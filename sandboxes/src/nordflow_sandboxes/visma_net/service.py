@@ -9,6 +9,9 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from nordflow_schemas.money import money
+
+from nordflow_sandboxes.kit.values import ZERO
 from nordflow_sandboxes.visma_net.domain import (
     DEFAULT_SALES_ACCOUNT,
     DEFAULT_VAT_CODE,
@@ -24,7 +27,6 @@ from nordflow_sandboxes.visma_net.domain import (
 from nordflow_sandboxes.visma_net.errors import bad_request, not_found, precondition_failed
 from nordflow_sandboxes.visma_net.values import (
     CONDITIONS,
-    ZERO,
     as_bool,
     as_date,
     as_decimal,
@@ -34,7 +36,6 @@ from nordflow_sandboxes.visma_net.values import (
     etag_of,
     kid_for,
     parse_filter_moment,
-    round_money,
     unwrap,
 )
 
@@ -295,7 +296,7 @@ def _decode_application_line(raw: Any, index: int) -> PaymentLine:
     amount = as_decimal(f"{name}.amountPaid", unwrap(raw, "amountPaid"))
     if amount is None or amount <= 0:
         raise bad_request(f"'{name}.amountPaid' must be a positive amount")
-    return PaymentLine(document_type, ref_nbr, round_money(amount))
+    return PaymentLine(document_type, ref_nbr, money(amount))
 
 
 def _check_creditable(company: Company, note: Invoice, line: PaymentLine) -> Invoice:
@@ -493,7 +494,7 @@ def _decode_payment_line(raw: Any, index: int) -> PaymentLine:
     amount = as_decimal(f"{name}.amountPaid", unwrap(raw, "amountPaid"))
     if amount is None or amount <= 0:
         raise bad_request(f"'{name}.amountPaid' must be a positive amount")
-    return PaymentLine(document_type, ref_nbr, round_money(amount))
+    return PaymentLine(document_type, ref_nbr, money(amount))
 
 
 def _check_applicable(company: Company, payment: Payment, line: PaymentLine) -> Invoice:
@@ -535,7 +536,7 @@ def create_payment(company: Company, body: dict[str, Any], state: VismaNetState)
         raise bad_request("A document may be applied only once per payment")
     applied = sum((line.amount_paid for line in lines), ZERO)
     amount = as_decimal("paymentAmount", unwrap(body, "paymentAmount"))
-    amount = applied if amount is None else round_money(amount)
+    amount = applied if amount is None else money(amount)
     if amount <= 0:
         raise bad_request("'paymentAmount' must be positive")
     if applied > amount:
