@@ -10,7 +10,8 @@ from typing import Any
 
 from nordflow_schemas.money import money
 
-from nordflow_sandboxes.fortnox.domain import Fault, RequestRecord
+from nordflow_sandboxes.kit.faults import Fault
+from nordflow_sandboxes.kit.state import RequestRecord
 from nordflow_sandboxes.kit.values import ZERO
 
 __all__ = [

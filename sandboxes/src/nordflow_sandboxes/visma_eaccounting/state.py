@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from nordflow_sandboxes.fortnox.state import SlidingWindowRateLimiter
+from nordflow_sandboxes.kit.limits import SlidingWindowRateLimiter
 from nordflow_sandboxes.kit.values import stockholm_today, utc_now
 from nordflow_sandboxes.visma_eaccounting.domain import (
     DEFAULT_SCOPE,

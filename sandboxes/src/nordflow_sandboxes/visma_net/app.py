@@ -42,7 +42,6 @@ logger = logging.getLogger("nordflow_sandboxes.visma_net")
 API_PREFIX = "/v1"
 ADMIN_PREFIX = "/sandbox"
 COMPANY_HEADER = "ipp-company-id"
-FAULT_STATUSES = (429, 500, 502, 503, 504)
 
 
 def create_app(state: VismaNetState | None = None) -> FastAPI:
