@@ -26,17 +26,13 @@ from nordflow_sandboxes.fortnox.errors import (
     FortnoxError,
 )
 from nordflow_sandboxes.fortnox.fields import decode_wrapped
-from nordflow_sandboxes.fortnox.oauth import (
-    DEFAULT_SCOPE,
-    TOKEN_PATH,
-    ClientSecretMismatchError,
-    token_router,
-)
+from nordflow_sandboxes.fortnox.oauth import DEFAULT_SCOPE, TOKEN_PATH, token_router
 from nordflow_sandboxes.fortnox.state import FortnoxState
 from nordflow_sandboxes.kit import admin
 from nordflow_sandboxes.kit.faults import Fault
 from nordflow_sandboxes.kit.faults import FaultIn as KitFaultIn
 from nordflow_sandboxes.kit.gate import Admitted, Gate, bearer, prefix_matcher, tenant_of
+from nordflow_sandboxes.kit.oauth import ClientSecretMismatchError
 from nordflow_sandboxes.kit.state import TokenInUseError
 from nordflow_sandboxes.kit.values import STOCKHOLM
 

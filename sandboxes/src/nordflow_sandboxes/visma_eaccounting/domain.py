@@ -11,6 +11,7 @@ from typing import Any
 from nordflow_schemas.money import money
 
 from nordflow_sandboxes.kit.faults import Fault
+from nordflow_sandboxes.kit.oauth import OAuthClient
 from nordflow_sandboxes.kit.state import RequestRecord
 from nordflow_sandboxes.kit.values import ZERO
 
@@ -52,14 +53,6 @@ def date_text(day: date | None) -> str | None:
 
 
 # ------------------------------------------------------------------------------- OAuth
-
-
-@dataclass(frozen=True)
-class OAuthClient:
-    """A registered application: its id and secret (Visma issues them to partners)."""
-
-    client_id: str
-    client_secret: str
 
 
 @dataclass
