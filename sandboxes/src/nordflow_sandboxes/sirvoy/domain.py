@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from nordflow_schemas.money import money
 
+from nordflow_sandboxes.kit.faults import Fault
+from nordflow_sandboxes.kit.state import RequestRecord
 from nordflow_sandboxes.kit.values import ZERO
 
 # Sirvoy's invoicing module makes two kinds of documents (Sirvoy article "The difference between
@@ -163,56 +165,6 @@ class Payment:
     def effective_amount(self) -> Decimal:
         """The amount, or zero once voided."""
         return ZERO if self.voided else self.amount
-
-
-@dataclass
-class Fault:
-    """A queued failure for the next `remaining` matching read-API requests."""
-
-    status: int | None
-    remaining: int
-    path_prefix: str
-    method: str | None
-    delay_seconds: float
-    retry_after_seconds: int
-
-    def matches(self, method: str, path: str) -> bool:
-        """True when this fault applies to the request."""
-        return path.startswith(self.path_prefix) and self.method in (None, method)
-
-    def as_json(self) -> dict[str, Any]:
-        """The admin view of the fault."""
-        return {
-            "status": self.status,
-            "remaining": self.remaining,
-            "path_prefix": self.path_prefix,
-            "method": self.method,
-            "delay_seconds": self.delay_seconds,
-            "retry_after_seconds": self.retry_after_seconds,
-        }
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One read-API request in the account's log."""
-
-    at: datetime
-    method: str
-    path: str
-    query: str
-    status: int
-    fault: bool
-
-    def as_json(self) -> dict[str, Any]:
-        """The admin view of the request."""
-        return {
-            "at": self.at.isoformat(),
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "status": self.status,
-            "fault": self.fault,
-        }
 
 
 DeliveryOutcome = Literal["delivered", "failed", "gave_up", "dropped"]
