@@ -7,10 +7,9 @@ import logging
 from typing import Any, Literal, cast
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nordflow_sandboxes.fortnox import serialize as out
 from nordflow_sandboxes.fortnox import service
@@ -31,7 +30,14 @@ from nordflow_sandboxes.fortnox.state import FortnoxState
 from nordflow_sandboxes.kit import admin
 from nordflow_sandboxes.kit.faults import Fault
 from nordflow_sandboxes.kit.faults import FaultIn as KitFaultIn
-from nordflow_sandboxes.kit.gate import Admitted, Gate, bearer, prefix_matcher, tenant_of
+from nordflow_sandboxes.kit.gate import (
+    Admitted,
+    Gate,
+    bearer,
+    prefix_matcher,
+    route_errors,
+    tenant_of,
+)
 from nordflow_sandboxes.kit.oauth import ClientSecretMismatchError
 from nordflow_sandboxes.kit.state import TokenInUseError
 from nordflow_sandboxes.kit.values import STOCKHOLM
@@ -51,8 +57,6 @@ def create_app(state: FortnoxState | None = None) -> FastAPI:
         version="3",
         routers=[_fortnox_router(state), token_router(state.oauth), _admin_router(state)],
         gate=_gate(state),
-        http_error=_http_error,
-        invalid=_invalid,
     )
     app.state.fortnox = state
     return app
@@ -130,20 +134,16 @@ def _gate(state: FortnoxState) -> Gate[Company]:
         admit=admit,
         fault_response=_fault_response,
         crash_response=lambda: _error(500, SYSTEM_EXCEPTION, "System exception"),
+        errors=route_errors(
+            FortnoxError,
+            not_found=SANDBOX_NOT_FOUND,
+            other=INVALID_PARAMETER,
+            invalid=INVALID_PARAMETER,
+            unknown="No such Fortnox resource",
+            malformed="Ogiltig parameter i anropet. ",
+        ),
         logger=logger,
     )
-
-
-def _http_error(request: Request, error: StarletteHTTPException) -> FortnoxError:
-    if error.status_code == 404:
-        return FortnoxError(404, SANDBOX_NOT_FOUND, f"No such Fortnox resource: {request.url.path}")
-    return FortnoxError(
-        error.status_code, INVALID_PARAMETER, f"{request.method} {request.url.path}: {error.detail}"
-    )
-
-
-def _invalid(_request: Request, error: RequestValidationError) -> FortnoxError:
-    return FortnoxError(400, INVALID_PARAMETER, f"Ogiltig parameter i anropet. {error.errors()}")
 
 
 # ---------------------------------------------------------------------- Fortnox routes

@@ -110,13 +110,7 @@ class FortnoxState(SandboxState[Company]):
         """Counts of the company's records."""
         with self.lock:
             return {
-                "company_id": company.company_id,
-                "name": company.name,
-                "customers": len(company.customers),
-                "invoices": len(company.invoices),
-                "payments": len(company.payments),
-                "requests": len(company.requests),
-                "faults_pending": self.faults_pending(company),
+                **self.ledger_stats(company),
                 "authorizations": self.oauth.counters(company).authorized,
                 "refresh_tokens_redeemed": self.oauth.counters(company).redeemed,
             }

@@ -12,12 +12,9 @@ from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nordflow_sandboxes.kit.errors import PartnerError
 from nordflow_sandboxes.kit.faults import ReadFaultIn
-from nordflow_sandboxes.kit.gate import Gate, bearer, install_error_handlers
+from nordflow_sandboxes.kit.gate import Gate, bearer
 from nordflow_sandboxes.kit.state import SandboxState, Tenant
 
 ADMIN_PREFIX = "/sandbox"
@@ -31,12 +28,10 @@ def sandbox_app(
     title: str,
     routers: Sequence[APIRouter],
     gate: Gate[T],
-    http_error: Callable[[Request, StarletteHTTPException], PartnerError[Any]],
-    invalid: Callable[[Request, RequestValidationError], PartnerError[Any]],
     version: str = "0.1.0",
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
-    """A sandbox app: its routers, the gate in front of its partner API, partner error bodies."""
+    """A sandbox app: its routers, and the gate (with its error answers) before its partner API."""
     app = FastAPI(
         title=title,
         version=version,
@@ -48,7 +43,6 @@ def sandbox_app(
     for router in routers:
         app.include_router(router)
     gate.install(app, state)
-    install_error_handlers(app, gate.is_api_path, http_error=http_error, invalid=invalid)
     return app
 
 

@@ -27,6 +27,7 @@ from nordflow_sandboxes.kit.faults import Fault, answer_with_fault
 from nordflow_sandboxes.kit.state import RequestRecord, SandboxState, Tenant
 
 T = TypeVar("T", bound=Tenant)
+C = TypeVar("C")
 
 
 def bearer(request: Request) -> str | None:
@@ -64,25 +65,59 @@ class Admitted(Generic[T]):
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+HttpError = Callable[[Request, StarletteHTTPException], PartnerError[Any]]
+Invalid = Callable[[Request, RequestValidationError], PartnerError[Any]]
+
+
+def route_errors(
+    error: Callable[[int, C, str], PartnerError[C]],
+    *,
+    not_found: C,
+    other: C,
+    invalid: C,
+    unknown: str = "No such resource",
+    malformed: str = "Invalid request: ",
+) -> tuple[HttpError, Invalid]:
+    """The usual partner answers to an unknown path, another HTTP error, a malformed request.
+
+    404 says `unknown` and the path; another HTTP error names method, path and detail; a
+    malformed parameter answers 400 with `malformed` and FastAPI's findings.
+    """
+
+    def http_error(request: Request, exc: StarletteHTTPException) -> PartnerError[C]:
+        if exc.status_code == 404:
+            return error(404, not_found, f"{unknown}: {request.url.path}")
+        return error(exc.status_code, other, f"{request.method} {request.url.path}: {exc.detail}")
+
+    def invalid_request(_request: Request, exc: RequestValidationError) -> PartnerError[C]:
+        return error(400, invalid, f"{malformed}{exc.errors()}")
+
+    return http_error, invalid_request
+
+
 @dataclass(frozen=True)
 class Gate(Generic[T]):
-    """How one sandbox admits requests and answers faults and crashes.
+    """How one sandbox admits requests and answers faults, crashes and errors.
 
     `admit` answers a request that is not let in (unknown token…) itself, unlogged.
     `fault_response` is the answer of an injected fault; `crash_response` that of a route
-    that raised. `normalise_path` rewrites the path before routing (case-insensitive APIs).
+    that raised; `errors` those of an unknown route (or another HTTP error) and of a
+    malformed request. `normalise_path` rewrites the path before routing.
     """
 
     is_api_path: Callable[[str], bool]
     admit: Callable[[Request], Admitted[T] | Response]
     fault_response: Callable[[Fault, Admitted[T]], Response]
     crash_response: Callable[[], Response]
+    errors: tuple[HttpError, Invalid]
     logger: logging.Logger
     record: Callable[[datetime, Request, str, Response, bool], RequestRecord] = RequestRecord.of
     normalise_path: Callable[[str], str] | None = None
 
     def install(self, app: FastAPI, state: SandboxState[T]) -> None:
-        """Put the gate in front of `app`'s partner API."""
+        """Put the gate in front of `app`'s partner API, and its error answers."""
+        http_error, invalid = self.errors
+        install_error_handlers(app, self.is_api_path, http_error=http_error, invalid=invalid)
 
         @app.middleware("http")
         async def gate(
@@ -130,8 +165,8 @@ def install_error_handlers(
     app: FastAPI,
     is_api_path: Callable[[str], bool],
     *,
-    http_error: Callable[[Request, StarletteHTTPException], PartnerError[Any]],
-    invalid: Callable[[Request, RequestValidationError], PartnerError[Any]],
+    http_error: HttpError,
+    invalid: Invalid,
 ) -> None:
     """Partner-shaped answers for refusals, unknown routes and FastAPI's own validation.
 

@@ -484,6 +484,7 @@ def _gate(state: PartnerState[Any]) -> Gate[Account[Any]]:
         admit=admit,
         fault_response=_fault_response,
         crash_response=lambda: problem(500, "internal_error", "Internal server error"),
+        errors=(_http_error, _invalid),
         logger=logger,
         record=RequestRecord.of,
     )
@@ -601,8 +602,6 @@ def build_app(
         title=title,
         routers=[*routers, admin_router(state)],
         gate=_gate(state),
-        http_error=_http_error,
-        invalid=_invalid,
     )
 
 

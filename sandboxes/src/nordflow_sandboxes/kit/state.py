@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, Self, TypeVar
@@ -53,6 +53,25 @@ class Tenant(Protocol):
 
     faults: list[Fault]
     requests: deque[RequestRecord]
+
+
+class Ledger(Tenant, Protocol):
+    """A company of an ERP sandbox, with its customer ledger's registers."""
+
+    @property
+    def company_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def customers(self) -> Sized: ...
+
+    @property
+    def invoices(self) -> Sized: ...
+
+    @property
+    def payments(self) -> Sized: ...
 
 
 class TokenInUseError(ValueError):
@@ -113,7 +132,20 @@ class SandboxState(Generic[T]):
         with self.lock:
             tenant.faults.clear()
 
-    def faults_pending(self, tenant: T) -> int:
+    def ledger_stats(self, company: Ledger) -> dict[str, Any]:
+        """An ERP company's counts: its registers, its request log and its pending faults."""
+        with self.lock:
+            return {
+                "company_id": company.company_id,
+                "name": company.name,
+                "customers": len(company.customers),
+                "invoices": len(company.invoices),
+                "payments": len(company.payments),
+                "requests": len(company.requests),
+                "faults_pending": self.faults_pending(company),
+            }
+
+    def faults_pending(self, tenant: Tenant) -> int:
         """How many faulted requests the tenant's queue still holds."""
         with self.lock:
             return sum(f.remaining for f in tenant.faults)

@@ -59,8 +59,6 @@ def create_app(state: SirvoyState | None = None) -> FastAPI:
         version="2.0",
         routers=[_api_router(state), _admin_router(state)],
         gate=_gate(state),
-        http_error=_http_error,
-        invalid=_invalid,
         lifespan=lifespan,
     )
     app.state.sirvoy = state
@@ -109,6 +107,7 @@ def _gate(state: SirvoyState) -> Gate[Account]:
         admit=admit,
         fault_response=_fault_response,
         crash_response=lambda: _error(500, INTERNAL_ERROR, "Internal error"),
+        errors=(_http_error, _invalid),
         logger=logger,
     )
 

@@ -7,16 +7,22 @@ from datetime import date
 from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from nordflow_sandboxes.kit import admin
 from nordflow_sandboxes.kit.faults import Fault, strikes_after, strikes_before
 from nordflow_sandboxes.kit.faults import FaultIn as KitFaultIn
-from nordflow_sandboxes.kit.gate import Admitted, Gate, bearer, prefix_matcher, tenant_of
+from nordflow_sandboxes.kit.gate import (
+    Admitted,
+    Gate,
+    bearer,
+    prefix_matcher,
+    route_errors,
+    tenant_of,
+)
 from nordflow_sandboxes.kit.oauth import (
     ClientSecretMismatchError,
     client_credentials,
@@ -58,8 +64,6 @@ def create_app(state: VismaEAccountingState | None = None) -> FastAPI:
         version="2",
         routers=[_token_router(state), _api_router(state), _admin_router(state)],
         gate=_gate(state),
-        http_error=_http_error,
-        invalid=_invalid,
     )
 
     async def on_disconnect(_request: Request, _exc: Exception) -> Response:
@@ -154,22 +158,14 @@ def _gate(state: VismaEAccountingState) -> Gate[Company]:
         admit=admit,
         fault_response=fault_response,
         crash_response=lambda: _error(500, INTERNAL_SERVER_ERROR, "An unhandled error occurred"),
+        errors=route_errors(
+            VismaApiError,
+            not_found=RESOURCE_NOT_FOUND,
+            other=DATA_MODEL_VALIDATION_ERROR,
+            invalid=DATA_MODEL_VALIDATION_ERROR,
+        ),
         logger=logger,
     )
-
-
-def _http_error(request: Request, error: StarletteHTTPException) -> VismaApiError:
-    if error.status_code == 404:
-        return VismaApiError(404, RESOURCE_NOT_FOUND, f"No such resource: {request.url.path}")
-    return VismaApiError(
-        error.status_code,
-        DATA_MODEL_VALIDATION_ERROR,
-        f"{request.method} {request.url.path}: {error.detail}",
-    )
-
-
-def _invalid(_request: Request, error: RequestValidationError) -> VismaApiError:
-    return VismaApiError(400, DATA_MODEL_VALIDATION_ERROR, f"Invalid request: {error.errors()}")
 
 
 # ------------------------------------------------------------------------- token endpoint

@@ -202,13 +202,7 @@ class VismaEAccountingState(SandboxState[Company]):
         """Counts of the company's records and grants."""
         with self.lock:
             return {
-                "company_id": company.company_id,
-                "name": company.name,
-                "customers": len(company.customers),
-                "invoices": len(company.invoices),
-                "payments": len(company.payments),
-                "requests": len(company.requests),
-                "faults_pending": self.faults_pending(company),
+                **self.ledger_stats(company),
                 "refresh_tokens_redeemed": sum(
                     1
                     for g in self._refresh.values()

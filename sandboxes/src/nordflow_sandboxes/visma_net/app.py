@@ -7,15 +7,14 @@ import uuid
 from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nordflow_sandboxes.kit import admin
 from nordflow_sandboxes.kit.faults import Fault as KitFault
 from nordflow_sandboxes.kit.faults import FaultIn as KitFaultIn
-from nordflow_sandboxes.kit.gate import Admitted, Gate, bearer, tenant_of
+from nordflow_sandboxes.kit.gate import Admitted, Gate, bearer, route_errors, tenant_of
 from nordflow_sandboxes.visma_net import serialize as out
 from nordflow_sandboxes.visma_net import service
 from nordflow_sandboxes.visma_net.connect import connect_router
@@ -48,8 +47,6 @@ def create_app(state: VismaNetState | None = None) -> FastAPI:
         version="1",
         routers=[_api_router(state), connect_router(state.connect), _admin_router(state)],
         gate=_gate(state),
-        http_error=_http_error,
-        invalid=_invalid,
     )
     app.state.visma_net = state
     return app
@@ -150,24 +147,17 @@ def _gate(state: VismaNetState) -> Gate[Company]:
         admit=admit,
         fault_response=_fault_response,
         crash_response=lambda: _error(500, SANDBOX_SYSTEM_ERROR, "An error has occurred."),
+        errors=route_errors(
+            VismaNetError,
+            not_found=SANDBOX_NOT_FOUND,
+            other=SANDBOX_BAD_REQUEST,
+            invalid=SANDBOX_BAD_REQUEST,
+            malformed="The request is invalid: ",
+        ),
         logger=logger,
         record=RequestRecord.of,
         normalise_path=normalise_path,
     )
-
-
-def _http_error(request: Request, error: StarletteHTTPException) -> VismaNetError:
-    if error.status_code == 404:
-        return VismaNetError(404, SANDBOX_NOT_FOUND, f"No such resource: {request.url.path}")
-    return VismaNetError(
-        error.status_code,
-        SANDBOX_BAD_REQUEST,
-        f"{request.method} {request.url.path}: {error.detail}",
-    )
-
-
-def _invalid(_request: Request, error: RequestValidationError) -> VismaNetError:
-    return VismaNetError(400, SANDBOX_BAD_REQUEST, f"The request is invalid: {error.errors()}")
 
 
 # ---------------------------------------------------------------------- Visma.net routes

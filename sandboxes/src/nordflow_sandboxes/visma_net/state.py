@@ -205,13 +205,4 @@ class VismaNetState(SandboxState[Company]):
 
     def stats(self, company: Company) -> dict[str, Any]:
         """Counts of the company's records."""
-        with self.lock:
-            return {
-                "company_id": company.company_id,
-                "name": company.name,
-                "customers": len(company.customers),
-                "invoices": len(company.invoices),
-                "payments": len(company.payments),
-                "requests": len(company.requests),
-                "faults_pending": self.faults_pending(company),
-            }
+        return self.ledger_stats(company)
