@@ -40,13 +40,12 @@ from nordflow_sandboxes.kit.server import (
 def create_app(state: B2cBankState | None = None) -> FastAPI:
     """The bank e-invoice sandbox app around `state` (a fresh default state when None)."""
     state = state or B2cBankState()
-    app = build_app(
+    return build_app(
         state,
+        "b2c_bank",
         title="Nordflow B2C bank e-invoice sandbox",
         routers=[_api_router(state), _admin_router(state)],
     )
-    app.state.b2c_bank = state
-    return app
 
 
 def _refused(field_name: str, code: str, message: str) -> ApiError:

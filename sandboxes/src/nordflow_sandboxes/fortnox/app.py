@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Literal, cast
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -51,15 +52,14 @@ _is_api_path = prefix_matcher(API_PREFIX)
 def create_app(state: FortnoxState | None = None) -> FastAPI:
     """Build the sandbox app around `state` (a fresh default state when None)."""
     state = state or FortnoxState()
-    app = admin.sandbox_app(
+    return admin.sandbox_app(
         state,
+        "fortnox",
         title="Nordflow Fortnox API v3 sandbox",
         version="3",
         routers=[_fortnox_router(state), token_router(state.oauth), _admin_router(state)],
         gate=_gate(state),
     )
-    app.state.fortnox = state
-    return app
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -136,9 +136,8 @@ def _gate(state: FortnoxState) -> Gate[Company]:
         crash_response=lambda: _error(500, SYSTEM_EXCEPTION, "System exception"),
         errors=route_errors(
             FortnoxError,
-            not_found=SANDBOX_NOT_FOUND,
-            other=INVALID_PARAMETER,
-            invalid=INVALID_PARAMETER,
+            SANDBOX_NOT_FOUND,
+            INVALID_PARAMETER,
             unknown="No such Fortnox resource",
             malformed="Ogiltig parameter i anropet. ",
         ),
@@ -155,6 +154,9 @@ def _fortnox_router(state: FortnoxState) -> APIRouter:
     def ok(body: dict[str, Any], status: int = 200) -> JSONResponse:
         return JSONResponse(body, status_code=status)
 
+    def listed(key: str, page: service.Page, view: Callable[[Any], Any]) -> JSONResponse:
+        return ok({key: [view(item) for item in page.items], "MetaInformation": out.meta(page)})
+
     # customers ---------------------------------------------------------------------
 
     @router.get("/customers")
@@ -162,12 +164,7 @@ def _fortnox_router(state: FortnoxState) -> APIRouter:
         company, query, base = _company(request), _query(request), _base(request)
         with state.lock:
             page = service.paginate(service.list_customers(company, query), query)
-            return ok(
-                {
-                    "Customers": [out.customer_list_item(c, base) for c in page.items],
-                    "MetaInformation": out.meta(page),
-                }
-            )
+            return listed("Customers", page, lambda c: out.customer_list_item(c, base))
 
     @router.get("/customers/{number}")
     async def get_customer(request: Request, number: str) -> JSONResponse:
@@ -196,12 +193,7 @@ def _fortnox_router(state: FortnoxState) -> APIRouter:
         company, query, base = _company(request), _query(request), _base(request)
         with state.lock:
             page = service.paginate(service.list_invoices(company, query, state.today()), query)
-            return ok(
-                {
-                    "Invoices": [out.invoice_list_item(i, base) for i in page.items],
-                    "MetaInformation": out.meta(page),
-                }
-            )
+            return listed("Invoices", page, lambda i: out.invoice_list_item(i, base))
 
     @router.get("/invoices/{number}")
     async def get_invoice(request: Request, number: str) -> JSONResponse:
@@ -250,12 +242,7 @@ def _fortnox_router(state: FortnoxState) -> APIRouter:
         company, query, base = _company(request), _query(request), _base(request)
         with state.lock:
             page = service.paginate(service.list_payments(company, query), query)
-            return ok(
-                {
-                    "InvoicePayments": [out.payment_list_item(p, base) for p in page.items],
-                    "MetaInformation": out.meta(page),
-                }
-            )
+            return listed("InvoicePayments", page, lambda p: out.payment_list_item(p, base))
 
     @router.get("/invoicepayments/{number}")
     async def get_payment(request: Request, number: str) -> JSONResponse:

@@ -24,6 +24,7 @@ T = TypeVar("T", bound=Tenant)
 
 def sandbox_app(
     state: SandboxState[T],
+    name: str,
     *,
     title: str,
     routers: Sequence[APIRouter],
@@ -31,7 +32,10 @@ def sandbox_app(
     version: str = "0.1.0",
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
-    """A sandbox app: its routers, and the gate (with its error answers) before its partner API."""
+    """A sandbox app: its routers, and the gate (with its error answers) before its partner API.
+
+    The state is also `app.state.<name>`, for whoever holds only the app.
+    """
     app = FastAPI(
         title=title,
         version=version,
@@ -43,6 +47,7 @@ def sandbox_app(
     for router in routers:
         app.include_router(router)
     gate.install(app, state)
+    setattr(app.state, name, state)
     return app
 
 

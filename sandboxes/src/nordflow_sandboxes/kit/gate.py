@@ -71,26 +71,27 @@ Invalid = Callable[[Request, RequestValidationError], PartnerError[Any]]
 
 def route_errors(
     error: Callable[[int, C, str], PartnerError[C]],
-    *,
     not_found: C,
-    other: C,
-    invalid: C,
+    bad_request: C,
+    *,
     unknown: str = "No such resource",
     malformed: str = "Invalid request: ",
 ) -> tuple[HttpError, Invalid]:
     """The usual partner answers to an unknown path, another HTTP error, a malformed request.
 
-    404 says `unknown` and the path; another HTTP error names method, path and detail; a
-    malformed parameter answers 400 with `malformed` and FastAPI's findings.
+    404 (code `not_found`) says `unknown` and the path; another HTTP error (`bad_request`)
+    names method, path and detail; a malformed parameter answers 400 (`bad_request`) with
+    `malformed` and FastAPI's findings.
     """
 
     def http_error(request: Request, exc: StarletteHTTPException) -> PartnerError[C]:
         if exc.status_code == 404:
             return error(404, not_found, f"{unknown}: {request.url.path}")
-        return error(exc.status_code, other, f"{request.method} {request.url.path}: {exc.detail}")
+        detail = f"{request.method} {request.url.path}: {exc.detail}"
+        return error(exc.status_code, bad_request, detail)
 
     def invalid_request(_request: Request, exc: RequestValidationError) -> PartnerError[C]:
-        return error(400, invalid, f"{malformed}{exc.errors()}")
+        return error(400, bad_request, f"{malformed}{exc.errors()}")
 
     return http_error, invalid_request
 

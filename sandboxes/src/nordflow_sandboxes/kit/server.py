@@ -592,6 +592,7 @@ def admin_router(state: PartnerState[R]) -> APIRouter:
 
 def build_app(
     state: PartnerState[Any],
+    name: str,
     *,
     title: str,
     routers: Sequence[APIRouter],
@@ -599,6 +600,7 @@ def build_app(
     """A sandbox app: the provider's routers, the shared admin API, the gate, error bodies."""
     return admin.sandbox_app(
         state,
+        name,
         title=title,
         routers=[*routers, admin_router(state)],
         gate=_gate(state),

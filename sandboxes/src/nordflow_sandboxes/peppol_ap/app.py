@@ -44,13 +44,12 @@ XML_TYPES = ("application/xml", "text/xml")
 def create_app(state: PeppolApState | None = None) -> FastAPI:
     """The access-point sandbox app around `state` (a fresh default state when None)."""
     state = state or PeppolApState()
-    app = build_app(
+    return build_app(
         state,
+        "peppol_ap",
         title="Nordflow PEPPOL access point sandbox",
         routers=[_api_router(state), _admin_router(state)],
     )
-    app.state.peppol_ap = state
-    return app
 
 
 def _participant(

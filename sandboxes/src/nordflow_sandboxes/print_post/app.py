@@ -35,13 +35,12 @@ MAX_BODY_BYTES = 12 * 1024 * 1024
 def create_app(state: PrintPostState | None = None) -> FastAPI:
     """The print-and-post sandbox app around `state` (a fresh default state when None)."""
     state = state or PrintPostState()
-    app = build_app(
+    return build_app(
         state,
+        "print_post",
         title="Nordflow print-and-post sandbox",
         routers=[_api_router(state), _admin_router(state)],
     )
-    app.state.print_post = state
-    return app
 
 
 def parse_form(content_type: str, body: bytes) -> dict[str, bytes]:

@@ -53,16 +53,15 @@ def create_app(state: SirvoyState | None = None) -> FastAPI:
         yield
         state.close()
 
-    app = admin.sandbox_app(
+    return admin.sandbox_app(
         state,
+        "sirvoy",
         title="Nordflow Sirvoy sandbox",
         version="2.0",
         routers=[_api_router(state), _admin_router(state)],
         gate=_gate(state),
         lifespan=lifespan,
     )
-    app.state.sirvoy = state
-    return app
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -60,6 +60,7 @@ def create_app(state: VismaEAccountingState | None = None) -> FastAPI:
     state = state or VismaEAccountingState()
     app = admin.sandbox_app(
         state,
+        "visma_eaccounting",
         title="Nordflow Visma eAccounting API v2 sandbox",
         version="2",
         routers=[_token_router(state), _api_router(state), _admin_router(state)],
@@ -71,7 +72,6 @@ def create_app(state: VismaEAccountingState | None = None) -> FastAPI:
         return Response(status_code=499)
 
     app.add_exception_handler(ClientDisconnect, on_disconnect)
-    app.state.visma_eaccounting = state
     return app
 
 
@@ -158,12 +158,7 @@ def _gate(state: VismaEAccountingState) -> Gate[Company]:
         admit=admit,
         fault_response=fault_response,
         crash_response=lambda: _error(500, INTERNAL_SERVER_ERROR, "An unhandled error occurred"),
-        errors=route_errors(
-            VismaApiError,
-            not_found=RESOURCE_NOT_FOUND,
-            other=DATA_MODEL_VALIDATION_ERROR,
-            invalid=DATA_MODEL_VALIDATION_ERROR,
-        ),
+        errors=route_errors(VismaApiError, RESOURCE_NOT_FOUND, DATA_MODEL_VALIDATION_ERROR),
         logger=logger,
     )
 

@@ -41,15 +41,14 @@ COMPANY_HEADER = "ipp-company-id"
 def create_app(state: VismaNetState | None = None) -> FastAPI:
     """Build the sandbox app around `state` (a fresh default state when None)."""
     state = state or VismaNetState()
-    app = admin.sandbox_app(
+    return admin.sandbox_app(
         state,
+        "visma_net",
         title="Nordflow Visma.net ERP API sandbox",
         version="1",
         routers=[_api_router(state), connect_router(state.connect), _admin_router(state)],
         gate=_gate(state),
     )
-    app.state.visma_net = state
-    return app
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -90,8 +89,15 @@ def _company(request: Request) -> Company:
     return cast(Company, tenant_of(request))
 
 
-def _location(request: Request, path: str) -> dict[str, str]:
-    return {"Location": f"{str(request.base_url).rstrip('/')}{API_PREFIX}/{path}"}
+def _created(request: Request, path: str) -> Response:
+    """201 with the new record's address, as Visma.net answers a create."""
+    location = f"{str(request.base_url).rstrip('/')}{API_PREFIX}/{path}"
+    return Response(status_code=201, headers={"Location": location})
+
+
+def _release_only(noun: str, action: str) -> None:
+    if action != "release":
+        raise not_found(f"Unknown {noun} action '{action}' (the sandbox has release)")
 
 
 def _rate_limited(decision: RateDecision) -> JSONResponse:
@@ -149,9 +155,8 @@ def _gate(state: VismaNetState) -> Gate[Company]:
         crash_response=lambda: _error(500, SANDBOX_SYSTEM_ERROR, "An error has occurred."),
         errors=route_errors(
             VismaNetError,
-            not_found=SANDBOX_NOT_FOUND,
-            other=SANDBOX_BAD_REQUEST,
-            invalid=SANDBOX_BAD_REQUEST,
+            SANDBOX_NOT_FOUND,
+            SANDBOX_BAD_REQUEST,
             malformed="The request is invalid: ",
         ),
         logger=logger,
@@ -197,7 +202,7 @@ def _api_router(state: VismaNetState) -> APIRouter:
         body = service.decode_body(await request.body())
         with state.lock:
             customer = service.create_customer(_company(request), body, state)
-        return Response(status_code=201, headers=_location(request, f"customer/{customer.number}"))
+        return _created(request, f"customer/{customer.number}")
 
     # invoices ----------------------------------------------------------------------
 
@@ -220,8 +225,7 @@ def _api_router(state: VismaNetState) -> APIRouter:
         body = service.decode_body(await request.body())
         with state.lock:
             invoice = service.create_invoice(_company(request), body, state)
-        location = _location(request, f"customerinvoice/{invoice.reference_number}")
-        return Response(status_code=201, headers=location)
+        return _created(request, f"customerinvoice/{invoice.reference_number}")
 
     @router.put("/customerinvoice/{reference}")
     async def update_invoice(request: Request, reference: str) -> Response:
@@ -234,8 +238,7 @@ def _api_router(state: VismaNetState) -> APIRouter:
 
     @router.post("/customerinvoice/{reference}/action/{action}")
     async def invoice_action(request: Request, reference: str, action: str) -> JSONResponse:
-        if action != "release":
-            raise not_found(f"Unknown invoice action '{action}' (the sandbox has release)")
+        _release_only("invoice", action)
         with state.lock:
             service.release_invoice(
                 _company(request), reference, request.headers.get("if-match"), state
@@ -260,13 +263,11 @@ def _api_router(state: VismaNetState) -> APIRouter:
         body = service.decode_body(await request.body())
         with state.lock:
             note = service.create_credit_note(_company(request), body, state)
-        location = _location(request, f"customercreditnote/{note.reference_number}")
-        return Response(status_code=201, headers=location)
+        return _created(request, f"customercreditnote/{note.reference_number}")
 
     @router.post("/customercreditnote/{reference}/action/{action}")
     async def credit_note_action(request: Request, reference: str, action: str) -> JSONResponse:
-        if action != "release":
-            raise not_found(f"Unknown credit note action '{action}' (the sandbox has release)")
+        _release_only("credit note", action)
         with state.lock:
             service.release_invoice(
                 _company(request), reference, request.headers.get("if-match"), state
@@ -294,13 +295,11 @@ def _api_router(state: VismaNetState) -> APIRouter:
         body = service.decode_body(await request.body())
         with state.lock:
             payment = service.create_payment(_company(request), body, state)
-        location = _location(request, f"customerpayment/{payment.ref_nbr}")
-        return Response(status_code=201, headers=location)
+        return _created(request, f"customerpayment/{payment.ref_nbr}")
 
     @router.post("/customerpayment/{ref_nbr}/action/{action}")
     async def payment_action(request: Request, ref_nbr: str, action: str) -> JSONResponse:
-        if action != "release":
-            raise not_found(f"Unknown payment action '{action}' (the sandbox has release)")
+        _release_only("payment", action)
         raw = await request.body()
         body = service.decode_body(raw) if raw.strip() else {}
         with state.lock:
