@@ -26,6 +26,7 @@ from nordflow_sandboxes.kit.server import (
     ApiError,
     FieldError,
     FieldErrors,
+    add_record_routes,
     admin_account,
     build_app,
     client_reference_param,
@@ -193,29 +194,7 @@ def _api_router(state: B2cBankState) -> APIRouter:
 
         return await run_idempotent(state, account, key, request_fingerprint, create)
 
-    @router.get("/einvoices/{einvoice_id}")
-    async def get_einvoice(request: Request, einvoice_id: str) -> dict[str, Any]:
-        """The e-invoice's current status."""
-        einvoice = state.get_record(current_account(request, state), einvoice_id, "e-invoice")
-        with state.lock:
-            return einvoice.view(state.now())
-
-    @router.get("/einvoices")
-    async def find_einvoices(
-        request: Request, client_reference: str | None = None
-    ) -> dict[str, Any]:
-        """The account's e-invoices, or those with exactly this client reference."""
-        account = current_account(request, state)
-        reference = client_reference_param(client_reference)
-        now = state.now()
-        with state.lock:
-            found = (
-                list(account.records.values())
-                if reference is None
-                else state.by_client_reference(account, reference)
-            )
-            return {"einvoices": [e.view(now) for e in found]}
-
+    add_record_routes(router, state, "einvoices", "e-invoice")
     return router
 
 

@@ -607,6 +607,33 @@ def build_app(
     )
 
 
+def add_record_routes(
+    router: APIRouter, state: PartnerState[R], collection: str, noun: str
+) -> None:
+    """`GET /{collection}/{id}`: one send's status; `GET /{collection}?client_reference=X`:
+    the account's sends, or those with exactly that reference (how a client that lost an
+    answer finds what it sent)."""
+
+    @router.get(f"/{collection}/{{record_id}}")
+    async def get_record(request: Request, record_id: str) -> dict[str, Any]:
+        record = state.get_record(current_account(request, state), record_id, noun)
+        with state.lock:
+            return record.view(state.now())
+
+    @router.get(f"/{collection}")
+    async def find_records(request: Request, client_reference: str | None = None) -> dict[str, Any]:
+        account = current_account(request, state)
+        reference = client_reference_param(client_reference)
+        now = state.now()
+        with state.lock:
+            found = (
+                list(account.records.values())
+                if reference is None
+                else state.by_client_reference(account, reference)
+            )
+            return {collection: [record.view(now) for record in found]}
+
+
 def client_reference_param(value: str | None) -> str | None:
     """A client reference as sent (stripped; empty means none), at most 200 characters."""
     if value is None or not value.strip():

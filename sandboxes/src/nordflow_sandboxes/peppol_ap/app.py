@@ -14,6 +14,7 @@ from nordflow_sandboxes.kit.server import (
     ApiError,
     FieldError,
     FieldErrors,
+    add_record_routes,
     admin_account,
     build_app,
     client_reference_param,
@@ -182,28 +183,7 @@ def _api_router(state: PeppolApState) -> APIRouter:
 
         return await run_idempotent(state, account, key, request_fingerprint, create)
 
-    @router.get("/documents/{transmission_id}")
-    async def get_document(request: Request, transmission_id: str) -> dict[str, Any]:
-        """The transmission's current status."""
-        account = current_account(request, state)
-        transmission = state.get_record(account, transmission_id, "document")
-        return transmission.view(state.now())
-
-    @router.get("/documents")
-    async def find_documents(
-        request: Request, client_reference: str | None = None
-    ) -> dict[str, Any]:
-        """The account's transmissions, or those with exactly this client reference."""
-        account = current_account(request, state)
-        reference = client_reference_param(client_reference)
-        now = state.now()
-        if reference is None:
-            with state.lock:
-                found = list(account.records.values())
-        else:
-            found = state.by_client_reference(account, reference)
-        return {"documents": [t.view(now) for t in found]}
-
+    add_record_routes(router, state, "documents", "document")
     return router
 
 
