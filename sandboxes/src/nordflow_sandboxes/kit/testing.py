@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 import httpx
@@ -29,6 +30,33 @@ P = ParamSpec("P")
 S = TypeVar("S")
 R = TypeVar("R", bound="RunningSandbox[Any]")
 PS = TypeVar("PS", bound=PartnerState[Any])
+
+
+# --------------------------------------------------------------------------- clocks
+
+
+@dataclass
+class ManualClock:
+    """A wall clock tests move by hand (a state's `clock=`)."""
+
+    current: datetime = field(default_factory=lambda: datetime(2025, 3, 10, 11, 15, 30, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        """Move forward by `timedelta(**delta)`."""
+        self.current += timedelta(**delta)
+
+
+@dataclass
+class ManualMonotonic:
+    """A monotonic clock tests move by hand (a rate limiter's `monotonic=`)."""
+
+    value: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.value
 
 
 # ---------------------------------------------------------------------------- steps

@@ -7,8 +7,8 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from starlette.applications import Starlette
@@ -17,27 +17,27 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from nordflow_sandboxes.kit import testing as kit
-from nordflow_sandboxes.kit.testing import Steps, auth, operation, random_name, send
+from nordflow_sandboxes.kit.testing import ManualClock, Steps, auth, operation, random_name, send
 from nordflow_sandboxes.server import BackgroundServer
 from nordflow_sandboxes.sirvoy.app import create_app
 from nordflow_sandboxes.sirvoy.domain import WebhookSettings
 from nordflow_sandboxes.sirvoy.state import SirvoyState
 
+__all__ = [
+    "FaultSpec",
+    "ManualClock",
+    "ReceivedWebhook",
+    "RunningSirvoySandbox",
+    "SandboxAccount",
+    "SirvoySandboxAdmin",
+    "WebhookReceiver",
+    "fast_webhooks",
+    "running_sirvoy_sandbox",
+    "running_webhook_receiver",
+    "start_sirvoy_sandbox",
+]
+
 InvoiceType = Literal["invoice", "cashReceipt"]
-
-
-@dataclass
-class ManualClock:
-    """A wall clock tests move by hand (pass it as `SirvoyState(clock=...)`)."""
-
-    current: datetime = field(default_factory=lambda: datetime(2025, 3, 10, 11, 15, 30, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> None:
-        """Move forward by `timedelta(**delta)`."""
-        self.current += timedelta(**delta)
 
 
 @dataclass(frozen=True)
