@@ -35,13 +35,8 @@ class FortnoxError(PartnerError[int]):
     """An error answered as `{"ErrorInformation": {...}}` with an HTTP status."""
 
     def body(self) -> dict[str, Any]:
-        """The Fortnox error body."""
-        return error_body(self.code, self.message)
-
-
-def error_body(code: int, message: str) -> dict[str, Any]:
-    """Build Fortnox's error structure (`error` is always 1 in Fortnox's answers)."""
-    return {"ErrorInformation": {"error": 1, "message": message, "code": code}}
+        """Fortnox's error structure (`error` is always 1 in Fortnox's answers)."""
+        return {"ErrorInformation": {"error": 1, "message": self.message, "code": self.code}}
 
 
 def bad_request(code: int, message: str) -> FortnoxError:

@@ -21,13 +21,8 @@ class SirvoyApiError(PartnerError[str]):
     """An error answered as `{"error": {...}}` with an HTTP status."""
 
     def body(self) -> dict[str, Any]:
-        """The JSON error body."""
-        return error_body(self.code, self.message)
-
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """The sandbox's error structure."""
-    return {"error": {"code": code, "message": message}}
+        """The sandbox's error structure."""
+        return {"error": {"code": self.code, "message": self.message}}
 
 
 def bad_request(message: str) -> SirvoyApiError:

@@ -25,19 +25,14 @@ class VismaNetError(PartnerError[str]):
     """An error answered as Visma.net's `IPPException` body with an HTTP status."""
 
     def body(self) -> dict[str, Any]:
-        """The Visma.net error body."""
-        return error_body(self.code, self.message)
-
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """Build the `IPPException` structure Visma.net answers errors with."""
-    return {
-        "ExceptionType": "IPPException",
-        "ExceptionMessage": message,
-        "ExceptionFaultCode": code,
-        "ExceptionMessageID": f"{code}_{uuid.uuid4()}",
-        "ExceptionDetails": "",
-    }
+        """The `IPPException` structure Visma.net answers errors with."""
+        return {
+            "ExceptionType": "IPPException",
+            "ExceptionMessage": self.message,
+            "ExceptionFaultCode": self.code,
+            "ExceptionMessageID": f"{self.code}_{uuid.uuid4()}",
+            "ExceptionDetails": "",
+        }
 
 
 def bad_request(message: str) -> VismaNetError:

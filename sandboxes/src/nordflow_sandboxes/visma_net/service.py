@@ -282,14 +282,29 @@ def create_credit_note(company: Company, body: dict[str, Any], state: VismaNetSt
 
 
 def _decode_application_line(raw: Any, index: int) -> PaymentLine:
-    name = f"applicationLines[{index}]"
+    def creditable(document_type: str) -> str | None:
+        if document_type in {"Invoice", "DebitNote"}:
+            return None
+        return f"{document_type} cannot be credited"
+
+    return _decode_settling_line(raw, f"applicationLines[{index}]", "credit note", creditable)
+
+
+def _decode_settling_line(
+    raw: Any, name: str, record: str, refusal: Callable[[str], str | None]
+) -> PaymentLine:
+    """A line of a new payment or credit note naming a document it settles, and how much.
+
+    `refusal` says why a document type cannot be settled by this `record`, if it cannot.
+    """
     if not isinstance(raw, dict):
         raise bad_request(f"'{name}' must be an object")
     if raw.get("operation") not in (None, "Insert"):
-        raise bad_request(f"'{name}.operation' must be Insert on a new credit note")
+        raise bad_request(f"'{name}.operation' must be Insert on a new {record}")
     document_type = as_text(f"{name}.documentType", unwrap(raw, "documentType")) or "Invoice"
-    if document_type not in {"Invoice", "DebitNote"}:
-        raise bad_request(f"'{name}.documentType' {document_type} cannot be credited")
+    reason = refusal(document_type)
+    if reason is not None:
+        raise bad_request(f"'{name}.documentType' {reason}")
     ref_nbr = as_text(f"{name}.refNbr", unwrap(raw, "refNbr"), 15)
     if not ref_nbr:
         raise bad_request(f"'{name}.refNbr' is required")
@@ -480,21 +495,12 @@ def release_invoice(
 
 
 def _decode_payment_line(raw: Any, index: int) -> PaymentLine:
-    name = f"paymentLines[{index}]"
-    if not isinstance(raw, dict):
-        raise bad_request(f"'{name}' must be an object")
-    if raw.get("operation") not in (None, "Insert"):
-        raise bad_request(f"'{name}.operation' must be Insert on a new payment")
-    document_type = as_text(f"{name}.documentType", unwrap(raw, "documentType")) or "Invoice"
-    if document_type != "Invoice":
-        raise bad_request(f"'{name}.documentType' {document_type} is not supported by the sandbox")
-    ref_nbr = as_text(f"{name}.refNbr", unwrap(raw, "refNbr"), 15)
-    if not ref_nbr:
-        raise bad_request(f"'{name}.refNbr' is required")
-    amount = as_decimal(f"{name}.amountPaid", unwrap(raw, "amountPaid"))
-    if amount is None or amount <= 0:
-        raise bad_request(f"'{name}.amountPaid' must be a positive amount")
-    return PaymentLine(document_type, ref_nbr, money(amount))
+    def payable(document_type: str) -> str | None:
+        if document_type == "Invoice":
+            return None
+        return f"{document_type} is not supported by the sandbox"
+
+    return _decode_settling_line(raw, f"paymentLines[{index}]", "payment", payable)
 
 
 def _check_applicable(company: Company, payment: Payment, line: PaymentLine) -> Invoice:
