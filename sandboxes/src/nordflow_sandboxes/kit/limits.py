@@ -1,4 +1,4 @@
-"""The sliding-window rate limit of the sandboxes whose partners count requests that way."""
+"""Rate limits of the sandboxes: at most so many requests per window, on a monotonic clock."""
 
 from __future__ import annotations
 
@@ -7,12 +7,8 @@ from collections import deque
 from collections.abc import Callable
 
 
-class SlidingWindowRateLimiter:
-    """At most `limit` requests in any `window_seconds`, per key (a token, a client…).
-
-    Rejected requests are not counted, so a client that backs off for Retry-After
-    seconds gets through again.
-    """
+class RateLimiter:
+    """`limit` requests per `window_seconds`; `monotonic` is injectable so tests move time."""
 
     def __init__(self, limit: int, window_seconds: float, monotonic: Callable[[], float]) -> None:
         if limit < 1 or window_seconds <= 0:
@@ -20,6 +16,17 @@ class SlidingWindowRateLimiter:
         self.limit = limit
         self.window_seconds = window_seconds
         self._monotonic = monotonic
+
+
+class SlidingWindowRateLimiter(RateLimiter):
+    """At most `limit` requests in any `window_seconds`, per key (a token, a client…).
+
+    Rejected requests are not counted, so a client that backs off for Retry-After
+    seconds gets through again.
+    """
+
+    def __init__(self, limit: int, window_seconds: float, monotonic: Callable[[], float]) -> None:
+        super().__init__(limit, window_seconds, monotonic)
         self._hits: dict[str, deque[float]] = {}
 
     def acquire(self, key: str) -> int | None:

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from nordflow_sandboxes.kit.limits import RateLimiter
 from nordflow_sandboxes.kit.state import SandboxState
 from nordflow_sandboxes.kit.values import utc_now
 from nordflow_sandboxes.visma_net.connect import VismaConnect
@@ -43,7 +44,7 @@ class RateDecision:
         }
 
 
-class FixedWindowRateLimiter:
+class FixedWindowRateLimiter(RateLimiter):
     """Visma.net's standard policy: `limit` requests per fixed window per company and client.
 
     A window opens with the first request of a key and lasts `window_seconds`; refused
@@ -51,11 +52,7 @@ class FixedWindowRateLimiter:
     """
 
     def __init__(self, limit: int, window_seconds: float, monotonic: Callable[[], float]) -> None:
-        if limit < 1 or window_seconds <= 0:
-            raise ValueError("rate limit and window must be positive")
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self._monotonic = monotonic
+        super().__init__(limit, window_seconds, monotonic)
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
 
     def acquire(self, key: tuple[str, str]) -> RateDecision:
