@@ -1,5 +1,7 @@
-"""OAuth2 pieces the ERP sandboxes share: registered clients, expiring access tokens, and the
-token endpoint's form, client authentication and answers (RFC 6749)."""
+"""OAuth2 the ERP sandboxes share: clients, expiring access tokens, the token endpoint's parts.
+
+The token endpoint's form, client authentication and answers follow RFC 6749.
+"""
 
 from __future__ import annotations
 
