@@ -5,35 +5,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from nordflow_sandboxes.fortnox import FortnoxState, create_app
+from nordflow_sandboxes.kit.testing import ManualClock, ManualMonotonic
 
-
-@dataclass
-class FakeClock:
-    """Wall clock the tests move by hand."""
-
-    current: datetime
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> None:
-        self.current += timedelta(**delta)
-
-
-@dataclass
-class FakeMonotonic:
-    """Monotonic clock for the rate limiter."""
-
-    value: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.value
+# The clocks the tests move by hand.
+FakeClock = ManualClock
+FakeMonotonic = ManualMonotonic
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from nordflow_sandboxes.fortnox.values import luhn_valid, ocr_for_document
+from nordflow_sandboxes.kit.values import luhn_valid, ocr_for_document
 
 if TYPE_CHECKING:
     from conftest import FakeClock, FortnoxApi

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from nordflow_sandboxes.server import BackgroundServer
 from nordflow_sandboxes.smtp.app import create_app
-from nordflow_sandboxes.smtp.cli import add_arguments, build
+from nordflow_sandboxes.smtp.command import add_arguments, build
 from nordflow_sandboxes.smtp.state import SmtpState
 from nordflow_sandboxes.smtp.testing import (
     RunningSmtpSandbox,

@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from nordflow_sandboxes.kit.testing import ManualClock
 from nordflow_sandboxes.visma_net import VismaNetState, create_app
 from nordflow_sandboxes.visma_net.connect import DEFAULT_SCOPE, TOKEN_PATH
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2025, 5, 6, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+@pytest.fixture
+def connect_clock() -> ManualClock:
+    return ManualClock(datetime(2025, 5, 6, 9, 0, tzinfo=UTC))
 
 
 @pytest.fixture
-def connect_clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def connect_state(connect_clock: Clock) -> VismaNetState:
+def connect_state(connect_clock: ManualClock) -> VismaNetState:
     return VismaNetState(clock=connect_clock)
 
 
@@ -107,7 +100,7 @@ async def test_refusals_are_rfc6749_errors(
 
 
 async def test_an_access_token_expires_and_the_admin_can_end_it_early(
-    http: httpx.AsyncClient, connect_clock: Clock
+    http: httpx.AsyncClient, connect_clock: ManualClock
 ) -> None:
     client = await service_client(http)
 
@@ -116,7 +109,7 @@ async def test_an_access_token_expires_and_the_admin_can_end_it_early(
         return {"Authorization": f"Bearer {access}", "ipp-company-id": client["company_id"]}
 
     headers = await token()
-    connect_clock.now += timedelta(seconds=3600)
+    connect_clock.advance(seconds=3600)
     assert (await http.get("/v1/customer", headers=headers)).status_code == 401
 
     headers = await token()

@@ -5,39 +5,19 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from nordflow_sandboxes.kit.testing import ManualClock as Clock
+from nordflow_sandboxes.kit.testing import ManualMonotonic as Monotonic
+from nordflow_sandboxes.kit.values import luhn_check_digit
 from nordflow_sandboxes.visma_net import VismaNetState, create_app
 from nordflow_sandboxes.visma_net.app import normalise_path
 from nordflow_sandboxes.visma_net.testing import LineSpec, customer_body, invoice_body, wrapped
-from nordflow_sandboxes.visma_net.values import etag_of, kid_for, luhn_check_digit
-
-
-@dataclass
-class Clock:
-    """Wall clock the tests move by hand."""
-
-    current: datetime
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> None:
-        self.current += timedelta(**delta)
-
-
-@dataclass
-class Monotonic:
-    """Monotonic clock for the rate limiter."""
-
-    value: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.value
+from nordflow_sandboxes.visma_net.values import etag_of, kid_for
 
 
 @dataclass

@@ -20,12 +20,13 @@ from nordflow_sandboxes.b2c_bank.einvoices import (
     validate_einvoice,
 )
 from nordflow_sandboxes.b2c_bank.references import personal_number as parse_personal_number
+from nordflow_sandboxes.kit.admin import ADMIN_PREFIX
 from nordflow_sandboxes.kit.server import (
-    ADMIN_PREFIX,
     API_PREFIX,
     ApiError,
     FieldError,
     FieldErrors,
+    add_record_routes,
     admin_account,
     build_app,
     client_reference_param,
@@ -40,13 +41,12 @@ from nordflow_sandboxes.kit.server import (
 def create_app(state: B2cBankState | None = None) -> FastAPI:
     """The bank e-invoice sandbox app around `state` (a fresh default state when None)."""
     state = state or B2cBankState()
-    app = build_app(
+    return build_app(
         state,
+        "b2c_bank",
         title="Nordflow B2C bank e-invoice sandbox",
         routers=[_api_router(state), _admin_router(state)],
     )
-    app.state.b2c_bank = state
-    return app
 
 
 def _refused(field_name: str, code: str, message: str) -> ApiError:
@@ -194,29 +194,7 @@ def _api_router(state: B2cBankState) -> APIRouter:
 
         return await run_idempotent(state, account, key, request_fingerprint, create)
 
-    @router.get("/einvoices/{einvoice_id}")
-    async def get_einvoice(request: Request, einvoice_id: str) -> dict[str, Any]:
-        """The e-invoice's current status."""
-        einvoice = state.get_record(current_account(request, state), einvoice_id, "e-invoice")
-        with state.lock:
-            return einvoice.view(state.now())
-
-    @router.get("/einvoices")
-    async def find_einvoices(
-        request: Request, client_reference: str | None = None
-    ) -> dict[str, Any]:
-        """The account's e-invoices, or those with exactly this client reference."""
-        account = current_account(request, state)
-        reference = client_reference_param(client_reference)
-        now = state.now()
-        with state.lock:
-            found = (
-                list(account.records.values())
-                if reference is None
-                else state.by_client_reference(account, reference)
-            )
-            return {"einvoices": [e.view(now) for e in found]}
-
+    add_record_routes(router, state, "einvoices", "e-invoice")
     return router
 
 

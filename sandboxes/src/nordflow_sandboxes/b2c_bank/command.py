@@ -10,11 +10,7 @@ from starlette.types import ASGIApp
 from nordflow_sandboxes.b2c_bank.app import create_app
 from nordflow_sandboxes.b2c_bank.einvoices import B2cBankState, normalize_email
 from nordflow_sandboxes.b2c_bank.references import personal_number
-from nordflow_sandboxes.peppol_ap.command import (
-    add_account_arguments,
-    non_negative_seconds,
-    start_account,
-)
+from nordflow_sandboxes.kit.command import add_seconds_argument, add_tenant_arguments, start_account
 
 HELP = "bank e-invoice (B2C): consumer registry and e-invoices with OCR/KID"
 DEFAULT_PORT = 8193
@@ -33,12 +29,12 @@ def _consumer(raw: str) -> tuple[str, str, str | None]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The bank's own flags."""
-    add_account_arguments(parser)
-    parser.add_argument(
+    add_tenant_arguments(parser, "account")
+    add_seconds_argument(
+        parser,
         "--presentation-delay",
-        type=non_negative_seconds,
-        default=0.0,
-        help="seconds an e-invoice stays 'accepted' before it is 'presented' in the bank",
+        0.0,
+        "seconds an e-invoice stays 'accepted' before it is 'presented' in the bank",
     )
     parser.add_argument(
         "--consumer",

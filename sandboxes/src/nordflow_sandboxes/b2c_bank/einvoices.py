@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
+
+from nordflow_schemas.money import CENT
 
 from nordflow_sandboxes.b2c_bank.references import (
     giro_number_ok,
@@ -19,7 +20,8 @@ from nordflow_sandboxes.b2c_bank.references import (
     luhn_sum_ok,
     norwegian_account_ok,
 )
-from nordflow_sandboxes.kit.server import ApiError, FieldErrors, PartnerState, utc_now
+from nordflow_sandboxes.kit.server import ApiError, FieldErrors, PartnerState
+from nordflow_sandboxes.kit.values import STOCKHOLM, utc_now
 
 EInvoiceStatus = Literal["accepted", "presented", "paid"]
 Country = Literal["SE", "NO"]
@@ -39,8 +41,6 @@ FIELDS = {
     "pdf",
 }
 MAX_AMOUNT = Decimal("99999999.99")
-CENT = Decimal("0.01")
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _REFERENCE = re.compile(r"^[0-9]{2,25}$|^[0-9]{1,24}-$")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -14,10 +12,10 @@ from nordflow_sandboxes.b2c_bank.references import luhn_check_digit, norwegian_n
 from nordflow_sandboxes.kit.testing import (
     FaultSpec,
     PartnerSandboxAdmin,
+    Runner,
     RunningPartnerSandbox,
     SandboxAccount,
     auth,
-    serve,
 )
 
 __all__ = [
@@ -97,14 +95,7 @@ class B2cBankSandboxAdmin(PartnerSandboxAdmin):
         return dict(response.json())
 
 
-@contextmanager
-def running_b2c_bank_sandbox(
-    state: B2cBankState | None = None, *, host: str = "127.0.0.1"
-) -> Iterator[RunningB2cBankSandbox]:
-    """`with running_b2c_bank_sandbox() as bank:` serves the sandbox on a free port."""
-    state = state or B2cBankState()
-    sandbox = serve(create_app(state), state, host=host)
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+# `with running_b2c_bank_sandbox() as bank:` serves the sandbox on a free port.
+running_b2c_bank_sandbox = Runner(
+    B2cBankState, create_app, RunningPartnerSandbox[B2cBankState]
+).running

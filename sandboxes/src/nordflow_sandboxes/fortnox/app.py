@@ -3,24 +3,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Literal, cast
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
-from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nordflow_sandboxes.fortnox import serialize as out
 from nordflow_sandboxes.fortnox import service
-from nordflow_sandboxes.fortnox.domain import Company, Fault, RequestRecord
+from nordflow_sandboxes.fortnox.domain import Company
 from nordflow_sandboxes.fortnox.errors import (
     INVALID_LOGIN,
     INVALID_PARAMETER,
@@ -30,68 +24,55 @@ from nordflow_sandboxes.fortnox.errors import (
     SANDBOX_RATE_LIMITED,
     SYSTEM_EXCEPTION,
     FortnoxError,
-    error_body,
 )
 from nordflow_sandboxes.fortnox.fields import decode_wrapped
-from nordflow_sandboxes.fortnox.oauth import (
-    DEFAULT_SCOPE,
-    TOKEN_PATH,
-    ClientSecretMismatchError,
-    token_router,
+from nordflow_sandboxes.fortnox.oauth import DEFAULT_SCOPE, TOKEN_PATH, token_router
+from nordflow_sandboxes.fortnox.state import FortnoxState
+from nordflow_sandboxes.kit import admin
+from nordflow_sandboxes.kit.faults import Fault
+from nordflow_sandboxes.kit.faults import FaultIn as KitFaultIn
+from nordflow_sandboxes.kit.gate import (
+    Admitted,
+    Gate,
+    bearer,
+    prefix_matcher,
+    route_errors,
+    tenant_of,
 )
-from nordflow_sandboxes.fortnox.state import FortnoxState, TokenInUseError
-from nordflow_sandboxes.fortnox.values import STOCKHOLM
-from nordflow_sandboxes.kit.faults import FaultIn as SharedFaultIn
+from nordflow_sandboxes.kit.oauth import ClientSecretMismatchError
+from nordflow_sandboxes.kit.state import TokenInUseError
+from nordflow_sandboxes.kit.values import STOCKHOLM
 
 logger = logging.getLogger("nordflow_sandboxes.fortnox")
 
 API_PREFIX = "/3"
-ADMIN_PREFIX = "/sandbox"
-FAULT_STATUSES = (429, 500, 502, 503, 504)
+_is_api_path = prefix_matcher(API_PREFIX)
 
 
 def create_app(state: FortnoxState | None = None) -> FastAPI:
     """Build the sandbox app around `state` (a fresh default state when None)."""
     state = state or FortnoxState()
-    app = FastAPI(
+    return admin.sandbox_app(
+        state,
+        "fortnox",
         title="Nordflow Fortnox API v3 sandbox",
         version="3",
-        docs_url=f"{ADMIN_PREFIX}/docs",
-        openapi_url=f"{ADMIN_PREFIX}/openapi.json",
-        redoc_url=None,
+        routers=[_fortnox_router(state), token_router(state.oauth), _admin_router(state)],
+        gate=_gate(state),
     )
-    app.state.fortnox = state
-    app.include_router(_fortnox_router(state))
-    app.include_router(token_router(state.oauth))
-    app.include_router(_admin_router(state))
-    _install_gate(app, state)
-    _install_error_handlers(app)
-    return app
 
 
 # ------------------------------------------------------------------------------ helpers
 
 
-def _is_api_path(path: str) -> bool:
-    return path == API_PREFIX or path.startswith(f"{API_PREFIX}/")
-
-
 def _error(
     status: int, code: int, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    return FortnoxError(status, code, message, headers).response()
 
 
 def _company(request: Request) -> Company:
-    return cast(Company, request.state.company)
+    return cast(Company, tenant_of(request))
 
 
 def _base(request: Request) -> str:
@@ -111,7 +92,7 @@ def _rate_limited(retry_after: int) -> JSONResponse:
     )
 
 
-def _fault_response(fault: Fault) -> JSONResponse:
+def _fault_response(fault: Fault, _admitted: Admitted[Company]) -> JSONResponse:
     status = fault.status or 500
     if status == 429:
         return _rate_limited(max(fault.retry_after_seconds, 0))
@@ -120,27 +101,14 @@ def _fault_response(fault: Fault) -> JSONResponse:
     return _error(status, SANDBOX_INJECTED_FAULT, f"Injected fault: HTTP {status}")
 
 
-async def _drain(response: Response) -> None:
-    body_iterator = getattr(response, "body_iterator", None)
-    if body_iterator is not None:
-        async for _chunk in body_iterator:
-            pass
-
-
 # --------------------------------------------------------------------------------- gate
 
 
-def _install_gate(app: FastAPI, state: FortnoxState) -> None:
+def _gate(state: FortnoxState) -> Gate[Company]:
     """Authentication, rate limiting, fault injection and the request log for `/3/...`."""
 
-    @app.middleware("http")
-    async def fortnox_gate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
-        if not _is_api_path(path):
-            return await call_next(request)
-        token = _bearer(request)
+    def admit(request: Request) -> Admitted[Company] | Response:
+        token = bearer(request)
         if token is None:
             return _error(
                 401,
@@ -157,76 +125,24 @@ def _install_gate(app: FastAPI, state: FortnoxState) -> None:
                     headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
                 )
             return _error(401, INVALID_LOGIN, "Ogiltig inloggning")
-        request.state.company = company
-        method = request.method.upper()
-
-        def log(response: Response, faulted: bool) -> Response:
-            state.record_request(
-                company,
-                RequestRecord(
-                    at=state.now(),
-                    method=method,
-                    path=path,
-                    query=request.url.query,
-                    status=response.status_code,
-                    fault=faulted,
-                ),
-            )
-            return response
-
         retry_after = state.acquire_rate(token)
-        if retry_after is not None:
-            return log(_rate_limited(retry_after), faulted=False)
+        refusal = None if retry_after is None else _rate_limited(retry_after)
+        return Admitted(company, refusal)
 
-        fault = state.take_fault(company, method, path)
-        if fault is not None and not fault.after_commit:
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                return log(_fault_response(fault), faulted=True)
-
-        try:
-            response = await call_next(request)
-        except Exception:
-            logger.exception("unhandled error in %s %s", method, path)
-            response = _error(500, SYSTEM_EXCEPTION, "System exception")
-
-        if fault is not None and fault.after_commit:
-            # The change is committed; the client now sees a slow answer or an error.
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                await _drain(response)
-                return log(_fault_response(fault), faulted=True)
-        return log(response, faulted=fault is not None)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    async def on_fortnox_error(_request: Request, exc: Exception) -> Response:
-        error = cast(FortnoxError, exc)
-        return JSONResponse(error.body(), status_code=error.status)
-
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        error = cast(StarletteHTTPException, exc)
-        if not _is_api_path(request.url.path):
-            return await http_exception_handler(request, error)
-        if error.status_code == 404:
-            return _error(404, SANDBOX_NOT_FOUND, f"No such Fortnox resource: {request.url.path}")
-        return _error(
-            error.status_code,
+    return Gate(
+        is_api_path=_is_api_path,
+        admit=admit,
+        fault_response=_fault_response,
+        crash_response=lambda: _error(500, SYSTEM_EXCEPTION, "System exception"),
+        errors=route_errors(
+            FortnoxError,
+            SANDBOX_NOT_FOUND,
             INVALID_PARAMETER,
-            f"{request.method} {request.url.path}: {error.detail}",
-        )
-
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        error = cast(RequestValidationError, exc)
-        if not _is_api_path(request.url.path):
-            return await request_validation_exception_handler(request, error)
-        return _error(400, INVALID_PARAMETER, f"Ogiltig parameter i anropet. {error.errors()}")
-
-    app.add_exception_handler(FortnoxError, on_fortnox_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
+            unknown="No such Fortnox resource",
+            malformed="Ogiltig parameter i anropet. ",
+        ),
+        logger=logger,
+    )
 
 
 # ---------------------------------------------------------------------- Fortnox routes
@@ -238,6 +154,9 @@ def _fortnox_router(state: FortnoxState) -> APIRouter:
     def ok(body: dict[str, Any], status: int = 200) -> JSONResponse:
         return JSONResponse(body, status_code=status)
 
+    def listed(key: str, page: service.Page, view: Callable[[Any], Any]) -> JSONResponse:
+        return ok({key: [view(item) for item in page.items], "MetaInformation": out.meta(page)})
+
     # customers ---------------------------------------------------------------------
 
     @router.get("/customers")
@@ -245,12 +164,7 @@ def _fortnox_router(state: FortnoxState) -> APIRouter:
         company, query, base = _company(request), _query(request), _base(request)
         with state.lock:
             page = service.paginate(service.list_customers(company, query), query)
-            return ok(
-                {
-                    "Customers": [out.customer_list_item(c, base) for c in page.items],
-                    "MetaInformation": out.meta(page),
-                }
-            )
+            return listed("Customers", page, lambda c: out.customer_list_item(c, base))
 
     @router.get("/customers/{number}")
     async def get_customer(request: Request, number: str) -> JSONResponse:
@@ -279,12 +193,7 @@ def _fortnox_router(state: FortnoxState) -> APIRouter:
         company, query, base = _company(request), _query(request), _base(request)
         with state.lock:
             page = service.paginate(service.list_invoices(company, query, state.today()), query)
-            return ok(
-                {
-                    "Invoices": [out.invoice_list_item(i, base) for i in page.items],
-                    "MetaInformation": out.meta(page),
-                }
-            )
+            return listed("Invoices", page, lambda i: out.invoice_list_item(i, base))
 
     @router.get("/invoices/{number}")
     async def get_invoice(request: Request, number: str) -> JSONResponse:
@@ -333,12 +242,7 @@ def _fortnox_router(state: FortnoxState) -> APIRouter:
         company, query, base = _company(request), _query(request), _base(request)
         with state.lock:
             page = service.paginate(service.list_payments(company, query), query)
-            return ok(
-                {
-                    "InvoicePayments": [out.payment_list_item(p, base) for p in page.items],
-                    "MetaInformation": out.meta(page),
-                }
-            )
+            return listed("InvoicePayments", page, lambda p: out.payment_list_item(p, base))
 
     @router.get("/invoicepayments/{number}")
     async def get_payment(request: Request, number: str) -> JSONResponse:
@@ -426,25 +330,16 @@ class ExpireIn(BaseModel):
     client_id: str | None = None
 
 
-class FaultIn(SharedFaultIn):
+class FaultIn(KitFaultIn):
     """Body of `POST /sandbox/faults`."""
 
     path_prefix: str = Field(default=f"{API_PREFIX}/", pattern=r"^/3(/.*)?$")
 
 
 def _admin_router(state: FortnoxState) -> APIRouter:
-    router = APIRouter(prefix=ADMIN_PREFIX, tags=["sandbox admin"])
-
-    def company_of(request: Request) -> Company:
-        token = _bearer(request)
-        company = state.company_for_token(token) if token else None
-        if company is None:
-            raise HTTPException(401, "send the company's token as 'Authorization: Bearer <token>'")
-        return company
-
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    router = admin.admin_router()
+    company_of = admin.bearer_tenant(state.company_for_token, "company")
+    admin.add_tenant_routes(router, state, company_of, FaultIn, listing="companies")
 
     @router.post("/companies", status_code=201)
     async def create_company(body: CompanyIn) -> dict[str, str]:
@@ -479,36 +374,6 @@ def _admin_router(state: FortnoxState) -> APIRouter:
         """End the company's OAuth access tokens now (the next call answers 401)."""
         company = company_of(request)
         return {"expired": state.oauth.expire_access_tokens(company, body.client_id)}
-
-    @router.post("/faults", status_code=201)
-    async def add_fault(request: Request, body: FaultIn) -> dict[str, Any]:
-        company = company_of(request)
-        fault = Fault(**body.fault_fields())
-        state.add_fault(company, fault)
-        return {"fault": fault.as_json()}
-
-    @router.get("/faults")
-    async def list_faults(request: Request) -> dict[str, Any]:
-        company = company_of(request)
-        with state.lock:
-            return {"faults": [f.as_json() for f in company.faults]}
-
-    @router.delete("/faults", status_code=204)
-    async def clear_faults(request: Request) -> Response:
-        state.clear_faults(company_of(request))
-        return Response(status_code=204)
-
-    @router.get("/requests")
-    async def recent_requests(request: Request, limit: int = 100) -> dict[str, Any]:
-        company = company_of(request)
-        records = state.recent_requests(company, max(0, min(limit, 2000)))
-        return {"requests": [r.as_json() for r in records]}
-
-    @router.get("/stats")
-    async def stats(request: Request) -> dict[str, Any]:
-        if _bearer(request):
-            return state.stats(company_of(request))
-        return {"companies": [state.stats(c) for c in state.companies()]}
 
     @router.get("/lastmodified")
     async def last_modified(

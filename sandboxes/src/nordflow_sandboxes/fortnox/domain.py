@@ -8,8 +8,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from nordflow_schemas.money import money
+
 from nordflow_sandboxes.fortnox import fields as f
-from nordflow_sandboxes.fortnox.values import ZERO, round_money, round_whole
+from nordflow_sandboxes.fortnox.values import round_whole
+from nordflow_sandboxes.kit.faults import Fault
+from nordflow_sandboxes.kit.state import RequestRecord
+from nordflow_sandboxes.kit.values import ZERO
 
 FieldKind = Literal["text", "bool", "decimal", "int", "date", "enum", "account", "object"]
 
@@ -403,7 +408,7 @@ class InvoiceRow:
             value = gross - sign * self.discount
         else:
             value = gross * (Decimal(100) - self.discount) / Decimal(100)
-        return round_money(value)
+        return money(value)
 
 
 @dataclass
@@ -470,22 +475,20 @@ class Invoice:
         fee_rate = Decimal(max(by_rate, default=25))
         if self.vat_included:
             vat_by_rate = {
-                rate: round_money(amount * rate / (100 + rate)) for rate, amount in by_rate.items()
+                rate: money(amount * rate / (100 + rate)) for rate, amount in by_rate.items()
             }
-            self.net = round_money(sum(by_rate.values(), ZERO) - sum(vat_by_rate.values(), ZERO))
+            self.net = money(sum(by_rate.values(), ZERO) - sum(vat_by_rate.values(), ZERO))
         else:
-            vat_by_rate = {
-                rate: round_money(amount * rate / 100) for rate, amount in by_rate.items()
-            }
-            self.net = round_money(sum(by_rate.values(), ZERO))
-        self.freight_vat = round_money(self.freight * fee_rate / 100)
-        self.administration_fee_vat = round_money(self.administration_fee * fee_rate / 100)
+            vat_by_rate = {rate: money(amount * rate / 100) for rate, amount in by_rate.items()}
+            self.net = money(sum(by_rate.values(), ZERO))
+        self.freight_vat = money(self.freight * fee_rate / 100)
+        self.administration_fee_vat = money(self.administration_fee * fee_rate / 100)
         self.gross = self.net + self.freight + self.administration_fee
         self.total_vat = (
             sum(vat_by_rate.values(), ZERO) + self.freight_vat + self.administration_fee_vat
         )
         unrounded = self.gross + self.total_vat
-        self.total = round_whole(unrounded) if self.currency == "SEK" else round_money(unrounded)
+        self.total = round_whole(unrounded) if self.currency == "SEK" else money(unrounded)
         self.round_off = self.total - unrounded
 
 
@@ -526,62 +529,6 @@ class Payment:
     def settles(self) -> Decimal:
         """How much of the invoice (in invoice currency) this payment closes."""
         return self.amount_currency + sum((w.amount for w in self.write_offs), ZERO)
-
-
-@dataclass
-class Fault:
-    """A failure injected for the next `remaining` matching requests of one company."""
-
-    status: int | None
-    remaining: int
-    path_prefix: str
-    method: str | None
-    delay_seconds: float
-    after_commit: bool
-    retry_after_seconds: int = 1
-
-    def matches(self, method: str, path: str) -> bool:
-        """True when the request is one this fault targets."""
-        return (
-            self.remaining > 0
-            and path.startswith(self.path_prefix)
-            and (self.method is None or self.method == method)
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        """The admin view of the fault."""
-        return {
-            "status": self.status,
-            "remaining": self.remaining,
-            "path_prefix": self.path_prefix,
-            "method": self.method,
-            "delay_seconds": self.delay_seconds,
-            "after_commit": self.after_commit,
-            "retry_after_seconds": self.retry_after_seconds,
-        }
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One request as the company's request log shows it."""
-
-    at: datetime
-    method: str
-    path: str
-    query: str
-    status: int
-    fault: bool
-
-    def as_json(self) -> dict[str, Any]:
-        """The admin view of the record."""
-        return {
-            "at": self.at.isoformat(),
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "status": self.status,
-            "fault": self.fault,
-        }
 
 
 @dataclass

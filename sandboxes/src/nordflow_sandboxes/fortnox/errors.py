@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nordflow_sandboxes.kit.errors import PartnerError
+
 # Codes and messages published on Fortnox's "Errors" guide
 # (fortnox.se/developer/guides-and-good-to-know/errors).
 SYSTEM_EXCEPTION = 1000003
@@ -29,23 +31,12 @@ SANDBOX_RATE_LIMITED = 2999429
 SANDBOX_INJECTED_FAULT = 2999500
 
 
-class FortnoxError(Exception):
+class FortnoxError(PartnerError[int]):
     """An error answered as `{"ErrorInformation": {...}}` with an HTTP status."""
 
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
     def body(self) -> dict[str, Any]:
-        """The Fortnox error body."""
-        return error_body(self.code, self.message)
-
-
-def error_body(code: int, message: str) -> dict[str, Any]:
-    """Build Fortnox's error structure (`error` is always 1 in Fortnox's answers)."""
-    return {"ErrorInformation": {"error": 1, "message": message, "code": code}}
+        """Fortnox's error structure (`error` is always 1 in Fortnox's answers)."""
+        return {"ErrorInformation": {"error": 1, "message": self.message, "code": self.code}}
 
 
 def bad_request(code: int, message: str) -> FortnoxError:

@@ -11,28 +11,29 @@ a fresh refresh token for a company and client.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote_plus
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from nordflow_sandboxes.fortnox.domain import Company
+from nordflow_sandboxes.kit.oauth import (
+    AccessTokens,
+    ClientRegistry,
+    OAuthClient,
+    client_credentials,
+    oauth_error,
+    token_answer,
+    token_form,
+)
 
 if TYPE_CHECKING:
     from nordflow_sandboxes.fortnox.state import FortnoxState
 
 TOKEN_PATH = "/oauth-v1/token"  # noqa: S105 - a path, not a secret
 DEFAULT_SCOPE = "companyinformation invoice customer payment bookkeeping"
-
-
-class ClientSecretMismatchError(ValueError):
-    """An authorization was requested for an existing client id with another secret."""
 
 
 class RefreshRefusedError(Exception):
@@ -42,14 +43,6 @@ class RefreshRefusedError(Exception):
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
-
-
-@dataclass(frozen=True)
-class OAuthClient:
-    """A registered integration (application): its ClientId and ClientSecret."""
-
-    client_id: str
-    client_secret: str = field(repr=False)
 
 
 @dataclass
@@ -98,9 +91,11 @@ class FortnoxOAuth:
         self.state = state
         self.access_lifetime = timedelta(seconds=access_token_lifetime_seconds)
         self.refresh_lifetime = timedelta(days=refresh_token_lifetime_days)
-        self._clients: dict[str, OAuthClient] = {}
+        self._clients = ClientRegistry(
+            state.lock, OAuthClient, new_id=lambda: f"fnx-{secrets.token_hex(6)}", secret_bytes=24
+        )
         self._refresh: dict[str, RefreshGrant] = {}
-        self._access: dict[str, AccessGrant] = {}
+        self._access = AccessTokens[AccessGrant](state.lock, state.now)
         self._counters: dict[str, GrantCounters] = {}
 
     def authorize(
@@ -117,27 +112,13 @@ class FortnoxOAuth:
         authorized separately hold two independent chains of refresh tokens.
         """
         with self.state.lock:
-            client = self._clients.get(client_id) if client_id else None
-            if client is None:
-                client = OAuthClient(
-                    client_id=client_id or f"fnx-{secrets.token_hex(6)}",
-                    client_secret=client_secret or secrets.token_urlsafe(24),
-                )
-                self._clients[client.client_id] = client
-            elif client_secret is not None and client_secret != client.client_secret:
-                raise ClientSecretMismatchError("that client id exists with another secret")
+            client = self._clients.register(client_id, client_secret)
             self._counter(company).authorized += 1
             return client, self._issue_refresh(company.company_id, client.client_id, scope)
 
     def authenticate_client(self, client_id: str, client_secret: str) -> OAuthClient | None:
         """The client when id and secret match (compared in constant time)."""
-        with self.state.lock:
-            client = self._clients.get(client_id)
-        if client is None or not secrets.compare_digest(
-            client.client_secret.encode(), client_secret.encode()
-        ):
-            return None
-        return client
+        return self._clients.authenticate(client_id, client_secret)
 
     def redeem(self, client: OAuthClient, refresh_token: str) -> tuple[AccessGrant, str]:
         """Rotate: the refresh token stops working; a new access and refresh token pair."""
@@ -154,38 +135,25 @@ class FortnoxOAuth:
             if company is None:
                 raise RefreshRefusedError("invalid_grant", "The company no longer exists")
             grant.used = now
-            access = AccessGrant(
-                token=secrets.token_urlsafe(32),
-                client_id=client.client_id,
-                company_id=grant.company_id,
-                scope=grant.scope,
-                expires=now + self.access_lifetime,
+            access = self._access.issue(
+                lambda token: AccessGrant(
+                    token,
+                    client.client_id,
+                    grant.company_id,
+                    grant.scope,
+                    now + self.access_lifetime,
+                )
             )
-            self._access[access.token] = access
             self._counter(company).redeemed += 1
             return access, self._issue_refresh(grant.company_id, client.client_id, grant.scope)
 
     def access_grant(self, token: str) -> AccessGrant | None:
         """The grant of an access token, expired or not."""
-        with self.state.lock:
-            return self._access.get(token)
+        return self._access.grant(token)
 
     def expire_access_tokens(self, company: Company, client_id: str | None = None) -> int:
         """End the company's access tokens now (of one client, or all); refresh tokens stay."""
-        with self.state.lock:
-            now = self.state.now()
-            ended = 0
-            for token, grant in list(self._access.items()):
-                if (
-                    grant.company_id == company.company_id
-                    and (client_id is None or grant.client_id == client_id)
-                    and grant.expires > now
-                ):
-                    self._access[token] = AccessGrant(
-                        token, grant.client_id, grant.company_id, grant.scope, now
-                    )
-                    ended += 1
-            return ended
+        return self._access.expire(company.company_id, client_id)
 
     def counters(self, company: Company) -> GrantCounters:
         """How many refresh tokens the company's clients redeemed and were issued."""
@@ -206,30 +174,6 @@ class FortnoxOAuth:
 # ----------------------------------------------------------------------- token endpoint
 
 
-def oauth_error(
-    status: int, error: str, description: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """An RFC 6749 §5.2 error answer."""
-    return JSONResponse(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})},
-    )
-
-
-def _basic_credentials(request: Request) -> tuple[str, str] | None:
-    """Fortnox takes the client by HTTP Basic only (form-encoded parts, RFC 6749 §2.3.1)."""
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    client_id, sep, secret = decoded.partition(":")
-    return (unquote_plus(client_id), unquote_plus(secret)) if sep else None
-
-
 def token_router(oauth: FortnoxOAuth) -> APIRouter:
     """``POST /oauth-v1/token`` with ``grant_type=refresh_token``."""
     router = APIRouter(tags=["Fortnox OAuth2 (token endpoint)"])
@@ -237,15 +181,11 @@ def token_router(oauth: FortnoxOAuth) -> APIRouter:
     @router.post(TOKEN_PATH)
     async def token(request: Request) -> Response:
         """Rotate a refresh token: a new access token (1 h) and a new refresh token."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
-            return oauth_error(400, "invalid_request", "Use application/x-www-form-urlencoded")
-        try:
-            parsed = parse_qs((await request.body()).decode(), keep_blank_values=True)
-        except UnicodeDecodeError:
-            return oauth_error(400, "invalid_request", "The body is not UTF-8")
-        form = {key: values[0] for key, values in parsed.items() if values}
-        credentials = _basic_credentials(request)
+        form = await token_form(request)
+        if not isinstance(form, dict):
+            return form
+        # Fortnox takes the client by HTTP Basic only.
+        credentials = client_credentials(request)
         client = oauth.authenticate_client(*credentials) if credentials else None
         if client is None:
             return oauth_error(
@@ -275,6 +215,6 @@ def token_router(oauth: FortnoxOAuth) -> APIRouter:
             "expires_in": int(oauth.access_lifetime.total_seconds()),
             "token_type": "bearer",
         }
-        return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return token_answer(body)
 
     return router

@@ -6,6 +6,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from nordflow_schemas.money import money
+
 from nordflow_sandboxes.fortnox.domain import (
     CUSTOMER_FIELDS,
     INVOICE_PASSTHROUGH_FIELDS,
@@ -17,7 +19,8 @@ from nordflow_sandboxes.fortnox.domain import (
     Payment,
 )
 from nordflow_sandboxes.fortnox.service import Page
-from nordflow_sandboxes.fortnox.values import json_number, quantity_text, round_money
+from nordflow_sandboxes.fortnox.values import quantity_text
+from nordflow_sandboxes.kit.values import json_number
 
 JsonObject = dict[str, Any]
 
@@ -102,12 +105,12 @@ def invoice_row(row: InvoiceRow, vat_included: bool) -> JsonObject:
         "HouseWorkHoursToReport": None,
         "HouseWorkType": None,
         "Price": json_number(row.price),
-        "PriceExcludingVAT": json_number(round_money(price_excl)),
+        "PriceExcludingVAT": json_number(money(price_excl)),
         "Project": row.project,
         "RowId": row.row_id,
         "StockPointCode": row.stock_point_code or None,
         "Total": json_number(row.total),
-        "TotalExcludingVAT": json_number(round_money(total_excl)),
+        "TotalExcludingVAT": json_number(money(total_excl)),
         "Unit": row.unit,
         "VAT": row.vat,
     }

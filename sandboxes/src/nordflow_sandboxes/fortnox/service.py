@@ -11,6 +11,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from nordflow_schemas.money import money
+
 from nordflow_sandboxes.fortnox import fields as f
 from nordflow_sandboxes.fortnox.domain import (
     CUSTOMER_FIELDS,
@@ -45,12 +47,8 @@ from nordflow_sandboxes.fortnox.errors import (
     not_found,
     rule_violation,
 )
-from nordflow_sandboxes.fortnox.values import (
-    ZERO,
-    ocr_for_document,
-    parse_lastmodified,
-    round_money,
-)
+from nordflow_sandboxes.fortnox.values import parse_lastmodified
+from nordflow_sandboxes.kit.values import ZERO, ocr_for_document
 
 T = TypeVar("T")
 Query = Mapping[str, str]
@@ -908,11 +906,11 @@ def _apply_payment_fields(
         payment.amount = (
             f.as_decimal("InvoicePayment.Amount", amount)
             if amount not in (None, "")
-            else round_money(payment.amount_currency * rate / unit)
+            else money(payment.amount_currency * rate / unit)
         )
     else:
         payment.amount = f.as_decimal("InvoicePayment.Amount", amount)
-        payment.amount_currency = round_money(payment.amount * unit / rate)
+        payment.amount_currency = money(payment.amount * unit / rate)
     if invoice.currency == "SEK" and payment.amount != payment.amount_currency:
         raise f.invalid_value(
             "InvoicePayment.AmountCurrency", "must equal Amount for a SEK invoice"

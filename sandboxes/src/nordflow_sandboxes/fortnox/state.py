@@ -2,61 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import math
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from nordflow_sandboxes.fortnox.domain import Company, Fault, RequestRecord
+from nordflow_sandboxes.fortnox.domain import Company
 from nordflow_sandboxes.fortnox.oauth import FortnoxOAuth
-from nordflow_sandboxes.fortnox.values import stockholm_today, utc_now
+from nordflow_sandboxes.kit.limits import SlidingWindowRateLimiter
+from nordflow_sandboxes.kit.state import SandboxState, TokenInUseError
+from nordflow_sandboxes.kit.values import stockholm_today, utc_now
 
 
-class TokenInUseError(ValueError):
-    """A company was requested with a token another company already has."""
-
-
-class SlidingWindowRateLimiter:
-    """Fortnox's limit: at most `limit` requests in any `window_seconds`, per access token.
-
-    Rejected requests are not counted, so a client that backs off for Retry-After
-    seconds gets through again.
-    """
-
-    def __init__(self, limit: int, window_seconds: float, monotonic: Callable[[], float]) -> None:
-        if limit < 1 or window_seconds <= 0:
-            raise ValueError("rate limit and window must be positive")
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self._monotonic = monotonic
-        self._hits: dict[str, deque[float]] = {}
-
-    def acquire(self, key: str) -> int | None:
-        """Count one request; None when allowed, else the whole seconds to wait (>= 1)."""
-        now = self._monotonic()
-        hits = self._hits.setdefault(key, deque())
-        while hits and hits[0] <= now - self.window_seconds:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return max(1, math.ceil(hits[0] + self.window_seconds - now))
-        hits.append(now)
-        return None
-
-
-class FortnoxState:
+class FortnoxState(SandboxState[Company]):
     """Everything the Fortnox sandbox knows, guarded by one re-entrant lock.
 
     Each token maps to one company (one Fortnox database), so tests that create their
     own company with a random token never see each other's data. A token is either a fixed
     one (given or generated when the company is created; it never expires) or an OAuth2
-    access token from `oauth` (it expires after `access_token_lifetime_seconds`). Callers
-    hold `lock` around every read or change of a company; no code awaits while holding it.
+    access token from `oauth` (it expires after `access_token_lifetime_seconds`).
     """
 
     def __init__(
@@ -70,21 +36,13 @@ class FortnoxState:
         request_log_size: int = 2000,
         access_token_lifetime_seconds: int = 3600,
     ) -> None:
-        self.lock = threading.RLock()
+        super().__init__(clock=clock, request_log_size=request_log_size)
         self.rate_limiter = SlidingWindowRateLimiter(rate_limit, rate_window_seconds, monotonic)
         self.payments_require_booked_invoice = payments_require_booked_invoice
-        self._clock = clock
-        self._request_log_size = request_log_size
         self._companies: dict[str, Company] = {}
         self._tokens: dict[str, str] = {}
         self._database_numbers = itertools.count(1_000_001)
         self.oauth = FortnoxOAuth(self, access_token_lifetime_seconds=access_token_lifetime_seconds)
-
-    # --------------------------------------------------------------------------- time
-
-    def now(self) -> datetime:
-        """The current instant (aware); injectable so tests can move time."""
-        return self._clock()
 
     def today(self) -> date:
         """Today's date in Sweden."""
@@ -106,8 +64,8 @@ class FortnoxState:
                 organisation_number=organisation_number,
                 database_number=next(self._database_numbers),
                 created=self.now(),
+                requests=self.request_log(),
             )
-            company.requests = deque(maxlen=self._request_log_size)
             self._companies[company.company_id] = company
             self._tokens[token] = company.company_id
             return company, token
@@ -142,53 +100,17 @@ class FortnoxState:
         with self.lock:
             return list(self._companies.values())
 
-    # ------------------------------------------------------------------------- faults
+    def tenants(self) -> list[Company]:
+        """All companies, oldest first."""
+        return self.companies()
 
-    def add_fault(self, company: Company, fault: Fault) -> None:
-        """Queue a fault; faults are consumed in the order they were added."""
-        with self.lock:
-            company.faults.append(fault)
-
-    def take_fault(self, company: Company, method: str, path: str) -> Fault | None:
-        """The first fault matching this request, with one use consumed."""
-        with self.lock:
-            for fault in company.faults:
-                if fault.matches(method, path):
-                    fault.remaining -= 1
-                    taken = dataclasses.replace(fault)
-                    company.faults = [x for x in company.faults if x.remaining > 0]
-                    return taken
-            return None
-
-    def clear_faults(self, company: Company) -> None:
-        """Drop every queued fault of the company."""
-        with self.lock:
-            company.faults.clear()
-
-    # ---------------------------------------------------------------- logs and stats
-
-    def record_request(self, company: Company, record: RequestRecord) -> None:
-        """Append to the company's request log (oldest entries fall off)."""
-        with self.lock:
-            company.requests.append(record)
-
-    def recent_requests(self, company: Company, limit: int) -> list[RequestRecord]:
-        """The last `limit` requests, oldest first."""
-        with self.lock:
-            records = list(company.requests)
-        return records[-limit:] if limit > 0 else []
+    # ------------------------------------------------------------------------- stats
 
     def stats(self, company: Company) -> dict[str, Any]:
         """Counts of the company's records."""
         with self.lock:
             return {
-                "company_id": company.company_id,
-                "name": company.name,
-                "customers": len(company.customers),
-                "invoices": len(company.invoices),
-                "payments": len(company.payments),
-                "requests": len(company.requests),
-                "faults_pending": sum(f.remaining for f in company.faults),
+                **self.ledger_stats(company),
                 "authorizations": self.oauth.counters(company).authorized,
                 "refresh_tokens_redeemed": self.oauth.counters(company).redeemed,
             }

@@ -1,1 +1,1 @@
-"""Shared plumbing of the partner sandboxes: accounts, auth, faults, idempotency, logs, tests."""
+"""What the sandboxes share: faults, state, gate, errors, admin routes, OAuth, CLI, tests."""

@@ -1,4 +1,4 @@
-"""Machinery shared by the delivery-channel sandboxes: accounts, faults, idempotency, logs, admin.
+"""What the delivery-channel sandboxes share beyond the kit: accounts, problem bodies, idempotency.
 
 Used by `peppol_ap`, `print_post` and `b2c_bank`. Each of those serves its provider's API
 under `/api/v1/...` (bearer token per account) and the same admin API under `/sandbox/...`.
@@ -6,44 +6,41 @@ under `/api/v1/...` (bearer token per account) and the same admin API under `/sa
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import logging
 import re
 import secrets
-import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Literal, Protocol, TypeVar, cast
+from datetime import datetime, timedelta
+from typing import Any, Generic, Protocol, Self, TypeVar, cast
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nordflow_sandboxes.kit import admin
+from nordflow_sandboxes.kit.errors import PartnerError
+from nordflow_sandboxes.kit.faults import Fault
+from nordflow_sandboxes.kit.faults import FaultIn as KitFaultIn
+from nordflow_sandboxes.kit.gate import Admitted, Gate, bearer, prefix_matcher, tenant_of
+from nordflow_sandboxes.kit.state import RequestRecord as KitRequestRecord
+from nordflow_sandboxes.kit.state import SandboxState, TokenInUseError
+from nordflow_sandboxes.kit.values import utc_now
 
 logger = logging.getLogger("nordflow_sandboxes.partner")
 
 API_PREFIX = "/api/v1"
-ADMIN_PREFIX = "/sandbox"
 PROBLEM_JSON = "application/problem+json"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 IDEMPOTENCY_DOCS = "https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/"
 # Printable ASCII without spaces, like a UUID or any random token the client makes up.
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-def utc_now() -> datetime:
-    """The current instant, aware, in UTC."""
-    return datetime.now(UTC)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -85,18 +82,13 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """An RFC 9457 problem body, with a stable `code` and per-field `errors`."""
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "code": code,
-        "errors": [error.as_json() for error in errors],
-    }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    return ApiError(status, code, title, errors, headers).response()
 
 
-class ApiError(Exception):
+class ApiError(PartnerError[str]):
     """A refusal the API answers with a problem body."""
+
+    media_type = PROBLEM_JSON
 
     def __init__(
         self,
@@ -106,16 +98,19 @@ class ApiError(Exception):
         errors: Sequence[FieldError] = (),
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(title)
-        self.status = status
-        self.code = code
+        super().__init__(status, code, title, headers)
         self.title = title
         self.errors = list(errors)
-        self.headers = headers
 
-    def response(self) -> JSONResponse:
-        """The problem response for this error."""
-        return problem(self.status, self.code, self.title, self.errors, self.headers)
+    def body(self) -> dict[str, Any]:
+        """The RFC 9457 problem body."""
+        return {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "errors": [error.as_json() for error in self.errors],
+        }
 
 
 class FieldErrors:
@@ -176,61 +171,28 @@ class Record(Protocol):
 R = TypeVar("R", bound=Record)
 
 
-@dataclass
-class Fault:
-    """A failure injected for the next `remaining` matching requests of one account."""
-
-    status: int | None
-    remaining: int
-    path_prefix: str
-    method: str | None
-    delay_seconds: float
-    after_commit: bool
-    retry_after_seconds: int = 1
-
-    def matches(self, method: str, path: str) -> bool:
-        """True when the request is one this fault targets."""
-        return (
-            self.remaining > 0
-            and path.startswith(self.path_prefix)
-            and (self.method is None or self.method == method)
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        """The admin view of the fault."""
-        return {
-            "status": self.status,
-            "remaining": self.remaining,
-            "path_prefix": self.path_prefix,
-            "method": self.method,
-            "delay_seconds": self.delay_seconds,
-            "after_commit": self.after_commit,
-            "retry_after_seconds": self.retry_after_seconds,
-        }
-
-
 @dataclass(frozen=True)
-class RequestRecord:
-    """One API request as the account's request log shows it."""
+class RequestRecord(KitRequestRecord):
+    """One API request as the account's request log shows it, with its idempotency key."""
 
-    at: datetime
-    method: str
-    path: str
-    query: str
-    status: int
-    fault: bool
-    idempotency_key: str | None
-    replayed: bool
+    idempotency_key: str | None = None
+    replayed: bool = False
+
+    @classmethod
+    def of(
+        cls, at: datetime, request: Request, path: str, response: Response, faulted: bool
+    ) -> Self:
+        """The record of `request`, with its key and whether the answer was a replay."""
+        return dataclasses.replace(
+            super().of(at, request, path, response, faulted),
+            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+            replayed=response.headers.get(REPLAYED_HEADER) == "true",
+        )
 
     def as_json(self) -> dict[str, Any]:
         """The admin view of the record."""
         return {
-            "at": self.at.isoformat(),
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "status": self.status,
-            "fault": self.fault,
+            **super().as_json(),
             "idempotency_key": self.idempotency_key,
             "replayed": self.replayed,
         }
@@ -257,21 +219,15 @@ class Account(Generic[R]):
     created: datetime
     records: dict[str, R] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
-    requests: deque[RequestRecord] = field(default_factory=deque)
+    requests: deque[KitRequestRecord] = field(default_factory=deque)
     idempotency: dict[str, StoredResponse] = field(default_factory=dict)
     in_flight: set[str] = field(default_factory=set)
 
 
-class TokenInUseError(ValueError):
-    """An account was requested with a token another account already has."""
-
-
-class PartnerState(Generic[R]):
+class PartnerState(SandboxState[Account[R]]):
     """Accounts by token, with faults, request logs and idempotency keys, under one lock.
 
-    Callers hold `lock` around every read or change of an account; no code awaits while
-    holding it. `clock` is injectable so tests can move time (statuses that advance with
-    time, idempotency-key expiry).
+    `clock` moves statuses that advance with time and idempotency-key expiry in tests.
     """
 
     def __init__(
@@ -281,16 +237,10 @@ class PartnerState(Generic[R]):
         idempotency_ttl: timedelta = timedelta(hours=24),
         request_log_size: int = 2000,
     ) -> None:
-        self.lock = threading.RLock()
+        super().__init__(clock=clock, request_log_size=request_log_size)
         self.idempotency_ttl = idempotency_ttl
-        self._clock = clock
-        self._request_log_size = request_log_size
         self._accounts: dict[str, Account[R]] = {}
         self._tokens: dict[str, str] = {}
-
-    def now(self) -> datetime:
-        """The current instant (aware)."""
-        return self._clock()
 
     @staticmethod
     def new_id(prefix: str) -> str:
@@ -312,7 +262,7 @@ class PartnerState(Generic[R]):
                 name=name,
                 organisation_number=organisation_number,
                 created=self.now(),
-                requests=deque(maxlen=self._request_log_size),
+                requests=self.request_log(),
             )
             self._accounts[account.account_id] = account
             self._tokens[token] = account.account_id
@@ -329,28 +279,9 @@ class PartnerState(Generic[R]):
         with self.lock:
             return list(self._accounts.values())
 
-    # ------------------------------------------------------------------------ faults
-
-    def add_fault(self, account: Account[R], fault: Fault) -> None:
-        """Queue a fault; faults are consumed in the order they were added."""
-        with self.lock:
-            account.faults.append(fault)
-
-    def take_fault(self, account: Account[R], method: str, path: str) -> Fault | None:
-        """The first fault matching this request, with one use consumed."""
-        with self.lock:
-            for fault in account.faults:
-                if fault.matches(method, path):
-                    fault.remaining -= 1
-                    taken = dataclasses.replace(fault)
-                    account.faults = [x for x in account.faults if x.remaining > 0]
-                    return taken
-            return None
-
-    def clear_faults(self, account: Account[R]) -> None:
-        """Drop every queued fault of the account."""
-        with self.lock:
-            account.faults.clear()
+    def tenants(self) -> list[Account[R]]:
+        """All accounts, oldest first."""
+        return self.accounts()
 
     # ------------------------------------------------------------------ idempotency
 
@@ -407,17 +338,6 @@ class PartnerState(Generic[R]):
 
     # ---------------------------------------------------------------- logs, records
 
-    def record_request(self, account: Account[R], record: RequestRecord) -> None:
-        """Append to the account's request log (oldest entries fall off)."""
-        with self.lock:
-            account.requests.append(record)
-
-    def recent_requests(self, account: Account[R], limit: int) -> list[RequestRecord]:
-        """The last `limit` requests, oldest first."""
-        with self.lock:
-            records = list(account.requests)
-        return records[-limit:] if limit > 0 else []
-
     def add_record(self, account: Account[R], record: R) -> None:
         """Keep an accepted send."""
         with self.lock:
@@ -445,24 +365,16 @@ class PartnerState(Generic[R]):
                 "records": len(account.records),
                 "requests": len(account.requests),
                 "idempotency_keys": len(account.idempotency),
-                "faults_pending": sum(f.remaining for f in account.faults),
+                "faults_pending": self.faults_pending(account),
             }
 
 
 # --------------------------------------------------------------------- request helpers
 
 
-def bearer(request: Request) -> str | None:
-    """The bearer token of a request, if it has one."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 def current_account(request: Request, _state: PartnerState[R]) -> Account[R]:
     """The account the gate authenticated for this API request."""
-    return cast(Account[R], request.state.account)
+    return cast(Account[R], tenant_of(request))
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -530,9 +442,7 @@ async def run_idempotent(
     return response
 
 
-def is_api_path(path: str) -> bool:
-    """Whether a path belongs to the provider's API (not the admin API)."""
-    return path == API_PREFIX or path.startswith(f"{API_PREFIX}/")
+is_api_path = prefix_matcher(API_PREFIX)
 
 
 # ---------------------------------------------------------------------------- the gate
@@ -547,30 +457,17 @@ def _rate_limited(retry_after: int) -> JSONResponse:
     )
 
 
-def _fault_response(fault: Fault) -> JSONResponse:
+def _fault_response(fault: Fault, _admitted: Admitted[Any]) -> JSONResponse:
     status = fault.status or 500
     if status == 429:
         return _rate_limited(max(fault.retry_after_seconds, 0))
     return problem(status, "injected_fault", f"Injected fault: HTTP {status}")
 
 
-async def _drain(response: Response) -> None:
-    body_iterator = getattr(response, "body_iterator", None)
-    if body_iterator is not None:
-        async for _chunk in body_iterator:
-            pass
-
-
-def install_gate(app: FastAPI, state: PartnerState[Any]) -> None:
+def _gate(state: PartnerState[Any]) -> Gate[Account[Any]]:
     """Authentication, fault injection and the request log for `/api/v1/...`."""
 
-    @app.middleware("http")
-    async def partner_gate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
-        if not is_api_path(path):
-            return await call_next(request)
+    def admit(request: Request) -> Admitted[Account[Any]] | Response:
         token = bearer(request)
         challenge = {"WWW-Authenticate": 'Bearer realm="sandbox"'}
         if token is None:
@@ -580,47 +477,17 @@ def install_gate(app: FastAPI, state: PartnerState[Any]) -> None:
         account = state.account_for_token(token)
         if account is None:
             return problem(401, "invalid_token", "Unknown access token", headers=challenge)
-        request.state.account = account
-        method = request.method.upper()
-        key = request.headers.get(IDEMPOTENCY_HEADER)
+        return Admitted(account)
 
-        def log(response: Response, faulted: bool) -> Response:
-            state.record_request(
-                account,
-                RequestRecord(
-                    at=state.now(),
-                    method=method,
-                    path=path,
-                    query=request.url.query,
-                    status=response.status_code,
-                    fault=faulted,
-                    idempotency_key=key,
-                    replayed=response.headers.get(REPLAYED_HEADER) == "true",
-                ),
-            )
-            return response
-
-        fault = state.take_fault(account, method, path)
-        if fault is not None and not fault.after_commit:
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                return log(_fault_response(fault), faulted=True)
-
-        try:
-            response = await call_next(request)
-        except Exception:
-            logger.exception("unhandled error in %s %s", method, path)
-            response = problem(500, "internal_error", "Internal server error")
-
-        if fault is not None and fault.after_commit:
-            # The change is stored; the client now sees a slow answer or an error.
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                await _drain(response)
-                return log(_fault_response(fault), faulted=True)
-        return log(response, faulted=fault is not None)
+    return Gate(
+        is_api_path=is_api_path,
+        admit=admit,
+        fault_response=_fault_response,
+        crash_response=lambda: problem(500, "internal_error", "Internal server error"),
+        errors=(_http_error, _invalid),
+        logger=logger,
+        record=RequestRecord.of,
+    )
 
 
 def _validation_errors(error: RequestValidationError) -> list[FieldError]:
@@ -633,31 +500,16 @@ def _validation_errors(error: RequestValidationError) -> list[FieldError]:
     return out
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Problem bodies for API errors, unknown routes and FastAPI's own validation."""
+def _http_error(request: Request, error: StarletteHTTPException) -> ApiError:
+    if error.status_code == 404:
+        return ApiError(404, "not_found", f"No such resource: {request.url.path}")
+    if error.status_code == 405:
+        return ApiError(405, "method_not_allowed", f"{request.method} is not allowed here")
+    return ApiError(error.status_code, "http_error", str(error.detail))
 
-    async def on_api_error(_request: Request, exc: Exception) -> Response:
-        return cast(ApiError, exc).response()
 
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        error = cast(StarletteHTTPException, exc)
-        if not is_api_path(request.url.path):
-            return await http_exception_handler(request, error)
-        if error.status_code == 404:
-            return problem(404, "not_found", f"No such resource: {request.url.path}")
-        if error.status_code == 405:
-            return problem(405, "method_not_allowed", f"{request.method} is not allowed here")
-        return problem(error.status_code, "http_error", str(error.detail))
-
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        error = cast(RequestValidationError, exc)
-        if not is_api_path(request.url.path):
-            return await request_validation_exception_handler(request, error)
-        return problem(422, "validation_failed", "Invalid parameters", _validation_errors(error))
-
-    app.add_exception_handler(ApiError, on_api_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
+def _invalid(_request: Request, error: RequestValidationError) -> ApiError:
+    return ApiError(422, "validation_failed", "Invalid parameters", _validation_errors(error))
 
 
 # ------------------------------------------------------------------------ admin routes
@@ -673,49 +525,25 @@ class AccountIn(BaseModel):
     organisation_number: str = Field(default="", max_length=20)
 
 
-class FaultIn(BaseModel):
+class FaultIn(KitFaultIn):
     """Body of `POST /sandbox/faults`."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal[429, 500, 502, 503, 504] | None = 500
-    count: int = Field(default=1, ge=1, le=10_000)
     path_prefix: str = Field(default=f"{API_PREFIX}/", pattern=r"^/api/v1(/.*)?$")
-    method: Literal["GET", "POST", "PUT", "DELETE"] | None = None
-    delay_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
-    after_commit: bool = False
-    retry_after_seconds: int = Field(default=1, ge=0, le=3600)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _upper_method(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("method"), str):
-            return {**data, "method": data["method"].upper()}
-        return data
-
-    @model_validator(mode="after")
-    def _does_something(self) -> FaultIn:
-        if self.status is None and self.delay_seconds == 0:
-            raise ValueError("a fault needs a status, a delay_seconds, or both")
-        return self
 
 
 def admin_account(request: Request, state: PartnerState[R]) -> Account[R]:
     """The account an admin request names by its bearer token, else 401."""
-    token = bearer(request)
-    account = state.account_for_token(token) if token else None
-    if account is None:
-        raise HTTPException(401, "send the account's token as 'Authorization: Bearer <token>'")
-    return account
+    return admin.bearer_tenant(state.account_for_token, "account")(request)
 
 
 def admin_router(state: PartnerState[R]) -> APIRouter:
     """`/sandbox/...`: accounts, faults, the request log, and what was received."""
-    router = APIRouter(prefix=ADMIN_PREFIX, tags=["sandbox admin"])
+    router = admin.admin_router()
 
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def account_of(request: Request) -> Account[R]:
+        return admin_account(request, state)
+
+    admin.add_tenant_routes(router, state, account_of, FaultIn, listing="accounts")
 
     @router.post("/accounts", status_code=201)
     async def create_account(body: AccountIn) -> dict[str, str]:
@@ -729,38 +557,6 @@ def admin_router(state: PartnerState[R]) -> APIRouter:
             "name": account.name,
             "organisation_number": account.organisation_number,
         }
-
-    @router.post("/faults", status_code=201)
-    async def add_fault(request: Request, body: FaultIn) -> dict[str, Any]:
-        account = admin_account(request, state)
-        fault = Fault(
-            status=body.status,
-            remaining=body.count,
-            path_prefix=body.path_prefix,
-            method=body.method,
-            delay_seconds=body.delay_seconds,
-            after_commit=body.after_commit,
-            retry_after_seconds=body.retry_after_seconds,
-        )
-        state.add_fault(account, fault)
-        return {"fault": fault.as_json()}
-
-    @router.get("/faults")
-    async def list_faults(request: Request) -> dict[str, Any]:
-        account = admin_account(request, state)
-        with state.lock:
-            return {"faults": [f.as_json() for f in account.faults]}
-
-    @router.delete("/faults", status_code=204)
-    async def clear_faults(request: Request) -> Response:
-        state.clear_faults(admin_account(request, state))
-        return Response(status_code=204)
-
-    @router.get("/requests")
-    async def recent_requests(request: Request, limit: int = 100) -> dict[str, Any]:
-        account = admin_account(request, state)
-        records = state.recent_requests(account, max(0, min(limit, 2000)))
-        return {"requests": [r.as_json() for r in records]}
 
     @router.get("/deliveries")
     async def deliveries(request: Request) -> dict[str, Any]:
@@ -791,34 +587,51 @@ def admin_router(state: PartnerState[R]) -> APIRouter:
         data, media_type = record.content()
         return Response(content=data, media_type=media_type)
 
-    @router.get("/stats")
-    async def stats(request: Request) -> dict[str, Any]:
-        if bearer(request):
-            return state.stats(admin_account(request, state))
-        return {"accounts": [state.stats(a) for a in state.accounts()]}
-
     return router
 
 
 def build_app(
     state: PartnerState[Any],
+    name: str,
     *,
     title: str,
     routers: Sequence[APIRouter],
 ) -> FastAPI:
     """A sandbox app: the provider's routers, the shared admin API, the gate, error bodies."""
-    app = FastAPI(
+    return admin.sandbox_app(
+        state,
+        name,
         title=title,
-        docs_url=f"{ADMIN_PREFIX}/docs",
-        openapi_url=f"{ADMIN_PREFIX}/openapi.json",
-        redoc_url=None,
+        routers=[*routers, admin_router(state)],
+        gate=_gate(state),
     )
-    for router in routers:
-        app.include_router(router)
-    app.include_router(admin_router(state))
-    install_gate(app, state)
-    install_error_handlers(app)
-    return app
+
+
+def add_record_routes(
+    router: APIRouter, state: PartnerState[R], collection: str, noun: str
+) -> None:
+    """`GET /{collection}/{id}`: one send's status; `GET /{collection}?client_reference=X`:
+    the account's sends, or those with exactly that reference (how a client that lost an
+    answer finds what it sent)."""
+
+    @router.get(f"/{collection}/{{record_id}}")
+    async def get_record(request: Request, record_id: str) -> dict[str, Any]:
+        record = state.get_record(current_account(request, state), record_id, noun)
+        with state.lock:
+            return record.view(state.now())
+
+    @router.get(f"/{collection}")
+    async def find_records(request: Request, client_reference: str | None = None) -> dict[str, Any]:
+        account = current_account(request, state)
+        reference = client_reference_param(client_reference)
+        now = state.now()
+        with state.lock:
+            found = (
+                list(account.records.values())
+                if reference is None
+                else state.by_client_reference(account, reference)
+            )
+            return {collection: [record.view(now) for record in found]}
 
 
 def client_reference_param(value: str | None) -> str | None:

@@ -8,12 +8,13 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from nordflow_sandboxes.kit.admin import ADMIN_PREFIX
 from nordflow_sandboxes.kit.server import (
-    ADMIN_PREFIX,
     API_PREFIX,
     ApiError,
     FieldError,
     FieldErrors,
+    add_record_routes,
     admin_account,
     build_app,
     client_reference_param,
@@ -44,13 +45,12 @@ XML_TYPES = ("application/xml", "text/xml")
 def create_app(state: PeppolApState | None = None) -> FastAPI:
     """The access-point sandbox app around `state` (a fresh default state when None)."""
     state = state or PeppolApState()
-    app = build_app(
+    return build_app(
         state,
+        "peppol_ap",
         title="Nordflow PEPPOL access point sandbox",
         routers=[_api_router(state), _admin_router(state)],
     )
-    app.state.peppol_ap = state
-    return app
 
 
 def _participant(
@@ -183,28 +183,7 @@ def _api_router(state: PeppolApState) -> APIRouter:
 
         return await run_idempotent(state, account, key, request_fingerprint, create)
 
-    @router.get("/documents/{transmission_id}")
-    async def get_document(request: Request, transmission_id: str) -> dict[str, Any]:
-        """The transmission's current status."""
-        account = current_account(request, state)
-        transmission = state.get_record(account, transmission_id, "document")
-        return transmission.view(state.now())
-
-    @router.get("/documents")
-    async def find_documents(
-        request: Request, client_reference: str | None = None
-    ) -> dict[str, Any]:
-        """The account's transmissions, or those with exactly this client reference."""
-        account = current_account(request, state)
-        reference = client_reference_param(client_reference)
-        now = state.now()
-        if reference is None:
-            with state.lock:
-                found = list(account.records.values())
-        else:
-            found = state.by_client_reference(account, reference)
-        return {"documents": [t.view(now) for t in found]}
-
+    add_record_routes(router, state, "documents", "document")
     return router
 
 

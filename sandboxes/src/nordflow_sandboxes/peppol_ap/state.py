@@ -11,7 +11,8 @@ from xml.etree.ElementTree import ParseError
 
 import httpx
 
-from nordflow_sandboxes.kit.server import Account, PartnerState, utc_now
+from nordflow_sandboxes.kit.server import Account, PartnerState
+from nordflow_sandboxes.kit.values import utc_now
 from nordflow_sandboxes.peppol_ap.ubl import PARTICIPANT_SCHEME, UnsafeXmlError, parse_xml
 
 SMP_NS = "http://busdox.org/serviceMetadata/publishing/1.0/"

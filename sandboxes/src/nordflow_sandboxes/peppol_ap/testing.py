@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
@@ -11,10 +11,10 @@ from xml.sax.saxutils import escape
 from nordflow_sandboxes.kit.testing import (
     FaultSpec,
     PartnerSandboxAdmin,
+    Runner,
     RunningPartnerSandbox,
     SandboxAccount,
     auth,
-    serve,
 )
 from nordflow_sandboxes.peppol_ap.app import create_app
 from nordflow_sandboxes.peppol_ap.state import PeppolApState
@@ -111,17 +111,12 @@ class PeppolApSandboxAdmin(PartnerSandboxAdmin):
         response.raise_for_status()
 
 
-@contextmanager
 def running_peppol_ap_sandbox(
     state: PeppolApState | None = None, *, smp_url: str | None = None, host: str = "127.0.0.1"
-) -> Iterator[RunningPeppolApSandbox]:
+) -> AbstractContextManager[RunningPeppolApSandbox]:
     """`with running_peppol_ap_sandbox(smp_url=...) as ap:` serves an access point."""
     state = state or PeppolApState(smp_url=smp_url or "http://127.0.0.1:8182")
-    sandbox = serve(create_app(state), state, host=host)
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+    return Runner(PeppolApState, create_app, RunningPeppolApSandbox).running(state, host=host)
 
 
 @dataclass

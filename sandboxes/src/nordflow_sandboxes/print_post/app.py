@@ -11,15 +11,15 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from nordflow_sandboxes.kit.admin import ADMIN_PREFIX
 from nordflow_sandboxes.kit.server import (
-    ADMIN_PREFIX,
     API_PREFIX,
     ApiError,
     FieldError,
     FieldErrors,
+    add_record_routes,
     admin_account,
     build_app,
-    client_reference_param,
     current_account,
     fingerprint,
     idempotency_key,
@@ -35,13 +35,12 @@ MAX_BODY_BYTES = 12 * 1024 * 1024
 def create_app(state: PrintPostState | None = None) -> FastAPI:
     """The print-and-post sandbox app around `state` (a fresh default state when None)."""
     state = state or PrintPostState()
-    app = build_app(
+    return build_app(
         state,
+        "print_post",
         title="Nordflow print-and-post sandbox",
         routers=[_api_router(state), _admin_router(state)],
     )
-    app.state.print_post = state
-    return app
 
 
 def parse_form(content_type: str, body: bytes) -> dict[str, bytes]:
@@ -123,26 +122,7 @@ def _api_router(state: PrintPostState) -> APIRouter:
 
         return await run_idempotent(state, account, key, request_fingerprint, create)
 
-    @router.get("/letters/{letter_id}")
-    async def get_letter(request: Request, letter_id: str) -> dict[str, Any]:
-        """The letter's current status."""
-        letter = state.get_record(current_account(request, state), letter_id, "letter")
-        with state.lock:
-            return letter.view(state.now())
-
-    @router.get("/letters")
-    async def find_letters(request: Request, client_reference: str | None = None) -> dict[str, Any]:
-        """The account's letters, or those with exactly this client reference."""
-        account = current_account(request, state)
-        reference = client_reference_param(client_reference)
-        now = state.now()
-        with state.lock:
-            found = (
-                list(account.records.values())
-                if reference is None
-                else state.by_client_reference(account, reference)
-            )
-            return {"letters": [letter.view(now) for letter in found]}
+    add_record_routes(router, state, "letters", "letter")
 
     @router.post("/letters/{letter_id}/cancel")
     async def cancel_letter(request: Request, letter_id: str) -> dict[str, Any]:

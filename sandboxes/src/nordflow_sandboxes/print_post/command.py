@@ -7,11 +7,7 @@ from datetime import timedelta
 
 from starlette.types import ASGIApp
 
-from nordflow_sandboxes.peppol_ap.command import (
-    add_account_arguments,
-    non_negative_seconds,
-    start_account,
-)
+from nordflow_sandboxes.kit.command import add_seconds_argument, add_tenant_arguments, start_account
 from nordflow_sandboxes.print_post.app import create_app
 from nordflow_sandboxes.print_post.letters import PrintPostState
 
@@ -21,19 +17,14 @@ DEFAULT_PORT = 8192
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The print house's own flags."""
-    add_account_arguments(parser)
-    parser.add_argument(
+    add_tenant_arguments(parser, "account")
+    add_seconds_argument(
+        parser,
         "--cancellation-window",
-        type=non_negative_seconds,
-        default=300.0,
-        help="seconds a letter can be cancelled before it is printed",
+        300.0,
+        "seconds a letter can be cancelled before it is printed",
     )
-    parser.add_argument(
-        "--posting-delay",
-        type=non_negative_seconds,
-        default=3600.0,
-        help="seconds from printed to posted",
-    )
+    add_seconds_argument(parser, "--posting-delay", 3600.0, "seconds from printed to posted")
 
 
 def build(args: argparse.Namespace) -> tuple[ASGIApp, dict[str, str]]:

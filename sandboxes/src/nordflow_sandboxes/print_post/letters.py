@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
-from nordflow_sandboxes.kit.server import FieldErrors, PartnerState, utc_now
+from nordflow_sandboxes.kit.server import FieldErrors, PartnerState
+from nordflow_sandboxes.kit.values import utc_now
 from nordflow_sandboxes.print_post.pdf import (
     MAX_PDF_BYTES,
     count_pages,

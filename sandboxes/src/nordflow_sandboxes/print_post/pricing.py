@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from nordflow_schemas.money import CENT
+
 Postage = Literal["A", "B"]
 
 CURRENCY = "SEK"
@@ -39,7 +41,6 @@ POSTAGE: tuple[tuple[int, dict[Postage, Decimal]], ...] = (
     (250, {"A": Decimal("64.00"), "B": Decimal("54.00")}),
 )
 MAX_SHEETS = (POSTAGE[-1][0] - ENVELOPE_GRAMS) // SHEET_GRAMS
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)

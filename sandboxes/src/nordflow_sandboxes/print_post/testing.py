@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from nordflow_sandboxes.kit.testing import (
     FaultSpec,
     PartnerSandboxAdmin,
+    Runner,
     RunningPartnerSandbox,
     SandboxAccount,
     auth,
-    serve,
 )
 from nordflow_sandboxes.print_post.app import create_app
 from nordflow_sandboxes.print_post.letters import PrintPostState
@@ -96,14 +94,7 @@ class PrintPostSandboxAdmin(PartnerSandboxAdmin):
         response.raise_for_status()
 
 
-@contextmanager
-def running_print_post_sandbox(
-    state: PrintPostState | None = None, *, host: str = "127.0.0.1"
-) -> Iterator[RunningPrintPostSandbox]:
-    """`with running_print_post_sandbox() as post:` serves the sandbox on a free port."""
-    state = state or PrintPostState()
-    sandbox = serve(create_app(state), state, host=host)
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+# `with running_print_post_sandbox() as post:` serves the sandbox on a free port.
+running_print_post_sandbox = Runner(
+    PrintPostState, create_app, RunningPartnerSandbox[PrintPostState]
+).running

@@ -8,27 +8,26 @@ sandbox's design, so that a catch-up poll can find what a missed webhook carried
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, cast
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from nordflow_sandboxes.kit import admin
+from nordflow_sandboxes.kit.faults import Fault, ReadFaultIn
+from nordflow_sandboxes.kit.gate import Admitted, Gate, bearer, tenant_of
+from nordflow_sandboxes.kit.state import TokenInUseError
 from nordflow_sandboxes.sirvoy import serialize as out
 from nordflow_sandboxes.sirvoy import service
-from nordflow_sandboxes.sirvoy.domain import Account, Fault, RequestRecord
+from nordflow_sandboxes.sirvoy.domain import Account
 from nordflow_sandboxes.sirvoy.errors import (
     INJECTED_FAULT,
     INTERNAL_ERROR,
@@ -37,14 +36,12 @@ from nordflow_sandboxes.sirvoy.errors import (
     RATE_LIMITED,
     UNAUTHORIZED,
     SirvoyApiError,
-    error_body,
 )
-from nordflow_sandboxes.sirvoy.state import MAX_WEBHOOK_URLS, SirvoyState, TokenInUseError
+from nordflow_sandboxes.sirvoy.state import MAX_WEBHOOK_URLS, SirvoyState
 
 logger = logging.getLogger("nordflow_sandboxes.sirvoy")
 
 API_PREFIX = "/api/v1"
-ADMIN_PREFIX = "/sandbox"
 
 
 def create_app(state: SirvoyState | None = None) -> FastAPI:
@@ -56,20 +53,15 @@ def create_app(state: SirvoyState | None = None) -> FastAPI:
         yield
         state.close()
 
-    app = FastAPI(
+    return admin.sandbox_app(
+        state,
+        "sirvoy",
         title="Nordflow Sirvoy sandbox",
         version="2.0",
-        docs_url=f"{ADMIN_PREFIX}/docs",
-        openapi_url=f"{ADMIN_PREFIX}/openapi.json",
-        redoc_url=None,
+        routers=[_api_router(state), _admin_router(state)],
+        gate=_gate(state),
         lifespan=lifespan,
     )
-    app.state.sirvoy = state
-    app.include_router(_api_router(state))
-    app.include_router(_admin_router(state))
-    _install_gate(app, state)
-    _install_error_handlers(app)
-    return app
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -80,21 +72,14 @@ def _is_api_path(path: str) -> bool:
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    return SirvoyApiError(status, code, message, headers).response()
 
 
 def _account(request: Request) -> Account:
-    return cast(Account, request.state.account)
+    return cast(Account, tenant_of(request))
 
 
-def _fault_response(fault: Fault) -> Response:
+def _fault_response(fault: Fault, _admitted: Admitted[Account]) -> Response:
     status = fault.status or 500
     if status == 429:
         retry_after = str(max(fault.retry_after_seconds, 0))
@@ -105,69 +90,35 @@ def _fault_response(fault: Fault) -> Response:
 # --------------------------------------------------------------------------------- gate
 
 
-def _install_gate(app: FastAPI, state: SirvoyState) -> None:
+def _gate(state: SirvoyState) -> Gate[Account]:
     """Authentication, fault injection and the request log for `/api/...`."""
 
-    @app.middleware("http")
-    async def sirvoy_gate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
-        if not _is_api_path(path):
-            return await call_next(request)
-        token = _bearer(request)
+    def admit(request: Request) -> Admitted[Account] | Response:
+        token = bearer(request)
         account = state.account_for_token(token) if token else None
         if account is None:
             # The message never echoes what was sent: it may be somebody's real token.
             return _error(401, UNAUTHORIZED, "Send a valid API token as 'Authorization: Bearer'")
-        request.state.account = account
-        method = request.method.upper()
+        return Admitted(account)
 
-        def log(response: Response, faulted: bool) -> Response:
-            state.record_request(
-                account,
-                RequestRecord(
-                    state.now(), method, path, request.url.query, response.status_code, faulted
-                ),
-            )
-            return response
-
-        fault = state.take_fault(account, method, path)
-        if fault is not None:
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                return log(_fault_response(fault), faulted=True)
-        try:
-            response = await call_next(request)
-        except Exception:
-            logger.exception("unhandled error in %s %s", method, path)
-            response = _error(500, INTERNAL_ERROR, "Internal error")
-        return log(response, faulted=fault is not None)
+    return Gate(
+        is_api_path=_is_api_path,
+        admit=admit,
+        fault_response=_fault_response,
+        crash_response=lambda: _error(500, INTERNAL_ERROR, "Internal error"),
+        errors=(_http_error, _invalid),
+        logger=logger,
+    )
 
 
-def _install_error_handlers(app: FastAPI) -> None:
-    async def on_api_error(_request: Request, exc: Exception) -> Response:
-        error = cast(SirvoyApiError, exc)
-        return JSONResponse(error.body(), status_code=error.status)
+def _http_error(request: Request, error: StarletteHTTPException) -> SirvoyApiError:
+    if error.status_code == 404:
+        return SirvoyApiError(404, NOT_FOUND, f"No such resource: {request.url.path}")
+    return SirvoyApiError(error.status_code, INVALID_PARAMETER, str(error.detail))
 
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        error = cast(StarletteHTTPException, exc)
-        if not _is_api_path(request.url.path):
-            return await http_exception_handler(request, error)
-        if error.status_code == 404:
-            return _error(404, NOT_FOUND, f"No such resource: {request.url.path}")
-        return _error(error.status_code, INVALID_PARAMETER, str(error.detail))
 
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        error = cast(RequestValidationError, exc)
-        if not _is_api_path(request.url.path):
-            return await request_validation_exception_handler(request, error)
-        return _error(400, INVALID_PARAMETER, f"Invalid request: {error.errors()}")
-
-    app.add_exception_handler(SirvoyApiError, on_api_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
+def _invalid(_request: Request, error: RequestValidationError) -> SirvoyApiError:
+    return SirvoyApiError(400, INVALID_PARAMETER, f"Invalid request: {error.errors()}")
 
 
 # ------------------------------------------------------------------------- read API
@@ -321,21 +272,11 @@ class PaymentIn(_Body):
         return self
 
 
-class FaultIn(_Body):
-    """Body of `POST /sandbox/faults`."""
+class FaultIn(ReadFaultIn):
+    """Body of `POST /sandbox/faults`: the read API has only GETs, and nothing to commit."""
 
-    status: Literal[429, 500, 502, 503, 504] | None = 500
-    count: int = Field(default=1, ge=1, le=10_000)
     path_prefix: str = Field(default="/api/", pattern=r"^/api(/.*)?$")
     method: Literal["GET"] | None = None
-    delay_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
-    retry_after_seconds: int = Field(default=1, ge=0, le=3600)
-
-    @model_validator(mode="after")
-    def _does_something(self) -> FaultIn:
-        if self.status is None and self.delay_seconds == 0:
-            raise ValueError("a fault needs a status, a delay_seconds, or both")
-        return self
 
 
 DEFAULT_GUEST: dict[str, Any] = {
@@ -358,18 +299,8 @@ DEFAULT_GUEST: dict[str, Any] = {
 
 
 def _admin_router(state: SirvoyState) -> APIRouter:
-    router = APIRouter(prefix=ADMIN_PREFIX, tags=["sandbox admin"])
-
-    def account_of(request: Request) -> Account:
-        token = _bearer(request)
-        account = state.account_for_token(token) if token else None
-        if account is None:
-            raise HTTPException(401, "send the account's token as 'Authorization: Bearer <token>'")
-        return account
-
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    router = admin.admin_router()
+    account_of = admin.bearer_tenant(state.account_for_token, "account")
 
     @router.post("/accounts", status_code=201)
     async def create_account(body: AccountIn) -> dict[str, Any]:
@@ -523,43 +454,5 @@ def _admin_router(state: SirvoyState) -> APIRouter:
             state.publish(account, account.bookings[payment.booking_id], "modified")
             return out.payment(payment)
 
-    # faults, logs, stats -------------------------------------------------------------
-
-    @router.post("/faults", status_code=201)
-    async def add_fault(request: Request, body: FaultIn) -> dict[str, Any]:
-        account = account_of(request)
-        fault = Fault(
-            status=body.status,
-            remaining=body.count,
-            path_prefix=body.path_prefix,
-            method=body.method,
-            delay_seconds=body.delay_seconds,
-            retry_after_seconds=body.retry_after_seconds,
-        )
-        state.add_fault(account, fault)
-        return {"fault": fault.as_json()}
-
-    @router.get("/faults")
-    async def list_faults(request: Request) -> dict[str, Any]:
-        account = account_of(request)
-        with state.lock:
-            return {"faults": [f.as_json() for f in account.faults]}
-
-    @router.delete("/faults", status_code=204)
-    async def clear_faults(request: Request) -> Response:
-        state.clear_faults(account_of(request))
-        return Response(status_code=204)
-
-    @router.get("/requests")
-    async def recent_requests(request: Request, limit: int = 100) -> dict[str, Any]:
-        account = account_of(request)
-        records = state.recent_requests(account, max(0, min(limit, 2000)))
-        return {"requests": [r.as_json() for r in records]}
-
-    @router.get("/stats")
-    async def stats(request: Request) -> dict[str, Any]:
-        if _bearer(request):
-            return state.stats(account_of(request))
-        return {"accounts": [state.stats(a) for a in state.accounts()]}
-
+    admin.add_tenant_routes(router, state, account_of, FaultIn, listing="accounts")
     return router

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
-CENT = Decimal("0.01")
-ZERO = Decimal(0)
+from nordflow_schemas.money import money
+
+from nordflow_sandboxes.kit.faults import Fault
+from nordflow_sandboxes.kit.state import RequestRecord
+from nordflow_sandboxes.kit.values import ZERO
 
 # Sirvoy's invoicing module makes two kinds of documents (Sirvoy article "The difference between
 # registering a payment and creating an invoice"): invoices, paid later, and cash receipts,
@@ -17,16 +20,6 @@ ZERO = Decimal(0)
 InvoiceKind = Literal["invoice", "cashReceipt"]
 # The booking event webhook's documented event names.
 BookingEvent = Literal["new", "modified", "cancelled", "restored"]
-
-
-def round_money(value: Decimal) -> Decimal:
-    """Round to two decimals, half away from zero."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def utc_now() -> datetime:
-    """The current instant in UTC."""
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -50,7 +43,7 @@ class Room:
     @property
     def total(self) -> Decimal:
         """Price * nights * quantity."""
-        return round_money(self.price * self.nights * self.quantity)
+        return money(self.price * self.nights * self.quantity)
 
 
 @dataclass
@@ -98,12 +91,12 @@ class InvoiceRow:
     @property
     def amount(self) -> Decimal:
         """Quantity * unit price, VAT included."""
-        return round_money(self.quantity * self.unit_price)
+        return money(self.quantity * self.unit_price)
 
     @property
     def vat_amount(self) -> Decimal:
         """The VAT contained in `amount`."""
-        return round_money(self.amount * self.vat_rate / (100 + self.vat_rate))
+        return money(self.amount * self.vat_rate / (100 + self.vat_rate))
 
     def negated(self) -> InvoiceRow:
         """The same line with the quantity negated (for a credit invoice)."""
@@ -172,56 +165,6 @@ class Payment:
     def effective_amount(self) -> Decimal:
         """The amount, or zero once voided."""
         return ZERO if self.voided else self.amount
-
-
-@dataclass
-class Fault:
-    """A queued failure for the next `remaining` matching read-API requests."""
-
-    status: int | None
-    remaining: int
-    path_prefix: str
-    method: str | None
-    delay_seconds: float
-    retry_after_seconds: int
-
-    def matches(self, method: str, path: str) -> bool:
-        """True when this fault applies to the request."""
-        return path.startswith(self.path_prefix) and self.method in (None, method)
-
-    def as_json(self) -> dict[str, Any]:
-        """The admin view of the fault."""
-        return {
-            "status": self.status,
-            "remaining": self.remaining,
-            "path_prefix": self.path_prefix,
-            "method": self.method,
-            "delay_seconds": self.delay_seconds,
-            "retry_after_seconds": self.retry_after_seconds,
-        }
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One read-API request in the account's log."""
-
-    at: datetime
-    method: str
-    path: str
-    query: str
-    status: int
-    fault: bool
-
-    def as_json(self) -> dict[str, Any]:
-        """The admin view of the request."""
-        return {
-            "at": self.at.isoformat(),
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "status": self.status,
-            "fault": self.fault,
-        }
 
 
 DeliveryOutcome = Literal["delivered", "failed", "gave_up", "dropped"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nordflow_sandboxes.kit.errors import PartnerError
+
 # ASSUMPTION (confirm with Sirvoy): Sirvoy publishes no REST API, hence no error format.
 # This body is the sandbox's own design: {"error": {"code": "<slug>", "message": "..."}}.
 UNAUTHORIZED = "unauthorized"
@@ -15,23 +17,12 @@ INTERNAL_ERROR = "internal_error"
 INJECTED_FAULT = "injected_fault"
 
 
-class SirvoyApiError(Exception):
+class SirvoyApiError(PartnerError[str]):
     """An error answered as `{"error": {...}}` with an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
     def body(self) -> dict[str, Any]:
-        """The JSON error body."""
-        return error_body(self.code, self.message)
-
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """The sandbox's error structure."""
-    return {"error": {"code": code, "message": message}}
+        """The sandbox's error structure."""
+        return {"error": {"code": self.code, "message": self.message}}
 
 
 def bad_request(message: str) -> SirvoyApiError:

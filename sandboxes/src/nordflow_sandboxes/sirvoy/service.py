@@ -16,8 +16,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from nordflow_schemas.money import money
+
+from nordflow_sandboxes.kit.values import ZERO
 from nordflow_sandboxes.sirvoy.domain import (
-    ZERO,
     Account,
     Booking,
     Invoice,
@@ -25,7 +27,6 @@ from nordflow_sandboxes.sirvoy.domain import (
     InvoiceRow,
     Payment,
     Room,
-    round_money,
 )
 from nordflow_sandboxes.sirvoy.errors import bad_request, conflict, not_found
 
@@ -87,7 +88,7 @@ def create_booking(
                 departure_date=departure,
                 adults=spec.adults,
                 quantity=spec.quantity,
-                price=round_money(spec.price),
+                price=money(spec.price),
             )
             for index, spec in enumerate(rooms or [RoomSpec()])
         ],
@@ -307,7 +308,7 @@ def register_payment(
         amount = invoice.total - sum(
             (account.payments[p].effective_amount for p in invoice.payment_ids), ZERO
         )
-    amount = round_money(amount)
+    amount = money(amount)
     if amount == ZERO:
         raise bad_request("The amount must not be zero")
     if provider == "stripe" and provider_reference is None:

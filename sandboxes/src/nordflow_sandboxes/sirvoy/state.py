@@ -6,42 +6,33 @@ import dataclasses
 import itertools
 import json
 import secrets
-import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
+from nordflow_sandboxes.kit.state import SandboxState, TokenInUseError
+from nordflow_sandboxes.kit.values import STOCKHOLM, utc_now
 from nordflow_sandboxes.sirvoy import serialize as out
 from nordflow_sandboxes.sirvoy.domain import (
     Account,
     Booking,
     DeliveryRecord,
-    Fault,
-    RequestRecord,
     WebhookSettings,
-    utc_now,
 )
 from nordflow_sandboxes.sirvoy.webhooks import WebhookDispatcher
 
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
 # Sirvoy's newer help page allows up to ten booking event webhooks per account (Sirvoy Pro).
 MAX_WEBHOOK_URLS = 10
 
 
-class TokenInUseError(ValueError):
-    """An account was requested with a token another account already has."""
-
-
-class SirvoyState:
+class SirvoyState(SandboxState[Account]):
     """Everything the Sirvoy sandbox knows, guarded by one re-entrant lock.
 
     Each API token opens one account (one property), so tests that create their own
-    account with a random token never see each other's data. Callers hold `lock` around
-    every read or change of an account; no code awaits while holding it.
+    account with a random token never see each other's data.
     """
 
     def __init__(
@@ -54,10 +45,8 @@ class SirvoyState:
         webhook_timeout: float = 5.0,
         webhook_transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.lock = threading.RLock()
-        self._clock = clock
+        super().__init__(clock=clock, request_log_size=request_log_size)
         self._webhook_defaults = webhook_defaults or WebhookSettings()
-        self._request_log_size = request_log_size
         self._delivery_log_size = delivery_log_size
         self._accounts: dict[str, Account] = {}
         self._tokens: dict[str, str] = {}
@@ -65,12 +54,6 @@ class SirvoyState:
         self.webhooks = WebhookDispatcher(
             self.record_delivery, clock, timeout=webhook_timeout, transport=webhook_transport
         )
-
-    # --------------------------------------------------------------------------- time
-
-    def now(self) -> datetime:
-        """The current instant (aware); injectable so tests can move time."""
-        return self._clock()
 
     def today(self) -> date:
         """Today's date in Sweden (the sandbox's properties are Swedish)."""
@@ -99,7 +82,7 @@ class SirvoyState:
                 webhook=dataclasses.replace(self._webhook_defaults),
                 webhook_urls=list(webhook_urls or [])[:MAX_WEBHOOK_URLS],
             )
-            account.requests = deque(maxlen=self._request_log_size)
+            account.requests = self.request_log()
             account.deliveries = deque(maxlen=self._delivery_log_size)
             self._accounts[account.account_id] = account
             self._tokens[token] = account.account_id
@@ -115,6 +98,10 @@ class SirvoyState:
         """All accounts, oldest first."""
         with self.lock:
             return list(self._accounts.values())
+
+    def tenants(self) -> list[Account]:
+        """All accounts, oldest first."""
+        return self.accounts()
 
     # ----------------------------------------------------------------------- webhooks
 
@@ -142,41 +129,7 @@ class SirvoyState:
         """Stop the webhook sender thread."""
         self.webhooks.stop()
 
-    # ------------------------------------------------------------------------- faults
-
-    def add_fault(self, account: Account, fault: Fault) -> None:
-        """Queue a fault; faults are consumed in the order they were added."""
-        with self.lock:
-            account.faults.append(fault)
-
-    def take_fault(self, account: Account, method: str, path: str) -> Fault | None:
-        """The first fault matching this request, with one use consumed."""
-        with self.lock:
-            for fault in account.faults:
-                if fault.matches(method, path):
-                    fault.remaining -= 1
-                    taken = dataclasses.replace(fault)
-                    account.faults = [x for x in account.faults if x.remaining > 0]
-                    return taken
-            return None
-
-    def clear_faults(self, account: Account) -> None:
-        """Drop every queued fault of the account."""
-        with self.lock:
-            account.faults.clear()
-
-    # ---------------------------------------------------------------- logs and stats
-
-    def record_request(self, account: Account, record: RequestRecord) -> None:
-        """Append to the account's request log (oldest entries fall off)."""
-        with self.lock:
-            account.requests.append(record)
-
-    def recent_requests(self, account: Account, limit: int) -> list[RequestRecord]:
-        """The last `limit` requests, oldest first."""
-        with self.lock:
-            records = list(account.requests)
-        return records[-limit:] if limit > 0 else []
+    # ------------------------------------------------------------------------- stats
 
     def stats(self, account: Account) -> dict[str, Any]:
         """Counts of the account's records."""
@@ -189,7 +142,7 @@ class SirvoyState:
                 "invoices": len(account.invoices),
                 "payments": len(account.payments),
                 "requests": len(account.requests),
-                "faults_pending": sum(f.remaining for f in account.faults),
+                "faults_pending": self.faults_pending(account),
                 "webhook_urls": len(account.webhook_urls),
                 "webhooks_pending": self.webhooks.pending(account),
             }

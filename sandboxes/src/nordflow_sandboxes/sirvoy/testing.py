@@ -2,43 +2,42 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from nordflow_sandboxes.kit import testing as kit
+from nordflow_sandboxes.kit.testing import ManualClock, Steps, auth, operation, random_name, send
 from nordflow_sandboxes.server import BackgroundServer
 from nordflow_sandboxes.sirvoy.app import create_app
 from nordflow_sandboxes.sirvoy.domain import WebhookSettings
 from nordflow_sandboxes.sirvoy.state import SirvoyState
 
-FaultStatus = Literal[429, 500, 502, 503, 504]
+__all__ = [
+    "FaultSpec",
+    "ManualClock",
+    "ReceivedWebhook",
+    "RunningSirvoySandbox",
+    "SandboxAccount",
+    "SirvoySandboxAdmin",
+    "WebhookReceiver",
+    "fast_webhooks",
+    "running_sirvoy_sandbox",
+    "running_webhook_receiver",
+    "start_sirvoy_sandbox",
+]
+
 InvoiceType = Literal["invoice", "cashReceipt"]
-
-
-@dataclass
-class ManualClock:
-    """A wall clock tests move by hand (pass it as `SirvoyState(clock=...)`)."""
-
-    current: datetime = field(default_factory=lambda: datetime(2025, 3, 10, 11, 15, 30, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> None:
-        """Move forward by `timedelta(**delta)`."""
-        self.current += timedelta(**delta)
 
 
 @dataclass(frozen=True)
@@ -54,30 +53,25 @@ class SandboxAccount:
     @property
     def headers(self) -> dict[str, str]:
         """Request headers a client sends for this account."""
-        return {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        return {**auth(self.token), "Accept": "application/json"}
 
 
 @dataclass(frozen=True)
-class FaultSpec:
-    """What `POST /sandbox/faults` takes (see the README for the semantics)."""
+class FaultSpec(kit.FaultSpec):
+    """What `POST /sandbox/faults` takes: the read API has only GETs, and nothing to commit."""
 
-    status: FaultStatus | None = 500
-    count: int = 1
     path_prefix: str = "/api/"
     method: Literal["GET"] | None = None
-    delay_seconds: float = 0.0
-    retry_after_seconds: int = 1
+
+    def __post_init__(self) -> None:
+        if self.after_commit:
+            raise ValueError("the read API stores nothing: its faults cannot be after commit")
 
     def as_json(self) -> dict[str, Any]:
         """The admin request body."""
-        return {
-            "status": self.status,
-            "count": self.count,
-            "path_prefix": self.path_prefix,
-            "method": self.method,
-            "delay_seconds": self.delay_seconds,
-            "retry_after_seconds": self.retry_after_seconds,
-        }
+        body = super().as_json()
+        del body["after_commit"]
+        return body
 
 
 def _account_from(data: dict[str, Any]) -> SandboxAccount:
@@ -90,72 +84,59 @@ def _account_from(data: dict[str, Any]) -> SandboxAccount:
     )
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-class SirvoySandboxAdmin:
-    """Blocking client of the sandbox's `/sandbox/...` admin endpoints.
+def _call(method: str, path: str, token: str | None, **options: Any) -> Steps[Any]:
+    """One admin request; its JSON answer, if any (raises on an HTTP error)."""
+    headers = auth(token) if token else {}
+    response = yield from send(method, path, headers=headers, **options)
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+class SirvoyAdminOps(kit.BearerTenantAdmin):
+    """The sandbox's `/sandbox/...` admin operations; an account is named by its token.
 
     Every call that creates or changes a record returns the sandbox's JSON for it (the
     booking in the documented webhook shape, the invoice or payment in the read API shape).
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+    fault_spec = FaultSpec
 
-    def close(self) -> None:
-        """Close the underlying HTTP client."""
-        self._client.close()
-
-    def __enter__(self) -> SirvoySandboxAdmin:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def _send(self, method: str, path: str, token: str | None, **kwargs: Any) -> Any:
-        headers = _auth(token) if token else {}
-        response = self._client.request(method, path, headers=headers, **kwargs)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def healthy(self) -> bool:
-        """True when `/sandbox/healthz` answers ok."""
-        return self._client.get("/sandbox/healthz").status_code == 200
-
+    @operation
     def create_account(
         self,
         name: str | None = None,
         token: str | None = None,
         webhook_secret: str | None = None,
         webhook_url: str | None = None,
-    ) -> SandboxAccount:
+    ) -> Steps[SandboxAccount]:
         """A new empty account; random name, token and webhook secret unless given."""
         body = _drop_none(
             {
-                "name": name or f"Hotel {secrets.token_hex(4)}",
+                "name": name or random_name("Hotel"),
                 "token": token,
                 "webhook_secret": webhook_secret,
                 "webhook_url": webhook_url,
             }
         )
-        return _account_from(self._send("POST", "/sandbox/accounts", None, json=body))
+        return _account_from((yield from _call("POST", "/sandbox/accounts", None, json=body)))
 
     # webhooks
 
-    def register_webhook(self, token: str, url: str) -> dict[str, Any]:
+    @operation
+    def register_webhook(self, token: str, url: str) -> Steps[dict[str, Any]]:
         """Add a callback URL (Sirvoy: Settings > Sirvoy account > Booking event webhook)."""
-        return dict(self._send("POST", "/sandbox/webhooks", token, json={"url": url}))
+        return dict((yield from _call("POST", "/sandbox/webhooks", token, json={"url": url})))
 
-    def clear_webhooks(self, token: str) -> None:
+    @operation
+    def clear_webhooks(self, token: str) -> Steps[None]:
         """Remove every callback URL of the account."""
-        self._send("DELETE", "/sandbox/webhooks", token)
+        yield from _call("DELETE", "/sandbox/webhooks", token)
 
+    @operation
     def webhook_settings(
         self,
         token: str,
@@ -164,7 +145,7 @@ class SirvoySandboxAdmin:
         drop: bool | None = None,
         max_attempts: int | None = None,
         backoff_seconds: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> Steps[dict[str, Any]]:
         """Change the delivery switches; omitted ones keep their value."""
         body = _drop_none(
             {
@@ -174,16 +155,18 @@ class SirvoySandboxAdmin:
                 "backoff_seconds": backoff_seconds,
             }
         )
-        return dict(self._send("PUT", "/sandbox/webhooks/settings", token, json=body))
+        return dict((yield from _call("PUT", "/sandbox/webhooks/settings", token, json=body)))
 
-    def deliveries(self, token: str, limit: int = 100) -> list[dict[str, Any]]:
+    @operation
+    def deliveries(self, token: str, limit: int = 100) -> Steps[list[dict[str, Any]]]:
         """The account's last delivery attempts, oldest first."""
-        data = self._send("GET", "/sandbox/webhooks/deliveries", token, params={"limit": limit})
-        return list(data["deliveries"])
+        path, params = "/sandbox/webhooks/deliveries", {"limit": limit}
+        return list((yield from _call("GET", path, token, params=params))["deliveries"])
 
-    def flush(self, token: str, timeout: float = 10.0) -> bool:
+    @operation
+    def flush(self, token: str, timeout: float = 10.0) -> Steps[bool]:
         """Wait until every queued delivery was attempted; False if retries are still due."""
-        data = self._send(
+        data = yield from _call(
             "POST",
             "/sandbox/webhooks/flush",
             token,
@@ -194,63 +177,55 @@ class SirvoySandboxAdmin:
 
     # records
 
-    def create_booking(self, token: str, **fields: Any) -> dict[str, Any]:
+    @operation
+    def create_booking(self, /, token: str, **fields: Any) -> Steps[dict[str, Any]]:
         """A booking (fields as `POST /sandbox/bookings` takes them); sends event `new`."""
-        return dict(self._send("POST", "/sandbox/bookings", token, json=fields))
+        return dict((yield from _call("POST", "/sandbox/bookings", token, json=fields)))
 
-    def cancel_booking(self, token: str, booking_id: int) -> dict[str, Any]:
+    @operation
+    def cancel_booking(self, token: str, booking_id: int) -> Steps[dict[str, Any]]:
         """Cancel a booking; sends event `cancelled`."""
-        return dict(self._send("POST", f"/sandbox/bookings/{booking_id}/cancel", token))
+        return dict((yield from _call("POST", f"/sandbox/bookings/{booking_id}/cancel", token)))
 
-    def restore_booking(self, token: str, booking_id: int) -> dict[str, Any]:
+    @operation
+    def restore_booking(self, token: str, booking_id: int) -> Steps[dict[str, Any]]:
         """Restore a cancelled booking; sends event `restored`."""
-        return dict(self._send("POST", f"/sandbox/bookings/{booking_id}/restore", token))
+        return dict((yield from _call("POST", f"/sandbox/bookings/{booking_id}/restore", token)))
 
+    @operation
     def create_invoice(
         self,
+        /,
         token: str,
         booking_id: int,
         *,
         type: InvoiceType = "invoice",  # noqa: A002 - the API's field name
         stripe_payment: bool = False,
         **fields: Any,
-    ) -> dict[str, Any]:
+    ) -> Steps[dict[str, Any]]:
         """An invoice or cash receipt (with a Stripe card payment if asked); event `modified`."""
         body = {"type": type, "stripe_payment": stripe_payment, **fields}
-        return dict(
-            self._send("POST", f"/sandbox/bookings/{booking_id}/invoices", token, json=body)
-        )
+        path = f"/sandbox/bookings/{booking_id}/invoices"
+        return dict((yield from _call("POST", path, token, json=body)))
 
-    def credit_invoice(self, token: str, invoice_id: int) -> dict[str, Any]:
+    @operation
+    def credit_invoice(self, token: str, invoice_id: int) -> Steps[dict[str, Any]]:
         """A credit invoice crediting `invoice_id` in full; event `modified`."""
-        return dict(self._send("POST", f"/sandbox/invoices/{invoice_id}/credit", token))
+        return dict((yield from _call("POST", f"/sandbox/invoices/{invoice_id}/credit", token)))
 
-    def register_payment(self, token: str, **fields: Any) -> dict[str, Any]:
+    @operation
+    def register_payment(self, /, token: str, **fields: Any) -> Steps[dict[str, Any]]:
         """A payment (`invoice_id` and/or `booking_id`, `amount`, `provider`...); `modified`."""
-        return dict(self._send("POST", "/sandbox/payments", token, json=fields))
+        return dict((yield from _call("POST", "/sandbox/payments", token, json=fields)))
 
-    def void_payment(self, token: str, payment_id: int) -> dict[str, Any]:
+    @operation
+    def void_payment(self, token: str, payment_id: int) -> Steps[dict[str, Any]]:
         """Void a payment (amount becomes zero); event `modified`."""
-        return dict(self._send("POST", f"/sandbox/payments/{payment_id}/void", token))
+        return dict((yield from _call("POST", f"/sandbox/payments/{payment_id}/void", token)))
 
-    # faults, logs
 
-    def inject_fault(self, token: str, fault: FaultSpec | None = None) -> None:
-        """Queue a fault for the read API of the account that `token` opens."""
-        self._send("POST", "/sandbox/faults", token, json=(fault or FaultSpec()).as_json())
-
-    def clear_faults(self, token: str) -> None:
-        """Drop the account's pending faults."""
-        self._send("DELETE", "/sandbox/faults", token)
-
-    def requests(self, token: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The account's last read-API requests, oldest first."""
-        data = self._send("GET", "/sandbox/requests", token, params={"limit": limit})
-        return list(data["requests"])
-
-    def stats(self, token: str) -> dict[str, Any]:
-        """Counts of the account's bookings, invoices, payments, requests and webhooks."""
-        return dict(self._send("GET", "/sandbox/stats", token))
+class SirvoySandboxAdmin(SirvoyAdminOps, kit.AdminClient):
+    """Blocking client of the sandbox's `/sandbox/...` admin endpoints."""
 
 
 # ----------------------------------------------------------------------------- receiver
@@ -350,12 +325,8 @@ def running_webhook_receiver(host: str = "127.0.0.1") -> Iterator[WebhookReceive
 
 
 @dataclass
-class RunningSirvoySandbox:
+class RunningSirvoySandbox(kit.RunningSandbox[SirvoyState]):
     """A sandbox served on a loopback port in a background thread."""
-
-    base_url: str
-    state: SirvoyState
-    _server: BackgroundServer
 
     @property
     def api_url(self) -> str:
@@ -372,7 +343,7 @@ class RunningSirvoySandbox:
     ) -> SandboxAccount:
         """Create an account directly in the state (no HTTP round trip)."""
         account, issued = self.state.create_account(
-            name or f"Hotel {secrets.token_hex(4)}",
+            name or random_name("Hotel"),
             token,
             webhook_urls=[webhook_url] if webhook_url else None,
         )
@@ -382,7 +353,7 @@ class RunningSirvoySandbox:
 
     def stop(self) -> None:
         """Stop the server thread and the webhook sender."""
-        self._server.stop()
+        super().stop()
         self.state.close()
 
 
@@ -394,23 +365,8 @@ def fast_webhooks(**overrides: Any) -> SirvoyState:
     return SirvoyState(webhook_defaults=settings)
 
 
-def start_sirvoy_sandbox(
-    state: SirvoyState | None = None, *, host: str = "127.0.0.1"
-) -> RunningSirvoySandbox:
-    """Serve a sandbox on a free port of `host`; the caller must `stop()` it."""
-    state = state or SirvoyState()
-    server = BackgroundServer(create_app(state), host=host, port=0)
-    base_url = server.start()
-    return RunningSirvoySandbox(base_url=base_url, state=state, _server=server)
-
-
-@contextmanager
-def running_sirvoy_sandbox(
-    state: SirvoyState | None = None, *, host: str = "127.0.0.1"
-) -> Iterator[RunningSirvoySandbox]:
-    """`with running_sirvoy_sandbox() as sandbox:` serves a sandbox for the block."""
-    sandbox = start_sirvoy_sandbox(state, host=host)
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+_runner = kit.Runner(SirvoyState, create_app, RunningSirvoySandbox)
+# `start_sirvoy_sandbox(state=None, *, host=...)`: the caller must `stop()` it.
+start_sirvoy_sandbox = _runner.start
+# `with running_sirvoy_sandbox() as sandbox:` serves a sandbox for the block.
+running_sirvoy_sandbox = _runner.running

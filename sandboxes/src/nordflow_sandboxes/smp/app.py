@@ -11,6 +11,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from nordflow_sandboxes.kit.admin import admin_router
+
 SCHEME = "iso6523-actorid-upis"
 DOC_SCHEME = "busdox-docid-qns"
 SMP_NS = "http://busdox.org/serviceMetadata/publishing/1.0/"
@@ -70,10 +72,7 @@ def create_app(state: SmpState | None = None) -> FastAPI:
     state = state or SmpState()
     app = FastAPI(title="Nordflow SMP sandbox")
     app.state.smp = state
-
-    @app.get("/sandbox/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(admin_router())
 
     @app.put("/admin/participants/{participant:path}")
     async def register(participant: str, body: Registration) -> JSONResponse:

@@ -11,10 +11,9 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from nordflow_sandboxes.kit.admin import ADMIN_PREFIX, admin_router
 from nordflow_sandboxes.smtp.listener import SmtpListener
 from nordflow_sandboxes.smtp.state import BounceRule, MessageKind, SmtpState, Stage
-
-ADMIN_PREFIX = "/sandbox"
 
 
 class FaultRequest(BaseModel):
@@ -97,10 +96,7 @@ def create_app(state: SmtpState | None = None, listener: SmtpListener | None = N
         lifespan=lifespan,
     )
     app.state.smtp = state
-
-    @app.get(f"{ADMIN_PREFIX}/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(admin_router())
 
     @app.get(f"{ADMIN_PREFIX}/info")
     async def info() -> dict[str, Any]:

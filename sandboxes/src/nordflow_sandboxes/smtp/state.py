@@ -9,21 +9,19 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any, Literal
+
+from nordflow_sandboxes.kit.values import utc_now
 
 Stage = Literal["mail", "rcpt", "data"]
 MessageKind = Literal["message", "bounce"]
 
 # An SMTP reply a fault may answer with: a 4xx or 5xx code, then optional text.
 FAULT_REPLY = re.compile(r"^[45][0-9]{2}(?: [^\r\n]*)?$")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def normalize_address(address: str) -> str:
@@ -273,7 +271,7 @@ class SmtpState:
     read it from another thread, hence the lock. No code awaits while holding it.
     """
 
-    def __init__(self, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.lock = threading.RLock()
         self.clock = clock
         self._messages: dict[str, StoredMessage] = {}

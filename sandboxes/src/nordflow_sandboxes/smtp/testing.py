@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 from collections.abc import Iterator
@@ -12,6 +11,8 @@ from typing import Any, Literal
 
 import httpx
 
+from nordflow_sandboxes.kit import testing as kit
+from nordflow_sandboxes.kit.testing import Steps, json_of, operation, pause, send
 from nordflow_sandboxes.server import BackgroundServer
 from nordflow_sandboxes.smtp.app import create_app
 from nordflow_sandboxes.smtp.listener import SmtpConfig, SmtpListener
@@ -73,36 +74,15 @@ def _message_params(
     return {key: value for key, value in params.items() if value is not None}
 
 
-def _messages_of(response: httpx.Response) -> list[dict[str, Any]]:
+def _content(response: httpx.Response) -> bytes:
     response.raise_for_status()
-    return list(response.json()["messages"])
+    return response.content
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    response.raise_for_status()
-    return dict(response.json())
+class SmtpAdminOps(kit.SandboxAdmin):
+    """The sandbox's `/sandbox/...` inspection operations (the provider's message log)."""
 
-
-class SmtpSandboxAdmin:
-    """Blocking client of the sandbox's `/sandbox/...` inspection API."""
-
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
-
-    def close(self) -> None:
-        """Close the underlying HTTP client."""
-        self._client.close()
-
-    def __enter__(self) -> SmtpSandboxAdmin:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def healthy(self) -> bool:
-        """True when `/sandbox/healthz` answers ok."""
-        return self._client.get("/sandbox/healthz").status_code == 200
-
+    @operation
     def messages(
         self,
         *,
@@ -110,14 +90,24 @@ class SmtpSandboxAdmin:
         message_id: str | None = None,
         mail_from: str | None = None,
         kind: MessageKindFilter | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> Steps[list[dict[str, Any]]]:
         """Stored messages, oldest first (see the README for the JSON shape)."""
-        return _messages_of(
-            self._client.get(
-                "/sandbox/messages", params=_message_params(to, message_id, mail_from, kind)
-            )
+        params = _message_params(to, message_id, mail_from, kind)
+        return list(
+            json_of((yield from send("GET", "/sandbox/messages", params=params)))["messages"]
         )
 
+    @operation
+    def was_accepted(self, message_id: str, to: str | None = None) -> Steps[bool]:
+        """Whether the provider took a message with this Message-ID (for `to`, if given).
+
+        This is the lookup a sender does after an ambiguous failure, before retrying.
+        """
+        params = _message_params(to, message_id, None, "message")
+        response = yield from send("GET", "/sandbox/messages", params=params)
+        return bool(json_of(response)["messages"])
+
+    @operation
     def wait_for_messages(
         self,
         *,
@@ -127,151 +117,78 @@ class SmtpSandboxAdmin:
         message_id: str | None = None,
         mail_from: str | None = None,
         kind: MessageKindFilter | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> Steps[list[dict[str, Any]]]:
         """Poll until at least `count` messages match (delayed bounces); raises on timeout."""
+        params = _message_params(to, message_id, mail_from, kind)
         deadline = time.monotonic() + timeout
         while True:
-            found = self.messages(to=to, message_id=message_id, mail_from=mail_from, kind=kind)
+            response = yield from send("GET", "/sandbox/messages", params=params)
+            found = list(json_of(response)["messages"])
             if len(found) >= count:
                 return found
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(found)} of {count} messages after {timeout} s")
-            time.sleep(0.05)
+            yield from pause(0.05)
 
-    def message(self, sandbox_id: str) -> dict[str, Any]:
+    @operation
+    def message(self, sandbox_id: str) -> Steps[dict[str, Any]]:
         """One stored message by its sandbox id (`msg_…`, `dsn_…`)."""
-        return _json(self._client.get(f"/sandbox/messages/{sandbox_id}"))
+        return dict(json_of((yield from send("GET", f"/sandbox/messages/{sandbox_id}"))))
 
-    def raw(self, sandbox_id: str) -> bytes:
+    @operation
+    def raw(self, sandbox_id: str) -> Steps[bytes]:
         """The message exactly as received (after SMTP dot-unstuffing)."""
-        response = self._client.get(f"/sandbox/messages/{sandbox_id}/raw")
-        response.raise_for_status()
-        return response.content
+        return _content((yield from send("GET", f"/sandbox/messages/{sandbox_id}/raw")))
 
-    def attachment(self, sandbox_id: str, index: int) -> bytes:
+    @operation
+    def attachment(self, sandbox_id: str, index: int) -> Steps[bytes]:
         """The decoded content of one attachment."""
-        response = self._client.get(f"/sandbox/messages/{sandbox_id}/attachments/{index}")
-        response.raise_for_status()
-        return response.content
+        path = f"/sandbox/messages/{sandbox_id}/attachments/{index}"
+        return _content((yield from send("GET", path)))
 
-    def clear_messages(self) -> int:
+    @operation
+    def clear_messages(self) -> Steps[int]:
         """Forget every stored message (prefer random recipients to cleaning up)."""
-        return int(_json(self._client.delete("/sandbox/messages"))["deleted"])
+        return int(json_of((yield from send("DELETE", "/sandbox/messages")))["deleted"])
 
-    def inject_fault(self, fault: SmtpFault | None = None) -> dict[str, Any]:
+    @operation
+    def inject_fault(self, fault: SmtpFault | None = None) -> Steps[dict[str, Any]]:
         """Queue a fault; returns it as stored (with its id and resolved stage)."""
-        return _json(self._client.post("/sandbox/faults", json=(fault or SmtpFault()).as_json()))
+        body = (fault or SmtpFault()).as_json()
+        return dict(json_of((yield from send("POST", "/sandbox/faults", json=body))))
 
-    def faults(self) -> list[dict[str, Any]]:
+    @operation
+    def faults(self) -> Steps[list[dict[str, Any]]]:
         """Pending faults."""
-        return list(_json(self._client.get("/sandbox/faults"))["faults"])
+        return list(json_of((yield from send("GET", "/sandbox/faults")))["faults"])
 
-    def clear_faults(self) -> int:
+    @operation
+    def clear_faults(self) -> Steps[int]:
         """Drop every pending fault."""
-        return int(_json(self._client.delete("/sandbox/faults"))["deleted"])
+        return int(json_of((yield from send("DELETE", "/sandbox/faults")))["deleted"])
 
-    def add_bounce(self, bounce: SmtpBounce) -> dict[str, Any]:
+    @operation
+    def add_bounce(self, bounce: SmtpBounce) -> Steps[dict[str, Any]]:
         """Register a recipient whose mail is accepted and then bounced."""
-        return _json(self._client.post("/sandbox/bounces", json=bounce.as_json()))
+        return dict(json_of((yield from send("POST", "/sandbox/bounces", json=bounce.as_json()))))
 
-    def bounces(self) -> list[dict[str, Any]]:
+    @operation
+    def bounces(self) -> Steps[list[dict[str, Any]]]:
         """Registered bounce rules."""
-        return list(_json(self._client.get("/sandbox/bounces"))["bounces"])
+        return list(json_of((yield from send("GET", "/sandbox/bounces")))["bounces"])
 
-    def clear_bounces(self) -> int:
+    @operation
+    def clear_bounces(self) -> Steps[int]:
         """Drop every bounce rule."""
-        return int(_json(self._client.delete("/sandbox/bounces"))["deleted"])
+        return int(json_of((yield from send("DELETE", "/sandbox/bounces")))["deleted"])
 
 
-class AsyncSmtpSandboxAdmin:
+class SmtpSandboxAdmin(SmtpAdminOps, kit.AdminClient):
+    """Blocking client of the sandbox's `/sandbox/...` inspection API."""
+
+
+class AsyncSmtpSandboxAdmin(SmtpAdminOps, kit.AsyncAdminClient):
     """The same inspection client for asyncio code; also the provider-log lookup in tests."""
-
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
-
-    async def aclose(self) -> None:
-        """Close the underlying HTTP client."""
-        await self._client.aclose()
-
-    async def __aenter__(self) -> AsyncSmtpSandboxAdmin:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
-
-    async def messages(
-        self,
-        *,
-        to: str | None = None,
-        message_id: str | None = None,
-        mail_from: str | None = None,
-        kind: MessageKindFilter | None = None,
-    ) -> list[dict[str, Any]]:
-        """Stored messages, oldest first."""
-        return _messages_of(
-            await self._client.get(
-                "/sandbox/messages", params=_message_params(to, message_id, mail_from, kind)
-            )
-        )
-
-    async def was_accepted(self, message_id: str, to: str | None = None) -> bool:
-        """Whether the provider took a message with this Message-ID (for `to`, if given).
-
-        This is the lookup a sender does after an ambiguous failure, before retrying.
-        """
-        return bool(await self.messages(message_id=message_id, to=to, kind="message"))
-
-    async def wait_for_messages(
-        self,
-        *,
-        count: int = 1,
-        timeout: float = 5.0,
-        to: str | None = None,
-        message_id: str | None = None,
-        mail_from: str | None = None,
-        kind: MessageKindFilter | None = None,
-    ) -> list[dict[str, Any]]:
-        """Poll until at least `count` messages match; raises TimeoutError."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = await self.messages(
-                to=to, message_id=message_id, mail_from=mail_from, kind=kind
-            )
-            if len(found) >= count:
-                return found
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(found)} of {count} messages after {timeout} s")
-            await asyncio.sleep(0.05)
-
-    async def message(self, sandbox_id: str) -> dict[str, Any]:
-        """One stored message by its sandbox id."""
-        return _json(await self._client.get(f"/sandbox/messages/{sandbox_id}"))
-
-    async def raw(self, sandbox_id: str) -> bytes:
-        """The message exactly as received."""
-        response = await self._client.get(f"/sandbox/messages/{sandbox_id}/raw")
-        response.raise_for_status()
-        return response.content
-
-    async def attachment(self, sandbox_id: str, index: int) -> bytes:
-        """The decoded content of one attachment."""
-        response = await self._client.get(f"/sandbox/messages/{sandbox_id}/attachments/{index}")
-        response.raise_for_status()
-        return response.content
-
-    async def inject_fault(self, fault: SmtpFault | None = None) -> dict[str, Any]:
-        """Queue a fault; returns it as stored."""
-        return _json(
-            await self._client.post("/sandbox/faults", json=(fault or SmtpFault()).as_json())
-        )
-
-    async def clear_faults(self) -> int:
-        """Drop every pending fault."""
-        return int(_json(await self._client.delete("/sandbox/faults"))["deleted"])
-
-    async def add_bounce(self, bounce: SmtpBounce) -> dict[str, Any]:
-        """Register a recipient whose mail is accepted and then bounced."""
-        return _json(await self._client.post("/sandbox/bounces", json=bounce.as_json()))
 
 
 @dataclass

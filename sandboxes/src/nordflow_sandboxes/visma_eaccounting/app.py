@@ -2,36 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote_plus
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
-from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from nordflow_sandboxes.kit.faults import FaultIn as SharedFaultIn
+from nordflow_sandboxes.kit import admin
+from nordflow_sandboxes.kit.faults import Fault, strikes_after, strikes_before
+from nordflow_sandboxes.kit.faults import FaultIn as KitFaultIn
+from nordflow_sandboxes.kit.gate import (
+    Admitted,
+    Gate,
+    bearer,
+    prefix_matcher,
+    route_errors,
+    tenant_of,
+)
+from nordflow_sandboxes.kit.oauth import (
+    ClientSecretMismatchError,
+    client_credentials,
+    oauth_error,
+    token_answer,
+    token_form,
+)
+from nordflow_sandboxes.kit.state import RequestRecord
 from nordflow_sandboxes.visma_eaccounting import serialize as out
 from nordflow_sandboxes.visma_eaccounting import service
-from nordflow_sandboxes.visma_eaccounting.domain import (
-    DEFAULT_SCOPE,
-    AccessGrant,
-    Company,
-    Fault,
-    RequestRecord,
-)
+from nordflow_sandboxes.visma_eaccounting.domain import DEFAULT_SCOPE, AccessGrant, Company
 from nordflow_sandboxes.visma_eaccounting.errors import (
     CANT_REACH_SYSTEM_DEPENDENCY,
     DATA_MODEL_VALIDATION_ERROR,
@@ -40,85 +42,56 @@ from nordflow_sandboxes.visma_eaccounting.errors import (
     NOT_AUTHORIZED,
     RESOURCE_NOT_FOUND,
     VismaApiError,
-    error_body,
     not_found,
     too_many_requests,
 )
-from nordflow_sandboxes.visma_eaccounting.state import (
-    ClientSecretMismatchError,
-    RefreshRefused,
-    VismaEAccountingState,
-)
+from nordflow_sandboxes.visma_eaccounting.state import RefreshRefused, VismaEAccountingState
 
 logger = logging.getLogger("nordflow_sandboxes.visma_eaccounting")
 
 API_PREFIX = "/v2"
 TOKEN_PATH = "/connect/token"  # noqa: S105 - a path, not a secret
-ADMIN_PREFIX = "/sandbox"
 SALES_RESOURCES = frozenset({"customers", "customerinvoices", "articles"})
+_is_api_path = prefix_matcher(API_PREFIX)
 
 
 def create_app(state: VismaEAccountingState | None = None) -> FastAPI:
     """Build the sandbox app around `state` (a fresh default state when None)."""
     state = state or VismaEAccountingState()
-    app = FastAPI(
+    app = admin.sandbox_app(
+        state,
+        "visma_eaccounting",
         title="Nordflow Visma eAccounting API v2 sandbox",
         version="2",
-        docs_url=f"{ADMIN_PREFIX}/docs",
-        openapi_url=f"{ADMIN_PREFIX}/openapi.json",
-        redoc_url=None,
+        routers=[_token_router(state), _api_router(state), _admin_router(state)],
+        gate=_gate(state),
     )
-    app.state.visma_eaccounting = state
-    app.include_router(_token_router(state))
-    app.include_router(_api_router(state))
-    app.include_router(_admin_router(state))
-    _install_gate(app, state)
-    _install_error_handlers(app)
+
+    async def on_disconnect(_request: Request, _exc: Exception) -> Response:
+        # The client gave up (a timeout) before its body was read: nothing was stored.
+        return Response(status_code=499)
+
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     return app
 
 
 # ------------------------------------------------------------------------------ helpers
 
 
-def _is_api_path(path: str) -> bool:
-    return path == API_PREFIX or path.startswith(f"{API_PREFIX}/")
-
-
 def _error(
     status: int, code: int, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    return VismaApiError(status, code, message, headers=headers).response()
 
 
 def _company(request: Request) -> Company:
-    return cast(Company, request.state.company)
+    return cast(Company, tenant_of(request))
 
 
-def _fault_response(fault: Fault, state: VismaEAccountingState) -> JSONResponse:
-    status = fault.status or 500
-    if status == 429:
-        retry = max(fault.retry_after_seconds, 0)
-        limiter = state.rate_limiter
-        return JSONResponse(
-            too_many_requests(limiter.limit, limiter.window_seconds, retry), status_code=429
-        )
-    if status == 500:
-        return _error(500, INTERNAL_SERVER_ERROR, "An unhandled error occurred (injected)")
-    return _error(status, CANT_REACH_SYSTEM_DEPENDENCY, f"Injected fault: HTTP {status}")
-
-
-async def _drain(response: Response) -> None:
-    body_iterator = getattr(response, "body_iterator", None)
-    if body_iterator is not None:
-        async for _chunk in body_iterator:
-            pass
+def _rate_limited(state: VismaEAccountingState, retry_after: int) -> JSONResponse:
+    limiter = state.rate_limiter
+    body = too_many_requests(limiter.limit, limiter.window_seconds, retry_after)
+    return JSONResponse(body, status_code=429)
 
 
 def _scope_problem(grant: AccessGrant, method: str, path: str) -> str | None:
@@ -138,17 +111,11 @@ def _scope_problem(grant: AccessGrant, method: str, path: str) -> str | None:
 # --------------------------------------------------------------------------------- gate
 
 
-def _install_gate(app: FastAPI, state: VismaEAccountingState) -> None:
+def _gate(state: VismaEAccountingState) -> Gate[Company]:
     """Bearer authentication, scopes, the rate limit, faults and the request log for `/v2`."""
 
-    @app.middleware("http")
-    async def eaccounting_gate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
-        if not _is_api_path(path):
-            return await call_next(request)
-        token = _bearer(request)
+    def admit(request: Request) -> Admitted[Company] | Response:
+        token = bearer(request)
         grant = state.access_grant(token) if token else None
         company = state.company(grant.company_id) if grant else None
         if grant is None or company is None:
@@ -158,126 +125,45 @@ def _install_gate(app: FastAPI, state: VismaEAccountingState) -> None:
                 "Authorization has been denied for this request: no valid bearer token",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        method = request.method.upper()
-
-        def log(response: Response, faulted: bool) -> Response:
-            state.record_request(
-                company,
-                RequestRecord(
-                    at=state.now(),
-                    method=method,
-                    path=path,
-                    query=request.url.query,
-                    status=response.status_code,
-                    fault=faulted,
-                ),
-            )
-            return response
-
         if grant.expires <= state.now():
-            return log(
-                _error(
-                    401,
-                    NOT_AUTHORIZED,
-                    "Authorization has been denied for this request: the access token expired",
-                    headers={
-                        "WWW-Authenticate": (
-                            'Bearer error="invalid_token", '
-                            'error_description="The access token expired"'
-                        )
-                    },
-                ),
-                faulted=False,
+            expired = _error(
+                401,
+                NOT_AUTHORIZED,
+                "Authorization has been denied for this request: the access token expired",
+                headers={
+                    "WWW-Authenticate": (
+                        'Bearer error="invalid_token", error_description="The access token expired"'
+                    )
+                },
             )
-        problem = _scope_problem(grant, method, path)
+            return Admitted(company, expired)
+        problem = _scope_problem(grant, request.method.upper(), request.url.path)
         if problem is not None:
-            return log(_error(403, NO_ACCESS_TO_SCOPES, problem), faulted=False)
-        retry_after = state.acquire_rate(grant.client_id, path)
+            return Admitted(company, _error(403, NO_ACCESS_TO_SCOPES, problem))
+        retry_after = state.acquire_rate(grant.client_id, request.url.path)
         if retry_after is not None:
-            limiter = state.rate_limiter
-            body = too_many_requests(limiter.limit, limiter.window_seconds, retry_after)
-            return log(JSONResponse(body, status_code=429), faulted=False)
-        request.state.company = company
+            return Admitted(company, _rate_limited(state, retry_after))
+        return Admitted(company)
 
-        fault = state.take_fault(company, method, path)
-        if fault is not None and not fault.after_commit:
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                return log(_fault_response(fault, state), faulted=True)
-        try:
-            response = await call_next(request)
-        except ClientDisconnect:
-            # The client gave up (a timeout) before its body was read: nothing was stored.
-            response = Response(status_code=499)
-        except Exception:
-            logger.exception("unhandled error in %s %s", method, path)
-            response = _error(500, INTERNAL_SERVER_ERROR, "An unhandled error occurred")
-        if fault is not None and fault.after_commit:
-            # The change is stored; the client now sees a slow answer or an error.
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                await _drain(response)
-                return log(_fault_response(fault, state), faulted=True)
-        return log(response, faulted=fault is not None)
+    def fault_response(fault: Fault, _admitted: Admitted[Company]) -> JSONResponse:
+        status = fault.status or 500
+        if status == 429:
+            return _rate_limited(state, max(fault.retry_after_seconds, 0))
+        if status == 500:
+            return _error(500, INTERNAL_SERVER_ERROR, "An unhandled error occurred (injected)")
+        return _error(status, CANT_REACH_SYSTEM_DEPENDENCY, f"Injected fault: HTTP {status}")
 
-
-def _install_error_handlers(app: FastAPI) -> None:
-    async def on_api_error(_request: Request, exc: Exception) -> Response:
-        error = cast(VismaApiError, exc)
-        return JSONResponse(error.body(), status_code=error.status)
-
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        error = cast(StarletteHTTPException, exc)
-        if not _is_api_path(request.url.path):
-            return await http_exception_handler(request, error)
-        if error.status_code == 404:
-            return _error(404, RESOURCE_NOT_FOUND, f"No such resource: {request.url.path}")
-        return _error(
-            error.status_code,
-            DATA_MODEL_VALIDATION_ERROR,
-            f"{request.method} {request.url.path}: {error.detail}",
-        )
-
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        error = cast(RequestValidationError, exc)
-        if not _is_api_path(request.url.path):
-            return await request_validation_exception_handler(request, error)
-        return _error(400, DATA_MODEL_VALIDATION_ERROR, f"Invalid request: {error.errors()}")
-
-    app.add_exception_handler(VismaApiError, on_api_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-
-
-# ------------------------------------------------------------------------- token endpoint
-
-
-def _oauth_error(
-    status: int, error: str, description: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """RFC 6749 §5.2 error response."""
-    return JSONResponse(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})},
+    return Gate(
+        is_api_path=_is_api_path,
+        admit=admit,
+        fault_response=fault_response,
+        crash_response=lambda: _error(500, INTERNAL_SERVER_ERROR, "An unhandled error occurred"),
+        errors=route_errors(VismaApiError, RESOURCE_NOT_FOUND, DATA_MODEL_VALIDATION_ERROR),
+        logger=logger,
     )
 
 
-def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str] | None:
-    """client_secret_basic (RFC 6749 §2.3.1, form-encoded parts) or client_secret_post."""
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        client_id, sep, secret = decoded.partition(":")
-        return (unquote_plus(client_id), unquote_plus(secret)) if sep else None
-    if "client_id" in form and "client_secret" in form:
-        return form["client_id"], form["client_secret"]
-    return None
+# ------------------------------------------------------------------------- token endpoint
 
 
 def _token_router(state: VismaEAccountingState) -> APIRouter:
@@ -286,33 +172,28 @@ def _token_router(state: VismaEAccountingState) -> APIRouter:
     @router.post(TOKEN_PATH)
     async def token(request: Request) -> Response:
         """`grant_type=refresh_token`: rotates the refresh token (the old one stops working)."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
-            return _oauth_error(400, "invalid_request", "Use application/x-www-form-urlencoded")
-        try:
-            parsed = parse_qs((await request.body()).decode(), keep_blank_values=True)
-        except UnicodeDecodeError:
-            return _oauth_error(400, "invalid_request", "The body is not UTF-8")
-        form = {key: values[0] for key, values in parsed.items() if values}
+        form = await token_form(request)
+        if not isinstance(form, dict):
+            return form
         grant_type = form.get("grant_type")
         if not grant_type:
-            return _oauth_error(400, "invalid_request", "grant_type is missing")
-        credentials = _client_credentials(request, form)
+            return oauth_error(400, "invalid_request", "grant_type is missing")
+        credentials = client_credentials(request, form)
         client = state.authenticate_client(*credentials) if credentials else None
         if client is None:
-            return _oauth_error(
+            return oauth_error(
                 401,
                 "invalid_client",
                 "Client authentication failed",
                 headers={"WWW-Authenticate": 'Basic realm="identity"'},
             )
         if grant_type != "refresh_token":
-            return _oauth_error(
+            return oauth_error(
                 400, "unsupported_grant_type", "The sandbox issues tokens by refresh_token only"
             )
         refresh_token = form.get("refresh_token")
         if not refresh_token:
-            return _oauth_error(400, "invalid_request", "refresh_token is missing")
+            return oauth_error(400, "invalid_request", "refresh_token is missing")
 
         grant = state.refresh_grant(refresh_token)
         company = state.company(grant.company_id) if grant else None
@@ -328,21 +209,15 @@ def _token_router(state: VismaEAccountingState) -> APIRouter:
             return response
 
         fault = state.take_fault(company, "POST", TOKEN_PATH) if company else None
-        if fault is not None and not fault.after_commit:
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                return log(_token_fault(fault.status), faulted=True)
+        if fault is not None and await strikes_before(fault):
+            return log(_token_fault(fault), faulted=True)
         try:
             access, rotated = state.redeem_refresh_token(client, refresh_token)
         except RefreshRefused as refused:
-            return log(_oauth_error(400, refused.error, refused.description), faulted=False)
-        if fault is not None and fault.after_commit:
-            # Rotated already: the client never learns the new refresh token.
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                return log(_token_fault(fault.status), faulted=True)
+            return log(oauth_error(400, refused.error, refused.description), faulted=False)
+        # Rotated already: when the fault strikes, the client never learns the new token.
+        if fault is not None and await strikes_after(fault):
+            return log(_token_fault(fault), faulted=True)
         lifetime = int((access.expires - state.now()).total_seconds())
         body = {
             "access_token": access.token,
@@ -351,15 +226,15 @@ def _token_router(state: VismaEAccountingState) -> APIRouter:
             "refresh_token": rotated,
             "scope": access.scope,
         }
-        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-        return log(JSONResponse(body, headers=headers), faulted=fault is not None)
+        return log(token_answer(body), faulted=fault is not None)
 
     return router
 
 
-def _token_fault(status: int) -> JSONResponse:
+def _token_fault(fault: Fault) -> JSONResponse:
+    status = fault.status or 500
     error = "temporarily_unavailable" if status in (429, 503) else "server_error"
-    return _oauth_error(status, error, f"Injected fault: HTTP {status}")
+    return oauth_error(status, error, f"Injected fault: HTTP {status}")
 
 
 # -------------------------------------------------------------------------- API routes
@@ -503,24 +378,20 @@ class CreditIn(BaseModel):
     invoice_date: date | None = None
 
 
-class FaultIn(SharedFaultIn):
+class FaultIn(KitFaultIn):
     """Body of `POST /sandbox/companies/{id}/faults`."""
 
     path_prefix: str = Field(default=f"{API_PREFIX}/", pattern=r"^/(v2|connect)(/.*)?$")
 
 
 def _admin_router(state: VismaEAccountingState) -> APIRouter:
-    router = APIRouter(prefix=ADMIN_PREFIX, tags=["sandbox admin"])
+    router = admin.admin_router()
 
     def company_of(company_id: str) -> Company:
         company = state.company(company_id)
         if company is None:
             raise HTTPException(404, f"no company {company_id!r}")
         return company
-
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     @router.post("/companies", status_code=201)
     async def create_company(body: CompanyIn) -> dict[str, Any]:
@@ -537,35 +408,9 @@ def _admin_router(state: VismaEAccountingState) -> APIRouter:
             raise HTTPException(409, str(exc)) from exc
         return company_facts(company, client.client_id, client.client_secret, refresh)
 
-    @router.get("/stats")
-    async def all_stats() -> dict[str, Any]:
-        return {"companies": [state.stats(c) for c in state.companies()]}
-
-    @router.get("/companies/{company_id}/stats")
-    async def stats(company_id: str) -> dict[str, Any]:
-        return state.stats(company_of(company_id))
-
-    @router.post("/companies/{company_id}/faults", status_code=201)
-    async def add_fault(company_id: str, body: FaultIn) -> dict[str, Any]:
-        fault = Fault(**body.fault_fields())
-        state.add_fault(company_of(company_id), fault)
-        return {"fault": fault.as_json()}
-
-    @router.get("/companies/{company_id}/faults")
-    async def list_faults(company_id: str) -> dict[str, Any]:
-        company = company_of(company_id)
-        with state.lock:
-            return {"faults": [f.as_json() for f in company.faults]}
-
-    @router.delete("/companies/{company_id}/faults", status_code=204)
-    async def clear_faults(company_id: str) -> Response:
-        state.clear_faults(company_of(company_id))
-        return Response(status_code=204)
-
-    @router.get("/companies/{company_id}/requests")
-    async def recent_requests(company_id: str, limit: int = 100) -> dict[str, Any]:
-        records = state.recent_requests(company_of(company_id), max(0, min(limit, 2000)))
-        return {"requests": [r.as_json() for r in records]}
+    admin.add_tenant_routes(
+        router, state, company_of, FaultIn, listing="companies", path="/companies/{company_id}"
+    )
 
     @router.get("/companies/{company_id}/payments")
     async def payments(company_id: str) -> dict[str, Any]:

@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
-from nordflow_sandboxes.fortnox.domain import Fault, RequestRecord
+from nordflow_schemas.money import money
+
+from nordflow_sandboxes.kit.faults import Fault
+from nordflow_sandboxes.kit.oauth import OAuthClient
+from nordflow_sandboxes.kit.state import RequestRecord
+from nordflow_sandboxes.kit.values import ZERO
 
 __all__ = [
     "AccessGrant",
@@ -23,23 +28,15 @@ __all__ = [
     "Payment",
     "RefreshGrant",
     "RequestRecord",
-    "money",
     "utc_text",
 ]
 
-CENT = Decimal("0.01")
-ZERO = Decimal(0)
 DEFAULT_SCOPE = "ea:api ea:sales offline_access"
 
 # PaymentType as documented on InvoicePaymentApi.
 PARTIAL_PAYMENT, COMPLETE_PAYMENT, ROUNDING, BANK_CHARGE = 1, 2, 3, 4
 # PaymentStatus as documented on CustomerInvoiceApi.
 PAID, UNPAID, OVERDUE = 0, 1, 2
-
-
-def money(value: Decimal) -> Decimal:
-    """Round to two decimals, half away from zero."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def utc_text(moment: datetime) -> str:
@@ -56,14 +53,6 @@ def date_text(day: date | None) -> str | None:
 
 
 # ------------------------------------------------------------------------------- OAuth
-
-
-@dataclass(frozen=True)
-class OAuthClient:
-    """A registered application: its id and secret (Visma issues them to partners)."""
-
-    client_id: str
-    client_secret: str
 
 
 @dataclass

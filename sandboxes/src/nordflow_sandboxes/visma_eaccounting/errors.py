@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from nordflow_sandboxes.kit.errors import PartnerError
+
 # Codes published on developer.vismaonline.com/docs/error-codes (the eAccounting catalogue).
 DATA_MODEL_VALIDATION_ERROR = 2000
 RESOURCE_NOT_FOUND = 3000
@@ -20,7 +22,7 @@ QUERY_PARAMETER_ERROR = 6000
 INVALID_INPUT = 6001
 
 
-class VismaApiError(Exception):
+class VismaApiError(PartnerError[int]):
     """An error answered as `{ErrorCode, DeveloperErrorMessage, ErrorId, Errors?}`."""
 
     def __init__(
@@ -29,11 +31,9 @@ class VismaApiError(Exception):
         code: int,
         message: str,
         errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+        super().__init__(status, code, message, headers)
         self.errors = errors
 
     def body(self) -> dict[str, Any]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
+from nordflow_sandboxes.kit.values import ZERO, json_number
 from nordflow_sandboxes.visma_eaccounting.domain import (
-    ZERO,
     Article,
     BankAccount,
     Company,
@@ -19,13 +18,6 @@ from nordflow_sandboxes.visma_eaccounting.domain import (
     utc_text,
 )
 from nordflow_sandboxes.visma_eaccounting.service import Page
-
-
-def number(value: Decimal) -> int | float:
-    """A Decimal as a JSON number: integral values as integers (2-decimal floats are exact)."""
-    if value == value.to_integral_value():
-        return int(value)
-    return float(value)
 
 
 def paginated(page: Page, data: list[dict[str, Any]], server_time: datetime) -> dict[str, Any]:
@@ -72,7 +64,7 @@ def customer(record: Customer, company: Company) -> dict[str, Any]:
         "TermsOfPayment": terms_of_payment(company),
         "ChangedUtc": utc_text(record.changed),
         "LastInvoiceDate": date_text(last_invoice),
-        "UnpaidInvoicesAmount": number(unpaid),
+        "UnpaidInvoicesAmount": json_number(unpaid),
         "IsFutureInvoiceDateAllowed": True,
         "RequiresReferenceNumber": False,
     }
@@ -85,8 +77,8 @@ def article(record: Article) -> dict[str, Any]:
         "IsActive": True,
         "Number": record.number,
         "Name": record.name,
-        "NetPrice": number(record.net_price),
-        "GrossPrice": number(record.net_price * (1 + record.vat_rate)),
+        "NetPrice": json_number(record.net_price),
+        "GrossPrice": json_number(record.net_price * (1 + record.vat_rate)),
         "CodingName": f"Försäljning {int(record.vat_rate * 100)} % moms",
         "UnitName": "Styck",
         "UnitAbbreviation": "st",
@@ -117,14 +109,14 @@ def invoice_row(row: InvoiceRow) -> dict[str, Any]:
         "ArticleNumber": row.article.number if row.article else None,
         "IsTextRow": row.is_text_row,
         "Text": row.text,
-        "UnitPrice": number(row.unit_price),
-        "DiscountPercentage": number(row.discount),
-        "Quantity": number(row.quantity),
+        "UnitPrice": json_number(row.unit_price),
+        "DiscountPercentage": json_number(row.discount),
+        "Quantity": json_number(row.quantity),
         "IsVatFree": row.is_vat_free,
-        "VatRate": None if rate is None else number(rate),
-        "PercentVat": number(rate or ZERO),
-        "AmountNoVat": number(row.amount),
-        "Amount": number(row.amount),
+        "VatRate": None if rate is None else json_number(rate),
+        "PercentVat": json_number(rate or ZERO),
+        "AmountNoVat": json_number(row.amount),
+        "Amount": json_number(row.amount),
         "IsServiceArticle": bool(row.article and row.article.is_service),
         "UnitAbbreviation": None if row.is_text_row else "st",
         "IsDiscountInFixedAmount": False,
@@ -152,7 +144,7 @@ def invoice(record: Invoice, company: Company, today: date) -> dict[str, Any]:
         "CustomerIsPrivatePerson": bool(owner.fields.get("IsPrivatePerson")),
         "IsCreditInvoice": record.is_credit,
         "CurrencyCode": record.currency,
-        "CurrencyRate": number(record.currency_rate),
+        "CurrencyRate": json_number(record.currency_rate),
         "InvoiceDate": date_text(record.invoice_date),
         "DueDate": date_text(record.due_date),
         "DeliveryDate": date_text(record.delivery_date),
@@ -164,24 +156,24 @@ def invoice(record: Invoice, company: Company, today: date) -> dict[str, Any]:
         "Rows": [invoice_row(row) for row in record.rows],
         "VatSpecification": [
             {
-                "AmountInvoiceCurrency": number(amount),
-                "VatAmountInvoiceCurrency": number(vat),
-                "VatPercent": number(rate),
+                "AmountInvoiceCurrency": json_number(amount),
+                "VatAmountInvoiceCurrency": json_number(vat),
+                "VatPercent": json_number(rate),
             }
             for rate, amount, vat in vat_spec
         ],
-        "TotalAmount": number(record.base(total_ic)),
-        "TotalVatAmount": number(record.base(vat_ic)),
+        "TotalAmount": json_number(record.base(total_ic)),
+        "TotalVatAmount": json_number(record.base(vat_ic)),
         "TotalRoundings": 0,
-        "TotalAmountInvoiceCurrency": number(total_ic),
-        "TotalVatAmountInvoiceCurrency": number(vat_ic),
+        "TotalAmountInvoiceCurrency": json_number(total_ic),
+        "TotalVatAmountInvoiceCurrency": json_number(vat_ic),
         "SetOffAmountInvoiceCurrency": 0,
-        "RemainingAmount": number(record.base(remaining_ic)),
-        "RemainingAmountInvoiceCurrency": number(remaining_ic),
+        "RemainingAmount": json_number(record.base(remaining_ic)),
+        "RemainingAmountInvoiceCurrency": json_number(remaining_ic),
         "PaymentReferenceNumber": record.payment_reference,
         "PaymentStatus": record.payment_status(today),
         "PaymentDate": date_text(record.payment_date),
-        "ContributionMargin": {"Amount": number(net_ic), "Percentage": 1 if net_ic else 0},
+        "ContributionMargin": {"Amount": json_number(net_ic), "Percentage": 1 if net_ic else 0},
         "IncludesVat": False,
         "IsSold": False,
         "FactoringInvoiceStatus": 0,
@@ -204,16 +196,16 @@ def payment(record: Payment) -> dict[str, Any]:
         "CompanyBankAccountId": record.bank_account_id,
         "PaymentDate": date_text(record.payment_date),
         "Reference": record.reference,
-        "PaymentAmount": number(record.amount),
+        "PaymentAmount": json_number(record.amount),
         "PaymentCurrency": record.currency,
-        "BankFeeAmount": number(record.bank_fee),
+        "BankFeeAmount": json_number(record.bank_fee),
         "PaymentType": record.payment_type,
-        "FactoringFeeAmount": number(record.factoring_fee),
+        "FactoringFeeAmount": json_number(record.factoring_fee),
         "FactoringFeeAccountNumber": record.factoring_fee_account,
         "BankTransactionId": record.bank_transaction_id,
     }
     if record.domestic_amount is not None:
-        body["DomesticPaymentAmount"] = number(record.domestic_amount)
+        body["DomesticPaymentAmount"] = json_number(record.domestic_amount)
     return body
 
 

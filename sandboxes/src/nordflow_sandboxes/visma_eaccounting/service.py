@@ -11,18 +11,18 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from nordflow_sandboxes.fortnox.values import ocr_for_document
+from nordflow_schemas.money import money
+
+from nordflow_sandboxes.kit.values import ZERO, ocr_for_document
 from nordflow_sandboxes.visma_eaccounting.domain import (
     BANK_CHARGE,
     COMPLETE_PAYMENT,
-    ZERO,
     Article,
     Company,
     Customer,
     Invoice,
     InvoiceRow,
     Payment,
-    money,
 )
 from nordflow_sandboxes.visma_eaccounting.errors import (
     CONFLICT,

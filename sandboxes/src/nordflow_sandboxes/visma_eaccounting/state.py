@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import secrets
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from nordflow_sandboxes.fortnox.state import SlidingWindowRateLimiter
-from nordflow_sandboxes.fortnox.values import stockholm_today, utc_now
+from nordflow_sandboxes.kit.limits import SlidingWindowRateLimiter
+from nordflow_sandboxes.kit.oauth import AccessTokens, ClientRegistry, OAuthClient
+from nordflow_sandboxes.kit.state import SandboxState
+from nordflow_sandboxes.kit.values import stockholm_today, utc_now
 from nordflow_sandboxes.visma_eaccounting.domain import (
     DEFAULT_SCOPE,
     AccessGrant,
     Article,
     BankAccount,
     Company,
-    Fault,
-    OAuthClient,
     RefreshGrant,
-    RequestRecord,
 )
 
 _UUID_SEGMENT = re.compile(
@@ -39,10 +35,6 @@ SEEDED_ARTICLES = (
     ("3", "Böcker 6 %", Decimal("0.06")),
     ("4", "Momsfri tjänst", Decimal(0)),
 )
-
-
-class ClientSecretMismatchError(ValueError):
-    """A company was requested for an existing client id with a different secret."""
 
 
 class RefreshRefused(Exception):  # noqa: N818 - the OAuth error code is the point
@@ -59,11 +51,10 @@ def endpoint_of(path: str) -> str:
     return _UUID_SEGMENT.sub("/{id}", path.rstrip("/").lower())
 
 
-class VismaEAccountingState:
+class VismaEAccountingState(SandboxState[Company]):
     """Everything the eAccounting sandbox knows, guarded by one re-entrant lock.
 
     Each company is one eAccounting company; a client (application) may hold grants to several.
-    Callers hold `lock` around every read or change of a company; no code awaits holding it.
     """
 
     def __init__(
@@ -78,21 +69,17 @@ class VismaEAccountingState:
     ) -> None:
         if access_token_lifetime_seconds < 1:
             raise ValueError("access tokens must live at least one second")
-        self.lock = threading.RLock()
+        super().__init__(clock=clock, request_log_size=request_log_size)
         self.rate_limiter = SlidingWindowRateLimiter(rate_limit, rate_window_seconds, monotonic)
         self.access_token_lifetime = timedelta(seconds=access_token_lifetime_seconds)
-        self._clock = clock
-        self._request_log_size = request_log_size
         self._companies: dict[str, Company] = {}
-        self._clients: dict[str, OAuthClient] = {}
+        self._clients = ClientRegistry(
+            self.lock, OAuthClient, new_id=lambda: f"nordflow-{secrets.token_hex(6)}"
+        )
         self._refresh: dict[str, RefreshGrant] = {}
-        self._access: dict[str, AccessGrant] = {}
+        self._access = AccessTokens[AccessGrant](self.lock, self.now)
 
     # --------------------------------------------------------------------------- time
-
-    def now(self) -> datetime:
-        """The current instant (aware); injectable so tests can move time."""
-        return self._clock()
 
     def today(self) -> date:
         """Today's date in Sweden (eAccounting dates are in the company's time zone)."""
@@ -116,15 +103,7 @@ class VismaEAccountingState:
         existing client keeps its secret, so one application can hold grants to many companies.
         """
         with self.lock:
-            client = self._clients.get(client_id) if client_id else None
-            if client is None:
-                client = OAuthClient(
-                    client_id=client_id or f"nordflow-{secrets.token_hex(6)}",
-                    client_secret=client_secret or secrets.token_urlsafe(32),
-                )
-                self._clients[client.client_id] = client
-            elif client_secret is not None and client_secret != client.client_secret:
-                raise ClientSecretMismatchError("that client id exists with another secret")
+            client = self._clients.register(client_id, client_secret)
             company = Company(
                 company_id=f"cmp_{secrets.token_hex(8)}",
                 name=name,
@@ -134,8 +113,8 @@ class VismaEAccountingState:
                 terms_of_payment_id=str(uuid.uuid4()),
                 terms_of_payment_days=30,
                 client_id=client.client_id,
+                requests=self.request_log(),
             )
-            company.requests = deque(maxlen=self._request_log_size)
             for number, article_name, rate in SEEDED_ARTICLES:
                 article = Article(str(uuid.uuid4()), number, article_name, rate, Decimal(100))
                 company.articles[article.id] = article
@@ -157,6 +136,10 @@ class VismaEAccountingState:
         with self.lock:
             return list(self._companies.values())
 
+    def tenants(self) -> list[Company]:
+        """All companies, oldest first."""
+        return self.companies()
+
     # -------------------------------------------------------------------------- OAuth
 
     def issue_refresh_token(self, company: Company, client_id: str, scope: str) -> str:
@@ -170,13 +153,7 @@ class VismaEAccountingState:
 
     def authenticate_client(self, client_id: str, client_secret: str) -> OAuthClient | None:
         """The client when id and secret match (compared in constant time)."""
-        with self.lock:
-            client = self._clients.get(client_id)
-        if client is None or not secrets.compare_digest(
-            client.client_secret.encode(), client_secret.encode()
-        ):
-            return None
-        return client
+        return self._clients.authenticate(client_id, client_secret)
 
     def refresh_grant(self, refresh_token: str) -> RefreshGrant | None:
         """The grant of a refresh token, used or not (to find the company for faults and logs)."""
@@ -198,84 +175,34 @@ class VismaEAccountingState:
                 raise RefreshRefused("invalid_grant", "The company no longer exists")
             now = self.now()
             grant.used = now
-            access = AccessGrant(
-                token=secrets.token_urlsafe(32),
-                client_id=client.client_id,
-                company_id=company.company_id,
-                scope=grant.scope,
-                expires=now + self.access_token_lifetime,
+            expires = now + self.access_token_lifetime
+            access = self._access.issue(
+                lambda token: AccessGrant(
+                    token, client.client_id, company.company_id, grant.scope, expires
+                )
             )
-            self._access[access.token] = access
             return access, self.issue_refresh_token(company, client.client_id, grant.scope)
 
     def access_grant(self, token: str) -> AccessGrant | None:
         """The grant of an access token, expired or not."""
-        with self.lock:
-            return self._access.get(token)
+        return self._access.grant(token)
 
     def expire_access_tokens(self, company: Company) -> int:
         """End every access token of the company now (refresh tokens stay valid)."""
-        with self.lock:
-            now = self.now()
-            expired = 0
-            for token, grant in list(self._access.items()):
-                if grant.company_id == company.company_id and grant.expires > now:
-                    self._access[token] = dataclasses.replace(grant, expires=now)
-                    expired += 1
-            return expired
+        return self._access.expire(company.company_id)
 
     def acquire_rate(self, client_id: str, path: str) -> int | None:
         """Count a request against the client's window for this endpoint; None when allowed."""
         with self.lock:
             return self.rate_limiter.acquire(f"{client_id} {endpoint_of(path)}")
 
-    # ------------------------------------------------------------------------- faults
-
-    def add_fault(self, company: Company, fault: Fault) -> None:
-        """Queue a fault; faults are consumed in the order they were added."""
-        with self.lock:
-            company.faults.append(fault)
-
-    def take_fault(self, company: Company, method: str, path: str) -> Fault | None:
-        """The first fault matching this request, with one use consumed."""
-        with self.lock:
-            for fault in company.faults:
-                if fault.matches(method, path):
-                    fault.remaining -= 1
-                    taken = dataclasses.replace(fault)
-                    company.faults = [x for x in company.faults if x.remaining > 0]
-                    return taken
-            return None
-
-    def clear_faults(self, company: Company) -> None:
-        """Drop every queued fault of the company."""
-        with self.lock:
-            company.faults.clear()
-
-    # ---------------------------------------------------------------- logs and stats
-
-    def record_request(self, company: Company, record: RequestRecord) -> None:
-        """Append to the company's request log (oldest entries fall off)."""
-        with self.lock:
-            company.requests.append(record)
-
-    def recent_requests(self, company: Company, limit: int) -> list[RequestRecord]:
-        """The last `limit` requests, oldest first."""
-        with self.lock:
-            records = list(company.requests)
-        return records[-limit:] if limit > 0 else []
+    # ------------------------------------------------------------------------- stats
 
     def stats(self, company: Company) -> dict[str, Any]:
         """Counts of the company's records and grants."""
         with self.lock:
             return {
-                "company_id": company.company_id,
-                "name": company.name,
-                "customers": len(company.customers),
-                "invoices": len(company.invoices),
-                "payments": len(company.payments),
-                "requests": len(company.requests),
-                "faults_pending": sum(f.remaining for f in company.faults),
+                **self.ledger_stats(company),
                 "refresh_tokens_redeemed": sum(
                     1
                     for g in self._refresh.values()

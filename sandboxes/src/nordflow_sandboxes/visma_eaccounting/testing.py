@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
-import httpx
-
-from nordflow_sandboxes.server import BackgroundServer
+from nordflow_sandboxes.kit import testing as kit
+from nordflow_sandboxes.kit.testing import Steps, json_of, operation, random_name, send
 from nordflow_sandboxes.visma_eaccounting import serialize as out
 from nordflow_sandboxes.visma_eaccounting import service
 from nordflow_sandboxes.visma_eaccounting.app import TOKEN_PATH, company_facts, create_app
 from nordflow_sandboxes.visma_eaccounting.domain import Company
 from nordflow_sandboxes.visma_eaccounting.state import VismaEAccountingState
-
-FaultStatus = Literal[429, 500, 502, 503, 504]
-HttpMethod = Literal["GET", "POST", "PUT", "DELETE"]
 
 
 @dataclass(frozen=True)
@@ -55,69 +49,22 @@ class SandboxCompany:
 
 
 @dataclass(frozen=True)
-class FaultSpec:
+class FaultSpec(kit.FaultSpec):
     """What `POST /sandbox/companies/{id}/faults` takes (see the README for the semantics)."""
 
-    status: FaultStatus | None = 500
-    count: int = 1
     path_prefix: str = "/v2/"
-    method: HttpMethod | None = None
-    delay_seconds: float = 0.0
-    after_commit: bool = False
-    retry_after_seconds: int = 1
-
-    def as_json(self) -> dict[str, Any]:
-        """The admin request body."""
-        return {
-            "status": self.status,
-            "count": self.count,
-            "path_prefix": self.path_prefix,
-            "method": self.method,
-            "delay_seconds": self.delay_seconds,
-            "after_commit": self.after_commit,
-            "retry_after_seconds": self.retry_after_seconds,
-        }
 
 
-def _company_body(
-    name: str | None, client_id: str | None, client_secret: str | None, scope: str | None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": name or f"Test AB {secrets.token_hex(4)}"}
-    optional = {"client_id": client_id, "client_secret": client_secret, "scope": scope}
-    body.update({key: value for key, value in optional.items() if value is not None})
-    return body
+class VismaEAccountingAdminOps(kit.TenantAdmin[str]):
+    """The sandbox's `/sandbox/...` admin operations; a company is named by its id."""
 
+    fault_spec = FaultSpec
 
-def _company_from(response: httpx.Response) -> SandboxCompany:
-    response.raise_for_status()
-    return SandboxCompany.from_json(response.json())
+    def where(self, tenant: str) -> tuple[str, dict[str, str]]:
+        """`/sandbox/companies/{company id}`, no headers."""
+        return f"/sandbox/companies/{tenant}", {}
 
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    response.raise_for_status()
-    return dict(response.json())
-
-
-class VismaEAccountingSandboxAdmin:
-    """Blocking client of the sandbox's `/sandbox/...` admin endpoints."""
-
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
-
-    def close(self) -> None:
-        """Close the underlying HTTP client."""
-        self._client.close()
-
-    def __enter__(self) -> VismaEAccountingSandboxAdmin:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def healthy(self) -> bool:
-        """True when `/sandbox/healthz` answers ok."""
-        return self._client.get("/sandbox/healthz").status_code == 200
-
+    @operation
     def create_company(
         self,
         name: str | None = None,
@@ -125,141 +72,55 @@ class VismaEAccountingSandboxAdmin:
         client_id: str | None = None,
         client_secret: str | None = None,
         scope: str | None = None,
-    ) -> SandboxCompany:
+    ) -> Steps[SandboxCompany]:
         """A new empty company (with seeded articles and a bank account) and its first grant."""
-        body = _company_body(name, client_id, client_secret, scope)
-        return _company_from(self._client.post("/sandbox/companies", json=body))
+        asked = {"client_id": client_id, "client_secret": client_secret, "scope": scope}
+        body = {
+            "name": name or random_name(),
+            **{key: value for key, value in asked.items() if value is not None},
+        }
+        response = yield from send("POST", "/sandbox/companies", json=body)
+        return SandboxCompany.from_json(json_of(response))
 
-    def inject_fault(self, company_id: str, fault: FaultSpec | None = None) -> None:
-        """Queue a fault for the company."""
-        spec = fault or FaultSpec()
-        url = f"/sandbox/companies/{company_id}/faults"
-        self._client.post(url, json=spec.as_json()).raise_for_status()
-
-    def clear_faults(self, company_id: str) -> None:
-        """Drop the company's pending faults."""
-        self._client.delete(f"/sandbox/companies/{company_id}/faults").raise_for_status()
-
-    def requests(self, company_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The company's last requests, oldest first (method, path, query, status, fault)."""
-        response = self._client.get(
-            f"/sandbox/companies/{company_id}/requests", params={"limit": limit}
-        )
-        return list(_json(response)["requests"])
-
+    @operation
     def credit_invoice(
         self, company_id: str, invoice_id: str, invoice_date: date | None = None
-    ) -> dict[str, Any]:
+    ) -> Steps[dict[str, Any]]:
         """Credit an invoice in full (`POST .../customerinvoices/{id}/credit`)."""
         body = {"invoice_date": invoice_date.isoformat()} if invoice_date else {}
-        response = self._client.post(
-            f"/sandbox/companies/{company_id}/customerinvoices/{invoice_id}/credit", json=body
-        )
-        return _json(response)
+        path = f"/sandbox/companies/{company_id}/customerinvoices/{invoice_id}/credit"
+        return dict(json_of((yield from send("POST", path, json=body))))
 
-    def payments(self, company_id: str) -> list[dict[str, Any]]:
+    @operation
+    def payments(self, company_id: str) -> Steps[list[dict[str, Any]]]:
         """Every payment registered in the company."""
-        response = self._client.get(f"/sandbox/companies/{company_id}/payments")
-        return list(_json(response)["payments"])
+        response = yield from send("GET", f"/sandbox/companies/{company_id}/payments")
+        return list(json_of(response)["payments"])
 
-    def stats(self, company_id: str) -> dict[str, Any]:
-        """Counts of the company's records, requests and redeemed refresh tokens."""
-        return _json(self._client.get(f"/sandbox/companies/{company_id}/stats"))
-
-    def expire_access_tokens(self, company_id: str) -> int:
+    @operation
+    def expire_access_tokens(self, company_id: str) -> Steps[int]:
         """End the company's access tokens now; the next API call answers 401."""
-        url = f"/sandbox/companies/{company_id}/expire-access-tokens"
-        return int(_json(self._client.post(url))["expired"])
+        path = f"/sandbox/companies/{company_id}/expire-access-tokens"
+        return int(json_of((yield from send("POST", path)))["expired"])
 
-    def new_refresh_token(self, company_id: str) -> str:
+    @operation
+    def new_refresh_token(self, company_id: str) -> Steps[str]:
         """Another refresh token for the company's client (a re-authorization)."""
-        url = f"/sandbox/companies/{company_id}/refresh-tokens"
-        return str(_json(self._client.post(url))["refresh_token"])
+        path = f"/sandbox/companies/{company_id}/refresh-tokens"
+        return str(json_of((yield from send("POST", path)))["refresh_token"])
 
 
-class AsyncVismaEAccountingSandboxAdmin:
+class VismaEAccountingSandboxAdmin(VismaEAccountingAdminOps, kit.AdminClient):
+    """Blocking client of the sandbox's `/sandbox/...` admin endpoints."""
+
+
+class AsyncVismaEAccountingSandboxAdmin(VismaEAccountingAdminOps, kit.AsyncAdminClient):
     """The same admin client for asyncio tests."""
-
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
-
-    async def aclose(self) -> None:
-        """Close the underlying HTTP client."""
-        await self._client.aclose()
-
-    async def __aenter__(self) -> AsyncVismaEAccountingSandboxAdmin:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
-
-    async def create_company(
-        self,
-        name: str | None = None,
-        *,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        scope: str | None = None,
-    ) -> SandboxCompany:
-        """A new empty company (with seeded articles and a bank account) and its first grant."""
-        body = _company_body(name, client_id, client_secret, scope)
-        return _company_from(await self._client.post("/sandbox/companies", json=body))
-
-    async def inject_fault(self, company_id: str, fault: FaultSpec | None = None) -> None:
-        """Queue a fault for the company."""
-        spec = fault or FaultSpec()
-        url = f"/sandbox/companies/{company_id}/faults"
-        (await self._client.post(url, json=spec.as_json())).raise_for_status()
-
-    async def clear_faults(self, company_id: str) -> None:
-        """Drop the company's pending faults."""
-        url = f"/sandbox/companies/{company_id}/faults"
-        (await self._client.delete(url)).raise_for_status()
-
-    async def requests(self, company_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The company's last requests, oldest first."""
-        response = await self._client.get(
-            f"/sandbox/companies/{company_id}/requests", params={"limit": limit}
-        )
-        return list(_json(response)["requests"])
-
-    async def credit_invoice(
-        self, company_id: str, invoice_id: str, invoice_date: date | None = None
-    ) -> dict[str, Any]:
-        """Credit an invoice in full (`POST .../customerinvoices/{id}/credit`)."""
-        body = {"invoice_date": invoice_date.isoformat()} if invoice_date else {}
-        response = await self._client.post(
-            f"/sandbox/companies/{company_id}/customerinvoices/{invoice_id}/credit", json=body
-        )
-        return _json(response)
-
-    async def payments(self, company_id: str) -> list[dict[str, Any]]:
-        """Every payment registered in the company."""
-        response = await self._client.get(f"/sandbox/companies/{company_id}/payments")
-        return list(_json(response)["payments"])
-
-    async def stats(self, company_id: str) -> dict[str, Any]:
-        """Counts of the company's records, requests and redeemed refresh tokens."""
-        return _json(await self._client.get(f"/sandbox/companies/{company_id}/stats"))
-
-    async def expire_access_tokens(self, company_id: str) -> int:
-        """End the company's access tokens now; the next API call answers 401."""
-        url = f"/sandbox/companies/{company_id}/expire-access-tokens"
-        return int(_json(await self._client.post(url))["expired"])
-
-    async def new_refresh_token(self, company_id: str) -> str:
-        """Another refresh token for the company's client (a re-authorization)."""
-        url = f"/sandbox/companies/{company_id}/refresh-tokens"
-        return str(_json(await self._client.post(url))["refresh_token"])
 
 
 @dataclass
-class RunningVismaEAccountingSandbox:
+class RunningVismaEAccountingSandbox(kit.RunningSandbox[VismaEAccountingState]):
     """A sandbox served on a loopback port in a background thread."""
-
-    base_url: str
-    state: VismaEAccountingState
-    _server: BackgroundServer
 
     @property
     def token_url(self) -> str:
@@ -281,7 +142,7 @@ class RunningVismaEAccountingSandbox:
     ) -> SandboxCompany:
         """Create a company directly in the state (no HTTP round trip)."""
         company, client, refresh = self.state.create_company(
-            name or f"Test AB {secrets.token_hex(4)}", client_id=client_id
+            name or random_name(), client_id=client_id
         )
         return SandboxCompany.from_json(
             company_facts(company, client.client_id, client.client_secret, refresh)
@@ -342,28 +203,9 @@ class RunningVismaEAccountingSandbox:
             )
             return out.invoice(credit, company, today)
 
-    def stop(self) -> None:
-        """Stop the server thread."""
-        self._server.stop()
 
-
-def start_visma_eaccounting_sandbox(
-    state: VismaEAccountingState | None = None, *, host: str = "127.0.0.1"
-) -> RunningVismaEAccountingSandbox:
-    """Serve a sandbox on a free port of `host`; the caller must `stop()` it."""
-    state = state or VismaEAccountingState()
-    server = BackgroundServer(create_app(state), host=host, port=0)
-    base_url = server.start()
-    return RunningVismaEAccountingSandbox(base_url=base_url, state=state, _server=server)
-
-
-@contextmanager
-def running_visma_eaccounting_sandbox(
-    state: VismaEAccountingState | None = None, *, host: str = "127.0.0.1"
-) -> Iterator[RunningVismaEAccountingSandbox]:
-    """`with running_visma_eaccounting_sandbox() as sandbox:` serves a sandbox for the block."""
-    sandbox = start_visma_eaccounting_sandbox(state, host=host)
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+_runner = kit.Runner(VismaEAccountingState, create_app, RunningVismaEAccountingSandbox)
+# `start_visma_eaccounting_sandbox(state=None, *, host=...)`: the caller must `stop()` it.
+start_visma_eaccounting_sandbox = _runner.start
+# `with running_visma_eaccounting_sandbox() as sandbox:` serves a sandbox for the block.
+running_visma_eaccounting_sandbox = _runner.running

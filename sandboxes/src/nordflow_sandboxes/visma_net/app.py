@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
-from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nordflow_sandboxes.kit.faults import FaultIn as SharedFaultIn
+from nordflow_sandboxes.kit import admin
+from nordflow_sandboxes.kit.faults import Fault as KitFault
+from nordflow_sandboxes.kit.faults import FaultIn as KitFaultIn
+from nordflow_sandboxes.kit.gate import Admitted, Gate, bearer, route_errors, tenant_of
 from nordflow_sandboxes.visma_net import serialize as out
 from nordflow_sandboxes.visma_net import service
 from nordflow_sandboxes.visma_net.connect import connect_router
@@ -31,7 +27,6 @@ from nordflow_sandboxes.visma_net.errors import (
     SANDBOX_SYSTEM_ERROR,
     SANDBOX_UNAUTHORIZED,
     VismaNetError,
-    error_body,
     not_found,
 )
 from nordflow_sandboxes.visma_net.state import CompanyIdInUseError, RateDecision, VismaNetState
@@ -40,28 +35,20 @@ from nordflow_sandboxes.visma_net.values import etag_of
 logger = logging.getLogger("nordflow_sandboxes.visma_net")
 
 API_PREFIX = "/v1"
-ADMIN_PREFIX = "/sandbox"
 COMPANY_HEADER = "ipp-company-id"
-FAULT_STATUSES = (429, 500, 502, 503, 504)
 
 
 def create_app(state: VismaNetState | None = None) -> FastAPI:
     """Build the sandbox app around `state` (a fresh default state when None)."""
     state = state or VismaNetState()
-    app = FastAPI(
+    return admin.sandbox_app(
+        state,
+        "visma_net",
         title="Nordflow Visma.net ERP API sandbox",
         version="1",
-        docs_url=f"{ADMIN_PREFIX}/docs",
-        openapi_url=f"{ADMIN_PREFIX}/openapi.json",
-        redoc_url=None,
+        routers=[_api_router(state), connect_router(state.connect), _admin_router(state)],
+        gate=_gate(state),
     )
-    app.state.visma_net = state
-    app.include_router(_api_router(state))
-    app.include_router(connect_router(state.connect))
-    app.include_router(_admin_router(state))
-    _install_gate(app, state)
-    _install_error_handlers(app)
-    return app
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -90,15 +77,7 @@ def normalise_path(path: str) -> str:
 def _error(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    return VismaNetError(status, code, message, headers).response()
 
 
 def _company_header(request: Request) -> str | None:
@@ -107,11 +86,18 @@ def _company_header(request: Request) -> str | None:
 
 
 def _company(request: Request) -> Company:
-    return cast(Company, request.state.company)
+    return cast(Company, tenant_of(request))
 
 
-def _location(request: Request, path: str) -> dict[str, str]:
-    return {"Location": f"{str(request.base_url).rstrip('/')}{API_PREFIX}/{path}"}
+def _created(request: Request, path: str) -> Response:
+    """201 with the new record's address, as Visma.net answers a create."""
+    location = f"{str(request.base_url).rstrip('/')}{API_PREFIX}/{path}"
+    return Response(status_code=201, headers={"Location": location})
+
+
+def _release_only(noun: str, action: str) -> None:
+    if action != "release":
+        raise not_found(f"Unknown {noun} action '{action}' (the sandbox has release)")
 
 
 def _rate_limited(decision: RateDecision) -> JSONResponse:
@@ -124,7 +110,7 @@ def _rate_limited(decision: RateDecision) -> JSONResponse:
     )
 
 
-def _fault_response(fault: Fault, decision: RateDecision) -> JSONResponse:
+def _fault_response(fault: KitFault, admitted: Admitted[Company]) -> JSONResponse:
     status = fault.status or 500
     if status == 429:
         retry = max(fault.retry_after_seconds, 0)
@@ -132,33 +118,19 @@ def _fault_response(fault: Fault, decision: RateDecision) -> JSONResponse:
             429,
             SANDBOX_RATE_LIMITED,
             f"Too many requests (injected); retry after {retry} s",
-            headers={**decision.headers(), "Retry-After": str(retry)},
+            headers={**admitted.headers, "Retry-After": str(retry)},
         )
     return _error(status, SANDBOX_SYSTEM_ERROR, f"Injected fault: HTTP {status}")
-
-
-async def _drain(response: Response) -> None:
-    body_iterator = getattr(response, "body_iterator", None)
-    if body_iterator is not None:
-        async for _chunk in body_iterator:
-            pass
 
 
 # --------------------------------------------------------------------------------- gate
 
 
-def _install_gate(app: FastAPI, state: VismaNetState) -> None:
+def _gate(state: VismaNetState) -> Gate[Company]:
     """Authentication, company choice, rate limiting, faults and the request log for `/v1/...`."""
 
-    @app.middleware("http")
-    async def visma_net_gate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if not is_api_path(request.url.path):
-            return await call_next(request)
-        path = normalise_path(request.url.path)
-        request.scope["path"] = path
-        token = _bearer(request)
+    def admit(request: Request) -> Admitted[Company] | Response:
+        token = bearer(request)
         if token is None or not state.token_known(token):
             return _error(
                 401, SANDBOX_UNAUTHORIZED, "Authorization has been denied for this request."
@@ -171,78 +143,26 @@ def _install_gate(app: FastAPI, state: VismaNetState) -> None:
                 f"The {COMPANY_HEADER} header is missing or names a company this client "
                 "has no access to.",
             )
-        request.state.company = company
-        method = request.method.upper()
-
-        def log(response: Response, faulted: bool) -> Response:
-            state.record_request(
-                company,
-                RequestRecord(
-                    at=state.now(),
-                    method=method,
-                    path=path,
-                    query=request.url.query,
-                    status=response.status_code,
-                    fault=faulted,
-                    if_match=request.headers.get("if-match"),
-                ),
-            )
-            return response
-
         decision = state.acquire_rate(company, token)
-        if not decision.allowed:
-            return log(_rate_limited(decision), faulted=False)
+        refusal = None if decision.allowed else _rate_limited(decision)
+        # Visma.net sends its rate-limit headers on every answer.
+        return Admitted(company, refusal, decision.headers())
 
-        fault = state.take_fault(company, method, path)
-        if fault is not None and not fault.after_commit:
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                return log(_fault_response(fault, decision), faulted=True)
-
-        try:
-            response = await call_next(request)
-        except Exception:
-            logger.exception("unhandled error in %s %s", method, path)
-            response = _error(500, SANDBOX_SYSTEM_ERROR, "An error has occurred.")
-
-        if fault is not None and fault.after_commit:
-            # The change is committed; the client now sees a slow answer or an error.
-            if fault.delay_seconds:
-                await asyncio.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                await _drain(response)
-                return log(_fault_response(fault, decision), faulted=True)
-        response.headers.update(decision.headers())
-        return log(response, faulted=fault is not None)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    async def on_visma_error(_request: Request, exc: Exception) -> Response:
-        error = cast(VismaNetError, exc)
-        return JSONResponse(error.body(), status_code=error.status)
-
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        error = cast(StarletteHTTPException, exc)
-        if not is_api_path(request.url.path):
-            return await http_exception_handler(request, error)
-        if error.status_code == 404:
-            return _error(404, SANDBOX_NOT_FOUND, f"No such resource: {request.url.path}")
-        return _error(
-            error.status_code,
+    return Gate(
+        is_api_path=is_api_path,
+        admit=admit,
+        fault_response=_fault_response,
+        crash_response=lambda: _error(500, SANDBOX_SYSTEM_ERROR, "An error has occurred."),
+        errors=route_errors(
+            VismaNetError,
+            SANDBOX_NOT_FOUND,
             SANDBOX_BAD_REQUEST,
-            f"{request.method} {request.url.path}: {error.detail}",
-        )
-
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        error = cast(RequestValidationError, exc)
-        if not is_api_path(request.url.path):
-            return await request_validation_exception_handler(request, error)
-        return _error(400, SANDBOX_BAD_REQUEST, f"The request is invalid: {error.errors()}")
-
-    app.add_exception_handler(VismaNetError, on_visma_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
+            malformed="The request is invalid: ",
+        ),
+        logger=logger,
+        record=RequestRecord.of,
+        normalise_path=normalise_path,
+    )
 
 
 # ---------------------------------------------------------------------- Visma.net routes
@@ -282,7 +202,7 @@ def _api_router(state: VismaNetState) -> APIRouter:
         body = service.decode_body(await request.body())
         with state.lock:
             customer = service.create_customer(_company(request), body, state)
-        return Response(status_code=201, headers=_location(request, f"customer/{customer.number}"))
+        return _created(request, f"customer/{customer.number}")
 
     # invoices ----------------------------------------------------------------------
 
@@ -305,8 +225,7 @@ def _api_router(state: VismaNetState) -> APIRouter:
         body = service.decode_body(await request.body())
         with state.lock:
             invoice = service.create_invoice(_company(request), body, state)
-        location = _location(request, f"customerinvoice/{invoice.reference_number}")
-        return Response(status_code=201, headers=location)
+        return _created(request, f"customerinvoice/{invoice.reference_number}")
 
     @router.put("/customerinvoice/{reference}")
     async def update_invoice(request: Request, reference: str) -> Response:
@@ -319,8 +238,7 @@ def _api_router(state: VismaNetState) -> APIRouter:
 
     @router.post("/customerinvoice/{reference}/action/{action}")
     async def invoice_action(request: Request, reference: str, action: str) -> JSONResponse:
-        if action != "release":
-            raise not_found(f"Unknown invoice action '{action}' (the sandbox has release)")
+        _release_only("invoice", action)
         with state.lock:
             service.release_invoice(
                 _company(request), reference, request.headers.get("if-match"), state
@@ -345,13 +263,11 @@ def _api_router(state: VismaNetState) -> APIRouter:
         body = service.decode_body(await request.body())
         with state.lock:
             note = service.create_credit_note(_company(request), body, state)
-        location = _location(request, f"customercreditnote/{note.reference_number}")
-        return Response(status_code=201, headers=location)
+        return _created(request, f"customercreditnote/{note.reference_number}")
 
     @router.post("/customercreditnote/{reference}/action/{action}")
     async def credit_note_action(request: Request, reference: str, action: str) -> JSONResponse:
-        if action != "release":
-            raise not_found(f"Unknown credit note action '{action}' (the sandbox has release)")
+        _release_only("credit note", action)
         with state.lock:
             service.release_invoice(
                 _company(request), reference, request.headers.get("if-match"), state
@@ -379,13 +295,11 @@ def _api_router(state: VismaNetState) -> APIRouter:
         body = service.decode_body(await request.body())
         with state.lock:
             payment = service.create_payment(_company(request), body, state)
-        location = _location(request, f"customerpayment/{payment.ref_nbr}")
-        return Response(status_code=201, headers=location)
+        return _created(request, f"customerpayment/{payment.ref_nbr}")
 
     @router.post("/customerpayment/{ref_nbr}/action/{action}")
     async def payment_action(request: Request, ref_nbr: str, action: str) -> JSONResponse:
-        if action != "release":
-            raise not_found(f"Unknown payment action '{action}' (the sandbox has release)")
+        _release_only("payment", action)
         raw = await request.body()
         body = service.decode_body(raw) if raw.strip() else {}
         with state.lock:
@@ -410,17 +324,19 @@ class CompanyIn(BaseModel):
     company_id: str | None = Field(default=None, pattern=r"^[0-9A-Za-z_-]{1,40}$")
 
 
-class FaultIn(SharedFaultIn):
+class FaultIn(KitFaultIn):
     """Body of `POST /sandbox/faults`."""
+
+    fault_type = Fault
 
     path_prefix: str = Field(default=f"{API_PREFIX}/", pattern=r"^/[vV]1(/.*)?$")
 
 
 def _admin_router(state: VismaNetState) -> APIRouter:
-    router = APIRouter(prefix=ADMIN_PREFIX, tags=["sandbox admin"])
+    router = admin.admin_router()
 
     def company_of(request: Request) -> Company:
-        token = _bearer(request)
+        token = bearer(request)
         company = None
         if token:
             wanted = _company_header(request)
@@ -433,10 +349,6 @@ def _admin_router(state: VismaNetState) -> APIRouter:
             )
         return company
 
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     @router.post("/companies", status_code=201)
     async def create_company(body: CompanyIn) -> dict[str, str]:
         try:
@@ -445,34 +357,5 @@ def _admin_router(state: VismaNetState) -> APIRouter:
             raise HTTPException(409, str(exc)) from exc
         return {"company_id": company.company_id, "token": token, "name": company.name}
 
-    @router.post("/faults", status_code=201)
-    async def add_fault(request: Request, body: FaultIn) -> dict[str, Any]:
-        company = company_of(request)
-        fault = Fault(**body.fault_fields())
-        state.add_fault(company, fault)
-        return {"fault": fault.as_json()}
-
-    @router.get("/faults")
-    async def list_faults(request: Request) -> dict[str, Any]:
-        company = company_of(request)
-        with state.lock:
-            return {"faults": [f.as_json() for f in company.faults]}
-
-    @router.delete("/faults", status_code=204)
-    async def clear_faults(request: Request) -> Response:
-        state.clear_faults(company_of(request))
-        return Response(status_code=204)
-
-    @router.get("/requests")
-    async def recent_requests(request: Request, limit: int = 100) -> dict[str, Any]:
-        company = company_of(request)
-        records = state.recent_requests(company, max(0, min(limit, 2000)))
-        return {"requests": [r.as_json() for r in records]}
-
-    @router.get("/stats")
-    async def stats(request: Request) -> dict[str, Any]:
-        if _bearer(request):
-            return state.stats(company_of(request))
-        return {"companies": [state.stats(c) for c in state.companies()]}
-
+    admin.add_tenant_routes(router, state, company_of, FaultIn, listing="companies")
     return router

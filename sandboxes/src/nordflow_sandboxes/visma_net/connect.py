@@ -14,18 +14,24 @@ tokens of ``POST /sandbox/companies`` keep working unchanged.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote_plus
 from uuid import uuid4
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+
+from nordflow_sandboxes.kit.oauth import (
+    AccessTokens,
+    ClientRegistry,
+    ClientSecretMismatchError,
+    client_credentials,
+    oauth_error,
+    token_answer,
+    token_form,
+)
 
 if TYPE_CHECKING:
     from nordflow_sandboxes.visma_net.state import VismaNetState
@@ -33,10 +39,6 @@ if TYPE_CHECKING:
 TOKEN_PATH = "/connect/token"  # noqa: S105 - a path, not a secret
 SERVICE_API = "vismanet_erp_service_api"
 DEFAULT_SCOPE = f"{SERVICE_API}:read {SERVICE_API}:create {SERVICE_API}:update"
-
-
-class ClientSecretMismatchError(ValueError):
-    """A service client was registered again with another secret."""
 
 
 class TokenRefusedError(Exception):
@@ -101,8 +103,10 @@ class VismaConnect:
             raise ValueError("access tokens must live at least one second")
         self.state = state
         self.lifetime = timedelta(seconds=access_token_lifetime_seconds)
-        self._clients: dict[str, ServiceClient] = {}
-        self._access: dict[str, ConnectAccess] = {}
+        self._clients = ClientRegistry(
+            state.lock, ServiceClient, new_id=lambda: f"isv_nordflow_{secrets.token_hex(4)}"
+        )
+        self._access = AccessTokens[ConnectAccess](state.lock, state.now)
         self._issued: dict[str, int] = {}
 
     def register(
@@ -120,15 +124,7 @@ class VismaConnect:
         with self.state.lock:
             if self.state.company(company_id) is None:
                 raise LookupError(f"no company {company_id}")
-            client = self._clients.get(client_id) if client_id else None
-            if client is None:
-                client = ServiceClient(
-                    client_id=client_id or f"isv_nordflow_{secrets.token_hex(4)}",
-                    client_secret=client_secret or secrets.token_urlsafe(32),
-                )
-                self._clients[client.client_id] = client
-            elif client_secret is not None and client_secret != client.client_secret:
-                raise ClientSecretMismatchError("that client id exists with another secret")
+            client = self._clients.register(client_id, client_secret)
             known = next((t for t, c in client.tenants.items() if c == company_id), None)
             tenant = tenant_id or known or str(uuid4())
             client.tenants[tenant] = company_id
@@ -136,13 +132,7 @@ class VismaConnect:
 
     def authenticate(self, client_id: str, client_secret: str) -> ServiceClient | None:
         """The client when id and secret match (compared in constant time)."""
-        with self.state.lock:
-            client = self._clients.get(client_id)
-        if client is None or not secrets.compare_digest(
-            client.client_secret.encode(), client_secret.encode()
-        ):
-            return None
-        return client
+        return self._clients.authenticate(client_id, client_secret)
 
     def issue(self, client: ServiceClient, scope: str, tenant_id: str | None) -> ConnectAccess:
         """A new access token of the client for the tenant (client_credentials grant)."""
@@ -163,41 +153,23 @@ class VismaConnect:
                     "invalid_tenant",
                     "The application is not approved for this tenant (or it does not exist)",
                 )
-            access = ConnectAccess(
-                token=secrets.token_urlsafe(32),
-                client_id=client.client_id,
-                tenant_id=tenant_id,
-                company_id=company_id,
-                scope=" ".join(scopes),
-                expires=self.state.now() + self.lifetime,
+            expires = self.state.now() + self.lifetime
+            access = self._access.issue(
+                lambda token: ConnectAccess(
+                    token, client.client_id, tenant_id, company_id, " ".join(scopes), expires
+                )
             )
-            self._access[access.token] = access
             self._issued[company_id] = self._issued.get(company_id, 0) + 1
             self.state.grant(access.token, company_id)
             return access
 
     def expired(self, token: str) -> bool:
         """Whether the token is a Visma Connect access token past its expiry."""
-        with self.state.lock:
-            access = self._access.get(token)
-            return access is not None and access.expires <= self.state.now()
+        return self._access.expired(token)
 
     def expire_access_tokens(self, company_id: str) -> int:
         """End the company's Visma Connect access tokens now; how many ended."""
-        with self.state.lock:
-            now, ended = self.state.now(), 0
-            for token, access in list(self._access.items()):
-                if access.company_id == company_id and access.expires > now:
-                    self._access[token] = ConnectAccess(
-                        token,
-                        access.client_id,
-                        access.tenant_id,
-                        access.company_id,
-                        access.scope,
-                        now,
-                    )
-                    ended += 1
-            return ended
+        return self._access.expire(company_id)
 
     def tokens_issued(self, company_id: str) -> int:
         """How many access tokens were issued for the company."""
@@ -206,31 +178,6 @@ class VismaConnect:
 
 
 # ----------------------------------------------------------------------- HTTP routes
-
-
-def _oauth_error(
-    status: int, error: str, description: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})},
-    )
-
-
-def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str] | None:
-    """client_secret_post (as Visma documents it) or client_secret_basic."""
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        client_id, sep, secret = decoded.partition(":")
-        return (unquote_plus(client_id), unquote_plus(secret)) if sep else None
-    if form.get("client_id") and "client_secret" in form:
-        return form["client_id"], form["client_secret"]
-    return None
 
 
 class ServiceClientIn(BaseModel):
@@ -259,21 +206,17 @@ def connect_router(connect: VismaConnect) -> APIRouter:
     @router.post(TOKEN_PATH, tags=["Visma Connect (token endpoint)"])
     async def token(request: Request) -> Response:
         """`grant_type=client_credentials`: a bearer token for one tenant, no refresh token."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
-            return _oauth_error(400, "invalid_request", "Use application/x-www-form-urlencoded")
-        try:
-            parsed = parse_qs((await request.body()).decode(), keep_blank_values=True)
-        except UnicodeDecodeError:
-            return _oauth_error(400, "invalid_request", "The body is not UTF-8")
-        form = {key: values[0] for key, values in parsed.items() if values}
-        credentials = _client_credentials(request, form)
+        form = await token_form(request)
+        if not isinstance(form, dict):
+            return form
+        # client_secret_post is how Visma documents it; client_secret_basic works too.
+        credentials = client_credentials(request, form)
         client = connect.authenticate(*credentials) if credentials else None
         if client is None:
-            return _oauth_error(401, "invalid_client", "Client authentication failed")
+            return oauth_error(401, "invalid_client", "Client authentication failed")
         grant_type = form.get("grant_type")
         if grant_type != "client_credentials":
-            return _oauth_error(
+            return oauth_error(
                 400,
                 "unsupported_grant_type" if grant_type else "invalid_request",
                 "Service integrations use grant_type=client_credentials",
@@ -281,14 +224,14 @@ def connect_router(connect: VismaConnect) -> APIRouter:
         try:
             access = connect.issue(client, form.get("scope", ""), form.get("tenant_id"))
         except TokenRefusedError as refused:
-            return _oauth_error(refused.status, refused.error, refused.description)
+            return oauth_error(refused.status, refused.error, refused.description)
         body: dict[str, Any] = {
             "access_token": access.token,
             "expires_in": int(connect.lifetime.total_seconds()),
             "token_type": "Bearer",
             "scope": access.scope,
         }
-        return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return token_answer(body)
 
     @router.post("/sandbox/connect/clients", status_code=201, tags=["sandbox admin"])
     async def register(request: Request, body: ServiceClientIn) -> dict[str, str]:

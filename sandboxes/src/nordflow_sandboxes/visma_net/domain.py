@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
-from nordflow_sandboxes.visma_net.values import ZERO, round_money
+from nordflow_schemas.money import money
+from starlette.requests import Request
+from starlette.responses import Response
+
+from nordflow_sandboxes.kit.faults import Fault as KitFault
+from nordflow_sandboxes.kit.state import RequestRecord as KitRequestRecord
+from nordflow_sandboxes.kit.values import ZERO
 
 # Sandbox VAT codes (the Norwegian SAF-T standard tax codes for sales); `vatCodeId` must be one.
 VAT_CODES: dict[str, tuple[Decimal, str]] = {
@@ -78,12 +85,12 @@ class InvoiceLine:
     @property
     def discount_amount(self) -> Decimal:
         """The discount taken off the line."""
-        return round_money(self.quantity * self.unit_price * self.discount_percent / 100)
+        return money(self.quantity * self.unit_price * self.discount_percent / 100)
 
     @property
     def amount(self) -> Decimal:
         """Quantity times price less the discount, rounded to cents (VAT excluded)."""
-        return round_money(self.quantity * self.unit_price) - self.discount_amount
+        return money(self.quantity * self.unit_price) - self.discount_amount
 
 
 @dataclass
@@ -135,7 +142,7 @@ class Invoice:
 
     def base(self, amount: Decimal) -> Decimal:
         """A document-currency amount in the company's base currency, rounded to cents."""
-        return round_money(amount * self.exchange_rate)
+        return money(amount * self.exchange_rate)
 
     @property
     def hold(self) -> bool:
@@ -158,7 +165,7 @@ class Invoice:
         for line in self.lines:
             taxable[line.vat_code_id] = taxable.get(line.vat_code_id, ZERO) + line.amount
         return [
-            (code, VAT_CODES[code][0], base, round_money(base * VAT_CODES[code][0] / 100))
+            (code, VAT_CODES[code][0], base, money(base * VAT_CODES[code][0] / 100))
             for code, base in sorted(taxable.items())
         ]
 
@@ -226,16 +233,8 @@ class Payment:
 
 
 @dataclass
-class Fault:
-    """A failure injected for the next `remaining` matching requests of one company."""
-
-    status: int | None
-    remaining: int
-    path_prefix: str
-    method: str | None
-    delay_seconds: float
-    after_commit: bool
-    retry_after_seconds: int = 1
+class Fault(KitFault):
+    """A fault whose path prefix matches in any letter case, as Visma.net's paths do."""
 
     def matches(self, method: str, path: str) -> bool:
         """True when the request is one this fault targets."""
@@ -245,42 +244,24 @@ class Fault:
             and (self.method is None or self.method == method)
         )
 
-    def as_json(self) -> dict[str, Any]:
-        """The admin view of the fault."""
-        return {
-            "status": self.status,
-            "remaining": self.remaining,
-            "path_prefix": self.path_prefix,
-            "method": self.method,
-            "delay_seconds": self.delay_seconds,
-            "after_commit": self.after_commit,
-            "retry_after_seconds": self.retry_after_seconds,
-        }
-
 
 @dataclass(frozen=True)
-class RequestRecord:
-    """One request as the company's request log shows it."""
+class RequestRecord(KitRequestRecord):
+    """One request as the company's request log shows it, with its If-Match header."""
 
-    at: datetime
-    method: str
-    path: str
-    query: str
-    status: int
-    fault: bool
     if_match: str | None = None
+
+    @classmethod
+    def of(
+        cls, at: datetime, request: Request, path: str, response: Response, faulted: bool
+    ) -> Self:
+        """The record of `request`, with the ETag it sent as If-Match."""
+        record = super().of(at, request, path, response, faulted)
+        return dataclasses.replace(record, if_match=request.headers.get("if-match"))
 
     def as_json(self) -> dict[str, Any]:
         """The admin view of the record."""
-        return {
-            "at": self.at.isoformat(),
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "status": self.status,
-            "fault": self.fault,
-            "if_match": self.if_match,
-        }
+        return {**super().as_json(), "if_match": self.if_match}
 
 
 @dataclass
@@ -293,8 +274,8 @@ class Company:
     customers: dict[str, Customer] = field(default_factory=dict)
     invoices: dict[str, Invoice] = field(default_factory=dict)
     payments: dict[str, Payment] = field(default_factory=dict)
-    faults: list[Fault] = field(default_factory=list)
-    requests: deque[RequestRecord] = field(default_factory=deque)
+    faults: list[KitFault] = field(default_factory=list)
+    requests: deque[KitRequestRecord] = field(default_factory=deque)
     last_invoice_number: int = 100_000
     last_payment_number: int = 0
     last_customer_internal_id: int = 0

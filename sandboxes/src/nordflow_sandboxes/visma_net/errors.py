@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from nordflow_sandboxes.kit.errors import PartnerError
+
 # Codes Visma.net is publicly seen to answer with (Visma community knowledge base and
 # Stack Overflow answers quoting real `IPPException` bodies).
 COMPANY_NOT_SET = "12002"  # ipp-company-id missing, or the user has no access to that company
@@ -19,29 +21,18 @@ SANDBOX_RATE_LIMITED = "99429"
 SANDBOX_SYSTEM_ERROR = "99500"
 
 
-class VismaNetError(Exception):
+class VismaNetError(PartnerError[str]):
     """An error answered as Visma.net's `IPPException` body with an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
     def body(self) -> dict[str, Any]:
-        """The Visma.net error body."""
-        return error_body(self.code, self.message)
-
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """Build the `IPPException` structure Visma.net answers errors with."""
-    return {
-        "ExceptionType": "IPPException",
-        "ExceptionMessage": message,
-        "ExceptionFaultCode": code,
-        "ExceptionMessageID": f"{code}_{uuid.uuid4()}",
-        "ExceptionDetails": "",
-    }
+        """The `IPPException` structure Visma.net answers errors with."""
+        return {
+            "ExceptionType": "IPPException",
+            "ExceptionMessage": self.message,
+            "ExceptionFaultCode": self.code,
+            "ExceptionMessageID": f"{self.code}_{uuid.uuid4()}",
+            "ExceptionDetails": "",
+        }
 
 
 def bad_request(message: str) -> VismaNetError:

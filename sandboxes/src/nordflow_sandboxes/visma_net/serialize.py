@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, tzinfo
 from typing import Any
 
+from nordflow_sandboxes.kit.values import json_number
 from nordflow_sandboxes.visma_net.domain import (
     VAT_CODES,
     Company,
@@ -15,7 +16,7 @@ from nordflow_sandboxes.visma_net.domain import (
     PaymentLine,
 )
 from nordflow_sandboxes.visma_net.service import Page, applications_of, credit_notes_of
-from nordflow_sandboxes.visma_net.values import api_date, api_datetime, etag_of, json_number
+from nordflow_sandboxes.visma_net.values import api_date, api_datetime, etag_of
 
 
 def _period(day: date) -> tuple[str, str]:

@@ -9,6 +9,9 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from nordflow_schemas.money import money
+
+from nordflow_sandboxes.kit.values import ZERO
 from nordflow_sandboxes.visma_net.domain import (
     DEFAULT_SALES_ACCOUNT,
     DEFAULT_VAT_CODE,
@@ -24,7 +27,6 @@ from nordflow_sandboxes.visma_net.domain import (
 from nordflow_sandboxes.visma_net.errors import bad_request, not_found, precondition_failed
 from nordflow_sandboxes.visma_net.values import (
     CONDITIONS,
-    ZERO,
     as_bool,
     as_date,
     as_decimal,
@@ -34,7 +36,6 @@ from nordflow_sandboxes.visma_net.values import (
     etag_of,
     kid_for,
     parse_filter_moment,
-    round_money,
     unwrap,
 )
 
@@ -281,21 +282,36 @@ def create_credit_note(company: Company, body: dict[str, Any], state: VismaNetSt
 
 
 def _decode_application_line(raw: Any, index: int) -> PaymentLine:
-    name = f"applicationLines[{index}]"
+    def creditable(document_type: str) -> str | None:
+        if document_type in {"Invoice", "DebitNote"}:
+            return None
+        return f"{document_type} cannot be credited"
+
+    return _decode_settling_line(raw, f"applicationLines[{index}]", "credit note", creditable)
+
+
+def _decode_settling_line(
+    raw: Any, name: str, record: str, refusal: Callable[[str], str | None]
+) -> PaymentLine:
+    """A line of a new payment or credit note naming a document it settles, and how much.
+
+    `refusal` says why a document type cannot be settled by this `record`, if it cannot.
+    """
     if not isinstance(raw, dict):
         raise bad_request(f"'{name}' must be an object")
     if raw.get("operation") not in (None, "Insert"):
-        raise bad_request(f"'{name}.operation' must be Insert on a new credit note")
+        raise bad_request(f"'{name}.operation' must be Insert on a new {record}")
     document_type = as_text(f"{name}.documentType", unwrap(raw, "documentType")) or "Invoice"
-    if document_type not in {"Invoice", "DebitNote"}:
-        raise bad_request(f"'{name}.documentType' {document_type} cannot be credited")
+    reason = refusal(document_type)
+    if reason is not None:
+        raise bad_request(f"'{name}.documentType' {reason}")
     ref_nbr = as_text(f"{name}.refNbr", unwrap(raw, "refNbr"), 15)
     if not ref_nbr:
         raise bad_request(f"'{name}.refNbr' is required")
     amount = as_decimal(f"{name}.amountPaid", unwrap(raw, "amountPaid"))
     if amount is None or amount <= 0:
         raise bad_request(f"'{name}.amountPaid' must be a positive amount")
-    return PaymentLine(document_type, ref_nbr, round_money(amount))
+    return PaymentLine(document_type, ref_nbr, money(amount))
 
 
 def _check_creditable(company: Company, note: Invoice, line: PaymentLine) -> Invoice:
@@ -479,21 +495,12 @@ def release_invoice(
 
 
 def _decode_payment_line(raw: Any, index: int) -> PaymentLine:
-    name = f"paymentLines[{index}]"
-    if not isinstance(raw, dict):
-        raise bad_request(f"'{name}' must be an object")
-    if raw.get("operation") not in (None, "Insert"):
-        raise bad_request(f"'{name}.operation' must be Insert on a new payment")
-    document_type = as_text(f"{name}.documentType", unwrap(raw, "documentType")) or "Invoice"
-    if document_type != "Invoice":
-        raise bad_request(f"'{name}.documentType' {document_type} is not supported by the sandbox")
-    ref_nbr = as_text(f"{name}.refNbr", unwrap(raw, "refNbr"), 15)
-    if not ref_nbr:
-        raise bad_request(f"'{name}.refNbr' is required")
-    amount = as_decimal(f"{name}.amountPaid", unwrap(raw, "amountPaid"))
-    if amount is None or amount <= 0:
-        raise bad_request(f"'{name}.amountPaid' must be a positive amount")
-    return PaymentLine(document_type, ref_nbr, round_money(amount))
+    def payable(document_type: str) -> str | None:
+        if document_type == "Invoice":
+            return None
+        return f"{document_type} is not supported by the sandbox"
+
+    return _decode_settling_line(raw, f"paymentLines[{index}]", "payment", payable)
 
 
 def _check_applicable(company: Company, payment: Payment, line: PaymentLine) -> Invoice:
@@ -535,7 +542,7 @@ def create_payment(company: Company, body: dict[str, Any], state: VismaNetState)
         raise bad_request("A document may be applied only once per payment")
     applied = sum((line.amount_paid for line in lines), ZERO)
     amount = as_decimal("paymentAmount", unwrap(body, "paymentAmount"))
-    amount = applied if amount is None else round_money(amount)
+    amount = applied if amount is None else money(amount)
     if amount <= 0:
         raise bad_request("'paymentAmount' must be positive")
     if applied > amount:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from nordflow_sandboxes.kit.limits import RateLimiter
+from nordflow_sandboxes.kit.state import SandboxState
+from nordflow_sandboxes.kit.values import utc_now
 from nordflow_sandboxes.visma_net.connect import VismaConnect
-from nordflow_sandboxes.visma_net.domain import Company, Fault, RequestRecord
+from nordflow_sandboxes.visma_net.domain import Company
 from nordflow_sandboxes.visma_net.values import truncate_ms
 
 RATE_LIMIT_POLICY = "4-fixed-window"
@@ -44,7 +44,7 @@ class RateDecision:
         }
 
 
-class FixedWindowRateLimiter:
+class FixedWindowRateLimiter(RateLimiter):
     """Visma.net's standard policy: `limit` requests per fixed window per company and client.
 
     A window opens with the first request of a key and lasts `window_seconds`; refused
@@ -52,11 +52,7 @@ class FixedWindowRateLimiter:
     """
 
     def __init__(self, limit: int, window_seconds: float, monotonic: Callable[[], float]) -> None:
-        if limit < 1 or window_seconds <= 0:
-            raise ValueError("rate limit and window must be positive")
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self._monotonic = monotonic
+        super().__init__(limit, window_seconds, monotonic)
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
 
     def acquire(self, key: tuple[str, str]) -> RateDecision:
@@ -74,18 +70,12 @@ class FixedWindowRateLimiter:
         return RateDecision(True, self.limit, self.limit - used, reset)
 
 
-def utc_now() -> datetime:
-    """The current instant, aware."""
-    return datetime.now(UTC)
-
-
-class VismaNetState:
+class VismaNetState(SandboxState[Company]):
     """Everything the Visma.net sandbox knows, guarded by one re-entrant lock.
 
     A bearer token stands for one client (an application and its user); it opens the companies
     it was granted, and every API call names one of them in `ipp-company-id`. Tests that create
-    their own company with a random token never see each other's data. Callers hold `lock`
-    around every read or change of a company; no code awaits while holding it.
+    their own company with a random token never see each other's data.
     """
 
     def __init__(
@@ -104,7 +94,7 @@ class VismaNetState:
     ) -> None:
         if default_page_size < 1 or max_page_size < 1:
             raise ValueError("page sizes must be positive")
-        self.lock = threading.RLock()
+        super().__init__(clock=clock, request_log_size=request_log_size)
         self.rate_limiter = FixedWindowRateLimiter(rate_limit, rate_window_seconds, monotonic)
         self.api_timezone: tzinfo = (
             ZoneInfo(api_timezone) if isinstance(api_timezone, str) else api_timezone
@@ -112,8 +102,6 @@ class VismaNetState:
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
         self.require_company_header = require_company_header
-        self._clock = clock
-        self._request_log_size = request_log_size
         self._companies: dict[str, Company] = {}
         self._grants: dict[str, list[str]] = {}
         self._rowversion = 0x4D182000
@@ -153,8 +141,9 @@ class VismaNetState:
                 raise CompanyIdInUseError(f"company id {company_id} is taken")
             while company_id is None or company_id in self._companies:
                 company_id = str(secrets.randbelow(9_000_000) + 1_000_000)
-            company = Company(company_id=company_id, name=name, created=self.now())
-            company.requests = deque(maxlen=self._request_log_size)
+            company = Company(
+                company_id=company_id, name=name, created=self.now(), requests=self.request_log()
+            )
             self._companies[company_id] = company
             self._grants.setdefault(token, []).append(company_id)
             return company, token
@@ -200,56 +189,17 @@ class VismaNetState:
         with self.lock:
             return list(self._companies.values())
 
+    def tenants(self) -> list[Company]:
+        """All companies, oldest first."""
+        return self.companies()
+
     def acquire_rate(self, company: Company, token: str) -> RateDecision:
         """Count a request against the company-and-client window."""
         with self.lock:
             return self.rate_limiter.acquire((company.company_id, token))
 
-    # ------------------------------------------------------------------------- faults
-
-    def add_fault(self, company: Company, fault: Fault) -> None:
-        """Queue a fault; faults are consumed in the order they were added."""
-        with self.lock:
-            company.faults.append(fault)
-
-    def take_fault(self, company: Company, method: str, path: str) -> Fault | None:
-        """The first fault matching this request, with one use consumed."""
-        with self.lock:
-            for fault in company.faults:
-                if fault.matches(method, path):
-                    fault.remaining -= 1
-                    taken = dataclasses.replace(fault)
-                    company.faults = [x for x in company.faults if x.remaining > 0]
-                    return taken
-            return None
-
-    def clear_faults(self, company: Company) -> None:
-        """Drop every queued fault of the company."""
-        with self.lock:
-            company.faults.clear()
-
-    # ---------------------------------------------------------------- logs and stats
-
-    def record_request(self, company: Company, record: RequestRecord) -> None:
-        """Append to the company's request log (oldest entries fall off)."""
-        with self.lock:
-            company.requests.append(record)
-
-    def recent_requests(self, company: Company, limit: int) -> list[RequestRecord]:
-        """The last `limit` requests, oldest first."""
-        with self.lock:
-            records = list(company.requests)
-        return records[-limit:] if limit > 0 else []
+    # ------------------------------------------------------------------------- stats
 
     def stats(self, company: Company) -> dict[str, Any]:
         """Counts of the company's records."""
-        with self.lock:
-            return {
-                "company_id": company.company_id,
-                "name": company.name,
-                "customers": len(company.customers),
-                "invoices": len(company.invoices),
-                "payments": len(company.payments),
-                "requests": len(company.requests),
-                "faults_pending": sum(f.remaining for f in company.faults),
-            }
+        return self.ledger_stats(company)

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
-from nordflow_sandboxes.server import BackgroundServer
+from nordflow_sandboxes.kit import testing as kit
+from nordflow_sandboxes.kit.testing import Steps, auth, json_of, operation, random_name, send
 from nordflow_sandboxes.visma_net.app import create_app
 from nordflow_sandboxes.visma_net.state import VismaNetState
-
-FaultStatus = Literal[429, 500, 502, 503, 504]
-HttpMethod = Literal["GET", "POST", "PUT", "DELETE"]
 
 
 @dataclass(frozen=True)
@@ -31,35 +28,17 @@ class SandboxCompany:
     def headers(self) -> dict[str, str]:
         """Request headers a Visma.net client sends for this company."""
         return {
-            "Authorization": f"Bearer {self.token}",
+            **auth(self.token),
             "ipp-company-id": self.company_id,
             "Accept": "application/json",
         }
 
 
 @dataclass(frozen=True)
-class FaultSpec:
+class FaultSpec(kit.FaultSpec):
     """What `POST /sandbox/faults` takes (see the README for the semantics)."""
 
-    status: FaultStatus | None = 500
-    count: int = 1
     path_prefix: str = "/v1/"
-    method: HttpMethod | None = None
-    delay_seconds: float = 0.0
-    after_commit: bool = False
-    retry_after_seconds: int = 1
-
-    def as_json(self) -> dict[str, Any]:
-        """The admin request body."""
-        return {
-            "status": self.status,
-            "count": self.count,
-            "path_prefix": self.path_prefix,
-            "method": self.method,
-            "delay_seconds": self.delay_seconds,
-            "after_commit": self.after_commit,
-            "retry_after_seconds": self.retry_after_seconds,
-        }
 
 
 @dataclass(frozen=True)
@@ -137,100 +116,69 @@ def _number_from(response: httpx.Response) -> str:
     return response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
 
 
-def _company_body(name: str | None, token: str | None, company_id: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": name or f"Test AS {secrets.token_hex(4)}"}
-    if token is not None:
-        body["token"] = token
-    if company_id is not None:
-        body["company_id"] = company_id
-    return body
+def _created(
+    company: SandboxCompany, resource: str, body: dict[str, Any], release: bool
+) -> Steps[str]:
+    """Create a record through `POST /v1/{resource}` (and release it); its number."""
+    headers = company.headers
+    number = _number_from((yield from send("POST", f"/v1/{resource}", json=body, headers=headers)))
+    if release:
+        path = f"/v1/{resource}/{number}/action/release"
+        (yield from send("POST", path, json={}, headers=headers)).raise_for_status()
+    return number
 
 
-def _company_from(response: httpx.Response) -> SandboxCompany:
-    response.raise_for_status()
-    data = response.json()
-    return SandboxCompany(company_id=data["company_id"], token=data["token"], name=data["name"])
+class VismaNetAdminOps(kit.TenantAdmin[SandboxCompany]):
+    """The sandbox's `/sandbox/...` admin operations, plus seeding through the API."""
 
+    fault_spec = FaultSpec
 
-class VismaNetSandboxAdmin:
-    """Blocking client of the sandbox's `/sandbox/...` admin endpoints, plus seeding."""
+    def where(self, tenant: SandboxCompany) -> tuple[str, dict[str, str]]:
+        """`/sandbox`, with the company's token and id headers."""
+        return "/sandbox", tenant.headers
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
-
-    def close(self) -> None:
-        """Close the underlying HTTP client."""
-        self._client.close()
-
-    def __enter__(self) -> VismaNetSandboxAdmin:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def healthy(self) -> bool:
-        """True when `/sandbox/healthz` answers ok."""
-        return self._client.get("/sandbox/healthz").status_code == 200
-
+    @operation
     def create_company(
         self, name: str | None = None, token: str | None = None, company_id: str | None = None
-    ) -> SandboxCompany:
+    ) -> Steps[SandboxCompany]:
         """A new empty company; random name, token and id unless given (a known token gains it)."""
-        body = _company_body(name, token, company_id)
-        return _company_from(self._client.post("/sandbox/companies", json=body))
+        asked = {"token": token, "company_id": company_id}
+        body = {
+            "name": name or random_name("Test AS"),
+            **{key: value for key, value in asked.items() if value is not None},
+        }
+        data = json_of((yield from send("POST", "/sandbox/companies", json=body)))
+        return SandboxCompany(company_id=data["company_id"], token=data["token"], name=data["name"])
 
-    def inject_fault(self, company: SandboxCompany, fault: FaultSpec | None = None) -> None:
-        """Queue a fault for the company."""
-        spec = fault or FaultSpec()
-        self._client.post(
-            "/sandbox/faults", json=spec.as_json(), headers=company.headers
-        ).raise_for_status()
-
-    def clear_faults(self, company: SandboxCompany) -> None:
-        """Drop the company's pending faults."""
-        self._client.delete("/sandbox/faults", headers=company.headers).raise_for_status()
-
-    def requests(self, company: SandboxCompany, limit: int = 100) -> list[dict[str, Any]]:
-        """The company's last requests, oldest first (method, path, query, status, fault)."""
-        response = self._client.get(
-            "/sandbox/requests", params={"limit": limit}, headers=company.headers
-        )
-        response.raise_for_status()
-        return list(response.json()["requests"])
-
-    def stats(self, company: SandboxCompany) -> dict[str, Any]:
-        """Counts of the company's customers, invoices, payments and requests."""
-        response = self._client.get("/sandbox/stats", headers=company.headers)
-        response.raise_for_status()
-        return dict(response.json())
-
-    def seed_customer(self, company: SandboxCompany, name: str | None = None, **fields: Any) -> str:
+    @operation
+    def seed_customer(
+        self, /, company: SandboxCompany, name: str | None = None, **fields: Any
+    ) -> Steps[str]:
         """Create a customer through `POST /v1/customer`; returns its number."""
         body = customer_body(name, **fields)
-        return _number_from(self._client.post("/v1/customer", json=body, headers=company.headers))
+        return _number_from(
+            (yield from send("POST", "/v1/customer", json=body, headers=company.headers))
+        )
 
+    @operation
     def seed_invoice(
         self,
+        /,
         company: SandboxCompany,
         customer_number: str,
         lines: Sequence[LineSpec] = (LineSpec(),),
         *,
         release: bool = True,
         **fields: Any,
-    ) -> str:
+    ) -> Steps[str]:
         """Create (and by default release) an invoice through the API; returns its number."""
         body = invoice_body(customer_number, lines, **fields)
-        number = _number_from(
-            self._client.post("/v1/customerinvoice", json=body, headers=company.headers)
-        )
-        if release:
-            self._client.post(
-                f"/v1/customerinvoice/{number}/action/release", json={}, headers=company.headers
-            ).raise_for_status()
-        return number
+        return (yield from _created(company, "customerinvoice", body, release))
 
+    @operation
     def seed_credit_note(
         self,
+        /,
         company: SandboxCompany,
         customer_number: str,
         credited: Sequence[tuple[str, Decimal]] = (),
@@ -238,130 +186,23 @@ class VismaNetSandboxAdmin:
         *,
         release: bool = True,
         **fields: Any,
-    ) -> str:
+    ) -> Steps[str]:
         """Create (and by default release) a credit note of invoices; returns its number."""
         body = credit_note_body(customer_number, credited, lines, **fields)
-        number = _number_from(
-            self._client.post("/v1/customerCreditNote", json=body, headers=company.headers)
-        )
-        if release:
-            self._client.post(
-                f"/v1/customerCreditNote/{number}/action/release", json={}, headers=company.headers
-            ).raise_for_status()
-        return number
+        return (yield from _created(company, "customerCreditNote", body, release))
 
 
-class AsyncVismaNetSandboxAdmin:
+class VismaNetSandboxAdmin(VismaNetAdminOps, kit.AdminClient):
+    """Blocking client of the sandbox's `/sandbox/...` admin endpoints, plus seeding."""
+
+
+class AsyncVismaNetSandboxAdmin(VismaNetAdminOps, kit.AsyncAdminClient):
     """The same admin and seeding client for asyncio tests."""
-
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
-
-    async def aclose(self) -> None:
-        """Close the underlying HTTP client."""
-        await self._client.aclose()
-
-    async def __aenter__(self) -> AsyncVismaNetSandboxAdmin:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
-
-    async def create_company(
-        self, name: str | None = None, token: str | None = None, company_id: str | None = None
-    ) -> SandboxCompany:
-        """A new empty company; random name, token and id unless given."""
-        body = _company_body(name, token, company_id)
-        return _company_from(await self._client.post("/sandbox/companies", json=body))
-
-    async def inject_fault(self, company: SandboxCompany, fault: FaultSpec | None = None) -> None:
-        """Queue a fault for the company."""
-        spec = fault or FaultSpec()
-        response = await self._client.post(
-            "/sandbox/faults", json=spec.as_json(), headers=company.headers
-        )
-        response.raise_for_status()
-
-    async def clear_faults(self, company: SandboxCompany) -> None:
-        """Drop the company's pending faults."""
-        response = await self._client.delete("/sandbox/faults", headers=company.headers)
-        response.raise_for_status()
-
-    async def requests(self, company: SandboxCompany, limit: int = 100) -> list[dict[str, Any]]:
-        """The company's last requests, oldest first."""
-        response = await self._client.get(
-            "/sandbox/requests", params={"limit": limit}, headers=company.headers
-        )
-        response.raise_for_status()
-        return list(response.json()["requests"])
-
-    async def stats(self, company: SandboxCompany) -> dict[str, Any]:
-        """Counts of the company's customers, invoices, payments and requests."""
-        response = await self._client.get("/sandbox/stats", headers=company.headers)
-        response.raise_for_status()
-        return dict(response.json())
-
-    async def seed_customer(
-        self, company: SandboxCompany, name: str | None = None, **fields: Any
-    ) -> str:
-        """Create a customer through `POST /v1/customer`; returns its number."""
-        body = customer_body(name, **fields)
-        response = await self._client.post("/v1/customer", json=body, headers=company.headers)
-        return _number_from(response)
-
-    async def seed_invoice(
-        self,
-        company: SandboxCompany,
-        customer_number: str,
-        lines: Sequence[LineSpec] = (LineSpec(),),
-        *,
-        release: bool = True,
-        **fields: Any,
-    ) -> str:
-        """Create (and by default release) an invoice through the API; returns its number."""
-        body = invoice_body(customer_number, lines, **fields)
-        response = await self._client.post(
-            "/v1/customerinvoice", json=body, headers=company.headers
-        )
-        number = _number_from(response)
-        if release:
-            released = await self._client.post(
-                f"/v1/customerinvoice/{number}/action/release", json={}, headers=company.headers
-            )
-            released.raise_for_status()
-        return number
-
-    async def seed_credit_note(
-        self,
-        company: SandboxCompany,
-        customer_number: str,
-        credited: Sequence[tuple[str, Decimal]] = (),
-        lines: Sequence[LineSpec] = (LineSpec(),),
-        *,
-        release: bool = True,
-        **fields: Any,
-    ) -> str:
-        """Create (and by default release) a credit note of invoices; returns its number."""
-        body = credit_note_body(customer_number, credited, lines, **fields)
-        response = await self._client.post(
-            "/v1/customerCreditNote", json=body, headers=company.headers
-        )
-        number = _number_from(response)
-        if release:
-            released = await self._client.post(
-                f"/v1/customerCreditNote/{number}/action/release", json={}, headers=company.headers
-            )
-            released.raise_for_status()
-        return number
 
 
 @dataclass
-class RunningVismaNetSandbox:
+class RunningVismaNetSandbox(kit.RunningSandbox[VismaNetState]):
     """A sandbox served on a loopback port in a background thread."""
-
-    base_url: str
-    state: VismaNetState
-    _server: BackgroundServer
 
     @property
     def api_url(self) -> str:
@@ -378,32 +219,13 @@ class RunningVismaNetSandbox:
     ) -> SandboxCompany:
         """Create a company directly in the state (no HTTP round trip)."""
         company, issued = self.state.create_company(
-            name or f"Test AS {secrets.token_hex(4)}", token, company_id
+            name or random_name("Test AS"), token, company_id
         )
         return SandboxCompany(company_id=company.company_id, token=issued, name=company.name)
 
-    def stop(self) -> None:
-        """Stop the server thread."""
-        self._server.stop()
 
-
-def start_visma_net_sandbox(
-    state: VismaNetState | None = None, *, host: str = "127.0.0.1"
-) -> RunningVismaNetSandbox:
-    """Serve a sandbox on a free port of `host`; the caller must `stop()` it."""
-    state = state or VismaNetState()
-    server = BackgroundServer(create_app(state), host=host, port=0)
-    base_url = server.start()
-    return RunningVismaNetSandbox(base_url=base_url, state=state, _server=server)
-
-
-@contextmanager
-def running_visma_net_sandbox(
-    state: VismaNetState | None = None, *, host: str = "127.0.0.1"
-) -> Iterator[RunningVismaNetSandbox]:
-    """`with running_visma_net_sandbox() as sandbox:` serves a sandbox for the block."""
-    sandbox = start_visma_net_sandbox(state, host=host)
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+_runner = kit.Runner(VismaNetState, create_app, RunningVismaNetSandbox)
+# `start_visma_net_sandbox(state=None, *, host=...)`: the caller must `stop()` it.
+start_visma_net_sandbox = _runner.start
+# `with running_visma_net_sandbox() as sandbox:` serves a sandbox for the block.
+running_visma_net_sandbox = _runner.running

@@ -1,17 +1,15 @@
-"""Value rules of the Visma.net sandbox: money, wrapped `{"value": ...}` fields, times, ETags."""
+"""Value rules of the Visma.net sandbox: KID, wrapped `{"value": ...}` fields, times, ETags."""
 
 from __future__ import annotations
 
 import base64
 import re
 from datetime import UTC, date, datetime, tzinfo
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from nordflow_sandboxes.kit.values import luhn_check_digit
 from nordflow_sandboxes.visma_net.errors import bad_request
-
-CENT = Decimal("0.01")
-ZERO = Decimal(0)
 
 # Formats the documented `lastModifiedDateTime` filter accepts: `2001-01-01`,
 # `2001-01-01 13:13:13`, `2001-01-01 13:13:13.133` (and `HH:MM`, as the swagger text says).
@@ -20,31 +18,6 @@ _FILTER_MOMENT = re.compile(
     r"(?:[ T](?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:\.(?P<f>\d{1,7}))?)?)?$"
 )
 CONDITIONS = (">=", "<=", ">", "<")
-
-
-def round_money(value: Decimal) -> Decimal:
-    """Round to two decimals, half away from zero."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def json_number(value: Decimal) -> int | float:
-    """A Decimal as a JSON number (the API's DTOs carry doubles): integral values as integers."""
-    if value == value.to_integral_value():
-        return int(value)
-    return float(value)
-
-
-def luhn_check_digit(payload: str) -> int:
-    """The MOD10 (Luhn) digit that makes `payload + digit` pass the check (Norwegian KID)."""
-    total = 0
-    for index, char in enumerate(reversed(payload)):
-        digit = int(char)
-        if index % 2 == 0:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return (10 - total % 10) % 10
 
 
 def kid_for(reference_number: str) -> str:

@@ -56,6 +56,31 @@ class EventBody(Event):
 RELATED_TENANT = "tenant"
 
 
+class Flow(Frozen):
+    """What happens to a connection's documents, chosen per connection and carried in every
+    event of the document, so each service decides from what it consumes.
+
+    Any combination: ``book_into`` names another connection of the tenant (its accounting
+    system) that ledger-closer writes the document into; ``factor`` lets factoring-gateway
+    decide it under the tenant's agreements; ``distribute`` lets distribution-router send it
+    to the buyer. All off: the document is only recorded.
+    """
+
+    book_into: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The tenant's connection id of the accounting system to book into",
+    )
+    factor: bool = Field(default=True, description="Decided under the tenant's agreements")
+    distribute: bool = Field(default=True, description="Sent to the buyer by distribution")
+
+    @property
+    def record_only(self) -> bool:
+        """Nothing is booked, factored or sent."""
+        return self.book_into is None and not self.factor and not self.distribute
+
+
 class DocumentKind(StrEnum):
     """What kind of source document was fetched."""
 
@@ -73,6 +98,7 @@ class ErpDocumentFetched(EventBody):
     version: str = Field(description="Content hash of the payload; a new version is a change")
     fetched_at: Timestamp
     payload: dict[str, Any] = Field(description="The document as the source system returned it")
+    flow: Flow = Field(default_factory=Flow, description="The connection's flow")
     related: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Related records by role: the source's ('customer', 'invoice' paid or "
@@ -86,6 +112,7 @@ class InvoiceCreated(EventBody):
 
     version: str
     invoice: Invoice
+    flow: Flow = Field(default_factory=Flow, description="The source connection's flow")
 
 
 class InvoiceUpdated(EventBody):
@@ -93,6 +120,7 @@ class InvoiceUpdated(EventBody):
 
     version: str
     invoice: Invoice
+    flow: Flow = Field(default_factory=Flow, description="The source connection's flow")
 
 
 class ValidationIssue(Frozen):
@@ -119,8 +147,41 @@ class AgreementKind(StrEnum):
     INVOICE_SERVICE = "invoice_service"
 
 
+class PayeeAccount(Frozen):
+    """Where the buyer pays an assigned invoice: the factor's account (BG-10, BT-84)."""
+
+    name: str = Field(min_length=1, description="BT-59 payee name (the factor)")
+    scheme: str = Field(description="SE:BANKGIRO, SE:PLUSGIRO, IBAN or BBAN")
+    account_id: str = Field(min_length=1)
+    bic: str | None = None
+    company_id: str | None = Field(default=None, description="BT-61 the payee's legal id")
+
+
+class InvoiceFactoringDecided(EventBody):
+    """factoring-gateway decided whether an invoice goes to a provider under an agreement.
+
+    When eligible, the buyer must be told the invoice was assigned: every channel shows the
+    payee's account, the payment reference and the assignment text. distribution-router
+    waits for this decision before sending an invoice whose flow includes factoring.
+    """
+
+    number: str
+    eligible: bool
+    reason: str = Field(description="'eligible', or why not (e.g. the currency is not covered)")
+    agreement_id: str | None = None
+    agreement_kind: AgreementKind | None = None
+    provider: str | None = None
+    payee: PayeeAccount | None = Field(default=None, description="Set when eligible")
+    payment_reference: str | None = Field(default=None, description="The KID/OCR to pay with")
+    assignment_text: str | None = Field(
+        default=None, description="The notice of assignment printed on the invoice"
+    )
+    decided_at: Timestamp
+
+
 class InvoiceTransferred(EventBody):
-    """An invoice or credit note was handed to the tenant's factoring/financing provider."""
+    """An invoice or credit note was handed to the tenant's factoring/financing provider:
+    the provider has the file (its receipt) or acknowledged it (its API)."""
 
     source: SourceRef
     document_type: DocumentType
@@ -131,6 +192,29 @@ class InvoiceTransferred(EventBody):
     amount: Amount = Field(description="Payable amount transferred (positive for credit notes)")
     currency: CurrencyCode
     transferred_at: Timestamp
+    agreement_id: str | None = None
+    batch_id: str | None = Field(default=None, description="The transfer batch (one file)")
+    file_serial: int | None = Field(default=None, description="The batch file's serial number")
+    advance_amount: Amount | None = Field(
+        default=None,
+        description="What the provider pays at transfer: the amount less the fee (factoring), "
+        "the advance (financing); None for invoice service",
+    )
+    fee_amount: Amount | None = Field(default=None, description="The provider's fee")
+    payment_reference: str | None = Field(default=None, description="The KID/OCR on the invoice")
+    payee: PayeeAccount | None = Field(default=None, description="The factor's account")
+
+
+class InvoiceTransferFailed(EventBody):
+    """A provider refused a transferred invoice (or its whole file), with its reason."""
+
+    number: str
+    provider: str
+    agreement_id: str | None = None
+    batch_id: str | None = None
+    file_serial: int | None = None
+    reason: str
+    failed_at: Timestamp
 
 
 class Channel(StrEnum):
@@ -223,6 +307,10 @@ class PaymentReceived(EventBody):
     paid_on: dt.date
     payer: str
     reference: str | None = None
+    fee_amount: Amount | None = Field(
+        default=None, description="A provider's fee withheld from the payment (settlements)"
+    )
+    flow: Flow = Field(default_factory=Flow, description="The source connection's flow")
     recorded_at_source: bool = Field(
         default=False,
         description="Already booked in the system it was picked up from; "

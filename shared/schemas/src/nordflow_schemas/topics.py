@@ -12,7 +12,9 @@ from .events import (
     InvoiceDeliveryFailed,
     InvoiceDeliveryUncertain,
     InvoiceDistributed,
+    InvoiceFactoringDecided,
     InvoiceRejected,
+    InvoiceTransferFailed,
     InvoiceTransferred,
     InvoiceUpdated,
     LedgerEntryPosted,
@@ -85,6 +87,21 @@ INVOICE_TRANSFERRED = TopicSpec(
     (LEDGER_CLOSER, DASHBOARDS),
     "An invoice accepted for transfer under the tenant's factoring agreement",
 )
+INVOICE_FACTORING_DECIDED = TopicSpec(
+    "invoice.factoring_decided",
+    InvoiceFactoringDecided,
+    (FACTORING_GATEWAY,),
+    (DASHBOARDS,),
+    "Whether an invoice goes to a provider under an agreement; when it does, the factor's "
+    "account, payment reference and assignment text every channel must show",
+)
+INVOICE_TRANSFER_FAILED = TopicSpec(
+    "invoice.transfer_failed",
+    InvoiceTransferFailed,
+    (FACTORING_GATEWAY,),
+    (DASHBOARDS,),
+    "A provider refused an invoice or its file, with the provider's reason",
+)
 INVOICE_DISTRIBUTED = TopicSpec(
     "invoice.distributed",
     InvoiceDistributed,
@@ -154,7 +171,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     INVOICE_CREATED,
     INVOICE_UPDATED,
     INVOICE_REJECTED,
+    INVOICE_FACTORING_DECIDED,
     INVOICE_TRANSFERRED,
+    INVOICE_TRANSFER_FAILED,
     INVOICE_DISTRIBUTED,
     INVOICE_DELIVERY_FAILED,
     INVOICE_DELIVERY_UNCERTAIN,

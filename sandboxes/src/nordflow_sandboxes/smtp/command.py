@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
+HELP = "SMTP server (aiosmtpd) recording every message, with an HTTP inspection API"
+DEFAULT_PORT = 8190
 DEFAULT_SMTP_PORT = 2525
 
 
