@@ -26,7 +26,6 @@ from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.adapters.sources import open_source
 from erp_poller.domain.connections import Connection, ConnectionConfig
 from erp_poller.domain.documents import Document, content_version
-from erp_poller.domain.profiles import legacy_seller_for_the_mapper
 from erp_poller.service import polling
 from erp_poller.service.ports import Change, FetchCache, Listing, Source
 from erp_poller.testing import given_profile, seller_profile
@@ -240,7 +239,7 @@ async def test_polls_emit_each_invoice_once_skip_the_overlap_and_emit_one_new_ve
         assert body.payload["InvoiceRows"][0]["Description"] == "Konsult"
         assert body.version == content_version(body.payload)
         assert body.related[RELATED_TENANT] == PROFILE.model_dump(mode="json")
-        assert body.related["seller"] == legacy_seller_for_the_mapper(PROFILE)
+        assert "seller" not in body.related
         assert body.related["customer"]["CustomerNumber"] == customer
     cursor = (await connection_row(pool, added.connection_id))["cursor_at"]
     assert before <= cursor <= dt.datetime.now(dt.UTC)

@@ -15,7 +15,7 @@ import pytest
 from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.deps import Deps
 from erp_poller.domain.connections import ConnectionConfig
-from erp_poller.domain.profiles import legacy_seller_for_the_mapper, profile_from_seller
+from erp_poller.domain.profiles import profile_from_seller
 from erp_poller.service.profiles import adopt_legacy_sellers
 from erp_poller.testing import app_for, seller_profile
 from nordflow_runtime import db, tenants
@@ -153,7 +153,7 @@ async def test_a_push_before_the_profile_waits_for_it_and_then_carries_it(
     [released] = (await harness.emitted()).of(ErpDocumentFetched)
     assert released.source.document_id == "Q7-1"
     assert released.related[RELATED_TENANT] == body
-    assert released.related["seller"] == legacy_seller_for_the_mapper(PROFILE)
+    assert "seller" not in released.related
 
 
 SELLERS = {

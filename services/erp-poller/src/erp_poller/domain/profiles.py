@@ -64,36 +64,7 @@ class LegacySeller:
 
 def tenant_related(profile: TenantProfile) -> dict[str, dict[str, Any]]:
     """What every emitted document carries of its tenant, besides the source's own records."""
-    return {
-        RELATED_TENANT: profile.model_dump(mode="json"),
-        "seller": legacy_seller_for_the_mapper(profile),
-    }
-
-
-def legacy_seller_for_the_mapper(profile: TenantProfile) -> dict[str, Any]:
-    """TEMPORARY: the profile's seller in the shape ``related["seller"]`` had when connections
-    carried it, because the mapper still reads that. Remove this (and its key in
-    `tenant_related`) once the mapper reads ``related["tenant"]``.
-
-    The inverse of `profile_from_seller`: keys without a value are left out, as before.
-    """
-    seller = profile.seller
-    bankgiro = next(
-        (a.account_id for a in profile.bank_accounts if a.scheme is AccountScheme.BANKGIRO), None
-    )
-    shape = {
-        "name": seller.name,
-        "organisation_number": seller.company_id,
-        "vat_number": seller.vat_id,
-        "address1": seller.address.lines[0] if seller.address.lines else None,
-        "zip_code": seller.address.postal_code,
-        "city": seller.address.city,
-        "country_code": seller.address.country_code,
-        "bankgiro": bankgiro,
-        "email": seller.email,
-        "currency": profile.accounting_currency,
-    }
-    return {key: value for key, value in shape.items() if value is not None}
+    return {RELATED_TENANT: profile.model_dump(mode="json")}
 
 
 def _text(value: Any) -> str | None:
