@@ -19,6 +19,7 @@ import httpx
 from nordflow_connectors.oauth import InMemoryTokenStore, OAuthError, OAuthSession, Tokens
 from nordflow_connectors.resilience import SlidingWindowLimiter, send_with_retries
 from nordflow_schemas.invoice import Address, Party
+from nordflow_schemas.money import CENT
 from nordflow_schemas.tenant import AccountScheme, BankAccount, Locale, TenantProfile
 from pydantic import SecretStr
 
@@ -26,7 +27,6 @@ VISMA_EACCOUNTING = "visma-eaccounting"
 VISMA_NET = "visma-net"
 SIRVOY = "sirvoy"
 TIMEOUT = 15.0
-CENT = Decimal("0.01")
 # eAccounting allows 600 requests a minute per client and endpoint; the erp-poller polls with
 # the same client, so the sample writer keeps to half of it.
 VISMA_EACCOUNTING_WRITER_LIMIT = (300, 60.0)
