@@ -19,7 +19,6 @@ from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.deps import Deps
 from erp_poller.domain.connections import Connection, ConnectionConfig
 from erp_poller.domain.documents import Document, content_version
-from erp_poller.domain.profiles import legacy_seller_for_the_mapper
 from erp_poller.service.documents import emit_fetched, ingest_documents, release_pending
 from erp_poller.testing import given_profile, seller_profile
 from nordflow_runtime.crypto import SecretBox
@@ -314,7 +313,6 @@ async def test_sirvoy_webhooks_from_the_sandbox_emit_each_version_once(api, pool
     assert paid_invoice.payload == api_invoice
     assert paid_invoice.version == content_version(api_invoice)
     assert paid_invoice.related[RELATED_TENANT] == PROFILE.model_dump(mode="json")
-    assert paid_invoice.related["seller"] == legacy_seller_for_the_mapper(PROFILE)
     assert paid_invoice.related["booking"]["bookingId"] == booking["bookingId"]
     assert payment.kind.value == "payment"
     assert payment.related["invoice"] == {

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from erp_poller.domain.connections import Connection, window_start
 from erp_poller.domain.documents import Document, content_version, fetched_event, fortnox_kind
-from erp_poller.domain.profiles import legacy_seller_for_the_mapper
 from erp_poller.testing import seller_profile
 from nordflow_schemas.common import ConnectionMode, SourceSystem, canonical_invoice_id
 from nordflow_schemas.events import RELATED_TENANT, DocumentKind
@@ -196,7 +195,6 @@ def test_fetched_event_carries_the_connection_and_its_mode(
     assert event.related == {
         "customer": {"CustomerNumber": "7"},
         RELATED_TENANT: profile.model_dump(mode="json"),
-        "seller": legacy_seller_for_the_mapper(profile),
     }
     assert event.fetched_at == now
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from erp_poller.domain.connections import BACKFILL_ATTEMPTS, Connection, ConnectionConfig
 from erp_poller.domain.documents import Document
-from erp_poller.domain.profiles import legacy_seller_for_the_mapper
 from erp_poller.service.polling import Schedule, backfill_next, poll_next, sync_next
 from erp_poller.service.ports import Change, FetchCache
 from erp_poller.testing import (
@@ -74,9 +73,7 @@ async def test_every_document_carries_the_tenants_profile() -> None:
         assert event.related == {
             "customer": {"CustomerNumber": "7"},
             RELATED_TENANT: PROFILE.model_dump(mode="json"),
-            "seller": legacy_seller_for_the_mapper(PROFILE),
         }
-    assert event.related["seller"]["bankgiro"] == "5050-1055"
     assert [s for _, s in uow.outbox.written] == ["1", "2"]  # the subjects
 
 

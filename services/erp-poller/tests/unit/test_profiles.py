@@ -9,7 +9,6 @@ import pytest
 from erp_poller.domain.connections import InvalidInputError
 from erp_poller.domain.profiles import (
     LegacySeller,
-    legacy_seller_for_the_mapper,
     profile_from_seller,
 )
 from erp_poller.service.profiles import adopt_legacy_sellers, set_profile
@@ -129,15 +128,18 @@ def test_a_seller_that_cannot_be_a_profile_names_the_field(
 
 
 @pytest.mark.parametrize("seller", [SWEDISH_SELLER, NORWEGIAN_SELLER])
-def test_the_mapper_still_reads_the_seller_it_read_from_the_connection(
-    seller: dict[str, str],
-) -> None:
-    """TEMPORARY (until the mapper reads related["tenant"]): the old shape, from the profile."""
+def test_every_field_of_a_connections_seller_reaches_the_profile(seller: dict[str, str]) -> None:
     profile = profile_from_seller(seller)
-    assert legacy_seller_for_the_mapper(profile) == {
-        **seller,
-        "currency": profile.accounting_currency,
-    }
+    party = profile.seller
+    assert party.name == seller["name"]
+    assert party.company_id == seller["organisation_number"]
+    assert party.vat_id == seller["vat_number"]
+    assert party.address.lines == (seller["address1"],)
+    assert (party.address.postal_code, party.address.city) == (seller["zip_code"], seller["city"])
+    assert party.address.country_code == seller["country_code"]
+    assert party.email == seller.get("email")
+    bankgiros = [a.account_id for a in profile.bank_accounts if a.scheme is AccountScheme.BANKGIRO]
+    assert bankgiros == ([seller["bankgiro"]] if "bankgiro" in seller else [])
 
 
 async def test_legacy_sellers_become_profiles_once_and_a_bad_one_waits_for_an_operator() -> None:
