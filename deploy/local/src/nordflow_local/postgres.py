@@ -120,9 +120,15 @@ def _run(
     )
 
 
-def pg_ctl_stop(pgdata: Path, *, run_as: str | None, timeout: float = 30.0) -> bool:
-    """`pg_ctl stop -m fast` (disconnect clients, shut down cleanly); False if it failed."""
-    command = [str(pg_bin_dir() / "pg_ctl"), "-D", str(pgdata), "stop", "-m", "fast", "-w"]
+def pg_ctl_stop(
+    pgdata: Path, *, run_as: str | None, timeout: float = 30.0, mode: str = "fast"
+) -> bool:
+    """`pg_ctl stop -m fast` (disconnect clients, shut down cleanly); False if it failed.
+
+    `mode="immediate"` stops every server process at once without a shutdown checkpoint,
+    as a crash would (the next start recovers from the WAL).
+    """
+    command = [str(pg_bin_dir() / "pg_ctl"), "-D", str(pgdata), "stop", "-m", mode, "-w"]
     command += ["-t", str(max(1, int(timeout)))]
     try:
         result = _run(command, run_as, pgdata, timeout + 5)

@@ -21,7 +21,7 @@ from nordflow_local import processes
 from nordflow_local._net import LOOPBACK, free_port, port_is_free
 from nordflow_local.kafka import ensure_topics, kafka_ready, start_kafka
 from nordflow_local.paths import default_state_dir, find_repo_root
-from nordflow_local.postgres import postgres_ready, start_postgres
+from nordflow_local.postgres import pg_ctl_stop, postgres_ready, start_postgres
 from nordflow_local.processes import ProcessStatus, StartupError
 
 __all__ = [
@@ -601,6 +601,21 @@ class Stack:
         self._known(name)
         with self._locked():
             return processes.stop(self.state_dir, name, sig=sig, timeout=timeout)
+
+    def crash_infra(self, name: str) -> bool:
+        """Stop the local Kafka broker (SIGKILL) or PostgreSQL server (`pg_ctl stop -m
+        immediate`: no shutdown checkpoint) at once, as a crash would; False if it was not
+        running. `infra()` (or `up()`) starts it again on the same ports with its data."""
+        if name not in (KAFKA, POSTGRES):
+            raise ValueError(f"unknown infrastructure {name!r}; known: {KAFKA}, {POSTGRES}")
+        with self._locked():
+            record = processes.load_record(self.state_dir, name)
+            if record is None or not processes.is_alive(record):
+                return False
+            if name == POSTGRES and record.data_dir is not None:
+                pg_ctl_stop(Path(record.data_dir), run_as=record.run_as, mode="immediate")
+            processes.stop(self.state_dir, name, sig=signal.SIGKILL, timeout=10.0)
+            return True
 
     def restart_service(self, name: str, sig: int = signal.SIGTERM) -> str:
         """Stop (with `sig`) and start again on the same port; returns its URL."""

@@ -1,0 +1,1 @@
+"""The fault harness: feed invoices, crash services and infrastructure, check the invariants."""

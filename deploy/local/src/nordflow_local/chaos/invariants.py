@@ -1,0 +1,326 @@
+"""The invariants a run must keep: each effect once, nothing lost, nothing stuck, books balanced.
+
+Expectations are derived from the events on the topics (and the documents the workload
+made), not from a list of flows: a new topic gets the generic checks (every consumer group
+applied every event; at most one effect per invoice where the topic map says so) without a
+change here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from nordflow_schemas.topics import EVENT_DEAD_LETTERED
+
+from nordflow_local.chaos.observe import Record, Tables, Topics, consumer_groups
+from nordflow_local.chaos.workload import FORTNOX, Document
+from nordflow_local.deliveries import Received
+
+FETCHED = "erp.document.fetched"
+CREATED = "invoice.created"
+REJECTED = "invoice.rejected"
+TRANSFERRED = "invoice.transferred"
+TRANSFER_FAILED = "invoice.transfer_failed"
+DECIDED = "invoice.factoring_decided"
+DISTRIBUTED = "invoice.distributed"
+DELIVERY_FAILED = "invoice.delivery_failed"
+UNCERTAIN = "invoice.delivery_uncertain"
+PAYMENT = "payment.received"
+POSTED = "ledger.entry.posted"
+# At most one distinct event per invoice: the effects the system promises once.
+ONCE_PER_INVOICE = (CREATED, TRANSFERRED, DISTRIBUTED, DECIDED)
+DELIVERY_ENDS = (DISTRIBUTED, DELIVERY_FAILED, UNCERTAIN)
+# How many violations of one kind are listed (the count is always complete).
+SHOWN = 5
+
+
+@dataclass
+class Verdict:
+    """The outcome of one evaluation: counts for the summary and every violation found."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    violations: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def fail(self, kind: str, message: str) -> None:
+        """Record a violation of the invariant ``kind``."""
+        self.violations[kind].append(message)
+
+    @property
+    def ok(self) -> bool:
+        """No invariant broken."""
+        return not any(self.violations.values())
+
+    @property
+    def stuck_only(self) -> bool:
+        """Everything broken could still resolve by waiting (used while settling)."""
+        return all(kind in SETTLING for kind, v in self.violations.items() if v)
+
+    def describe(self) -> str:
+        """Every broken invariant, with up to ``SHOWN`` examples each."""
+        lines = []
+        for kind, messages in sorted(self.violations.items()):
+            if messages:
+                lines.append(f"{kind}: {len(messages)}")
+                lines += [f"  - {m}" for m in messages[:SHOWN]]
+        return "\n".join(lines)
+
+
+# Violations that waiting may still clear (work in flight); the others never heal by waiting.
+SETTLING = {
+    "lost-at-ingress",
+    "not-applied",
+    "not-mapped",
+    "not-delivered",
+    "not-closed",
+    "not-booked",
+    "outbox-unsent",
+    "jobs-due",
+    "consumer-lag",
+    "erp-missing",
+    "partner-missing",
+    "partner-unexplained",  # sent, its event still in the outbox
+    "ledger-unbalanced",
+}
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def _source_key(body: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    if not body or not isinstance(body.get("source"), dict):
+        return None
+    return body["source"].get("system", ""), str(body["source"].get("document_id", ""))
+
+
+def check_pipeline(topics: Topics, documents: Iterable[Document], verdict: Verdict) -> None:
+    """No event lost between stages, no effect twice, derived from the topics."""
+    fetched_docs = {
+        (r.tenant, *src) for r in topics.on(FETCHED) if (src := _source_key(r.body)) is not None
+    }
+    docs = list(documents)
+    for d in docs:
+        if (d.tenant, d.system, d.document_id) not in fetched_docs:
+            verdict.fail("lost-at-ingress", f"{d.tenant} {d.system} {d.document_id} never fetched")
+    live = {
+        r.key
+        for r in topics.on(FETCHED)
+        if r.body and not r.body.get("test_mode") and r.body.get("kind") != "payment"
+    }
+    created = topics.by_invoice(CREATED)
+    rejected = topics.by_invoice(REJECTED)
+    for topic in ONCE_PER_INVOICE:
+        for key, events in topics.by_invoice(topic).items():
+            if len(events) > 1:
+                verdict.fail("duplicate-effect", f"{key}: {len(events)} distinct {topic}")
+    for key in live:
+        if not created.get(key) and not rejected.get(key):
+            verdict.fail("not-mapped", f"{key}: fetched, neither created nor rejected")
+    ends = {t: topics.by_invoice(t) for t in DELIVERY_ENDS}
+    for key, events in created.items():
+        body = events[0].body or {}
+        if body.get("test_mode") or not body.get("flow", {}).get("distribute", True):
+            continue
+        n = sum(len(ends[t].get(key, [])) for t in DELIVERY_ENDS)
+        if n == 0:
+            verdict.fail("not-delivered", f"{key}: created, no delivery outcome")
+        elif n > 1:
+            outcome = {t: len(ends[t].get(key, [])) for t in DELIVERY_ENDS}
+            verdict.fail("duplicate-effect", f"{key}: delivery outcomes {outcome}")
+    decided = topics.by_invoice(DECIDED)
+    transferred = topics.by_invoice(TRANSFERRED)
+    transfer_failed = topics.by_invoice(TRANSFER_FAILED)
+    for key, events in decided.items():
+        if (events[0].body or {}).get("eligible") and not (
+            transferred.get(key) or transfer_failed.get(key)
+        ):
+            verdict.fail("not-transferred", f"{key}: decided eligible, never transferred")
+    for key in transferred:
+        if key not in created:
+            verdict.fail("unexplained-effect", f"{key}: transferred, never created")
+    posted = topics.by_invoice(POSTED)
+    closings = {
+        k: [e for e in v if (e.body or {}).get("entry_kind") == "closing_entry"]
+        for k, v in posted.items()
+    }
+    for key, events in transferred.items():
+        body = events[0].body or {}
+        if body.get("test_mode"):
+            continue
+        got = closings.get(key, [])
+        if not got:
+            verdict.fail("not-closed", f"{key}: transferred, no closing entry posted")
+        elif len(got) > 1:
+            verdict.fail("duplicate-effect", f"{key}: {len(got)} closing entries posted")
+        elif abs(_dec((got[0].body or {})["amount"])) != abs(_dec(body["amount"])):
+            verdict.fail(
+                "ledger-unbalanced",
+                f"{key}: transferred {body['amount']}, closed {(got[0].body or {})['amount']}",
+            )
+    for key, events in closings.items():
+        if events and key not in transferred:
+            verdict.fail("unexplained-effect", f"{key}: closing entry without a transfer")
+    to_book = [
+        r
+        for r in topics.on(PAYMENT)
+        if r.body and not r.body.get("test_mode") and not r.body.get("recorded_at_source")
+    ]
+    payments_posted = Counter(
+        r.key for r in topics.on(POSTED) if (r.body or {}).get("entry_kind") == "invoice_payment"
+    )
+    for key, n in Counter(r.key for r in to_book).items():
+        if payments_posted[key] < n:
+            verdict.fail(
+                "not-booked", f"{key}: {n} payment(s) reported, {payments_posted[key]} booked"
+            )
+        elif payments_posted[key] > n:
+            verdict.fail(
+                "duplicate-effect", f"{key}: {payments_posted[key]} payments booked for {n}"
+            )
+    to_book_keys = {r.key for r in to_book}
+    for key in payments_posted:
+        if key not in to_book_keys:
+            verdict.fail("unexplained-effect", f"{key}: a payment booked that nothing reported")
+    verdict.counts.update(
+        documents=len(docs),
+        fetched=len(topics.on(FETCHED)),
+        created=len(created),
+        rejected=len(rejected),
+        transferred=len(transferred),
+        distributed=len(ends[DISTRIBUTED]),
+        delivery_failed=len(ends[DELIVERY_FAILED]),
+        uncertain=len(ends[UNCERTAIN]),
+        payments=len(topics.on(PAYMENT)),
+        posted=len(topics.on(POSTED)),
+        redelivered=topics.redelivered,
+    )
+
+
+def applied_ids(topics: Topics) -> dict[str, set[str]]:
+    """For each service, the ids of the events it consumes (to look up in its inbox)."""
+    out: dict[str, set[str]] = {}
+    for group, names in consumer_groups().items():
+        out[group] = {r.ce_id for t in names for r in topics.on(t)}
+    return out
+
+
+def check_applied(topics: Topics, tables: Tables, verdict: Verdict) -> None:
+    """Every consumer group applied every event of the topics it consumes (its inbox holds the
+    id), unless it dead-lettered it; a dead letter is itself a violation (nothing is poison in
+    this workload)."""
+    letters = topics.on(EVENT_DEAD_LETTERED.name)
+    lettered = {r.ce_id for r in letters}  # "<consumer>:<ce_id>"
+    for r in letters:
+        reason = r.headers.get("x-nordflow-dlq-reason", "")[:200]
+        origin = r.headers.get("x-nordflow-dlq-topic", "?")
+        verdict.fail("dead-lettered", f"{r.ce_id} from {origin}: {reason}")
+    for group, names in consumer_groups().items():
+        held = tables.inbox.get(group, set())
+        for topic in names:
+            for r in topics.on(topic):
+                if r.ce_id not in held and f"{group}:{r.ce_id}" not in lettered:
+                    verdict.fail("not-applied", f"{group} has not applied {topic} {r.ce_id}")
+    verdict.counts["dead_letters"] = len(letters)
+
+
+def check_settled(tables: Tables, lag: Mapping[str, int], verdict: Verdict) -> None:
+    """Nothing stuck: outboxes drained, no job overdue or failed, every group at the end."""
+    for service, n in tables.outbox_unsent.items():
+        if n:
+            verdict.fail("outbox-unsent", f"{service}: {n} outbox rows not published")
+    for name, n in tables.jobs_due.items():
+        if n:
+            verdict.fail("jobs-due", f"{name}: {n} pending jobs past their due time")
+    for name, errors in tables.jobs_failed.items():
+        for error in errors:
+            verdict.fail("job-failed", f"{name} {error}")
+    for group, n in lag.items():
+        if n:
+            verdict.fail("consumer-lag", f"{group}: {n} records not committed")
+    verdict.counts.update(
+        outbox_unsent=sum(tables.outbox_unsent.values()),
+        jobs_due=sum(tables.jobs_due.values()),
+        jobs_failed=sum(len(v) for v in tables.jobs_failed.values()),
+        lag=sum(lag.values()),
+    )
+
+
+def _tenants_invoices(topics: Topics) -> set[str]:
+    return {r.key for records in topics.events.values() for r in records.values()}
+
+
+def check_partners(
+    topics: Topics, received: Mapping[str, list[Received]], verdict: Verdict
+) -> None:
+    """Each partner holds exactly what was announced as distributed: once, and nothing else."""
+    distributed = topics.by_invoice(DISTRIBUTED)
+    uncertain = topics.by_invoice(UNCERTAIN)
+    total = 0
+    for key in _tenants_invoices(topics):
+        got = received.get(key, [])
+        total += len(got)
+        if key in uncertain:
+            if len(got) > 1:
+                verdict.fail("partner-duplicate", f"{key}: uncertain, yet received {len(got)}x")
+            continue
+        sent = distributed.get(key, [])
+        if not sent:
+            if got:
+                verdict.fail("partner-unexplained", f"{key}: partner holds {got}, not distributed")
+            continue
+        body = sent[0].body or {}
+        want = [(body.get("channel"), body.get("partner_reference"))]
+        have = [(r.channel, r.reference) for r in got]
+        if len(have) > 1:
+            verdict.fail("partner-duplicate", f"{key}: received {len(have)}x: {have}")
+        elif have != want:
+            verdict.fail("partner-missing", f"{key}: announced {want}, partner holds {have}")
+    verdict.counts["partner_documents"] = total
+
+
+def check_erp(
+    topics: Topics, payments: Mapping[str, list[dict[str, Any]]], verdict: Verdict
+) -> None:
+    """Each ERP write once, and the books balance: the payments in every Fortnox company are
+    exactly the entries announced as posted (same invoice, reference and amount)."""
+    posted_by_tenant: dict[str, list[Record]] = defaultdict(list)
+    for r in topics.on(POSTED):
+        source = (r.body or {}).get("source", {})
+        if source.get("system") == FORTNOX:
+            posted_by_tenant[r.tenant].append(r)
+    total = 0
+    for tenant, erp in payments.items():
+        total += len(erp)
+        by_number = Counter(str(p["Number"]) for p in erp)
+        posted = posted_by_tenant.get(tenant, [])
+        referenced = Counter(str((r.body or {}).get("erp_reference")) for r in posted)
+        for number, n in by_number.items():
+            if n > 1:
+                verdict.fail("erp-duplicate", f"{tenant}: payment {number} listed {n}x")
+            if number not in referenced:
+                verdict.fail("erp-unexplained", f"{tenant}: ERP payment {number}, no entry posted")
+        for ref, n in referenced.items():
+            if n > 1:
+                verdict.fail("erp-duplicate", f"{tenant}: {n} entries name payment {ref}")
+            if ref not in by_number:
+                verdict.fail("erp-missing", f"{tenant}: entry names payment {ref}, not in the ERP")
+        per_invoice = Counter(str(p["InvoiceNumber"]) for p in erp)
+        for r in posted:
+            source = (r.body or {}).get("source", {})
+            number = str(source.get("document_number") or source.get("document_id"))
+            if per_invoice[number] > 1:
+                verdict.fail(
+                    "erp-duplicate", f"{tenant}: invoice {number} paid {per_invoice[number]}x"
+                )
+        erp_sum = sum((_dec(p["Amount"]) for p in erp), Decimal(0))
+        posted_sum = sum((_dec((r.body or {})["amount"]) for r in posted), Decimal(0))
+        if erp_sum != posted_sum:
+            verdict.fail(
+                "ledger-unbalanced",
+                f"{tenant}: ERP payments {erp_sum}, entries posted {posted_sum}",
+            )
+    verdict.counts["erp_payments"] = total

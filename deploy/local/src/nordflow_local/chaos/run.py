@@ -1,0 +1,211 @@
+"""One chaos run: provision, feed while faults strike, settle, check every invariant."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nordflow_local.chaos import observe
+from nordflow_local.chaos.faults import Applied, Exit, Injector, Supervisor, plan_faults
+from nordflow_local.chaos.invariants import (
+    Verdict,
+    applied_ids,
+    check_applied,
+    check_erp,
+    check_partners,
+    check_pipeline,
+    check_settled,
+)
+from nordflow_local.chaos.workload import Profile, Workload
+from nordflow_local.stack import Stack
+
+# Between two looks at the system while it settles.
+SETTLE_INTERVAL = 3.0
+
+
+@dataclass
+class Outcome:
+    """What a run did and found."""
+
+    profile: str
+    seed: int
+    elapsed: float
+    verdict: Verdict
+    applied: list[Applied] = field(default_factory=list)
+    exits: list[Exit] = field(default_factory=list)
+    settled_after: float | None = None  # seconds from the last restore to all invariants kept
+
+    @property
+    def ok(self) -> bool:
+        """Every invariant kept."""
+        return self.verdict.ok
+
+    def summary(self) -> str:
+        """The one line a run ends with."""
+        kinds = Counter(a.fault.kind.value for a in self.applied)
+        faults = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+        c = self.verdict.counts
+        order = [
+            "documents",
+            "fetched",
+            "created",
+            "rejected",
+            "transferred",
+            "distributed",
+            "uncertain",
+            "delivery_failed",
+            "payments",
+            "posted",
+            "erp_payments",
+            "partner_documents",
+            "dead_letters",
+            "redelivered",
+            "lag",
+            "outbox_unsent",
+            "jobs_due",
+            "jobs_failed",
+        ]
+        counts = " ".join(f"{k.replace('_', '-')}={c.get(k, 0)}" for k in order)
+        settled = f"{self.settled_after:.0f}s" if self.settled_after is not None else "never"
+        broken = sum(len(v) for v in self.verdict.violations.values())
+        return (
+            f"chaos {'OK' if self.ok else 'FAILED'} profile={self.profile} seed={self.seed} "
+            f"faults={len(self.applied)} ({faults}) unplanned-exits={len(self.exits)} "
+            f"{counts} settled={settled} violations={broken} elapsed={self.elapsed:.0f}s"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole outcome, for a report file."""
+        return {
+            "summary": self.summary(),
+            "profile": self.profile,
+            "seed": self.seed,
+            "elapsed": round(self.elapsed, 1),
+            "settled_after": self.settled_after,
+            "counts": self.verdict.counts,
+            "violations": dict(self.verdict.violations),
+            "faults": [
+                {**asdict(a), "fault": {**asdict(a.fault), "kind": a.fault.kind.value}}
+                for a in self.applied
+            ],
+            "exits": [asdict(e) for e in self.exits],
+        }
+
+
+async def evaluate(stack: Stack, workload: Workload, *, erp: bool) -> Verdict:
+    """Look at everything once and check every invariant (the ERP's books only if ``erp``)."""
+    env = stack.env()
+    tenants = workload.tenants
+    topics = await observe.read_topics(env["KAFKA_BOOTSTRAP_SERVERS"], tenants)
+    tables = await observe.read_tables(env["DATABASE_URL"], applied_ids(topics), tenants)
+    lag = await observe.consumer_lag(env["KAFKA_BOOTSTRAP_SERVERS"])
+    verdict = Verdict()
+    check_pipeline(topics, workload.documents, verdict)
+    check_applied(topics, tables, verdict)
+    check_settled(tables, lag, verdict)
+    check_partners(topics, await observe.partner_deliveries(env), verdict)
+    if erp:
+        payments = {
+            t.tenant_id: await observe.erp_payments(t.fortnox_url, t.fortnox_token)
+            for t in workload.fortnox
+        }
+        check_erp(topics, payments, verdict)
+    return verdict
+
+
+async def settle(
+    stack: Stack, workload: Workload, timeout: float, say: Callable[[str], None]
+) -> tuple[Verdict, float | None]:
+    """Look again until every invariant holds twice in a row (then the ERP's books too), or
+    something breaks that waiting cannot heal, or ``timeout``; the last verdict and when the
+    system settled (None if it did not)."""
+    started = time.monotonic()
+    verdict = Verdict()
+    calm = 0
+    while True:
+        try:
+            verdict = await evaluate(stack, workload, erp=calm >= 1)
+        except Exception as error:  # the system may still be coming back
+            verdict = Verdict()
+            verdict.fail("observe-failed", f"{type(error).__name__}: {error}"[:300])
+        elapsed = time.monotonic() - started
+        if verdict.ok:
+            calm += 1
+            if calm >= 2:
+                return verdict, elapsed
+        else:
+            calm = 0
+            if not verdict.stuck_only and "observe-failed" not in verdict.violations:
+                return verdict, None
+        if elapsed > timeout:
+            return verdict, None
+        if int(elapsed) % 30 < SETTLE_INTERVAL:
+            pending = {k: len(v) for k, v in verdict.violations.items() if v}
+            say(f"  … settling {elapsed:.0f}s: {pending or 'calm'}")
+        await asyncio.sleep(SETTLE_INTERVAL)
+
+
+async def run(
+    stack: Stack,
+    profile: Profile,
+    seed: int,
+    *,
+    say: Callable[[str], None] = print,
+    report: Path | None = None,
+) -> Outcome:
+    """A whole run on a stack that is up; the stack is left up, every service running."""
+    began = time.monotonic()
+    faults = plan_faults(
+        seed,
+        profile.fault_window,
+        service_kills=profile.service_kills,
+        broker_restarts=profile.broker_restarts,
+        postgres_restarts=profile.postgres_restarts,
+    )
+    say(f"chaos: profile={profile.name} seed={seed} (replay: --seed {seed})")
+    for fault in faults:
+        say(f"  planned {fault}")
+    prefix = f"chaos-{uuid.uuid4().hex[:6]}"
+    workload = Workload(stack.env(), prefix, profile, seed, say)
+    await workload.provision()
+    say(f"  provisioned {len(workload.tenants)} tenants ({prefix}-*)")
+    supervisor = Supervisor(stack, say)
+    injector = Injector(stack, supervisor, say)
+    supervisor.start()
+    try:
+        t0 = time.monotonic()
+        await asyncio.gather(workload.feed(), asyncio.to_thread(injector.run, faults, t0))
+        fed = time.monotonic() - t0
+        say(f"  fed {len(workload.documents)} documents; faults done at +{fed:.0f}s")
+        await asyncio.to_thread(supervisor.wait_all_ready, 120.0)
+        verdict, settled = await settle(stack, workload, profile.quiesce_timeout, say)
+    finally:
+        supervisor.stop()
+    outcome = Outcome(
+        profile=profile.name,
+        seed=seed,
+        elapsed=time.monotonic() - began,
+        verdict=verdict,
+        applied=injector.applied,
+        exits=supervisor.exits,
+        settled_after=settled,
+    )
+    if not outcome.ok:
+        say(verdict.describe())
+    for exit_ in outcome.exits:
+        say(
+            f"  exit: {exit_.service} pid {exit_.pid} at +{exit_.at:.0f}s during "
+            f"{exit_.during or '-'}: {exit_.log}"
+        )
+    if report is not None:
+        text = json.dumps(outcome.to_json(), indent=2, default=str) + "\n"
+        await asyncio.to_thread(report.write_text, text)
+    say(outcome.summary())
+    return outcome

@@ -1,0 +1,164 @@
+"""The chaos workload: tenants on every source, and documents fed over a stretch of time."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from nordflow_local import sources
+from nordflow_local.provision import SourceConnection, Tenant, provision_sources, provision_tenant
+from nordflow_local.samples import (
+    BAD_CUSTOMER,
+    CUSTOMERS,
+    EXTRA_PEPPOL_GLNS,
+    SandboxWriter,
+    register_b2c_consumers,
+    register_peppol_participant,
+    register_peppol_recipients,
+)
+
+FORTNOX = "fortnox"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much to feed and how hard to hit: a run is bounded in count and time."""
+
+    name: str
+    fortnox_tenants: int  # each: its own sandbox company, factoring agreement, ERP write-back
+    invoices_per_tenant: int  # valid Fortnox invoices per tenant, over the four channels
+    bad_per_tenant: int  # invalid ones (rejected by the mapper)
+    source_groups: int  # each: a Visma eAccounting, a Visma.net and a Sirvoy tenant
+    per_source: int  # documents per source tenant (Sirvoy adds credits and payments)
+    feed_seconds: float  # documents are created over this stretch
+    service_kills: int
+    broker_restarts: int
+    postgres_restarts: int
+    fault_window: float  # faults start within this many seconds of the feed's start
+    quiesce_timeout: float  # how long the system may take to settle after the last fault
+
+
+SHORT = Profile(
+    name="short",
+    fortnox_tenants=2,
+    invoices_per_tenant=8,
+    bad_per_tenant=1,
+    source_groups=1,
+    per_source=3,
+    feed_seconds=25,
+    service_kills=2,
+    broker_restarts=1,
+    postgres_restarts=1,
+    fault_window=45,
+    quiesce_timeout=150,
+)
+FULL = Profile(
+    name="full",
+    fortnox_tenants=6,
+    invoices_per_tenant=40,
+    bad_per_tenant=1,
+    source_groups=2,
+    per_source=15,
+    feed_seconds=150,
+    service_kills=10,
+    broker_restarts=2,
+    postgres_restarts=2,
+    fault_window=200,
+    quiesce_timeout=480,
+)
+PROFILES = {p.name: p for p in (SHORT, FULL)}
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document the workload created in a source sandbox, to be found on the topics."""
+
+    tenant: str
+    system: str
+    document_id: str
+
+
+@dataclass
+class Workload:
+    """Tenants provisioned through the services' own commands, documents made in the sandboxes."""
+
+    env: Mapping[str, str]
+    prefix: str
+    profile: Profile
+    seed: int
+    say: Callable[[str], None] = print
+    fortnox: list[Tenant] = field(default_factory=list)
+    connected: list[SourceConnection] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
+
+    @property
+    def tenants(self) -> list[str]:
+        """Every tenant of this run."""
+        return [t.tenant_id for t in self.fortnox] + [c.tenant_id for c in self.connected]
+
+    async def provision(self) -> None:
+        """Recipients in the SMP and the bank, then every tenant (needs the stack healthy)."""
+        env = self.env
+        await register_peppol_recipients(env["SANDBOX_SMP_URL"])
+        for gln in EXTRA_PEPPOL_GLNS:
+            await register_peppol_participant(env["SANDBOX_SMP_URL"], f"0088:{gln}")
+        await register_b2c_consumers(env["SANDBOX_B2C_BANK_URL"])
+        for i in range(self.profile.fortnox_tenants):
+            tenant = await asyncio.to_thread(provision_tenant, env, f"{self.prefix}-f{i}")
+            self.fortnox.append(tenant)
+        for g in range(self.profile.source_groups):
+            self.connected += await provision_sources(env, f"{self.prefix}-s{g}")
+
+    async def feed(self) -> None:
+        """Create every document, spread over ``feed_seconds``, all tenants at once."""
+        rng = random.Random(self.seed)  # noqa: S311 - sample data, not crypto
+        jobs = [self._fortnox(t, rng.randrange(10**6)) for t in self.fortnox]
+        jobs += [self._source(c, rng.randrange(10**6)) for c in self.connected]
+        await asyncio.gather(*jobs)
+
+    def _pace(self, count: int) -> float:
+        return self.profile.feed_seconds / max(1, count)
+
+    async def _fortnox(self, tenant: Tenant, seed: int) -> None:
+        rng = random.Random(seed)  # noqa: S311 - sample data, not crypto
+        p = self.profile
+        writer = SandboxWriter(tenant.fortnox_url, tenant.fortnox_token)
+        try:
+            customers = [await writer.customer(c) for c in CUSTOMERS]
+            bad = await writer.customer(BAD_CUSTOMER)
+            total = p.invoices_per_tenant + p.bad_per_tenant
+            # The invalid ones are spread among the valid ones.
+            bad_at = set(rng.sample(range(total), p.bad_per_tenant))
+            for i in range(total):
+                customer = bad if i in bad_at else customers[i % len(customers)]
+                number = await writer.invoice(customer, rng)
+                self.documents.append(Document(tenant.tenant_id, FORTNOX, number))
+                await asyncio.sleep(self._pace(total) * rng.uniform(0.5, 1.5))
+        finally:
+            await writer.aclose()
+
+    async def _source(self, c: SourceConnection, seed: int) -> None:
+        rng = random.Random(seed)  # noqa: S311 - sample data, not crypto
+        remaining = self.profile.per_source
+        chunk = 3  # each chunk of Sirvoy bookings also brings a credit invoice and a payment
+        pause = self._pace(max(1, remaining // chunk))
+        while remaining > 0:
+            n = min(chunk, remaining)
+            remaining -= n
+            if c.system == sources.VISMA_EACCOUNTING:
+                bad = 1 if remaining == 0 else 0
+                ids = await sources.create_visma_eaccounting_invoices(
+                    c.url, dict(c.writer), n, bad=bad, seed=rng.randrange(10**6)
+                )
+            elif c.system == sources.VISMA_NET:
+                ids = await sources.create_visma_net_invoices(
+                    c.url, c.writer["token"], c.writer["company_id"], n, seed=rng.randrange(10**6)
+                )
+            else:
+                ids = await sources.create_sirvoy_invoices(
+                    c.url, c.writer["token"], n, seed=rng.randrange(10**6)
+                )
+            self.documents += [Document(c.tenant_id, c.system, i) for i in ids]
+            await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
