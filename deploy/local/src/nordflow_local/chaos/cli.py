@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from nordflow_local.chaos import cluster_run, recovery
 from nordflow_local.chaos import run as chaos_run
 from nordflow_local.chaos.workload import PROFILES
 from nordflow_local.stack import Stack
@@ -51,6 +52,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="replay the faults of a run")
     run.add_argument("--report", type=Path, default=None, help="write the outcome as JSON")
     run.add_argument("--keep", action="store_true", help="keep the state dir (logs, data)")
+    recovery = commands.add_parser(
+        "recovery", help="time each service's way back after a broker and a database restart"
+    )
+    recovery.add_argument("--down", type=float, default=10.0, help="seconds each stays down")
+    recovery.add_argument("--keep", action="store_true", help="keep the state dir (logs, data)")
+    cluster = commands.add_parser(
+        "cluster",
+        help="the stack on three brokers in network namespaces; kill a leader, cut one off",
+    )
+    cluster.add_argument("--seed", type=int, default=None)
+    cluster.add_argument("--keep", action="store_true", help="keep the state dir (logs, data)")
     return parser
 
 
@@ -63,6 +75,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = asyncio.run(
                 chaos_run.run(stack, PROFILES[args.profile], seed, say=_say, report=args.report)
             )
+        return 0 if outcome.ok else 1
+    if args.command == "recovery":
+        with fresh_stack(args.keep) as stack:
+            results = [
+                asyncio.run(recovery.measure(stack, target, down=args.down, say=_say))
+                for target in ("kafka", "postgres")
+            ]
+        for result in results:
+            _say(result.table())
+            for exit_ in result.exits:
+                _say(f"  exit: {exit_.service} pid {exit_.pid}: {exit_.log}")
+        return 0 if all(not r.error for r in results) else 1
+    if args.command == "cluster":
+        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+        root = Path(tempfile.mkdtemp(prefix="nordflow-cluster-"))
+        root.chmod(0o755)
+        try:
+            outcome = cluster_run.run_cluster(root, seed, say=_say)
+        finally:
+            if args.keep:
+                _say(f"chaos: logs and data kept in {root}")
+            else:
+                shutil.rmtree(root, ignore_errors=True)
         return 0 if outcome.ok else 1
     return 2
 
