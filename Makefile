@@ -5,10 +5,10 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: help setup demo test lint generate up down status bench clean
+.PHONY: help setup demo test lint generate up down status bench chaos clean
 
 help:
-	@echo "make demo | test | up | status | down | lint | generate | bench | clean"
+	@echo "make demo | test | up | status | down | lint | generate | bench | chaos | clean"
 
 # Installs uv (PyPI) when missing, the locked Python environment, and kustomize (Go proxy).
 setup:
@@ -45,6 +45,16 @@ status:
 bench: setup
 	@$(RUN) python bench/documents.py
 	@$(RUN) python bench/pipeline.py
+
+# The full fault run (a few hundred invoices, random crashes of services, the broker and the
+# database; SEED=N replays one), the recovery times, and the three-broker cluster run in
+# network namespaces (needs root). Each on a fresh stack of its own, stopped at the end;
+# bounded by `timeout`. The short run is part of `make test` (tests/chaos).
+chaos: setup
+	@mkdir -p .local
+	@timeout 1500 $(RUN) python -m nordflow_local.chaos run --profile full $(if $(SEED),--seed $(SEED)) --report .local/chaos-report.json
+	@timeout 900 $(RUN) python -m nordflow_local.chaos recovery
+	@timeout 1200 $(RUN) python -m nordflow_local.chaos cluster $(if $(SEED),--seed $(SEED))
 
 clean: down
 	rm -rf .local

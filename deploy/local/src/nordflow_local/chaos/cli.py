@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import random
 import shutil
 import sys
@@ -12,7 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from nordflow_local.chaos import cluster_run, recovery
+from nordflow_local.chaos import cluster_run, observe, recovery
 from nordflow_local.chaos import run as chaos_run
 from nordflow_local.chaos.workload import PROFILES
 from nordflow_local.stack import Stack
@@ -63,12 +65,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     cluster.add_argument("--seed", type=int, default=None)
     cluster.add_argument("--keep", action="store_true", help="keep the state dir (logs, data)")
+    commands.add_parser(
+        "lag",
+        help="each consumer group's records not yet committed, per topic "
+        "(KAFKA_BOOTSTRAP_SERVERS of the running stack: load .local/env first)",
+    )
     return parser
+
+
+def _lag() -> int:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        print("KAFKA_BOOTSTRAP_SERVERS is not set (load .local/env first)", file=sys.stderr)
+        return 2
+    for group, topics in asyncio.run(observe.lag_by_topic(bootstrap)).items():
+        detail = "  ".join(f"{topic}={n}" for topic, n in topics.items())
+        _say(f"{group:<22} lag={sum(topics.values()):<6} {detail}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; 0 when every invariant held."""
     args = _parser().parse_args(argv)
+    # aiokafka logs every refused connection while a broker is down on purpose.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    if args.command == "lag":
+        return _lag()
     if args.command == "run":
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
         with fresh_stack(args.keep) as stack:
@@ -88,6 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _say(f"  exit: {exit_.service} pid {exit_.pid}: {exit_.log}")
         return 0 if all(not r.error for r in results) else 1
     if args.command == "cluster":
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            print(
+                "the cluster run needs root and iproute2's `ip` (network namespaces)",
+                file=sys.stderr,
+            )
+            return 1
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
         root = Path(tempfile.mkdtemp(prefix="nordflow-cluster-"))
         root.chmod(0o755)

@@ -123,28 +123,33 @@ def consumer_groups() -> dict[str, list[str]]:
     return dict(groups)
 
 
-async def consumer_lag(bootstrap: str) -> dict[str, int]:
-    """Records not yet committed, per consumer group, over every topic the group consumes."""
+async def lag_by_topic(bootstrap: str) -> dict[str, dict[str, int]]:
+    """Records not yet committed, per consumer group and topic it consumes (from the topic map)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=20_000)
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, request_timeout_ms=20_000)
     await admin.start()
     await probe.start()
     try:
-        lag: dict[str, int] = {}
+        lag: dict[str, dict[str, int]] = {}
         for group, topics in consumer_groups().items():
             tps = await topic_partitions(probe, topics)
             ends = await probe.end_offsets(tps)
             committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-            total = 0
+            per_topic = dict.fromkeys(topics, 0)
             for tp in tps:
                 meta = committed.get(tp)
                 # -1 (nothing committed) is no lag on an empty partition.
-                total += max(0, ends[tp] - max(meta.offset if meta else 0, 0))
-            lag[group] = total
+                per_topic[tp.topic] += max(0, ends[tp] - max(meta.offset if meta else 0, 0))
+            lag[group] = per_topic
         return lag
     finally:
         await probe.stop()
         await admin.close()
+
+
+async def consumer_lag(bootstrap: str) -> dict[str, int]:
+    """Records not yet committed, per consumer group, over every topic the group consumes."""
+    return {group: sum(t.values()) for group, t in (await lag_by_topic(bootstrap)).items()}
 
 
 @dataclass
