@@ -216,7 +216,12 @@ class Injector:
             else:
                 sup.infra_down = True
                 try:
-                    self.stack.crash_infra(fault.target)
+                    if not self.stack.crash_infra(fault.target):
+                        # An external broker or database (KAFKA_BOOTSTRAP_SERVERS /
+                        # DATABASE_URL set): nothing local to crash.
+                        done.error = f"skipped: no local {fault.target} runs"
+                        self.say(f"  ! {done.error}")
+                        return done
                     time.sleep(fault.down)
                     self.stack.infra()
                 finally:
