@@ -115,7 +115,11 @@ class ServiceHarness(Generic[D]):
             )
             batch.setdefault(TopicPartition(topic, 0), []).append(record)
         processor = BatchProcessor(
-            service=self.app.name, pool=self.pool, handlers=self.app.handlers, deps=self.deps
+            service=self.app.name,
+            pool=self.pool,
+            handlers=self.app.handlers,
+            raw_handlers=self.app.raw_handlers,
+            deps=self.deps,
         )
         await processor.process(batch)
         return await self._new_outbox_rows()
