@@ -288,15 +288,23 @@ class PgOperationsRepository:
         self.conn = conn
 
     async def job_failed(self, event: JobFailed) -> None:
-        """A job failed (again), unless something newer is known about it."""
+        """A job failed: its newest failure's details are kept, and its state is failed
+        unless a newer retry is known (the events may arrive in any order)."""
         await self.conn.execute(
             """INSERT INTO failed_jobs (service, job_id, tenant_id, kind, job_key, invoice_id,
                    state, attempts, error, failed_at, updated_at)
                VALUES ($1, $2, $3, $4, $5, $6, 'failed', $7, $8, $9, $9)
-               ON CONFLICT (service, job_id) DO UPDATE SET state = 'failed',
-                   attempts = EXCLUDED.attempts, error = EXCLUDED.error,
-                   failed_at = EXCLUDED.failed_at, updated_at = EXCLUDED.updated_at
-               WHERE failed_jobs.updated_at < EXCLUDED.updated_at""",
+               ON CONFLICT (service, job_id) DO UPDATE SET
+                   attempts = CASE WHEN failed_jobs.failed_at IS NULL
+                                     OR failed_jobs.failed_at < EXCLUDED.failed_at
+                                   THEN EXCLUDED.attempts ELSE failed_jobs.attempts END,
+                   error = CASE WHEN failed_jobs.failed_at IS NULL
+                                  OR failed_jobs.failed_at < EXCLUDED.failed_at
+                                THEN EXCLUDED.error ELSE failed_jobs.error END,
+                   failed_at = greatest(failed_jobs.failed_at, EXCLUDED.failed_at),
+                   state = CASE WHEN failed_jobs.updated_at < EXCLUDED.updated_at
+                                THEN 'failed' ELSE failed_jobs.state END,
+                   updated_at = greatest(failed_jobs.updated_at, EXCLUDED.updated_at)""",
             event.service,
             event.job_id,
             event.tenant_id,
@@ -309,15 +317,20 @@ class PgOperationsRepository:
         )
 
     async def job_retried(self, event: JobRetried) -> None:
-        """A job was made pending again, unless something newer is known about it."""
+        """A job was made pending again: its newest retry is kept, and its state is pending
+        unless a newer failure is known."""
         await self.conn.execute(
             """INSERT INTO failed_jobs (service, job_id, tenant_id, kind, job_key, invoice_id,
                    state, retried_at, retried_by, updated_at)
                VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $7)
-               ON CONFLICT (service, job_id) DO UPDATE SET state = 'pending',
-                   retried_at = EXCLUDED.retried_at, retried_by = EXCLUDED.retried_by,
-                   updated_at = EXCLUDED.updated_at
-               WHERE failed_jobs.updated_at < EXCLUDED.updated_at""",
+               ON CONFLICT (service, job_id) DO UPDATE SET
+                   retried_by = CASE WHEN failed_jobs.retried_at IS NULL
+                                       OR failed_jobs.retried_at < EXCLUDED.retried_at
+                                     THEN EXCLUDED.retried_by ELSE failed_jobs.retried_by END,
+                   retried_at = greatest(failed_jobs.retried_at, EXCLUDED.retried_at),
+                   state = CASE WHEN failed_jobs.updated_at < EXCLUDED.updated_at
+                                THEN 'pending' ELSE failed_jobs.state END,
+                   updated_at = greatest(failed_jobs.updated_at, EXCLUDED.updated_at)""",
             event.service,
             event.job_id,
             event.tenant_id,
