@@ -280,9 +280,7 @@ async def test_a_dead_letter_is_replayed_by_its_own_service_only(
         relay = OutboxRelay(h.pool, producer, h.schema)
         assert await relay.publish_batch() >= 1
         letters = [
-            lt
-            for lt in await dlq.read(kafka_bootstrap, consumer=name)
-            if lt.tenant_id == tenant
+            lt for lt in await dlq.read(kafka_bootstrap, consumer=name) if lt.tenant_id == tenant
         ]
         [letter] = letters
         found = await dlq.read_one(kafka_bootstrap, letter.partition, letter.offset)
@@ -315,9 +313,7 @@ async def test_a_dead_letter_is_replayed_by_its_own_service_only(
         other = await ServiceHarness.start(other_app, fresh_database_url, deps=Toy())
         try:
             refused = await other.publish(
-                command(
-                    tenant, other_app.name, OperatorAction.REPLAY_DEAD_LETTER, letter.position
-                )
+                command(tenant, other_app.name, OperatorAction.REPLAY_DEAD_LETTER, letter.position)
             )
             assert refused.of(OperatorActionCompleted)[0].outcome is ActionOutcome.REFUSED
         finally:

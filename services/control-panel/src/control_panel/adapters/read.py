@@ -406,3 +406,12 @@ class PgReadRepository:
             "SELECT DISTINCT tenant_id FROM invoices ORDER BY 1"
         )
         return [r["tenant_id"] for r in rows]
+
+    async def seller_country(self, tenant_id: str) -> str | None:
+        """The seller's country on the tenant's newest invoice."""
+        country: str | None = await self.conn.fetchval(
+            "SELECT document->'seller'->'address'->>'country_code' FROM invoice_documents "
+            "WHERE tenant_id = $1 ORDER BY occurred_at DESC LIMIT 1",
+            tenant_id,
+        )
+        return country

@@ -223,6 +223,11 @@ class ReadRepository(Protocol):
         """Every tenant the read model knows."""
         ...
 
+    async def seller_country(self, tenant_id: str) -> str | None:
+        """The seller's country on the tenant's newest invoice (for a tenant without a
+        profile yet)."""
+        ...
+
 
 class TokenRepository(Protocol):
     """API tokens (hashes only) and web sessions."""

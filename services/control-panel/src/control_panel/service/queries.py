@@ -37,10 +37,14 @@ UTC = ZoneInfo("UTC")
 
 
 async def zone_of(repos: Repositories, tenant_id: str | None) -> ZoneInfo:
-    """Where a tenant's days begin (its profile's zone); every tenant at once: UTC."""
+    """Where a tenant's days begin: its profile's zone; without a profile yet, its seller's
+    country's; every tenant at once: UTC."""
     if tenant_id is None:
         return UTC
-    return tenant_zone(await repos.profiles.get(tenant_id))
+    profile = await repos.profiles.get(tenant_id)
+    if profile is not None:
+        return profile.zone
+    return tenant_zone(None, await repos.read.seller_country(tenant_id))
 
 
 async def locale_of(repos: Repositories, tenant_id: str | None) -> str | None:
