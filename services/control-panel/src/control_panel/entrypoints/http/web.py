@@ -79,6 +79,7 @@ class View:
     tenant: str | None
     tenants: list[str]
     set_language: bool
+    refused: str | None = None  # why the page's tenant was refused (a 403 page instead)
 
     # -- formatting ------------------------------------------------------------------------
     def money(self, amount: Decimal | str | None, currency: str | None = None) -> str:
@@ -221,10 +222,11 @@ async def _view(
 ) -> View:
     principal = session.principal
     repos = deps.repositories(pool)
+    refused = None
     try:
         scope = principal.scope(_tenant_param(tenant))
     except ForbiddenError as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+        scope, refused = principal.scope(None), str(exc)
     asked = request.query_params.get("lang")
     lang = choose(
         asked,
@@ -243,6 +245,7 @@ async def _view(
         tenant=scope,
         tenants=await repos.read.tenants() if principal.operator else [],
         set_language=asked in LANGUAGES,
+        refused=refused,
     )
 
 
@@ -431,6 +434,8 @@ async def invoices_page(
 ) -> Response:
     """Search the invoices; the first page refreshes itself."""
     view = await _view(request, session, deps, pool, tenant)
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
     params = request.query_params
     try:
         search = _search(params)
@@ -471,6 +476,8 @@ async def invoice_page(
 ) -> Response:
     """An invoice's journey, its errors with what to fix, and its document; live."""
     view = await _view(request, session, deps, pool, tenant)
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
     if len(invoice_id) > 200:
         return _bad(view, "invoice_id: too long")
     found = await queries.invoice_detail(view.repos, session.principal, invoice_id)
@@ -504,6 +511,8 @@ async def connections_page(
 ) -> Response:
     """Each source connection's mode, last poll and last error, with Sync now."""
     view = await _view(request, session, deps, pool, tenant)
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
     rows = await view.repos.read.connections(view.tenant)
     history = await view.repos.read.actions(view.tenant, 20)
     return _render(
@@ -529,6 +538,8 @@ async def sync_connection(
     """Ask erp-poller to poll the connection now."""
     _check_csrf(session, csrf)
     view = await _view(request, session, deps, pool, tenant or None)
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
     try:
         command = await send_command(
             deps,
@@ -552,6 +563,8 @@ async def delivery_page(
 ) -> Response:
     """Channel per customer, the suggestions, and where holds are handled."""
     view = await _view(request, session, deps, pool, tenant)
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
     return _render(
         view,
         "delivery.html",
@@ -567,6 +580,8 @@ async def books_page(
 ) -> Response:
     """Transfers to factors, entries written into the ERP, payments."""
     view = await _view(request, session, deps, pool, tenant)
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
     read = view.repos.read
     return _render(
         view,
@@ -584,6 +599,8 @@ async def problems_page(
 ) -> Response:
     """Failed jobs and dead letters of every service, with Retry and Replay; live."""
     view = await _view(request, session, deps, pool, tenant)
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
     jobs = await queries.failed_jobs(view.repos, session.principal, view.tenant, None, 100, None)
     letters = await queries.dead_letters(view.repos, session.principal, view.tenant, 100, None)
     history = await view.repos.read.actions(view.tenant, 30)
@@ -614,6 +631,8 @@ async def retry_job(
     """Ask the job's service to run it again."""
     _check_csrf(session, csrf)
     view = await _view(request, session, deps, pool, request.query_params.get("tenant"))
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
     try:
         command = await send_command(
             deps, pool, actions.retry_job, session.principal, service[:64], job_id, deps.clock()
@@ -639,6 +658,8 @@ async def replay_dead_letter(
     """Ask the service that dead-lettered the record to publish it again (operators)."""
     _check_csrf(session, csrf)
     view = await _view(request, session, deps, pool, request.query_params.get("tenant"))
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
     try:
         command = await send_command(
             deps, pool, actions.replay_dead_letter, session.principal, letter_id[:500], deps.clock()
@@ -659,6 +680,8 @@ async def statistics_page(
 ) -> Response:
     """Charts per day or month of the tenant's time zone."""
     view = await _view(request, session, deps, pool, tenant)
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
     params = request.query_params
     today = deps.clock().astimezone(view.zone).date()
     try:
