@@ -99,9 +99,17 @@ def openapi(
     write: Annotated[
         Path | None, typer.Option("--write", help="write to this file instead of stdout")
     ] = None,
+    check: Annotated[
+        Path | None, typer.Option("--check", help="exit 1 if this file is not current")
+    ] = None,
 ) -> None:
-    """Print (or write) the OpenAPI document of /api/v1; needs no settings."""
-    text = json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+    """Print, write or check the OpenAPI document of /api/v1; needs no settings."""
+    text = json.dumps(openapi_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if check is not None:
+        if not check.exists() or check.read_text() != text:
+            print(f"stale: {check}; run `make generate` and commit the result", file=sys.stderr)
+            raise typer.Exit(1)
+        return
     if write is None:
         sys.stdout.write(text)
     else:
