@@ -218,6 +218,13 @@ async def test_a_dead_letter_is_recorded_once_and_on_its_invoices_journey(
         "SELECT kind FROM steps WHERE invoice_id = $1", good[0].body.invoice_id
     )
     assert [r["kind"] for r in kinds] == ["event.dead_lettered"]
+    # Junk from a raw record is stored as text PostgreSQL accepts.
+    nul = dead_letter_record(tenant, good[2], reason="bad \x00 byte", origin_offset=42)
+    await harness.deliver_records([nul])
+    assert (
+        await harness.pool.fetchval("SELECT reason FROM dead_letters WHERE letter_id LIKE '%:42'")
+        == "bad \ufffd byte"
+    )
     # A poison record the panel itself cannot read goes to the dead-letter topic too.
     garbled = await harness.deliver_records(
         [("invoice.created", b"k", b"{not json", encode(good[1])[2])]
@@ -302,7 +309,7 @@ async def test_a_fresh_read_model_catches_up_from_the_topics_beginning(
             await expected.deliver(env)
         await expected.deliver_records([letter], timestamp_ms=LETTER_TIME_MS)
 
-        deadline = asyncio.get_running_loop().time() + 60
+        deadline = asyncio.get_running_loop().time() + 120
         want = await snapshot(expected, tenant)
         while (got := await snapshot(fresh, tenant)) != want:
             if asyncio.get_running_loop().time() > deadline:
@@ -315,3 +322,28 @@ async def test_a_fresh_read_model_catches_up_from_the_topics_beginning(
         await consumer.stop()
         await expected.close()
         await fresh.close()
+
+
+async def test_an_event_postgresql_cannot_store_is_dead_lettered_not_retried_forever(
+    harness: ServiceHarness[Deps],
+) -> None:
+    tenant = new_tenant()
+    poisoned = journey(tenant, "1001", customer="Nul\x00 AB")[1]
+    out = await harness.deliver(poisoned, *journey(tenant, "1003"))
+    [letter] = out.dead_letters
+    assert "cannot record the event" in letter.reason
+    assert (
+        await harness.pool.fetchval("SELECT count(*) FROM invoices WHERE tenant_id = $1", tenant)
+        == 1
+    )
+
+
+async def test_one_tenants_ids_never_shadow_anothers(harness: ServiceHarness[Deps]) -> None:
+    a, b = new_tenant(), new_tenant()
+    # Both tenants' factor transfers are called tr_1001, both payments pay-1001.
+    await harness.deliver(*journey(a, "1001"), *journey(b, "1001"))
+    for table in ("transfers", "payments", "ledger_entries", "invoices"):
+        rows = await harness.pool.fetch(
+            f"SELECT tenant_id FROM {table} WHERE tenant_id = ANY($1::text[])", [a, b]
+        )
+        assert sorted(r["tenant_id"] for r in rows) == sorted([a, b]), table

@@ -172,7 +172,7 @@ class PgBooksRepository:
             """INSERT INTO transfers (transfer_id, tenant_id, invoice_id, number, provider,
                    agreement_kind, amount, currency, transferred_at, test_mode)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-               ON CONFLICT (transfer_id) DO NOTHING""",
+               ON CONFLICT (tenant_id, transfer_id) DO NOTHING""",
             event.transfer_id,
             event.tenant_id,
             event.invoice_id,

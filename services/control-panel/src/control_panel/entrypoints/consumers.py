@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import asyncpg
 from aiokafka import ConsumerRecord
 from nordflow_runtime import dlq
-from nordflow_runtime.consumer import Context, Handler
+from nordflow_runtime.consumer import Context, Handler, PermanentError
 from nordflow_schemas.envelope import Envelope, header_map
 from nordflow_schemas.events import Event, OperatorActionRequested
 
@@ -23,7 +24,12 @@ def observed(env: Envelope[Event]) -> readmodel.Observed:
 
 async def on_event(ctx: Context[Deps], env: Envelope[Any]) -> None:
     """Any event of any topic: its step on an invoice's journey, and its own table."""
-    await readmodel.apply_event(ctx.deps.repositories(ctx.conn), observed(env))
+    try:
+        await readmodel.apply_event(ctx.deps.repositories(ctx.conn), observed(env))
+    except asyncpg.DataError as exc:
+        # Text PostgreSQL cannot store (a NUL byte): this event can never be recorded, and
+        # retrying the batch would stop the panel for good; dead-letter it instead.
+        raise PermanentError(f"cannot record the event: {type(exc).__name__}") from exc
 
 
 async def on_dead_lettered(ctx: Context[Deps], record: ConsumerRecord[Any, Any]) -> None:
@@ -36,7 +42,10 @@ async def on_dead_lettered(ctx: Context[Deps], record: ConsumerRecord[Any, Any])
     )
     row = readmodel.dead_letter_row(letter, dlq.inbox_id(record), dlq.tenant_of(record), at)
     trace = trace_id_of(header_map(record.headers).get("traceparent"))
-    await readmodel.apply_dead_letter(ctx.deps.repositories(ctx.conn), row, trace)
+    try:
+        await readmodel.apply_dead_letter(ctx.deps.repositories(ctx.conn), row, trace)
+    except asyncpg.DataError as exc:
+        raise PermanentError(f"cannot record the dead letter: {type(exc).__name__}") from exc
 
 
 def on_operator_action_requested(carry_out: Handler) -> Handler:

@@ -56,8 +56,9 @@ CREATE TABLE invoice_documents (
     PRIMARY KEY (tenant_id, invoice_id)
 );
 
+-- Every natural key is taken within its tenant: no tenant's event ever shadows another's.
 CREATE TABLE transfers (
-    transfer_id    text PRIMARY KEY,
+    transfer_id    text NOT NULL,
     tenant_id      text NOT NULL,
     invoice_id     text NOT NULL,
     number         text NOT NULL,
@@ -66,7 +67,8 @@ CREATE TABLE transfers (
     amount         numeric NOT NULL,
     currency       text NOT NULL,
     transferred_at timestamptz NOT NULL,
-    test_mode      boolean NOT NULL
+    test_mode      boolean NOT NULL,
+    PRIMARY KEY (tenant_id, transfer_id)
 );
 CREATE INDEX transfers_by_tenant ON transfers (tenant_id, transferred_at DESC);
 

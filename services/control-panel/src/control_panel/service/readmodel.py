@@ -62,6 +62,11 @@ def _text(value: str | None) -> str | None:
     return value[:MAX_FACT] if value else value
 
 
+def _clean(value: str | None, longest: int = MAX_FACT) -> str | None:
+    """Text from raw bytes, as PostgreSQL can store it (no NUL), at most ``longest``."""
+    return value.replace("\x00", "\ufffd")[:longest] if value else value
+
+
 def invoice_facts(invoice: Invoice) -> dict[str, Any]:
     """What the list needs of a canonical invoice."""
     buyer = invoice.buyer
@@ -284,18 +289,18 @@ def dead_letter_row(
     keyed_by_invoice = origin is not None and origin.key == "invoice_id"
     key = letter.key.decode("utf-8", "replace") if letter.key else None
     return DeadLetterRow(
-        letter_id=letter_id,
-        tenant_id=tenant_id,
-        consumer=letter.consumer[:64],
-        origin_topic=letter.origin_topic[:200],
-        origin_partition=letter.origin_partition[:20],
-        origin_offset=letter.origin_offset[:20],
+        letter_id=_clean(letter_id, 1000) or letter_id,
+        tenant_id=_clean(tenant_id, 64) or "unknown",
+        consumer=_clean(letter.consumer, 64) or "?",
+        origin_topic=_clean(letter.origin_topic, 200) or "?",
+        origin_partition=_clean(letter.origin_partition, 20) or "?",
+        origin_offset=_clean(letter.origin_offset, 20) or "?",
         position=letter.position,
-        event_id=_text(letter.event_id),
-        event_type=_text(attrs.get("ce_type")),
-        invoice_id=key[:200] if keyed_by_invoice and key else None,
-        subject=_text(attrs.get("ce_subject")),
-        reason=letter.reason[:2000],
+        event_id=_clean(letter.event_id),
+        event_type=_clean(attrs.get("ce_type")),
+        invoice_id=_clean(key, 200) if keyed_by_invoice and key else None,
+        subject=_clean(attrs.get("ce_subject")),
+        reason=_clean(letter.reason, 2000) or "",
         dead_lettered_at=at,
     )
 
