@@ -185,6 +185,8 @@ OPERATOR_ACTION_REQUESTED = TopicSpec(
     SERVICES,
     "A command to one service (retry_job, replay_dead_letter, sync_connection); the runtime "
     "of every service consumes it, the one named carries it out",
+    # Every service consumes it: as wide as the widest topic, so it never caps replicas.
+    partitions=12,
     key="service:target_id",
 )
 OPERATOR_ACTION_COMPLETED = TopicSpec(
