@@ -22,6 +22,7 @@ from control_panel.testing import (
     journey,
     rejected,
 )
+from nordflow_runtime.app import Resources
 from nordflow_runtime.consumer import EventConsumer
 from nordflow_runtime.kafka import create_consumer
 from nordflow_runtime.testing import ServiceHarness
@@ -347,3 +348,71 @@ async def test_one_tenants_ids_never_shadow_anothers(harness: ServiceHarness[Dep
             f"SELECT tenant_id FROM {table} WHERE tenant_id = ANY($1::text[])", [a, b]
         )
         assert sorted(r["tenant_id"] for r in rows) == sorted([a, b]), table
+
+
+async def test_rebuild_empties_the_read_model_and_reads_every_topic_again(
+    fresh_database_url: str, kafka_bootstrap: str
+) -> None:
+    from control_panel.adapters.tokens import PgTokenRepository
+    from control_panel.entrypoints.cli import rebuild_read_model
+    from control_panel.service.tokens import authenticate, create_token
+    from nordflow_runtime import db
+    from nordflow_runtime.kafka import GroupActiveError
+
+    tenant = new_tenant()
+    events = events_of(tenant)
+    await _produce(kafka_bootstrap, [(e.topic, *encode(e)) for e in events])
+    app = app_for(fresh_database_url, kafka_bootstrap)
+    pool = await db.create_pool(fresh_database_url, app.schema)
+    await db.migrate(pool, app.schema, app.migrations())
+    deps = await app.build_deps(Resources(app.name, app.settings, pool, lambda: None))
+    token = await create_token(PgTokenRepository(pool), tenant, operator=False, name="t")
+    group = f"control-panel-rebuild-{uuid.uuid4().hex[:8]}"
+
+    async def consume() -> tuple[Any, asyncio.Task[None]]:
+        consumer = create_consumer(kafka_bootstrap, group, app.topics)
+        await consumer.start()
+        processor = EventConsumer(
+            service=app.name,
+            pool=pool,
+            consumer=consumer,
+            handlers=app.handlers,
+            raw_handlers=app.raw_handlers,
+            deps=deps,
+        )
+        return consumer, asyncio.create_task(processor.run())
+
+    async def invoices() -> int:
+        return int(
+            await pool.fetchval("SELECT count(*) FROM invoices WHERE tenant_id = $1", tenant)
+        )
+
+    async def until_three() -> None:
+        deadline = asyncio.get_running_loop().time() + 120
+        while await invoices() != 3:
+            assert asyncio.get_running_loop().time() < deadline, "did not catch up"
+            await asyncio.sleep(0.3)
+
+    consumer, task = await consume()
+    try:
+        await until_three()
+        with pytest.raises(GroupActiveError):
+            await rebuild_read_model(app, group)  # a replica still runs: nothing changes
+        assert await invoices() == 3
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
+    try:
+        assert await rebuild_read_model(app, group) >= len(app.topics)
+        assert await invoices() == 0
+        assert await authenticate(PgTokenRepository(pool), token) is not None  # tokens kept
+        consumer, task = await consume()
+        try:
+            await until_three()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await consumer.stop()
+    finally:
+        await pool.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import uuid
@@ -28,6 +29,7 @@ from control_panel.testing import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nordflow_schemas.events import DocumentKind
 from nordflow_schemas.testing import new_tenant
 
 T0 = dt.datetime(2025, 3, 10, 9, 0, tzinfo=dt.UTC)
@@ -189,3 +191,14 @@ def test_permutations_of_mapping_outcomes_agree() -> None:
     steps = [step("invoice.rejected", 1), step("invoice.created", 2), step("erp.document.fetched")]
     outcomes = {summarize(list(p)).status for p in itertools.permutations(steps)}
     assert outcomes == {Status.CREATED}
+
+
+def test_a_fetched_payment_document_is_no_invoices_step() -> None:
+    fetched = journey("t-pay", "1001")[0]
+    payment = dataclasses.replace(
+        fetched,
+        body=fetched.body.model_copy(
+            update={"kind": DocumentKind.PAYMENT, "invoice_id": "inv_payment_doc"}
+        ),
+    )
+    assert step_of(observed(payment)) is None

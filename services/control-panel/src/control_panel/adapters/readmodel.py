@@ -424,3 +424,28 @@ class PgOperationsRepository:
             event.removed,
             event.updated_at,
         )
+
+
+# What a rebuild empties: the read model and what the runtime derived from the topics
+# (never the tokens and sessions, the outbox or the migrations).
+READ_MODEL_TABLES = (
+    "steps",
+    "invoices",
+    "invoice_documents",
+    "transfers",
+    "deliveries",
+    "suggestions",
+    "payments",
+    "ledger_entries",
+    "failed_jobs",
+    "dead_letters",
+    "actions",
+    "connections",
+    "tenant_profiles",
+    "inbox",
+)
+
+
+async def clear_read_model(conn: Conn) -> None:
+    """Empty the read model, so the topics can be read into it again from the beginning."""
+    await conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")

@@ -9,14 +9,18 @@ from typing import Annotated, Any
 
 import click
 import typer
+from nordflow_runtime.app import ServiceApp
 from nordflow_runtime.cli import new_group, run_async, run_cli, service_cli, service_pool
 from nordflow_runtime.http import build_http_app
+from nordflow_runtime.kafka import GroupActiveError, rewind_group
 from nordflow_schemas.common import TenantId
 from nordflow_schemas.topics import CONTROL_PANEL
 from pydantic import TypeAdapter, ValidationError
 
+from ..adapters.readmodel import clear_read_model
 from ..adapters.tokens import PgTokenRepository
 from ..app import create_app
+from ..deps import Deps
 from ..service import tokens as token_use_cases
 from .http import api
 
@@ -79,6 +83,33 @@ def tokens_revoke(
     print(f"revoked {count} token(s)")
     if count == 0:
         raise typer.Exit(1)
+
+
+async def rebuild_read_model(app: ServiceApp[Deps], group: str | None = None) -> int:
+    """Rewind the panel's consumer group to the beginning of every topic, then empty the read
+    model (tokens kept); the next `run` reads everything again. How many partitions."""
+    rewound = await rewind_group(
+        app.settings.kafka_bootstrap_servers, group or app.name, app.topics
+    )
+    async with service_pool(app) as pool, pool.acquire() as conn:
+        await clear_read_model(conn)
+    return rewound
+
+
+@cli.command("rebuild")
+def rebuild(
+    yes: Annotated[bool, typer.Option("--yes", help="empty the read model without asking")] = False,
+) -> None:
+    """Read every topic again from its beginning into an empty read model (stop every
+    control-panel replica first; tokens are kept)."""
+    if not yes:
+        raise click.UsageError("this empties the read model: give --yes")
+    try:
+        partitions = run_async(rebuild_read_model(create_app()))
+    except GroupActiveError as exc:
+        print(f"control-panel: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(f"read model emptied; {partitions} partitions rewound; `control-panel run` reads them")
 
 
 def openapi_document() -> dict[str, Any]:

@@ -16,6 +16,7 @@ from nordflow_runtime.dlq import DeadLetter
 from nordflow_schemas.events import (
     ChannelSuggested,
     ConnectionUpdated,
+    DocumentKind,
     ErpDocumentFetched,
     Event,
     EventBody,
@@ -106,6 +107,10 @@ def step_of(seen: Observed) -> Step | None:
     facts: dict[str, Any] = {}
     errors: tuple[ErrorItem, ...] = ()
     if isinstance(body, ErpDocumentFetched):
+        if body.kind is DocumentKind.PAYMENT:
+            # A payment document is no invoice: it shows on the paid invoice's journey, as
+            # the payment.received the mapper makes of it.
+            return None
         at = body.fetched_at
         facts = {
             **_source(body),
