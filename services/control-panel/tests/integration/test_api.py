@@ -315,6 +315,9 @@ async def test_a_failed_job_is_retried_by_a_command_to_its_service(world: World)
     assert done["outcome"] == "done"
     again = await post(world, world.a_token, "/api/v1/failed-jobs/ledger-closer/7/retry")
     assert again.status_code == 409
+    huge = await post(world, world.a_token, f"/api/v1/failed-jobs/ledger-closer/{10**20}/retry")
+    assert huge.status_code == 422
+    assert huge.json()["detail"][0]["loc"] == ["path", "job_id"]
 
 
 async def test_only_an_operator_replays_a_dead_letter(world: World) -> None:

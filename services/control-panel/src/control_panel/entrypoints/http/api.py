@@ -10,7 +10,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from nordflow_runtime import outbox
 from nordflow_runtime.http import Pool
 from nordflow_schemas.common import Amount, SourceSystem
@@ -653,6 +653,7 @@ def _action_error(exc: Exception) -> HTTPException:
     raise exc
 
 
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The job's id in its service")]
 ACCEPTED: dict[int | str, dict[str, Any]] = {
     status.HTTP_202_ACCEPTED: {"description": "The command is on its way"}
 }
@@ -660,7 +661,7 @@ ACCEPTED: dict[int | str, dict[str, Any]] = {
 
 @router.post("/failed-jobs/{service}/{job_id}/retry", status_code=202, responses=ACCEPTED)
 async def retry_failed_job(
-    service: str, job_id: int, principal: ApiPrincipal, deps: AppDeps, pool: Pool
+    service: str, job_id: JobId, principal: ApiPrincipal, deps: AppDeps, pool: Pool
 ) -> ActionOut:
     """Ask the job's service to make it pending again (``retry_job`` on
     operator.action_requested); follow the outcome at ``/api/v1/actions/{action_id}``."""

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Form, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from nordflow_runtime.http import Pool
 from nordflow_schemas.common import SourceSystem
@@ -621,7 +621,7 @@ async def problems_page(
 @router.post("/problems/jobs/{service}/{job_id}/retry")
 async def retry_job(
     service: str,
-    job_id: int,
+    job_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     request: Request,
     session: WebSession,
     deps: AppDeps,
