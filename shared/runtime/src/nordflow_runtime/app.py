@@ -13,14 +13,16 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter
 from nordflow_schemas.envelope import Envelope
-from nordflow_schemas.topics import TENANT_UPDATED
+from nordflow_schemas.events import OperatorAction
+from nordflow_schemas.topics import OPERATOR_ACTION_REQUESTED, TENANT_UPDATED
 
-from . import db
-from .consumer import Context, EventConsumer, Handler
+from . import db, dlq
+from .consumer import Context, EventConsumer, Handler, RawHandler, RawSubscription
 from .http import build_http_app, http_server
 from .jobs import Job, JobHandler, JobWorker
 from .kafka import create_consumer, create_producer
 from .logs import configure_logging
+from .operator import OperatorActions, OperatorHandler
 from .outbox import OutboxRelay
 from .settings import ServiceSettings
 from .telemetry import configure_tracing
@@ -56,7 +58,9 @@ class ServiceApp(Generic[D]):
     repositories' factories, partner clients, caches), then starts the consumer group, the
     job workers, the loops and the HTTP server — each handed those dependencies — and stops
     them in reverse order on SIGTERM. Every service keeps its copy of the tenants' profiles
-    from ``tenant.updated`` unless ``tenant_profiles=False`` (their owner).
+    from ``tenant.updated`` unless ``tenant_profiles=False`` (their owner), and carries out
+    the ``operator.action_requested`` commands addressed to it (``retry_job`` and
+    ``replay_dead_letter`` here; its own actions through ``operator_action``).
     """
 
     def __init__(
@@ -74,8 +78,11 @@ class ServiceApp(Generic[D]):
         self.migrations_package = migrations_package
         self.deps_factory = deps
         self.handlers: dict[str, Handler] = {}
+        self.raw_handlers: dict[str, RawSubscription] = {}
         if tenant_profiles:
             self.handlers[TENANT_UPDATED.name] = on_tenant_updated
+        self.operator_actions = OperatorActions(name, self._read_letter)
+        self.handlers[OPERATOR_ACTION_REQUESTED.name] = self.operator_actions.handle
         self.job_handlers: dict[str, tuple[JobHandler, dict[str, Any]]] = {}
         self.loops: list[Callable[[D], Coroutine[Any, Any, None]]] = []
         self.routers: list[APIRouter] = []
@@ -94,6 +101,37 @@ class ServiceApp(Generic[D]):
     ) -> None:
         """Handle every event of a topic (once, transactionally)."""
         self.handlers[topic] = handler
+
+    def subscribe_raw(
+        self,
+        topic: str,
+        handler: Callable[[Context[D], Any], Awaitable[None]],
+        *,
+        inbox_id: Callable[[Any], str] = dlq.inbox_id,
+        tenant_id: Callable[[Any], str] = dlq.tenant_of,
+    ) -> None:
+        """Handle every record of a topic that carries no CloudEvents (``event.dead_lettered``)
+        once: the handler gets the Kafka record; ``inbox_id(record)`` is its deterministic
+        identity for the inbox (by default a dead letter's: consumer and origin position)."""
+        raw: RawHandler = handler
+        self.raw_handlers[topic] = RawSubscription(raw, inbox_id, tenant_id)
+
+    @property
+    def topics(self) -> list[str]:
+        """Every topic the service consumes."""
+        return sorted({*self.handlers, *self.raw_handlers})
+
+    def operator_action(
+        self,
+        action: OperatorAction,
+        handler: OperatorHandler,
+    ) -> None:
+        """Carry out an operator action addressed to this service (``sync_connection`` …);
+        the handler returns the outcome, announced on ``operator.action_completed``."""
+        self.operator_actions.register(action, handler)
+
+    async def _read_letter(self, partition: int, offset: int) -> dlq.DeadLetter | None:
+        return await dlq.read_one(self.settings.kafka_bootstrap_servers, partition, offset)
 
     def job(
         self,
@@ -181,11 +219,11 @@ class ServiceApp(Generic[D]):
             await hook()
         tasks = [asyncio.create_task(self.relay.run(), name="outbox-relay")]
         consumer = None
-        if self.handlers:
+        if self.topics:
             consumer = create_consumer(
                 s.kafka_bootstrap_servers,
                 self.name,
-                sorted(self.handlers),
+                self.topics,
                 max_poll_records=s.consumer_batch_size,
             )
             await consumer.start()
@@ -194,6 +232,7 @@ class ServiceApp(Generic[D]):
                 pool=self._pool,
                 consumer=consumer,
                 handlers=self.handlers,
+                raw_handlers=self.raw_handlers,
                 deps=deps,
                 on_commit=self.committed,
                 batch_size=s.consumer_batch_size,

@@ -187,8 +187,15 @@ def service_cli(
             raise typer.BadParameter("give either --all-failed or one or more --id N")
 
         async def retrying() -> list[int]:
-            async with service_pool(app_or_exit()) as pool, pool.acquire() as conn:
-                return await jobs.retry_failed(conn, ids=ids or None, kind=kind)
+            async with (
+                service_pool(app_or_exit()) as pool,
+                pool.acquire() as conn,
+                conn.transaction(),
+            ):
+                # The retried jobs and their job.retried events commit together.
+                return await jobs.retry_failed(
+                    conn, ids=ids or None, kind=kind, service=name, requested_by="cli"
+                )
 
         retried = run_async(retrying())
         if ids and len(retried) < len(set(ids)):
@@ -232,4 +239,3 @@ def run_cli(cli: typer.Typer, name: str, argv: list[str] | None = None) -> int:
         print(exc.code, file=sys.stderr)  # SystemExit("message"): the message, exit code 1
         return 1
     return 0
-

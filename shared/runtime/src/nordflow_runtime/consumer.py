@@ -48,6 +48,18 @@ class Context(Generic[D]):
 
 
 Handler = Callable[[Context[Any], Envelope[Any]], Awaitable[None]]
+RawHandler = Callable[[Context[Any], ConsumerRecord[Any, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RawSubscription:
+    """A topic whose records are not CloudEvents (``event.dead_lettered``): the handler gets
+    the record itself, once per ``inbox_id(record)`` (a deterministic id, so the copies a
+    relay may publish twice are dropped like any duplicate event)."""
+
+    handler: RawHandler
+    inbox_id: Callable[[ConsumerRecord[Any, Any]], str]
+    tenant_id: Callable[[ConsumerRecord[Any, Any]], str]
 
 
 class BatchProcessor:
@@ -64,12 +76,14 @@ class BatchProcessor:
         service: str,
         pool: asyncpg.Pool,
         handlers: Mapping[str, Handler],
+        raw_handlers: Mapping[str, RawSubscription] | None = None,
         deps: Any = None,
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.service = service
         self.pool = pool
         self.handlers = dict(handlers)
+        self.raw_handlers = dict(raw_handlers or {})
         self.deps = deps
         self.on_commit = on_commit
 
@@ -88,6 +102,9 @@ class BatchProcessor:
             self.on_commit()
 
     async def _one(self, conn: asyncpg.Connection, record: ConsumerRecord[Any, Any]) -> str:
+        raw = self.raw_handlers.get(record.topic)
+        if raw is not None:
+            return await self._raw(conn, record, raw)
         try:
             env = decode(record.value, record.headers)
         except DecodeError as exc:
@@ -137,6 +154,33 @@ class BatchProcessor:
                 return "dead_lettered"
         return "processed"
 
+    async def _raw(
+        self, conn: asyncpg.Connection, record: ConsumerRecord[Any, Any], raw: RawSubscription
+    ) -> str:
+        """A record of a raw topic: inbox by its deterministic id, then the handler.
+
+        A raw record is never dead-lettered (the dead-letter topic is itself raw: that would
+        loop); a handler's ``PermanentError`` is logged and the record is skipped for good.
+        """
+        event_id = raw.inbox_id(record)
+        new = await conn.fetchval(
+            "INSERT INTO inbox (event_id, topic, tenant_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING RETURNING true",
+            event_id,
+            record.topic,
+            raw.tenant_id(record),
+        )
+        if not new:
+            return "duplicate"
+        try:
+            async with conn.transaction():
+                await raw.handler(Context(conn, self.service, self.deps), record)
+        except PermanentError as exc:
+            fields = {"topic": record.topic, "offset": record.offset, "reason": str(exc)}
+            log.error("raw record skipped", extra={"fields": fields})
+            return "skipped"
+        return "processed"
+
     async def _dead_letter(
         self, conn: asyncpg.Connection, record: ConsumerRecord[Any, Any], reason: str
     ) -> None:
@@ -181,6 +225,7 @@ class EventConsumer:
         pool: asyncpg.Pool,
         consumer: AIOKafkaConsumer,
         handlers: Mapping[str, Handler],
+        raw_handlers: Mapping[str, RawSubscription] | None = None,
         deps: Any = None,
         on_commit: Callable[[], None] = lambda: None,
         batch_size: int = 200,
@@ -189,7 +234,12 @@ class EventConsumer:
         retry_max: float = 30.0,
     ) -> None:
         self.processor = BatchProcessor(
-            service=service, pool=pool, handlers=handlers, deps=deps, on_commit=on_commit
+            service=service,
+            pool=pool,
+            handlers=handlers,
+            raw_handlers=raw_handlers,
+            deps=deps,
+            on_commit=on_commit,
         )
         self.consumer = consumer
         self.batch_size = batch_size
