@@ -106,7 +106,7 @@ INVOICE_FACTORING_DECIDED = TopicSpec(
     "invoice.factoring_decided",
     InvoiceFactoringDecided,
     (FACTORING_GATEWAY,),
-    (DASHBOARDS,),
+    (CONTROL_PANEL,),
     "Whether an invoice goes to a provider under an agreement; when it does, the factor's "
     "account, payment reference and assignment text every channel must show",
 )
@@ -114,7 +114,7 @@ INVOICE_TRANSFER_FAILED = TopicSpec(
     "invoice.transfer_failed",
     InvoiceTransferFailed,
     (FACTORING_GATEWAY,),
-    (DASHBOARDS,),
+    (CONTROL_PANEL,),
     "A provider refused an invoice or its file, with the provider's reason",
 )
 INVOICE_DISTRIBUTED = TopicSpec(
