@@ -18,7 +18,8 @@ from nordflow_schemas.topics import OPERATOR_ACTION_REQUESTED, TENANT_UPDATED
 
 from . import db, dlq
 from .consumer import Context, EventConsumer, Handler, RawHandler, RawSubscription
-from .http import build_http_app, http_server
+from .health import Health
+from .http import ReadinessCheck, build_http_app, http_server
 from .jobs import Job, JobHandler, JobWorker
 from .kafka import create_consumer, create_producer
 from .logs import configure_logging
@@ -212,7 +213,13 @@ class ServiceApp(Generic[D]):
             self.schema,
             batch_size=s.outbox_batch_size,
             poll_seconds=s.outbox_poll_seconds,
+            stuck_after=s.stuck_after_failures,
         )
+        checks: dict[str, ReadinessCheck] = {
+            "database": self._check_db,
+            "kafka": self._check_kafka,
+            "relay": _health_check(self.relay.health),
+        }
         deps = await self.build_deps(Resources(self.name, s, self._pool, self.committed))
         self._deps = deps
         for hook in self.on_startup:
@@ -239,7 +246,11 @@ class ServiceApp(Generic[D]):
                 poll_ms=s.consumer_poll_ms,
                 retry_initial=s.retry_initial_seconds,
                 retry_max=s.retry_max_seconds,
+                batch_attempts=s.consumer_batch_attempts,
+                record_attempts=s.consumer_record_attempts,
+                stuck_after=s.stuck_after_failures,
             )
+            checks["consumer"] = _health_check(event_consumer.health)
             tasks.append(asyncio.create_task(event_consumer.run(), name="consumer"))
         for kind, (handler, options) in self.job_handlers.items():
             worker = JobWorker(
@@ -255,9 +266,7 @@ class ServiceApp(Generic[D]):
             tasks.append(asyncio.create_task(worker.run(), name=f"jobs:{kind}"))
         tasks += [asyncio.create_task(factory(deps), name="loop") for factory in self.loops]
         tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-        http_app = build_http_app(
-            self.name, {"database": self._check_db, "kafka": self._check_kafka}, self.routers
-        )
+        http_app = build_http_app(self.name, checks, self.routers)
         http_app.state.pool = self._pool
         http_app.state.deps = deps
         server = http_server(http_app, s.http_host, s.http_port)
@@ -303,6 +312,15 @@ class ServiceApp(Generic[D]):
         if self._producer is None:
             raise RuntimeError("producer not started")
         await self._producer.client.fetch_all_metadata()
+
+
+def _health_check(health: Health) -> ReadinessCheck:
+    """A readiness check that fails while the loop keeps failing."""
+
+    async def check() -> None:
+        health.check()
+
+    return check
 
 
 async def close_deps(deps: object) -> None:
