@@ -31,6 +31,7 @@ DELIVERY_FAILED = "invoice.delivery_failed"
 UNCERTAIN = "invoice.delivery_uncertain"
 PAYMENT = "payment.received"
 POSTED = "ledger.entry.posted"
+JOB_FAILED = "job.failed"
 # At most one distinct event per invoice: the effects the system promises once.
 ONCE_PER_INVOICE = (CREATED, TRANSFERRED, DISTRIBUTED, DECIDED)
 DELIVERY_ENDS = (DISTRIBUTED, DELIVERY_FAILED, UNCERTAIN)
@@ -203,7 +204,7 @@ def check_pipeline(topics: Topics, documents: Iterable[Document], verdict: Verdi
 def applied_ids(topics: Topics) -> dict[str, set[str]]:
     """For each service, the ids of the events it consumes (to look up in its inbox)."""
     out: dict[str, set[str]] = {}
-    for group, names in consumer_groups().items():
+    for group, names in consumer_groups(events_only=True).items():
         out[group] = {r.ce_id for t in names for r in topics.on(t)}
     return out
 
@@ -218,13 +219,16 @@ def check_applied(topics: Topics, tables: Tables, verdict: Verdict) -> None:
         reason = r.headers.get("x-nordflow-dlq-reason", "")[:200]
         origin = r.headers.get("x-nordflow-dlq-topic", "?")
         verdict.fail("dead-lettered", f"{r.ce_id} from {origin}: {reason}")
-    for group, names in consumer_groups().items():
+    for group, names in consumer_groups(events_only=True).items():
         held = tables.inbox.get(group, set())
         for topic in names:
             for r in topics.on(topic):
                 if r.ce_id not in held and f"{group}:{r.ce_id}" not in lettered:
                     verdict.fail("not-applied", f"{group} has not applied {topic} {r.ce_id}")
     verdict.counts["dead_letters"] = len(letters)
+    for r in topics.on(JOB_FAILED):
+        body = r.body or {}
+        verdict.fail("job-failed", f"job.failed {r.key}: {str(body.get('error', ''))[:200]}")
 
 
 def check_settled(tables: Tables, lag: Mapping[str, int], verdict: Verdict) -> None:
@@ -232,6 +236,9 @@ def check_settled(tables: Tables, lag: Mapping[str, int], verdict: Verdict) -> N
     for service, n in tables.outbox_unsent.items():
         if n:
             verdict.fail("outbox-unsent", f"{service}: {n} outbox rows not published")
+    for service, n in tables.outbox_set_aside.items():
+        if n:
+            verdict.fail("outbox-set-aside", f"{service}: {n} outbox rows set aside (refused)")
     for name, n in tables.jobs_due.items():
         if n:
             verdict.fail("jobs-due", f"{name}: {n} pending jobs past their due time")
@@ -243,6 +250,7 @@ def check_settled(tables: Tables, lag: Mapping[str, int], verdict: Verdict) -> N
             verdict.fail("consumer-lag", f"{group}: {n} records not committed")
     verdict.counts.update(
         outbox_unsent=sum(tables.outbox_unsent.values()),
+        outbox_set_aside=sum(tables.outbox_set_aside.values()),
         jobs_due=sum(tables.jobs_due.values()),
         jobs_failed=sum(len(v) for v in tables.jobs_failed.values()),
         lag=sum(lag.values()),

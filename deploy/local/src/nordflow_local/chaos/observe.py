@@ -113,10 +113,14 @@ async def read_topics(bootstrap: str, tenants: Collection[str]) -> Topics:
     return out
 
 
-def consumer_groups() -> dict[str, list[str]]:
-    """Each service's consumer group (its name) and the topics it consumes, from the topic map."""
+def consumer_groups(*, events_only: bool = False) -> dict[str, list[str]]:
+    """Each service's consumer group (its name) and the topics it consumes, from the topic
+    map; with ``events_only``, only topics of CloudEvents (whose inbox id is the ``ce_id``;
+    a raw topic such as event.dead_lettered keys its inbox otherwise)."""
     groups: dict[str, list[str]] = defaultdict(list)
     for spec in TOPICS:
+        if events_only and spec.event is None:
+            continue
         for consumer in spec.consumers:
             if consumer in SERVICES:
                 groups[consumer].append(spec.name)
@@ -157,6 +161,7 @@ class Tables:
     """Each service's runtime tables: unsent outbox rows, jobs due or failed, inbox ids."""
 
     outbox_unsent: dict[str, int]
+    outbox_set_aside: dict[str, int]  # rows Kafka refused for good, kept for `outbox retry`
     jobs_due: dict[str, int]  # "<service>/<kind>" -> pending jobs whose time has come
     jobs_failed: dict[str, list[str]]  # "<service>/<kind>" -> last errors
     inbox: dict[str, set[str]]  # service -> ids of the given events it holds
@@ -174,13 +179,27 @@ async def read_tables(
     conn = await asyncpg.connect(database_url, timeout=10)
     try:
         unsent: dict[str, int] = {}
+        set_aside: dict[str, int] = {}
         due: dict[str, int] = {}
         failed: dict[str, list[str]] = defaultdict(list)
         inbox: dict[str, set[str]] = {}
         for service in SERVICES:
             schema = schema_of(service)
+            columns = {
+                r["column_name"]
+                for r in await conn.fetch(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = $1 AND table_name = 'outbox'",
+                    schema,
+                )
+            }
+            # Runtime migration 006 adds `failed_at`: a row set aside is not pending.
+            aside = "failed_at IS NOT NULL" if "failed_at" in columns else "false"
             unsent[service] = await conn.fetchval(
-                f'SELECT count(*) FROM "{schema}".outbox WHERE sent_at IS NULL'
+                f'SELECT count(*) FROM "{schema}".outbox WHERE sent_at IS NULL AND NOT ({aside})'
+            )
+            set_aside[service] = await conn.fetchval(
+                f'SELECT count(*) FROM "{schema}".outbox WHERE sent_at IS NULL AND {aside}'
             )
             for row in await conn.fetch(
                 f'SELECT kind, count(*) AS n FROM "{schema}".jobs '
@@ -200,7 +219,7 @@ async def read_tables(
                 f'SELECT event_id FROM "{schema}".inbox WHERE event_id = ANY($1::text[])', ids
             )
             inbox[service] = {r["event_id"] for r in rows}
-        return Tables(unsent, due, dict(failed), inbox)
+        return Tables(unsent, set_aside, due, dict(failed), inbox)
     finally:
         await conn.close()
 

@@ -10,8 +10,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import asyncpg
+
 from nordflow_local import journey, processes
 from nordflow_local.chaos.faults import Exit, Supervisor
+from nordflow_local.chaos.observe import schema_of
 from nordflow_local.provision import provision_tenant
 from nordflow_local.samples import CUSTOMERS, SandboxWriter, register_peppol_recipients
 from nordflow_local.stack import SERVICES, Stack
@@ -64,6 +67,19 @@ class Recovery:
             exited = "yes" if s.exited else "no"
             lines.append(f"  {s.service:<22}{exited:<8}{unready:<16}{ready:<14}{step:<14}")
         return "\n".join(lines)
+
+
+async def _applied(database_url: str, service: str, event_ids: list[str]) -> bool:
+    """Whether the service's inbox holds one of the events."""
+    conn = await asyncpg.connect(database_url, timeout=5)
+    try:
+        schema = schema_of(service)
+        found = await conn.fetchval(
+            f'SELECT count(*) FROM "{schema}".inbox WHERE event_id = ANY($1::text[])', event_ids
+        )
+        return bool(found)
+    finally:
+        await conn.close()
 
 
 def _ready(stack: Stack, service: str) -> bool:
@@ -132,6 +148,12 @@ async def measure(
             for service, stage in STAGE.items():
                 if probe is not None and probe.count(stage) and by[service].step_after is None:
                     by[service].step_after = time.monotonic() - t0
+            # A service that only reads (control-panel): its step is applying the last event.
+            last = list(probe.events.get(STAGE["ledger-closer"], {})) if probe else []
+            for s in result.services:
+                pending = s.service not in STAGE and s.step_after is None and last
+                if pending and await _applied(env["DATABASE_URL"], s.service, last):
+                    s.step_after = time.monotonic() - t0
             if all(s.ready_after is not None and s.step_after is not None for s in by.values()):
                 break
             await asyncio.sleep(0.5)
