@@ -69,6 +69,7 @@ class Outcome:
             "redelivered",
             "lag",
             "outbox_unsent",
+            "outbox_set_aside",
             "jobs_due",
             "jobs_failed",
         ]
