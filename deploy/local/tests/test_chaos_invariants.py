@@ -1,0 +1,169 @@
+"""The chaos harness's invariants catch what they promise to (synthetic topics, no stack)."""
+
+from nordflow_local.chaos.faults import Kind, plan_faults
+from nordflow_local.chaos.invariants import (
+    Verdict,
+    check_applied,
+    check_erp,
+    check_partners,
+    check_pipeline,
+    check_settled,
+)
+from nordflow_local.chaos.observe import Record, Tables, Topics
+from nordflow_local.chaos.workload import Document
+from nordflow_local.deliveries import Received
+
+T = "t-1"
+
+
+def add(topics: Topics, topic: str, key: str, ce_id: str, body: dict, **headers: str) -> None:
+    topics.copies[topic] += 1
+    topics.events[topic][ce_id] = Record(topic, key, ce_id, T, body, dict(headers))
+
+
+def journey(topics: Topics, key: str = "inv_1", number: str = "1") -> None:
+    """One Fortnox invoice all the way: fetched, created, transferred, sent, closed."""
+    source = {"system": "fortnox", "document_id": number, "document_number": number}
+    add(topics, "erp.document.fetched", key, f"f-{key}", {"source": source, "kind": "invoice"})
+    add(topics, "invoice.created", key, f"c-{key}", {"flow": {"distribute": True}})
+    add(topics, "invoice.transferred", key, f"t-{key}", {"amount": "100.00"})
+    add(
+        topics,
+        "invoice.distributed",
+        key,
+        f"d-{key}",
+        {"channel": "peppol", "partner_reference": f"tx-{key}"},
+    )
+    add(
+        topics,
+        "ledger.entry.posted",
+        key,
+        f"p-{key}",
+        {
+            "entry_kind": "closing_entry",
+            "amount": "100.00",
+            "erp_reference": f"9{number}",
+            "source": source,
+        },
+    )
+
+
+ONE = (Document(T, "fortnox", "1"),)
+
+
+def verdict_of(topics: Topics, docs=ONE) -> Verdict:
+    verdict = Verdict()
+    check_pipeline(topics, docs, verdict)
+    return verdict
+
+
+def test_a_whole_journey_keeps_every_invariant():
+    topics = Topics()
+    journey(topics)
+    verdict = verdict_of(topics)
+    check_partners(topics, {"inv_1": [Received("peppol", "tx-inv_1", "inv_1:peppol:1")]}, verdict)
+    payments = {T: [{"Number": "91", "InvoiceNumber": 1, "Amount": 100}]}
+    check_erp(topics, payments, verdict)
+    assert verdict.ok, verdict.describe()
+    assert verdict.counts["created"] == 1
+
+
+def test_a_document_never_fetched_is_lost():
+    topics = Topics()
+    journey(topics)
+    verdict = verdict_of(topics, [Document(T, "fortnox", "1"), Document(T, "fortnox", "2")])
+    assert list(verdict.violations) == ["lost-at-ingress"]
+    assert verdict.stuck_only  # it may still come: waiting can heal it
+
+
+def test_a_second_distinct_send_is_a_duplicate_effect():
+    topics = Topics()
+    journey(topics)
+    add(topics, "invoice.distributed", "inv_1", "d-again", {"channel": "peppol"})
+    verdict = verdict_of(topics)
+    assert "duplicate-effect" in verdict.violations
+    assert not verdict.stuck_only
+
+
+def test_the_same_event_published_twice_is_only_a_redelivery():
+    topics = Topics()
+    journey(topics)
+    add(topics, "invoice.created", "inv_1", "c-inv_1", {"flow": {"distribute": True}})
+    verdict = verdict_of(topics)
+    assert verdict.ok, verdict.describe()
+    assert verdict.counts["redelivered"] == 1
+
+
+def test_a_created_invoice_without_a_delivery_outcome_is_not_delivered():
+    topics = Topics()
+    journey(topics)
+    del topics.events["invoice.distributed"]["d-inv_1"]
+    assert "not-delivered" in verdict_of(topics).violations
+
+
+def test_a_partner_holding_two_copies_is_caught():
+    topics = Topics()
+    journey(topics)
+    verdict = Verdict()
+    got = [Received("peppol", "tx-inv_1", "inv_1:peppol:1"), Received("peppol", "x", "k:2")]
+    check_partners(topics, {"inv_1": got}, verdict)
+    assert list(verdict.violations) == ["partner-duplicate"]
+
+
+def test_a_second_payment_in_the_erp_and_unbalanced_books_are_caught():
+    topics = Topics()
+    journey(topics)
+    verdict = Verdict()
+    payments = {
+        T: [
+            {"Number": "91", "InvoiceNumber": 1, "Amount": 100},
+            {"Number": "92", "InvoiceNumber": 1, "Amount": 100},
+        ]
+    }
+    check_erp(topics, payments, verdict)
+    assert {"erp-unexplained", "erp-duplicate", "ledger-unbalanced"} <= set(verdict.violations)
+
+
+def test_an_event_missing_from_a_consumers_inbox_is_not_applied():
+    topics = Topics()
+    journey(topics)
+    every = {r.ce_id for records in topics.events.values() for r in records.values()}
+    tables = Tables({}, {}, {}, {}, {s: set(every) for s in ("mapper", "ledger-closer")})
+    verdict = Verdict()
+    check_applied(topics, tables, verdict)
+    # factoring-gateway and distribution-router never applied invoice.created.
+    missing = "\n".join(verdict.violations["not-applied"])
+    assert "factoring-gateway" in missing
+    assert "distribution-router" in missing
+    assert "c-inv_1" in missing
+
+
+def test_a_dead_letter_and_nothing_stuck_are_told_apart():
+    topics = Topics()
+    add(
+        topics,
+        "event.dead_lettered",
+        "inv_1",
+        "mapper:f-inv_1",
+        {},
+        **{"x-nordflow-dlq-reason": "gave up", "x-nordflow-dlq-topic": "erp.document.fetched"},
+    )
+    tables = Tables({"mapper": 2}, {"mapper": 1}, {"ledger-closer/post-entry": 1}, {}, {})
+    verdict = Verdict()
+    check_applied(topics, tables, verdict)
+    check_settled(tables, {"mapper": 3}, verdict)
+    assert {
+        "dead-lettered",
+        "outbox-unsent",
+        "outbox-set-aside",
+        "jobs-due",
+        "consumer-lag",
+    } <= set(verdict.violations)
+
+
+def test_a_fault_plan_is_the_same_for_the_same_seed():
+    plan = plan_faults(42, 60, service_kills=3, broker_restarts=1, postgres_restarts=1)
+    assert plan == plan_faults(42, 60, service_kills=3, broker_restarts=1, postgres_restarts=1)
+    assert plan != plan_faults(43, 60, service_kills=3, broker_restarts=1, postgres_restarts=1)
+    assert [f.at for f in plan] == sorted(f.at for f in plan)
+    assert sum(1 for f in plan if f.kind is Kind.SERVICE_KILL) == 3
