@@ -177,6 +177,8 @@ async def run(
     workload = Workload(stack.env(), prefix, profile, seed, say)
     await workload.provision()
     say(f"  provisioned {len(workload.tenants)} tenants ({prefix}-*)")
+    for queued in await workload.partner_faults():
+        say(f"  partner fault queued: {queued}")
     supervisor = Supervisor(stack, say)
     injector = Injector(stack, supervisor, say)
     supervisor.start()

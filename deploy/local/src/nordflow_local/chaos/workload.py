@@ -7,6 +7,8 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import httpx
+
 from nordflow_local import sources
 from nordflow_local.provision import SourceConnection, Tenant, provision_sources, provision_tenant
 from nordflow_local.samples import (
@@ -110,6 +112,86 @@ class Workload:
             self.fortnox.append(tenant)
         for g in range(self.profile.source_groups):
             self.connected += await provision_sources(env, f"{self.prefix}-s{g}")
+
+    async def partner_faults(self) -> list[str]:
+        """Queue failures at the partners the services write to, the nastiest first: the
+        write happens but the client sees a 5xx (it must look up, never write twice), then
+        refusals before anything is done (429, 5xx). Returns what was queued."""
+        queued: list[str] = []
+        async with httpx.AsyncClient(timeout=10) as http:
+
+            async def fault(name: str, url: str, token: str, **body: object) -> None:
+                response = await http.post(
+                    f"{url}/sandbox/faults",
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                response.raise_for_status()
+                queued.append(
+                    f"{name} {body.get('method', '')} {body['path_prefix']} "
+                    f"{body['status']}{' after commit' if body.get('after_commit') else ''}"
+                )
+
+            for t in self.fortnox:
+                payments = "/3/invoicepayments"
+                await fault(
+                    t.tenant_id,
+                    t.fortnox_url,
+                    t.fortnox_token,
+                    status=503,
+                    count=1,
+                    path_prefix=payments,
+                    method="POST",
+                    after_commit=True,
+                )
+                await fault(
+                    t.tenant_id,
+                    t.fortnox_url,
+                    t.fortnox_token,
+                    status=429,
+                    count=2,
+                    path_prefix=payments,
+                    method="POST",
+                    retry_after_seconds=1,
+                )
+                await fault(
+                    t.tenant_id,
+                    t.fortnox_url,
+                    t.fortnox_token,
+                    status=500,
+                    count=1,
+                    path_prefix="/3/invoices",
+                    method="GET",
+                )
+            for partner, path in (
+                ("PEPPOL_AP", "/api/v1/documents"),
+                ("PRINT_POST", "/api/v1/letters"),
+                ("B2C_BANK", "/api/v1/einvoices"),
+            ):
+                url, token = (
+                    self.env[f"SANDBOX_{partner}_URL"],
+                    self.env[f"SANDBOX_{partner}_TOKEN"],
+                )
+                await fault(
+                    partner.lower(),
+                    url,
+                    token,
+                    status=503,
+                    count=1,
+                    path_prefix=path,
+                    method="POST",
+                    after_commit=True,
+                )
+                await fault(
+                    partner.lower(),
+                    url,
+                    token,
+                    status=500,
+                    count=1,
+                    path_prefix=path,
+                    method="POST",
+                )
+        return queued
 
     async def feed(self) -> None:
         """Create every document, spread over ``feed_seconds``, all tenants at once."""
