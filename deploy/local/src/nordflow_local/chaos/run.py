@@ -70,6 +70,7 @@ class Outcome:
             "lag",
             "outbox_unsent",
             "outbox_set_aside",
+            "partner_faults",
             "jobs_due",
             "jobs_failed",
         ]
@@ -191,6 +192,11 @@ async def run(
         verdict, settled = await settle(stack, workload, profile.quiesce_timeout, say)
     finally:
         supervisor.stop()
+    try:
+        left = await workload.partner_faults_left()
+        verdict.counts["partner_faults"] = workload.partner_faults_queued - left
+    except Exception as error:  # a count for the summary; never a verdict
+        say(f"  partner faults not counted: {error}")
     outcome = Outcome(
         profile=profile.name,
         seed=seed,

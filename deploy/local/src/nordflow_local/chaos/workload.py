@@ -94,6 +94,7 @@ class Workload:
     fortnox: list[Tenant] = field(default_factory=list)
     connected: list[SourceConnection] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
+    partner_faults_queued: int = 0
 
     @property
     def tenants(self) -> list[str]:
@@ -118,6 +119,7 @@ class Workload:
         write happens but the client sees a 5xx (it must look up, never write twice), then
         refusals before anything is done (429, 5xx). Returns what was queued."""
         queued: list[str] = []
+        self.partner_faults_queued = 0
         async with httpx.AsyncClient(timeout=10) as http:
 
             async def fault(name: str, url: str, token: str, **body: object) -> None:
@@ -127,6 +129,7 @@ class Workload:
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 response.raise_for_status()
+                self.partner_faults_queued += int(str(body.get("count", 1)))
                 queued.append(
                     f"{name} {body.get('method', '')} {body['path_prefix']} "
                     f"{body['status']}{' after commit' if body.get('after_commit') else ''}"
@@ -192,6 +195,25 @@ class Workload:
                     method="POST",
                 )
         return queued
+
+    async def partner_faults_left(self) -> int:
+        """How many of the queued partner faults no request has met yet."""
+        targets = [(t.fortnox_url, t.fortnox_token) for t in self.fortnox]
+        targets += [
+            (self.env[f"SANDBOX_{p}_URL"], self.env[f"SANDBOX_{p}_TOKEN"])
+            for p in ("PEPPOL_AP", "PRINT_POST", "B2C_BANK")
+        ]
+        left = 0
+        async with httpx.AsyncClient(timeout=10) as http:
+            for url, token in targets:
+                response = await http.get(
+                    f"{url}/sandbox/faults", headers={"Authorization": f"Bearer {token}"}
+                )
+                response.raise_for_status()
+                body = response.json()
+                faults = body.get("faults", body) if isinstance(body, dict) else body
+                left += sum(int(f.get("remaining", f.get("count", 1))) for f in faults)
+        return left
 
     async def feed(self) -> None:
         """Create every document, spread over ``feed_seconds``, all tenants at once."""
