@@ -196,8 +196,9 @@ class Workload:
                 )
         return queued
 
-    async def partner_faults_left(self) -> int:
-        """How many of the queued partner faults no request has met yet."""
+    async def partner_faults_left(self, *, clear: bool = True) -> int:
+        """How many of the queued partner faults no request has met yet; those are dropped
+        (with ``clear``), so a shared sandbox account leaves none to whoever comes next."""
         targets = [(t.fortnox_url, t.fortnox_token) for t in self.fortnox]
         targets += [
             (self.env[f"SANDBOX_{p}_URL"], self.env[f"SANDBOX_{p}_TOKEN"])
@@ -213,6 +214,10 @@ class Workload:
                 body = response.json()
                 faults = body.get("faults", body) if isinstance(body, dict) else body
                 left += sum(int(f.get("remaining", f.get("count", 1))) for f in faults)
+                if clear and faults:
+                    await http.delete(
+                        f"{url}/sandbox/faults", headers={"Authorization": f"Bearer {token}"}
+                    )
         return left
 
     async def feed(self) -> None:
