@@ -108,11 +108,23 @@ class Workload:
         for gln in EXTRA_PEPPOL_GLNS:
             await register_peppol_participant(env["SANDBOX_SMP_URL"], f"0088:{gln}")
         await register_b2c_consumers(env["SANDBOX_B2C_BANK_URL"])
-        for i in range(self.profile.fortnox_tenants):
-            tenant = await asyncio.to_thread(provision_tenant, env, f"{self.prefix}-f{i}")
-            self.fortnox.append(tenant)
-        for g in range(self.profile.source_groups):
-            self.connected += await provision_sources(env, f"{self.prefix}-s{g}")
+        # A few at a time: each tenant is several command-line runs of the services.
+        gate = asyncio.Semaphore(3)
+
+        async def fortnox(i: int) -> Tenant:
+            async with gate:
+                return await asyncio.to_thread(provision_tenant, env, f"{self.prefix}-f{i}")
+
+        async def group(g: int) -> list[SourceConnection]:
+            async with gate:
+                return await provision_sources(env, f"{self.prefix}-s{g}")
+
+        tenants, groups = await asyncio.gather(
+            asyncio.gather(*(fortnox(i) for i in range(self.profile.fortnox_tenants))),
+            asyncio.gather(*(group(g) for g in range(self.profile.source_groups))),
+        )
+        self.fortnox = list(tenants)
+        self.connected = [c for connected in groups for c in connected]
 
     async def partner_faults(self) -> list[str]:
         """Queue failures at the partners the services write to, the nastiest first: the
