@@ -43,6 +43,7 @@ SERVICE_CONFIG_KEYS = frozenset({"OTEL_SERVICE_NAME"})
 EXTRA_CONFIG_KEYS = {"ledger-closer": frozenset({"CLOSING_DELAY_SECONDS"})}
 SECRET_KEYS = {
     "erp-poller": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
+    "factoring-gateway": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
     "ledger-closer": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
 }
 DEFAULT_SECRET_KEYS = frozenset({"DATABASE_URL"})
