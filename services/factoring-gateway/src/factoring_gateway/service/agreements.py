@@ -74,12 +74,22 @@ async def set_agreement(
     return stored
 
 
-async def schedule_next_window(repos: Repositories, agreement: Agreement, now: dt.datetime) -> None:
-    """The durable timer of the agreement's next window (none while it is disabled)."""
+async def schedule_next_window(
+    repos: Repositories,
+    agreement: Agreement,
+    now: dt.datetime,
+    *,
+    after_day: dt.date | None = None,
+) -> None:
+    """The durable timer of the agreement's next window (none while it is disabled): the
+    first that opens after ``now`` and, when given, on a later date than ``after_day`` (the
+    window that just ran, even if it ran before its time)."""
     if not agreement.enabled:
         return
     zone = tenant_zone(await repos.profiles.get(agreement.tenant_id), FALLBACK_COUNTRY)
     day, opens = next_window(now, agreement.window_start, zone)
+    while after_day is not None and day <= after_day:
+        day, opens = next_window(opens, agreement.window_start, zone)
     await repos.jobs.schedule(
         WINDOW_JOB,
         window_job_key(agreement.agreement_id, day),

@@ -256,14 +256,14 @@ async def run_window(
     if stored is None:
         return RunOutcome(skipped=f"no agreement {agreement_id!r}")
     if not await repos.batches.record_window(agreement_id, day, now):
-        await schedule_next_window(repos, stored.agreement, now)
+        await schedule_next_window(repos, stored.agreement, now, after_day=day)
         return RunOutcome(skipped=f"the window of {day} already ran")
     outcome = await run_transfers(
         repos, formats, agreement_id, now, trigger=Trigger.WINDOW, window_date=day
     )
     invoices = sum(len(b.invoices) for b in outcome.batches)
     await repos.batches.window_done(agreement_id, day, len(outcome.batches), invoices)
-    await schedule_next_window(repos, stored.agreement, now)
+    await schedule_next_window(repos, stored.agreement, now, after_day=day)
     return outcome
 
 
