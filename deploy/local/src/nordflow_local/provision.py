@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from nordflow_local import sources
+from nordflow_local.factoring import FactorClient, create_factor_client, set_agreement
 
 DEMO_SELLER = {
     "name": "Nordflow Demo AB",
@@ -36,6 +37,7 @@ class Tenant:
     connection_id: str
     fortnox_url: str
     fortnox_token: str
+    factor: FactorClient | None = None
 
 
 def _bin(name: str) -> str:
@@ -71,10 +73,12 @@ def provision_tenant(
     mode: str = "automatic",
     payment_methods: str | None = None,
 ) -> Tenant:
-    """Connect a tenant's Fortnox company to erp-poller and ledger-closer, with an agreement.
+    """Connect a tenant's Fortnox company to erp-poller and ledger-closer, with a factoring
+    agreement with its own client account at the factor sandbox (CUSIN-style XML over SFTP,
+    transferred in the daily window or on demand).
 
-    Without ``token`` a new sandbox company is created. The token goes to the services
-    through an environment variable, never on a command line.
+    Without ``token`` a new sandbox company is created. Tokens and the SFTP password go to
+    the services through environment variables, never on a command line.
     """
     fortnox_url = stack_env["SANDBOX_FORTNOX_URL"]
     token = token or create_sandbox_company(fortnox_url, f"{tenant_id} AB")
@@ -83,10 +87,9 @@ def provision_tenant(
     common = ["--tenant", tenant_id, "--connection-id", connection_id]
     # The agreement and the write connection exist before the poller fetches anything, so
     # the first invoices are already judged under the agreement.
-    agreement = ["--tenant", tenant_id, "--provider", "nordea-finans", "--kind", "factoring"]
-    if payment_methods:
-        agreement += ["--payment-methods", payment_methods]
-    _run(env, "factoring-gateway", "agreements", "set", *agreement)
+    factor = create_factor_client(stack_env, tenant_id)
+    methods = payment_methods.split(",") if payment_methods else None
+    set_agreement(stack_env, tenant_id, factor, payment_methods=methods)
     _run(
         env,
         "ledger-closer",
@@ -117,7 +120,7 @@ def provision_tenant(
         "--cutoff",
         "2000-01-01T00:00:00+00:00",
     )
-    return Tenant(tenant_id, connection_id, fortnox_url, token)
+    return Tenant(tenant_id, connection_id, fortnox_url, token, factor)
 
 
 @dataclass(frozen=True)
