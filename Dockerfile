@@ -41,6 +41,7 @@ COPY shared/documents/pyproject.toml shared/documents/
 COPY shared/references/pyproject.toml shared/references/
 COPY shared/runtime/pyproject.toml shared/runtime/
 COPY shared/schemas/pyproject.toml shared/schemas/
+COPY shared/signing/pyproject.toml shared/signing/
 COPY services/${SERVICE}/pyproject.toml services/${SERVICE}/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --no-install-workspace --package ${SERVICE}

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e]
 
 def api_token(env: dict[str, str], tenant: str) -> str:
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "erp-poller"), "tokens", "create", "--tenant", tenant],
+        [str(Path(sys.executable).parent / "erp-poller"), "tokens", "create", tenant],
         env=env,
         capture_output=True,
         text=True,

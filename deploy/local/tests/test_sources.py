@@ -12,13 +12,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from erp_poller.domain.profiles import tenant_related
 from mapper.service import map_document
 from nordflow_connectors.oauth import InMemoryTokenStore, OAuthSession, Tokens
 from nordflow_connectors.sirvoy import SirvoyClient
 from nordflow_connectors.visma_eaccounting import VismaEAccountingClient
 from nordflow_connectors.visma_net import VismaNetClient
 from nordflow_local.sources import (
-    SELLERS,
+    PROFILES,
     SIRVOY,
     VISMA_EACCOUNTING,
     VISMA_NET,
@@ -72,7 +73,7 @@ def fetched(
     related: dict[str, dict[str, Any]],
     kind: DocumentKind = DocumentKind.INVOICE,
 ) -> ErpDocumentFetched:
-    """The event erp-poller would publish for this document."""
+    """The event erp-poller would publish for this document (with the tenant's profile)."""
     return ErpDocumentFetched(
         tenant_id="demo",
         invoice_id=canonical_invoice_id("demo", system.value, "c1", document_id),
@@ -81,7 +82,7 @@ def fetched(
         version="v1",
         fetched_at=dt.datetime.now(dt.UTC),
         payload=payload,
-        related={**related, "seller": SELLERS[system.value]},
+        related={**related, **tenant_related(PROFILES[system.value])},
     )
 
 

@@ -12,21 +12,29 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from nordflow_schemas.invoice import Address, Party
+from nordflow_schemas.tenant import AccountScheme, BankAccount, Locale, TenantProfile
 
 from nordflow_local import sources
 from nordflow_local.factoring import FactorClient, create_factor_client, set_agreement
 
-DEMO_SELLER = {
-    "name": "Nordflow Demo AB",
-    "organisation_number": "556036-0793",
-    "vat_number": "SE556036079301",
-    "address1": "Sveavägen 1",
-    "zip_code": "11157",
-    "city": "Stockholm",
-    "country_code": "SE",
-    "bankgiro": "5050-1055",
-    "email": "faktura@demo.example",
-}
+DEMO_PROFILE = TenantProfile(
+    legal_name="Nordflow Demo AB",
+    country="SE",
+    time_zone="Europe/Stockholm",
+    locale=Locale.SV,
+    accounting_currency="SEK",
+    seller=Party(
+        name="Nordflow Demo AB",
+        company_id="556036-0793",
+        vat_id="SE556036079301",
+        address=Address(
+            lines=("Sveavägen 1",), postal_code="11157", city="Stockholm", country_code="SE"
+        ),
+        email="faktura@demo.example",
+    ),
+    bank_accounts=(BankAccount(scheme=AccountScheme.BANKGIRO, account_id="5050-1055"),),
+)
 
 
 @dataclass(frozen=True)
@@ -47,12 +55,33 @@ def _bin(name: str) -> str:
     return str(path)
 
 
-def _run(env: Mapping[str, str], *args: str) -> None:
+def _run(env: Mapping[str, str], *args: str, stdin: str | None = None) -> None:
     result = subprocess.run(
-        [_bin(args[0]), *args[1:]], env=dict(env), capture_output=True, text=True, check=False
+        [_bin(args[0]), *args[1:]],
+        env=dict(env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:3])} failed: {result.stderr.strip()[-800:]}")
+
+
+def set_profile(env: Mapping[str, str], tenant_id: str, profile: TenantProfile) -> None:
+    """`erp-poller tenants profile set` (the JSON on stdin): the tenant's seller, bank
+    accounts, time zone and currency, published on tenant.updated."""
+    _run(
+        env,
+        "erp-poller",
+        "tenants",
+        "profile",
+        "set",
+        tenant_id,
+        "--file",
+        "-",
+        stdin=profile.model_dump_json(),
+    )
 
 
 def create_sandbox_company(fortnox_url: str, name: str, token: str | None = None) -> str:
@@ -73,9 +102,9 @@ def provision_tenant(
     mode: str = "automatic",
     payment_methods: str | None = None,
 ) -> Tenant:
-    """Connect a tenant's Fortnox company to erp-poller and ledger-closer, with a factoring
-    agreement with its own client account at the factor sandbox (CUSIN-style XML over SFTP,
-    transferred in the daily window or on demand).
+    """Give a tenant its profile, then connect its Fortnox company to erp-poller and
+    ledger-closer, with a factoring agreement with its own client account at the factor
+    sandbox (CUSIN-style XML over SFTP, transferred in the daily window or on demand).
 
     Without ``token`` a new sandbox company is created. Tokens and the SFTP password go to
     the services through environment variables, never on a command line.
@@ -85,6 +114,7 @@ def provision_tenant(
     env = {**os.environ, **stack_env, "NORDFLOW_TENANT_TOKEN": token}
     connection_id = f"{tenant_id}-fortnox"
     common = ["--tenant", tenant_id, "--connection-id", connection_id]
+    set_profile(env, tenant_id, DEMO_PROFILE)
     # The agreement and the write connection exist before the poller fetches anything, so
     # the first invoices are already judged under the agreement.
     factor = create_factor_client(stack_env, tenant_id)
@@ -115,8 +145,6 @@ def provision_tenant(
         "NORDFLOW_TENANT_TOKEN",
         "--mode",
         mode,
-        "--seller",
-        json.dumps(DEMO_SELLER),
         "--cutoff",
         "2000-01-01T00:00:00+00:00",
     )
@@ -147,7 +175,9 @@ def _add_connection(
     credentials: Mapping[str, str],
     mode: str,
 ) -> None:
-    """`erp-poller connections add`; the credentials travel in an env variable, not argv."""
+    """The tenant's profile, then `erp-poller connections add` (the credentials travel in
+    an env variable, not argv)."""
+    set_profile(env, source.tenant_id, sources.PROFILES[source.system])
     _run(
         {**env, "NORDFLOW_SOURCE_CREDENTIALS": json.dumps(dict(credentials))},
         "erp-poller",
@@ -165,8 +195,6 @@ def _add_connection(
         "NORDFLOW_SOURCE_CREDENTIALS",
         "--mode",
         mode,
-        "--seller",
-        json.dumps(sources.SELLERS[source.system]),
         "--cutoff",
         "2000-01-01T00:00:00+00:00",
     )
@@ -176,8 +204,9 @@ async def provision_sources(
     stack_env: Mapping[str, str], prefix: str, *, mode: str = "automatic"
 ) -> list[SourceConnection]:
     """Three more tenants, one per source: a builder on Visma eAccounting (`<prefix>-bygg`),
-    a Norwegian company on Visma.net (`<prefix>-fjord`) and a hotel on Sirvoy
-    (`<prefix>-hotell`), each with a new sandbox company connected to erp-poller. Sirvoy's
+    a Norwegian company on Visma.net (`<prefix>-fjord`, in Oslo's time zone, Norwegian and
+    kroner) and a hotel on Sirvoy (`<prefix>-hotell`), each with its profile and a new
+    sandbox company connected to erp-poller. Sirvoy's
     booking webhooks go to erp-poller's ingest endpoint; its poll catches what one misses.
     """
     env = {**os.environ, **stack_env}

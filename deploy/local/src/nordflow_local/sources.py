@@ -1,7 +1,7 @@
 """Sample invoices in the Visma eAccounting, Visma.net and Sirvoy sandboxes (demo and tests).
 
 Only HTTP, through each sandbox's documented admin routes (``/sandbox/...``) and its partner
-API, so deploy/local needs no sandbox package at runtime. Every customer and seller profile
+API, so deploy/local needs no sandbox package at runtime. Every customer and tenant profile
 here maps cleanly (organisation numbers with valid check digits, full addresses, the
 country's VAT rates) except the deliberate bad customers: their organisation number fails its
 check digit, so the mapper rejects their invoices naming ``buyer.company_id``.
@@ -18,51 +18,72 @@ from typing import Any
 import httpx
 from nordflow_connectors.oauth import InMemoryTokenStore, OAuthError, OAuthSession, Tokens
 from nordflow_connectors.resilience import SlidingWindowLimiter, send_with_retries
+from nordflow_schemas.invoice import Address, Party
+from nordflow_schemas.money import CENT
+from nordflow_schemas.tenant import AccountScheme, BankAccount, Locale, TenantProfile
 from pydantic import SecretStr
 
 VISMA_EACCOUNTING = "visma-eaccounting"
 VISMA_NET = "visma-net"
 SIRVOY = "sirvoy"
 TIMEOUT = 15.0
-CENT = Decimal("0.01")
 # eAccounting allows 600 requests a minute per client and endpoint; the erp-poller polls with
 # the same client, so the sample writer keeps to half of it.
 VISMA_EACCOUNTING_WRITER_LIMIT = (300, 60.0)
 
-# Seller profiles (the erp-poller connection's `--seller`) that pass the mapper's checks.
-SELLERS: dict[str, dict[str, str]] = {
-    VISMA_EACCOUNTING: {
-        "name": "Demo Bygg AB",
-        "organisation_number": "556036-0793",
-        "vat_number": "SE556036079301",
-        "address1": "Storgatan 1",
-        "zip_code": "11122",
-        "city": "Stockholm",
-        "country_code": "SE",
-        "email": "faktura@demobygg.example",
-        "bankgiro": "5050-1055",
-    },
-    VISMA_NET: {
-        "name": "Demo Fjord AS",
-        "organisation_number": "974760673",
-        "vat_number": "NO974760673MVA",
-        "address1": "Storgata 1",
-        "zip_code": "0155",
-        "city": "Oslo",
-        "country_code": "NO",
-        "email": "faktura@demofjord.example",
-    },
-    SIRVOY: {
-        "name": "Hotell Demo AB",
-        "organisation_number": "556551-2349",
-        "vat_number": "SE556551234901",
-        "address1": "Strandvägen 1",
-        "zip_code": "11456",
-        "city": "Stockholm",
-        "country_code": "SE",
-        "email": "reception@hotelldemo.example",
-        "bankgiro": "5050-1055",
-    },
+# The tenants' profiles (`erp-poller tenants profile set`): sellers that pass the mapper's
+# checks; the Norwegian tenant in Oslo's time zone, in Norwegian and kroner.
+PROFILES: dict[str, TenantProfile] = {
+    VISMA_EACCOUNTING: TenantProfile(
+        legal_name="Demo Bygg AB",
+        country="SE",
+        time_zone="Europe/Stockholm",
+        locale=Locale.SV,
+        accounting_currency="SEK",
+        seller=Party(
+            name="Demo Bygg AB",
+            company_id="556036-0793",
+            vat_id="SE556036079301",
+            address=Address(
+                lines=("Storgatan 1",), postal_code="11122", city="Stockholm", country_code="SE"
+            ),
+            email="faktura@demobygg.example",
+        ),
+        bank_accounts=(BankAccount(scheme=AccountScheme.BANKGIRO, account_id="5050-1055"),),
+    ),
+    VISMA_NET: TenantProfile(
+        legal_name="Demo Fjord AS",
+        country="NO",
+        time_zone="Europe/Oslo",
+        locale=Locale.NB,
+        accounting_currency="NOK",
+        seller=Party(
+            name="Demo Fjord AS",
+            company_id="974760673",
+            vat_id="NO974760673MVA",
+            address=Address(
+                lines=("Storgata 1",), postal_code="0155", city="Oslo", country_code="NO"
+            ),
+            email="faktura@demofjord.example",
+        ),
+    ),
+    SIRVOY: TenantProfile(
+        legal_name="Hotell Demo AB",
+        country="SE",
+        time_zone="Europe/Stockholm",
+        locale=Locale.SV,
+        accounting_currency="SEK",
+        seller=Party(
+            name="Hotell Demo AB",
+            company_id="556551-2349",
+            vat_id="SE556551234901",
+            address=Address(
+                lines=("Strandvägen 1",), postal_code="11456", city="Stockholm", country_code="SE"
+            ),
+            email="reception@hotelldemo.example",
+        ),
+        bank_accounts=(BankAccount(scheme=AccountScheme.BANKGIRO, account_id="5050-1055"),),
+    ),
 }
 
 

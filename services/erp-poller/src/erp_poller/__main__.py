@@ -1,5 +1,5 @@
 """python -m erp_poller."""
 
-from .cli import main
+from .entrypoints.cli import main
 
 raise SystemExit(main())

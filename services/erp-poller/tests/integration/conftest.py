@@ -1,4 +1,5 @@
-"""Fixtures: a migrated erp_poller schema on the real PostgreSQL, and an in-process sandbox."""
+"""Fixtures: erp-poller on a throwaway schema of the real PostgreSQL server (`ServiceHarness`:
+the service's own migrations and dependencies), and the partners' sandboxes in-process."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
-from cryptography.fernet import Fernet
-from erp_poller.app import create_app
-from erp_poller.config import Settings
-from nordflow_runtime import db
+from erp_poller.deps import Deps
+from erp_poller.testing import app_for
 from nordflow_runtime.crypto import SecretBox
+from nordflow_runtime.testing import ServiceHarness
 from nordflow_sandboxes.fortnox import FortnoxState
 from nordflow_sandboxes.fortnox.testing import RunningFortnoxSandbox, running_fortnox_sandbox
 from nordflow_sandboxes.sirvoy.testing import RunningSirvoySandbox, running_sirvoy_sandbox
@@ -19,7 +19,6 @@ from nordflow_sandboxes.visma_eaccounting.testing import (
     running_visma_eaccounting_sandbox,
 )
 from nordflow_sandboxes.visma_net.testing import RunningVismaNetSandbox, running_visma_net_sandbox
-from pydantic import SecretStr
 
 
 @pytest.fixture(scope="session")
@@ -51,32 +50,24 @@ def sirvoy_sandbox() -> Iterator[RunningSirvoySandbox]:
 
 
 @pytest.fixture
-def encryption_key() -> str:
-    return Fernet.generate_key().decode()
+async def harness(database_url: str) -> AsyncIterator[ServiceHarness[Deps]]:
+    """erp-poller's migrations on a fresh schema, its production dependencies on it; local
+    sandboxes are allowed as connections' addresses."""
+    h = await ServiceHarness.start(app_for(database_url), database_url)
+    yield h
+    await h.close()
 
 
 @pytest.fixture
-def box(encryption_key: str) -> SecretBox:
-    return SecretBox(SecretStr(encryption_key))
+def pool(harness: ServiceHarness[Deps]) -> asyncpg.Pool:
+    return harness.pool
 
 
 @pytest.fixture
-async def migrated_url(fresh_database_url: str, encryption_key: str) -> str:
-    """A fresh database with erp-poller's migrations applied the way the service does it."""
-    app = create_app(
-        Settings(
-            kafka_bootstrap_servers="unused:9092",
-            database_url=SecretStr(fresh_database_url),
-            encryption_key=SecretStr(encryption_key),
-        )
-    )
-    applied = await app.migrate()
-    assert applied, "a fresh database gets every migration"
-    return fresh_database_url
+def deps(harness: ServiceHarness[Deps]) -> Deps:
+    return harness.deps
 
 
 @pytest.fixture
-async def pool(migrated_url: str) -> AsyncIterator[asyncpg.Pool]:
-    created = await db.create_pool(migrated_url, "erp_poller", min_size=1, max_size=4)
-    yield created
-    await created.close()
+def box(deps: Deps) -> SecretBox:
+    return deps.box

@@ -1,4 +1,5 @@
-"""nordflow-agent --once against erp-poller's ingest API served by uvicorn on loopback."""
+"""nordflow-agent --once against erp-poller's ingest API served by uvicorn on loopback (the
+agent is its own package, `agent/`; this is erp-poller's end of it)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from erp_poller import agent
-from erp_poller.ingest import build_ingest_api
-from erp_poller.repository import PgConnectionRepository
+from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
+from erp_poller.deps import Deps
+from erp_poller.domain.connections import ConnectionConfig
+from erp_poller.entrypoints.http import ingest
+from erp_poller.testing import given_profile
 from fastapi import FastAPI
+from nordflow_agent import agent
 from nordflow_runtime.crypto import SecretBox
 from nordflow_runtime.http import http_server
+from nordflow_runtime.testing import ServiceHarness
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 
 pytestmark = pytest.mark.integration
@@ -38,9 +43,11 @@ SIE = """#FLAGGA 0
 
 
 @pytest.fixture
-async def server_url(pool: asyncpg.Pool, box: SecretBox) -> AsyncIterator[str]:
+async def server_url(harness: ServiceHarness[Deps]) -> AsyncIterator[str]:
     app = FastAPI()
-    app.include_router(build_ingest_api(lambda: pool, box, lambda: None))
+    app.include_router(ingest.router)
+    app.state.pool = harness.pool
+    app.state.deps = harness.deps
     # A socket listening before uvicorn starts: the agent's first connect waits in its backlog.
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -57,15 +64,17 @@ async def on_premise_connection(pool: asyncpg.Pool, box: SecretBox) -> tuple[str
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     connection_id = f"{tenant}-agent"
     await PgConnectionRepository(pool).add(
-        connection_id=connection_id,
-        tenant_id=tenant,
-        system=SourceSystem.ON_PREMISE,
-        base_url="https://agent.invalid",
-        token_sealed=box.seal(SECRET),
-        mode=ConnectionMode.AUTOMATIC,
-        seller={"name": "Kök & Bad AB"},
-        cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant,
+            system=SourceSystem.ON_PREMISE,
+            base_url="https://agent.invalid",
+            token_sealed=box.seal(SECRET),
+            mode=ConnectionMode.AUTOMATIC,
+            cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        )
     )
+    await given_profile(PgUnitOfWork(pool), tenant)
     return tenant, connection_id
 
 

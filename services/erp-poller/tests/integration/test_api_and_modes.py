@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import uuid
 
 import httpx
 import pytest
-from erp_poller.api import build_api, internal_host
-from erp_poller.app import Runner, SourceCache
-from erp_poller.ingest import PushedDocument, ingest_documents
-from erp_poller.repository import (
+from erp_poller.adapters.repository import (
     PgConnectionRepository,
-    PgTenantRepository,
-    _connection,
-    claim_sync_request,
-    finish_sync_request,
+    PgRequestRepository,
+    PgUnitOfWork,
 )
-from erp_poller.service import sync_documents
-from erp_poller.sources import ClientOptions, FortnoxSource
-from fastapi import FastAPI
+from erp_poller.adapters.sources import FortnoxSource
+from erp_poller.domain.connections import ConnectionConfig, internal_host
+from erp_poller.domain.documents import Document
+from erp_poller.service import polling
+from erp_poller.service.documents import ingest_documents
+from erp_poller.testing import given_profile, steps_on
 from nordflow_connectors.fortnox import FortnoxClient
+from nordflow_runtime import tenants
+from nordflow_runtime.testing import ServiceHarness
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 from nordflow_schemas.events import DocumentKind
 from pydantic import SecretStr
@@ -30,20 +31,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def api(pool, box):
-    app = FastAPI()
-    woken: list[int] = []
-    app.include_router(
-        build_api(lambda: pool, box, lambda: woken.append(1), allow_internal_urls=True)
-    )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api"
-    ) as client:
-        yield client, woken
+async def api(harness):
+    """A client on the service's routers, and the scheduler's wake-up call (set when woken)."""
+    async with harness.http() as client:
+        yield client, harness.deps.wakeup
 
 
 async def token_for(pool, tenant: str) -> dict[str, str]:
-    token = await PgTenantRepository(pool).create_token(tenant, "test")
+    token = await tenants.create_token(pool, tenant, "test")
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -54,7 +49,6 @@ def connection_body(connection_id: str, sandbox, token: str, mode: str = "manual
         "base_url": sandbox.base_url,
         "token": token,
         "mode": mode,
-        "seller": {"name": "Säljare AB", "organisation_number": "556036-0793"},
         "cutoff_at": "2000-01-01T00:00:00+00:00",
     }
 
@@ -97,6 +91,7 @@ async def test_api_needs_a_token_and_shows_only_the_tenants_own(api, pool, sandb
     )
     assert created.status_code == 200, created.text
     assert company.token not in created.text  # the ERP token is write-only
+    assert "set the tenant profile first" in created.json()["waiting_for"]
     assert [
         c["connection_id"] for c in (await client.get("/api/v1/connections", headers=auth_a)).json()
     ] == [f"{a}-fx"]
@@ -118,12 +113,12 @@ async def test_bad_input_names_the_field(api, pool, sandbox):
     auth = await token_for(pool, tenant)
     body = connection_body("c1", sandbox, "tok")
     body["mode"] = "sometimes"
-    body["seller"] = {}
+    body["seller"] = {"name": "Säljare AB"}  # the tenant's profile's now, not a connection's
     response = await client.put("/api/v1/connections/c1", json=body, headers=auth)
     assert response.status_code == 422
     fields = {tuple(e["loc"][1:]) for e in response.json()["detail"]}
     assert ("mode",) in fields
-    assert ("seller", "name") in fields
+    assert ("seller",) in fields
     no_size = await client.post("/api/v1/connections/c1/sync", json={}, headers=auth)
     assert no_size.status_code in {404, 422}
 
@@ -132,6 +127,8 @@ async def test_manual_mode_flows_only_what_is_asked(api, pool, sandbox, box):
     client, woken = api
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     auth = await token_for(pool, tenant)
+    uow = PgUnitOfWork(pool)
+    profile = await given_profile(uow, tenant)
     company = sandbox.create_company()
     numbers = make_invoices(sandbox, company.token, 5)
     cid = f"{tenant}-fx"
@@ -153,27 +150,26 @@ async def test_manual_mode_flows_only_what_is_asked(api, pool, sandbox, box):
     named = await client.post(
         f"/api/v1/connections/{cid}/sync", json={"documents": [numbers[4]]}, headers=auth
     )
-    assert woken
+    assert woken.is_set()
     for request in (first.json(), named.json()):
-        async with pool.acquire() as conn, conn.transaction():
-            claimed = await claim_sync_request(conn)
+        async with uow.transaction() as lock:
+            claimed = await lock.requests.claim_sync()
             assert claimed is not None
             row, connection = claimed
-            assert row["request_id"] == request["request_id"]
-            client_ = FortnoxSource(
-                FortnoxClient(sandbox.base_url, SecretStr(company.token)), connection.seller
-            )
+            assert row.request_id == request["request_id"]
+            client_ = FortnoxSource(FortnoxClient(sandbox.base_url, SecretStr(company.token)))
             try:
-                emitted = await sync_documents(
-                    pool,
+                emitted = await polling.sync_documents(
+                    uow,
                     connection,
+                    profile,
                     client_,
-                    limit=row["limit_count"],
-                    documents=list(row["document_ids"]),
+                    limit=row.limit,
+                    documents=list(row.documents),
                 )
             finally:
                 await client_.aclose()
-            await finish_sync_request(conn, row["request_id"], emitted, None)
+            await lock.requests.finish_sync(row.request_id, emitted, None)
     done = await client.get(
         f"/api/v1/connections/{cid}/sync/{first.json()['request_id']}", headers=auth
     )
@@ -200,7 +196,6 @@ async def test_credentials_are_checked_per_system_and_name_the_missing_key(api, 
         "connection_id": f"{tenant}-ea",
         "system": "visma-eaccounting",
         "base_url": "http://eaccounting.invalid",
-        "seller": {"name": "Säljare AB"},
     }
     missing = await client.put(
         f"/api/v1/connections/{tenant}-ea",
@@ -250,6 +245,7 @@ async def test_a_backfill_is_queued_and_its_progress_shown(api, pool, sandbox, b
     client, woken = api
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     auth = await token_for(pool, tenant)
+    await given_profile(PgUnitOfWork(pool), tenant)
     company = sandbox.create_company()
     make_invoices(sandbox, company.token, 3)
     cid = f"{tenant}-fx"
@@ -272,16 +268,11 @@ async def test_a_backfill_is_queued_and_its_progress_shown(api, pool, sandbox, b
         f"/api/v1/connections/{cid}/backfill", json={"since": "2020-01-01T00:00:00Z"}, headers=auth
     )
     assert queued.status_code == 202
-    assert woken
+    assert woken.is_set()
     request = queued.json()
     assert (request["done"], request["finished_at"], request["listed"]) == (False, None, 0)
 
-    steps = Runner(
-        lambda: pool,
-        SourceCache(box, lambda: pool),
-        poll_interval=dt.timedelta(0),
-        overlap=dt.timedelta(seconds=120),
-    )
+    steps = steps_on(pool, box)
     assert await steps.backfill_one()
     done = await client.get(
         f"/api/v1/connections/{cid}/backfill/{request['request_id']}", headers=auth
@@ -328,39 +319,43 @@ async def test_a_backfill_that_dies_midway_resumes_and_counts_each_emission_once
     make_invoices(sandbox, company.token, 4)
     cid = f"{tenant}-fx"
     await PgConnectionRepository(pool).add(
-        connection_id=cid,
-        tenant_id=tenant,
-        system=SourceSystem.FORTNOX,
-        base_url=sandbox.base_url,
-        token_sealed=box.seal(company.token),
-        mode=ConnectionMode.MANUAL,
-        seller={"name": "Säljare AB"},
-        cutoff_at=dt.datetime(2999, 1, 1, tzinfo=dt.UTC),
+        ConnectionConfig(
+            connection_id=cid,
+            tenant_id=tenant,
+            system=SourceSystem.FORTNOX,
+            base_url=sandbox.base_url,
+            token_sealed=box.seal(company.token),
+            mode=ConnectionMode.MANUAL,
+            cutoff_at=dt.datetime(2999, 1, 1, tzinfo=dt.UTC),
+        )
     )
-    repo = PgTenantRepository(pool)
-    request_id = await repo.request_backfill(tenant, cid, dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-    sources = SourceCache(box, lambda: pool, ClientOptions(page_size=2))
-    steps = Runner(
-        lambda: pool, sources, poll_interval=dt.timedelta(0), overlap=dt.timedelta(seconds=120)
-    )
-    connection = await pool.fetchrow("SELECT * FROM connections WHERE connection_id = $1", cid)
-    real = await sources.source_for(_connection(connection))
-    sources.sources[cid] = (connection["updated_at"], DiesAfterTwo(real))
+    await given_profile(PgUnitOfWork(pool), tenant)
+    repo = PgRequestRepository(pool)
+    since = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    request_id = (await repo.request_backfill(tenant, cid, since)).request_id
+    steps = steps_on(pool, box, page_size=2)
+    sources = steps.sources
+    connection = await PgConnectionRepository(pool).get(cid)
+    assert connection is not None
+    real = await sources.source_for(connection)
+    sources.sources[cid] = (connection.updated_at, DiesAfterTwo(real))
 
     assert await steps.backfill_one()
     failed = await repo.backfill_request(tenant, request_id)
-    assert failed["finished_at"] is None  # retried later
-    assert failed["error"] == "ConnectionError: lost the connection to Fortnox"
-    assert (failed["attempts"], failed["emitted"]) == (1, 2)
+    assert failed is not None
+    assert failed.finished_at is None  # retried later
+    assert failed.error == "ConnectionError: lost the connection to Fortnox"
+    assert (failed.attempts, failed.emitted) == (1, 2)
     assert not await steps.backfill_one()  # not before its retry time
 
     await pool.execute("UPDATE backfill_requests SET not_before = now() WHERE request_id = $1",
                        request_id)  # fmt: skip
     assert await steps.backfill_one()  # the same source object: its reads go on counting
     resumed = await repo.backfill_request(tenant, request_id)
-    assert resumed["finished_at"] is not None
-    assert resumed["error"] is None
-    assert (resumed["attempts"], resumed["listed"], resumed["emitted"]) == (2, 4, 4)
+    assert resumed is not None
+    assert resumed.finished_at is not None
+    assert resumed.error is None
+    assert (resumed.attempts, resumed.listed, resumed.emitted) == (2, 4, 4)
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE tenant_id = $1", tenant) == 4
 
 
@@ -374,7 +369,7 @@ async def test_a_change_while_a_poll_holds_the_connection_answers_409_not_a_hang
     body = connection_body("busy-1", sandbox, company.token, mode="automatic")
     assert (await client.put("/api/v1/connections/busy-1", json=body, headers=headers)).is_success
     async with pool.acquire() as conn, conn.transaction():
-        assert await PgConnectionRepository.claim_due(conn) is not None  # a poll runs
+        assert await PgConnectionRepository(conn).claim_due() is not None  # a poll runs
         patched = await client.patch(
             "/api/v1/connections/busy-1", json={"mode": "manual"}, headers=headers
         )
@@ -392,26 +387,31 @@ async def test_switching_to_automatic_releases_what_manual_mode_held_back(api, p
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     headers = await token_for(pool, tenant)
     await PgConnectionRepository(pool).add(
-        connection_id="push-1",
-        tenant_id=tenant,
-        system=SourceSystem.WINNER,
-        base_url="https://push.invalid",
-        token_sealed=box.seal("a-push-signing-secret"),
-        mode=ConnectionMode.MANUAL,
-        seller={"name": "Kök AB"},
-        cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        ConnectionConfig(
+            connection_id="push-1",
+            tenant_id=tenant,
+            system=SourceSystem.WINNER,
+            base_url="https://push.invalid",
+            token_sealed=box.seal("a-push-signing-secret"),
+            mode=ConnectionMode.MANUAL,
+            cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        )
     )
-    connection = await PgTenantRepository(pool).configured(tenant, "push-1")
+    uow = PgUnitOfWork(pool)
+    profile = await given_profile(uow, tenant)
+    connection = await PgConnectionRepository(pool).get("push-1", tenant)
     assert connection is not None
-    document = PushedDocument(
+    document = Document(
         document_id="Q1-1",
         document_number="Q1-1",
         kind=DocumentKind.ORDER,
         payload={"order_id": "Q1-1"},
-        related={"seller": {"name": "Kök AB"}},
+        related={},
     )
-    async with pool.acquire() as conn, conn.transaction():
-        (outcome,) = await ingest_documents(conn, connection, [document])
+    async with uow.transaction() as repos:
+        (outcome,) = await ingest_documents(
+            repos, connection, profile, [document], dt.datetime.now(dt.UTC)
+        )
     assert outcome.outcome == "pending"
     outbox = "SELECT count(*) FROM outbox WHERE tenant_id = $1"
     assert await pool.fetchval(outbox, tenant) == 0
@@ -435,25 +435,17 @@ async def test_switching_to_automatic_releases_what_manual_mode_held_back(api, p
         "http://kafka.nordflow.svc:9092",
     ],
 )
-async def test_a_connection_may_not_point_into_the_cluster(pool, box, url):
-    app = FastAPI()
-    app.include_router(build_api(lambda: pool, box, lambda: None))
+async def test_a_connection_may_not_point_into_the_cluster(harness, pool, url):
+    production = dataclasses.replace(harness.deps, allow_internal_urls=False)
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     headers = await token_for(pool, tenant)
-    body = {
-        "connection_id": "inside",
-        "system": "fortnox",
-        "base_url": url,
-        "token": "tok",
-        "seller": {"name": "Säljare AB"},
-    }
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api"
-    ) as client:
+    body = {"connection_id": "inside", "system": "fortnox", "base_url": url, "token": "tok"}
+    service = ServiceHarness(harness.app, pool, harness.schema, production)
+    async with service.http() as client:
         answer = await client.put("/api/v1/connections/inside", json=body, headers=headers)
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["body", "base_url"]
-    assert await PgConnectionRepository(pool).list(tenant) == []
+    assert await PgConnectionRepository(pool).states(tenant) == []
 
 
 def test_public_source_urls_are_allowed() -> None:
@@ -466,6 +458,7 @@ async def test_each_connection_can_have_its_own_schedule(api, pool, sandbox, box
     client, _ = api
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     headers = await token_for(pool, tenant)
+    await given_profile(PgUnitOfWork(pool), tenant)
     company = sandbox.create_company()
     hourly = {
         **connection_body("hourly", sandbox, company.token, mode="automatic"),
@@ -477,12 +470,7 @@ async def test_each_connection_can_have_its_own_schedule(api, pool, sandbox, box
     refused = await client.put("/api/v1/connections/hourly", json=too_often, headers=headers)
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["body", "poll_interval_seconds"]
-    steps = Runner(
-        lambda: pool,
-        SourceCache(box, lambda: pool),
-        poll_interval=dt.timedelta(seconds=30),  # the service's default
-        overlap=dt.timedelta(seconds=120),
-    )
+    steps = steps_on(pool, box, poll_interval=dt.timedelta(seconds=30))  # the service's default
     assert await steps.poll_one()
     row = await pool.fetchrow(
         "SELECT next_poll_at - last_poll_at AS gap FROM connections WHERE connection_id = 'hourly'"

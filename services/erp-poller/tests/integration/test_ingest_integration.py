@@ -15,39 +15,50 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from erp_poller.domain import Connection, content_version
-from erp_poller.ingest import (
-    PushedDocument,
-    build_ingest_api,
-    ingest_documents,
-    release_pending,
-    signature_headers,
-)
-from erp_poller.repository import PgConnectionRepository, _connection
-from erp_poller.service import emit_document
-from erp_poller.sources import SourceDocument
-from fastapi import FastAPI
+from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
+from erp_poller.deps import Deps
+from erp_poller.domain.connections import Connection, ConnectionConfig
+from erp_poller.domain.documents import Document, content_version
+from erp_poller.service.documents import emit_fetched, ingest_documents, release_pending
+from erp_poller.testing import given_profile, seller_profile
 from nordflow_runtime.crypto import SecretBox
+from nordflow_runtime.testing import ServiceHarness
 from nordflow_sandboxes.sirvoy.testing import running_sirvoy_sandbox, running_webhook_receiver
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 from nordflow_schemas.envelope import decode
-from nordflow_schemas.events import DocumentKind, ErpDocumentFetched
+from nordflow_schemas.events import RELATED_TENANT, DocumentKind, ErpDocumentFetched
+from nordflow_signing import signature_headers
 
 pytestmark = pytest.mark.integration
 
 SECRET = "push-secret-0123456789abcdef"
-SELLER = {"name": "Köksbolaget AB", "organisation_number": "556036-0793", "country_code": "SE"}
+PROFILE = seller_profile("Köksbolaget AB", organisation_number="556036-0793")
+
+
+class Relay:
+    """Counts how often the service woke its outbox relay (after a commit that wrote events)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+    def __bool__(self) -> bool:
+        return self.calls > 0
 
 
 @pytest.fixture
-async def api(pool: asyncpg.Pool, box: SecretBox) -> AsyncIterator[tuple[httpx.AsyncClient, list]]:
-    app = FastAPI()
-    woken: list[int] = []
-    app.include_router(build_ingest_api(lambda: pool, box, lambda: woken.append(1)))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://erp-poller"
-    ) as client:
-        yield client, woken
+async def api(harness: ServiceHarness[Deps]) -> AsyncIterator[tuple[httpx.AsyncClient, Relay]]:
+    """A client on the service's routers; the relay's wake-ups are counted."""
+    relay = Relay()
+    harness.deps.uow.committed = relay
+    async with harness.http() as client:
+        yield client, relay
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 async def add_connection(
@@ -56,25 +67,34 @@ async def add_connection(
     system: SourceSystem,
     mode: ConnectionMode = ConnectionMode.AUTOMATIC,
     secret: str = SECRET,
+    *,
+    profile: bool = True,
 ) -> Connection:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     connection_id = f"{tenant}-{system.value}"
     await PgConnectionRepository(pool).add(
-        connection_id=connection_id,
-        tenant_id=tenant,
-        system=system,
-        base_url="https://push.invalid",
-        token_sealed=box.seal(secret),
-        mode=mode,
-        seller=SELLER,
-        cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant,
+            system=system,
+            base_url="https://push.invalid",
+            token_sealed=box.seal(secret),
+            mode=mode,
+            cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        )
     )
-    row = await pool.fetchrow("SELECT * FROM connections WHERE connection_id = $1", connection_id)
-    return _connection(row)
+    if profile:
+        await given_profile(PgUnitOfWork(pool), tenant, PROFILE)
+    connection = await PgConnectionRepository(pool).get(connection_id)
+    assert connection is not None
+    return connection
 
 
 async def events(pool: asyncpg.Pool, tenant: str) -> list[ErpDocumentFetched]:
-    rows = await pool.fetch("SELECT * FROM outbox WHERE tenant_id = $1 ORDER BY seq", tenant)
+    rows = await pool.fetch(
+        "SELECT * FROM outbox WHERE tenant_id = $1 AND topic = 'erp.document.fetched' ORDER BY seq",
+        tenant,
+    )
     out = []
     for row in rows:
         headers = [(k, base64.b64decode(v)) for k, v in json.loads(row["headers"])]
@@ -292,7 +312,7 @@ async def test_sirvoy_webhooks_from_the_sandbox_emit_each_version_once(api, pool
     # Byte-for-byte what the read API answers, so a poll after the webhook emits nothing.
     assert paid_invoice.payload == api_invoice
     assert paid_invoice.version == content_version(api_invoice)
-    assert paid_invoice.related["seller"] == SELLER
+    assert paid_invoice.related[RELATED_TENANT] == PROFILE.model_dump(mode="json")
     assert paid_invoice.related["booking"]["bookingId"] == booking["bookingId"]
     assert payment.kind.value == "payment"
     assert payment.related["invoice"] == {
@@ -731,20 +751,23 @@ async def test_manual_mode_keeps_pushes_pending_until_released(api, pool, box):
     assert pushed.json()["counts"] == {"pending": 2}
     assert await events(pool, connection.tenant_id) == []
 
-    committed: list[int] = []
-    first = await release_pending(
-        pool, connection, limit=1, documents=(), committed=lambda: committed.append(1)
-    )
+    relay = Relay()
+    uow = PgUnitOfWork(pool, relay)
+
+    async def release(limit: int | None, documents: list[str]) -> int:
+        async with uow.transaction() as repos:
+            return await release_pending(
+                repos, connection, PROFILE, limit=limit, documents=documents, now=now()
+            )
+
+    first = await release(1, [])
     assert first == 1
     assert [e.source.document_id for e in await events(pool, connection.tenant_id)] == ["INV-1001"]
-    assert committed == [1]
-    named = await release_pending(
-        pool, connection, limit=None, documents=["CN-7", "unknown"], committed=lambda: None
-    )
+    assert relay.calls == 1
+    named = await release(None, ["CN-7", "unknown"])
     assert named == 1
-    assert (
-        await release_pending(pool, connection, limit=5, documents=(), committed=lambda: None) == 0
-    )
+    assert await release(5, []) == 0
+    assert relay.calls == 2
     released = await events(pool, connection.tenant_id)
     assert [e.source.document_id for e in released] == ["INV-1001", "CN-7"]
     assert not released[0].test_mode
@@ -783,25 +806,28 @@ async def test_test_mode_events_carry_the_flag(api, pool, box):
 
 async def test_a_late_webhook_never_emits_older_content_than_a_poll_already_did(pool, box):
     connection = await add_connection(pool, box, SourceSystem.SIRVOY)
-    now = dt.datetime.now(dt.UTC)
-    polled = SourceDocument(
-        "701", "1701", DocumentKind.INVOICE, {"invoiceId": 701, "total": "200.00"}, {}, now
+    moment = now()
+    polled = Document(
+        "701", "1701", DocumentKind.INVOICE, {"invoiceId": 701, "total": "200.00"}, {}, moment
     )
-    assert await emit_document(pool, connection, polled)
-    stale = PushedDocument(
+    uow = PgUnitOfWork(pool)
+    async with uow.transaction() as repos:
+        assert await emit_fetched(repos, connection, PROFILE, polled, now())
+    stale = Document(
         document_id="701",
         document_number="1701",
         kind=DocumentKind.INVOICE,
         payload={"invoiceId": 701, "total": "100.00"},  # the content before the change
         related={},
-        source_time=now - dt.timedelta(minutes=5),
+        source_time=moment - dt.timedelta(minutes=5),
     )
-    async with pool.acquire() as conn, conn.transaction():
-        (outcome,) = await ingest_documents(conn, connection, [stale])
+    async with uow.transaction() as repos:
+        (outcome,) = await ingest_documents(repos, connection, PROFILE, [stale], now())
     assert outcome.outcome == "outdated"
     assert [e.payload["total"] for e in await events(pool, connection.tenant_id)] == ["200.00"]
     # And the other way round: a poll that took an older snapshot than a webhook emits nothing.
-    older_poll = SourceDocument(
-        "701", "1701", DocumentKind.INVOICE, {"invoiceId": 701}, {}, now - dt.timedelta(hours=1)
+    older_poll = Document(
+        "701", "1701", DocumentKind.INVOICE, {"invoiceId": 701}, {}, moment - dt.timedelta(hours=1)
     )
-    assert not await emit_document(pool, connection, older_poll)
+    async with uow.transaction() as repos:
+        assert not await emit_fetched(repos, connection, PROFILE, older_poll, now())

@@ -16,11 +16,12 @@ from collections.abc import Iterator
 import asyncpg
 import httpx
 import pytest
-from erp_poller.app import Runner, SourceCache
-from erp_poller.domain import seal_form
-from erp_poller.repository import PgConnectionRepository
-from erp_poller.sources import ClientOptions
-from erp_poller.tokens import PgTokenStore
+from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
+from erp_poller.adapters.tokens import PgTokenStore
+from erp_poller.domain.connections import ConnectionConfig
+from erp_poller.domain.credentials import seal_form
+from erp_poller.entrypoints.loops import Steps
+from erp_poller.testing import given_profile, seller_profile, steps_on
 from nordflow_connectors.oauth import OAuthSession, Tokens
 from nordflow_runtime.crypto import SecretBox
 from nordflow_sandboxes.fortnox import FortnoxState
@@ -40,7 +41,7 @@ from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
 
-SELLER = {"name": "Nordflow Test AB", "organisation_number": "556036-0793"}
+PROFILE = seller_profile("Nordflow Test AB", organisation_number="556036-0793")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -101,25 +102,22 @@ async def add_connection(
 ) -> tuple[str, str]:
     connection_id, tenant = f"conn-{uuid.uuid4().hex[:10]}", f"t-{uuid.uuid4().hex[:8]}"
     await PgConnectionRepository(pool).add(
-        connection_id=connection_id,
-        tenant_id=tenant,
-        system=system,
-        base_url=base_url,
-        token_sealed=box.seal(seal_form(system, credentials)),
-        mode=ConnectionMode.AUTOMATIC,
-        seller=SELLER,
-        cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant,
+            system=system,
+            base_url=base_url,
+            token_sealed=box.seal(seal_form(system, credentials)),
+            mode=ConnectionMode.AUTOMATIC,
+            cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        )
     )
+    await given_profile(PgUnitOfWork(pool), tenant, PROFILE)
     return connection_id, tenant
 
 
-def process(pool: asyncpg.Pool, box: SecretBox) -> Runner:
-    return Runner(
-        lambda: pool,
-        SourceCache(box, lambda: pool, ClientOptions(page_size=2)),
-        poll_interval=dt.timedelta(0),
-        overlap=dt.timedelta(seconds=120),
-    )
+def process(pool: asyncpg.Pool, box: SecretBox) -> Steps:
+    return steps_on(pool, box, page_size=2)
 
 
 async def emitted(pool: asyncpg.Pool, connection_id: str) -> list[ErpDocumentFetched]:

@@ -1,6 +1,6 @@
 """erp-poller against the real PostgreSQL and the Fortnox sandbox served in-process.
 
-Each test gets a fresh, migrated database; companies, tenants and connection ids are random.
+Each test gets a fresh, migrated schema; companies, tenants and connection ids are random.
 Polls are driven the way the service's scheduler does it: claim a due connection in a
 transaction, poll it, record the poll with ``finish_poll``.
 """
@@ -22,10 +22,13 @@ import asyncpg
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from erp_poller import service
-from erp_poller.domain import Connection, content_version
-from erp_poller.repository import PgConnectionRepository
-from erp_poller.sources import Change, FetchCache, Listing, Source, SourceDocument, open_source
+from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
+from erp_poller.adapters.sources import open_source
+from erp_poller.domain.connections import Connection, ConnectionConfig
+from erp_poller.domain.documents import Document, content_version
+from erp_poller.service import polling
+from erp_poller.service.ports import Change, FetchCache, Listing, Source
+from erp_poller.testing import given_profile, seller_profile
 from nordflow_connectors.fortnox import lastmodified_param
 from nordflow_runtime.crypto import SecretBox
 from nordflow_sandboxes.fortnox import FortnoxState
@@ -37,13 +40,13 @@ from nordflow_sandboxes.fortnox.testing import (
 )
 from nordflow_schemas.common import ConnectionMode, SourceSystem, canonical_invoice_id
 from nordflow_schemas.envelope import Envelope, decode
-from nordflow_schemas.events import DocumentKind, ErpDocumentFetched, EventBody
+from nordflow_schemas.events import RELATED_TENANT, DocumentKind, ErpDocumentFetched, EventBody
 from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
 
 OVERLAP = dt.timedelta(seconds=120)
-SELLER = {"name": "Nordflow Test AB", "organisation_number": "556000-0001"}
+PROFILE = seller_profile("Nordflow Test AB", organisation_number="556000-0001")
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -111,15 +114,17 @@ async def add_connection(
         token=fortnox.company.token,
     )
     await PgConnectionRepository(pool).add(
-        connection_id=added.connection_id,
-        tenant_id=added.tenant_id,
-        system=SourceSystem.FORTNOX,
-        base_url=fortnox.sandbox.base_url,
-        token_sealed=box.seal(added.token),
-        mode=mode,
-        seller=SELLER,
-        cutoff_at=cutoff or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        ConnectionConfig(
+            connection_id=added.connection_id,
+            tenant_id=added.tenant_id,
+            system=SourceSystem.FORTNOX,
+            base_url=fortnox.sandbox.base_url,
+            token_sealed=box.seal(added.token),
+            mode=mode,
+            cutoff_at=cutoff or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        )
     )
+    await given_profile(PgUnitOfWork(pool), added.tenant_id, PROFILE)
     return added
 
 
@@ -130,19 +135,26 @@ async def poll_due(
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> tuple[Connection, int] | None:
     """One scheduler tick: claim a due connection, poll it, record the poll (due again now)."""
-    async with pool.acquire() as lock_conn, lock_conn.transaction():
-        connection = await PgConnectionRepository.claim_due(lock_conn)
+    uow = PgUnitOfWork(pool)
+    async with uow.transaction() as lock:
+        connection = await lock.connections.claim_due()
         if connection is None:
             return None
+        profile = await lock.profiles.get(connection.tenant_id)
+        assert profile is not None
         opened = open_source(connection, box, pool)
         try:
-            cursor, emitted = await service.poll_connection(
-                pool, connection, source(opened) if source else opened, overlap=OVERLAP, now=now
+            cursor, emitted = await polling.poll_connection(
+                uow,
+                connection,
+                profile,
+                source(opened) if source else opened,
+                overlap=OVERLAP,
+                now=now,
             )
         finally:
             await opened.aclose()
-        await PgConnectionRepository.finish_poll(
-            lock_conn,
+        await lock.connections.finish_poll(
             connection.connection_id,
             cursor_at=cursor,
             next_poll_at=dt.datetime.now(dt.UTC),
@@ -226,7 +238,8 @@ async def test_polls_emit_each_invoice_once_skip_the_overlap_and_emit_one_new_ve
         assert body.payload["DocumentNumber"] == row.env.subject
         assert body.payload["InvoiceRows"][0]["Description"] == "Konsult"
         assert body.version == content_version(body.payload)
-        assert body.related["seller"] == SELLER
+        assert body.related[RELATED_TENANT] == PROFILE.model_dump(mode="json")
+        assert "seller" not in body.related
         assert body.related["customer"]["CustomerNumber"] == customer
     cursor = (await connection_row(pool, added.connection_id))["cursor_at"]
     assert before <= cursor <= dt.datetime.now(dt.UTC)
@@ -316,7 +329,7 @@ class FailsOnSecondInvoice:
     def changes_since(self, since: dt.datetime) -> Listing:
         return self.inner.changes_since(since)
 
-    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+    async def fetch(self, change: Change, cache: FetchCache) -> Document | None:
         self.reads += 1
         if self.reads == 2:
             raise ConnectionError("lost the connection to Fortnox")
@@ -400,24 +413,23 @@ async def test_a_manual_connection_is_never_claimed(
     await fortnox.invoice(await fortnox.customer())
     await add_connection(pool, box, fortnox, mode=ConnectionMode.MANUAL)
     async with pool.acquire() as conn, conn.transaction():
-        assert await PgConnectionRepository.claim_due(conn) is None
+        assert await PgConnectionRepository(conn).claim_due() is None
     assert await poll_due(pool, box) is None
     assert await outbox(pool) == []
 
     automatic = await add_connection(pool, box, fortnox)
     async with pool.acquire() as conn, conn.transaction():
-        claimed = await PgConnectionRepository.claim_due(conn)
+        claimed = await PgConnectionRepository(conn).claim_due()
         assert claimed is not None
         assert claimed.connection_id == automatic.connection_id
-        await PgConnectionRepository.finish_poll(
-            conn,
+        await PgConnectionRepository(conn).finish_poll(
             claimed.connection_id,
             cursor_at=None,
             next_poll_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
             error=None,
         )
     async with pool.acquire() as conn, conn.transaction():
-        assert await PgConnectionRepository.claim_due(conn) is None
+        assert await PgConnectionRepository(conn).claim_due() is None
 
 
 async def test_a_held_connection_is_skipped_by_other_claims(
@@ -427,23 +439,23 @@ async def test_a_held_connection_is_skipped_by_other_claims(
     async with pool.acquire() as first, pool.acquire() as second:
         holding = first.transaction()
         await holding.start()
-        claimed = await PgConnectionRepository.claim_due(first)
+        claimed = await PgConnectionRepository(first).claim_due()
         assert claimed is not None
         assert claimed.connection_id == only.connection_id
         async with second.transaction():
             # SKIP LOCKED: answers at once instead of waiting for the holder
-            assert await asyncio.wait_for(PgConnectionRepository.claim_due(second), 5) is None
+            assert await asyncio.wait_for(PgConnectionRepository(second).claim_due(), 5) is None
 
         # a second due connection is handed to the other claimer meanwhile
         other = await add_connection(pool, box, fortnox)
         async with second.transaction():
-            next_claim = await asyncio.wait_for(PgConnectionRepository.claim_due(second), 5)
+            next_claim = await asyncio.wait_for(PgConnectionRepository(second).claim_due(), 5)
             assert next_claim is not None
             assert next_claim.connection_id == other.connection_id
 
         await holding.rollback()  # the poller died: the lock is gone at once
         async with second.transaction():
-            again = await PgConnectionRepository.claim_due(second)
+            again = await PgConnectionRepository(second).claim_due()
             assert again is not None
 
 
@@ -473,14 +485,15 @@ async def test_adding_an_id_of_another_tenant_raises_permission_error(
         "base_url": "http://evil.example",
         "token_sealed": box.seal("stolen"),
         "mode": ConnectionMode.AUTOMATIC,
-        "seller": {"name": "Evil AB"},
         "cutoff_at": dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
     }
     with pytest.raises(PermissionError):
-        await repo.add(**intruder)
+        await repo.add(ConnectionConfig(**intruder))
     with pytest.raises(PermissionError):  # same tenant, another source system
         await repo.add(
-            **{**intruder, "tenant_id": added.tenant_id, "system": SourceSystem.VISMA_NET}
+            ConnectionConfig(
+                **{**intruder, "tenant_id": added.tenant_id, "system": SourceSystem.VISMA_NET}
+            )
         )
 
     row = await connection_row(pool, added.connection_id)
@@ -499,19 +512,22 @@ async def test_re_adding_a_connection_updates_it_and_keeps_the_cursor(
     assert cursor is not None
 
     await PgConnectionRepository(pool).add(
-        connection_id=added.connection_id,
-        tenant_id=added.tenant_id,
-        system=SourceSystem.FORTNOX,
-        base_url=fortnox.sandbox.base_url,
-        token_sealed=box.seal(added.token),
-        mode=ConnectionMode.TEST,
-        seller={"name": "Nytt Namn AB"},
-        cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+        ConnectionConfig(
+            connection_id=added.connection_id,
+            tenant_id=added.tenant_id,
+            system=SourceSystem.FORTNOX,
+            base_url=fortnox.sandbox.base_url,
+            token_sealed=box.seal(added.token),
+            mode=ConnectionMode.TEST,
+            cutoff_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
+            poll_interval_seconds=600,
+        )
     )
     row = await connection_row(pool, added.connection_id)
     assert row["cursor_at"] == cursor
     assert row["mode"] == "test"
-    assert json.loads(row["seller"]) == {"name": "Nytt Namn AB"}
+    assert row["cutoff_at"] == dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
+    assert row["poll_interval_seconds"] == 600
 
 
 async def test_the_token_is_stored_sealed_and_never_listed(
@@ -528,7 +544,7 @@ async def test_the_token_is_stored_sealed_and_never_listed(
     with pytest.raises(ValueError, match="cannot be decrypted"):
         other_box.open(sealed)
 
-    listed = await PgConnectionRepository(pool).list(added.tenant_id)
-    assert [r["connection_id"] for r in listed] == [added.connection_id]
-    assert "token_sealed" not in listed[0]
+    listed = await PgConnectionRepository(pool).states(added.tenant_id)
+    assert [r.connection_id for r in listed] == [added.connection_id]
+    assert not hasattr(listed[0], "token_sealed")
     assert added.token not in repr(listed[0])

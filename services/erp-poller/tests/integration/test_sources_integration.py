@@ -2,7 +2,7 @@
 
 The same scenarios run for Fortnox, Visma eAccounting, Visma.net and Sirvoy through one
 small driver per system (create a document, change it, inject 429s, check what the mapper
-needs). Work is driven by the service's own `Runner` steps, so claiming, locking, recording
+needs). Work is driven by the service's own scheduler `Steps`, so claiming, locking, recording
 and the per-connection client cache are the production ones; clients page two at a time so
 every listing spans several pages.
 """
@@ -21,10 +21,16 @@ from decimal import Decimal
 import asyncpg
 import httpx
 import pytest
-from erp_poller.app import Runner, SourceCache
-from erp_poller.domain import content_version, seal_form
-from erp_poller.repository import PgConnectionRepository, PgTenantRepository
-from erp_poller.sources import ClientOptions
+from erp_poller.adapters.repository import (
+    PgConnectionRepository,
+    PgRequestRepository,
+    PgUnitOfWork,
+)
+from erp_poller.domain.connections import BackfillRequest, ConnectionConfig
+from erp_poller.domain.credentials import seal_form
+from erp_poller.domain.documents import content_version
+from erp_poller.entrypoints.loops import Steps
+from erp_poller.testing import given_profile, seller_profile, steps_on
 from nordflow_connectors.oauth import InMemoryTokenStore, OAuthSession, Tokens
 from nordflow_connectors.visma_eaccounting import VismaEAccountingClient
 from nordflow_connectors.visma_net import PaymentApplication, VismaNetClient
@@ -39,12 +45,12 @@ from nordflow_sandboxes.visma_net import testing as visma_net_testing
 from nordflow_sandboxes.visma_net.testing import RunningVismaNetSandbox
 from nordflow_schemas.common import ConnectionMode, SourceSystem, canonical_invoice_id
 from nordflow_schemas.envelope import decode
-from nordflow_schemas.events import DocumentKind, ErpDocumentFetched
+from nordflow_schemas.events import RELATED_TENANT, DocumentKind, ErpDocumentFetched
 from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
 
-SELLER = {"name": "Nordflow Test AB", "organisation_number": "556036-0793"}
+PROFILE = seller_profile("Nordflow Test AB", organisation_number="556036-0793")
 LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
@@ -304,26 +310,23 @@ async def add_connection(
 ) -> Added:
     added = Added(f"conn-{uuid.uuid4().hex[:10]}", f"t-{uuid.uuid4().hex[:10]}")
     await PgConnectionRepository(pool).add(
-        connection_id=added.connection_id,
-        tenant_id=added.tenant_id,
-        system=driver.system,
-        base_url=driver.base_url,
-        token_sealed=box.seal(seal_form(driver.system, driver.credentials)),
-        mode=mode,
-        seller=SELLER,
-        cutoff_at=cutoff or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        ConnectionConfig(
+            connection_id=added.connection_id,
+            tenant_id=added.tenant_id,
+            system=driver.system,
+            base_url=driver.base_url,
+            token_sealed=box.seal(seal_form(driver.system, driver.credentials)),
+            mode=mode,
+            cutoff_at=cutoff or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        )
     )
+    await given_profile(PgUnitOfWork(pool), added.tenant_id, PROFILE)
     return added
 
 
-def runner(pool: asyncpg.Pool, box: SecretBox) -> Runner:
-    """A scheduler's steps over a client cache of its own (one process)."""
-    return Runner(
-        lambda: pool,
-        SourceCache(box, lambda: pool, ClientOptions(page_size=2)),
-        poll_interval=dt.timedelta(0),  # due again at once
-        overlap=dt.timedelta(seconds=120),
-    )
+def runner(pool: asyncpg.Pool, box: SecretBox) -> Steps:
+    """A scheduler's steps over a client cache of its own (one process), due again at once."""
+    return steps_on(pool, box, page_size=2)
 
 
 async def events(pool: asyncpg.Pool) -> list[ErpDocumentFetched]:
@@ -368,7 +371,7 @@ async def test_a_poll_emits_each_document_once_across_pages_and_a_change_once_mo
         assert body.kind is DocumentKind.INVOICE
         assert body.test_mode is False
         assert body.version == content_version(body.payload)
-        assert body.related["seller"] == SELLER
+        assert body.related[RELATED_TENANT] == PROFILE.model_dump(mode="json")
         driver.check(body)
 
     # the overlap is read again: nothing twice
@@ -412,16 +415,18 @@ async def test_manual_mode_polls_nothing_until_a_sync_asks(
     assert not await steps.poll_one()
     assert await events(pool) == []
 
-    tenants = PgTenantRepository(pool)
-    limited = await tenants.request_sync(added.tenant_id, added.connection_id, 2, [])
-    named = await tenants.request_sync(added.tenant_id, added.connection_id, None, [documents[3]])
+    tenants = PgRequestRepository(pool)
+    limited = (await tenants.request_sync(added.tenant_id, added.connection_id, 2, [])).request_id
+    named = (
+        await tenants.request_sync(added.tenant_id, added.connection_id, None, [documents[3]])
+    ).request_id
     assert await steps.sync_one()
     assert await steps.sync_one()
     assert not await steps.sync_one()
     for request_id, count in ((limited, 2), (named, 1)):
         row = await tenants.sync_request(added.tenant_id, request_id)
         assert row is not None
-        assert (row["emitted"], row["error"]) == (count, None)
+        assert (row.emitted, row.error) == (count, None)
     emitted = await events(pool)
     assert len(emitted) == 3
     assert documents[3] in {e.source.document_id for e in emitted}
@@ -454,28 +459,29 @@ async def test_a_backfill_re_reads_since_its_date_and_emits_only_what_is_new_or_
     assert await steps.poll_one()
     assert await events(pool) == []
 
-    tenants = PgTenantRepository(pool)
+    tenants = PgRequestRepository(pool)
 
-    async def backfill() -> asyncpg.Record:
+    async def backfill() -> BackfillRequest:
         since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-        request_id = await tenants.request_backfill(added.tenant_id, added.connection_id, since)
+        request = await tenants.request_backfill(added.tenant_id, added.connection_id, since)
+        request_id = request.request_id
         assert await steps.backfill_one()
         row = await tenants.backfill_request(added.tenant_id, request_id)
         assert row is not None
-        assert row["finished_at"] is not None
-        assert row["error"] is None
+        assert row.finished_at is not None
+        assert row.error is None
         return row
 
     first = await backfill()
-    assert (first["listed"], first["emitted"], first["attempts"]) == (3, 3, 1)
+    assert (first.listed, first.emitted, first.attempts) == (3, 3, 1)
     assert sorted(e.source.document_id for e in await events(pool)) == sorted(documents)
 
     again = await backfill()
-    assert (again["listed"], again["emitted"]) == (3, 0)
+    assert (again.listed, again.emitted) == (3, 0)
 
     expected = await driver.change(documents[0])
     third = await backfill()
-    assert third["emitted"] == len(expected)
+    assert third.emitted == len(expected)
     assert {e.source.document_id for e in (await events(pool))[3:]} == expected
     assert not await steps.backfill_one()
     # the cursor of scheduled polls is not the backfill's business
@@ -518,7 +524,7 @@ async def test_sirvoy_credit_invoices_and_payments_flow_with_their_invoice(
         "document_id": paid,
         "document_number": emitted[paid].source.document_number,
     }
-    assert paying.related["seller"] == SELLER
+    assert paying.related[RELATED_TENANT] == PROFILE.model_dump(mode="json")
     assert paying.related["booking"]["bookingId"] == driver.booking
     assert paying.invoice_id != emitted[paid].invoice_id  # its own document, its own key
 
@@ -608,17 +614,19 @@ async def test_a_push_connection_is_never_polled(
 ) -> None:
     for system in (SourceSystem.WINNER, SourceSystem.ON_PREMISE):
         await PgConnectionRepository(pool).add(
-            connection_id=f"push-{uuid.uuid4().hex[:8]}",
-            tenant_id="t-push",
-            system=system,
-            base_url="http://agent.invalid",
-            token_sealed=box.seal(seal_form(system, {"signing_secret": "s3cret-signing"})),
-            mode=ConnectionMode.AUTOMATIC,
-            seller=SELLER,
-            cutoff_at=LONG_AGO,
+            ConnectionConfig(
+                connection_id=f"push-{uuid.uuid4().hex[:8]}",
+                tenant_id="t-push",
+                system=system,
+                base_url="http://agent.invalid",
+                token_sealed=box.seal(seal_form(system, {"signing_secret": "s3cret-signing"})),
+                mode=ConnectionMode.AUTOMATIC,
+                cutoff_at=LONG_AGO,
+            )
         )
+    await given_profile(PgUnitOfWork(pool), "t-push", PROFILE)
     async with pool.acquire() as conn, conn.transaction():
-        assert await PgConnectionRepository.claim_due(conn) is None
+        assert await PgConnectionRepository(conn).claim_due() is None
     assert not await runner(pool, box).poll_one()
 
 

@@ -13,11 +13,12 @@ import uuid
 import asyncpg
 import httpx
 import pytest
-from erp_poller.app import Runner, SourceCache
-from erp_poller.domain import seal_form
-from erp_poller.repository import PgConnectionRepository
-from erp_poller.sources import ClientOptions
-from erp_poller.tokens import PgTokenStore
+from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
+from erp_poller.adapters.tokens import PgTokenStore
+from erp_poller.domain.connections import ConnectionConfig
+from erp_poller.domain.credentials import seal_form
+from erp_poller.entrypoints.loops import Steps
+from erp_poller.testing import given_profile, seller_profile, steps_on
 from nordflow_connectors.oauth import OAuthSession, Tokens
 from nordflow_runtime.crypto import SecretBox
 from nordflow_sandboxes.visma_eaccounting.testing import (
@@ -44,25 +45,22 @@ async def connect(
         "token_url": sandbox.token_url,
     }
     await PgConnectionRepository(pool).add(
-        connection_id=connection_id,
-        tenant_id=tenant,
-        system=SourceSystem.VISMA_EACCOUNTING,
-        base_url=sandbox.base_url,
-        token_sealed=box.seal(seal_form(SourceSystem.VISMA_EACCOUNTING, credentials)),
-        mode=ConnectionMode.AUTOMATIC,
-        seller={"name": "Säljare AB"},
-        cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant,
+            system=SourceSystem.VISMA_EACCOUNTING,
+            base_url=sandbox.base_url,
+            token_sealed=box.seal(seal_form(SourceSystem.VISMA_EACCOUNTING, credentials)),
+            mode=ConnectionMode.AUTOMATIC,
+            cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+        )
     )
+    await given_profile(PgUnitOfWork(pool), tenant, seller_profile("Säljare AB"))
     return connection_id, tenant, company
 
 
-def process(pool: asyncpg.Pool, box: SecretBox) -> Runner:
-    return Runner(
-        lambda: pool,
-        SourceCache(box, lambda: pool, ClientOptions()),
-        poll_interval=dt.timedelta(0),
-        overlap=dt.timedelta(seconds=120),
-    )
+def process(pool: asyncpg.Pool, box: SecretBox) -> Steps:
+    return steps_on(pool, box)
 
 
 def initial(company: SandboxCompany) -> Tokens:

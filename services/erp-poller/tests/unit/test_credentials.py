@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from erp_poller.domain import (
+from erp_poller.domain.credentials import (
     CredentialsError,
     SirvoyCredentials,
     TokenCredentials,
@@ -94,7 +94,7 @@ def test_a_stored_value_that_is_not_a_json_object_is_refused_without_showing_it(
 
 
 def test_a_payments_subject_is_its_own_id_never_a_number_an_invoice_may_have() -> None:
-    from erp_poller.domain import event_subject
+    from erp_poller.domain.documents import event_subject
     from nordflow_schemas.events import DocumentKind
 
     assert event_subject(DocumentKind.INVOICE, "inv-uuid", "1") == "1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from erp_poller.domain import (
+from erp_poller.domain.credentials import (
     FORTNOX_TOKEN_URL,
     VISMA_CONNECT_TOKEN_URL,
     VISMA_NET_SCOPE,

@@ -9,15 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from erp_poller.domain import (
-    Connection,
-    content_version,
-    fetched_event,
-    fortnox_kind,
-    window_start,
-)
+from erp_poller.domain.connections import Connection, window_start
+from erp_poller.domain.documents import Document, content_version, fetched_event, fortnox_kind
+from erp_poller.testing import seller_profile
 from nordflow_schemas.common import ConnectionMode, SourceSystem, canonical_invoice_id
-from nordflow_schemas.events import DocumentKind
+from nordflow_schemas.events import RELATED_TENANT, DocumentKind
 
 CUTOFF = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
 
@@ -35,7 +31,6 @@ def connection(
         base_url="http://fortnox.invalid",
         token_sealed=b"sealed",
         mode=mode,
-        seller={"name": "Säljare AB"},
         cutoff_at=cutoff_at,
         cursor_at=cursor_at,
     )
@@ -182,15 +177,12 @@ def test_fetched_event_carries_the_connection_and_its_mode(
     source = connection(mode=mode)
     payload = sample_document()
     now = dt.datetime(2025, 3, 10, 12, 30, tzinfo=dt.UTC)
+    profile = seller_profile("Säljare AB")
+    document = Document(
+        "17", "17", DocumentKind.INVOICE, payload, {"customer": {"CustomerNumber": "7"}}
+    )
     event = fetched_event(
-        source,
-        document_id="17",
-        document_number="17",
-        kind=DocumentKind.INVOICE,
-        payload=payload,
-        related={"seller": source.seller},
-        version=content_version(payload),
-        fetched_at=now,
+        source, profile, document, version=content_version(payload), fetched_at=now
     )
     assert event.test_mode is test_mode
     assert event.tenant_id == source.tenant_id
@@ -200,7 +192,10 @@ def test_fetched_event_carries_the_connection_and_its_mode(
     assert event.source.connection_id == source.connection_id
     assert event.source.document_number == "17"
     assert event.payload == payload
-    assert event.related == {"seller": {"name": "Säljare AB"}}
+    assert event.related == {
+        "customer": {"CustomerNumber": "7"},
+        RELATED_TENANT: profile.model_dump(mode="json"),
+    }
     assert event.fetched_at == now
 
 
@@ -210,15 +205,9 @@ def test_the_invoice_id_is_scoped_to_tenant_and_connection() -> None:
     other_tenant = dataclasses.replace(source, tenant_id=source.tenant_id + "-x")
 
     def invoice_id(conn: Connection) -> str:
+        document = Document("1", "1", DocumentKind.INVOICE, {}, {})
         return fetched_event(
-            conn,
-            document_id="1",
-            document_number="1",
-            kind=DocumentKind.INVOICE,
-            payload={},
-            related={},
-            version="v",
-            fetched_at=CUTOFF,
+            conn, seller_profile(), document, version="v", fetched_at=CUTOFF
         ).invoice_id
 
     ids = {invoice_id(source), invoice_id(other_connection), invoice_id(other_tenant)}

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from erp_poller import sie
+from erp_poller.domain import sie
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

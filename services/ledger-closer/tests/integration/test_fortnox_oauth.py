@@ -2,7 +2,7 @@
 another: two chains of rotating refresh tokens, one per service, neither spending the other's.
 
 One database holds both services' schemas (as in production), the Fortnox sandbox runs
-in-process; erp-poller is driven by its own `Runner`, ledger-closer through
+in-process; erp-poller is driven by its own scheduler steps, ledger-closer through
 `ServiceHarness` (its consumer's batch processing and its post-entry job).
 """
 
@@ -19,11 +19,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from erp_poller.app import Runner, SourceCache
+from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.app import create_app as create_poller
 from erp_poller.config import Settings as PollerSettings
-from erp_poller.domain import seal_form
-from erp_poller.repository import PgConnectionRepository
+from erp_poller.domain.connections import ConnectionConfig
+from erp_poller.domain.credentials import seal_form
+from erp_poller.testing import given_profile, steps_on
 from ledger_closer.adapters.repository import PgConnectionRepository as PgWriteConnections
 from ledger_closer.credentials import sealed_text
 from ledger_closer.deps import Deps
@@ -148,23 +149,20 @@ async def test_each_service_rotates_its_own_grant_and_both_keep_working(
 
     tenant, connection_id = f"t-{uuid.uuid4().hex[:8]}", f"fx-{uuid.uuid4().hex[:8]}"
     await PgConnectionRepository(poller_pool).add(
-        connection_id=connection_id,
-        tenant_id=tenant,
-        system=SourceSystem.FORTNOX,
-        base_url=fortnox.base_url,
-        token_sealed=box.seal(seal_form(SourceSystem.FORTNOX, poller_grant.credentials())),
-        mode=ConnectionMode.AUTOMATIC,
-        seller={"name": "Säljare AB"},
-        cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant,
+            system=SourceSystem.FORTNOX,
+            base_url=fortnox.base_url,
+            token_sealed=box.seal(seal_form(SourceSystem.FORTNOX, poller_grant.credentials())),
+            mode=ConnectionMode.AUTOMATIC,
+            cutoff_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10),
+        )
     )
+    await given_profile(PgUnitOfWork(poller_pool), tenant)
     await add_write_connection(closer, box, fortnox, tenant, connection_id, closer_grant)
 
-    runner = Runner(
-        lambda: poller_pool,
-        SourceCache(box, lambda: poller_pool),
-        poll_interval=dt.timedelta(0),
-        overlap=dt.timedelta(seconds=120),
-    )
+    runner = steps_on(poller_pool, box)
     try:
         assert await runner.poll_one()
         await close_invoice(closer, tenant, connection_id, first_number, first_total)

@@ -15,7 +15,9 @@ from pydantic import SecretStr
 from .oauth import OAuthSession
 from .resilience import PartnerError, SlidingWindowLimiter, send_with_retries
 
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
+# Fortnox's own clock: its `lastmodified` filter is wall-clock time in Sweden, whatever the
+# tenant's zone (the partner's zone, not a tenant setting).
+FORTNOX_API_ZONE = ZoneInfo("Europe/Stockholm")
 DEFAULT_BASE_URL = "https://api.fortnox.se"
 # fortnox.se/developer/authorization: authorization-code flow; the client authenticates with
 # HTTP Basic; access tokens live 1 hour; every refresh rotates the refresh token (single use,
@@ -27,7 +29,7 @@ REFRESH_TOKEN_LIFETIME = dt.timedelta(days=45)
 
 def lastmodified_param(moment: dt.datetime) -> str:
     """Fortnox's ``lastmodified`` filter: minute-grained Stockholm wall-clock time."""
-    return moment.astimezone(STOCKHOLM).strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(FORTNOX_API_ZONE).strftime("%Y-%m-%d %H:%M")
 
 
 class FortnoxClient:

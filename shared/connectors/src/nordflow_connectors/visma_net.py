@@ -11,13 +11,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import httpx
+from nordflow_schemas.money import CENT
 from pydantic import SecretStr
 
 from .resilience import PartnerError, SlidingWindowLimiter, retry_after_seconds, send_with_retries
 
 DEFAULT_BASE_URL = "https://api.finance.visma.net"
 COMPANY_HEADER = "ipp-company-id"
-CENT = Decimal("0.01")
 # Payment statuses after release: the applications are booked and the balances reduced.
 RELEASED_STATUSES = frozenset({"Open", "Closed"})
 

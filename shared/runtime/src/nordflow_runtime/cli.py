@@ -232,14 +232,3 @@ def run_cli(cli: typer.Typer, name: str, argv: list[str] | None = None) -> int:
         print(exc.code, file=sys.stderr)  # SystemExit("message"): the message, exit code 1
         return 1
     return 0
-
-
-def service_main(
-    name: str,
-    create_app: Callable[[], ServiceApp[Any]],
-    argv: list[str] | None = None,
-    *,
-    tenant_api: bool = False,
-) -> int:
-    """Run only the shared command tree (for a service without commands of its own)."""
-    return run_cli(service_cli(name, create_app, tenant_api=tenant_api), name, argv)

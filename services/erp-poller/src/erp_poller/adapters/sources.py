@@ -1,18 +1,18 @@
 """Source adapters: what changed in a window, and each document with what the mapper needs.
 
 One adapter per polled system wraps its production client from ``nordflow_connectors``. The
-poller only sees `Source`: list the changes since an instant (a `Listing`, which may carry
-the server's own watermark), then fetch each change as a `SourceDocument` — the raw payload
-as the source returned it, its kind, and the related records the mapper reads
-(``related["seller"]`` always: the connection's seller profile).
+poller only sees `Source` (``erp_poller.service.ports``): list the changes since an instant
+(a `Listing`, which may carry the server's own watermark), then fetch each change as a
+`Document` — the raw payload as the source returned it, its kind, and the source's related
+records the mapper reads (the tenant's profile is added when the document is emitted).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from nordflow_connectors.client_credentials import ClientCredentialsSession
@@ -26,57 +26,28 @@ from nordflow_schemas.common import SourceSystem
 from nordflow_schemas.events import DocumentKind
 from pydantic import SecretStr
 
-from .domain import (
-    PAYMENT_PREFIX,
-    Connection,
+from ..domain.connections import Connection
+from ..domain.credentials import (
     FortnoxOAuthCredentials,
     SirvoyCredentials,
     TokenCredentials,
     VismaEAccountingCredentials,
     VismaNetClientCredentials,
     VismaNetCredentials,
-    fortnox_kind,
     parse_credentials,
+)
+from ..domain.documents import (
+    Document,
+    fortnox_kind,
     payment_document_id,
     sirvoy_kind,
     visma_eaccounting_kind,
     visma_net_kind,
 )
+from ..service.ports import Change, FetchCache, Listing, Source
 from .tokens import PgTokenStore
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-ChangeKind = Literal["invoice", "payment"]
-
-
-@dataclass(frozen=True)
-class Change:
-    """One listed document: its id in our events, and the source's own id to fetch it by."""
-
-    document_id: str
-    ref: str
-    kind: ChangeKind = "invoice"
-
-    @classmethod
-    def of(cls, document_id: str) -> Change:
-        """The change for a document id as events carry it (``payment:<id>`` for payments)."""
-        if document_id.startswith(PAYMENT_PREFIX):
-            return cls(document_id, document_id.removeprefix(PAYMENT_PREFIX), "payment")
-        return cls(document_id, document_id, "invoice")
-
-
-@dataclass(frozen=True)
-class SourceDocument:
-    """A document as the mapper receives it in ``erp.document.fetched``."""
-
-    document_id: str
-    document_number: str | None
-    kind: DocumentKind
-    payload: dict[str, Any]
-    related: dict[str, dict[str, Any]]
-    # The source's change time, where pushes of the same document also arrive (Sirvoy's
-    # webhooks): an older snapshot is never emitted over a newer one.
-    source_time: dt.datetime | None = None
 
 
 def _changed_at(record: dict[str, Any]) -> dt.datetime | None:
@@ -89,60 +60,18 @@ def _changed_at(record: dict[str, Any]) -> dt.datetime | None:
     return moment if moment is not None and moment.tzinfo is not None else None
 
 
-class Listing:
-    """The changes of one window; ``watermark`` is the server's "now" at its start, if the
-    source tells it (else None: the poller's own start time is the cursor)."""
-
-    def __init__(
-        self,
-        changes: AsyncIterator[Change],
-        watermark: Callable[[], dt.datetime | None] = lambda: None,
-    ) -> None:
-        self._changes = changes
-        self._watermark = watermark
-
-    def __aiter__(self) -> AsyncIterator[Change]:
-        return self._changes
-
-    @property
-    def watermark(self) -> dt.datetime | None:
-        """Read it once the listing was iterated to the end."""
-        return self._watermark()
-
-
-@dataclass
-class FetchCache:
-    """Records read once per poll (customers, bookings), by ``kind:id``."""
-
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    async def get(self, key: str, read: Callable[[], Any]) -> dict[str, Any]:
-        """The cached record, reading it on first use."""
-        if key not in self.records:
-            self.records[key] = await read()
-        return self.records[key]
-
-
-class Source(Protocol):
-    """What polling, syncs and backfills need from a source system."""
-
-    system: SourceSystem
-
-    def changes_since(self, since: dt.datetime) -> Listing:
-        """Documents modified at or after ``since`` (oldest first where the source sorts)."""
-        ...
-
-    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
-        """The full document; None if it is not one that flows (e.g. an unapplied payment)."""
-        ...
-
-    async def aclose(self) -> None:
-        """Close the clients."""
-        ...
-
-
 def _text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
+
+
+async def _with_customer(
+    cache: FetchCache, number: str | None, read: Callable[[str], Awaitable[Any]]
+) -> dict[str, dict[str, Any]]:
+    """``related`` holding the document's customer card, read once per run (none without a
+    customer number)."""
+    if not number:
+        return {}
+    return {"customer": await cache.get(f"customer:{number}", lambda: read(number))}
 
 
 # ----------------------------------------------------------------------------- Fortnox
@@ -159,14 +88,8 @@ class FortnoxSource:
 
     system = SourceSystem.FORTNOX
 
-    def __init__(
-        self,
-        client: FortnoxClient,
-        seller: dict[str, Any],
-        session: OAuthSession | None = None,
-    ) -> None:
+    def __init__(self, client: FortnoxClient, session: OAuthSession | None = None) -> None:
         self.client = client
-        self.seller = seller
         self.session = session
 
     def changes_since(self, since: dt.datetime) -> Listing:
@@ -180,29 +103,26 @@ class FortnoxSource:
 
         return Listing(changes())
 
-    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+    async def fetch(self, change: Change, cache: FetchCache) -> Document | None:
         """The invoice, rows included, and its customer card; or a payment in full."""
         if change.kind == "payment":
             payment = await self.client.payment(change.ref)
             paid = _text(payment.get("InvoiceNumber"))
             if paid is None:
                 return None
-            return SourceDocument(
+            return Document(
                 change.document_id,
                 _text(payment.get("Number")) or change.ref,
                 DocumentKind.PAYMENT,
                 payment,
-                {"seller": self.seller, "invoice": {"document_id": paid, "document_number": paid}},
+                {"invoice": {"document_id": paid, "document_number": paid}},
             )
         invoice = await self.client.invoice(change.ref)
-        related: dict[str, dict[str, Any]] = {"seller": self.seller}
-        customer = _text(invoice.get("CustomerNumber"))
-        if customer:
-            related["customer"] = await cache.get(
-                f"customer:{customer}", lambda: self.client.customer(customer)
-            )
+        related = await _with_customer(
+            cache, _text(invoice.get("CustomerNumber")), self.client.customer
+        )
         number = str(invoice.get("DocumentNumber") or change.ref)
-        return SourceDocument(number, number, fortnox_kind(invoice), invoice, related)
+        return Document(number, number, fortnox_kind(invoice), invoice, related)
 
     async def aclose(self) -> None:
         """Close the client and its OAuth session."""
@@ -223,12 +143,9 @@ class VismaEAccountingSource:
 
     system = SourceSystem.VISMA_EACCOUNTING
 
-    def __init__(
-        self, client: VismaEAccountingClient, session: OAuthSession, seller: dict[str, Any]
-    ) -> None:
+    def __init__(self, client: VismaEAccountingClient, session: OAuthSession) -> None:
         self.client = client
         self.session = session
-        self.seller = seller
 
     def changes_since(self, since: dt.datetime) -> Listing:
         """Invoices by ``modifiedSinceUtc``."""
@@ -240,17 +157,14 @@ class VismaEAccountingSource:
 
         return Listing(changes(), lambda: listing.server_time if listing.complete else None)
 
-    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+    async def fetch(self, change: Change, cache: FetchCache) -> Document | None:
         """The invoice and its customer card."""
         if change.kind != "invoice":
             return None
         invoice = await self.client.invoice(change.ref)
-        related: dict[str, dict[str, Any]] = {"seller": self.seller}
-        customer = _text(invoice.get("CustomerId"))
-        if customer:
-            related["customer"] = await cache.get(
-                f"customer:{customer}", lambda: self.client.customer(customer)
-            )
+        related = await _with_customer(
+            cache, _text(invoice.get("CustomerId")), self.client.customer
+        )
         # A credit invoice names the one it credits by id only; the mapper needs its number
         # and date (the canonical credit note's preceding invoice).
         credited = _text(invoice.get("ReferringInvoiceId"))
@@ -258,7 +172,7 @@ class VismaEAccountingSource:
             related["credited_invoice"] = await cache.get(
                 f"invoice:{credited}", lambda: self.client.invoice(credited)
             )
-        return SourceDocument(
+        return Document(
             str(invoice.get("Id") or change.ref),
             _text(invoice.get("InvoiceNumber")),
             visma_eaccounting_kind(invoice),
@@ -304,13 +218,9 @@ class VismaNetSource:
     system = SourceSystem.VISMA_NET
 
     def __init__(
-        self,
-        client: VismaNetClient,
-        seller: dict[str, Any],
-        session: ClientCredentialsSession | None = None,
+        self, client: VismaNetClient, session: ClientCredentialsSession | None = None
     ) -> None:
         self.client = client
-        self.seller = seller
         self.session = session
 
     def changes_since(self, since: dt.datetime) -> Listing:
@@ -327,17 +237,12 @@ class VismaNetSource:
 
         return Listing(changes())
 
-    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+    async def fetch(self, change: Change, cache: FetchCache) -> Document | None:
         """The invoice and its customer card, or the payment and the invoice it pays."""
         if change.kind == "payment":
             return await self._payment(change)
         invoice = await self.client.invoice(change.ref)
-        related: dict[str, dict[str, Any]] = {"seller": self.seller}
-        customer = _customer_number(invoice)
-        if customer:
-            related["customer"] = await cache.get(
-                f"customer:{customer}", lambda: self.client.customer(customer)
-            )
+        related = await _with_customer(cache, _customer_number(invoice), self.client.customer)
         kind = visma_net_kind(invoice)
         if kind is DocumentKind.CREDIT_NOTE:
             # Its original: the first invoice it is applied to (for the original's date when
@@ -357,9 +262,9 @@ class VismaNetSource:
                     f"invoice:{original}", lambda: self.client.invoice(original)
                 )
         number = str(invoice.get("referenceNumber") or change.ref)
-        return SourceDocument(number, number, kind, invoice, related)
+        return Document(number, number, kind, invoice, related)
 
-    async def _payment(self, change: Change) -> SourceDocument | None:
+    async def _payment(self, change: Change) -> Document | None:
         """The payment's share of one invoice (``payment:<refNbr>@<invoice>``); a payment
         named without its invoice (a user's sync) gives its first invoice's share."""
         ref, _, invoice = change.ref.partition("@")
@@ -368,15 +273,12 @@ class VismaNetSource:
         if not applied or (invoice and invoice not in applied):
             return None  # applied to no document (yet), or no longer to this one
         invoice = invoice or applied[0]
-        return SourceDocument(
+        return Document(
             payment_document_id(f"{ref}@{invoice}"),
             _text(payment.get("refNbr")) or ref,
             DocumentKind.PAYMENT,
             payment,
-            {
-                "seller": self.seller,
-                "invoice": {"document_id": invoice, "document_number": invoice},
-            },
+            {"invoice": {"document_id": invoice, "document_number": invoice}},
         )
 
     async def aclose(self) -> None:
@@ -398,9 +300,8 @@ class SirvoySource:
 
     system = SourceSystem.SIRVOY
 
-    def __init__(self, client: SirvoyClient, seller: dict[str, Any]) -> None:
+    def __init__(self, client: SirvoyClient) -> None:
         self.client = client
-        self.seller = seller
 
     def changes_since(self, since: dt.datetime) -> Listing:
         """Invoices, then payments, by ``modifiedSince``."""
@@ -428,16 +329,16 @@ class SirvoySource:
             return None
         return await cache.get(f"booking:{booking}", lambda: self.client.booking_record(booking))
 
-    async def fetch(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+    async def fetch(self, change: Change, cache: FetchCache) -> Document | None:
         """The invoice with its booking, or the payment with the invoice it pays."""
         if change.kind == "payment":
             return await self._payment(change, cache)
         invoice = await self.client.invoice_record(change.ref)
-        related: dict[str, dict[str, Any]] = {"seller": self.seller}
+        related: dict[str, dict[str, Any]] = {}
         booking = await self._booking(invoice.get("bookingId"), cache)
         if booking is not None:
             related["booking"] = booking
-        return SourceDocument(
+        return Document(
             str(invoice.get("invoiceId") or change.ref),
             _text(invoice.get("invoiceNumber")),
             sirvoy_kind(invoice),
@@ -446,7 +347,7 @@ class SirvoySource:
             _changed_at(invoice),
         )
 
-    async def _payment(self, change: Change, cache: FetchCache) -> SourceDocument | None:
+    async def _payment(self, change: Change, cache: FetchCache) -> Document | None:
         payment = await self.client.payment_record(change.ref)
         invoice_id = _text(payment.get("invoiceId"))
         if invoice_id is None:
@@ -455,7 +356,6 @@ class SirvoySource:
             f"invoice:{invoice_id}", lambda: self.client.invoice_record(invoice_id)
         )
         related: dict[str, dict[str, Any]] = {
-            "seller": self.seller,
             "invoice": {
                 "document_id": invoice_id,
                 "document_number": _text(invoice.get("invoiceNumber")),
@@ -464,7 +364,7 @@ class SirvoySource:
         booking = await self._booking(payment.get("bookingId"), cache)
         if booking is not None:
             related["booking"] = booking
-        return SourceDocument(
+        return Document(
             change.document_id,
             change.ref,
             DocumentKind.PAYMENT,
@@ -505,7 +405,6 @@ def open_source(
         )
     credentials = parse_credentials(connection.system, box.open(connection.token_sealed))
     size = options.page_size
-    seller = connection.seller
     if isinstance(credentials, VismaEAccountingCredentials | FortnoxOAuthCredentials):
         initial = Tokens(
             access_token=SecretStr(""),  # expired at once: the first use refreshes
@@ -520,9 +419,9 @@ def open_source(
         )
         if isinstance(credentials, FortnoxOAuthCredentials):
             fortnox = FortnoxClient(connection.base_url, session, page_size=size or 100)
-            return FortnoxSource(fortnox, seller, session)
+            return FortnoxSource(fortnox, session)
         client = VismaEAccountingClient(connection.base_url, session, page_size=size or 200)
-        return VismaEAccountingSource(client, session, seller)
+        return VismaEAccountingSource(client, session)
     if isinstance(credentials, VismaNetClientCredentials):
         tokens = ClientCredentialsSession(
             credentials.token_url,
@@ -539,7 +438,6 @@ def open_source(
                 api_timezone=credentials.api_timezone,
                 page_size=size or 100,
             ),
-            seller,
             tokens,
         )
     if isinstance(credentials, VismaNetCredentials):
@@ -550,14 +448,13 @@ def open_source(
                 credentials.company_id,
                 api_timezone=credentials.api_timezone,
                 page_size=size or 100,
-            ),
-            seller,
+            )
         )
     if isinstance(credentials, SirvoyCredentials):
         return SirvoySource(
-            SirvoyClient(connection.base_url, credentials.api_token, page_size=size or 100), seller
+            SirvoyClient(connection.base_url, credentials.api_token, page_size=size or 100)
         )
     assert isinstance(credentials, TokenCredentials)
     return FortnoxSource(
-        FortnoxClient(connection.base_url, credentials.token, page_size=size or 100), seller
+        FortnoxClient(connection.base_url, credentials.token, page_size=size or 100)
     )

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from erp_poller import agent
-from erp_poller.ingest import BATCH_HEADER, verify_signature
-from pydantic import SecretStr
+from nordflow_agent import agent
+from nordflow_signing import BATCH_HEADER, verify_signature
 
 SECRET = "agent-secret-0123456789"
 
@@ -76,7 +75,7 @@ def test_5xx_and_connection_errors_are_retried_then_the_file_is_sent(tmp_path: P
     assert str(last.url) == "http://nordflow.test/api/v1/ingest/batches/c1"
     assert last.headers["content-type"] == "text/plain"
     assert last.headers[BATCH_HEADER] == hashlib.sha256(b"#SIETYP 4\n").hexdigest()
-    verify_signature(SecretStr(SECRET), last.headers, last.content)  # signed with the secret
+    verify_signature(SECRET, last.headers, last.content)  # signed with the secret
 
 
 def test_a_4xx_files_the_batch_under_failed_with_the_reason(tmp_path: Path) -> None:
@@ -162,7 +161,7 @@ def test_customers_json_is_put_to_the_register_before_the_rounds_batches(tmp_pat
     put = requests[0]
     assert put.headers["content-type"] == "application/json"
     assert BATCH_HEADER not in put.headers  # an upsert: no batch id to be idempotent by
-    verify_signature(SecretStr(SECRET), put.headers, put.content)
+    verify_signature(SECRET, put.headers, put.content)
     assert sorted(p.name for p in (tmp_path / "sent").iterdir()) == [
         "2025-03-10.se",
         "Customers.json",

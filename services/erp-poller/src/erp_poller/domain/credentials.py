@@ -1,68 +1,16 @@
-"""Pure rules of picking up: versions, windows and the fetched event."""
+"""Credentials per source system: the forms each takes, checked by key, sealed and parsed.
+
+Errors name the system and the key, never a value.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from nordflow_schemas.common import ConnectionMode, SourceRef, SourceSystem, canonical_invoice_id
-from nordflow_schemas.events import DocumentKind, ErpDocumentFetched
+from nordflow_schemas.common import SourceSystem
 from pydantic import SecretStr
-
-
-@dataclass(frozen=True)
-class Connection:
-    """A tenant's connection to one source system (the token stays sealed here)."""
-
-    connection_id: str
-    tenant_id: str
-    system: SourceSystem
-    base_url: str
-    token_sealed: bytes
-    mode: ConnectionMode
-    seller: dict[str, Any]
-    cutoff_at: dt.datetime
-    cursor_at: dt.datetime | None
-    updated_at: dt.datetime | None = None  # changes whenever the configuration is replaced
-    poll_interval: dt.timedelta | None = None  # its own schedule; None: the service's default
-
-    @property
-    def polled(self) -> bool:
-        """Whether the poller reads this connection (push systems deliver on their own)."""
-        return self.system in POLLED_SYSTEMS
-
-
-POLLED_SYSTEMS = frozenset(
-    {
-        SourceSystem.FORTNOX,
-        SourceSystem.VISMA_EACCOUNTING,
-        SourceSystem.VISMA_NET,
-        SourceSystem.SIRVOY,
-    }
-)
-"""Systems erp-poller reads by API; the others (Winner, on-premise agents) push to it."""
-
-PAYMENT_PREFIX = "payment:"
-
-
-def event_subject(kind: DocumentKind, document_id: str, document_number: str | None) -> str:
-    """The event's `ce_subject`: the number users know an invoice by; a payment's own id, so
-    a payment numbered like an invoice is never mistaken for it."""
-    if kind is DocumentKind.PAYMENT:
-        return document_id
-    return document_number or document_id
-
-
-def payment_document_id(source_id: object) -> str:
-    """A payment's document id: prefixed, so it never collides with an invoice id."""
-    return f"{PAYMENT_PREFIX}{source_id}"
-
-
-# ------------------------------------------------------------------------- credentials
 
 
 class CredentialsError(ValueError):
@@ -297,84 +245,15 @@ def parse_credentials(system: SourceSystem, opened: SecretStr) -> Credentials:
     )
 
 
-def content_version(document: dict[str, Any]) -> str:
-    """A stable hash of a document's content: equal content, equal version."""
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def window_start(connection: Connection, overlap: dt.timedelta) -> dt.datetime:
-    """Where the next poll starts: the last poll's start minus the overlap, never before cut-off.
-
-    Timestamps in ERPs are often minute-grained and written late; re-reading an overlap and
-    deduplicating by version is what guarantees nothing written near the watermark is missed.
-    """
-    if connection.cursor_at is None:
-        return connection.cutoff_at
-    return max(connection.cutoff_at, connection.cursor_at - overlap)
-
-
-def _true(value: Any) -> bool:
-    return value is True or str(value).lower() == "true"
-
-
-def fortnox_kind(invoice: dict[str, Any]) -> DocumentKind:
-    """Fortnox marks credit invoices with ``Credit`` (and negative totals)."""
-    credit = _true(invoice.get("Credit"))
-    total = invoice.get("Total")
-    negative = total is not None and Decimal(str(total)) < 0
-    return DocumentKind.CREDIT_NOTE if credit or negative else DocumentKind.INVOICE
-
-
-def visma_eaccounting_kind(invoice: dict[str, Any]) -> DocumentKind:
-    """eAccounting marks credit invoices with ``IsCreditInvoice``."""
-    return (
-        DocumentKind.CREDIT_NOTE if _true(invoice.get("IsCreditInvoice")) else DocumentKind.INVOICE
-    )
-
-
-def visma_net_kind(invoice: dict[str, Any]) -> DocumentKind:
-    """Visma.net names the type in ``documentType`` (plain, or ``{"value": …}``)."""
-    raw = invoice.get("documentType")
-    value = raw.get("value") if isinstance(raw, dict) else raw
-    credit = str(value or "").replace(" ", "").lower() == "creditnote"
-    return DocumentKind.CREDIT_NOTE if credit else DocumentKind.INVOICE
-
-
-def sirvoy_kind(invoice: dict[str, Any]) -> DocumentKind:
-    """Sirvoy marks credit invoices with ``isCreditInvoice``."""
-    return (
-        DocumentKind.CREDIT_NOTE if _true(invoice.get("isCreditInvoice")) else DocumentKind.INVOICE
-    )
-
-
-def fetched_event(
-    connection: Connection,
-    *,
-    document_id: str,
-    document_number: str | None,
-    kind: DocumentKind,
-    payload: dict[str, Any],
-    related: dict[str, dict[str, Any]],
-    version: str,
-    fetched_at: dt.datetime,
-) -> ErpDocumentFetched:
-    """The event for a new version of a source document."""
-    return ErpDocumentFetched(
-        tenant_id=connection.tenant_id,
-        invoice_id=canonical_invoice_id(
-            connection.tenant_id, connection.system, connection.connection_id, document_id
-        ),
-        test_mode=connection.mode is ConnectionMode.TEST,
-        source=SourceRef(
-            system=connection.system,
-            connection_id=connection.connection_id,
-            document_id=document_id,
-            document_number=document_number,
-        ),
-        kind=kind,
-        version=version,
-        fetched_at=fetched_at,
-        payload=payload,
-        related=related,
-    )
+def credentials_from_token(system: SourceSystem, token: str) -> dict[str, str]:
+    """The credentials behind a single text (the CLI's ``--token-env``, the API's ``token``):
+    the token itself for plain-token systems, else the JSON object it holds."""
+    if system in PLAIN_KEYS:
+        return {PLAIN_KEYS[system]: token}
+    try:
+        document = json.loads(token)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise CredentialsError(system, None, "must be a JSON object (the value is not one)")
+    return {str(k): v for k, v in document.items()}

@@ -3,10 +3,11 @@
 An on-premise ERP (Visma Administration, Dynamics NAV, ...) exports invoices into a folder as
 JSON batches (`.json`) or SIE 4i files (`.se`, `.si`); the agent pushes each finished file to
 erp-poller's `POST /api/v1/ingest/batches/{connection}`, signed with the connection's push
-secret, and files it away: `sent/` after a 2xx, `failed/` (with `<name>.error.txt`) after a
-4xx that retrying cannot fix. The batch id is the SHA-256 of the file, so pushing a file
-again (after a crash between the answer and the move) answers the first result and emits
-nothing twice. The secret comes only from the environment (`NORDFLOW_AGENT_SECRET`).
+secret (`nordflow_signing`), and files it away: `sent/` after a 2xx, `failed/` (with
+`<name>.error.txt`) after a 4xx that retrying cannot fix. The batch id is the SHA-256 of
+the file, so pushing a file again (after a crash between the answer and the move) answers
+the first result and emits nothing twice. The secret comes only from the environment
+(`NORDFLOW_AGENT_SECRET`).
 
 A `customers.json` in the folder is the ERP's customer register (SIE 4 carries no customer
 addresses): it is pushed to `PUT /api/v1/ingest/customers/{connection}` before the batches of
@@ -28,8 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
-from .ingest import signature_headers
+from nordflow_signing import signature_headers
 
 log = logging.getLogger("nordflow_agent")
 

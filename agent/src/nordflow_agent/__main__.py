@@ -1,0 +1,5 @@
+"""python -m nordflow_agent."""
+
+from .agent import main
+
+main()

@@ -1,0 +1,167 @@
+"""Connections: what a tenant connects, what the poller reads, where a poll window starts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from nordflow_schemas.common import ConnectionMode, SourceSystem
+
+POLLED_SYSTEMS = frozenset(
+    {
+        SourceSystem.FORTNOX,
+        SourceSystem.VISMA_EACCOUNTING,
+        SourceSystem.VISMA_NET,
+        SourceSystem.SIRVOY,
+    }
+)
+"""Systems erp-poller reads by API; the others (Winner, on-premise agents) push to it."""
+
+BACKFILL_ATTEMPTS = 3
+"""A failing backfill is tried this many times, then finished with its error."""
+
+
+class ConnectionBusyError(Exception):
+    """The connection is being polled, synced or backfilled (its row is locked) right now."""
+
+
+class ConnectionTakenError(PermissionError):
+    """The connection id belongs to another tenant or another source system."""
+
+
+class InvalidInputError(ValueError):
+    """A value a user gave breaks a rule; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class NotFoundError(LookupError):
+    """No such connection (of the tenant, or of the system a push names), or request."""
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """What a connection is configured with; adding one again replaces it (not its cursor)."""
+
+    connection_id: str
+    tenant_id: str
+    system: SourceSystem
+    base_url: str
+    token_sealed: bytes
+    mode: ConnectionMode
+    cutoff_at: dt.datetime
+    poll_interval_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A tenant's connection to one source system (the token stays sealed here)."""
+
+    connection_id: str
+    tenant_id: str
+    system: SourceSystem
+    base_url: str
+    token_sealed: bytes
+    mode: ConnectionMode
+    cutoff_at: dt.datetime
+    cursor_at: dt.datetime | None
+    updated_at: dt.datetime | None = None  # changes whenever the configuration is replaced
+    poll_interval: dt.timedelta | None = None  # its own schedule; None: the service's default
+
+    @property
+    def polled(self) -> bool:
+        """Whether the poller reads this connection (push systems deliver on their own)."""
+        return self.system in POLLED_SYSTEMS
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    """A connection and its polling state as operators and tenants see it (never the token)."""
+
+    connection_id: str
+    tenant_id: str
+    system: SourceSystem
+    base_url: str
+    mode: ConnectionMode
+    cutoff_at: dt.datetime
+    cursor_at: dt.datetime | None
+    poll_interval_seconds: int | None
+    last_poll_at: dt.datetime | None
+    last_error: str | None
+    next_poll_at: dt.datetime
+    tenant_has_profile: bool
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """A user's request to fetch the next ``limit`` documents, or the named ones, now."""
+
+    request_id: int
+    connection_id: str
+    tenant_id: str
+    limit: int | None
+    documents: tuple[str, ...]
+    requested_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    emitted: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BackfillRequest:
+    """A user's request to re-read everything modified since ``since``, and its progress."""
+
+    request_id: int
+    connection_id: str
+    tenant_id: str
+    since: dt.datetime
+    requested_at: dt.datetime
+    started_at: dt.datetime | None = None
+    attempts: int = 0
+    listed: int = 0  # by the running (or last) attempt
+    emitted: int = 0  # over all attempts
+    finished_at: dt.datetime | None = None
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """Finished without error."""
+        return self.finished_at is not None and self.error is None
+
+
+def backfill_retry_delay(attempts: int) -> dt.timedelta | None:
+    """How long a failed backfill waits before its next attempt; None: it is finished."""
+    if attempts >= BACKFILL_ATTEMPTS:
+        return None
+    return dt.timedelta(seconds=30 * attempts)
+
+
+def window_start(connection: Connection, overlap: dt.timedelta) -> dt.datetime:
+    """Where the next poll starts: the last poll's start minus the overlap, never before cut-off.
+
+    Timestamps in ERPs are often minute-grained and written late; re-reading an overlap and
+    deduplicating by version is what guarantees nothing written near the watermark is missed.
+    """
+    if connection.cursor_at is None:
+        return connection.cutoff_at
+    return max(connection.cutoff_at, connection.cursor_at - overlap)
+
+
+def internal_host(url: str) -> bool:
+    """Whether a URL names this machine or a private network by literal address or name: a
+    tenant must not make the poller call into the cluster (its errors come back to them)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal", ".svc")):
+        return True
+    if "." not in host and ":" not in host:
+        return True  # a bare name resolves inside the cluster
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global

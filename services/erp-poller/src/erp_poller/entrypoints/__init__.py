@@ -1,0 +1,1 @@
+"""erp-poller's entrypoints: the scheduler's loops, the HTTP routers and the command line."""

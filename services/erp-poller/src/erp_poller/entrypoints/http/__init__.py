@@ -1,0 +1,1 @@
+"""erp-poller's HTTP routers: connections, pushes (ingest) and the tenant's profile."""

@@ -1,0 +1,175 @@
+"""Use cases of connection management: add or replace a connection, switch its mode, and
+queue users' sync and backfill requests (the scheduler runs them, see `polling`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from nordflow_schemas.common import ConnectionMode, SourceSystem
+
+from ..domain.connections import (
+    BackfillRequest,
+    ConnectionConfig,
+    ConnectionState,
+    InvalidInputError,
+    NotFoundError,
+    SyncRequest,
+    internal_host,
+)
+from ..domain.credentials import CredentialsError, credentials_from_token, seal_form
+from .documents import release_pending
+from .ports import Repositories, Secrets
+
+
+@dataclass(frozen=True)
+class ModeChanged:
+    """A connection after its mode changed, and how many held-back pushes that released."""
+
+    state: ConnectionState
+    released: int
+
+
+async def save_connection(
+    repos: Repositories,
+    secrets: Secrets,
+    tenant_id: str,
+    *,
+    connection_id: str,
+    system: SourceSystem,
+    base_url: str,
+    credentials: dict[str, str] | None = None,
+    token: str | None = None,
+    mode: ConnectionMode,
+    cutoff_at: dt.datetime | None,
+    poll_interval_seconds: int | None,
+    allow_internal_urls: bool,
+    now: dt.datetime,
+) -> ConnectionState:
+    """Create or replace one of the tenant's connections (its cursor is kept).
+
+    The credentials come by key (``credentials``) or as one text (``token``: the plain
+    token of Fortnox and push systems, else the credentials' JSON object); they are checked
+    for the system (`CredentialsError` names the key) and sealed. ``allow_internal_urls``
+    lets a connection point at loopback or private addresses (the local sandboxes,
+    operators); a tenant's API call never may.
+    """
+    if not allow_internal_urls and internal_host(base_url):
+        raise InvalidInputError(
+            "base_url",
+            "must be the source system's public address, not a loopback, private or "
+            "cluster-internal one",
+        )
+    if (token is None) == (credentials is None):
+        raise InvalidInputError("credentials", "give `credentials` or `token`, not both")
+    if token is not None:
+        try:
+            credentials = credentials_from_token(system, token)
+        except CredentialsError:
+            raise InvalidInputError(
+                "token", f"{system.value}: must hold the credentials as a JSON object"
+            ) from None
+    assert credentials is not None
+    sealed = secrets.seal(seal_form(system, credentials))
+    await repos.connections.add(
+        ConnectionConfig(
+            connection_id=connection_id,
+            tenant_id=tenant_id,
+            system=system,
+            base_url=base_url.rstrip("/"),
+            token_sealed=sealed,
+            mode=mode,
+            cutoff_at=cutoff_at or now,
+            poll_interval_seconds=poll_interval_seconds,
+        )
+    )
+    return await connection_state(repos, tenant_id, connection_id)
+
+
+async def connection_states(repos: Repositories, tenant_id: str) -> list[ConnectionState]:
+    """The tenant's connections with their polling state."""
+    return await repos.connections.states(tenant_id)
+
+
+async def connection_state(
+    repos: Repositories, tenant_id: str, connection_id: str
+) -> ConnectionState:
+    """One of the tenant's connections; NotFoundError if it has none of that id."""
+    state = await repos.connections.state(tenant_id, connection_id)
+    if state is None:
+        raise NotFoundError(f"no connection {connection_id!r}")
+    return state
+
+
+async def set_mode(
+    repos: Repositories,
+    tenant_id: str,
+    connection_id: str,
+    mode: ConnectionMode,
+    now: dt.datetime,
+) -> ModeChanged:
+    """Switch the mode: test (nothing written downstream), manual (on request), automatic.
+
+    Switching to automatic lets pushed documents held back in manual mode flow at once (once
+    the tenant has a profile).
+    """
+    if not await repos.connections.set_mode(tenant_id, connection_id, mode):
+        raise NotFoundError(f"no connection {connection_id!r}")
+    released = 0
+    if mode is ConnectionMode.AUTOMATIC:
+        connection = await repos.connections.get(connection_id, tenant_id)
+        profile = await repos.profiles.get(tenant_id)
+        if connection is not None and profile is not None:
+            released = await release_pending(
+                repos, connection, profile, limit=None, documents=(), now=now
+            )
+    return ModeChanged(await connection_state(repos, tenant_id, connection_id), released)
+
+
+async def request_sync(
+    repos: Repositories,
+    tenant_id: str,
+    connection_id: str,
+    limit: int | None,
+    documents: Sequence[str],
+) -> SyncRequest:
+    """Queue a sync of the next ``limit`` documents or the named ones (any mode)."""
+    if limit is None and not documents:
+        raise InvalidInputError("limit", "give `limit` or `documents`")
+    await connection_state(repos, tenant_id, connection_id)
+    return await repos.requests.request_sync(tenant_id, connection_id, limit, documents)
+
+
+async def request_backfill(
+    repos: Repositories, tenant_id: str, connection_id: str, since: dt.datetime
+) -> BackfillRequest:
+    """Queue a re-read of everything modified since ``since``."""
+    await connection_state(repos, tenant_id, connection_id)
+    return await repos.requests.request_backfill(tenant_id, connection_id, since)
+
+
+R = TypeVar("R", SyncRequest, BackfillRequest)
+
+
+def _of_connection(request: R | None, connection_id: str, what: str) -> R:
+    if request is None or request.connection_id != connection_id:
+        raise NotFoundError(f"no {what}")
+    return request
+
+
+async def sync_request(
+    repos: Repositories, tenant_id: str, connection_id: str, request_id: int
+) -> SyncRequest:
+    """A sync request of the tenant's connection, and its outcome once done."""
+    found = await repos.requests.sync_request(tenant_id, request_id)
+    return _of_connection(found, connection_id, f"sync request {request_id}")
+
+
+async def backfill_request(
+    repos: Repositories, tenant_id: str, connection_id: str, request_id: int
+) -> BackfillRequest:
+    """A backfill request of the tenant's connection, with its progress."""
+    found = await repos.requests.backfill_request(tenant_id, request_id)
+    return _of_connection(found, connection_id, f"backfill request {request_id}")
