@@ -22,8 +22,9 @@ from ..adapters.repositories import PgScheduler
 from ..app import create_app
 from ..config import Settings
 from ..deps import Deps, deps_for
-from ..domain.agreements import InvalidAgreementError
+from ..domain.agreements import InvalidAgreementError, check_agreement
 from ..domain.batches import InvoiceState
+from ..domain.formats import default_formats
 from ..service import agreements as agreement_service
 from ..service import transfers as transfer_service
 from ..service.ports import RUN_JOB, SETTLEMENT_JOB, Batch
@@ -99,9 +100,16 @@ def agreements_set(
         "token": _secret(token_env, "--token-env"),
     }
     body.transfer = body.transfer.model_copy(update={k: v for k, v in given.items() if v})
+    try:
+        new, secret = body.to_domain(tenant, agreement)
+        # Every field but the stored secret is checked before anything connects.
+        check_agreement(new, default_formats().ids, has_secret=True)
+    except InvalidAgreementError as exc:
+        for problem in exc.problems:
+            print(f"agreement {problem.field}: {problem.message}", file=sys.stderr)
+        raise typer.Exit(2) from None
 
     async def saving(pool: asyncpg.Pool, deps: Deps) -> AgreementOut:
-        new, secret = body.to_domain(tenant, agreement)
         async with pool.acquire() as conn, conn.transaction():
             stored = await agreement_service.set_agreement(
                 deps.repositories(conn),
