@@ -79,15 +79,22 @@ async def store(harness: ServiceHarness[Deps], a: Agreement, secret: TransferSec
         )
 
 
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
 async def offer(harness: ServiceHarness[Deps], tenant: str, *numbers: str) -> list[str]:
-    """invoice.created through the consumer; the decision events it emitted."""
+    """invoice.created through the consumer (in trace TRACE_ID); the decisions' invoices."""
     ids = []
     for number in numbers:
         invoice = sample_invoice(tenant, number, issue_date=dt.date.today())
         body = InvoiceCreated(
             tenant_id=tenant, invoice_id=invoice.invoice_id, version="v1", invoice=invoice
         )
-        out = await harness.deliver(envelope(body, source="/mapper", subject=number))
+        created = dataclasses.replace(
+            envelope(body, source="/mapper", subject=number),
+            traceparent=f"00-{TRACE_ID}-00f067aa0ba902b7-01",
+        )
+        out = await harness.deliver(created)
         [decided] = out.of(InvoiceFactoringDecided)
         assert decided.eligible, decided.reason
         ids.append(invoice.invoice_id)
@@ -140,6 +147,8 @@ async def test_invoices_reach_the_factor_once_and_transfers_follow_the_receipt(
 
     transferred = out.of(InvoiceTransferred)
     assert sorted(t.invoice_id for t in transferred) == sorted(ids)
+    # Each invoice's journey stays one trace: its transfer continues its creation's trace.
+    assert {(e.traceparent or "").split("-")[1] for e in out.events} == {TRACE_ID}
     assert {t.file_serial for t in transferred} == {1}
     assert all(t.batch_id and t.payee and t.payment_reference for t in transferred)
     [file] = received(factor, client)

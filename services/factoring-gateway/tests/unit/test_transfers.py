@@ -68,7 +68,7 @@ async def upload_all(repos: Repositories, clients: FakeClients) -> list[object]:
         outcome = await uploads.upload_batch(
             repos, clients, BOX, job.payload["batch_id"], lambda: NOW, receipt_timeout=1
         )
-        events += [e for e, _ in outcome.events]
+        events += [e for e, _, _ in outcome.events]
     return events
 
 
@@ -296,7 +296,9 @@ async def test_settlements_become_payments_and_unmatched_lines_stay_visible() ->
             SettlementLine(4, None, "9999", day, "NOK", Decimal("100.00"), Decimal(0), "Ukjent AS"),
         ],
     )
-    [payment] = await settlements.fetch_settlements(repos, clients, BOX, f"{tenant}-factor", NOW)
+    [(payment, _)] = await settlements.fetch_settlements(
+        repos, clients, BOX, f"{tenant}-factor", NOW
+    )
     assert (payment.invoice_id, payment.amount, payment.fee_amount, payment.reference) == (
         invoice_id,
         Decimal("11875.00"),

@@ -67,6 +67,7 @@ class OfferedInvoice:
     decided_at: dt.datetime | None = None
     batch_id: str | None = None
     factor_due_date: dt.date | None = None  # the due date the provider was given
+    trace: tuple[str | None, str | None] = (None, None)  # traceparent, tracestate of its creation
 
     @property
     def invoice_id(self) -> str:

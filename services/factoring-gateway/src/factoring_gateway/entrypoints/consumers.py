@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nordflow_runtime import telemetry
 from nordflow_runtime.consumer import Context
 from nordflow_schemas.envelope import Envelope
 from nordflow_schemas.events import InvoiceCreated, InvoiceUpdated
@@ -11,10 +12,15 @@ from ..service import decisions
 
 
 async def on_invoice_created(ctx: Context[Deps], env: Envelope[InvoiceCreated]) -> None:
-    """Decide the invoice once; announce the decision (invoice.factoring_decided)."""
+    """Decide the invoice once; announce the decision (invoice.factoring_decided). The
+    processing span's trace is kept, so the invoice's transfer continues its journey."""
     deps = ctx.deps
     decided = await decisions.decide(
-        deps.repositories(ctx.conn), deps.formats, env.body, deps.clock()
+        deps.repositories(ctx.conn),
+        deps.formats,
+        env.body,
+        deps.clock(),
+        trace=telemetry.current(),
     )
     if decided is not None:
         await ctx.emit(decided, subject=env.subject)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from nordflow_runtime import telemetry
 from nordflow_runtime.consumer import Context, PermanentError
 from nordflow_runtime.jobs import Job
+from nordflow_schemas.events import EventBody
 
 from ..deps import Deps
 from ..domain.batches import Trigger
@@ -64,9 +66,23 @@ async def on_upload(ctx: Context[Deps], job: Job) -> dict[str, Any]:
         )
     except (uploads.NoBatchError, TransferConfigurationError) as exc:
         raise PermanentError(str(exc)) from exc
-    for event, subject in outcome.events:
-        await ctx.emit(event, subject=subject)
+    for event, subject, trace in outcome.events:
+        await _emit_in(ctx, event, subject, trace)
     return outcome.result
+
+
+async def _emit_in(
+    ctx: Context[Deps], event: EventBody, subject: str, trace: tuple[str | None, str | None]
+) -> None:
+    """Emit ``event`` in the trace of its invoice's creation (a batch holds many invoices:
+    each invoice's journey stays one trace), when that trace is known."""
+    if trace[0] is None:
+        await ctx.emit(event, subject=subject)
+        return
+    with telemetry.tracer().start_as_current_span(
+        f"{type(event).__name__} emit", context=telemetry.extract(*trace)
+    ):
+        await ctx.emit(event, subject=subject)
 
 
 async def on_settlements(ctx: Context[Deps], job: Job) -> dict[str, Any]:
@@ -83,6 +99,6 @@ async def on_settlements(ctx: Context[Deps], job: Job) -> dict[str, Any]:
         )
     except TransferConfigurationError as exc:
         raise PermanentError(str(exc)) from exc
-    for event in events:
-        await ctx.emit(event, subject=event.payment_id)
+    for event, trace in events:
+        await _emit_in(ctx, event, event.payment_id, trace)
     return {"payments": len(events)}

@@ -40,6 +40,8 @@ CREATE TABLE invoices (
     version           text NOT NULL,
     batch_id          text,
     factor_due_date   date,                -- the due date the provider was given
+    traceparent       text,                -- the trace of invoice.created, continued by the
+    tracestate        text,                -- events the invoice's transfer emits
     decided_at        timestamptz NOT NULL,
     updated_at        timestamptz NOT NULL DEFAULT now()
 );

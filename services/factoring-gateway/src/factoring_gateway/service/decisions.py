@@ -72,10 +72,16 @@ async def choose_agreement(
 
 
 async def decide(
-    repos: Repositories, formats: FormatRegistry, event: InvoiceCreated, now: dt.datetime
+    repos: Repositories,
+    formats: FormatRegistry,
+    event: InvoiceCreated,
+    now: dt.datetime,
+    *,
+    trace: tuple[str | None, str | None] = (None, None),
 ) -> InvoiceFactoringDecided | None:
     """Decide a created invoice once; the decision to announce (None when it was decided
-    before, or its flow does not include factoring: then nothing is decided, only noted)."""
+    before, or its flow does not include factoring: then nothing is decided, only noted).
+    ``trace`` (the creation's trace context) is kept for the events of its transfer."""
     invoice = event.invoice
     if await repos.invoices.get(event.invoice_id) is not None:
         return None  # decided once: a later copy never overturns it
@@ -111,6 +117,7 @@ async def decide(
             payment_reference=reference,
             version=event.version,
             decided_at=now,
+            trace=trace,
         )
     )
     if not recorded:

@@ -34,15 +34,16 @@ async def fetch_settlements(
     now: dt.datetime,
     *,
     interval: dt.timedelta | None = None,
-) -> list[PaymentReceived]:
-    """Read the provider's new settlement files; the payments to announce. With
-    ``interval`` the next look is scheduled in the same transaction."""
+) -> list[tuple[PaymentReceived, tuple[str | None, str | None]]]:
+    """Read the provider's new settlement files; the payments to announce, each with the
+    trace of its invoice's creation. With ``interval`` the next look is scheduled in the
+    same transaction."""
     stored = await repos.agreements.get(agreement_id)
     if stored is None:
         return []
     agreement = stored.agreement
     known = await repos.settlements.known_files(agreement_id)
-    events: list[PaymentReceived] = []
+    events: list[tuple[PaymentReceived, tuple[str | None, str | None]]] = []
     async with clients.connect(agreement, open_secret(sealer, stored.sealed_secret)) as client:
         for name in sorted(set(await client.settlement_files()) - known):
             content = await client.settlement(name)
@@ -66,21 +67,20 @@ async def fetch_settlements(
                     )
                 )
                 if recorded and match is not None:
-                    events.append(
-                        PaymentReceived(
-                            tenant_id=agreement.tenant_id,
-                            invoice_id=match.invoice_id,
-                            source=match.invoice.source,
-                            payment_id=f"{agreement_id}:{name}:{line.line_no}",
-                            amount=line.amount,
-                            currency=line.currency,
-                            paid_on=line.paid_on,
-                            payer=line.payer,
-                            reference=line.reference,
-                            fee_amount=line.fee,
-                            flow=match.flow,
-                        )
+                    payment = PaymentReceived(
+                        tenant_id=agreement.tenant_id,
+                        invoice_id=match.invoice_id,
+                        source=match.invoice.source,
+                        payment_id=f"{agreement_id}:{name}:{line.line_no}",
+                        amount=line.amount,
+                        currency=line.currency,
+                        paid_on=line.paid_on,
+                        payer=line.payer,
+                        reference=line.reference,
+                        fee_amount=line.fee,
+                        flow=match.flow,
                     )
+                    events.append((payment, match.trace))
     if interval is not None:
         await schedule_settlements(repos, agreement, now + interval)
     return events

@@ -30,6 +30,8 @@ from ..domain.transfer import FactorAnswer, FileStatus, TransientTransferError
 from .agreements import open_secret
 from .ports import Batch, BatchFile, FactorClient, FactorClients, Repositories, SecretSealer
 
+Trace = tuple[str | None, str | None]
+
 
 class NoBatchError(LookupError):
     """The job names a batch that does not exist: it can never succeed."""
@@ -37,10 +39,11 @@ class NoBatchError(LookupError):
 
 @dataclass
 class UploadOutcome:
-    """The job's result and the events to emit (each with the invoice number as subject)."""
+    """The job's result and the events to emit, each with the invoice number as subject and
+    the trace context of the invoice's creation (its journey continues in that trace)."""
 
     result: dict[str, Any]
-    events: list[tuple[EventBody, str]] = field(default_factory=list)
+    events: list[tuple[EventBody, str, Trace]] = field(default_factory=list)
 
 
 async def upload_batch(
@@ -138,7 +141,7 @@ async def _transferred(
         f"transferred in batch serial {batch.serial}",
         batch_id=batch.batch_id,
     )
-    events: list[tuple[EventBody, str]] = []
+    events: list[tuple[EventBody, str, Trace]] = []
     for line in batch.invoices:
         offered = await repos.invoices.get(line.invoice_id)
         assert offered is not None
@@ -166,6 +169,7 @@ async def _transferred(
                     payee=agreement.payee,
                 ),
                 invoice.number,
+                offered.trace,
             )
         )
     return UploadOutcome(result | {"invoices": len(events)}, events)
@@ -185,21 +189,20 @@ async def _refused(
         f"the provider refused batch serial {batch.serial}: {reason}",
         batch_id=batch.batch_id,
     )
-    events: list[tuple[EventBody, str]] = [
-        (
-            InvoiceTransferFailed(
-                tenant_id=batch.tenant_id,
-                invoice_id=line.invoice_id,
-                number=line.number,
-                provider=agreement.provider,
-                agreement_id=agreement.agreement_id,
-                batch_id=batch.batch_id,
-                file_serial=batch.serial,
-                reason=reason,
-                failed_at=now,
-            ),
-            line.number,
+    events: list[tuple[EventBody, str, Trace]] = []
+    for line in batch.invoices:
+        offered = await repos.invoices.get(line.invoice_id)
+        trace = offered.trace if offered is not None else (None, None)
+        failed = InvoiceTransferFailed(
+            tenant_id=batch.tenant_id,
+            invoice_id=line.invoice_id,
+            number=line.number,
+            provider=agreement.provider,
+            agreement_id=agreement.agreement_id,
+            batch_id=batch.batch_id,
+            file_serial=batch.serial,
+            reason=reason,
+            failed_at=now,
         )
-        for line in batch.invoices
-    ]
+        events.append((failed, line.number, trace))
     return UploadOutcome(result, events)

@@ -24,12 +24,14 @@ def _offered(row: asyncpg.Record) -> OfferedInvoice:
         decided_at=row["decided_at"],
         batch_id=row["batch_id"],
         factor_due_date=row["factor_due_date"],
+        trace=(row["traceparent"], row["tracestate"]),
     )
 
 
 COLUMNS = (
     "invoice_id, state, reason, agreement_id, payment_reference, flow::text AS flow, "
-    "invoice::text AS invoice, version, decided_at, batch_id, factor_due_date"
+    "invoice::text AS invoice, version, decided_at, batch_id, factor_due_date, traceparent, "
+    "tracestate"
 )
 
 
@@ -78,8 +80,9 @@ class PgInvoiceRepository:
             await self.conn.fetchval(
                 """INSERT INTO invoices (invoice_id, tenant_id, number, document_type, state,
                        reason, agreement_id, payment_reference, flow, invoice, version,
-                       decided_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12)
+                       decided_at, traceparent, tracestate)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12,
+                           $13, $14)
                    ON CONFLICT (invoice_id) DO NOTHING RETURNING true""",
                 invoice.invoice_id,
                 invoice.tenant_id,
@@ -93,6 +96,8 @@ class PgInvoiceRepository:
                 invoice.model_dump_json(),
                 offered.version,
                 offered.decided_at or dt.datetime.now(dt.UTC),
+                offered.trace[0],
+                offered.trace[1],
             )
         )
 
