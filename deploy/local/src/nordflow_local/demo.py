@@ -245,7 +245,11 @@ async def run() -> int:
         f"  {env.get('SANDBOX_SMTP_URL', '<SANDBOX_SMTP_URL>')}/sandbox/messages   "
         "the e-mails sent\n"
         "  shared/schemas/generated/asyncapi.yaml   every topic and event schema\n"
-        "  Create an invoice by hand in the sandbox (see README); it flows on its own.\n"
+        "  uv run factoring-gateway transfers list --tenant demo   the batches, files, receipts\n"
+        f"  {env.get('SANDBOX_FACTOR_URL', '<SANDBOX_FACTOR_URL>')}/sandbox/files   "
+        "what the factor received\n"
+        "  Create an invoice by hand in the sandbox (see README); it flows up to the factoring\n"
+        "  decision on its own, and to the factor in the window or with `transfers run`.\n"
         "  make down                            stop everything"
     )
     return 0

@@ -306,6 +306,7 @@ async def test_settlements_become_payments_and_unmatched_lines_stay_visible() ->
         "50674",
     )
     assert payment.paid_on == day
+    assert payment.agreement_kind is AgreementKind.FACTORING
     assert not payment.recorded_at_source
     assert await settlements.fetch_settlements(repos, clients, BOX, f"{tenant}-factor", NOW) == []
     [unmatched] = await repos.settlements.listing(tenant, state="unmatched", limit=10)

@@ -78,6 +78,8 @@ async def fetch_settlements(
                         payer=line.payer,
                         reference=line.reference,
                         fee_amount=line.fee,
+                        agreement_id=agreement_id,
+                        agreement_kind=agreement.kind,
                         flow=match.flow,
                     )
                     events.append((payment, match.trace))
