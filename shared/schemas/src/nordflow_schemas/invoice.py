@@ -180,6 +180,11 @@ class Invoice(Frozen):
     payment_method: str | None = Field(
         default=None, description="The ERP's payment method code (decides factoring eligibility)"
     )
+    customer_payment_method: str | None = Field(
+        default=None,
+        description="The customer's default payment method in the ERP, which applies when the "
+        "invoice names none (factoring eligibility)",
+    )
     outstanding_amount: Amount | None = Field(
         default=None, description="Open balance in the ERP when fetched; None if unknown"
     )
