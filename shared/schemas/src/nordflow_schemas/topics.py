@@ -91,7 +91,7 @@ INVOICE_FACTORING_DECIDED = TopicSpec(
     "invoice.factoring_decided",
     InvoiceFactoringDecided,
     (FACTORING_GATEWAY,),
-    (DASHBOARDS,),
+    (DISTRIBUTION_ROUTER, DASHBOARDS),
     "Whether an invoice goes to a provider under an agreement; when it does, the factor's "
     "account, payment reference and assignment text every channel must show",
 )
