@@ -107,7 +107,7 @@ INVOICE_FACTORING_DECIDED = TopicSpec(
     "invoice.factoring_decided",
     InvoiceFactoringDecided,
     (FACTORING_GATEWAY,),
-    (CONTROL_PANEL,),
+    (DISTRIBUTION_ROUTER, CONTROL_PANEL),
     "Whether an invoice goes to a provider under an agreement; when it does, the factor's "
     "account, payment reference and assignment text every channel must show",
 )
