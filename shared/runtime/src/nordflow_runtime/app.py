@@ -218,7 +218,9 @@ class ServiceApp(Generic[D]):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         s = self.settings
-        self._pool = await db.create_pool(s.database_url.get_secret_value(), self.schema)
+        self._pool = await db.create_pool(
+            s.database_url.get_secret_value(), self.schema, max_size=s.database_pool_size
+        )
         await db.migrate(self._pool, self.schema, self.migrations())
         producer = create_producer(s.kafka_bootstrap_servers, self.name)
         self._producer = producer

@@ -71,11 +71,11 @@ class ServiceHarness(Generic[D]):
 
     @classmethod
     async def start(
-        cls, app: ServiceApp[D], database_url: str, *, deps: D | None = None
+        cls, app: ServiceApp[D], database_url: str, *, deps: D | None = None, pool_size: int = 4
     ) -> ServiceHarness[D]:
         """Migrate a fresh schema ``<service>_t<random>`` and build the dependencies."""
         schema = f"{app.schema}_t{secrets.token_hex(4)}"
-        pool = await db.create_pool(database_url, schema, min_size=1, max_size=4)
+        pool = await db.create_pool(database_url, schema, min_size=1, max_size=pool_size)
         await db.migrate(pool, schema, app.migrations())
         if deps is None:
             deps = await app.build_deps(Resources(app.name, app.settings, pool, lambda: None))
