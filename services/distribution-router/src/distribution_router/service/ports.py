@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -16,7 +17,7 @@ from typing import Protocol
 from nordflow_documents.registry import RendererRegistry
 from nordflow_documents.validation import ValidationReport
 from nordflow_runtime.tenant_profiles import TenantProfiles
-from nordflow_schemas.events import Channel
+from nordflow_schemas.events import Channel, InvoiceCreated, InvoiceFactoringDecided
 
 from ..domain.archive import ArchivedDocument
 from ..domain.channels import Route
@@ -97,6 +98,8 @@ class Partners:
     senders: Mapping[Channel, Sender] = field(default_factory=dict)
     unit_prices: Mapping[Channel, Decimal] = field(default_factory=lambda: DEFAULT_UNIT_PRICES)
     suggestion_snooze: dt.timedelta = dt.timedelta(days=90)
+    # Renderer processes (documents and the official rules off the event loop); None: inline.
+    executor: Executor | None = None
 
 
 # -- repositories -----------------------------------------------------------------------------
@@ -375,11 +378,32 @@ class TokenNames(Protocol):
         ...
 
 
+class FactoringRepository(Protocol):
+    """factoring-gateway's decisions, and the created invoices that wait for theirs."""
+
+    async def decision(self, invoice_id: str) -> InvoiceFactoringDecided | None:
+        """The invoice's decision, if it has arrived."""
+        ...
+
+    async def record(self, decision: InvoiceFactoringDecided) -> bool:
+        """Keep the decision; False if the invoice had one (the first one stands)."""
+        ...
+
+    async def park(self, created: InvoiceCreated) -> None:
+        """Keep a created invoice until its decision arrives."""
+        ...
+
+    async def take_parked(self, invoice_id: str) -> InvoiceCreated | None:
+        """The waiting invoice, no longer waiting; None if none waits."""
+        ...
+
+
 @dataclass(frozen=True)
 class Repositories:
     """Everything a use case of this service reads or writes, on one transaction."""
 
     deliveries: DeliveryRepository
+    factoring: FactoringRepository
     attempts: AttemptLog
     archive: ArchiveRepository
     holds: HoldRepository

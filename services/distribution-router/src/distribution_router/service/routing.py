@@ -12,13 +12,15 @@ the send job uses too.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 
 from nordflow_documents.pdf import render_pdf
 from nordflow_documents.printable import build_letter, media_type
 from nordflow_documents.registry import Attachment as EmbeddedAttachment
-from nordflow_documents.registry import RendererRegistry
+from nordflow_documents.registry import RendererRegistry, default_registry
+from nordflow_documents.validation import shared_validator
 from nordflow_schemas.events import (
     Channel,
     EventBody,
@@ -76,6 +78,40 @@ def with_endpoint(invoice: Invoice, recipient: str) -> Invoice:
         update={"electronic_address": ElectronicAddress(scheme=scheme, value=value)}
     )
     return invoice.model_copy(update={"buyer": buyer})
+
+
+async def render(
+    partners: Partners, route: Route, invoice: Invoice, attachments: Sequence[Attachment] = ()
+) -> Rendered:
+    """`render_document` off the event loop: in the renderer processes when the service has
+    them (rendering and the official rules are CPU work that would stall every other
+    invoice), else here."""
+    if partners.executor is None:
+        return render_document(
+            route,
+            invoice,
+            renderers=partners.renderers,
+            validator=partners.validator,
+            attachments=attachments,
+        )
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        partners.executor, _render_in_worker, route, invoice, tuple(attachments)
+    )
+
+
+def _render_in_worker(
+    route: Route, invoice: Invoice, attachments: tuple[Attachment, ...]
+) -> Rendered:
+    """`render_document` in a renderer process, with that process's registry and validator
+    (compiled once per process)."""
+    return render_document(
+        route,
+        invoice,
+        renderers=default_registry(),
+        validator=shared_validator(),
+        attachments=attachments,
+    )
 
 
 def render_document(
@@ -165,9 +201,7 @@ async def distribute_invoice(
     first = plan.first
     rendered: Rendered | None = None
     if first.channel is Channel.PEPPOL or event.test_mode:
-        rendered = render_document(
-            first, invoice, renderers=partners.renderers, validator=partners.validator
-        )
+        rendered = await render(partners, first, invoice)
     errors = rendered.errors if rendered is not None else ()
     due_at: dt.datetime | None = None
     status: DeliveryStatus

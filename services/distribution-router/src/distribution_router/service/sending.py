@@ -45,7 +45,7 @@ from ..domain.sending import (
 )
 from . import archive, holds
 from .ports import Partners, Repositories, Sender
-from .routing import reachability, render_document
+from .routing import reachability, render
 
 log = logging.getLogger(__name__)
 
@@ -274,13 +274,7 @@ class _Run:
         return (await self.repos.paper.get(self.tenant_id)).channel_options()
 
     async def _render(self, route: Route) -> Rendered:
-        rendered = render_document(
-            route,
-            self.invoice,
-            renderers=self.partners.renderers,
-            validator=self.partners.validator,
-            attachments=await self._files(),
-        )
+        rendered = await render(self.partners, route, self.invoice, await self._files())
         for skipped in rendered.not_printed:
             log.warning(
                 "attachment not printed: %s",
