@@ -5,6 +5,7 @@ from nordflow_local.chaos.invariants import (
     Verdict,
     check_applied,
     check_erp,
+    check_factor,
     check_partners,
     check_pipeline,
     check_settled,
@@ -26,7 +27,7 @@ def journey(topics: Topics, key: str = "inv_1", number: str = "1") -> None:
     source = {"system": "fortnox", "document_id": number, "document_number": number}
     add(topics, "erp.document.fetched", key, f"f-{key}", {"source": source, "kind": "invoice"})
     add(topics, "invoice.created", key, f"c-{key}", {"flow": {"distribute": True}})
-    add(topics, "invoice.transferred", key, f"t-{key}", {"amount": "100.00"})
+    add(topics, "invoice.transferred", key, f"t-{key}", {"amount": "100.00", "number": number})
     add(
         topics,
         "invoice.distributed",
@@ -167,3 +168,16 @@ def test_a_fault_plan_is_the_same_for_the_same_seed():
     assert plan != plan_faults(43, 60, service_kills=3, broker_restarts=1, postgres_restarts=1)
     assert [f.at for f in plan] == sorted(f.at for f in plan)
     assert sum(1 for f in plan if f.kind is Kind.SERVICE_KILL) == 3
+
+
+def test_the_factor_holds_each_transferred_invoice_once_and_nothing_else():
+    topics = Topics()
+    journey(topics)
+    verdict = Verdict()
+    check_factor(topics, {T: {"1": 1}}, verdict)
+    assert verdict.ok, verdict.describe()
+    check_factor(topics, {T: {"1": 2, "7": 1}}, verdict)
+    assert {"factor-duplicate", "factor-unexplained"} <= set(verdict.violations)
+    verdict = Verdict()
+    check_factor(topics, {T: {}}, verdict)
+    assert list(verdict.violations) == ["factor-missing"]

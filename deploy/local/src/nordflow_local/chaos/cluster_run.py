@@ -20,6 +20,7 @@ from nordflow_local import kafka_cluster
 from nordflow_local.chaos.faults import Supervisor
 from nordflow_local.chaos.run import Outcome, settle
 from nordflow_local.chaos.workload import Profile, Workload
+from nordflow_local.factoring import transfers_on_demand
 from nordflow_local.stack import Stack, stack_topics
 
 CLUSTER = Profile(
@@ -147,10 +148,11 @@ async def _scenario(
     log: list[ClusterFault] = []
     try:
         t0 = time.monotonic()
-        await asyncio.gather(workload.feed(), _faults(kc, t0, say, log))
-        say(f"  fed {len(workload.documents)} documents by +{time.monotonic() - t0:.0f}s")
-        await asyncio.to_thread(supervisor.wait_all_ready, 120.0)
-        verdict, settled = await settle(stack, workload, CLUSTER.quiesce_timeout, say)
+        async with transfers_on_demand(stack.env(), [t.tenant_id for t in workload.fortnox]):
+            await asyncio.gather(workload.feed(), _faults(kc, t0, say, log))
+            say(f"  fed {len(workload.documents)} documents by +{time.monotonic() - t0:.0f}s")
+            await asyncio.to_thread(supervisor.wait_all_ready, 120.0)
+            verdict, settled = await settle(stack, workload, CLUSTER.quiesce_timeout, say)
     finally:
         supervisor.stop()
     outcome = Outcome(

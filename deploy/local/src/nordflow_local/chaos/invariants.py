@@ -84,6 +84,9 @@ SETTLING = {
     "erp-missing",
     "partner-missing",
     "partner-unexplained",  # sent, its event still in the outbox
+    "factor-missing",
+    "factor-unexplained",  # handed over, the transfer's event still in the outbox
+    "not-transferred",
     "ledger-unbalanced",
 }
 
@@ -288,6 +291,27 @@ def check_partners(
         elif have != want:
             verdict.fail("partner-missing", f"{key}: announced {want}, partner holds {have}")
     verdict.counts["partner_documents"] = total
+
+
+def check_factor(
+    topics: Topics, received: Mapping[str, Mapping[str, int]], verdict: Verdict
+) -> None:
+    """The factor holds each transferred invoice exactly once, and nothing else: ``received``
+    maps a tenant to how often the factor sandbox received each invoice number."""
+    transferred: dict[str, set[str]] = defaultdict(set)
+    for r in topics.on(TRANSFERRED):
+        transferred[r.tenant].add(str((r.body or {}).get("number")))
+    total = 0
+    for tenant, counts in received.items():
+        total += sum(counts.values())
+        for number, n in counts.items():
+            if n > 1:
+                verdict.fail("factor-duplicate", f"{tenant}: invoice {number} at the factor {n}x")
+            if number not in transferred.get(tenant, set()):
+                verdict.fail("factor-unexplained", f"{tenant}: invoice {number} at the factor")
+        for number in transferred.get(tenant, set()) - set(counts):
+            verdict.fail("factor-missing", f"{tenant}: invoice {number} transferred, not there")
+    verdict.counts["factor_invoices"] = total
 
 
 def check_erp(

@@ -4,6 +4,7 @@ restarts: its /readyz, and the first invoice through its step after the restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -15,6 +16,7 @@ import asyncpg
 from nordflow_local import journey, processes
 from nordflow_local.chaos.faults import Exit, Supervisor
 from nordflow_local.chaos.observe import schema_of
+from nordflow_local.factoring import transfers_on_demand
 from nordflow_local.provision import provision_tenant
 from nordflow_local.samples import CUSTOMERS, SandboxWriter, register_peppol_recipients
 from nordflow_local.stack import SERVICES, Stack
@@ -23,7 +25,7 @@ from nordflow_local.stack import SERVICES, Stack
 STAGE = {
     "erp-poller": "erp.document.fetched",
     "mapper": "invoice.created",
-    "factoring-gateway": "invoice.transferred",
+    "factoring-gateway": "invoice.factoring_decided",
     "distribution-router": "invoice.distributed",
     "ledger-closer": "ledger.entry.posted",
 }
@@ -114,6 +116,9 @@ async def measure(
     def through(j: journey.Journey) -> bool:
         return all(j.count(stage) for stage in STAGE.values())
 
+    # The daily factoring window is hours away: transfer runs on demand, all along.
+    pumps = contextlib.AsyncExitStack()
+    await pumps.enter_async_context(transfers_on_demand(env, [tenant_id], every=0.5))
     # Warm: one invoice all the way through first, so every service has done its step.
     await writer.invoice(customer, rng)
     await journey.wait_for(
@@ -161,6 +166,7 @@ async def measure(
             result.error = f"not all back after {timeout:.0f}s"
     finally:
         supervisor.stop()
+        await pumps.aclose()
         await writer.aclose()
     result.exits = supervisor.exits
     for exit_ in supervisor.exits:

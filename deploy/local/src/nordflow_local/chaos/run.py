@@ -19,11 +19,13 @@ from nordflow_local.chaos.invariants import (
     applied_ids,
     check_applied,
     check_erp,
+    check_factor,
     check_partners,
     check_pipeline,
     check_settled,
 )
 from nordflow_local.chaos.workload import Profile, Workload
+from nordflow_local.factoring import factor_invoices, transfers_on_demand
 from nordflow_local.stack import Stack
 
 # Between two looks at the system while it settles.
@@ -65,6 +67,7 @@ class Outcome:
             "posted",
             "erp_payments",
             "partner_documents",
+            "factor_invoices",
             "dead_letters",
             "redelivered",
             "lag",
@@ -113,6 +116,12 @@ async def evaluate(stack: Stack, workload: Workload, *, erp: bool) -> Verdict:
     check_applied(topics, tables, verdict)
     check_settled(tables, lag, verdict)
     check_partners(topics, await observe.partner_deliveries(env), verdict)
+    factor = {
+        t.tenant_id: await asyncio.to_thread(factor_invoices, env, t.factor.token)
+        for t in workload.fortnox
+        if t.factor is not None
+    }
+    check_factor(topics, factor, verdict)
     if erp:
         payments = {
             t.tenant_id: await observe.erp_payments(t.fortnox_url, t.fortnox_token)
@@ -185,11 +194,13 @@ async def run(
     supervisor.start()
     try:
         t0 = time.monotonic()
-        await asyncio.gather(workload.feed(), asyncio.to_thread(injector.run, faults, t0))
-        fed = time.monotonic() - t0
-        say(f"  fed {len(workload.documents)} documents; faults done at +{fed:.0f}s")
-        await asyncio.to_thread(supervisor.wait_all_ready, 120.0)
-        verdict, settled = await settle(stack, workload, profile.quiesce_timeout, say)
+        # The daily factoring window is hours away: ask for transfer runs all along.
+        async with transfers_on_demand(stack.env(), [t.tenant_id for t in workload.fortnox]):
+            await asyncio.gather(workload.feed(), asyncio.to_thread(injector.run, faults, t0))
+            fed = time.monotonic() - t0
+            say(f"  fed {len(workload.documents)} documents; faults done at +{fed:.0f}s")
+            await asyncio.to_thread(supervisor.wait_all_ready, 120.0)
+            verdict, settled = await settle(stack, workload, profile.quiesce_timeout, say)
     finally:
         supervisor.stop()
     try:
