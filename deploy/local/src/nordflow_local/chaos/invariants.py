@@ -340,13 +340,19 @@ def check_erp(
                 verdict.fail("erp-duplicate", f"{tenant}: {n} entries name payment {ref}")
             if ref not in by_number:
                 verdict.fail("erp-missing", f"{tenant}: entry names payment {ref}, not in the ERP")
+        # As many payments on each invoice as entries posted for it (a closing, and the
+        # payments a factor's or bank's settlement reported), no more, no fewer.
         per_invoice = Counter(str(p["InvoiceNumber"]) for p in erp)
-        for r in posted:
-            source = (r.body or {}).get("source", {})
-            number = str(source.get("document_number") or source.get("document_id"))
-            if per_invoice[number] > 1:
+        entries = Counter(
+            str(src.get("document_number") or src.get("document_id"))
+            for r in posted
+            if (src := (r.body or {}).get("source", {}))
+        )
+        for number, n in entries.items():
+            if per_invoice[number] > n:
                 verdict.fail(
-                    "erp-duplicate", f"{tenant}: invoice {number} paid {per_invoice[number]}x"
+                    "erp-duplicate",
+                    f"{tenant}: invoice {number} paid {per_invoice[number]}x for {n} entries",
                 )
         erp_sum = sum((_dec(p["Amount"]) for p in erp), Decimal(0))
         posted_sum = sum((_dec((r.body or {})["amount"]) for r in posted), Decimal(0))
