@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -54,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="replay the faults of a run")
     run.add_argument("--report", type=Path, default=None, help="write the outcome as JSON")
     run.add_argument("--keep", action="store_true", help="keep the state dir (logs, data)")
+    run.add_argument(
+        "--settlements",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the factor settles what it accepted (default: the profile's choice)",
+    )
     recovery = commands.add_parser(
         "recovery", help="time each service's way back after a broker and a database restart"
     )
@@ -93,10 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _lag()
     if args.command == "run":
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
+        profile = PROFILES[args.profile]
+        if args.settlements is not None:
+            profile = dataclasses.replace(profile, settlements=args.settlements)
         with fresh_stack(args.keep) as stack:
-            outcome = asyncio.run(
-                chaos_run.run(stack, PROFILES[args.profile], seed, say=_say, report=args.report)
-            )
+            outcome = asyncio.run(chaos_run.run(stack, profile, seed, say=_say, report=args.report))
         return 0 if outcome.ok else 1
     if args.command == "recovery":
         with fresh_stack(args.keep) as stack:

@@ -200,6 +200,10 @@ async def run(
             fed = time.monotonic() - t0
             say(f"  fed {len(workload.documents)} documents; faults done at +{fed:.0f}s")
             await asyncio.to_thread(supervisor.wait_all_ready, 120.0)
+            if profile.settlements:
+                await asyncio.sleep(10)  # the last runs' files answered by the factor
+                files = await workload.factor_settles()
+                say(f"  the factor settled what it accepted ({files} settlement files)")
             verdict, settled = await settle(stack, workload, profile.quiesce_timeout, say)
     finally:
         supervisor.stop()

@@ -40,6 +40,7 @@ class Profile:
     postgres_restarts: int
     fault_window: float  # faults start within this many seconds of the feed's start
     quiesce_timeout: float  # how long the system may take to settle after the last fault
+    settlements: bool = False  # the factor settles what it accepted; ledger-closer books it
 
 
 SHORT = Profile(
@@ -69,6 +70,7 @@ FULL = Profile(
     postgres_restarts=2,
     fault_window=200,
     quiesce_timeout=480,
+    settlements=True,
 )
 PROFILES = {p.name: p for p in (SHORT, FULL)}
 
@@ -207,6 +209,26 @@ class Workload:
                     method="POST",
                 )
         return queued
+
+    async def factor_settles(self) -> int:
+        """The factor settles every invoice it accepted and has not settled yet (paid in
+        full, its fee withheld): a settlement file that factoring-gateway reads back as
+        `payment.received` for ledger-closer to book. Returns the files written."""
+        written = 0
+        async with httpx.AsyncClient(timeout=30) as http:
+            for t in self.fortnox:
+                if t.factor is None:
+                    continue
+                response = await http.post(
+                    f"{self.env['SANDBOX_FACTOR_URL']}/sandbox/settlements",
+                    json={},
+                    headers={"Authorization": f"Bearer {t.factor.token}"},
+                )
+                if response.status_code < 300:
+                    written += 1
+                else:
+                    self.say(f"  ! settlement for {t.tenant_id}: HTTP {response.status_code}")
+        return written
 
     async def partner_faults_left(self, *, clear: bool = True) -> int:
         """How many of the queued partner faults no request has met yet; those are dropped
