@@ -87,6 +87,7 @@ SETTLING = {
     "factor-missing",
     "factor-unexplained",  # handed over, the transfer's event still in the outbox
     "not-transferred",
+    "not-settled",
     "ledger-unbalanced",
 }
 
@@ -202,6 +203,18 @@ def check_pipeline(topics: Topics, documents: Iterable[Document], verdict: Verdi
         posted=len(topics.on(POSTED)),
         redelivered=topics.redelivered,
     )
+
+
+def check_settlements(topics: Topics, settled: int, verdict: Verdict) -> None:
+    """Every settlement line the factor wrote came back as a payment to book."""
+    reported = [
+        r
+        for r in topics.on(PAYMENT)
+        if r.body and not r.body.get("recorded_at_source") and not r.body.get("test_mode")
+    ]
+    if len(reported) < settled:
+        verdict.fail("not-settled", f"{settled} settlement lines, {len(reported)} payments")
+    verdict.counts["settled"] = len(reported)
 
 
 def applied_ids(topics: Topics) -> dict[str, set[str]]:

@@ -20,6 +20,7 @@ from nordflow_local.chaos.invariants import (
     check_applied,
     check_erp,
     check_factor,
+    check_settlements,
     check_partners,
     check_pipeline,
     check_settled,
@@ -68,6 +69,7 @@ class Outcome:
             "erp_payments",
             "partner_documents",
             "factor_invoices",
+            "settled",
             "dead_letters",
             "redelivered",
             "lag",
@@ -122,6 +124,7 @@ async def evaluate(stack: Stack, workload: Workload, *, erp: bool) -> Verdict:
         if t.factor is not None
     }
     check_factor(topics, factor, verdict)
+    check_settlements(topics, workload.settled, verdict)
     if erp:
         payments = {
             t.tenant_id: await observe.erp_payments(t.fortnox_url, t.fortnox_token)
@@ -202,8 +205,8 @@ async def run(
             await asyncio.to_thread(supervisor.wait_all_ready, 120.0)
             if profile.settlements:
                 await asyncio.sleep(10)  # the last runs' files answered by the factor
-                files = await workload.factor_settles()
-                say(f"  the factor settled what it accepted ({files} settlement files)")
+                lines = await workload.factor_settles()
+                say(f"  the factor settled what it accepted ({lines} invoices)")
             verdict, settled = await settle(stack, workload, profile.quiesce_timeout, say)
     finally:
         supervisor.stop()

@@ -97,6 +97,7 @@ class Workload:
     connected: list[SourceConnection] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
     partner_faults_queued: int = 0
+    settled: int = 0  # settlement lines the factor wrote
 
     @property
     def tenants(self) -> list[str]:
@@ -213,7 +214,8 @@ class Workload:
     async def factor_settles(self) -> int:
         """The factor settles every invoice it accepted and has not settled yet (paid in
         full, its fee withheld): a settlement file that factoring-gateway reads back as
-        `payment.received` for ledger-closer to book. Returns the files written."""
+        `payment.received` for ledger-closer to book. Returns the lines written (also kept
+        in ``settled``)."""
         written = 0
         async with httpx.AsyncClient(timeout=30) as http:
             for t in self.fortnox:
@@ -225,9 +227,10 @@ class Workload:
                     headers={"Authorization": f"Bearer {t.factor.token}"},
                 )
                 if response.status_code < 300:
-                    written += 1
+                    written += int(response.json().get("lines", 0))
                 else:
                     self.say(f"  ! settlement for {t.tenant_id}: HTTP {response.status_code}")
+        self.settled += written
         return written
 
     async def partner_faults_left(self, *, clear: bool = True) -> int:
