@@ -20,10 +20,10 @@ from nordflow_local.chaos.invariants import (
     check_applied,
     check_erp,
     check_factor,
-    check_settlements,
     check_partners,
     check_pipeline,
     check_settled,
+    check_settlements,
 )
 from nordflow_local.chaos.workload import Profile, Workload
 from nordflow_local.factoring import factor_invoices, transfers_on_demand
