@@ -214,7 +214,7 @@ def check_settlements(topics: Topics, settled: int, verdict: Verdict) -> None:
     ]
     if len(reported) < settled:
         verdict.fail("not-settled", f"{settled} settlement lines, {len(reported)} payments")
-    verdict.counts["settled"] = len(reported)
+    verdict.counts["settlement_payments"] = len(reported)
 
 
 def applied_ids(topics: Topics) -> dict[str, set[str]]:

@@ -69,7 +69,7 @@ class Outcome:
             "erp_payments",
             "partner_documents",
             "factor_invoices",
-            "settled",
+            "settlement_payments",
             "dead_letters",
             "redelivered",
             "lag",

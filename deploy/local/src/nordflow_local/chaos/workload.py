@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -231,6 +235,23 @@ class Workload:
                 else:
                     self.say(f"  ! settlement for {t.tenant_id}: HTTP {response.status_code}")
         self.settled += written
+        # Read back now: locally `agreements set` ran without the service's
+        # SETTLEMENT_POLL_SECONDS, so the agreement's first read is an hour away.
+        for t in self.fortnox:
+            await asyncio.to_thread(
+                subprocess.run,
+                [
+                    str(Path(sys.executable).parent / "factoring-gateway"),
+                    "settlements",
+                    "fetch",
+                    "--tenant",
+                    t.tenant_id,
+                ],
+                env={**os.environ, **self.env},
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
         return written
 
     async def partner_faults_left(self, *, clear: bool = True) -> int:
