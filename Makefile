@@ -58,12 +58,15 @@ bench: setup
 # The full fault run (a few hundred invoices, random crashes of services, the broker and the
 # database; SEED=N replays one), the recovery times, and the three-broker cluster run in
 # network namespaces (needs root). Each on a fresh stack of its own, stopped at the end;
-# bounded by `timeout`. The short run is part of `make test` (tests/chaos).
+# bounded by `timeout`; all three run, and the target fails if any of them did. The short
+# run is part of `make test` (tests/chaos).
 chaos: setup
 	@mkdir -p .local
-	@timeout 1500 $(RUN) python -m nordflow_local.chaos run --profile full $(if $(SEED),--seed $(SEED)) --report .local/chaos-report.json
-	@timeout 900 $(RUN) python -m nordflow_local.chaos recovery
-	@timeout 1200 $(RUN) python -m nordflow_local.chaos cluster $(if $(SEED),--seed $(SEED))
+	@status=0; \
+	timeout 1500 $(RUN) python -m nordflow_local.chaos run --profile full $(if $(SEED),--seed $(SEED)) --report .local/chaos-report.json || status=1; \
+	timeout 900 $(RUN) python -m nordflow_local.chaos recovery || status=1; \
+	timeout 1200 $(RUN) python -m nordflow_local.chaos cluster $(if $(SEED),--seed $(SEED)) || status=1; \
+	exit $$status
 
 clean: down
 	rm -rf .local
