@@ -476,3 +476,40 @@ async def test_each_connection_can_have_its_own_schedule(api, pool, sandbox, box
         "SELECT next_poll_at - last_poll_at AS gap FROM connections WHERE connection_id = 'hourly'"
     )
     assert dt.timedelta(minutes=59) < row["gap"] < dt.timedelta(minutes=61)
+
+
+async def test_a_connection_has_a_flow_naming_a_writable_connection_of_the_tenant(api, pool):
+    client, _ = api
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    headers = await token_for(pool, tenant)
+    fortnox = {
+        "connection_id": f"{tenant}-fx",
+        "system": "fortnox",
+        "base_url": "https://api.fortnox.se",
+        "token": "fixed-token",
+    }
+    assert (await client.put(f"/api/v1/connections/{tenant}-fx", json=fortnox,
+                             headers=headers)).status_code == 200  # fmt: skip
+    sirvoy = {
+        "connection_id": f"{tenant}-sv",
+        "system": "sirvoy",
+        "base_url": "https://sirvoy.example.com",
+        "credentials": {"api_token": "a", "webhook_secret": "b"},
+        "flow": {"book_into": f"{tenant}-fx", "factor": False, "distribute": False},
+    }
+    answer = await client.put(f"/api/v1/connections/{tenant}-sv", json=sirvoy, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["flow"] == sirvoy["flow"]
+    listed = {c["connection_id"]: c["flow"] for c in
+              (await client.get("/api/v1/connections", headers=headers)).json()}  # fmt: skip
+    assert listed[f"{tenant}-fx"] == {"book_into": None, "factor": True, "distribute": True}
+
+    bad = {**sirvoy, "flow": {"book_into": "nowhere"}}
+    answer = await client.put(f"/api/v1/connections/{tenant}-sv", json=bad, headers=headers)
+    assert answer.status_code == 422
+    [problem] = answer.json()["detail"]
+    assert problem["loc"] == ["body", "flow", "book_into"]
+    assert "has no connection 'nowhere'" in problem["msg"]
+    stored = await PgConnectionRepository(pool).get(f"{tenant}-sv", tenant)
+    assert stored is not None
+    assert stored.flow.book_into == f"{tenant}-fx"

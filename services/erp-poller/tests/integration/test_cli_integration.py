@@ -75,7 +75,9 @@ def test_a_tenant_is_set_up_and_operated_from_the_command_line(
     assert "--seller" in err
     code, out, err = run(capsys, *add)
     assert code == 0, err
-    assert out.strip() == f"connection {connection} for tenant {tenant}: manual"
+    assert out.strip() == (
+        f"connection {connection} for tenant {tenant}: manual, flow: factor, distribute"
+    )
     assert "has no profile yet" in err
     code, out, _ = run(capsys, "connections", "list", "--tenant", tenant)
     assert f"{connection}  tenant={tenant}  fortnox  manual" in out
@@ -125,6 +127,29 @@ def test_a_tenant_is_set_up_and_operated_from_the_command_line(
     code, _, err = run(capsys, "connections", "backfills", connection, "--tenant", "t-other")
     assert code == 1
     assert f"no connection {connection!r}" in err
+
+    # A flow: the hotel's Sirvoy is booked into its Fortnox and neither factored nor sent; a
+    # Tripletex connection (only booked into) takes no credentials.
+    hotel = ["connections", "add", "--tenant", tenant, "--system", "sirvoy"]
+    hotel += ["--base-url", "http://127.0.0.1:9", "--token-env", "SIRVOY_CREDENTIALS"]
+    monkeypatch.setenv("SIRVOY_CREDENTIALS", '{"api_token": "a", "webhook_secret": "b"}')
+    code, _, err = run(capsys, *hotel, "--connection-id", "t-cli-sv", "--book-into", "nowhere")
+    assert code == 1
+    assert err.strip() == "erp-poller: flow.book_into: the tenant has no connection 'nowhere'"
+    code, out, err = run(capsys, *hotel, "--connection-id", "t-cli-sv", "--book-into",
+                         connection, "--no-factor", "--no-distribute")  # fmt: skip
+    assert code == 0, err
+    assert out.strip().endswith(f"flow: book into {connection}")
+    tripletex = ["connections", "add", "--tenant", tenant, "--system", "tripletex"]
+    tripletex += ["--connection-id", "t-cli-tx", "--base-url", "https://tripletex.no/v2"]
+    code, _, err = run(capsys, *tripletex, "--token-env", "NORDFLOW_TEST_TOKEN")
+    assert code == 2
+    assert "tripletex takes no credentials" in err
+    code, out, err = run(capsys, *tripletex, "--no-factor", "--no-distribute")
+    assert code == 0, err
+    assert out.strip().endswith("flow: record only")
+    code, out, _ = run(capsys, "connections", "list", "--tenant", tenant)
+    assert f"t-cli-sv  tenant={tenant}  sirvoy  test  flow: book into {connection}" in out
 
     code, out, _ = run(capsys, "tokens", "create", tenant, "--name", "cli")
     assert code == 0

@@ -128,6 +128,7 @@ def winner_order(**overrides: Any) -> dict[str, Any]:
         "lines": [
             {"product_group": "Skåp", "description": "Skåp och stommar", "amount": "40000.00"},
             {"product_group": "Bänkskivor", "description": "Bänkskiva ek", "amount": "8000.01"},
+            {"product_group": "Skåp", "description": "Vitrinskåp", "amount": "10000.00"},
         ],
         "payment_calendar": [
             {"part": 1, "label": "Förskott", "percent": "20", "due_date": "2025-03-20"},
@@ -354,10 +355,14 @@ async def test_a_winner_quote_becomes_one_order_per_payment_part_once(api, pool,
     assert [o.source.document_id for o in orders] == ["Q1001-1", "Q1001-2"]
     assert {o.kind.value for o in orders} == {"order"}
     amounts = [[Decimal(line["amount"]) for line in o.payload["lines"]] for o in orders]
+    # One line per product group, summed, each split 20/80 (the last part takes the öre).
     assert amounts == [
-        [Decimal("8000.00"), Decimal("1600.00")],
-        [Decimal("32000.00"), Decimal("6400.01")],
+        [Decimal("10000.00"), Decimal("1600.00")],
+        [Decimal("40000.00"), Decimal("6400.01")],
     ]
+    assert [
+        (line["article_number"], line["description"]) for line in orders[0].payload["lines"]
+    ] == [("Skåp", "Skåp"), ("Bänkskivor", "Bänkskivor")]
     assert orders[0].payload["due_date"] == "2025-03-20"
     assert orders[1].payload["due_date"] == "2025-04-09"  # order date + 30 days
     assert orders[0].payload["project"] == {"number": "P-2025-17", "name": "Kök Andersson"}
@@ -380,8 +385,8 @@ async def test_a_winner_quote_becomes_one_order_per_payment_part_once(api, pool,
             "product_group": None,
             "description": "Enligt offert Q1001",
             "quantity": "1",
-            "unit_price": "48000.01",
-            "amount": "48000.01",
+            "unit_price": "58000.01",
+            "amount": "58000.01",
             "vat_rate": "25",
         }
     ]

@@ -197,6 +197,8 @@ async def handle_fetched(repos: Repositories, event: ErpDocumentFetched) -> Even
             test_mode=event.test_mode,
             version=event.version,
             invoice=result,
+            flow=event.flow,
+            source_kind=event.kind,
         )
     await repos.invoices.record(
         invoice_id=event.invoice_id,

@@ -52,6 +52,7 @@ class SourceSystem(StrEnum):
     SIRVOY = "sirvoy"
     WINNER = "winner"
     ON_PREMISE = "on-premise"
+    TRIPLETEX = "tripletex"  # an accounting system documents are booked into (not read yet)
 
 
 class ConnectionMode(StrEnum):

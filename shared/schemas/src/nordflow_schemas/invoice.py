@@ -134,6 +134,13 @@ class InvoiceReference(Frozen):
     invoice_id: str | None = Field(default=None, description="Canonical id of the original")
 
 
+class ProjectReference(Frozen):
+    """BT-11 project reference, with the project's name (e.g. a kitchen project in Winner)."""
+
+    number: str = Field(min_length=1, description="BT-11 the project's number at the seller")
+    name: str | None = Field(default=None, description="The project's name")
+
+
 class Invoice(Frozen):
     """One canonical invoice or credit note, whatever system it came from."""
 
@@ -182,4 +189,10 @@ class Invoice(Frozen):
     )
     outstanding_amount: Amount | None = Field(
         default=None, description="Open balance in the ERP when fetched; None if unknown"
+    )
+    project: ProjectReference | None = Field(default=None, description="BT-11 and its name")
+    settled_by: str | None = Field(
+        default=None,
+        description="An external payment provider (e.g. Stripe) that took the whole payment at "
+        "sale: a paid cash receipt, nothing payable (its prepaid amount BT-113 is the total)",
     )

@@ -8,6 +8,9 @@ from .events import (
     ChannelSuggested,
     ErpDocumentFetched,
     Event,
+    InvoiceBooked,
+    InvoiceBookingSkipped,
+    InvoiceClosingHeld,
     InvoiceCreated,
     InvoiceDeliveryFailed,
     InvoiceDeliveryUncertain,
@@ -145,6 +148,29 @@ LEDGER_ENTRY_POSTED = TopicSpec(
     (DASHBOARDS,),
     "A payment or closing entry written into the tenant's ERP",
 )
+INVOICE_BOOKED = TopicSpec(
+    "invoice.booked",
+    InvoiceBooked,
+    (LEDGER_CLOSER,),
+    (DASHBOARDS,),
+    "A document written into the accounting system its flow books it into (customer, "
+    "invoice, credit, cancellation, project, products, order); in test mode what would be",
+)
+INVOICE_BOOKING_SKIPPED = TopicSpec(
+    "invoice.booking_skipped",
+    InvoiceBookingSkipped,
+    (LEDGER_CLOSER,),
+    (DASHBOARDS,),
+    "A document its flow books that is deliberately not written, with the reason (a cash "
+    "receipt already paid through Stripe)",
+)
+INVOICE_CLOSING_HELD = TopicSpec(
+    "invoice.closing_held",
+    InvoiceClosingHeld,
+    (LEDGER_CLOSER,),
+    (DASHBOARDS,),
+    "A transferred invoice not closed because it did not reach its buyer",
+)
 TENANT_UPDATED = TopicSpec(
     "tenant.updated",
     TenantUpdated,
@@ -180,6 +206,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     CHANNEL_SUGGESTED,
     PAYMENT_RECEIVED,
     LEDGER_ENTRY_POSTED,
+    INVOICE_BOOKED,
+    INVOICE_BOOKING_SKIPPED,
+    INVOICE_CLOSING_HELD,
     EVENT_DEAD_LETTERED,
 )
 BY_NAME = {t.name: t for t in TOPICS}

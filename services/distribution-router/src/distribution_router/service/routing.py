@@ -38,7 +38,7 @@ from ..domain.channels import (
     plan_routes,
     public_recipient,
 )
-from ..domain.deliveries import DeliveryStatus, NewDelivery
+from ..domain.deliveries import DeliveryStatus, NewDelivery, not_sent_reason
 from ..domain.documents import Handling, Rendered, TravelledAttachment
 from ..domain.masking import personal_number
 from ..domain.sending import Attachment
@@ -146,13 +146,52 @@ def _travelled(
     )
 
 
+async def record_not_sent(
+    repos: Repositories,
+    event: InvoiceCreated,
+    key: str,
+    override: Channel | None,
+    reason: str,
+    now: dt.datetime,
+) -> None:
+    """Record an invoice that is never sent, with the reason; no job, nothing asked of the
+    networks (its channel is the cheapest one reachable without asking them)."""
+    invoice = event.invoice
+    plan = plan_routes(invoice, Reachability(participant=None, b2c_registered=False), override)
+    first = plan.first
+    await repos.deliveries.record(
+        NewDelivery(
+            invoice_id=event.invoice_id,
+            tenant_id=event.tenant_id,
+            number=invoice.number,
+            channel=first.channel,
+            recipient=public_recipient(first),
+            test_mode=event.test_mode,
+            routed_at=now,
+            status="not_sent",
+            document_sha256=None,
+            errors=(),
+            document_format=first.document_format or FORMATS[first.channel],
+            customer_key=key,
+            routes=plan.routes,
+            route_reason=plan.reason,
+            invoice=invoice,
+            due_at=None,
+            completed_at=now,
+            not_sent_reason=reason,
+        )
+    )
+
+
 async def distribute_invoice(
     repos: Repositories, partners: Partners, event: InvoiceCreated, now: dt.datetime
 ) -> EventBody | None:
     """Route once; schedule the send; return invoice.delivery_failed or None.
 
-    A PEPPOL document with a fatal rule violation is never sent: its rule ids and messages
-    go to the user. A test-mode invoice is routed, rendered and validated but gets no send
+    An invoice whose flow excludes distribution, or a cash receipt already paid through a
+    provider, is recorded as ``not_sent`` with the reason and never scheduled. A PEPPOL
+    document with a fatal rule violation is never sent: its rule ids and messages go to the
+    user. A test-mode invoice is routed, rendered and validated but gets no send
     job; only its failures are reported (with ``test_mode``).
     """
     if await repos.deliveries.exists(event.invoice_id):
@@ -160,6 +199,10 @@ async def distribute_invoice(
     invoice = event.invoice
     key = customer_key(invoice.buyer)
     override = await repos.overrides.for_customer(event.tenant_id, key)
+    reason = not_sent_reason(event.flow.distribute, invoice)
+    if reason is not None:
+        await record_not_sent(repos, event, key, override, reason, now)
+        return None
     reach = await reachability(invoice, partners.lookup, partners.registry)
     plan = plan_routes(invoice, reach, override)
     first = plan.first

@@ -401,7 +401,8 @@ def open_source(
     """
     if not connection.polled:
         raise ValueError(
-            f"{connection.system.value} connections push their documents; they are not polled"
+            f"{connection.system.value} connections are not polled (their documents are "
+            "pushed, or they are only booked into)"
         )
     credentials = parse_credentials(connection.system, box.open(connection.token_sealed))
     size = options.page_size

@@ -36,6 +36,7 @@ from nordflow_schemas.invoice import (
     Party,
     PartyType,
     PaymentInstructions,
+    ProjectReference,
     Totals,
     VatBreakdown,
     VatCategory,
@@ -388,6 +389,8 @@ class InvoiceBuilder:
         payment_method: str | None = None,
         outstanding: Decimal | None = None,
         accounting: AccountingVat | None = None,
+        project: ProjectReference | None = None,
+        settled_by: str | None = None,
     ) -> Mapped:
         """The canonical invoice, or every problem recorded while reading and building.
 
@@ -438,6 +441,8 @@ class InvoiceBuilder:
                 vat_accounting_currency=accounting.currency,
                 vat_total_accounting_currency=accounting.vat,
                 exchange_rate=accounting.rate,
+                project=project,
+                settled_by=settled_by,
             )
         except ValidationError as exc:
             return schema_issues(exc)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from nordflow_runtime.http import request_deps
 from nordflow_runtime.tenants import Tenant
 from nordflow_schemas.common import ConnectionMode, SourceSystem
+from nordflow_schemas.events import Flow
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from ...deps import Deps
@@ -31,6 +32,27 @@ router = APIRouter(prefix="/api/v1", tags=["connections"])
 P = ParamSpec("P")
 T = TypeVar("T")
 AppDeps = Annotated[Deps, Depends(request_deps)]
+
+
+class FlowIn(BaseModel):
+    """What happens to the connection's documents: any combination of booking into another
+    connection of the tenant, factoring and distribution; all off records them only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    book_into: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Another connection of the tenant (Fortnox, Visma eAccounting, Visma.net "
+        "or Tripletex) that ledger-closer books the documents into; null: booked nowhere",
+    )
+    factor: bool = Field(default=True, description="Decided under the tenant's agreements")
+    distribute: bool = Field(default=True, description="Sent to the buyer by distribution")
+
+    def flow(self) -> Flow:
+        """The contract's value."""
+        return Flow(book_into=self.book_into, factor=self.factor, distribute=self.distribute)
 
 
 class ConnectionIn(BaseModel):
@@ -72,6 +94,21 @@ class ConnectionIn(BaseModel):
         description="This connection's schedule: seconds between polls (test and automatic "
         "mode); unset: the service's POLL_INTERVAL_SECONDS",
     )
+    flow: FlowIn = Field(
+        default_factory=FlowIn,
+        description="What happens to its documents; unset: factored and distributed, booked "
+        "nowhere",
+    )
+
+
+class FlowOut(BaseModel):
+    """A connection's flow."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    book_into: str | None
+    factor: bool
+    distribute: bool
 
 
 class ConnectionOut(BaseModel):
@@ -89,6 +126,7 @@ class ConnectionOut(BaseModel):
     last_error: str | None
     next_poll_at: dt.datetime
     poll_interval_seconds: int | None = None
+    flow: FlowOut
     waiting_for: str | None = Field(
         default=None,
         description="What must happen before this connection's documents flow (the tenant "
@@ -174,7 +212,7 @@ def _answers() -> Iterator[None]:
     except (ConnectionTakenError, ConnectionBusyError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except InvalidInputError as exc:
-        raise _unprocessable(["body", exc.field], exc.message) from None
+        raise _unprocessable(["body", *exc.field.split(".")], exc.message) from None
     except CredentialsError as exc:
         loc = ["body", "credentials", exc.key] if exc.key else ["body", "credentials"]
         raise _unprocessable(loc, str(exc)) from None
@@ -225,6 +263,7 @@ async def put_connection(
         poll_interval_seconds=body.poll_interval_seconds,
         allow_internal_urls=deps.allow_internal_urls,
         now=deps.clock(),
+        flow=body.flow.flow(),
     )
     deps.wake()
     return ConnectionOut.of(state)
