@@ -27,6 +27,7 @@ from nordflow_sandboxes.fortnox.errors import (
 )
 from nordflow_sandboxes.fortnox.fields import decode_wrapped
 from nordflow_sandboxes.fortnox.oauth import DEFAULT_SCOPE, TOKEN_PATH, token_router
+from nordflow_sandboxes.fortnox.registers import registers_router
 from nordflow_sandboxes.fortnox.state import FortnoxState
 from nordflow_sandboxes.kit import admin
 from nordflow_sandboxes.kit.faults import Fault
@@ -57,7 +58,12 @@ def create_app(state: FortnoxState | None = None) -> FastAPI:
         "fortnox",
         title="Nordflow Fortnox API v3 sandbox",
         version="3",
-        routers=[_fortnox_router(state), token_router(state.oauth), _admin_router(state)],
+        routers=[
+            _fortnox_router(state),
+            registers_router(state),
+            token_router(state.oauth),
+            _admin_router(state),
+        ],
         gate=_gate(state),
     )
 

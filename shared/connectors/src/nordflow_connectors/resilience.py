@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import httpx
 
@@ -34,6 +35,22 @@ class Slot:
 
     def __init__(self, at: float) -> None:
         self.at = at
+
+
+class Limiter(Protocol):
+    """Paces a client's calls: ``acquire`` before each call, ``done`` once it is answered.
+
+    ``SlidingWindowLimiter`` paces one process; ``budget.PgRateBudget`` every process that
+    calls the same company.
+    """
+
+    async def acquire(self) -> Slot:
+        """Wait for room for one more call."""
+        ...
+
+    def done(self, slot: Slot) -> None:
+        """The call was answered."""
+        ...
 
 
 class SlidingWindowLimiter:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from nordflow_connectors.budget import PgRateBudget, budget_key
 from nordflow_connectors.client_credentials import ClientCredentialsSession
 from nordflow_connectors.fortnox import FortnoxClient
 from nordflow_connectors.oauth import OAuthSession, Tokens
@@ -419,7 +420,12 @@ def open_source(
             PgTokenStore(pool, box, connection.connection_id, connection.tenant_id, initial),
         )
         if isinstance(credentials, FortnoxOAuthCredentials):
-            fortnox = FortnoxClient(connection.base_url, session, page_size=size or 100)
+            fortnox = FortnoxClient(
+                connection.base_url,
+                session,
+                page_size=size or 100,
+                limiter=fortnox_budget(pool, connection.connection_id),
+            )
             return FortnoxSource(fortnox, session)
         client = VismaEAccountingClient(connection.base_url, session, page_size=size or 200)
         return VismaEAccountingSource(client, session)
@@ -457,5 +463,16 @@ def open_source(
         )
     assert isinstance(credentials, TokenCredentials)
     return FortnoxSource(
-        FortnoxClient(connection.base_url, credentials.token, page_size=size or 100)
+        FortnoxClient(
+            connection.base_url,
+            credentials.token,
+            page_size=size or 100,
+            limiter=fortnox_budget(pool, connection.connection_id),
+        )
     )
+
+
+def fortnox_budget(pool: asyncpg.Pool, connection_id: str) -> PgRateBudget:
+    """Fortnox's 25 calls per 5 s of the company, shared with ledger-closer (which names the
+    company by the same connection id) and every replica of both."""
+    return PgRateBudget(pool, budget_key("fortnox", connection_id), 25, 5.0)
