@@ -297,6 +297,11 @@ class VismaNetClient:
             invoice["timeStamp"] = header.strip('"')
         return invoice
 
+    async def credit_note(self, reference_number: str) -> dict[str, Any]:
+        """One customer credit note (`customerCreditNote`), with its applications."""
+        note: dict[str, Any] = await self._json(f"customerCreditNote/{reference_number}")
+        return note
+
     async def customer(self, customer_number: str) -> dict[str, Any]:
         """One customer card."""
         customer: dict[str, Any] = await self._json(f"customer/{customer_number}")
@@ -367,7 +372,7 @@ class VismaNetClient:
         cash_account: str | None = None,
         description: str | None = None,
         hold: bool = False,
-        payment_type: Literal["Payment"] = "Payment",
+        payment_type: Literal["Payment", "Refund"] = "Payment",
     ) -> str:
         """Create a customer payment (not yet released); returns its reference number.
 

@@ -66,7 +66,7 @@ INVOICE_CREATED = TopicSpec(
     "invoice.created",
     InvoiceCreated,
     (MAPPER,),
-    (FACTORING_GATEWAY, DISTRIBUTION_ROUTER, DASHBOARDS),
+    (FACTORING_GATEWAY, DISTRIBUTION_ROUTER, LEDGER_CLOSER, DASHBOARDS),
     "A canonical invoice, mapped and validated, first version",
 )
 INVOICE_UPDATED = TopicSpec(
@@ -109,21 +109,21 @@ INVOICE_DISTRIBUTED = TopicSpec(
     "invoice.distributed",
     InvoiceDistributed,
     (DISTRIBUTION_ROUTER,),
-    (DASHBOARDS,),
+    (LEDGER_CLOSER, DASHBOARDS),
     "An invoice sent by the cheapest channel its recipient can take (partner accepted it)",
 )
 INVOICE_DELIVERY_FAILED = TopicSpec(
     "invoice.delivery_failed",
     InvoiceDeliveryFailed,
     (DISTRIBUTION_ROUTER,),
-    (DASHBOARDS,),
+    (LEDGER_CLOSER, DASHBOARDS),
     "An invoice that could not be sent, with the rule ids and messages",
 )
 INVOICE_DELIVERY_UNCERTAIN = TopicSpec(
     "invoice.delivery_uncertain",
     InvoiceDeliveryUncertain,
     (DISTRIBUTION_ROUTER,),
-    (DASHBOARDS,),
+    (LEDGER_CLOSER, DASHBOARDS),
     "A send whose outcome is unknown and cannot be looked up (e-mail); never resent by itself",
 )
 CHANNEL_SUGGESTED = TopicSpec(
