@@ -4,17 +4,24 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
+# apt-get needs root: CI runs as root; elsewhere sudo asks.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+OPENAPI := docs/api/control-panel.openapi.json
 
 .PHONY: help setup demo test lint generate up down status bench clean
 
 help:
 	@echo "make demo | test | up | status | down | lint | generate | bench | clean"
 
-# Installs uv (PyPI) when missing, the locked Python environment, and kustomize (Go proxy).
+# Installs uv (PyPI) when missing, the locked Python environment, kustomize (Go proxy), and
+# Debian's Chromium for the control panel's browser tests (never a browser download).
 setup:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet 'uv>=0.5,<0.20'
 	@$(UV) sync --frozen --quiet
 	@bash deploy/k8s/install-kustomize.sh
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium and chromium-driver"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 demo: setup
 	@$(RUN) nordflow-local up
@@ -29,9 +36,11 @@ lint: setup
 	@$(RUN) ruff format --check .
 	@$(RUN) mypy
 	@$(RUN) python -m nordflow_schemas.export --check
+	@$(RUN) control-panel openapi --check $(OPENAPI)
 
 generate: setup
 	@$(RUN) python -m nordflow_schemas.export
+	@$(RUN) control-panel openapi --write $(OPENAPI)
 
 up: setup
 	@$(RUN) nordflow-local up

@@ -22,7 +22,7 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_declared_consumers_match_the_subscribed_handlers(service: str) -> None:
     package = service.replace("-", "_")
     app = importlib.import_module(f"{package}.app").create_app()
-    subscribed = set(app.handlers)
+    subscribed = set(app.topics)  # events and raw records (event.dead_lettered)
     declared = {topic.name for topic in TOPICS if service in topic.consumers}
     assert subscribed == declared, (
         f"{service}: subscribes to {sorted(subscribed - declared)} not in the topic map, and "

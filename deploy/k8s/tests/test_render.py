@@ -40,7 +40,10 @@ SHARED_CONFIG_KEYS = frozenset(
 # Each service's own ConfigMap, "<service>-config"; the components name everything after
 # its OTEL_SERVICE_NAME.
 SERVICE_CONFIG_KEYS = frozenset({"OTEL_SERVICE_NAME"})
-EXTRA_CONFIG_KEYS = {"ledger-closer": frozenset({"CLOSING_DELAY_SECONDS"})}
+EXTRA_CONFIG_KEYS = {
+    "ledger-closer": frozenset({"CLOSING_DELAY_SECONDS"}),
+    "control-panel": frozenset({"SESSION_COOKIE_SECURE"}),
+}
 SECRET_KEYS = {
     "erp-poller": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
     "ledger-closer": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
@@ -61,7 +64,12 @@ EXPECTED_CONSUMES = {
     svc: frozenset(t.name for t in TOPICS if svc in t.consumers) for svc in SERVICES
 }
 # Stateless Kafka consumers, scaled by an HPA (erp-poller, a scheduler, has fixed replicas).
-AUTOSCALED = frozenset(svc for svc, topics in EXPECTED_CONSUMES.items() if topics)
+# erp-poller is a scheduler: its consumer takes only operators' commands, and its replicas
+# are fixed (scheduled work is claimed with database locks).
+SCHEDULERS = frozenset({"erp-poller"})
+AUTOSCALED = frozenset(
+    svc for svc, topics in EXPECTED_CONSUMES.items() if topics and svc not in SCHEDULERS
+)
 
 
 # ---------------------------------------------------------------------------- helpers

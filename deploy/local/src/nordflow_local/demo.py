@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from nordflow_local import deliveries, journey, sources
+from nordflow_local import deliveries, journey, panel, sources
 from nordflow_local.provision import provision_sources
 from nordflow_local.samples import EXTRA_PEPPOL_GLNS, create_invoices, register_peppol_participant
 from nordflow_local.stack import Stack, StackError
@@ -197,6 +197,7 @@ async def run() -> int:
         "  Create an invoice by hand in the sandbox (see README); it flows on its own.\n"
         "  make down                            stop everything"
     )
+    _say("\n" + "\n".join(panel.sign_in_lines(Stack(progress=None).env(), tenants)))
     return 0
 
 

@@ -42,6 +42,7 @@ SERVICES: tuple[str, ...] = (
     "factoring-gateway",
     "distribution-router",
     "ledger-closer",
+    "control-panel",
 )
 
 # Extra environment per service, on top of the common variables; like COMMON_SERVICE_ENV,
@@ -52,6 +53,14 @@ SERVICE_ENV: dict[str, dict[str, str]] = {
     # Poll every few seconds so a hand-made invoice shows up quickly (production: 30 s); the
     # sandboxes are on loopback, which the tenant API refuses in production.
     "erp-poller": {"POLL_INTERVAL_SECONDS": "3", "ALLOW_INTERNAL_URLS": "true"},
+    # The panel is served over plain HTTP on loopback: its session cookie cannot be Secure.
+    "control-panel": {"SESSION_COOKIE_SECURE": "false"},
+}
+
+# Another service's URL a service is given (it links to that service's API): service →
+# (variable, the other service).
+SERVICE_LINKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "control-panel": (("DISTRIBUTION_ROUTER_URL", "distribution-router"),),
 }
 
 # Defaults for every service; a variable already set in the caller's environment wins.
@@ -402,6 +411,9 @@ class Stack:
             for service, variable, template in sandbox.service_env:
                 if service == name and sandbox.process_name in state.get("ports", {}):
                     specific[variable] = sandbox.render(template, state)
+        for variable, other in SERVICE_LINKS.get(name, ()):
+            if other in state.get("ports", {}):
+                specific[variable] = f"http://{LOOPBACK}:{state['ports'][other]}"
         local = {**COMMON_SERVICE_ENV, **SERVICE_ENV.get(name, {})}
         defaults = {k: v for k, v in local.items() if k not in os.environ}
         return {**os.environ, **defaults, **specific}, [*defaults, *specific]

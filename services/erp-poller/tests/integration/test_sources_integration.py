@@ -421,6 +421,7 @@ async def test_manual_mode_polls_nothing_until_a_sync_asks(
         await tenants.request_sync(added.tenant_id, added.connection_id, None, [documents[3]])
     ).request_id
     assert await steps.sync_one()
+    assert await steps.sync_one()
     assert not await steps.sync_one()
     for request_id, count in ((limited, 2), (named, 1)):
         row = await tenants.sync_request(added.tenant_id, request_id)
@@ -649,6 +650,7 @@ async def test_a_credit_note_comes_with_the_invoice_it_credits(
     for driver in (bygg, fjord):
         await add_connection(pool, box, driver)
     steps = runner(pool, box)
+    assert await steps.poll_one()
     assert await steps.poll_one()
     by_id = {e.source.document_id: e for e in await events(pool)}
     eaccounting = by_id[credit]

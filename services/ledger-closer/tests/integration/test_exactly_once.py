@@ -27,7 +27,7 @@ from nordflow_sandboxes.fortnox.testing import (
     RunningFortnoxSandbox,
     running_fortnox_sandbox,
 )
-from nordflow_schemas.events import EntryKind, LedgerEntryPosted
+from nordflow_schemas.events import EntryKind, JobFailed, LedgerEntryPosted
 from nordflow_schemas.testing import new_tenant, tenant_profile
 
 pytestmark = pytest.mark.integration
@@ -146,7 +146,10 @@ async def test_a_refusal_fails_the_job_visibly_without_writing(
     assert job["state"] == "failed"
     assert "ERP refused the entry" in job["last_error"]
     assert company.token not in job["last_error"]
-    assert out.events == []
+    assert out.of(LedgerEntryPosted) == []
+    [failed] = out.of(JobFailed)  # the runtime announces it to operators
+    assert (failed.kind, failed.job_key) == ("close-invoice", job["job_key"])
+    assert company.token not in failed.error
     assert (await entry_row(harness, tenant))["erp_reference"] is None
 
 

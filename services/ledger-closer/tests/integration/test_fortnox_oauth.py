@@ -48,6 +48,7 @@ from nordflow_sandboxes.fortnox.testing import (
     running_fortnox_sandbox,
 )
 from nordflow_schemas.common import ConnectionMode, SourceSystem
+from nordflow_schemas.events import JobFailed, LedgerEntryPosted
 from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
@@ -223,7 +224,11 @@ async def test_a_spent_grant_fails_the_job_naming_reauthorization_without_secret
     for secret in (grant.refresh_token, grant.client_secret):
         assert secret not in job["last_error"]
     assert erp_payments(fortnox, company, number) == 0
-    assert (await closer.emitted()).events == []
+    emitted = await closer.emitted()
+    assert emitted.of(LedgerEntryPosted) == []
+    [failed] = emitted.of(JobFailed)  # the runtime announces it to operators, no secret in it
+    for secret in (grant.refresh_token, grant.client_secret):
+        assert secret not in failed.error
 
 
 def test_connections_add_takes_a_plain_token_or_oauth_json(

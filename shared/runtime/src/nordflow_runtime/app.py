@@ -13,14 +13,17 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter
 from nordflow_schemas.envelope import Envelope
-from nordflow_schemas.topics import TENANT_UPDATED
+from nordflow_schemas.events import OperatorAction
+from nordflow_schemas.topics import OPERATOR_ACTION_REQUESTED, TENANT_UPDATED
 
-from . import db
-from .consumer import Context, EventConsumer, Handler
-from .http import build_http_app, http_server
+from . import db, dlq
+from .consumer import Context, EventConsumer, Handler, RawHandler, RawSubscription
+from .health import Health
+from .http import ReadinessCheck, build_http_app, http_server
 from .jobs import Job, JobHandler, JobWorker
 from .kafka import create_consumer, create_producer
 from .logs import configure_logging
+from .operator import OperatorActions, OperatorHandler
 from .outbox import OutboxRelay
 from .settings import ServiceSettings
 from .telemetry import configure_tracing
@@ -56,7 +59,9 @@ class ServiceApp(Generic[D]):
     repositories' factories, partner clients, caches), then starts the consumer group, the
     job workers, the loops and the HTTP server — each handed those dependencies — and stops
     them in reverse order on SIGTERM. Every service keeps its copy of the tenants' profiles
-    from ``tenant.updated`` unless ``tenant_profiles=False`` (their owner).
+    from ``tenant.updated`` unless ``tenant_profiles=False`` (their owner), and carries out
+    the ``operator.action_requested`` commands addressed to it (``retry_job`` and
+    ``replay_dead_letter`` here; its own actions through ``operator_action``).
     """
 
     def __init__(
@@ -74,8 +79,11 @@ class ServiceApp(Generic[D]):
         self.migrations_package = migrations_package
         self.deps_factory = deps
         self.handlers: dict[str, Handler] = {}
+        self.raw_handlers: dict[str, RawSubscription] = {}
         if tenant_profiles:
             self.handlers[TENANT_UPDATED.name] = on_tenant_updated
+        self.operator_actions = OperatorActions(name, self._read_letter)
+        self.handlers[OPERATOR_ACTION_REQUESTED.name] = self.operator_actions.handle
         self.job_handlers: dict[str, tuple[JobHandler, dict[str, Any]]] = {}
         self.loops: list[Callable[[D], Coroutine[Any, Any, None]]] = []
         self.routers: list[APIRouter] = []
@@ -94,6 +102,37 @@ class ServiceApp(Generic[D]):
     ) -> None:
         """Handle every event of a topic (once, transactionally)."""
         self.handlers[topic] = handler
+
+    def subscribe_raw(
+        self,
+        topic: str,
+        handler: Callable[[Context[D], Any], Awaitable[None]],
+        *,
+        inbox_id: Callable[[Any], str] = dlq.inbox_id,
+        tenant_id: Callable[[Any], str] = dlq.tenant_of,
+    ) -> None:
+        """Handle every record of a topic that carries no CloudEvents (``event.dead_lettered``)
+        once: the handler gets the Kafka record; ``inbox_id(record)`` is its deterministic
+        identity for the inbox (by default a dead letter's: consumer and origin position)."""
+        raw: RawHandler = handler
+        self.raw_handlers[topic] = RawSubscription(raw, inbox_id, tenant_id)
+
+    @property
+    def topics(self) -> list[str]:
+        """Every topic the service consumes."""
+        return sorted({*self.handlers, *self.raw_handlers})
+
+    def operator_action(
+        self,
+        action: OperatorAction,
+        handler: OperatorHandler,
+    ) -> None:
+        """Carry out an operator action addressed to this service (``sync_connection`` …);
+        the handler returns the outcome, announced on ``operator.action_completed``."""
+        self.operator_actions.register(action, handler)
+
+    async def _read_letter(self, partition: int, offset: int) -> dlq.DeadLetter | None:
+        return await dlq.read_one(self.settings.kafka_bootstrap_servers, partition, offset)
 
     def job(
         self,
@@ -174,18 +213,24 @@ class ServiceApp(Generic[D]):
             self.schema,
             batch_size=s.outbox_batch_size,
             poll_seconds=s.outbox_poll_seconds,
+            stuck_after=s.stuck_after_failures,
         )
+        checks: dict[str, ReadinessCheck] = {
+            "database": self._check_db,
+            "kafka": self._check_kafka,
+            "relay": _health_check(self.relay.health),
+        }
         deps = await self.build_deps(Resources(self.name, s, self._pool, self.committed))
         self._deps = deps
         for hook in self.on_startup:
             await hook()
         tasks = [asyncio.create_task(self.relay.run(), name="outbox-relay")]
         consumer = None
-        if self.handlers:
+        if self.topics:
             consumer = create_consumer(
                 s.kafka_bootstrap_servers,
                 self.name,
-                sorted(self.handlers),
+                self.topics,
                 max_poll_records=s.consumer_batch_size,
             )
             await consumer.start()
@@ -194,13 +239,18 @@ class ServiceApp(Generic[D]):
                 pool=self._pool,
                 consumer=consumer,
                 handlers=self.handlers,
+                raw_handlers=self.raw_handlers,
                 deps=deps,
                 on_commit=self.committed,
                 batch_size=s.consumer_batch_size,
                 poll_ms=s.consumer_poll_ms,
                 retry_initial=s.retry_initial_seconds,
                 retry_max=s.retry_max_seconds,
+                batch_attempts=s.consumer_batch_attempts,
+                record_attempts=s.consumer_record_attempts,
+                stuck_after=s.stuck_after_failures,
             )
+            checks["consumer"] = _health_check(event_consumer.health)
             tasks.append(asyncio.create_task(event_consumer.run(), name="consumer"))
         for kind, (handler, options) in self.job_handlers.items():
             worker = JobWorker(
@@ -216,9 +266,7 @@ class ServiceApp(Generic[D]):
             tasks.append(asyncio.create_task(worker.run(), name=f"jobs:{kind}"))
         tasks += [asyncio.create_task(factory(deps), name="loop") for factory in self.loops]
         tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-        http_app = build_http_app(
-            self.name, {"database": self._check_db, "kafka": self._check_kafka}, self.routers
-        )
+        http_app = build_http_app(self.name, checks, self.routers)
         http_app.state.pool = self._pool
         http_app.state.deps = deps
         server = http_server(http_app, s.http_host, s.http_port)
@@ -264,6 +312,15 @@ class ServiceApp(Generic[D]):
         if self._producer is None:
             raise RuntimeError("producer not started")
         await self._producer.client.fetch_all_metadata()
+
+
+def _health_check(health: Health) -> ReadinessCheck:
+    """A readiness check that fails while the loop keeps failing."""
+
+    async def check() -> None:
+        health.check()
+
+    return check
 
 
 async def close_deps(deps: object) -> None:

@@ -19,7 +19,7 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from . import db, dlq, jobs, tenants
+from . import db, dlq, jobs, outbox, tenants
 from .app import ServiceApp
 
 S = TypeVar("S", bound=BaseSettings)
@@ -187,8 +187,15 @@ def service_cli(
             raise typer.BadParameter("give either --all-failed or one or more --id N")
 
         async def retrying() -> list[int]:
-            async with service_pool(app_or_exit()) as pool, pool.acquire() as conn:
-                return await jobs.retry_failed(conn, ids=ids or None, kind=kind)
+            async with (
+                service_pool(app_or_exit()) as pool,
+                pool.acquire() as conn,
+                conn.transaction(),
+            ):
+                # The retried jobs and their job.retried events commit together.
+                return await jobs.retry_failed(
+                    conn, ids=ids or None, kind=kind, service=name, requested_by="cli"
+                )
 
         retried = run_async(retrying())
         if ids and len(retried) < len(set(ids)):
@@ -196,6 +203,48 @@ def service_cli(
             print(f"not failed (or no such job): {', '.join(map(str, missing))}", file=sys.stderr)
         print(f"{len(retried)} job(s) pending again: {', '.join(map(str, retried)) or '-'}")
         if ids and not retried:
+            raise typer.Exit(1)
+
+    rows = new_group("Outbox rows Kafka refused for good (set aside): list and send again.")
+    cli.add_typer(rows, name="outbox")
+
+    @rows.command("list")
+    def outbox_list(
+        limit: Annotated[int, typer.Option(min=1, help="at most this many")] = 50,
+    ) -> None:
+        """Rows set aside, newest first, with Kafka's reason."""
+
+        async def listing() -> list[asyncpg.Record]:
+            async with service_pool(app_or_exit()) as pool, pool.acquire() as conn:
+                return await outbox.set_aside(conn, limit)
+
+        found = run_async(listing())
+        print(f"{len(found)} row(s) set aside")
+        for r in found:
+            print(
+                f"{r['seq']}  {r['topic']}  event={r['event_id']}  tenant={r['tenant_id']}  "
+                f"{r['bytes'] or 0} bytes  {r['failed_at']:%Y-%m-%d %H:%M:%S}\n"
+                f"    {r['last_error']}"
+            )
+
+    @rows.command("retry")
+    def outbox_retry(
+        seqs: Annotated[
+            list[int] | None, typer.Option("--seq", help="a row's seq (repeatable)")
+        ] = None,
+        every: Annotated[bool, typer.Option("--all", help="every row set aside")] = False,
+    ) -> None:
+        """Send rows set aside again (after the cause is fixed, e.g. a larger message limit)."""
+        if every == bool(seqs):
+            raise typer.BadParameter("give either --all or one or more --seq N")
+
+        async def retrying() -> list[int]:
+            async with service_pool(app_or_exit()) as pool, pool.acquire() as conn:
+                return await outbox.retry_set_aside(conn, seqs or None)
+
+        again = run_async(retrying())
+        print(f"{len(again)} row(s) to be sent again: {', '.join(map(str, again)) or '-'}")
+        if seqs and not again:
             raise typer.Exit(1)
 
     if tenant_api:
@@ -232,14 +281,3 @@ def run_cli(cli: typer.Typer, name: str, argv: list[str] | None = None) -> int:
         print(exc.code, file=sys.stderr)  # SystemExit("message"): the message, exit code 1
         return 1
     return 0
-
-
-def service_main(
-    name: str,
-    create_app: Callable[[], ServiceApp[Any]],
-    argv: list[str] | None = None,
-    *,
-    tenant_api: bool = False,
-) -> int:
-    """Run only the shared command tree (for a service without commands of its own)."""
-    return run_cli(service_cli(name, create_app, tenant_api=tenant_api), name, argv)

@@ -19,15 +19,15 @@ from nordflow_schemas.topics import BY_CE_TYPE, EVENT_DEAD_LETTERED
 from opentelemetry.trace import SpanKind
 
 from . import outbox, telemetry
+from .errors import PermanentError
+from .health import Health
 from .logs import log_context
 from .metrics import BATCH_FAILURES, BATCH_SECONDS, EVENTS_CONSUMED
 
+__all__ = ["BatchProcessor", "Context", "EventConsumer", "PermanentError", "RawSubscription"]
+
 log = logging.getLogger(__name__)
 D = TypeVar("D")
-
-
-class PermanentError(Exception):
-    """The event can never be processed as it is; it goes to the dead-letter topic."""
 
 
 @dataclass
@@ -48,6 +48,18 @@ class Context(Generic[D]):
 
 
 Handler = Callable[[Context[Any], Envelope[Any]], Awaitable[None]]
+RawHandler = Callable[[Context[Any], ConsumerRecord[Any, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RawSubscription:
+    """A topic whose records are not CloudEvents (``event.dead_lettered``): the handler gets
+    the record itself, once per ``inbox_id(record)`` (a deterministic id, so the copies a
+    relay may publish twice are dropped like any duplicate event)."""
+
+    handler: RawHandler
+    inbox_id: Callable[[ConsumerRecord[Any, Any]], str]
+    tenant_id: Callable[[ConsumerRecord[Any, Any]], str]
 
 
 class BatchProcessor:
@@ -64,12 +76,14 @@ class BatchProcessor:
         service: str,
         pool: asyncpg.Pool,
         handlers: Mapping[str, Handler],
+        raw_handlers: Mapping[str, RawSubscription] | None = None,
         deps: Any = None,
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.service = service
         self.pool = pool
         self.handlers = dict(handlers)
+        self.raw_handlers = dict(raw_handlers or {})
         self.deps = deps
         self.on_commit = on_commit
 
@@ -88,6 +102,9 @@ class BatchProcessor:
             self.on_commit()
 
     async def _one(self, conn: asyncpg.Connection, record: ConsumerRecord[Any, Any]) -> str:
+        raw = self.raw_handlers.get(record.topic)
+        if raw is not None:
+            return await self._raw(conn, record, raw)
         try:
             env = decode(record.value, record.headers)
         except DecodeError as exc:
@@ -137,6 +154,56 @@ class BatchProcessor:
                 return "dead_lettered"
         return "processed"
 
+    async def _raw(
+        self, conn: asyncpg.Connection, record: ConsumerRecord[Any, Any], raw: RawSubscription
+    ) -> str:
+        """A record of a raw topic: inbox by its deterministic id, then the handler.
+
+        A raw record is never dead-lettered (the dead-letter topic is itself raw: that would
+        loop); a handler's ``PermanentError`` is logged and the record is skipped for good.
+        """
+        event_id = raw.inbox_id(record)
+        new = await conn.fetchval(
+            "INSERT INTO inbox (event_id, topic, tenant_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING RETURNING true",
+            event_id,
+            record.topic,
+            raw.tenant_id(record),
+        )
+        if not new:
+            return "duplicate"
+        try:
+            async with conn.transaction():
+                await raw.handler(Context(conn, self.service, self.deps), record)
+        except PermanentError as exc:
+            fields = {"topic": record.topic, "offset": record.offset, "reason": str(exc)}
+            log.error("raw record skipped", extra={"fields": fields})
+            return "skipped"
+        return "processed"
+
+    async def set_aside(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
+        """Take a record that keeps failing out of the way, in a transaction of its own: a
+        CloudEvent is dead-lettered (replayable); a raw record (which must not be
+        dead-lettered: that would loop) is marked consumed and logged."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            raw = self.raw_handlers.get(record.topic)
+            if raw is None:
+                await self._dead_letter(conn, record, reason)
+                outcome = "dead_lettered"
+            else:
+                await conn.execute(
+                    "INSERT INTO inbox (event_id, topic, tenant_id) VALUES ($1, $2, $3) "
+                    "ON CONFLICT DO NOTHING",
+                    raw.inbox_id(record),
+                    record.topic,
+                    raw.tenant_id(record),
+                )
+                fields = {"topic": record.topic, "offset": record.offset, "reason": reason}
+                log.error("raw record skipped", extra={"fields": fields})
+                outcome = "skipped"
+        EVENTS_CONSUMED.labels(record.topic, outcome).inc()
+        self.on_commit()
+
     async def _dead_letter(
         self, conn: asyncpg.Connection, record: ConsumerRecord[Any, Any], reason: str
     ) -> None:
@@ -168,10 +235,13 @@ class BatchProcessor:
 class EventConsumer:
     """One consumer group: at-least-once delivery made effectively-once by the inbox.
 
-    Each ``getmany`` batch goes to the ``BatchProcessor`` (one transaction). A failed batch
-    is rolled back, every partition of it is rewound to the batch's first offsets and
-    retried with backoff and jitter. Offsets are committed only after the transaction is
-    durable.
+    Each ``getmany`` batch goes to the ``BatchProcessor`` (one transaction); offsets are
+    committed only after the transaction is durable. A batch that fails is retried as a
+    whole ``batch_attempts`` times with backoff and jitter; then its records are applied one
+    by one, each in its own transaction, so one bad record never holds up the others. A
+    record that keeps failing while the database answers is dead-lettered after
+    ``record_attempts`` (with the error as its reason, replayable); while the database does
+    not answer nothing is dead-lettered: the consumer waits for it (readiness red).
     """
 
     def __init__(
@@ -181,55 +251,124 @@ class EventConsumer:
         pool: asyncpg.Pool,
         consumer: AIOKafkaConsumer,
         handlers: Mapping[str, Handler],
+        raw_handlers: Mapping[str, RawSubscription] | None = None,
         deps: Any = None,
         on_commit: Callable[[], None] = lambda: None,
         batch_size: int = 200,
         poll_ms: int = 200,
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
+        batch_attempts: int = 3,
+        record_attempts: int = 3,
+        stuck_after: int = 3,
     ) -> None:
         self.processor = BatchProcessor(
-            service=service, pool=pool, handlers=handlers, deps=deps, on_commit=on_commit
+            service=service,
+            pool=pool,
+            handlers=handlers,
+            raw_handlers=raw_handlers,
+            deps=deps,
+            on_commit=on_commit,
         )
+        self.pool = pool
         self.consumer = consumer
         self.batch_size = batch_size
         self.poll_ms = poll_ms
         self.retry_initial = retry_initial
         self.retry_max = retry_max
+        self.batch_attempts = batch_attempts
+        self.record_attempts = record_attempts
+        self.health = Health("consumer", stuck_after)
 
     async def run(self) -> None:
         """Consume until cancelled."""
-        failures = 0
         while True:
             batch = await self.consumer.getmany(
                 timeout_ms=self.poll_ms, max_records=self.batch_size
             )
-            if not batch:
-                continue
+            if batch:
+                await self.handle(batch)
+
+    async def handle(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Apply a batch (whole, or record by record after it failed) and commit its offsets."""
+        for attempt in range(1, self.batch_attempts + 1):
             try:
                 await self.processor.process(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                failures += 1
+            except Exception as exc:
                 BATCH_FAILURES.inc()
-                delay = min(self.retry_max, self.retry_initial * 2 ** (failures - 1))
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
-                log.exception("batch failed, retrying in %.1fs", delay)
-                for tp, records in batch.items():
-                    if tp in self.consumer.assignment():
-                        self.consumer.seek(tp, records[0].offset)
-                await asyncio.sleep(delay)
-                continue
-            failures = 0
-            try:
-                await self.consumer.commit(
-                    {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                self.health.failed(exc)
+                log.warning(
+                    "batch of %d failed (attempt %d of %d): %s",
+                    sum(len(r) for r in batch.values()),
+                    attempt,
+                    self.batch_attempts,
+                    exc,
+                    exc_info=True,
                 )
-            except (CommitFailedError, IllegalStateError) as exc:
-                # A rebalance took the partitions; whoever owns them now gets these records
-                # again and its inbox drops what this transaction already applied.
-                log.warning("offset commit skipped after a rebalance: %s", exc)
+                if attempt < self.batch_attempts:
+                    await asyncio.sleep(self._delay(attempt))
+                continue
+            self.health.recovered()
+            await self._commit(batch)
+            return
+        for tp, records in batch.items():
+            for record in records:
+                await self._one_by_one(tp, record)
+        await self._commit(batch)
+
+    async def _one_by_one(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> None:
+        attempts = 0
+        while True:
+            try:
+                await self.processor.process({tp: [record]})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.health.failed(exc)
+                if not await self._database_answers():
+                    # Nothing is the record's fault while the database is away: wait.
+                    await asyncio.sleep(self._delay(self.health.failures))
+                    continue
+                attempts += 1
+                if attempts < self.record_attempts:
+                    await asyncio.sleep(self._delay(attempts))
+                    continue
+                reason = f"gave up after {attempts} attempts: {type(exc).__name__}: {exc}"
+                try:
+                    await self.processor.set_aside(record, reason)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("could not set record %s aside; trying again", record.offset)
+                    await asyncio.sleep(self._delay(self.health.failures))
+                    continue
+            self.health.recovered()
+            return
+
+    async def _database_answers(self) -> bool:
+        try:
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), timeout=3.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return False
+        return True
+
+    def _delay(self, n: int) -> float:
+        delay: float = min(self.retry_max, self.retry_initial * 2 ** (max(n, 1) - 1))
+        return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+
+    async def _commit(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        try:
+            await self.consumer.commit(
+                {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            )
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took the partitions; whoever owns them now gets these records
+            # again and its inbox drops what this transaction already applied.
+            log.warning("offset commit skipped after a rebalance: %s", exc)
 
     async def process(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Apply one batch in one transaction (see ``BatchProcessor``)."""

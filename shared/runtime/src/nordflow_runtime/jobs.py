@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import random
@@ -13,8 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from nordflow_schemas.envelope import envelope
+from nordflow_schemas.events import Event, JobFailed, JobRetried
+from pydantic import ValidationError
 
-from . import telemetry
+from . import outbox, telemetry
 from .consumer import Context, PermanentError
 from .logs import log_context
 from .metrics import JOBS
@@ -218,15 +222,48 @@ class JobWorker:
 
     async def _finish_failed(self, conn: asyncpg.Connection, job: Job, error: str) -> None:
         log.error("job %s/%s failed permanently: %s", self.kind, job.key, error)
-        await conn.execute(
+        failed_at = await conn.fetchval(
             "UPDATE jobs SET state = 'failed', attempts = $2, last_error = $3, finished_at = now() "
-            "WHERE id = $1",
+            "WHERE id = $1 RETURNING finished_at",
             job.id,
             job.attempts,
             error[:2000],
         )
         await conn.execute("DELETE FROM job_starts WHERE job_id = $1", job.id)
+        # Announced in the same transaction, so a failure is on job.failed exactly when it
+        # is recorded (the control panel shows it; retry_job makes it pending again).
+        await _announce(
+            conn,
+            self.service,
+            functools.partial(
+                JobFailed,
+                tenant_id=job.tenant_id,
+                service=self.service,
+                job_id=job.id,
+                kind=job.kind,
+                job_key=job.key[:500],
+                invoice_id=_invoice_of(job.payload),
+                attempts=job.attempts,
+                error=error[:2000],
+                failed_at=failed_at,
+            ),
+        )
         JOBS.labels(self.kind, "failed").inc()
+
+
+def _invoice_of(payload: dict[str, Any]) -> str | None:
+    found = payload.get("invoice_id")
+    return found if isinstance(found, str) and found else None
+
+
+async def _announce(conn: asyncpg.Connection, service: str, build: Callable[[], Event]) -> None:
+    """Write a job event to the outbox; a job whose ids do not fit the event is logged only."""
+    try:
+        body = build()
+    except ValidationError as exc:
+        log.warning("job event not announced: %s", exc.errors()[:3])
+        return
+    await outbox.add(conn, envelope(body, source=f"/{service}"))
 
 
 async def list_jobs(
@@ -246,20 +283,57 @@ async def list_jobs(
 
 
 async def retry_failed(
-    conn: asyncpg.Connection, *, ids: list[int] | None = None, kind: str | None = None
+    conn: asyncpg.Connection,
+    *,
+    ids: list[int] | None = None,
+    kind: str | None = None,
+    tenant_id: str | None = None,
+    service: str | None = None,
+    requested_by: str = "cli",
+    action_id: str | None = None,
 ) -> list[int]:
     """Make failed jobs pending again, due now, with a fresh count of attempts; their ids.
 
     Handlers look up before they act (an ERP payment, a send), so a retry never repeats a
-    side effect that an earlier attempt completed.
+    side effect that an earlier attempt completed. With ``service`` each retried job is
+    announced on ``job.retried`` in the caller's transaction; ``tenant_id`` limits the
+    retry to that tenant's jobs.
     """
     rows = await conn.fetch(
         "UPDATE jobs SET state = 'pending', attempts = 0, due_at = now(), finished_at = NULL "
         "WHERE state = 'failed' AND ($1::bigint[] IS NULL OR id = ANY($1)) "
-        "AND ($2::text IS NULL OR kind = $2) RETURNING id",
+        "AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR tenant_id = $3) "
+        "RETURNING id, kind, job_key, tenant_id, payload, now() AS retried_at",
         ids,
         kind,
+        tenant_id,
     )
     retried = [int(r["id"]) for r in rows]
     await conn.execute("DELETE FROM job_starts WHERE job_id = ANY($1::bigint[])", retried)
+    if service is not None:
+        for r in rows:
+            await _announce(
+                conn,
+                service,
+                functools.partial(
+                    JobRetried,
+                    tenant_id=r["tenant_id"],
+                    service=service,
+                    job_id=r["id"],
+                    kind=r["kind"],
+                    job_key=r["job_key"][:500],
+                    invoice_id=_invoice_of(json.loads(r["payload"])),
+                    retried_at=r["retried_at"],
+                    requested_by=requested_by[:200],
+                    action_id=action_id,
+                ),
+            )
     return retried
+
+
+async def job_state(conn: asyncpg.Connection, job_id: int, tenant_id: str) -> str | None:
+    """A job's state (pending, done, failed) if the tenant has a job of that id."""
+    state: str | None = await conn.fetchval(
+        "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2", job_id, tenant_id
+    )
+    return state

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError
 
 
 def create_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
@@ -53,3 +54,29 @@ async def topic_partitions(
         for topic in topics
         for p in sorted(cluster.partitions_for_topic(topic) or ())
     ]
+
+
+class GroupActiveError(RuntimeError):
+    """The consumer group has members: stop them before moving its offsets."""
+
+
+async def rewind_group(bootstrap: str, group_id: str, topics: Sequence[str]) -> int:
+    """Move a consumer group back to the beginning of every partition of ``topics``; how many
+    partitions. Kafka refuses it while the group has members (``GroupActiveError``)."""
+    client = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await client.start()
+    try:
+        tps = await topic_partitions(client, topics)
+        client.assign(tps)
+        beginnings = await client.beginning_offsets(tps)
+        try:
+            await client.commit(dict(beginnings))
+        except CommitFailedError as exc:
+            raise GroupActiveError(
+                f"consumer group {group_id!r} has running members; stop them first"
+            ) from exc
+        return len(tps)
+    finally:
+        await client.stop()

@@ -17,7 +17,16 @@ BATCH_SECONDS = Histogram(
     "nordflow_consumer_batch_seconds", "Time to process one consumed batch in one transaction"
 )
 BATCH_FAILURES = Counter(
-    "nordflow_consumer_batch_failures_total", "Batches rolled back and retried (transient errors)"
+    "nordflow_consumer_batch_failures_total", "Batches rolled back (retried, then record by record)"
+)
+STUCK = Gauge(
+    "nordflow_stuck",
+    "1 while a loop (consumer, relay) keeps failing: readiness is red meanwhile",
+    ["loop"],
+)
+OUTBOX_SET_ASIDE = Gauge(
+    "nordflow_outbox_set_aside",
+    "Outbox rows Kafka refused for good (too large, unknown topic): kept, replayable",
 )
 JOBS = Counter(
     "nordflow_jobs_total",

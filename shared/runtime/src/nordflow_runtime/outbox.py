@@ -12,13 +12,31 @@ from collections.abc import Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnsupportedVersionError,
+)
 from nordflow_schemas.envelope import Envelope, encode
 from nordflow_schemas.events import Event
 
 from . import telemetry
-from .metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
+from .errors import PermanentError
+from .health import Health
+from .metrics import EVENTS_PUBLISHED, OUTBOX_PENDING, OUTBOX_SET_ASIDE
 
 log = logging.getLogger(__name__)
+
+# What one event may weigh (key, value and headers): under the producer's and the broker's
+# 1 MiB default, with room for the record's own overhead. A body over it is refused where it
+# is made, naming the topic and the size, instead of halting the relay later.
+MAX_EVENT_BYTES = 900 * 1024
+
+
+class EventTooLargeError(PermanentError):
+    """An event over ``MAX_EVENT_BYTES``; the message names the topic and both sizes."""
 
 
 async def add(conn: asyncpg.Connection, env: Envelope[Event]) -> None:
@@ -48,7 +66,15 @@ async def add_raw(
     value: bytes | None,
     headers: Sequence[tuple[str, bytes]],
 ) -> None:
-    """Store any record (used for dead letters, which keep the original bytes)."""
+    """Store any record (used for dead letters, which keep the original bytes).
+
+    Raises `EventTooLargeError` over the size budget (nothing is stored).
+    """
+    size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
+    if size > MAX_EVENT_BYTES:
+        raise EventTooLargeError(
+            f"{topic} event of {size} bytes is over the {MAX_EVENT_BYTES}-byte budget"
+        )
     await conn.execute(
         "INSERT INTO outbox (event_id, topic, tenant_id, key, value, headers) "
         "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
@@ -76,12 +102,14 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_seconds: float = 0.2,
+        stuck_after: int = 3,
     ) -> None:
         self.pool = pool
         self.producer = producer
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.wakeup = asyncio.Event()
+        self.health = Health("relay", stuck_after)
         self._lock_id = int.from_bytes(
             hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True
         )
@@ -92,16 +120,14 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish until cancelled; errors are logged and retried, never fatal."""
-        failures = 0
         while True:
             try:
                 sent = await self.publish_batch()
-                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                failures += 1
-                delay = min(30.0, 0.5 * 2 ** (failures - 1))
+            except Exception as exc:
+                self.health.failed(exc)
+                delay = min(30.0, 0.5 * 2 ** (self.health.failures - 1))
                 log.exception("outbox relay failed; retrying in %.1fs", delay)
                 await asyncio.sleep(delay)
                 continue
@@ -111,36 +137,99 @@ class OutboxRelay:
                 self.wakeup.clear()
 
     async def publish_batch(self) -> int:
-        """Send one batch and mark it sent; returns how many rows were sent."""
+        """Send one batch; returns how many rows it handled (sent or set aside).
+
+        Rows are sent in ``seq`` order and marked sent up to the first one that failed for a
+        passing reason (the broker away); those after it stay unsent and go again in the next
+        batch (a copy already delivered is dropped by the consumers' inboxes). A row Kafka
+        refuses for good is set aside with its error, so it never holds up the others.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
             # One relay per service at a time keeps each key's order; the lock lives only as
             # long as this transaction, so a dropped connection can never leave two holders.
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_id):
                 return 0
             rows = await conn.fetch(
-                "SELECT seq, topic, key, value, headers FROM outbox WHERE sent_at IS NULL "
-                "ORDER BY seq LIMIT $1 FOR UPDATE",
+                "SELECT seq, topic, key, value, headers FROM outbox "
+                "WHERE sent_at IS NULL AND failed_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE",
                 self.batch_size,
             )
             if not rows:
                 OUTBOX_PENDING.set(0)
+                self.health.recovered()
                 return 0
-            futures = []
-            for row in rows:
-                headers = [(k, base64.b64decode(v)) for k, v in json.loads(row["headers"])]
-                futures.append(
-                    await self.producer.send(
-                        row["topic"], value=row["value"], key=row["key"], headers=headers
-                    )
-                )
-            await asyncio.gather(*futures)
+            outcomes = await asyncio.gather(
+                *(self._send(row) for row in rows), return_exceptions=True
+            )
+            sent: list[int] = []
+            refused: list[tuple[int, str]] = []
+            passing: BaseException | None = None
+            for row, outcome in zip(rows, outcomes, strict=True):
+                if outcome is None and passing is None:
+                    sent.append(row["seq"])
+                    EVENTS_PUBLISHED.labels(row["topic"]).inc()
+                elif isinstance(outcome, BaseException) and _refused_for_good(outcome):
+                    refused.append((row["seq"], f"{type(outcome).__name__}: {outcome}"[:2000]))
+                elif isinstance(outcome, BaseException) and passing is None:
+                    passing = outcome
             await conn.execute(
-                "UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])",
-                [r["seq"] for r in rows],
+                "UPDATE outbox SET sent_at = now() WHERE seq = ANY($1::bigint[])", sent
             )
-            for row in rows:
-                EVENTS_PUBLISHED.labels(row["topic"]).inc()
-            OUTBOX_PENDING.set(
-                await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            for seq, error in refused:
+                log.error("outbox row %d set aside: %s", seq, error)
+                await conn.execute(
+                    "UPDATE outbox SET failed_at = now(), last_error = $2 WHERE seq = $1",
+                    seq,
+                    error,
+                )
+            pending, set_aside = await conn.fetchrow(
+                "SELECT count(*) FILTER (WHERE failed_at IS NULL), "
+                "count(*) FILTER (WHERE failed_at IS NOT NULL) FROM outbox WHERE sent_at IS NULL"
             )
-            return len(rows)
+            OUTBOX_PENDING.set(pending)
+            OUTBOX_SET_ASIDE.set(set_aside)
+        if passing is not None:
+            raise passing
+        self.health.recovered()
+        return len(sent) + len(refused)
+
+    async def _send(self, row: asyncpg.Record) -> None:
+        headers = [(k, base64.b64decode(v)) for k, v in json.loads(row["headers"])]
+        delivery = await self.producer.send(
+            row["topic"], value=row["value"], key=row["key"], headers=headers
+        )
+        await delivery
+
+
+def _refused_for_good(error: BaseException) -> bool:
+    """Kafka will never take this record as it is (retrying cannot help)."""
+    return isinstance(
+        error,
+        MessageSizeTooLargeError
+        | RecordTooLargeError
+        | InvalidTopicError
+        | TopicAuthorizationFailedError
+        | UnsupportedVersionError,
+    )
+
+
+async def set_aside(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
+    """The rows set aside, newest first (for operators: ``<service> outbox list``)."""
+    return list(
+        await conn.fetch(
+            "SELECT seq, event_id, topic, tenant_id, octet_length(value) AS bytes, failed_at, "
+            "last_error FROM outbox WHERE sent_at IS NULL AND failed_at IS NOT NULL "
+            "ORDER BY seq DESC LIMIT $1",
+            limit,
+        )
+    )
+
+
+async def retry_set_aside(conn: asyncpg.Connection, seqs: list[int] | None) -> list[int]:
+    """Let the relay try rows set aside again (all of them when ``seqs`` is None)."""
+    rows = await conn.fetch(
+        "UPDATE outbox SET failed_at = NULL, last_error = NULL WHERE sent_at IS NULL "
+        "AND failed_at IS NOT NULL AND ($1::bigint[] IS NULL OR seq = ANY($1)) RETURNING seq",
+        seqs,
+    )
+    return sorted(int(r["seq"]) for r in rows)

@@ -23,6 +23,18 @@ class ServiceSettings(BaseSettings):
     consumer_poll_ms: int = Field(default=200, ge=10)
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_seconds: float = Field(default=0.2, gt=0)
+    consumer_batch_attempts: int = Field(
+        default=3, ge=1, le=100, description="Tries of a failing batch before record by record"
+    )
+    consumer_record_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Tries of a failing record (the database answering) before it is dead-lettered",
+    )
+    stuck_after_failures: int = Field(
+        default=3, ge=1, le=1000, description="Failures in a row that turn readiness red"
+    )
     retry_initial_seconds: float = Field(default=0.5, gt=0, description="First retry backoff")
     retry_max_seconds: float = Field(default=30.0, gt=0, description="Backoff cap")
     inbox_retention_days: int = Field(

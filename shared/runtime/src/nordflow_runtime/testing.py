@@ -94,9 +94,13 @@ class ServiceHarness(Generic[D]):
         return await self.deliver_records([(env.topic, *encode(env)) for env in envelopes])
 
     async def deliver_records(
-        self, records: Sequence[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]]
+        self,
+        records: Sequence[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]],
+        *,
+        timestamp_ms: int = 0,
     ) -> Emitted:
-        """Raw records ``(topic, key, value, headers)`` as one batch (for poison records)."""
+        """Raw records ``(topic, key, value, headers)`` as one batch (for poison records and
+        raw topics), each with the Kafka timestamp ``timestamp_ms``."""
         batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
         for topic, key, value, headers in records:
             self._offset += 1
@@ -104,7 +108,7 @@ class ServiceHarness(Generic[D]):
                 topic=topic,
                 partition=0,
                 offset=self._offset,
-                timestamp=0,
+                timestamp=timestamp_ms,
                 timestamp_type=0,
                 key=key,
                 value=value,
@@ -115,7 +119,11 @@ class ServiceHarness(Generic[D]):
             )
             batch.setdefault(TopicPartition(topic, 0), []).append(record)
         processor = BatchProcessor(
-            service=self.app.name, pool=self.pool, handlers=self.app.handlers, deps=self.deps
+            service=self.app.name,
+            pool=self.pool,
+            handlers=self.app.handlers,
+            raw_handlers=self.app.raw_handlers,
+            deps=self.deps,
         )
         await processor.process(batch)
         return await self._new_outbox_rows()

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
-from .common import Amount, CurrencyCode, Frozen, SourceRef, SourceSystem, TenantId, Timestamp
+from .common import (
+    Amount,
+    ConnectionMode,
+    CurrencyCode,
+    Frozen,
+    SourceRef,
+    SourceSystem,
+    TenantId,
+    Timestamp,
+)
 from .invoice import DocumentType, Invoice
 from .tenant import TenantProfile
 
@@ -419,3 +428,137 @@ class InvoiceClosingHeld(EventBody):
     source: SourceRef
     reason: str
     held_at: Timestamp
+
+
+# A service's name as it appears in events about its own work (job, operator action).
+ServiceName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$", description="Service")
+]
+
+
+class JobFailed(Event):
+    """A service's durable job failed for good (refused, or its attempts ran out).
+
+    Emitted by the runtime in the job's own transaction; the record key is
+    ``<service>:<job_id>``, so one job's events stay in order. ``retry_job`` (an
+    ``operator.action_requested``) or ``<service> jobs retry`` makes it pending again.
+    """
+
+    service: ServiceName
+    job_id: int = Field(ge=1, description="The job's id in its service (target of retry_job)")
+    kind: str = Field(min_length=1, max_length=100)
+    job_key: str = Field(min_length=1, max_length=500)
+    invoice_id: str | None = Field(default=None, description="The invoice the job was for")
+    attempts: int = Field(ge=0)
+    error: str = Field(max_length=2000, description="Why it failed, as the job recorded it")
+    failed_at: Timestamp
+
+    @property
+    def record_key(self) -> str:
+        """One job's events on one partition."""
+        return f"{self.service}:{self.job_id}"
+
+
+class JobRetried(Event):
+    """A failed durable job was made pending again, due now, with a fresh count of attempts."""
+
+    service: ServiceName
+    job_id: int = Field(ge=1)
+    kind: str = Field(min_length=1, max_length=100)
+    job_key: str = Field(min_length=1, max_length=500)
+    invoice_id: str | None = None
+    retried_at: Timestamp
+    requested_by: str = Field(
+        max_length=200, description="Who asked: an operator action's requester, or `cli`"
+    )
+    action_id: str | None = Field(
+        default=None, description="The operator.action_requested it carried out, if any"
+    )
+
+    @property
+    def record_key(self) -> str:
+        """One job's events on one partition."""
+        return f"{self.service}:{self.job_id}"
+
+
+class OperatorAction(StrEnum):
+    """What an operator (or a tenant, for its own data) may ask a service to do."""
+
+    RETRY_JOB = "retry_job"  # target: the failed job's id in that service
+    REPLAY_DEAD_LETTER = "replay_dead_letter"  # target: "<partition>:<offset>" in the DLQ topic
+    SYNC_CONNECTION = "sync_connection"  # target: the connection id (erp-poller)
+
+
+class OperatorActionRequested(Event):
+    """A command: the service named in ``service`` carries the action out, every other
+    service ignores it. The runtime carries out ``retry_job`` and ``replay_dead_letter`` for
+    every service; other actions are the service's own (``ServiceApp.operator_action``).
+    The outcome is announced on ``operator.action_completed``.
+    """
+
+    action_id: str = Field(min_length=1, max_length=64, description="Unique per request")
+    service: ServiceName = Field(description="The service that carries the action out")
+    action: OperatorAction
+    target_id: str = Field(min_length=1, max_length=200)
+    requested_by: str = Field(min_length=1, max_length=200, description="The token's name")
+    requested_at: Timestamp
+
+    @property
+    def record_key(self) -> str:
+        """Actions on one target stay in order."""
+        return f"{self.service}:{self.target_id}"
+
+
+class ActionOutcome(StrEnum):
+    """How an operator action ended."""
+
+    DONE = "done"
+    NOT_FOUND = "not_found"  # no such job or dead letter (of that tenant, in that service)
+    REFUSED = "refused"  # e.g. the job is not failed, the letter is another service's
+    UNSUPPORTED = "unsupported"  # the service does not carry out this action (yet)
+
+
+class OperatorActionCompleted(Event):
+    """A service carried out (or refused) an ``operator.action_requested`` addressed to it."""
+
+    action_id: str = Field(min_length=1, max_length=64)
+    service: ServiceName
+    action: OperatorAction
+    target_id: str = Field(min_length=1, max_length=200)
+    outcome: ActionOutcome
+    message: str = Field(max_length=2000)
+    completed_at: Timestamp
+
+    @property
+    def record_key(self) -> str:
+        """Beside the request."""
+        return f"{self.service}:{self.target_id}"
+
+
+class ConnectionUpdated(Event):
+    """A source connection's state: its system, mode and polling (compacted per connection).
+
+    Published by the connection's owner (erp-poller) whenever the mode changes or a poll
+    ends, with a growing ``revision``; keyed by ``<tenant_id>:<connection_id>``, so the
+    newest state of every connection stays on the topic. Never carries credentials.
+    """
+
+    connection_id: str = Field(min_length=1, max_length=200)
+    system: SourceSystem
+    mode: ConnectionMode
+    revision: int = Field(ge=1, description="Grows with every change; a lower one is older")
+    last_poll_at: Timestamp | None = Field(default=None, description="When the last poll ended")
+    last_success_at: Timestamp | None = Field(
+        default=None, description="When a poll last ended without an error"
+    )
+    last_error: str | None = Field(
+        default=None, max_length=2000, description="The last poll's error; None after success"
+    )
+    next_poll_at: Timestamp | None = None
+    removed: bool = Field(default=False, description="The connection was deleted")
+    updated_at: Timestamp
+
+    @property
+    def record_key(self) -> str:
+        """The newest state of each connection stays on the compacted topic."""
+        return f"{self.tenant_id}:{self.connection_id}"

@@ -131,8 +131,10 @@ def asyncapi() -> dict[str, Any]:
                 "title": "Nordflow events",
                 "version": "1.0.0",
                 "description": "Every Kafka topic of Nordflow. Records are CloudEvents 1.0 in "
-                "binary mode; the key is the canonical invoice id (the tenant's id on "
-                "tenant.updated); money is a decimal string.",
+                "binary mode; the key is the canonical invoice id unless the channel's Kafka "
+                "binding names another (tenant.updated: the tenant; connection.updated: "
+                "tenant:connection; job.*: service:job id; operator.*: service:target); "
+                "money is a decimal string.",
                 "license": {"name": "Apache-2.0"},
             },
             "defaultContentType": "application/json",

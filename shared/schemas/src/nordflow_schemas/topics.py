@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .events import (
     ChannelSuggested,
+    ConnectionUpdated,
     ErpDocumentFetched,
     Event,
     InvoiceBooked,
@@ -20,7 +21,11 @@ from .events import (
     InvoiceTransferFailed,
     InvoiceTransferred,
     InvoiceUpdated,
+    JobFailed,
+    JobRetried,
     LedgerEntryPosted,
+    OperatorActionCompleted,
+    OperatorActionRequested,
     PaymentReceived,
     TenantUpdated,
 )
@@ -30,8 +35,18 @@ MAPPER = "mapper"
 FACTORING_GATEWAY = "factoring-gateway"
 DISTRIBUTION_ROUTER = "distribution-router"
 LEDGER_CLOSER = "ledger-closer"
-SERVICES = (ERP_POLLER, MAPPER, FACTORING_GATEWAY, DISTRIBUTION_ROUTER, LEDGER_CLOSER)
+CONTROL_PANEL = "control-panel"
+SERVICES = (
+    ERP_POLLER,
+    MAPPER,
+    FACTORING_GATEWAY,
+    DISTRIBUTION_ROUTER,
+    LEDGER_CLOSER,
+    CONTROL_PANEL,
+)
+# Readers outside the services: dashboards built on the topics, operators' tools.
 DASHBOARDS = "dashboards"
+OPERATORS = "operators"
 
 
 @dataclass(frozen=True)
@@ -58,7 +73,7 @@ ERP_DOCUMENT_FETCHED = TopicSpec(
     "erp.document.fetched",
     ErpDocumentFetched,
     (ERP_POLLER,),
-    (MAPPER, DASHBOARDS),
+    (MAPPER, CONTROL_PANEL),
     "A new or changed source document, raw as the source returned it",
     partitions=12,
 )
@@ -66,35 +81,35 @@ INVOICE_CREATED = TopicSpec(
     "invoice.created",
     InvoiceCreated,
     (MAPPER,),
-    (FACTORING_GATEWAY, DISTRIBUTION_ROUTER, LEDGER_CLOSER, DASHBOARDS),
+    (FACTORING_GATEWAY, DISTRIBUTION_ROUTER, LEDGER_CLOSER, CONTROL_PANEL),
     "A canonical invoice, mapped and validated, first version",
 )
 INVOICE_UPDATED = TopicSpec(
     "invoice.updated",
     InvoiceUpdated,
     (MAPPER,),
-    (DASHBOARDS,),
+    (CONTROL_PANEL,),
     "A later version of a created invoice (e.g. paid, due date moved)",
 )
 INVOICE_REJECTED = TopicSpec(
     "invoice.rejected",
     InvoiceRejected,
     (MAPPER,),
-    (DASHBOARDS,),
+    (CONTROL_PANEL,),
     "A document that could not be mapped, with every error naming its field",
 )
 INVOICE_TRANSFERRED = TopicSpec(
     "invoice.transferred",
     InvoiceTransferred,
     (FACTORING_GATEWAY,),
-    (LEDGER_CLOSER, DASHBOARDS),
+    (LEDGER_CLOSER, CONTROL_PANEL),
     "An invoice accepted for transfer under the tenant's factoring agreement",
 )
 INVOICE_FACTORING_DECIDED = TopicSpec(
     "invoice.factoring_decided",
     InvoiceFactoringDecided,
     (FACTORING_GATEWAY,),
-    (DASHBOARDS,),
+    (CONTROL_PANEL,),
     "Whether an invoice goes to a provider under an agreement; when it does, the factor's "
     "account, payment reference and assignment text every channel must show",
 )
@@ -102,42 +117,42 @@ INVOICE_TRANSFER_FAILED = TopicSpec(
     "invoice.transfer_failed",
     InvoiceTransferFailed,
     (FACTORING_GATEWAY,),
-    (DASHBOARDS,),
+    (CONTROL_PANEL,),
     "A provider refused an invoice or its file, with the provider's reason",
 )
 INVOICE_DISTRIBUTED = TopicSpec(
     "invoice.distributed",
     InvoiceDistributed,
     (DISTRIBUTION_ROUTER,),
-    (LEDGER_CLOSER, DASHBOARDS),
+    (LEDGER_CLOSER, CONTROL_PANEL),
     "An invoice sent by the cheapest channel its recipient can take (partner accepted it)",
 )
 INVOICE_DELIVERY_FAILED = TopicSpec(
     "invoice.delivery_failed",
     InvoiceDeliveryFailed,
     (DISTRIBUTION_ROUTER,),
-    (LEDGER_CLOSER, DASHBOARDS),
+    (LEDGER_CLOSER, CONTROL_PANEL),
     "An invoice that could not be sent, with the rule ids and messages",
 )
 INVOICE_DELIVERY_UNCERTAIN = TopicSpec(
     "invoice.delivery_uncertain",
     InvoiceDeliveryUncertain,
     (DISTRIBUTION_ROUTER,),
-    (LEDGER_CLOSER, DASHBOARDS),
+    (LEDGER_CLOSER, CONTROL_PANEL),
     "A send whose outcome is unknown and cannot be looked up (e-mail); never resent by itself",
 )
 CHANNEL_SUGGESTED = TopicSpec(
     "channel.suggested",
     ChannelSuggested,
     (DISTRIBUTION_ROUTER,),
-    (DASHBOARDS,),
+    (CONTROL_PANEL,),
     "A paper or e-mail customer can now take a cheaper channel (once until decided)",
 )
 PAYMENT_RECEIVED = TopicSpec(
     "payment.received",
     PaymentReceived,
     (MAPPER,),
-    (LEDGER_CLOSER, DASHBOARDS),
+    (LEDGER_CLOSER, CONTROL_PANEL),
     "A payment against an invoice: picked up from the source (already booked there) or "
     "reported by a bank or factor (to be booked in the ERP)",
 )
@@ -145,14 +160,14 @@ LEDGER_ENTRY_POSTED = TopicSpec(
     "ledger.entry.posted",
     LedgerEntryPosted,
     (LEDGER_CLOSER,),
-    (DASHBOARDS,),
+    (CONTROL_PANEL,),
     "A payment or closing entry written into the tenant's ERP",
 )
 INVOICE_BOOKED = TopicSpec(
     "invoice.booked",
     InvoiceBooked,
     (LEDGER_CLOSER,),
-    (DASHBOARDS,),
+    (CONTROL_PANEL,),
     "A document written into the accounting system its flow books it into (customer, "
     "invoice, credit, cancellation, project, products, order); in test mode what would be",
 )
@@ -160,7 +175,7 @@ INVOICE_BOOKING_SKIPPED = TopicSpec(
     "invoice.booking_skipped",
     InvoiceBookingSkipped,
     (LEDGER_CLOSER,),
-    (DASHBOARDS,),
+    (CONTROL_PANEL,),
     "A document its flow books that is deliberately not written, with the reason (a cash "
     "receipt already paid through Stripe)",
 )
@@ -168,14 +183,14 @@ INVOICE_CLOSING_HELD = TopicSpec(
     "invoice.closing_held",
     InvoiceClosingHeld,
     (LEDGER_CLOSER,),
-    (DASHBOARDS,),
+    (CONTROL_PANEL,),
     "A transferred invoice not closed because it did not reach its buyer",
 )
 TENANT_UPDATED = TopicSpec(
     "tenant.updated",
     TenantUpdated,
     (ERP_POLLER,),
-    (MAPPER, FACTORING_GATEWAY, DISTRIBUTION_ROUTER, LEDGER_CLOSER, DASHBOARDS),
+    (MAPPER, FACTORING_GATEWAY, DISTRIBUTION_ROUTER, LEDGER_CLOSER, CONTROL_PANEL),
     "A tenant's profile (name, country, time zone, locale, currency, seller, bank accounts); "
     "compacted: the newest per tenant stays",
     # As wide as the widest topic, so that it never caps how many replicas a consumer runs.
@@ -187,8 +202,53 @@ EVENT_DEAD_LETTERED = TopicSpec(
     "event.dead_lettered",
     None,
     SERVICES,
-    ("operators",),
+    (CONTROL_PANEL, OPERATORS),
     "Poison records, unchanged, with the reason and origin in x-nordflow-dlq-* headers",
+)
+JOB_FAILED = TopicSpec(
+    "job.failed",
+    JobFailed,
+    SERVICES,
+    (CONTROL_PANEL,),
+    "A service's durable job (ERP write, send) failed for good; emitted by the runtime",
+    key="service:job_id",
+)
+JOB_RETRIED = TopicSpec(
+    "job.retried",
+    JobRetried,
+    SERVICES,
+    (CONTROL_PANEL,),
+    "A failed durable job made pending again (jobs retry, or an operator's retry_job)",
+    key="service:job_id",
+)
+OPERATOR_ACTION_REQUESTED = TopicSpec(
+    "operator.action_requested",
+    OperatorActionRequested,
+    (CONTROL_PANEL,),
+    SERVICES,
+    "A command to one service (retry_job, replay_dead_letter, sync_connection); the runtime "
+    "of every service consumes it, the one named carries it out",
+    # Every service consumes it: as wide as the widest topic, so it never caps replicas.
+    partitions=12,
+    key="service:target_id",
+)
+OPERATOR_ACTION_COMPLETED = TopicSpec(
+    "operator.action_completed",
+    OperatorActionCompleted,
+    SERVICES,
+    (CONTROL_PANEL,),
+    "The outcome of an operator action (done, not_found, refused, unsupported)",
+    key="service:target_id",
+)
+CONNECTION_UPDATED = TopicSpec(
+    "connection.updated",
+    ConnectionUpdated,
+    (ERP_POLLER,),
+    (CONTROL_PANEL,),
+    "A source connection's system, mode, last poll and last error; compacted: the newest "
+    "per connection stays",
+    key="tenant_id:connection_id",
+    compacted=True,
 )
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -209,6 +269,11 @@ TOPICS: tuple[TopicSpec, ...] = (
     INVOICE_BOOKED,
     INVOICE_BOOKING_SKIPPED,
     INVOICE_CLOSING_HELD,
+    CONNECTION_UPDATED,
+    JOB_FAILED,
+    JOB_RETRIED,
+    OPERATOR_ACTION_REQUESTED,
+    OPERATOR_ACTION_COMPLETED,
     EVENT_DEAD_LETTERED,
 )
 BY_NAME = {t.name: t for t in TOPICS}

@@ -1,0 +1,5 @@
+"""python -m control_panel."""
+
+from .entrypoints.cli import main
+
+raise SystemExit(main())

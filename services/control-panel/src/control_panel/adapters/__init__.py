@@ -1,0 +1,1 @@
+"""PostgreSQL adapters of control-panel (all of its SQL)."""

@@ -1,0 +1,1 @@
+"""Decode nothing more than needed and delegate: consumers, HTTP, the command line."""

@@ -1,0 +1,95 @@
+"""The control panel beside the running pipeline: what it shows of real invoices is what the
+topics carried, each step once, one trace per invoice, and nothing of another tenant."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from nordflow_local import journey
+from nordflow_local.provision import provision_tenant
+from nordflow_local.samples import create_invoices
+
+pytestmark = [pytest.mark.e2e]
+STEPS = (
+    "erp.document.fetched",
+    "invoice.created",
+    "invoice.transferred",
+    "invoice.distributed",
+    "ledger.entry.posted",
+)
+
+
+def token(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "control-panel"), "tokens", "create", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+async def test_the_panel_shows_each_journey_as_the_topics_told_it(nordflow_stack, tenant_id):
+    env = nordflow_stack.env()
+    tenant = provision_tenant(env, tenant_id)
+    numbers = await create_invoices(
+        tenant.fortnox_url,
+        tenant.fortnox_token,
+        3,
+        bad=1,
+        smp_url=env["SANDBOX_SMP_URL"],
+        bank_url=env["SANDBOX_B2C_BANK_URL"],
+    )
+
+    def finished(journeys: dict[str, journey.Journey]) -> bool:
+        booked = [j for j in journeys.values() if j.count("ledger.entry.posted")]
+        return len(booked) >= 3 and any(j.count("invoice.rejected") for j in journeys.values())
+
+    journeys = await journey.wait_for(
+        env["KAFKA_BOOTSTRAP_SERVERS"], tenant_id, finished, timeout=180
+    )
+    mine = token(env, tenant_id, "--name", "e2e")
+    stranger = token(env, "t-nobody-else", "--name", "e2e")
+    url = env["CONTROL_PANEL_URL"]
+    headers = {"Authorization": f"Bearer {mine}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client:
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            listed = (await client.get("/api/v1/invoices", params={"limit": 200})).json()
+            statuses = {i["number"]: i["status"] for i in listed["items"]}
+            if sum(s in ("booked", "closed") for s in statuses.values()) >= 3 and (
+                "rejected" in statuses.values()
+            ):
+                break
+            assert asyncio.get_running_loop().time() < deadline, statuses
+            await asyncio.sleep(1)
+        assert set(numbers[:3]) <= set(statuses)
+        for j in journeys.values():
+            if not j.count("ledger.entry.posted"):
+                continue
+            found = (await client.get(f"/api/v1/invoices/{j.invoice_id}")).json()
+            kinds = [s["kind"] for s in found["journey"]]
+            for topic in STEPS:
+                assert kinds.count(topic) == j.count(topic) == 1, (topic, kinds)
+            traces = {s["trace_id"] for s in found["journey"] if s["kind"] in STEPS}
+            assert traces == {found["trace_id"]}
+            assert found["amount"] == j.first("invoice.created")["invoice"]["totals"]["payable"]
+            refused = await client.get(
+                f"/api/v1/invoices/{j.invoice_id}", headers={"Authorization": f"Bearer {stranger}"}
+            )
+            assert refused.status_code == 404
+        bad = next(j for j in journeys.values() if j.count("invoice.rejected"))
+        detail = (await client.get(f"/api/v1/invoices/{bad.invoice_id}")).json()
+        assert detail["status"] == "rejected"
+        assert any(
+            e["field"] == "buyer.company_id" and e["rule"] == "NF-ORGNR" for e in detail["errors"]
+        )
+        page = await client.get("/sign-in")
+        assert page.status_code == 200
