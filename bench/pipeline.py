@@ -55,7 +55,7 @@ POLL_MS = int(ServiceSettings.model_fields["consumer_poll_ms"].default)
 PROGRESS_EVERY = 5.0  # seconds between progress lines while waiting
 FORTNOX_LIMIT = "25 requests / 5 s per company"
 
-FETCHED, CREATED, REJECTED, TRANSFERRED, DISTRIBUTED, POSTED = STAGES
+FETCHED, CREATED, REJECTED, TRANSFERRED, DISTRIBUTED, POSTED = STAGES[:6]
 
 
 def say(message: str) -> None:

@@ -142,6 +142,18 @@ SANDBOXES: tuple[SandboxSpec, ...] = (
     ),
     SandboxSpec("visma-net"),
     SandboxSpec("sirvoy"),
+    # Tripletex (Norway): a start company whose consumer and employee tokens are in the env
+    # file; provisioning creates a company per Norwegian tenant (`POST /sandbox/companies`).
+    SandboxSpec(
+        "tripletex",
+        uses_token=False,
+        flags=(
+            "--company=Sandbox AS",
+            "--employee-token={token}",
+            "--consumer-token=consumer-{token}",
+        ),
+        env_facts=(("EMPLOYEE_TOKEN", "{token}"), ("CONSUMER_TOKEN", "consumer-{token}")),
+    ),
     # The PEPPOL SMP: distribution-router asks it who can receive e-invoices.
     SandboxSpec(
         "smp", uses_token=False, service_env=(("distribution-router", "SMP_URL", "{url}"),)

@@ -203,3 +203,31 @@ async def test_a_credit_of_an_invoice_not_booked_yet_cancels_it(
     assert cancelled.action is BookingAction.CANCELLATION
     assert hotel.get(f"invoices/{number}")["Invoice"]["Cancelled"] is True
     assert hotel.get(f"invoices/{booked.erp_reference}")["Invoice"]["Cancelled"] is False
+
+
+async def test_a_payment_of_the_exact_amount_writes_off_fortnox_rounding(
+    harness: ServiceHarness[Deps], hotel: Hotel
+) -> None:
+    # Sirvoy's total has öre; Fortnox rounds the SEK invoice to whole kronor.
+    invoice = guest_invoice(hotel.tenant, hotel.sirvoy, "4001", payable=Decimal("1436.50"))
+    await harness.publish(created(invoice, flow=hotel.flow))
+    [booked] = (await finish(harness)).of(InvoiceBooked)
+    assert hotel.get(f"invoices/{booked.erp_reference}")["Invoice"]["Total"] == 1437
+
+    await harness.publish(
+        payment_received(
+            hotel.tenant,
+            invoice_id=invoice.invoice_id,
+            payment_id="sv-4001",
+            amount=Decimal("1436.50"),
+            recorded_at_source=True,
+            flow=hotel.flow,
+            source_ref=invoice.source,
+        )
+    )
+    [posted] = (await finish(harness)).of(LedgerEntryPosted)
+    payment = hotel.get(f"invoicepayments/{posted.erp_reference}")["InvoicePayment"]
+    assert payment["Amount"] == 1436.5
+    assert [(w["AccountNumber"], w["Amount"]) for w in payment["WriteOffs"]] == [(3740, 0.5)]
+    paid = hotel.get(f"invoices/{booked.erp_reference}")["Invoice"]
+    assert (paid["Balance"], paid["Booked"]) == (0, True)

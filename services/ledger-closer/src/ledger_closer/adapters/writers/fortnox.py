@@ -19,6 +19,10 @@ from ...domain.booking import ADOPTED, BOOKED, CREATED, FOUND, PLANNED, UPDATED
 from .refusals import refusals
 
 VOUCHER_SERIES = "A"  # manual vouchers (Fortnox's series for "Redovisning")
+# BAS "Öres- och kronutjämning": Fortnox rounds a SEK invoice's total to whole kronor, so a
+# source's exact payment of a document booked here leaves the rounding open; it is written
+# off there.
+ROUNDING_ACCOUNT = 3740
 
 
 def _number(value: Decimal) -> float:
@@ -136,10 +140,28 @@ class FortnoxWriter:
                 "ModeOfPayment": entry.mode_of_payment,
                 "ModeOfPaymentAccount": entry.account,
             }
+            if entry.bookkeep:
+                rounding = await self._rounding(entry, write_offs)
+                if rounding:
+                    write_offs.append(
+                        {
+                            "AccountNumber": ROUNDING_ACCOUNT,
+                            "Amount": _number(rounding),
+                            "Description": "Öresavrundning",
+                        }
+                    )
             if write_offs:
                 body["WriteOffs"] = write_offs
             payment = await self.client.create("invoicepayments", "InvoicePayment", body)
         return str(payment["Number"])
+
+    async def _rounding(self, entry: ErpEntry, write_offs: list[dict[str, Any]]) -> Decimal:
+        """What is left of the booked invoice after this payment when that is less than a
+        krona: Fortnox's rounding of its total (the source paid the exact amount)."""
+        invoice = await self.client.invoice(entry.document_number)
+        settled = entry.cash + sum((Decimal(str(w["Amount"])) for w in write_offs), Decimal(0))
+        rest = Decimal(str(invoice.get("Balance", 0))) - settled
+        return rest if 0 < abs(rest) < 1 else Decimal(0)
 
     async def settle_entry(self, entry: ErpEntry, reference: str) -> None:
         """A payment booked into Fortnox for another source is bookkept, its invoice first."""
