@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from nordflow_local import deliveries, journey
+from nordflow_local.factoring import transfers_on_demand
 from nordflow_local.provision import provision_tenant
 from nordflow_local.samples import SandboxWriter, create_invoices
 
@@ -44,7 +45,8 @@ async def test_manual_mode_flows_only_what_a_user_asks_for(nordflow_stack, tenan
         def two_posted(journeys):
             return sum(1 for j in journeys.values() if j.count("ledger.entry.posted")) == 2
 
-        journeys = await journey.wait_for(bootstrap, tenant_id, two_posted, timeout=120)
+        async with transfers_on_demand(env, [tenant_id]):
+            journeys = await journey.wait_for(bootstrap, tenant_id, two_posted, timeout=120)
         status = (await http.get(f"{url}/sync/{request['request_id']}")).json()
     assert status["emitted"] == 2
     assert sorted(j.number for j in journeys.values()) == sorted(numbers[:2])
@@ -80,6 +82,8 @@ async def test_test_mode_maps_and_validates_but_writes_nowhere(nordflow_stack, t
             for body in j.events.get(topic, {}).values():
                 assert body["test_mode"] is True
         assert j.count("invoice.transferred") == 0
+        decided = j.first("invoice.factoring_decided")
+        assert decided is None or decided["eligible"] is False
         assert j.count("invoice.distributed") == 0
         assert j.count("ledger.entry.posted") == 0
     # Through the throttled writer: the poller shares the company's 25 calls per 5 s.

@@ -18,7 +18,13 @@ def test_probes_and_metrics(nordflow_stack, service):
     assert httpx.get(f"{url}/healthz").json()["service"] == service
     ready = httpx.get(f"{url}/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "kafka": "ok"}
+    # Every service consumes (operator commands at least) and relays its outbox.
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "kafka": "ok",
+        "relay": "ok",
+        "consumer": "ok",
+    }
     metrics = httpx.get(f"{url}/metrics").text
     assert "nordflow_outbox_pending" in metrics
     assert "nordflow_events_published_total" in metrics

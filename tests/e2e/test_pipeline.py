@@ -1,5 +1,7 @@
 """Invoices through all five services: every stage exactly once, also across crashes and
-duplicate delivery. Everything is real: Kafka, PostgreSQL, the services as processes."""
+duplicate delivery. Everything is real: Kafka, PostgreSQL, the services as processes. The
+factoring transfer runs on demand while a test waits (its daily window is hours away), and
+the factor sandbox counts what it received."""
 
 import asyncio
 import random
@@ -9,7 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from nordflow_local import deliveries, journey
-from nordflow_local.provision import provision_tenant
+from nordflow_local.factoring import factor_invoices, transfers_on_demand
+from nordflow_local.provision import Tenant, provision_tenant
 from nordflow_local.samples import (
     CUSTOMERS,
     SandboxWriter,
@@ -28,11 +31,14 @@ GROUPS = {
 
 
 async def wait_complete(stack, tenant_id, expected, timeout):
-    """Until ``expected`` invoices are posted back; on timeout, show the services' logs."""
+    """Until ``expected`` invoices are posted back, asking for transfer runs meanwhile; on
+    timeout, show the services' logs."""
+    env = stack.env()
     try:
-        return await journey.wait_for(
-            stack.env()["KAFKA_BOOTSTRAP_SERVERS"], tenant_id, complete(expected), timeout=timeout
-        )
+        async with transfers_on_demand(env, [tenant_id]):
+            return await journey.wait_for(
+                env["KAFKA_BOOTSTRAP_SERVERS"], tenant_id, complete(expected), timeout=timeout
+            )
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n{log_tails(stack)}") from exc
 
@@ -86,11 +92,18 @@ async def payments(env: dict[str, str], token: str) -> dict[str, list[dict]]:
         await writer.aclose()
 
 
-async def assert_exactly_once(journeys, numbers, env, token):
-    """Every stage once in Kafka, one payment in the ERP, one document at the partner."""
+async def assert_exactly_once(journeys, numbers, env, tenant: Tenant):
+    """Every stage once in Kafka, one payment in the ERP, one document at the partner, each
+    invoice once at the factor."""
     by_number = {j.number: j for j in journeys.values()}
     assert set(numbers) <= set(by_number), f"missing: {set(numbers) - set(by_number)}"
-    erp = await payments(env, token)
+    erp = await payments(env, tenant.fortnox_token)
+    assert tenant.factor is not None
+    at_factor = await asyncio.to_thread(factor_invoices, env, tenant.factor.token)
+    for number in numbers:
+        assert at_factor.get(number) == 1, (
+            f"invoice {number}: {at_factor.get(number)} x at the factor"
+        )
     at_partner = await deliveries.received(env)
     for number in numbers:
         j = by_number[number]
@@ -114,6 +127,9 @@ async def assert_exactly_once(journeys, numbers, env, token):
         posted = j.first("ledger.entry.posted")
         transferred = j.first("invoice.transferred")
         assert posted["amount"] == transferred["amount"]
+        assert transferred["file_serial"] >= 1
+        assert transferred["payment_reference"]
+        assert j.count("invoice.factoring_decided") == 1
         assert len(erp.get(number, [])) == 1, f"invoice {number}: ERP has {erp.get(number)}"
         assert str(erp[number][0]["Number"]) == posted["erp_reference"]
 
@@ -160,7 +176,7 @@ async def test_invoices_reach_every_stage_exactly_once(nordflow_stack, tenant_id
         bank_url=env["SANDBOX_B2C_BANK_URL"],
     )
     journeys = await wait_complete(nordflow_stack, tenant_id, 12, 180)
-    await assert_exactly_once(journeys, numbers[:12], env, tenant.fortnox_token)
+    await assert_exactly_once(journeys, numbers[:12], env, tenant)
     rejected = [j for j in journeys.values() if j.count("invoice.rejected")]
     assert len(rejected) == 1
     errors = rejected[0].first("invoice.rejected")["errors"]
@@ -180,7 +196,9 @@ async def test_invoices_reach_every_stage_exactly_once(nordflow_stack, tenant_id
             assert traces["invoice.created"] <= j.traces["erp.document.fetched"]
 
 
-@pytest.mark.parametrize("victim", ["mapper", "ledger-closer", "erp-poller", "distribution-router"])
+@pytest.mark.parametrize(
+    "victim", ["mapper", "ledger-closer", "erp-poller", "distribution-router", "factoring-gateway"]
+)
 async def test_a_service_killed_mid_stream_loses_and_doubles_nothing(
     nordflow_stack, tenant_id, victim
 ):
@@ -198,14 +216,15 @@ async def test_a_service_killed_mid_stream_loses_and_doubles_nothing(
     def some_progress(journeys):
         return any(j.count("invoice.created") for j in journeys.values())
 
-    await journey.wait_for(
-        env["KAFKA_BOOTSTRAP_SERVERS"], tenant_id, some_progress, timeout=120, interval=0.2
-    )
+    async with transfers_on_demand(env, [tenant_id], every=0.5):
+        await journey.wait_for(
+            env["KAFKA_BOOTSTRAP_SERVERS"], tenant_id, some_progress, timeout=120, interval=0.2
+        )
     assert nordflow_stack.stop_service(victim, sig=signal.SIGKILL)
     await asyncio.sleep(1.0)
     nordflow_stack.start_service(victim)
     journeys = await wait_complete(nordflow_stack, tenant_id, 15, 240)
-    await assert_exactly_once(journeys, numbers, env, tenant.fortnox_token)
+    await assert_exactly_once(journeys, numbers, env, tenant)
 
 
 async def test_every_record_delivered_twice_changes_nothing(nordflow_stack, tenant_id):
@@ -246,7 +265,7 @@ async def test_every_record_delivered_twice_changes_nothing(nordflow_stack, tena
     assert copied >= 8 * 3
     await wait_for_no_lag(nordflow_stack, bootstrap)
     after = await journey.read_journeys(bootstrap, tenant_id)
-    await assert_exactly_once(after, numbers, env, tenant.fortnox_token)
+    await assert_exactly_once(after, numbers, env, tenant)
     for invoice_id, j in before.items():
         for topic in ONCE:
             assert after[invoice_id].count(topic) == j.count(topic)

@@ -46,6 +46,7 @@ EXTRA_CONFIG_KEYS = {
 }
 SECRET_KEYS = {
     "erp-poller": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
+    "factoring-gateway": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
     "ledger-closer": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
 }
 DEFAULT_SECRET_KEYS = frozenset({"DATABASE_URL"})

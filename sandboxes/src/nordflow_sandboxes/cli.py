@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp
 
 from nordflow_sandboxes.b2c_bank import command as b2c_bank
+from nordflow_sandboxes.factor import command as factor
 from nordflow_sandboxes.fortnox import command as fortnox
 from nordflow_sandboxes.peppol_ap import command as peppol_ap
 from nordflow_sandboxes.print_post import command as print_post
@@ -50,6 +51,7 @@ SANDBOXES: tuple[Sandbox, ...] = tuple(
         ("peppol-ap", peppol_ap),
         ("print-post", print_post),
         ("b2c-bank", b2c_bank),
+        ("factor", factor),
     )
 )
 

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from nordflow_local import deliveries, journey, panel, sources
+from nordflow_local.factoring import client_number_of, factor_files
 from nordflow_local.provision import SourceConnection, provision_sources
 from nordflow_local.samples import EXTRA_PEPPOL_GLNS, create_invoices, register_peppol_participant
 from nordflow_local.stack import Stack, StackError
@@ -111,7 +115,11 @@ def _row(doc: Expected, j: journey.Journey | None, partner: dict[str, list[str]]
         str(invoice.get("buyer", {}).get("name") or "-")[:22],
         amount,
         "created" if created else ("REJECTED" if rejected else "-"),
-        f"to {transferred['provider']}" if transferred else "-",
+        (
+            f"serial {transferred['file_serial']} to {transferred['provider']}"
+            if transferred
+            else "-"
+        ),
         sent,
         _books(j),
     ]
@@ -195,6 +203,42 @@ async def _source_documents(env: dict[str, str], c: SourceConnection, seed: int)
     return [first, *(Expected(c.system, i, BOOKED) for i in ids[1:])]
 
 
+def _decided(docs: list[Expected]) -> Callable[[dict[str, journey.Journey]], bool]:
+    """Every Fortnox document of the demo tenant is decided (or rejected) by now."""
+
+    def check(journeys: dict[str, journey.Journey]) -> bool:
+        found = [_find(journeys, d) for d in docs if d.system == "fortnox"]
+        return all(
+            j is not None and (j.count("invoice.factoring_decided") or j.count("invoice.rejected"))
+            for j in found
+        )
+
+    return check
+
+
+def _run_the_window(env: dict[str, str]) -> None:
+    """`factoring-gateway transfers run --tenant demo`: the window, on demand."""
+    _say("\nThe factoring window, run on demand (factoring-gateway transfers run --tenant demo):")
+    script = Path(sys.executable).parent / "factoring-gateway"
+    result = subprocess.run(
+        [str(script), "transfers", "run", "--tenant", TENANT, "--timeout", "120"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in (result.stdout + result.stderr).splitlines():
+        _say(f"  {line}")
+    mine = [f for f in factor_files(env) if f"_{client_number_of(TENANT)}_" in f["name"]]
+    _say(f"\nWhat the factor received ({env['SANDBOX_FACTOR_URL']}/sandbox/files):")
+    for f in mine:
+        receipt = ", ".join(f"{k} {v}" for k, v in f["receipt"].items())
+        _say(
+            f"  {f['name']}  serial {f['serial']}  {f['bytes']} bytes by {f['via']}  "
+            f"{f['status']}: {receipt}"
+        )
+
+
 async def run() -> int:
     """Create documents in every source sandbox, wait for their journeys, print them."""
     try:
@@ -221,6 +265,13 @@ async def run() -> int:
             last = line
 
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    try:
+        await journey.wait_for(bootstrap, tenants, _decided(docs), timeout=180, progress=progress)
+    except TimeoutError as exc:
+        _say(f"Not every invoice was decided: {exc}\nSee `make status` and `nordflow-local logs`.")
+        return 1
+    await asyncio.to_thread(_run_the_window, env)
+    _say("")
     try:
         journeys = await journey.wait_for(
             bootstrap, tenants, _finished(docs), timeout=300, progress=progress
@@ -256,7 +307,11 @@ async def run() -> int:
         f"  {env.get('SANDBOX_SMTP_URL', '<SANDBOX_SMTP_URL>')}/sandbox/messages   "
         "the e-mails sent\n"
         "  shared/schemas/generated/asyncapi.yaml   every topic and event schema\n"
-        "  Create an invoice by hand in the sandbox (see README); it flows on its own.\n"
+        "  uv run factoring-gateway transfers list --tenant demo   the batches, files, receipts\n"
+        f"  {env.get('SANDBOX_FACTOR_URL', '<SANDBOX_FACTOR_URL>')}/sandbox/files   "
+        "what the factor received\n"
+        "  Create an invoice by hand in the sandbox (see README); it flows up to the factoring\n"
+        "  decision on its own, and to the factor in the window or with `transfers run`.\n"
         "  make down                            stop everything"
     )
     _say("\n" + "\n".join(panel.sign_in_lines(Stack(progress=None).env(), tenants)))

@@ -17,6 +17,7 @@ from nordflow_schemas.invoice import Address, Party
 from nordflow_schemas.tenant import AccountScheme, BankAccount, Locale, TenantProfile
 
 from nordflow_local import sources
+from nordflow_local.factoring import FactorClient, create_factor_client, set_agreement
 
 DEMO_PROFILE = TenantProfile(
     legal_name="Nordflow Demo AB",
@@ -45,6 +46,7 @@ class Tenant:
     connection_id: str
     fortnox_url: str
     fortnox_token: str
+    factor: FactorClient | None = None
 
 
 def _bin(name: str) -> str:
@@ -102,10 +104,11 @@ def provision_tenant(
     payment_methods: str | None = None,
 ) -> Tenant:
     """Give a tenant its profile, then connect its Fortnox company to erp-poller and
-    ledger-closer, with an agreement.
+    ledger-closer, with a factoring agreement with its own client account at the factor
+    sandbox (CUSIN-style XML over SFTP, transferred in the daily window or on demand).
 
-    Without ``token`` a new sandbox company is created. The token goes to the services
-    through an environment variable, never on a command line.
+    Without ``token`` a new sandbox company is created. Tokens and the SFTP password go to
+    the services through environment variables, never on a command line.
     """
     fortnox_url = stack_env["SANDBOX_FORTNOX_URL"]
     token = token or create_sandbox_company(fortnox_url, f"{tenant_id} AB")
@@ -115,10 +118,9 @@ def provision_tenant(
     set_profile(env, tenant_id, DEMO_PROFILE)
     # The agreement and the write connection exist before the poller fetches anything, so
     # the first invoices are already judged under the agreement.
-    agreement = ["--tenant", tenant_id, "--provider", "nordea-finans", "--kind", "factoring"]
-    if payment_methods:
-        agreement += ["--payment-methods", payment_methods]
-    _run(env, "factoring-gateway", "agreements", "set", *agreement)
+    factor = create_factor_client(stack_env, tenant_id)
+    methods = payment_methods.split(",") if payment_methods else None
+    set_agreement(stack_env, tenant_id, factor, payment_methods=methods)
     _run(
         env,
         "ledger-closer",
@@ -147,7 +149,7 @@ def provision_tenant(
         "--cutoff",
         "2000-01-01T00:00:00+00:00",
     )
-    return Tenant(tenant_id, connection_id, fortnox_url, token)
+    return Tenant(tenant_id, connection_id, fortnox_url, token, factor)
 
 
 @dataclass(frozen=True)

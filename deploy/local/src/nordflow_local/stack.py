@@ -50,6 +50,13 @@ SERVICES: tuple[str, ...] = (
 SERVICE_ENV: dict[str, dict[str, str]] = {
     # Locally the 24-48 h closing delay would hide the journey's last step.
     "ledger-closer": {"CLOSING_DELAY_SECONDS": "0"},
+    # Hand files over quickly and read settlement files every few seconds (production: a
+    # backoff from 5 s, hourly settlements), so the demo's closing follows at once.
+    "factoring-gateway": {
+        "UPLOAD_RETRY_INITIAL_SECONDS": "1",
+        "RECEIPT_POLL_SECONDS": "0.2",
+        "SETTLEMENT_POLL_SECONDS": "5",
+    },
     # Poll every few seconds so a hand-made invoice shows up quickly (production: 30 s); the
     # sandboxes are on loopback, which the tenant API refuses in production.
     "erp-poller": {"POLL_INTERVAL_SECONDS": "3", "ALLOW_INTERNAL_URLS": "true"},
@@ -79,7 +86,9 @@ class SandboxSpec:
 
     Values in `flags` and `service_env` are templates: `{url}` and `{token}` of this
     sandbox, `{host}`, `{port_<name>}` for each of its `extra_ports` (a second listener,
-    such as SMTP), and `{url_<partner>}` of a sandbox started before it.
+    such as SMTP), `{files}` (its own directory in the state dir, for files it writes
+    for clients, such as a CA certificate), and `{url_<partner>}` of a sandbox started
+    before it.
     `service_env` gives a service (first item) an env variable (second) with a value;
     `env_facts` adds `<prefix>_<NAME>` lines (such as credentials) to the env file.
     Each extra port also appears in the env file as `<prefix>_<NAME>_PORT`.
@@ -109,6 +118,8 @@ class SandboxSpec:
         """A flag or env value with this sandbox's (and earlier sandboxes') facts filled in."""
         ports: Mapping[str, int] = state.get("ports", {})
         facts = {"host": LOOPBACK, "token": state.get("tokens", {}).get(self.partner, "")}
+        if "state_dir" in state:
+            facts["files"] = str(Path(state["state_dir"]) / "sandboxes" / self.partner)
         if self.process_name in ports:
             facts["url"] = f"http://{LOOPBACK}:{ports[self.process_name]}"
         for extra in self.extra_ports:
@@ -179,6 +190,30 @@ SANDBOXES: tuple[SandboxSpec, ...] = (
         service_env=(
             ("distribution-router", "B2C_BANK_URL", "{url}/api/v1"),
             ("distribution-router", "B2C_BANK_TOKEN", "{token}"),
+        ),
+    ),
+    # The factor: files by SFTP (second port) and an HTTPS API (third port, a certificate of
+    # the CA it makes at start, written with its SSH host key into its files directory);
+    # the HTTP port serves the admin API. Each provisioned tenant gets its own client
+    # account; the one made at start (login `nordflow`, password the token) is for trying.
+    SandboxSpec(
+        "factor",
+        extra_ports=("sftp", "https"),
+        flags=(
+            "--sftp-port={port_sftp}",
+            "--https-port={port_https}",
+            "--trust-dir={files}",
+            "--data-dir={files}/data",
+            "--sftp-username=nordflow",
+        ),
+        service_env=(("factoring-gateway", "FACTOR_CA_FILE", "{files}/ca.pem"),),
+        env_facts=(
+            ("API_URL", "https://{host}:{port_https}/api/v1"),
+            ("CA_FILE", "{files}/ca.pem"),
+            ("SFTP_HOST", "{host}"),
+            ("SFTP_HOST_KEY_FILE", "{files}/sftp_host_key.pub"),
+            ("SFTP_USERNAME", "nordflow"),
+            ("SFTP_PASSWORD", "{token}"),
         ),
     ),
     # SMTP on its own port; the HTTP port serves the inspection API.
@@ -300,6 +335,7 @@ class Stack:
             loaded["encryption_key"] = Fernet.generate_key().decode("ascii")
         loaded.setdefault("tokens", {})
         loaded.setdefault("ports", {})
+        loaded["state_dir"] = str(self.state_dir)
         for sandbox in SANDBOXES:
             loaded["tokens"].setdefault(sandbox.partner, secrets.token_urlsafe(24))
         return loaded

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nordflow_runtime.app import ServiceApp
-from nordflow_schemas.topics import DISTRIBUTION_ROUTER, INVOICE_CREATED
+from nordflow_schemas.topics import DISTRIBUTION_ROUTER, INVOICE_CREATED, INVOICE_FACTORING_DECIDED
 
 from .config import Settings
 from .deps import Deps, build_deps
@@ -20,6 +20,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
         DISTRIBUTION_ROUTER, settings, "distribution_router", deps=build_deps
     )
     app.subscribe(INVOICE_CREATED.name, consumers.on_invoice_created)
+    app.subscribe(INVOICE_FACTORING_DECIDED.name, consumers.on_invoice_factoring_decided)
     app.job(
         SEND_INVOICE,
         jobs.on_send_invoice,

@@ -214,6 +214,17 @@ async def test_a_factored_invoices_payment_is_not_booked_again() -> None:
     assert len(scheduled(repos)) == 1
 
 
+async def test_a_factors_settlement_of_a_factored_invoice_is_not_booked() -> None:
+    # No transfer seen here (e.g. transferred before this connection wrote): the settlement's
+    # own agreement kind decides.
+    repos = fake_repositories()
+    settled = payment_received("acme", invoice_id="inv_y").model_copy(
+        update={"agreement_id": "nordea-1", "agreement_kind": AgreementKind.FACTORING}
+    )
+    assert not await schedule_payment(repos, settled, NOW)
+    assert scheduled(repos) == []
+
+
 async def test_a_payment_whose_flow_books_it_elsewhere_is_booked_there() -> None:
     repos = fake_repositories()
     flow = Flow(book_into="h-fortnox", factor=False, distribute=False)

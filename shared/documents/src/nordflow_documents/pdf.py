@@ -448,7 +448,8 @@ def render_pdf(
     enclosures: Sequence[Enclosure] = (),
     language: Language | None = None,
 ) -> bytes:
-    """Render ``invoice`` as an A4 PDF; with ``assignment`` the factor is paid, not the seller.
+    """Render ``invoice`` as an A4 PDF; with ``assignment`` (or the invoice's own payee) the
+    factor is paid, not the seller.
 
     ``attachments`` (file name, content) are embedded in the PDF and listed on its last page
     (the electronic channels). ``enclosures`` are the attachments of a printed letter, listed
@@ -457,9 +458,23 @@ def render_pdf(
     The output is deterministic: the same invoice gives the same bytes.
     """
     lang: Language = language or language_for(invoice)
-    document = _InvoiceDocument(invoice, lang, assignment)
+    document = _InvoiceDocument(invoice, lang, assignment or assignment_of(invoice))
     document.render(_unique_names(attachments), enclosures)
     return bytes(document.output())
+
+
+def assignment_of(invoice: Invoice) -> Assignment | None:
+    """The notice an assigned invoice carries (its payee, paid to the payment account)."""
+    payee, payment = invoice.payee, invoice.payment
+    if payee is None or payment.account_id is None:
+        return None
+    return Assignment(
+        factor_name=payee.name,
+        account_id=payment.account_id,
+        account_scheme=payment.account_scheme or "",
+        payment_reference=payment.payment_reference,
+        text=payee.assignment_text,
+    )
 
 
 def language_for(invoice: Invoice) -> Language:

@@ -15,6 +15,7 @@ from nordflow_schemas.invoice import (
     Invoice,
     InvoiceLine,
     Party,
+    Payee,
     VatBreakdown,
     VatCategory,
 )
@@ -204,7 +205,10 @@ class _DocumentWriter:
             if invoice.due_date is not None:
                 self.cbc(root, "DueDate", invoice.due_date.isoformat())
             self.cbc(root, "InvoiceTypeCode", "380")
-        self.cbc(root, "Note", invoice.note)
+        # BIS allows one document note (BT-22): an assigned invoice's notice of assignment
+        # comes first in it.
+        notes = [invoice.payee.assignment_text if invoice.payee else None, invoice.note]
+        self.cbc(root, "Note", "\n".join(n for n in notes if n) or None)
         self.cbc(root, "DocumentCurrencyCode", self.currency)
         self.cbc(root, "TaxCurrencyCode", self.tax_currency)
         # PEPPOL-EN16931-R003 needs a buyer reference or an order reference; buyers that
@@ -221,6 +225,8 @@ class _DocumentWriter:
             self.attachment(root, attachment)
         self.party(self.cac(root, "AccountingSupplierParty"), invoice.seller, seller=True)
         self.party(self.cac(root, "AccountingCustomerParty"), invoice.buyer, seller=False)
+        if invoice.payee is not None:
+            self.payee(root, invoice.payee)
         self.payment_means(root)
         if invoice.payment.terms:
             self.cbc(self.cac(root, "PaymentTerms"), "Note", invoice.payment.terms)
@@ -271,6 +277,13 @@ class _DocumentWriter:
             self.cbc(legal, "CompanyID", party.company_id)
         if party.email:
             self.cbc(self.cac(element, "Contact"), "ElectronicMail", party.email)
+
+    def payee(self, root: etree._Element, payee: Payee) -> None:
+        """BG-10: the factor the invoice was assigned to (paid instead of the seller)."""
+        element = self.cac(root, "PayeeParty")
+        self.cbc(self.cac(element, "PartyName"), "Name", payee.name)
+        if payee.company_id:
+            self.cbc(self.cac(element, "PartyLegalEntity"), "CompanyID", payee.company_id)
 
     def seller_tax_registration(self, element: etree._Element, party: Party) -> None:
         """BT-32 texts the Swedish (SE-R-005) and Norwegian (NO-R-002) rules ask of sellers."""

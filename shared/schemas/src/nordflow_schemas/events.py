@@ -327,6 +327,14 @@ class PaymentReceived(EventBody):
     fee_amount: Amount | None = Field(
         default=None, description="A provider's fee withheld from the payment (settlements)"
     )
+    agreement_id: str | None = Field(
+        default=None, description="Reported in a provider's settlement: the agreement"
+    )
+    agreement_kind: AgreementKind | None = Field(
+        default=None,
+        description="Reported in a provider's settlement: factoring (the buyer paid the factor, "
+        "who owns the invoice), financing (the rest is due to the company) or invoice service",
+    )
     flow: Flow = Field(default_factory=Flow, description="The source connection's flow")
     recorded_at_source: bool = Field(
         default=False,

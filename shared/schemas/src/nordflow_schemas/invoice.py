@@ -126,6 +126,18 @@ class PaymentInstructions(Frozen):
     terms: str | None = Field(default=None, description="BT-20")
 
 
+class Payee(Frozen):
+    """BG-10 payee: who is paid when it is not the seller — the factor an invoice was assigned
+    to. The invoice's payment instructions (BG-16) then name the payee's account."""
+
+    name: str = Field(min_length=1, description="BT-59 payee name")
+    company_id: str | None = Field(default=None, description="BT-61 payee legal registration")
+    assignment_text: str | None = Field(
+        default=None,
+        description="The notice of assignment the buyer must read (printed on every channel)",
+    )
+
+
 class InvoiceReference(Frozen):
     """BG-3 preceding invoice reference, for credit notes."""
 
@@ -159,6 +171,9 @@ class Invoice(Frozen):
     vat_breakdown: tuple[VatBreakdown, ...] = Field(min_length=1)
     totals: Totals
     payment: PaymentInstructions = PaymentInstructions()
+    payee: Payee | None = Field(
+        default=None, description="BG-10, set when the invoice is assigned to a factor"
+    )
     buyer_reference: str | None = Field(default=None, description="BT-10")
     order_reference: str | None = Field(default=None, description="BT-13")
     preceding_invoice: InvoiceReference | None = None
@@ -186,6 +201,11 @@ class Invoice(Frozen):
     note: str | None = Field(default=None, description="BT-22")
     payment_method: str | None = Field(
         default=None, description="The ERP's payment method code (decides factoring eligibility)"
+    )
+    customer_payment_method: str | None = Field(
+        default=None,
+        description="The customer's default payment method in the ERP, which applies when the "
+        "invoice names none (factoring eligibility)",
     )
     outstanding_amount: Amount | None = Field(
         default=None, description="Open balance in the ERP when fetched; None if unknown"

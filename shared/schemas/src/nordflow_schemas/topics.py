@@ -88,7 +88,7 @@ INVOICE_UPDATED = TopicSpec(
     "invoice.updated",
     InvoiceUpdated,
     (MAPPER,),
-    (CONTROL_PANEL,),
+    (FACTORING_GATEWAY, CONTROL_PANEL),
     "A later version of a created invoice (e.g. paid, due date moved)",
 )
 INVOICE_REJECTED = TopicSpec(
@@ -103,13 +103,14 @@ INVOICE_TRANSFERRED = TopicSpec(
     InvoiceTransferred,
     (FACTORING_GATEWAY,),
     (LEDGER_CLOSER, CONTROL_PANEL),
-    "An invoice accepted for transfer under the tenant's factoring agreement",
+    "An invoice handed over to the provider under an agreement: the provider has its file "
+    "(receipt or API acknowledgement); batch, serial, advance, fee, KID and payee",
 )
 INVOICE_FACTORING_DECIDED = TopicSpec(
     "invoice.factoring_decided",
     InvoiceFactoringDecided,
     (FACTORING_GATEWAY,),
-    (CONTROL_PANEL,),
+    (DISTRIBUTION_ROUTER, CONTROL_PANEL),
     "Whether an invoice goes to a provider under an agreement; when it does, the factor's "
     "account, payment reference and assignment text every channel must show",
 )
@@ -151,10 +152,10 @@ CHANNEL_SUGGESTED = TopicSpec(
 PAYMENT_RECEIVED = TopicSpec(
     "payment.received",
     PaymentReceived,
-    (MAPPER,),
+    (MAPPER, FACTORING_GATEWAY),
     (LEDGER_CLOSER, CONTROL_PANEL),
-    "A payment against an invoice: picked up from the source (already booked there) or "
-    "reported by a bank or factor (to be booked in the ERP)",
+    "A payment against an invoice: picked up from the source (already booked there), or "
+    "reported by a bank or a factor's settlement file (to be booked in the ERP)",
 )
 LEDGER_ENTRY_POSTED = TopicSpec(
     "ledger.entry.posted",

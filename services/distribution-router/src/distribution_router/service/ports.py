@@ -16,7 +16,7 @@ from typing import Protocol
 from nordflow_documents.registry import RendererRegistry
 from nordflow_documents.validation import ValidationReport
 from nordflow_runtime.tenant_profiles import TenantProfiles
-from nordflow_schemas.events import Channel
+from nordflow_schemas.events import Channel, InvoiceCreated, InvoiceFactoringDecided
 
 from ..domain.archive import ArchivedDocument
 from ..domain.channels import Route
@@ -375,11 +375,32 @@ class TokenNames(Protocol):
         ...
 
 
+class FactoringRepository(Protocol):
+    """factoring-gateway's decisions, and the created invoices that wait for theirs."""
+
+    async def decision(self, invoice_id: str) -> InvoiceFactoringDecided | None:
+        """The invoice's decision, if it has arrived."""
+        ...
+
+    async def record(self, decision: InvoiceFactoringDecided) -> bool:
+        """Keep the decision; False if the invoice had one (the first one stands)."""
+        ...
+
+    async def park(self, created: InvoiceCreated) -> None:
+        """Keep a created invoice until its decision arrives."""
+        ...
+
+    async def take_parked(self, invoice_id: str) -> InvoiceCreated | None:
+        """The waiting invoice, no longer waiting; None if none waits."""
+        ...
+
+
 @dataclass(frozen=True)
 class Repositories:
     """Everything a use case of this service reads or writes, on one transaction."""
 
     deliveries: DeliveryRepository
+    factoring: FactoringRepository
     attempts: AttemptLog
     archive: ArchiveRepository
     holds: HoldRepository

@@ -14,7 +14,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from nordflow_runtime.testing import FakeTenantProfiles
-from nordflow_schemas.events import Channel
+from nordflow_schemas.events import Channel, InvoiceCreated, InvoiceFactoringDecided
 
 from ..domain.archive import ArchivedDocument
 from ..domain.channels import Route, public_recipient
@@ -503,11 +503,39 @@ async def _no_savepoint() -> AsyncIterator[None]:
     yield
 
 
+@dataclass
+class FakeFactoringRepository:
+    """Decisions and waiting invoices by invoice id."""
+
+    decisions: dict[str, InvoiceFactoringDecided] = field(default_factory=dict)
+    parked: dict[str, InvoiceCreated] = field(default_factory=dict)
+
+    async def decision(self, invoice_id: str) -> InvoiceFactoringDecided | None:
+        """The invoice's decision, if it has arrived."""
+        return self.decisions.get(invoice_id)
+
+    async def record(self, decision: InvoiceFactoringDecided) -> bool:
+        """Keep the decision; False if the invoice had one."""
+        if decision.invoice_id in self.decisions:
+            return False
+        self.decisions[decision.invoice_id] = decision
+        return True
+
+    async def park(self, created: InvoiceCreated) -> None:
+        """Keep a created invoice until its decision arrives."""
+        self.parked.setdefault(created.invoice_id, created)
+
+    async def take_parked(self, invoice_id: str) -> InvoiceCreated | None:
+        """The waiting invoice, no longer waiting."""
+        return self.parked.pop(invoice_id, None)
+
+
 def fake_repositories(profiles: FakeTenantProfiles | None = None) -> Repositories:
     """Empty fakes of every repository (the statistics count the fake deliveries)."""
     deliveries = FakeDeliveryRepository()
     return Repositories(
         deliveries=deliveries,
+        factoring=FakeFactoringRepository(),
         attempts=FakeAttemptLog(),
         archive=FakeArchiveRepository(),
         holds=FakeHoldRepository(),

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from nordflow_runtime import telemetry
 from nordflow_runtime.consumer import Context
 from nordflow_schemas.envelope import Envelope
-from nordflow_schemas.events import InvoiceCreated
+from nordflow_schemas.events import InvoiceCreated, InvoiceUpdated
 
-from .. import service
 from ..deps import Deps
+from ..service import decisions
 
 
 async def on_invoice_created(ctx: Context[Deps], env: Envelope[InvoiceCreated]) -> None:
-    """Decide eligibility; emit invoice.transferred for an eligible invoice."""
-    repos = ctx.deps.repositories(ctx.conn)
-    transferred = await service.decide_transfer(repos, env.body, ctx.deps.clock())
-    if transferred is not None:
-        await ctx.emit(transferred, subject=env.subject)
+    """Decide the invoice once; announce the decision (invoice.factoring_decided). The
+    processing span's trace is kept, so the invoice's transfer continues its journey."""
+    deps = ctx.deps
+    decided = await decisions.decide(
+        deps.repositories(ctx.conn),
+        deps.formats,
+        env.body,
+        deps.clock(),
+        trace=telemetry.current(),
+    )
+    if decided is not None:
+        await ctx.emit(decided, subject=env.subject)
+
+
+async def on_invoice_updated(ctx: Context[Deps], env: Envelope[InvoiceUpdated]) -> None:
+    """Follow a newer version: withdraw a paid pending invoice, record a moved due date."""
+    await decisions.follow_update(ctx.deps.repositories(ctx.conn), env.body, ctx.deps.clock())

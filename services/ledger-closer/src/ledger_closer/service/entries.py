@@ -139,14 +139,16 @@ async def schedule_payment(repos: Repositories, event: PaymentReceived, now: dt.
         if event.recorded_at_source:
             return False
         transfer = await repos.transfers.get(event.invoice_id)
-        if transfer is not None and transfer.agreement_kind is AgreementKind.FACTORING:
+        # The transfer's agreement kind, else the one a provider's settlement reports.
+        kind = transfer.agreement_kind if transfer is not None else event.agreement_kind
+        if kind is AgreementKind.FACTORING:
             log.info(
                 "payment %s of factored invoice %s: closed at transfer, not booked",
                 event.payment_id,
                 event.invoice_id,
             )
             return False
-        if transfer is not None and transfer.agreement_kind is AgreementKind.FINANCING:
+        if transfer is not None and kind is AgreementKind.FINANCING:
             advance = transfer.advance or ZERO
             fee = transfer.fee or ZERO
     fee = event.fee_amount if event.fee_amount is not None else fee

@@ -17,6 +17,7 @@ from nordflow_schemas.invoice import (
     InvoiceLine,
     InvoiceReference,
     Party,
+    Payee,
     PaymentInstructions,
     Totals,
     VatBreakdown,
@@ -172,6 +173,7 @@ def make_invoice(
     prepaid: str = "0",
     round_to_whole: bool = False,
     note: str | None = None,
+    payee: Payee | None = None,
 ) -> Invoice:
     """A canonical invoice whose breakdown and totals follow from its lines (BR-CO-10..17).
 
@@ -229,4 +231,5 @@ def make_invoice(
         order_reference=order_reference,
         preceding_invoice=preceding_invoice,
         note=note,
+        payee=payee,
     )

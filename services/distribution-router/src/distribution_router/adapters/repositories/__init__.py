@@ -14,6 +14,7 @@ from .choices import (
     PgTokenNames,
 )
 from .deliveries import PgAttemptLog, PgDeliveryRepository
+from .factoring import PgFactoringRepository
 from .holds import PgHoldRepository
 from .statistics import PgStatisticsRepository
 
@@ -21,6 +22,7 @@ __all__ = [
     "PgArchiveRepository",
     "PgAttemptLog",
     "PgDeliveryRepository",
+    "PgFactoringRepository",
     "PgHoldRepository",
     "PgOverrideRepository",
     "PgPaperOptionsRepository",
@@ -44,6 +46,7 @@ def pg_repositories(
 
     return Repositories(
         deliveries=PgDeliveryRepository(conn),
+        factoring=PgFactoringRepository(conn),
         attempts=PgAttemptLog(conn, pool),
         archive=PgArchiveRepository(conn),
         holds=PgHoldRepository(conn),

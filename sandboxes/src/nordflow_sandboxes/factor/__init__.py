@@ -1,0 +1,1 @@
+"""A factoring company's file reception: SFTP and an HTTPS API, receipts, settlements."""

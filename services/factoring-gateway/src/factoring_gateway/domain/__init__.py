@@ -1,0 +1,1 @@
+"""Pure rules of factoring-gateway: agreements, eligibility, windows, batches and formats."""
