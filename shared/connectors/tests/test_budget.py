@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from nordflow_connectors.budget import PgRateBudget, budget_key
+from nordflow_connectors.budget import PgRateBudget, budget_key, per_endpoint
 
 pytestmark = pytest.mark.integration
 
@@ -37,3 +37,22 @@ async def test_two_holders_of_one_key_share_one_window(pool: asyncpg.Pool) -> No
     started = time.monotonic()
     await asyncio.gather(*(other.acquire() for _ in range(5)))
     assert time.monotonic() - started < 0.9  # another company has its own budget
+
+
+async def test_per_endpoint_budgets_of_one_client_are_shared_and_kept_apart(
+    pool: asyncpg.Pool,
+) -> None:
+    # eAccounting counts per OAuth client and endpoint: erp-poller and ledger-closer using one
+    # client share each endpoint's window; another endpoint has its own.
+    client = f"client-{uuid.uuid4().hex[:8]}"
+    poller = per_endpoint(pool, "visma-eaccounting", client, 5, 0.5)
+    closer = per_endpoint(pool, "visma-eaccounting", client, 5, 0.5)
+    invoices = [poller("/customerinvoices"), closer("/customerinvoices")]
+
+    started = time.monotonic()
+    await asyncio.gather(*(b.acquire() for b in invoices for _ in range(5)))
+    assert time.monotonic() - started >= 1.4  # window 0.5 s plus the 1 s margin
+
+    started = time.monotonic()
+    await asyncio.gather(*(closer("/customerinvoices/{id}/payments").acquire() for _ in range(5)))
+    assert time.monotonic() - started < 1.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import asyncpg
 
@@ -37,6 +38,19 @@ _ready: set[int] = set()
 def budget_key(system: str, connection_id: str) -> str:
     """The budget's key of one company: its system and the erp-poller connection id."""
     return f"{system}:{connection_id}"
+
+
+def per_endpoint(
+    pool: asyncpg.Pool, system: str, client_id: str, limit: int, window: float
+) -> Callable[[str], PgRateBudget]:
+    """A budget per endpoint of one OAuth client, for a partner that counts that way (Visma
+    eAccounting: 600 calls a minute per client and endpoint): key
+    ``<system>:<client id><endpoint>``, shared by every service and replica using the client."""
+
+    def budget(endpoint: str) -> PgRateBudget:
+        return PgRateBudget(pool, budget_key(system, f"{client_id}{endpoint}"), limit, window)
+
+    return budget
 
 
 async def ensure_schema(pool: asyncpg.Pool) -> None:

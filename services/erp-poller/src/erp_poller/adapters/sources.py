@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from nordflow_connectors.budget import PgRateBudget, budget_key
+from nordflow_connectors.budget import PgRateBudget, budget_key, per_endpoint
 from nordflow_connectors.client_credentials import ClientCredentialsSession
 from nordflow_connectors.fortnox import FortnoxClient
 from nordflow_connectors.oauth import OAuthSession, Tokens
@@ -427,7 +427,14 @@ def open_source(
                 limiter=fortnox_budget(pool, connection.connection_id),
             )
             return FortnoxSource(fortnox, session)
-        client = VismaEAccountingClient(connection.base_url, session, page_size=size or 200)
+        client = VismaEAccountingClient(
+            connection.base_url,
+            session,
+            page_size=size or 200,
+            limiter_for=per_endpoint(
+                pool, "visma-eaccounting", credentials.client_id, *VISMA_EACCOUNTING_BUDGET
+            ),
+        )
         return VismaEAccountingSource(client, session)
     if isinstance(credentials, VismaNetClientCredentials):
         tokens = ClientCredentialsSession(
@@ -470,6 +477,11 @@ def open_source(
             limiter=fortnox_budget(pool, connection.connection_id),
         )
     )
+
+
+# eAccounting's 600 calls a minute per client and endpoint, shared with every replica (and
+# ledger-closer, when it writes with the same OAuth client).
+VISMA_EACCOUNTING_BUDGET = (600, 60.0)
 
 
 def fortnox_budget(pool: asyncpg.Pool, connection_id: str) -> PgRateBudget:

@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any, Protocol
 
 import asyncpg
-from nordflow_connectors.budget import PgRateBudget, budget_key
+from nordflow_connectors.budget import PgRateBudget, budget_key, per_endpoint
 from nordflow_connectors.client_credentials import ClientCredentialsSession
 from nordflow_connectors.fortnox import FortnoxClient
 from nordflow_connectors.oauth import OAuthSession, Tokens
@@ -50,6 +50,7 @@ LOCK_NAMESPACE = "ledger_closer.oauth"
 # Fortnox: 25 calls per 5 s per company; Tripletex publishes no number: the sandbox's.
 FORTNOX_BUDGET = (25, 5.0)
 TRIPLETEX_BUDGET = (100, 10.0)
+VISMA_EACCOUNTING_BUDGET = (600, 60.0)  # per OAuth client and endpoint
 
 
 class Writer(Protocol):
@@ -64,7 +65,9 @@ class Writers:
     """``LedgerWriters``: the cached writer of each write connection.
 
     One client per connection, its calls paced by the company's shared budget (Fortnox and
-    Tripletex: ``nordflow_connectors.budget``, with erp-poller and every replica); rebuilt
+    Tripletex: ``nordflow_connectors.budget``, with erp-poller and every replica; eAccounting
+    per OAuth client and endpoint; Visma.net, whose hourly count is not published, by its
+    429 and Retry-After); rebuilt
     when the connection is saved again (new credentials or URL). OAuth connections (Fortnox,
     eAccounting) refresh with ledger-closer's own grant, its rotating tokens sealed in this
     service's ``oauth_tokens`` under an advisory lock shared by its replicas.
@@ -144,7 +147,14 @@ class Writers:
         if system is WriteSystem.VISMA_EACCOUNTING:
             assert isinstance(credentials, OAuthCredentials)
             session = self._session(connection, credentials)
-            return EAccountingWriter(VismaEAccountingClient(connection.base_url, session), session)
+            limit, window = VISMA_EACCOUNTING_BUDGET
+            limiter_for = per_endpoint(
+                self.pool, system.value, credentials.client_id, limit, window
+            )
+            return EAccountingWriter(
+                VismaEAccountingClient(connection.base_url, session, limiter_for=limiter_for),
+                session,
+            )
         if isinstance(credentials, VismaNetClientCredentials):
             tokens = ClientCredentialsSession(
                 credentials.token_url,
