@@ -416,6 +416,36 @@ class FakeEntryRepository:
                 erp_reference=erp_reference, records=records, booked_at=booked_at
             )
 
+    async def record_skipped(
+        self,
+        key: str,
+        tenant_id: str,
+        invoice_id: str,
+        target: str,
+        reason: str,
+        skipped_at: dt.datetime,
+    ) -> None:
+        """Keep the skip (the first one stays)."""
+        self.bookings.setdefault(
+            key,
+            {
+                "tenant_id": tenant_id,
+                "invoice_id": invoice_id,
+                "action": "skipped",
+                "target": target,
+                "attempts": 0,
+                "erp_reference": None,
+                "records": (),
+                "booked_at": skipped_at,
+                "skipped_reason": reason,
+            },
+        )
+
+    async def skipped_reason(self, key: str) -> str | None:
+        """Why the booking was skipped, if it was."""
+        row = self.bookings.get(key)
+        return None if row is None else row.get("skipped_reason")
+
     async def reference_of(self, key: str) -> str | None:
         """The target's reference of a finished booking."""
         row = self.bookings.get(key)

@@ -172,6 +172,31 @@ async def test_a_stripe_paid_cash_receipt_is_skipped_and_test_mode_writes_nothin
     assert hotel.get("customers")["Customers"] == []
     assert hotel.get("invoices")["Invoices"] == []
 
+    # Its Stripe payment, picked up from Sirvoy, and a credit of it are not waited for:
+    # nothing is written for them, the payment's job ends, the credit's skip says why.
+    await harness.publish(
+        payment_received(
+            hotel.tenant,
+            invoice_id=paid.invoice_id,
+            payment_id="sv-stripe-1",
+            amount=receipt.totals.payable,
+            recorded_at_source=True,
+            flow=hotel.flow,
+            source_ref=paid.source,
+        )
+    )
+    credit = guest_invoice(hotel.tenant, hotel.sirvoy, "2003", credited=paid)
+    await harness.publish(created(credit, flow=hotel.flow, kind=DocumentKind.CREDIT_NOTE))
+    out = await finish(harness)
+    assert out.of(LedgerEntryPosted) == []
+    [credit_skipped] = out.of(InvoiceBookingSkipped)
+    assert credit_skipped.reason.startswith("the invoice it credits was not booked either: cash")
+    jobs = {j["job_key"]: j for j in await harness.jobs()}
+    payment_job = jobs[f"payment:sv-stripe-1@{hotel.fortnox}"]
+    assert (payment_job["state"], payment_job["attempts"]) == ("done", 1)
+    assert hotel.get("invoicepayments")["InvoicePayments"] == []
+    assert hotel.get("invoices")["Invoices"] == []
+
 
 async def test_a_credit_of_an_invoice_not_booked_yet_cancels_it(
     harness: ServiceHarness[Deps], hotel: Hotel

@@ -203,6 +203,35 @@ class PgBookingRepository:
             booked_at,
         )
 
+    async def record_skipped(
+        self,
+        key: str,
+        tenant_id: str,
+        invoice_id: str,
+        target: str,
+        reason: str,
+        skipped_at: dt.datetime,
+    ) -> None:
+        """Keep that the document was deliberately not written, and why (first one stays)."""
+        await self.conn.execute(
+            "INSERT INTO bookings (booking_key, tenant_id, invoice_id, action, target, "
+            "records, booked_at, skipped_reason) VALUES ($1, $2, $3, 'skipped', $4, '[]', $5, $6) "
+            "ON CONFLICT (booking_key) DO NOTHING",
+            key,
+            tenant_id,
+            invoice_id,
+            target,
+            skipped_at,
+            reason,
+        )
+
+    async def skipped_reason(self, key: str) -> str | None:
+        """Why the document was not written, when its booking was skipped."""
+        reason: str | None = await self.conn.fetchval(
+            "SELECT skipped_reason FROM bookings WHERE booking_key = $1", key
+        )
+        return reason
+
     async def reference_of(self, key: str) -> str | None:
         """The target's number or id of a finished booking."""
         reference: str | None = await self.conn.fetchval(

@@ -39,6 +39,7 @@ from .entries import (
 )
 from .errors import (
     AuthorizationRefusedError,
+    BookingSkippedError,
     ConnectionOfAnotherTenantError,
     DeliveryPendingError,
     EntryRefusedError,
@@ -58,6 +59,7 @@ __all__ = [
     "AccountRole",
     "AuthorizationRefusedError",
     "Booking",
+    "BookingSkippedError",
     "ConnectionOfAnotherTenantError",
     "CustomerCard",
     "Delivery",

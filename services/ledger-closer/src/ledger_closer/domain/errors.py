@@ -47,6 +47,15 @@ class NotBookedYetError(LookupError):
         super().__init__(f"invoice {invoice_id} is not booked in the target system yet")
 
 
+class BookingSkippedError(Exception):
+    """A payment of a document whose booking was deliberately skipped (a cash receipt paid
+    through Stripe): there is nothing in the target to book it on, and there never will be."""
+
+    def __init__(self, invoice_id: str, reason: str) -> None:
+        super().__init__(f"invoice {invoice_id} was not booked: {reason}")
+        self.reason = reason
+
+
 class DeliveryPendingError(RuntimeError):
     """A closing waits: the invoice should reach its buyer and distribution has not said
     whether it did (retried)."""

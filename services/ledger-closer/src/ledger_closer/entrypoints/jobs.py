@@ -10,7 +10,7 @@ from nordflow_schemas.events import InvoiceClosingHeld
 
 from .. import service
 from ..deps import Deps
-from ..domain import PlannedEntry, UnpostableError
+from ..domain import BookingSkippedError, PlannedEntry, UnpostableError
 from ..domain.booking import event_of
 
 
@@ -20,7 +20,8 @@ async def post_entry(ctx: Context[Deps], job: Job) -> dict[str, Any]:
 
     Runs in the job's transaction (the intent row apart). An entry that can never be written
     (refused by the ERP, its authorization refused, nothing to book against) fails the job;
-    any other error retries it with backoff.
+    a payment of a document whose booking was skipped finishes it with nothing written; any
+    other error retries it with backoff.
     """
     try:
         outcome = await service.post_entry(
@@ -34,6 +35,10 @@ async def post_entry(ctx: Context[Deps], job: Job) -> dict[str, Any]:
         )
     except UnpostableError as exc:
         raise PermanentError(str(exc)) from exc
+    except BookingSkippedError as exc:
+        # A payment of a document deliberately not booked (a Stripe-paid cash receipt):
+        # nothing to write, nothing to announce (its skip was announced).
+        return {"not_written": str(exc)}
     await ctx.emit(outcome, subject=outcome.source.document_number)
     if isinstance(outcome, InvoiceClosingHeld):
         return {"held": outcome.reason}

@@ -87,10 +87,11 @@ async def book_document(
 ) -> list[EventBody]:
     """Write one document into its target exactly once; the events saying what happened.
 
-    A skip (a paid cash receipt) is announced, nothing written. In test mode the writer only
-    reads and the event lists what it would write. Otherwise the booking's intent row is
-    committed before the first call, every record is looked up by our reference before it is
-    created, and a booked order gets its invoicing planned for when its part is due.
+    A skip (a paid cash receipt, or a credit of one) is kept and announced, nothing written.
+    In test mode the writer only reads and the event lists what it would write. Otherwise the
+    booking's intent row is committed before the first call, every record is looked up by our
+    reference before it is created, and a booked order gets its invoicing planned for when
+    its part is due.
     Raises ``WriteConnectionMissingError`` and ``NotBookedYetError`` (a credit of an invoice
     not booked yet; both retried) and ``UnpostableError`` (the job fails).
     """
@@ -101,7 +102,25 @@ async def book_document(
         raise WriteConnectionMissingError(event.tenant_id, target_id)
     target = _target(connection.system, target_id)
     plan = plan_booking(event)
+    original = None
+    if isinstance(plan, Booking) and plan.action is BookingAction.CREDIT_INVOICE:
+        if plan.credited_invoice_id is None:
+            raise UnpostableError("the credit note names no invoice it credits")
+        credited = booking_key(plan.credited_invoice_id)
+        original = await repos.bookings.reference_of(credited)
+        if original is None and not event.test_mode:
+            skipped = await repos.bookings.skipped_reason(credited)
+            if skipped is None:
+                raise NotBookedYetError(plan.credited_invoice_id)
+            plan = Skip(f"the invoice it credits was not booked either: {skipped}")
     if isinstance(plan, Skip):
+        skipped_at = clock()
+        if not event.test_mode:
+            # Kept, so a payment or credit of it is not waited for (there is nothing to book
+            # it on in the target, and there never will be).
+            await repos.bookings.record_skipped(
+                key, event.tenant_id, event.invoice_id, target_id, plan.reason, skipped_at
+            )
         return [
             InvoiceBookingSkipped(
                 tenant_id=event.tenant_id,
@@ -111,16 +130,9 @@ async def book_document(
                 source=event.invoice.source,
                 target=target,
                 reason=plan.reason,
-                skipped_at=clock(),
+                skipped_at=skipped_at,
             )
         ]
-    original = None
-    if plan.action is BookingAction.CREDIT_INVOICE:
-        if plan.credited_invoice_id is None:
-            raise UnpostableError("the credit note names no invoice it credits")
-        original = await repos.bookings.reference_of(booking_key(plan.credited_invoice_id))
-        if original is None and not event.test_mode:
-            raise NotBookedYetError(plan.credited_invoice_id)
     booker = await writers.booker_for(connection)
     if not event.test_mode:
         await repos.intents.begin_booking(

@@ -44,7 +44,7 @@ from ..domain import (
     delivered_check,
     payment_key,
 )
-from ..domain.errors import DeliveryPendingError
+from ..domain.errors import BookingSkippedError, DeliveryPendingError
 from .ports import LedgerWriters, Repositories, TransferRecord
 
 log = logging.getLogger(__name__)
@@ -185,8 +185,12 @@ async def _connection(repos: Repositories, tenant_id: str, connection_id: str) -
 async def _document(repos: Repositories, entry: PlannedEntry) -> tuple[str, str]:
     """The document's id and number in the ERP written into."""
     if entry.target is not None:
-        reference = await repos.bookings.reference_of(booking_key(entry.invoice_id))
+        key = booking_key(entry.invoice_id)
+        reference = await repos.bookings.reference_of(key)
         if reference is None:
+            skipped = await repos.bookings.skipped_reason(key)
+            if skipped is not None:
+                raise BookingSkippedError(entry.invoice_id, skipped)
             raise NotBookedYetError(entry.invoice_id)
         return reference, reference
     number = entry.source.document_number
@@ -215,7 +219,8 @@ async def post_entry(
     is adopted instead of written again.
 
     Raises ``WriteConnectionMissingError``, ``NotBookedYetError``, ``DeliveryPendingError``
-    (retried) and ``UnpostableError`` with its refusals (the job fails).
+    (retried), ``BookingSkippedError`` (a payment of a document whose booking was skipped:
+    nothing to write, ever) and ``UnpostableError`` with its refusals (the job fails).
     """
     key = entry.entry_key or entry_key
     connection = await _connection(repos, tenant_id, entry.connection_id)

@@ -100,6 +100,22 @@ class BookingRepository(Protocol):
         """The target's number or id of a finished booking (e.g. ``book:<invoice id>``)."""
         ...
 
+    async def record_skipped(
+        self,
+        key: str,
+        tenant_id: str,
+        invoice_id: str,
+        target: str,
+        reason: str,
+        skipped_at: dt.datetime,
+    ) -> None:
+        """Keep that the document was deliberately not written, and why."""
+        ...
+
+    async def skipped_reason(self, key: str) -> str | None:
+        """Why the document was not written, when its booking was skipped."""
+        ...
+
 
 @dataclass(frozen=True)
 class TransferRecord:
