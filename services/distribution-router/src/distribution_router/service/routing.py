@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 
 from nordflow_documents.pdf import render_pdf
@@ -81,11 +82,16 @@ def with_endpoint(invoice: Invoice, recipient: str) -> Invoice:
 
 
 async def render(
-    partners: Partners, route: Route, invoice: Invoice, attachments: Sequence[Attachment] = ()
+    partners: Partners,
+    route: Route,
+    invoice: Invoice,
+    attachments: Sequence[Attachment] = (),
+    *,
+    validated: str | None = None,
 ) -> Rendered:
     """`render_document` off the event loop: in the renderer processes when the service has
     them (rendering and the official rules are CPU work that would stall every other
-    invoice), else here."""
+    invoice), else here. ``validated``: see `render_document`."""
     if partners.executor is None:
         return render_document(
             route,
@@ -93,15 +99,19 @@ async def render(
             renderers=partners.renderers,
             validator=partners.validator,
             attachments=attachments,
+            validated=validated,
         )
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(
-        partners.executor, _render_in_worker, route, invoice, tuple(attachments)
+        partners.executor, _render_in_worker, route, invoice, tuple(attachments), validated
     )
 
 
 def _render_in_worker(
-    route: Route, invoice: Invoice, attachments: tuple[Attachment, ...]
+    route: Route,
+    invoice: Invoice,
+    attachments: tuple[Attachment, ...],
+    validated: str | None,
 ) -> Rendered:
     """`render_document` in a renderer process, with that process's registry and validator
     (compiled once per process)."""
@@ -111,6 +121,7 @@ def _render_in_worker(
         renderers=default_registry(),
         validator=shared_validator(),
         attachments=attachments,
+        validated=validated,
     )
 
 
@@ -121,8 +132,12 @@ def render_document(
     renderers: RendererRegistry,
     validator: DocumentValidator,
     attachments: Sequence[Attachment] = (),
+    validated: str | None = None,
 ) -> Rendered:
     """The document for a channel: validated UBL for PEPPOL, else the invoice PDF.
+
+    ``validated`` is the SHA-256 of a UBL document the official rules already passed (at
+    routing): the renderer is deterministic, so the same bytes are not validated again.
 
     The attachments travel on every channel: inside the UBL for PEPPOL (BG-24), embedded in
     the PDF for the bank (listed on its last page), as separate files beside the PDF by
@@ -134,10 +149,12 @@ def render_document(
         content = renderers.render(
             route.document_format, with_endpoint(invoice, route.recipient), embedded
         )
-        errors = tuple(
-            ValidationIssue(field=v.location or "document", rule=v.rule_id, message=v.message)
-            for v in validator.validate(content).fatal
-        )
+        errors: tuple[ValidationIssue, ...] = ()
+        if validated is None or hashlib.sha256(content).hexdigest() != validated:
+            errors = tuple(
+                ValidationIssue(field=v.location or "document", rule=v.rule_id, message=v.message)
+                for v in validator.validate(content).fatal
+            )
         return Rendered(
             content,
             "application/xml",
