@@ -232,4 +232,3 @@ def run_cli(cli: typer.Typer, name: str, argv: list[str] | None = None) -> int:
         print(exc.code, file=sys.stderr)  # SystemExit("message"): the message, exit code 1
         return 1
     return 0
-
