@@ -655,9 +655,9 @@ async def set_up_tenants(env: dict[str, str], work: Workload, sizes: Sizes, repl
     )
     say(f"setup: {len(work.tenants)} factoring agreements")
     # ledger-closer: every run of the stage needs invoices of its own in Fortnox.
-    per_company = math.ceil(
-        (sizes.ledger * len(replicas_list(replicas)) + sizes.warmup * 4) / sizes.ledger_companies
-    )
+    runs = len(replicas_list(replicas))
+    warmup = max(2, sizes.warmup // 10)  # run_stages' warm-up of a job-driven stage
+    per_company = math.ceil((sizes.ledger + warmup) * runs / sizes.ledger_companies) + 1
     fortnox = env["SANDBOX_FORTNOX_URL"]
     connect = []
     async with httpx.AsyncClient(timeout=30) as http:
