@@ -15,25 +15,32 @@ from collections import Counter
 from pathlib import Path
 
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+LIBRARIES = (
+    "asyncpg",
+    "aiokafka",
+    "pydantic",
+    "json",
+    "opentelemetry",
+    "saxonche",
+    "lxml",
+    "reportlab",
+    "httpx",
+    "aiosmtplib",
+    "prometheus_client",
+    "trace",  # opentelemetry.trace, as py-spy names it
+)
 OWN = ("nordflow_", "mapper/", "factoring_gateway/", "distribution_router/", "ledger_closer/")
 
 
 def package_of(path: str) -> str:
-    """`site-packages/asyncpg/…` → asyncpg; the project's code by its package; stdlib by module."""
-    if "site-packages/" in path:
-        return path.split("site-packages/", 1)[1].split("/", 1)[0]
-    for marker in ("/src/", "/lib/python3.11/"):
-        if marker in path:
-            rest = path.split(marker, 1)[1]
-            head = rest.split("/", 1)[0]
-            return head.removesuffix(".py") if marker == "/src/" else f"stdlib {head}"
-    if "/python3.11/" in path:
-        return "stdlib " + path.rsplit("/python3.11/", 1)[1].split("/", 1)[0]
-    return path.rsplit("/", 1)[-1] or "?"
+    """The package of a frame's file as py-spy names it (relative to its sys.path entry):
+    `asyncpg/connection.py` → asyncpg, `selectors.py` → selectors (the stdlib's)."""
+    return path.split("/", 1)[0].removesuffix(".py") or "?"
 
 
 def summarise(path: Path, top: int) -> str:
     by_package: Counter[str] = Counter()
+    under: Counter[str] = Counter()  # samples with the package anywhere on the stack
     inclusive: Counter[str] = Counter()
     total = 0
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -51,10 +58,19 @@ def summarise(path: Path, top: int) -> str:
             continue
         leaf = FRAME.match(frames[-1])
         by_package[package_of(leaf.group("file")) if leaf else "?"] += count
+        packages = set()
+        for frame in frames:
+            m = FRAME.match(frame)
+            if m is not None:
+                packages.add(package_of(m.group("file")))
+        for package in packages & set(LIBRARIES):
+            under[package] += count
         seen: set[str] = set()
         for frame in frames:
             m = FRAME.match(frame)
             if m is None or not any(o in m.group("file") for o in OWN):
+                continue
+            if m.group("file").endswith("cli.py"):  # the process's entry point: always there
                 continue
             name = f"{m.group('func')} ({m.group('file').rsplit('/src/', 1)[-1]})"
             if name not in seen:
@@ -65,6 +81,8 @@ def summarise(path: Path, top: int) -> str:
     lines = [f"{path.stem}: {total} samples"]
     lines.append("  where (package of the innermost frame):")
     lines += [f"    {n / total:6.1%}  {p}" for p, n in by_package.most_common(top)]
+    lines.append("  under (libraries anywhere on the stack):")
+    lines += [f"    {n / total:6.1%}  {p}" for p, n in under.most_common()]
     lines.append("  what (the project's functions, inclusive):")
     lines += [f"    {n / total:6.1%}  {f}" for f, n in inclusive.most_common(top)]
     return "\n".join(lines)
