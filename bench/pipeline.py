@@ -1015,8 +1015,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             say("stopping the bench stack")
             stack.down()
-            if args.quick and not args.keep_state:
+            failed = run.errors or not all(r.complete for r in [*run.stages, *run.latencies])
+            if args.quick and not args.keep_state and not failed:
                 shutil.rmtree(state_dir, ignore_errors=True)
+            elif args.quick:
+                say(f"the quick run's state (logs, data) stays in {state_dir}")
     incomplete = [s.name for s in run.stages if not s.complete]
     incomplete += [f"latency x{lat.replicas}" for lat in run.latencies if not lat.complete]
     if incomplete:
