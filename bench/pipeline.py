@@ -896,7 +896,7 @@ def report(run: Run, args: Any, started: float) -> None:
     elif not any(s.service == "control-panel" for s in run.stages):
         print(f"  {'control-panel':<34}  on this branch, but no stage yet (add it to stage_specs)")
     print(
-        "  (per second: invoices from the stage's first to its last output record; x raw: "
+        "  (per second: invoices over the time from the first sent to the last output; x raw: "
         "that over the raw loop;\n   x one: two replicas over one; for 1M/h: replicas at the "
         "one-replica rate that carry 1,000,000 invoices in an hour)"
     )

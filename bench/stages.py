@@ -3,9 +3,10 @@
 Each stage is measured alone: every other service is stopped, the stage's service runs with
 1 or 2 replicas, a small warm-up batch goes through first, then N records are put straight
 onto its input topic (far faster than any service consumes them, so it drains a backlog)
-and the rate is the count over the time from its first to its last output record (the
-records' broker timestamps). Afterwards the consumer groups of the stopped services are moved
-past what the stage left on their topics, so no stage's input reaches another service later.
+and the rate is the count over the time from the first record sent to the broker timestamp
+of the last output record. Before a stage starts, the consumer groups of the services that
+are stopped are moved past what earlier stages left on their topics (never past
+`tenant.updated`), so no stage's input reaches another service later.
 """
 
 from __future__ import annotations
