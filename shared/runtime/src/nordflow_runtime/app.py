@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from nordflow_schemas.envelope import Envelope
 from nordflow_schemas.events import OperatorAction
 from nordflow_schemas.topics import OPERATOR_ACTION_REQUESTED, TENANT_UPDATED
@@ -87,6 +87,7 @@ class ServiceApp(Generic[D]):
         self.job_handlers: dict[str, tuple[JobHandler, dict[str, Any]]] = {}
         self.loops: list[Callable[[D], Coroutine[Any, Any, None]]] = []
         self.routers: list[APIRouter] = []
+        self.body_limits: dict[str, int] = {}
         self.on_startup: list[Hook] = []
         self.on_shutdown: list[Hook] = []
         self._pool: asyncpg.Pool | None = None
@@ -151,6 +152,21 @@ class ServiceApp(Generic[D]):
         """Serve an HTTP router (its dependencies reach the pool and ``deps`` through
         ``nordflow_runtime.http``)."""
         self.routers.append(router)
+
+    def body_limit(self, path_prefix: str, max_bytes: int) -> None:
+        """Let request bodies under a path prefix be larger (or smaller) than the service's
+        ``HTTP_MAX_BODY_BYTES`` (erp-poller's pushes carry whole batches)."""
+        self.body_limits[path_prefix] = max_bytes
+
+    def http_app(self, checks: dict[str, ReadinessCheck] | None = None) -> FastAPI:
+        """The service's HTTP app: probes, metrics and routers behind the shared edge."""
+        return build_http_app(
+            self.name,
+            checks or {},
+            self.routers,
+            max_body_bytes=self.settings.http_max_body_bytes,
+            body_limits=self.body_limits,
+        )
 
     async def build_deps(self, resources: Resources) -> D:
         """The service's dependencies (what ``run`` and the test harness hand to handlers)."""
@@ -266,7 +282,7 @@ class ServiceApp(Generic[D]):
             tasks.append(asyncio.create_task(worker.run(), name=f"jobs:{kind}"))
         tasks += [asyncio.create_task(factory(deps), name="loop") for factory in self.loops]
         tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-        http_app = build_http_app(self.name, checks, self.routers)
+        http_app = self.http_app(checks)
         http_app.state.pool = self._pool
         http_app.state.deps = deps
         server = http_server(http_app, s.http_host, s.http_port)

@@ -23,7 +23,6 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 import httpx
 from aiokafka import ConsumerRecord, TopicPartition
-from fastapi import FastAPI
 from nordflow_schemas.envelope import Envelope, decode, encode, envelope
 from nordflow_schemas.events import Event
 from nordflow_schemas.tenant import TenantProfile
@@ -168,10 +167,9 @@ class ServiceHarness(Generic[D]):
 
     # -- HTTP -------------------------------------------------------------------------------
     def http(self, *, token: str | None = None) -> httpx.AsyncClient:
-        """A client on the service's HTTP routers, with the pool and dependencies attached."""
-        api = FastAPI()
-        for router in self.app.routers:
-            api.include_router(router)
+        """A client on the service's HTTP app (its routers behind the same edge as in
+        production: body limits, the 422 shape), with the pool and dependencies attached."""
+        api = self.app.http_app()
         api.state.pool = self.pool
         api.state.deps = self.deps
         headers = {"Authorization": f"Bearer {token}"} if token else {}
