@@ -49,13 +49,14 @@ SERVICES: tuple[str, ...] = (
 # a variable already set in the caller's environment wins.
 SERVICE_ENV: dict[str, dict[str, str]] = {
     # Locally the 24-48 h closing delay would hide the journey's last step.
-    "ledger-closer": {"CLOSING_DELAY_SECONDS": "0"},
+    "ledger-closer": {"CLOSING_DELAY_SECONDS": "0", "ALLOW_INTERNAL_URLS": "true"},
     # Hand files over quickly and read settlement files every few seconds (production: a
     # backoff from 5 s, hourly settlements), so the demo's closing follows at once.
     "factoring-gateway": {
         "UPLOAD_RETRY_INITIAL_SECONDS": "1",
         "RECEIPT_POLL_SECONDS": "0.2",
         "SETTLEMENT_POLL_SECONDS": "5",
+        "ALLOW_INTERNAL_URLS": "true",  # the factor sandbox listens on loopback
     },
     # Poll every few seconds so a hand-made invoice shows up quickly (production: 30 s); the
     # sandboxes are on loopback, which the tenant API refuses in production.

@@ -33,3 +33,9 @@ class Settings(ServiceSettings):
     settlement_poll_seconds: float = Field(
         default=3600.0, gt=0, description="How often each agreement's settlement files are read"
     )
+    allow_internal_urls: bool = Field(
+        default=False,
+        description="Let agreements' SFTP hosts and API URLs be loopback or private addresses "
+        "(the local factor sandbox); otherwise only public ones, checked after DNS (422 on the "
+        "field when the name itself is internal)",
+    )

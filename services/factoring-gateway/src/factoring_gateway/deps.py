@@ -48,6 +48,7 @@ def deps_for(settings: Settings, pool: asyncpg.Pool | None) -> Deps:
             timeout=settings.transfer_timeout_seconds,
             poll_seconds=settings.receipt_poll_seconds,
             ca_file=settings.factor_ca_file,
+            allow_internal=settings.allow_internal_urls,
         ),
         sealer=SecretBox(settings.encryption_key),
         receipt_timeout=settings.receipt_timeout_seconds,

@@ -43,7 +43,9 @@ from .service.ports import (
 def app_for(
     database_url: str, *, encryption_key: str | None = None, **settings: Any
 ) -> ServiceApp[Deps]:
-    """The service as ``run`` builds it, on a database (no broker: the harness needs none)."""
+    """The service as ``run`` builds it, on a database (no broker: the harness needs none);
+    the factor sandbox on loopback may be reached unless ``allow_internal_urls=False``."""
+    settings.setdefault("allow_internal_urls", True)
     return create_app(
         Settings(
             kafka_bootstrap_servers="unused:9092",

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from . import egress
 from .oauth import OAuthSession
 from .resilience import PartnerError, SlidingWindowLimiter, send_with_retries
 
@@ -129,7 +130,7 @@ class VismaEAccountingClient:
         page_size: int = 200,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
+        self._http = egress.client(
             base_url=base_url.rstrip("/") + "/v2/",
             timeout=timeout,
             transport=transport,

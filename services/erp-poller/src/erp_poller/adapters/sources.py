@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import httpx
+from nordflow_connectors import egress
 from nordflow_connectors.client_credentials import ClientCredentialsSession
 from nordflow_connectors.fortnox import FortnoxClient
 from nordflow_connectors.oauth import OAuthSession, Tokens
@@ -383,9 +385,12 @@ class SirvoySource:
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """Tuning for the clients (tests page small; None keeps each API's usual page size)."""
+    """Tuning for the clients (tests page small; None keeps each API's usual page size), and
+    whether they may reach internal addresses (``ALLOW_INTERNAL_URLS``: local sandboxes;
+    None follows the process's policy, ``nordflow_connectors.egress.allow_internal``)."""
 
     page_size: int | None = None
+    allow_internal: bool | None = None
 
 
 def open_source(
@@ -405,6 +410,11 @@ def open_source(
         )
     credentials = parse_credentials(connection.system, box.open(connection.token_sealed))
     size = options.page_size
+
+    def guarded() -> httpx.AsyncHTTPTransport:
+        # Base URLs and token URLs are the tenant's: only public addresses, after DNS.
+        return egress.guarded_transport(allow=options.allow_internal)
+
     if isinstance(credentials, VismaEAccountingCredentials | FortnoxOAuthCredentials):
         initial = Tokens(
             access_token=SecretStr(""),  # expired at once: the first use refreshes
@@ -416,11 +426,16 @@ def open_source(
             credentials.client_id,
             credentials.client_secret,
             PgTokenStore(pool, box, connection.connection_id, connection.tenant_id, initial),
+            transport=guarded(),
         )
         if isinstance(credentials, FortnoxOAuthCredentials):
-            fortnox = FortnoxClient(connection.base_url, session, page_size=size or 100)
+            fortnox = FortnoxClient(
+                connection.base_url, session, page_size=size or 100, transport=guarded()
+            )
             return FortnoxSource(fortnox, session)
-        client = VismaEAccountingClient(connection.base_url, session, page_size=size or 200)
+        client = VismaEAccountingClient(
+            connection.base_url, session, page_size=size or 200, transport=guarded()
+        )
         return VismaEAccountingSource(client, session)
     if isinstance(credentials, VismaNetClientCredentials):
         tokens = ClientCredentialsSession(
@@ -429,6 +444,7 @@ def open_source(
             credentials.client_secret,
             scope=credentials.scope,
             tenant_id=credentials.tenant_id,
+            transport=guarded(),
         )
         return VismaNetSource(
             VismaNetClient(
@@ -437,6 +453,7 @@ def open_source(
                 credentials.company_id,
                 api_timezone=credentials.api_timezone,
                 page_size=size or 100,
+                transport=guarded(),
             ),
             tokens,
         )
@@ -448,13 +465,21 @@ def open_source(
                 credentials.company_id,
                 api_timezone=credentials.api_timezone,
                 page_size=size or 100,
+                transport=guarded(),
             )
         )
     if isinstance(credentials, SirvoyCredentials):
         return SirvoySource(
-            SirvoyClient(connection.base_url, credentials.api_token, page_size=size or 100)
+            SirvoyClient(
+                connection.base_url,
+                credentials.api_token,
+                page_size=size or 100,
+                transport=guarded(),
+            )
         )
     assert isinstance(credentials, TokenCredentials)
     return FortnoxSource(
-        FortnoxClient(connection.base_url, credentials.token, page_size=size or 100)
+        FortnoxClient(
+            connection.base_url, credentials.token, page_size=size or 100, transport=guarded()
+        )
     )

@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import httpx
+from nordflow_connectors import egress
 from nordflow_connectors.fortnox import FortnoxClient
 from nordflow_connectors.oauth import OAuthError, OAuthSession, Tokens
 from nordflow_connectors.pg_tokens import PgTokenStore
@@ -89,9 +91,14 @@ class FortnoxWriters:
     service's ``oauth_tokens`` (shared by its replicas under an advisory lock).
     """
 
-    def __init__(self, box: SecretBox, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, box: SecretBox, pool: asyncpg.Pool, *, allow_internal: bool | None = None
+    ) -> None:
         self.box = box
         self.pool = pool
+        # ALLOW_INTERNAL_URLS (None: the process's policy): connections reach only public
+        # addresses, checked after DNS (``nordflow_connectors.egress``).
+        self.allow_internal = allow_internal
         self.writers: dict[str, tuple[dt.datetime | None, FortnoxWriter]] = {}
 
     async def writer_for(self, connection: WriteConnection) -> FortnoxWriter:
@@ -109,7 +116,9 @@ class FortnoxWriters:
     def _open(self, connection: WriteConnection) -> FortnoxWriter:
         credentials = parse_credentials(self.box.open(connection.token_sealed))
         if not isinstance(credentials, FortnoxOAuthCredentials):
-            return FortnoxWriter(FortnoxClient(connection.base_url, credentials))
+            return FortnoxWriter(
+                FortnoxClient(connection.base_url, credentials, transport=self._transport())
+            )
         initial = Tokens(
             access_token=SecretStr(""),  # expired at once: the first use refreshes
             refresh_token=credentials.refresh_token,
@@ -124,9 +133,17 @@ class FortnoxWriters:
             lock_namespace=LOCK_NAMESPACE,
         )
         session = OAuthSession(
-            credentials.token_url, credentials.client_id, credentials.client_secret, store
+            credentials.token_url,
+            credentials.client_id,
+            credentials.client_secret,
+            store,
+            transport=self._transport(),
         )
-        return FortnoxWriter(FortnoxClient(connection.base_url, session), session)
+        client = FortnoxClient(connection.base_url, session, transport=self._transport())
+        return FortnoxWriter(client, session)
+
+    def _transport(self) -> httpx.AsyncHTTPTransport:
+        return egress.guarded_transport(allow=self.allow_internal)
 
     async def aclose(self) -> None:
         """Close every client and session (at shutdown)."""
