@@ -41,7 +41,7 @@ from ..domain.channels import (
 from ..domain.deliveries import DeliveryStatus, NewDelivery
 from ..domain.documents import Handling, Rendered, TravelledAttachment
 from ..domain.masking import personal_number
-from ..domain.sending import Attachment
+from ..domain.sending import Attachment, never_sendable
 from . import holds
 from .ports import CapabilityLookup, ConsumerRegistry, DocumentValidator, Partners, Repositories
 
@@ -168,7 +168,7 @@ async def distribute_invoice(
         rendered = render_document(
             first, invoice, renderers=partners.renderers, validator=partners.validator
         )
-    errors = rendered.errors if rendered is not None else ()
+    errors = (*never_sendable(invoice), *(rendered.errors if rendered is not None else ()))
     due_at: dt.datetime | None = None
     status: DeliveryStatus
     if errors:
