@@ -39,9 +39,7 @@ async def test_a_negative_invoice_fails_before_any_channel_is_tried(
     failed = await distribute_invoice(repos, partners, event, NOW)
 
     assert isinstance(failed, InvoiceDeliveryFailed)
-    assert [(e.field, e.rule) for e in failed.errors][0] == (
-        "totals.payable",
-        "NF-NEGATIVE-INVOICE",
-    )
+    first = failed.errors[0]
+    assert (first.field, first.rule) == ("totals.payable", "NF-NEGATIVE-INVOICE")
     assert repos.deliveries.scheduled == {}  # type: ignore[attr-defined]
     assert all(sender.calls == 0 for sender in senders.values())
