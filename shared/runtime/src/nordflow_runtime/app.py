@@ -195,10 +195,14 @@ class ServiceApp(Generic[D]):
             worker.notify()
 
     def migrations(self) -> list[db.Migration]:
-        """The runtime's migrations, then the service's (if it has tables of its own)."""
+        """The runtime's migrations, then the service's (if it has tables of its own), then
+        the shared columns of its ``api_tokens`` (scope ``api-tokens``; nothing without one)."""
         own = self.migrations_package
         runtime = db.load_migrations("nordflow_runtime", "runtime")
-        return runtime + (db.load_migrations(own, self.name) if own else [])
+        service = db.load_migrations(own, self.name) if own else []
+        # The shared columns of a tenant API's `api_tokens`, once the service created it.
+        tokens = db.load_migrations("nordflow_runtime.token_schema", "api-tokens")
+        return runtime + service + tokens
 
     async def migrate(self) -> list[str]:
         """Apply migrations and exit (the ``migrate`` command)."""
