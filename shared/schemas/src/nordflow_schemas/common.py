@@ -81,6 +81,13 @@ def _no_bidi(value: str) -> str:
     return value
 
 
+def check_file_name(value: str) -> str:
+    """``value`` if it is a file name that shows as what it is: no control characters and no
+    bidirectional overrides ("invoice\u202efdp.exe" shows as "invoiceexe.pdf"); ValueError
+    naming the first offending character otherwise."""
+    return _no_bidi(_single_line(value))
+
+
 def check_text(value: str, *, multiline: bool = False) -> str:
     """``value`` if it has no control characters (TAB, LF, CR allowed when ``multiline``);
     ValueError naming the first one otherwise. For code that reads text outside a model."""

@@ -21,12 +21,13 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from secrets import token_hex
+from typing import Any, NoReturn
 
 from nordflow_connectors.sirvoy import InvalidPayload, InvalidSignature, verify_webhook
 from nordflow_schemas.common import SourceSystem
 from nordflow_signing import BATCH_HEADER, SignatureError, verify_signature
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ..domain import sie
 from ..domain.connections import Connection, NotFoundError
@@ -84,6 +85,27 @@ async def push_connection(uow: UnitOfWork, connection_id: str, system: SourceSys
     return connection
 
 
+# Pushes are answered alike whether the connection exists or not: an unknown one (or one of
+# another system) is checked against a secret nobody holds, so its answer is exactly what a
+# known connection gives a push it did not sign. Nobody learns which ids exist.
+_NOBODYS_SECRET = token_hex(32)
+NOT_SIGNED = "signature does not match the body (wrong secret or altered body)"
+
+
+def refuse_unknown_push(system: SourceSystem, headers: Mapping[str, str], body: bytes) -> NoReturn:
+    """Refuse a push to an unknown connection as a known one refuses an unsigned push."""
+    try:
+        if system is SourceSystem.SIRVOY:
+            verify_webhook(SecretStr(_NOBODYS_SECRET), headers, body)
+        else:
+            verify_signature(_NOBODYS_SECRET, headers, body)
+    except (InvalidSignature, SignatureError) as exc:
+        raise PushRefusedError(str(exc)) from None
+    except InvalidPayload:
+        pass
+    raise PushRefusedError(NOT_SIGNED)
+
+
 def check_signature(
     secrets: Secrets, connection: Connection, headers: Mapping[str, str], body: bytes
 ) -> None:
@@ -93,7 +115,7 @@ def check_signature(
         secret = secrets.open(connection.token_sealed)
     except ValueError:
         log.error("push secret of %s cannot be decrypted", connection.connection_id)
-        raise PushRefusedError("the connection's push secret is not usable") from None
+        refuse_unknown_push(connection.system, headers, body)
     try:
         verify_signature(secret.get_secret_value(), headers, body)
     except SignatureError as exc:
@@ -123,7 +145,8 @@ async def ingest_sirvoy(
     except ValueError:
         credentials = None
     if not isinstance(credentials, SirvoyCredentials):
-        raise PushRefusedError("the connection has no usable webhook_secret")
+        log.error("webhook secret of %s is not usable", connection.connection_id)
+        refuse_unknown_push(SourceSystem.SIRVOY, headers, body)
     try:
         event = verify_webhook(credentials.webhook_secret, headers, body)
     except InvalidSignature as exc:

@@ -19,7 +19,8 @@ router = APIRouter(prefix="/api/v1", tags=["documents"])
 
 
 class DocumentOut(BaseModel):
-    """An archived document (its bytes are at ``content_url``)."""
+    """An archived document (its bytes are at ``content_url``, a path on this API: links are
+    never built from the request's ``Host`` header, which the client chooses)."""
 
     sequence: int = Field(description="The tenant's archive number, 1, 2, 3 … without gaps")
     invoice_id: str
@@ -34,14 +35,14 @@ class DocumentOut(BaseModel):
     issue_date: dt.date
     retain_until: dt.date = Field(description="Kept at least through this day")
     archived_at: dt.datetime
-    content_url: str
+    content_url: str = Field(description="The path of the stored bytes on this API")
 
     @classmethod
     def of(cls, request: Request, doc: ArchivedDocument) -> "DocumentOut":
-        """The API's view, with the URL of its bytes."""
+        """The API's view, with the path of its bytes."""
         return cls(
             **vars(doc),
-            content_url=str(request.url_for("document_content", sequence=str(doc.sequence))),
+            content_url=request.app.url_path_for("document_content", sequence=str(doc.sequence)),
         )
 
 

@@ -18,6 +18,8 @@ router = APIRouter(prefix="/api/v1", tags=["holds"])
 
 # A multipart body carries the file plus its part headers and boundaries.
 MULTIPART_OVERHEAD = 64 * 1024
+ATTACHMENT_BODY_LIMIT = rules.MAX_ATTACHMENT_BYTES + MULTIPART_OVERHEAD
+"""The largest body under /api/v1/holds/ (the runtime's edge refuses more with 413)."""
 
 _REJECTED_STATUS = {
     "too_large": status.HTTP_413_CONTENT_TOO_LARGE,
