@@ -65,6 +65,9 @@ SERVICE_ENV: dict[str, dict[str, str]] = {
     "control-panel": {"SESSION_COOKIE_SECURE": "false"},
 }
 
+# The services that seal (mapper) or open (the others) consumers' personal numbers.
+PERSONAL_DATA_SERVICES = frozenset({"mapper", "distribution-router", "factoring-gateway"})
+
 # Another service's URL a service is given (it links to that service's API): service →
 # (variable, the other service).
 SERVICE_LINKS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -322,6 +325,12 @@ class Stack:
 
             # Kept across down/up: data encrypted with it stays in data/postgres.
             loaded["encryption_key"] = Fernet.generate_key().decode("ascii")
+        if "personal_data_key" not in loaded:
+            from cryptography.fernet import Fernet
+
+            # The mapper seals consumers' personal numbers with it; distribution-router and
+            # factoring-gateway open them (decision 0010). Kept like the encryption key.
+            loaded["personal_data_key"] = Fernet.generate_key().decode("ascii")
         loaded.setdefault("tokens", {})
         loaded.setdefault("ports", {})
         loaded["state_dir"] = str(self.state_dir)
@@ -444,6 +453,8 @@ class Stack:
             "OTEL_SERVICE_NAME": name,
             "ENCRYPTION_KEY": state["encryption_key"],
         }
+        if name in PERSONAL_DATA_SERVICES:
+            specific["PERSONAL_DATA_KEY"] = state["personal_data_key"]
         for sandbox in SANDBOXES:
             for service, variable, template in sandbox.service_env:
                 if service == name and sandbox.process_name in state.get("ports", {}):

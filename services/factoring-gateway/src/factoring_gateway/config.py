@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nordflow_runtime.crypto import EncryptionKey
+from nordflow_runtime.personal_data import PersonalDataKey
 from nordflow_runtime.settings import ServiceSettings
 from pydantic import Field
 
@@ -38,4 +39,9 @@ class Settings(ServiceSettings):
         description="Let agreements' SFTP hosts and API URLs be loopback or private addresses "
         "(the local factor sandbox); otherwise only public ones, checked after DNS (422 on the "
         "field when the name itself is internal)",
+    )
+    personal_data_key: PersonalDataKey | None = Field(
+        default=None,
+        description="Fernet key (the mapper's PERSONAL_DATA_KEY) opening consumers' sealed "
+        "personal numbers in invoices; without it such an invoice is dead-lettered",
     )

@@ -131,6 +131,9 @@ replaced and cut to 2000 characters (``clean_text``), never refused."""
 Label = Annotated[str, BeforeValidator(_clean_label), Field(max_length=200)]
 """A short label taken from a partner or a source as it is (a payer's name on a settlement):
 cleaned and cut to 200 characters, never refused."""
+SourceId = Annotated[str, BeforeValidator(_clean_label), Field(min_length=1, max_length=200)]
+"""A source system's own id of a document: cleaned like a label, never refused (one bad id
+in an ERP must not stop a connection's polling)."""
 FileName = Annotated[str, Field(min_length=1, max_length=255), SingleLine, AfterValidator(_no_bidi)]
 """An attachment's file name: no control or bidirectional-override characters."""
 
@@ -188,7 +191,7 @@ class SourceRef(Frozen):
 
     system: SourceSystem
     connection_id: Code
-    document_id: Code = Field(description="The source system's own id")
+    document_id: SourceId = Field(description="The source system's own id")
     document_number: Label | None = Field(default=None, description="The number users see")
 
 

@@ -81,6 +81,13 @@ class Party(Frozen):
     customer_number: ShortText | None = Field(
         default=None, description="Number in the seller's ERP"
     )
+    personal_number_sealed: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="A consumer's personal identity number, encrypted (Fernet) with the key only "
+        "the services that need it hold (distribution-router, factoring-gateway); "
+        "company_id then carries only its masked form (******1234). See decision 0010",
+    )
 
 
 class InvoiceLine(Frozen):

@@ -15,7 +15,7 @@ from nordflow_documents.validation import shared_validator
 from nordflow_runtime.app import ServiceApp
 from nordflow_runtime.jobs import JobWorker
 from nordflow_runtime.tenants import create_token
-from nordflow_runtime.testing import ServiceHarness
+from nordflow_runtime.testing import PERSONAL_DATA_KEY, ServiceHarness
 from nordflow_schemas.events import Channel
 from pydantic import SecretStr
 
@@ -46,6 +46,7 @@ __all__ = [
 
 def app_for(database_url: str, **settings: Any) -> ServiceApp[Deps]:
     """The service as ``run`` builds it, on a database (no broker: the harness needs none)."""
+    settings.setdefault("personal_data_key", SecretStr(PERSONAL_DATA_KEY))
     return create_app(
         Settings(
             kafka_bootstrap_servers="unused:9092",
