@@ -110,3 +110,22 @@ def test_json_depth_counts_nesting_whatever_the_strings_hold(value: object) -> N
 def test_loads_bounded_refuses_deep_json() -> None:
     with pytest.raises(ValueError, match="deeper than 3"):
         loads_bounded("[[[[1]]]]", max_depth=3)
+
+
+@router.get("/api/v1/things/{thing_id}")
+async def thing(thing_id: str, q: str | None = None) -> dict[str, str | None]:
+    return {"thing_id": thing_id, "q": q}
+
+
+async def test_control_characters_in_the_path_query_or_a_json_body_are_refused_by_name() -> None:
+    async with client() as http:
+        in_path = await http.get("/api/v1/things/a%00b")
+        assert (in_path.status_code, in_path.json()["detail"][0]["loc"]) == (400, ["path"])
+        in_query = await http.get("/api/v1/things/a", params={"q": "x\x1b[2J"})
+        assert (in_query.status_code, in_query.json()["detail"][0]["loc"]) == (422, ["query", "q"])
+        long_query = await http.get("/api/v1/things/a", params={"q": "x" * 3000})
+        assert long_query.status_code == 422
+        nul = await http.post("/api/v1/things", json={"name": "a\x00b"})
+        assert (nul.status_code, nul.json()["detail"][0]["loc"]) == (422, ["body"])
+        fine = await http.get("/api/v1/things/a", params={"q": "Kundvägen 2 ✓"})
+        assert fine.json() == {"thing_id": "a", "q": "Kundvägen 2 ✓"}

@@ -3,6 +3,7 @@ orders, JSON and SIE batches, idempotency, manual and test modes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -866,3 +867,27 @@ async def test_a_sirvoy_webhook_to_an_unknown_connection_is_answered_as_an_unsig
         unknown = await client.post("/api/v1/ingest/sirvoy/nobody", content=body, headers=headers)
         assert known.status_code == 401
         assert (unknown.status_code, unknown.json()) == (401, known.json())
+
+
+async def test_a_batch_is_parsed_off_the_event_loop(api, pool, box, monkeypatch):
+    """A 10 MiB SIE file is seconds of CPU: parsing it must not stop the service's loop."""
+    from erp_poller.domain import sie
+
+    parsed_on_loop: list[bool] = []
+    real = sie.parse
+
+    def watched(body: bytes) -> Any:
+        try:
+            asyncio.get_running_loop()
+            parsed_on_loop.append(True)
+        except RuntimeError:
+            parsed_on_loop.append(False)
+        return real(body)
+
+    monkeypatch.setattr(sie, "parse", watched)
+    client, _ = api
+    connection = await add_connection(pool, box, SourceSystem.ON_PREMISE)
+    url = f"/api/v1/ingest/batches/{connection.connection_id}"
+    headers = signed(SIE, "text/plain", **{"X-Nordflow-Batch-Id": "sie-thread"})
+    assert (await client.post(url, content=SIE, headers=headers)).status_code == 200
+    assert parsed_on_loop == [False]

@@ -2,8 +2,10 @@
 
 Every request passes the same edge (``build_http_app``): a body larger than the service's
 limit is refused with 413 before it is read in full, a JSON body nested deeper than
-``MAX_JSON_DEPTH`` with 400, both naming ``body``; a request that fails validation answers
-422 with every bad field's ``loc`` and ``msg`` (never the value sent back).
+``MAX_JSON_DEPTH`` with 400, both naming ``body``; a control character in the path or a
+query parameter with 400/422 naming it, a NUL anywhere in a JSON body with 422; a request
+that fails validation answers 422 with every bad field's ``loc`` and ``msg`` (never the
+value sent back).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import asyncpg
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -82,7 +85,14 @@ class RequestLimits:
         return next((n for prefix, n in self.limits if path.startswith(prefix)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if (refusal := _parameter_problem(scope)) is not None:
+            status, loc, msg = refusal
+            await self._refuse(send, status, msg, kind="value_error", loc=loc)
+            return
+        if scope["method"] in {"GET", "HEAD", "OPTIONS"}:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
@@ -111,6 +121,12 @@ class RequestLimits:
             b"{",
             b"[",
         )
+        if looks_json and _JSON_NUL.search(body):
+            # PostgreSQL cannot store a NUL in text or jsonb: refused here for every field.
+            await self._refuse(
+                send, 422, "must not contain NUL characters (\\u0000)", kind="value_error"
+            )
+            return
         if looks_json and json_depth(body) > self.max_depth:
             await self._refuse(
                 send, 400, f"JSON nested deeper than {self.max_depth} levels", kind="json_depth"
@@ -128,8 +144,15 @@ class RequestLimits:
         await self.app(scope, replay, send)
 
     @staticmethod
-    async def _refuse(send: Send, status: int, msg: str, *, kind: str = "body_too_large") -> None:
-        content = json.dumps(_problem(["body"], msg, kind)).encode()
+    async def _refuse(
+        send: Send,
+        status: int,
+        msg: str,
+        *,
+        kind: str = "body_too_large",
+        loc: list[str] | None = None,
+    ) -> None:
+        content = json.dumps(_problem(loc or ["body"], msg, kind)).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -142,6 +165,25 @@ class RequestLimits:
             }
         )
         await send({"type": "http.response.body", "body": content})
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_JSON_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
+MAX_PARAMETER_LENGTH = 2000
+
+
+def _parameter_problem(scope: Scope) -> tuple[int, list[str], str] | None:
+    """A control character in the path or a query parameter (or an overlong one): the status,
+    where, and why. Refused before any route sees it, for every service."""
+    if _CONTROL.search(scope.get("path", "")):
+        return 400, ["path"], "must not contain control characters"
+    raw = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(raw, keep_blank_values=True):
+        if _CONTROL.search(name) or _CONTROL.search(value):
+            return 422, ["query", name], "must not contain control characters"
+        if len(value) > MAX_PARAMETER_LENGTH:
+            return 422, ["query", name], f"at most {MAX_PARAMETER_LENGTH} characters"
+    return None
 
 
 async def validation_failed(_: Request, exc: Exception) -> JSONResponse:
@@ -181,6 +223,12 @@ def request_deps(request: Request) -> Any:
 
 
 Pool = Annotated[asyncpg.Pool, Depends(request_pool)]
+
+MAX_ID = 2**63 - 1
+PathId = Annotated[int, Path(ge=0, le=MAX_ID, description="A numeric id")]
+"""A numeric id in a path, as PostgreSQL's bigint holds it (a larger one is a 422)."""
+QueryOffset = Annotated[int, Query(ge=0, le=MAX_ID, description="Where to continue")]
+"""An offset or cursor in a query string, within bigint."""
 
 
 def build_http_app(

@@ -15,6 +15,7 @@ Winner and on-premise pushes are signed with the connection's push secret
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -186,6 +187,13 @@ async def ingest_winner(
     }
 
 
+def _json_batch(body: bytes) -> BatchIn:
+    try:
+        return BatchIn.model_validate(json_object(body))
+    except ValidationError as exc:
+        raise InvalidPushError(body_errors(exc)) from None
+
+
 async def ingest_batch(
     uow: UnitOfWork,
     connection: Connection,
@@ -202,11 +210,10 @@ async def ingest_batch(
         raise InvalidPushError(
             [{"loc": ["header", BATCH_HEADER], "msg": "1-128 of A-Z a-z 0-9 . _ : -"}]
         )
+    # Parsing and validating a batch of up to 10 MiB is CPU work of seconds: it runs in a
+    # worker thread, so the service's event loop (its consumer, jobs, other requests) goes on.
     if media_type == "application/json":
-        try:
-            batch = BatchIn.model_validate(json_object(body))
-        except ValidationError as exc:
-            raise InvalidPushError(body_errors(exc)) from None
+        batch = await asyncio.to_thread(_json_batch, body)
         if header_id and batch.batch_id and header_id != batch.batch_id:
             raise InvalidPushError(
                 [{"loc": ["body", "batch_id"], "msg": f"differs from {BATCH_HEADER}"}]
@@ -219,14 +226,14 @@ async def ingest_batch(
         replay = await _replayed(uow, connection, batch_id, body)
         if replay is not None:
             return replay
-        docs, problems = json_batch_documents(batch_id, batch)
+        docs, problems = await asyncio.to_thread(json_batch_documents, batch_id, batch)
     elif media_type == "text/plain":
         batch_id = header_id or _digest(body)
         replay = await _replayed(uow, connection, batch_id, body)
         if replay is not None:
             return replay
         try:
-            parsed = sie.parse(body)
+            parsed = await asyncio.to_thread(sie.parse, body)
         except sie.SieError as exc:
             raise InvalidPushError(
                 [{"loc": ["body", "line", exc.line], "msg": exc.reason, "type": "sie"}]
@@ -241,7 +248,7 @@ async def ingest_batch(
                 len(named - cards.keys()),
                 len(named),
             )
-        docs, problems = sie_batch_documents(batch_id, parsed, cards)
+        docs, problems = await asyncio.to_thread(sie_batch_documents, batch_id, parsed, cards)
     else:
         raise UnsupportedMediaError(
             "send application/json (JSON batch) or text/plain (SIE 4i, CP437)"

@@ -6,7 +6,7 @@ import email.parser
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from nordflow_runtime.http import Pool
+from nordflow_runtime.http import PathId, Pool
 from nordflow_runtime.tenants import Tenant
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -384,7 +384,7 @@ async def list_attachments(
     status_code=status.HTTP_204_NO_CONTENT,
 )
 async def remove_attachment(
-    invoice_id: str, attachment_id: int, tenant_id: Tenant, deps: AppDeps, pool: Pool
+    invoice_id: str, attachment_id: PathId, tenant_id: Tenant, deps: AppDeps, pool: Pool
 ) -> Response:
     """Take a file off a held invoice while it is still held."""
     async with pool.acquire() as conn, conn.transaction():

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from nordflow_runtime.http import request_deps
+from nordflow_runtime.http import PathId, request_deps
 from nordflow_runtime.tenants import Tenant
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
@@ -261,7 +261,7 @@ async def sync(connection_id: str, body: SyncIn, tenant: Tenant, deps: AppDeps) 
 
 @router.get("/connections/{connection_id}/sync/{request_id}")
 async def sync_status(
-    connection_id: str, request_id: int, tenant: Tenant, deps: AppDeps
+    connection_id: str, request_id: PathId, tenant: Tenant, deps: AppDeps
 ) -> SyncOut:
     """Where a sync request stands."""
     found = await _run(deps, connections.sync_request, tenant, connection_id, request_id)
@@ -280,7 +280,7 @@ async def backfill(
 
 @router.get("/connections/{connection_id}/backfill/{request_id}")
 async def backfill_status(
-    connection_id: str, request_id: int, tenant: Tenant, deps: AppDeps
+    connection_id: str, request_id: PathId, tenant: Tenant, deps: AppDeps
 ) -> BackfillOut:
     """Where a backfill stands: listed and emitted so far, done or error."""
     found = await _run(deps, connections.backfill_request, tenant, connection_id, request_id)
