@@ -27,6 +27,8 @@ def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
         max_attempts=MAX_ATTEMPTS,
         retry_initial=settings.send_retry_initial_seconds,
         retry_max=settings.send_retry_max_seconds,
+        concurrency=settings.send_concurrency,
+        per_tenant=settings.send_per_tenant,
     )
     for router in ROUTERS:
         app.include_router(router)

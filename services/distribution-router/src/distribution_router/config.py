@@ -69,6 +69,25 @@ class Settings(ServiceSettings):
         default=2.0, gt=0, description="First backoff after a transient send failure"
     )
     send_retry_max_seconds: float = Field(default=600.0, gt=0, description="Send backoff cap")
+    send_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Send jobs a process runs at once"
+    )
+    send_per_tenant: int = Field(
+        default=4, ge=1, le=64, description="Of those, at most this many of one tenant"
+    )
+    send_per_channel: int = Field(
+        default=8, ge=1, le=64, description="Sends to one partner (channel) at once"
+    )
+    render_processes: int = Field(
+        default=2,
+        ge=0,
+        le=32,
+        description="Processes that render documents and run the official rules (0: in the "
+        "service's own process, on its event loop)",
+    )
+    database_pool_size: int = Field(
+        default=32, ge=2, le=200, description="Database connections (each running send uses two)"
+    )
     suggestion_snooze_days: float = Field(
         default=90.0, gt=0, description="Days before a cheaper-channel suggestion is repeated"
     )
@@ -82,6 +101,18 @@ class Settings(ServiceSettings):
     unit_price_paper: Decimal | None = Field(
         default=None, ge=0, description="SEK per letter when the provider gives no price"
     )
+
+    @model_validator(mode="after")
+    def _enough_connections(self) -> Settings:
+        """Each running send holds two connections (its job's and its attempt log's), and
+        the consumer, the relay and the API need some: too few would stall every send."""
+        needed = 2 * self.send_concurrency + 4
+        if self.database_pool_size < needed:
+            raise ValueError(
+                f"DATABASE_POOL_SIZE {self.database_pool_size} is too small for "
+                f"SEND_CONCURRENCY {self.send_concurrency}: it must be at least {needed}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _channels_complete(self) -> Settings:

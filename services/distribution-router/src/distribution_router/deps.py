@@ -9,7 +9,9 @@ settings, and the repositories' factory. `aclose` closes the clients at shutdown
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -22,6 +24,7 @@ from nordflow_runtime.app import Resources
 from nordflow_runtime.personal_data import PersonalData
 from nordflow_schemas.events import Channel
 
+from .adapters.channels.bounded import BoundedSender
 from .adapters.channels.factory import build_senders
 from .adapters.repositories import pg_repositories
 from .adapters.smp import ParticipantLookup
@@ -86,6 +89,7 @@ class Deps:
     committed: Callable[[], None] = lambda: None  # wake the job workers after a commit
     clock: Callable[[], dt.datetime] = utc_now
     personal: PersonalData | None = None  # opens consumers' sealed personal numbers
+    executor: Executor | None = None
 
     @property
     def partners(self) -> Partners:
@@ -98,6 +102,7 @@ class Deps:
             senders=self.senders,
             unit_prices=self.unit_prices,
             suggestion_snooze=self.suggestion_snooze,
+            executor=self.executor,
         )
 
     async def aclose(self) -> None:
@@ -107,12 +112,17 @@ class Deps:
             await closing()
         for sender in self.senders.values():
             await sender.aclose()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 async def build_deps(resources: Resources) -> Deps:
     """The production dependencies (built once at start-up; nothing connects yet)."""
     settings = cast(Settings, resources.settings)
-    senders = build_senders(settings)
+    senders = {
+        channel: BoundedSender(sender, settings.send_per_channel)
+        for channel, sender in build_senders(settings).items()
+    }
     return Deps(
         repositories=partial(pg_repositories, pool=resources.pool),
         renderers=default_registry(),
@@ -129,4 +139,13 @@ async def build_deps(resources: Resources) -> Deps:
         paper_defaults=paper_defaults(settings),
         committed=resources.committed,
         personal=PersonalData(settings.personal_data_key) if settings.personal_data_key else None,
+        executor=renderer_processes(settings.render_processes),
     )
+
+
+def renderer_processes(count: int) -> Executor | None:
+    """Processes that render and validate documents (spawned, not forked: the service's own
+    process runs threads and sockets a fork would copy half-way)."""
+    if count == 0:
+        return None
+    return ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"))

@@ -13,5 +13,5 @@ from .entrypoints import consumers
 def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
     """mapper: erp.document.fetched → invoice.created | updated | rejected, payment.received."""
     app: ServiceApp[Deps] = ServiceApp(MAPPER, settings or Settings(), "mapper", deps=build_deps)
-    app.subscribe(ERP_DOCUMENT_FETCHED.name, consumers.on_erp_document_fetched)
+    app.subscribe_batch(ERP_DOCUMENT_FETCHED.name, consumers.on_erp_document_fetched)
     return app

@@ -54,25 +54,28 @@ class MappedVersion:
     created_emitted: bool
 
 
+@dataclass(frozen=True)
+class MappedRow:
+    """A mapped version to keep: created without ``errors``, rejected with them."""
+
+    invoice_id: str
+    tenant_id: str
+    version: str
+    number: str | None
+    errors: tuple[ValidationIssue, ...]
+
+
 class InvoiceRepository(Protocol):
     """The last mapped version of each invoice, and whether invoice.created went out."""
 
-    async def lock(self, invoice_id: str) -> MappedVersion | None:
-        """The invoice's last mapped version, locked until the transaction ends; None if it
-        was never mapped."""
+    async def lock(self, invoice_ids: list[str]) -> dict[str, MappedVersion]:
+        """The invoices' last mapped versions, locked until the transaction ends; an invoice
+        never mapped is not in the answer."""
         ...
 
-    async def record(
-        self,
-        *,
-        invoice_id: str,
-        tenant_id: str,
-        version: str,
-        number: str | None,
-        errors: tuple[ValidationIssue, ...],
-    ) -> None:
-        """Keep a mapped version: created without ``errors``, rejected with them. Once a
-        version was created, ``created_emitted`` stays true."""
+    async def record(self, rows: list[MappedRow]) -> None:
+        """Keep mapped versions (one per invoice). Once a version of an invoice was created,
+        its ``created_emitted`` stays true."""
         ...
 
 
@@ -121,6 +124,10 @@ class ReferencePolicyRepository(Protocol):
         """The tenant's policy, or None when it has none."""
         ...
 
+    async def of_tenants(self, tenant_ids: list[str]) -> dict[str, TenantReferencePolicy]:
+        """The policies of those tenants that have one."""
+        ...
+
     async def save(self, policy: TenantReferencePolicy) -> None:
         """Create or replace the tenant's policy."""
         ...
@@ -165,18 +172,54 @@ def map_document(event: ErpDocumentFetched, policy: TenantReferencePolicy | None
 
 
 async def handle_fetched(repos: Repositories, event: ErpDocumentFetched) -> EventBody | None:
-    """Record the outcome for this version; return the event to emit (None if seen before).
+    """Record the outcome for this version; return the event to emit (None if seen before)."""
+    [outgoing] = await handle_fetched_batch(repos, [event])
+    return outgoing
+
+
+async def handle_fetched_batch(
+    repos: Repositories, events: list[ErpDocumentFetched]
+) -> list[EventBody | None]:
+    """Record each document's outcome; the event to emit for each (None if seen before).
 
     ``invoice.rejected`` lists every issue; otherwise ``invoice.created`` the first time a
     version of the invoice is valid, ``invoice.updated`` after that. A payment document goes
-    to ``handle_payment``.
+    to ``handle_payment``. The batch's invoices and its tenants' policies are read, and its
+    outcomes kept, with one statement each; documents of one invoice are taken in order.
     """
-    if event.kind is DocumentKind.PAYMENT:
-        return await handle_payment(repos.payments, event)
-    previous = await repos.invoices.lock(event.invoice_id)
-    if previous is not None and previous.version == event.version:
-        return None
-    result = map_document(event, await repos.policies.get(event.tenant_id))
+    invoice_ids = [e.invoice_id for e in events if e.kind is not DocumentKind.PAYMENT]
+    known = await repos.invoices.lock(sorted(set(invoice_ids))) if invoice_ids else {}
+    tenants = sorted({e.tenant_id for e in events if e.kind is not DocumentKind.PAYMENT})
+    policies = await repos.policies.of_tenants(tenants) if tenants else {}
+    kept: dict[str, MappedRow] = {}
+    out: list[EventBody | None] = []
+    for event in events:
+        if event.kind is DocumentKind.PAYMENT:
+            out.append(await handle_payment(repos.payments, event))
+            continue
+        previous = known.get(event.invoice_id)
+        if previous is not None and previous.version == event.version:
+            out.append(None)
+            continue
+        outgoing, row = _outcome(event, previous, policies.get(event.tenant_id))
+        known[event.invoice_id] = MappedVersion(
+            version=row.version,
+            status=InvoiceStatus.REJECTED if row.errors else InvoiceStatus.CREATED,
+            created_emitted=(previous is not None and previous.created_emitted) or not row.errors,
+        )
+        kept[event.invoice_id] = row
+        out.append(outgoing)
+    if kept:
+        await repos.invoices.record(list(kept.values()))
+    return out
+
+
+def _outcome(
+    event: ErpDocumentFetched,
+    previous: MappedVersion | None,
+    policy: TenantReferencePolicy | None,
+) -> tuple[EventBody, MappedRow]:
+    result = map_document(event, policy)
     outgoing: EventBody
     if isinstance(result, list):
         number, errors = event.source.document_number, tuple(result)
@@ -198,14 +241,8 @@ async def handle_fetched(repos: Repositories, event: ErpDocumentFetched) -> Even
             version=event.version,
             invoice=result,
         )
-    await repos.invoices.record(
-        invoice_id=event.invoice_id,
-        tenant_id=event.tenant_id,
-        version=event.version,
-        number=number,
-        errors=errors,
-    )
-    return outgoing
+    row = MappedRow(event.invoice_id, event.tenant_id, event.version, number, errors)
+    return outgoing, row
 
 
 async def handle_payment(

@@ -30,6 +30,7 @@ from .deps import Deps
 from .domain.references import TenantReferencePolicy
 from .service import (
     InvoiceStatus,
+    MappedRow,
     MappedVersion,
     PaymentKey,
     Repositories,
@@ -68,27 +69,25 @@ class FakeInvoiceRepository:
 
     rows: dict[str, StoredInvoice] = field(default_factory=dict)
 
-    async def lock(self, invoice_id: str) -> MappedVersion | None:
-        """The invoice's last mapped version."""
-        row = self.rows.get(invoice_id)
-        if row is None:
-            return None
-        return MappedVersion(row.version, row.status, row.created_emitted)
+    async def lock(self, invoice_ids: list[str]) -> dict[str, MappedVersion]:
+        """The invoices' last mapped versions."""
+        return {
+            i: MappedVersion(row.version, row.status, row.created_emitted)
+            for i in invoice_ids
+            if (row := self.rows.get(i)) is not None
+        }
 
-    async def record(
-        self,
-        *,
-        invoice_id: str,
-        tenant_id: str,
-        version: str,
-        number: str | None,
-        errors: tuple[ValidationIssue, ...],
-    ) -> None:
-        """Keep the version; created_emitted stays true once set."""
-        status = InvoiceStatus.REJECTED if errors else InvoiceStatus.CREATED
-        before = self.rows.get(invoice_id)
-        emitted = status is InvoiceStatus.CREATED or (before is not None and before.created_emitted)
-        self.rows[invoice_id] = StoredInvoice(tenant_id, version, status, number, errors, emitted)
+    async def record(self, rows: list[MappedRow]) -> None:
+        """Keep the versions; created_emitted stays true once set."""
+        for r in rows:
+            status = InvoiceStatus.REJECTED if r.errors else InvoiceStatus.CREATED
+            before = self.rows.get(r.invoice_id)
+            emitted = status is InvoiceStatus.CREATED or (
+                before is not None and before.created_emitted
+            )
+            self.rows[r.invoice_id] = StoredInvoice(
+                r.tenant_id, r.version, status, r.number, r.errors, emitted
+            )
 
 
 @dataclass
@@ -126,6 +125,10 @@ class FakeReferencePolicies:
     async def get(self, tenant_id: str) -> TenantReferencePolicy | None:
         """The tenant's policy, if any."""
         return self.policies.get(tenant_id)
+
+    async def of_tenants(self, tenant_ids: list[str]) -> dict[str, TenantReferencePolicy]:
+        """The policies of those tenants that have one."""
+        return {t: self.policies[t] for t in tenant_ids if t in self.policies}
 
     async def save(self, policy: TenantReferencePolicy) -> None:
         """Create or replace the tenant's policy."""

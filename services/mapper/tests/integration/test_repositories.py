@@ -15,7 +15,7 @@ from mapper.adapters.repository import (
 )
 from mapper.deps import Deps
 from mapper.domain.references import TenantReferencePolicy
-from mapper.service import InvoiceStatus, MappedVersion, PaymentKey, SeenPayment
+from mapper.service import InvoiceStatus, MappedRow, MappedVersion, PaymentKey, SeenPayment
 from nordflow_references import KidAlgorithm, OcrControl, ReferenceKind, ReferencePolicy
 from nordflow_runtime.testing import ServiceHarness
 from nordflow_schemas.events import ValidationIssue
@@ -31,19 +31,21 @@ async def test_an_invoice_keeps_its_last_version_and_that_it_was_created(
 ) -> None:
     repo = PgInvoiceRepository(harness.pool)
     tenant = new_tenant()
-    assert await repo.lock("inv_x") is None
-    await repo.record(invoice_id="inv_x", tenant_id=tenant, version="v1", number="1", errors=())
-    assert await repo.lock("inv_x") == MappedVersion("v1", InvoiceStatus.CREATED, True)
+    assert await repo.lock(["inv_x"]) == {}
+    await repo.record([MappedRow("inv_x", tenant, "v1", "1", ())])
+    assert await repo.lock(["inv_x"]) == {"inv_x": MappedVersion("v1", InvoiceStatus.CREATED, True)}
     await repo.record(
-        invoice_id="inv_x", tenant_id=tenant, version="v2", number="1", errors=(ISSUE,)
+        [
+            MappedRow("inv_x", tenant, "v2", "1", (ISSUE,)),
+            MappedRow("inv_y", tenant, "v1", None, (ISSUE,)),
+        ]
     )
-    assert await repo.lock("inv_x") == MappedVersion("v2", InvoiceStatus.REJECTED, True)
+    assert await repo.lock(["inv_x", "inv_y", "inv_z"]) == {
+        "inv_x": MappedVersion("v2", InvoiceStatus.REJECTED, True),  # created once: stays
+        "inv_y": MappedVersion("v1", InvoiceStatus.REJECTED, False),
+    }
     errors = await harness.pool.fetchval("SELECT errors FROM invoices WHERE invoice_id = 'inv_x'")
     assert [ValidationIssue(**e) for e in json.loads(errors)] == [ISSUE]
-    await repo.record(
-        invoice_id="inv_y", tenant_id=tenant, version="v1", number=None, errors=(ISSUE,)
-    )
-    assert await repo.lock("inv_y") == MappedVersion("v1", InvoiceStatus.REJECTED, False)
 
 
 async def test_a_payment_is_recorded_once_and_what_follows_is_noted(

@@ -17,7 +17,14 @@ from nordflow_schemas.events import OperatorAction
 from nordflow_schemas.topics import OPERATOR_ACTION_REQUESTED, TENANT_UPDATED
 
 from . import db, dlq
-from .consumer import Context, EventConsumer, Handler, RawHandler, RawSubscription
+from .consumer import (
+    BatchHandler,
+    Context,
+    EventConsumer,
+    Handler,
+    RawHandler,
+    RawSubscription,
+)
 from .health import Health
 from .http import ReadinessCheck, build_http_app, http_server
 from .jobs import Job, JobHandler, JobWorker
@@ -80,6 +87,7 @@ class ServiceApp(Generic[D]):
         self.deps_factory = deps
         self.handlers: dict[str, Handler] = {}
         self.raw_handlers: dict[str, RawSubscription] = {}
+        self.batch_handlers: dict[str, BatchHandler] = {}
         if tenant_profiles:
             self.handlers[TENANT_UPDATED.name] = on_tenant_updated
         self.operator_actions = OperatorActions(name, self._read_letter)
@@ -104,6 +112,14 @@ class ServiceApp(Generic[D]):
         """Handle every event of a topic (once, transactionally)."""
         self.handlers[topic] = handler
 
+    def subscribe_batch(
+        self, topic: str, handler: Callable[[Context[D], list[Envelope[Any]]], Awaitable[None]]
+    ) -> None:
+        """Handle the events of a topic a batch at a time (once each, transactionally): the
+        handler gets every new event of a run of the topic's records in a consumed batch, so
+        it can read and write them with a few statements instead of a few per event."""
+        self.batch_handlers[topic] = handler
+
     def subscribe_raw(
         self,
         topic: str,
@@ -121,7 +137,7 @@ class ServiceApp(Generic[D]):
     @property
     def topics(self) -> list[str]:
         """Every topic the service consumes."""
-        return sorted({*self.handlers, *self.raw_handlers})
+        return sorted({*self.handlers, *self.batch_handlers, *self.raw_handlers})
 
     def operator_action(
         self,
@@ -222,7 +238,9 @@ class ServiceApp(Generic[D]):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         s = self.settings
-        self._pool = await db.create_pool(s.database_url.get_secret_value(), self.schema)
+        self._pool = await db.create_pool(
+            s.database_url.get_secret_value(), self.schema, max_size=s.database_pool_size
+        )
         await db.migrate(self._pool, self.schema, self.migrations())
         producer = create_producer(s.kafka_bootstrap_servers, self.name)
         self._producer = producer
@@ -259,6 +277,7 @@ class ServiceApp(Generic[D]):
                 pool=self._pool,
                 consumer=consumer,
                 handlers=self.handlers,
+                batch_handlers=self.batch_handlers,
                 raw_handlers=self.raw_handlers,
                 deps=deps,
                 on_commit=self.committed,

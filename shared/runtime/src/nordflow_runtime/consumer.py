@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -24,7 +25,14 @@ from .health import Health
 from .logs import log_context
 from .metrics import BATCH_FAILURES, BATCH_SECONDS, EVENTS_CONSUMED
 
-__all__ = ["BatchProcessor", "Context", "EventConsumer", "PermanentError", "RawSubscription"]
+__all__ = [
+    "BatchHandler",
+    "BatchProcessor",
+    "Context",
+    "EventConsumer",
+    "PermanentError",
+    "RawSubscription",
+]
 
 log = logging.getLogger(__name__)
 D = TypeVar("D")
@@ -39,15 +47,34 @@ class Context(Generic[D]):
     service: str
     deps: D
     emitted: list[Envelope[Event]] = field(default_factory=list)
+    # Set by the consumer: emitted events are written together before the batch commits.
+    buffer: outbox.OutboxBuffer | None = None
 
-    async def emit(self, body: Event, *, subject: str | None = None) -> None:
-        """Write an outgoing event to the outbox, in the same transaction as the state change."""
+    async def emit(
+        self, body: Event, *, subject: str | None = None, cause: Envelope[Any] | None = None
+    ) -> None:
+        """Write an outgoing event to the outbox, in the same transaction as the state change.
+
+        ``cause``: the consumed event it answers, when a batch handler emits for several
+        events at once — the outgoing event then continues that event's trace.
+        """
         env = envelope(body, source=f"/{self.service}", subject=subject)
-        await outbox.add(self.conn, env)
+        if cause is not None:
+            with _span(cause):
+                await self._keep(env)
+        else:
+            await self._keep(env)
         self.emitted.append(env)
+
+    async def _keep(self, env: Envelope[Event]) -> None:
+        if self.buffer is not None:
+            self.buffer.add(env)
+        else:
+            await outbox.add(self.conn, env)
 
 
 Handler = Callable[[Context[Any], Envelope[Any]], Awaitable[None]]
+BatchHandler = Callable[[Context[Any], list[Envelope[Any]]], Awaitable[None]]
 RawHandler = Callable[[Context[Any], ConsumerRecord[Any, Any]], Awaitable[None]]
 
 
@@ -63,11 +90,16 @@ class RawSubscription:
 
 
 class BatchProcessor:
-    """Applies one batch of records in one database transaction (inbox, handler, outbox).
+    """Applies one batch of records in one database transaction (inbox, handlers, outbox).
 
-    Each record runs in a savepoint. A poison record (undecodable, schema-invalid, on the
-    wrong topic, or a handler's ``PermanentError``) is written to the dead-letter topic
-    through the outbox. Any other error propagates and rolls the whole batch back.
+    The batch's event ids go into the inbox in one statement (copies already applied are
+    skipped), its handlers run in record order (a batch handler gets each run of its topic's
+    records at once), and the events they emit are written to the outbox together before
+    the commit. A record that is not a Nordflow event (undecodable, schema-invalid, on the
+    wrong topic) is dead-lettered in the same transaction. Any error from a handler —
+    ``PermanentError`` included — rolls the whole batch back and is raised: the consumer then
+    applies the batch record by record (`process_isolated`), where a ``PermanentError``
+    dead-letters only its own record.
     """
 
     def __init__(
@@ -76,6 +108,7 @@ class BatchProcessor:
         service: str,
         pool: asyncpg.Pool,
         handlers: Mapping[str, Handler],
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
         raw_handlers: Mapping[str, RawSubscription] | None = None,
         deps: Any = None,
         on_commit: Callable[[], None] = lambda: None,
@@ -83,103 +116,121 @@ class BatchProcessor:
         self.service = service
         self.pool = pool
         self.handlers = dict(handlers)
+        self.batch_handlers = dict(batch_handlers or {})
         self.raw_handlers = dict(raw_handlers or {})
         self.deps = deps
         self.on_commit = on_commit
 
     async def process(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
-        """Apply one batch in one transaction."""
+        """Apply one batch in one transaction; raises (nothing kept) if a handler fails."""
         started = time.perf_counter()
-        outcomes: list[tuple[str, str]] = []
+        records = [record for records in batch.values() for record in records]
         async with self.pool.acquire() as conn, conn.transaction():
-            for records in batch.values():
-                for record in records:
-                    outcomes.append((record.topic, await self._one(conn, record)))
+            outcomes = await self._apply(conn, records)
         BATCH_SECONDS.observe(time.perf_counter() - started)
-        for topic, outcome in outcomes:
-            EVENTS_CONSUMED.labels(topic, outcome).inc()
-        if any(outcome != "duplicate" for _, outcome in outcomes):
+        self._count(records, outcomes)
+
+    async def process_isolated(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> None:
+        """Apply one record in a transaction of its own; a handler's ``PermanentError``
+        dead-letters it (a raw record is skipped) in a transaction of its own."""
+        try:
+            await self.process({tp: [record]})
+        except PermanentError as exc:
+            log.warning("record %s:%d refused: %s", record.topic, record.offset, exc)
+            await self.set_aside(record, str(exc))
+
+    def _count(self, records: list[ConsumerRecord[Any, Any]], outcomes: list[str]) -> None:
+        for record, outcome in zip(records, outcomes, strict=True):
+            EVENTS_CONSUMED.labels(record.topic, outcome).inc()
+        if any(outcome != "duplicate" for outcome in outcomes):
             self.on_commit()
 
-    async def _one(self, conn: asyncpg.Connection, record: ConsumerRecord[Any, Any]) -> str:
-        raw = self.raw_handlers.get(record.topic)
-        if raw is not None:
-            return await self._raw(conn, record, raw)
+    async def _apply(
+        self, conn: asyncpg.Connection, records: list[ConsumerRecord[Any, Any]]
+    ) -> list[str]:
+        outcomes: list[str] = ["processed"] * len(records)
+        work: list[tuple[int, str, Envelope[Any] | None]] = []  # index, inbox id, event
+        for i, record in enumerate(records):
+            raw = self.raw_handlers.get(record.topic)
+            if raw is not None:
+                work.append((i, raw.inbox_id(record), None))
+                continue
+            env, problem = self._decoded(record)
+            if env is None:
+                await self._dead_letter(conn, record, problem)
+                outcomes[i] = "dead_lettered"
+                continue
+            work.append((i, env.id, env))
+        fresh = await self._inbox(conn, records, work)
+        buffer = outbox.OutboxBuffer()
+        ctx: Context[Any] = Context(conn, self.service, self.deps, buffer=buffer)
+        run: list[Envelope[Any]] = []
+        for i, event_id, env in work:
+            if event_id not in fresh:
+                outcomes[i] = "duplicate"
+                continue
+            fresh.discard(event_id)  # a second copy in this same batch is a duplicate too
+            record = records[i]
+            if env is not None and record.topic in self.batch_handlers:
+                if run and run[-1].topic != record.topic:
+                    await self._run_batch(ctx, run)
+                run.append(env)
+                continue
+            if run:  # the records before this one come first
+                await self._run_batch(ctx, run)
+            if env is None:
+                await self.raw_handlers[record.topic].handler(ctx, record)
+            else:
+                with _span(env):
+                    await self.handlers[record.topic](ctx, env)
+        if run:
+            await self._run_batch(ctx, run)
+        await buffer.flush(conn)
+        return outcomes
+
+    async def _run_batch(self, ctx: Context[Any], run: list[Envelope[Any]]) -> None:
+        events = list(run)
+        run.clear()
+        await self.batch_handlers[events[0].topic](ctx, events)
+
+    def _decoded(self, record: ConsumerRecord[Any, Any]) -> tuple[Envelope[Any] | None, str]:
         try:
             env = decode(record.value, record.headers)
         except DecodeError as exc:
-            await self._dead_letter(conn, record, str(exc))
-            return "dead_lettered"
+            return None, str(exc)
         if BY_CE_TYPE[env.type].name != record.topic:
-            reason = f"{env.type} does not belong on topic {record.topic}"
-            await self._dead_letter(conn, record, reason)
-            return "dead_lettered"
-        handler = self.handlers.get(record.topic)
-        if handler is None:
-            await self._dead_letter(conn, record, f"{self.service} has no handler for this topic")
-            return "dead_lettered"
-        new = await conn.fetchval(
-            "INSERT INTO inbox (event_id, topic, tenant_id) VALUES ($1, $2, $3) "
-            "ON CONFLICT DO NOTHING RETURNING true",
-            env.id,
-            record.topic,
-            env.tenant_id,
-        )
-        if not new:
-            return "duplicate"
-        parent = telemetry.extract(env.traceparent, env.tracestate)
-        with (
-            log_context(env.tenant_id, env.key),
-            telemetry.tracer().start_as_current_span(
-                f"{record.topic} process",
-                context=parent,
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": record.topic,
-                    "messaging.message.id": env.id,
-                    "nordflow.tenant_id": env.tenant_id,
-                    "nordflow.invoice_id": env.key,
-                },
-            ),
-        ):
-            try:
-                async with conn.transaction():
-                    await handler(Context(conn, self.service, self.deps), env)
-            except PermanentError as exc:
-                log.warning("event %s dead-lettered: %s", env.id, exc)
-                # Forget the event, so a replay after the fix is processed, not skipped.
-                await conn.execute("DELETE FROM inbox WHERE event_id = $1", env.id)
-                await self._dead_letter(conn, record, str(exc))
-                return "dead_lettered"
-        return "processed"
+            return None, f"{env.type} does not belong on topic {record.topic}"
+        if record.topic not in self.handlers and record.topic not in self.batch_handlers:
+            return None, f"{self.service} has no handler for this topic"
+        return env, ""
 
-    async def _raw(
-        self, conn: asyncpg.Connection, record: ConsumerRecord[Any, Any], raw: RawSubscription
-    ) -> str:
-        """A record of a raw topic: inbox by its deterministic id, then the handler.
-
-        A raw record is never dead-lettered (the dead-letter topic is itself raw: that would
-        loop); a handler's ``PermanentError`` is logged and the record is skipped for good.
-        """
-        event_id = raw.inbox_id(record)
-        new = await conn.fetchval(
-            "INSERT INTO inbox (event_id, topic, tenant_id) VALUES ($1, $2, $3) "
-            "ON CONFLICT DO NOTHING RETURNING true",
-            event_id,
-            record.topic,
-            raw.tenant_id(record),
+    async def _inbox(
+        self,
+        conn: asyncpg.Connection,
+        records: list[ConsumerRecord[Any, Any]],
+        work: list[tuple[int, str, Envelope[Any] | None]],
+    ) -> set[str]:
+        """Insert the batch's ids into the inbox at once; the ids that were new."""
+        if not work:
+            return set()
+        ids, topics, tenants = [], [], []
+        for i, event_id, env in work:
+            record = records[i]
+            ids.append(event_id)
+            topics.append(record.topic)
+            if env is not None:
+                tenants.append(env.tenant_id)
+            else:
+                tenants.append(self.raw_handlers[record.topic].tenant_id(record))
+        rows = await conn.fetch(
+            "INSERT INTO inbox (event_id, topic, tenant_id) "
+            "SELECT DISTINCT ON (e) e, t, n FROM unnest($1::text[], $2::text[], $3::text[]) "
+            "AS x(e, t, n) ON CONFLICT DO NOTHING RETURNING event_id",
+            ids,
+            topics,
+            tenants,
         )
-        if not new:
-            return "duplicate"
-        try:
-            async with conn.transaction():
-                await raw.handler(Context(conn, self.service, self.deps), record)
-        except PermanentError as exc:
-            fields = {"topic": record.topic, "offset": record.offset, "reason": str(exc)}
-            log.error("raw record skipped", extra={"fields": fields})
-            return "skipped"
-        return "processed"
+        return {row["event_id"] for row in rows}
 
     async def set_aside(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
         """Take a record that keeps failing out of the way, in a transaction of its own: a
@@ -232,6 +283,40 @@ class BatchProcessor:
         )
 
 
+def _span(env: Envelope[Any]) -> Any:
+    """The consumed event's span (its trace continued) and log context."""
+    return _Span(env)
+
+
+class _Span:
+    """``<topic> process`` span of a consumed event, with its tenant and key in the logs."""
+
+    def __init__(self, env: Envelope[Any]) -> None:
+        self.env = env
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> None:
+        env = self.env
+        self._stack.enter_context(log_context(env.tenant_id, env.key))
+        self._stack.enter_context(
+            telemetry.tracer().start_as_current_span(
+                f"{env.topic} process",
+                context=telemetry.extract(env.traceparent, env.tracestate),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": env.topic,
+                    "messaging.message.id": env.id,
+                    "nordflow.tenant_id": env.tenant_id,
+                    "nordflow.invoice_id": env.key,
+                },
+            )
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
 class EventConsumer:
     """One consumer group: at-least-once delivery made effectively-once by the inbox.
 
@@ -251,6 +336,7 @@ class EventConsumer:
         pool: asyncpg.Pool,
         consumer: AIOKafkaConsumer,
         handlers: Mapping[str, Handler],
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
         raw_handlers: Mapping[str, RawSubscription] | None = None,
         deps: Any = None,
         on_commit: Callable[[], None] = lambda: None,
@@ -266,6 +352,7 @@ class EventConsumer:
             service=service,
             pool=pool,
             handlers=handlers,
+            batch_handlers=batch_handlers,
             raw_handlers=raw_handlers,
             deps=deps,
             on_commit=on_commit,
@@ -296,6 +383,9 @@ class EventConsumer:
                 await self.processor.process(batch)
             except asyncio.CancelledError:
                 raise
+            except PermanentError:
+                # One of its records can never be applied: find it, record by record.
+                break
             except Exception as exc:
                 BATCH_FAILURES.inc()
                 self.health.failed(exc)
@@ -322,7 +412,7 @@ class EventConsumer:
         attempts = 0
         while True:
             try:
-                await self.processor.process({tp: [record]})
+                await self.processor.process_isolated(tp, record)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

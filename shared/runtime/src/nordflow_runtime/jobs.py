@@ -73,6 +73,10 @@ class JobWorker:
     The handler runs inside the claiming transaction (row lock held), so a crash releases the
     job for another attempt. Handlers doing external side effects must first look up whether
     an earlier attempt already succeeded at the target (see ledger-closer).
+
+    ``concurrency`` jobs run at once (each on its own connection), at most ``per_tenant`` of
+    one tenant: a tenant with that many running is passed over when the next job is claimed,
+    so one tenant's month end never takes every slot.
     """
 
     def __init__(
@@ -89,6 +93,8 @@ class JobWorker:
         idle_seconds: float = 0.5,
         retry_initial: float = 1.0,
         retry_max: float = 300.0,
+        concurrency: int = 1,
+        per_tenant: int | None = None,
     ) -> None:
         self.pool = pool
         self.service = service
@@ -101,6 +107,9 @@ class JobWorker:
         self.idle_seconds = idle_seconds
         self.retry_initial = retry_initial
         self.retry_max = retry_max
+        self.concurrency = max(1, concurrency)
+        self.per_tenant = per_tenant
+        self.running: dict[str, int] = {}  # tenant → jobs running in this process
         self.wakeup = asyncio.Event()
 
     def notify(self) -> None:
@@ -108,7 +117,15 @@ class JobWorker:
         self.wakeup.set()
 
     async def run(self) -> None:
-        """Work until cancelled."""
+        """Work until cancelled, ``concurrency`` jobs at a time."""
+        if self.concurrency == 1:
+            await self._loop()
+            return
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self.concurrency):
+                group.create_task(self._loop())
+
+    async def _loop(self) -> None:
         while True:
             try:
                 worked = await self.run_one()
@@ -125,50 +142,63 @@ class JobWorker:
 
     async def run_one(self) -> bool:
         """Claim and run one due job; False when none is due."""
+        busy = [t for t, n in self.running.items() if self.per_tenant and n >= self.per_tenant]
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT id, job_key, tenant_id, payload, attempts, traceparent, tracestate "
                 "FROM jobs WHERE kind = $1 AND state = 'pending' AND due_at <= now() "
+                "AND tenant_id <> ALL($2::text[]) "
                 "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED",
                 self.kind,
+                busy,
             )
             if row is None:
                 return False
-            job = Job(
-                row["id"],
-                self.kind,
-                row["job_key"],
-                row["tenant_id"],
-                json.loads(row["payload"]),
-                row["attempts"] + 1,
-            )
-            crashed = await self._record_start(job.id) - job.attempts
-            if crashed >= self.max_crashes:
-                # Earlier claims never recorded an outcome: their process died in the handler.
-                await self._finish_failed(
-                    conn,
-                    job,
-                    f"the process stopped {crashed} times while running this job; "
-                    "see the service's log, fix the cause, then `jobs retry`",
-                )
-                return True
-            with (
-                log_context(job.tenant_id, job.payload.get("invoice_id")),
-                telemetry.tracer().start_as_current_span(
-                    f"job {self.kind}",
-                    context=telemetry.extract(row["traceparent"], row["tracestate"]),
-                    attributes={"nordflow.job_key": job.key, "nordflow.tenant_id": job.tenant_id},
-                ),
-            ):
-                try:
-                    await self._attempt(conn, job)
-                except asyncio.CancelledError:
-                    # A graceful stop (SIGTERM, a rolling deploy) is not a crash of the job.
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(self._forget_start(job.id))
-                    raise
+            tenant = row["tenant_id"]
+            self.running[tenant] = self.running.get(tenant, 0) + 1
+            try:
+                await self._claimed(conn, row)
+            finally:
+                self.running[tenant] -= 1
+                if not self.running[tenant]:
+                    del self.running[tenant]
         self.on_commit()
         return True
+
+    async def _claimed(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+        job = Job(
+            row["id"],
+            self.kind,
+            row["job_key"],
+            row["tenant_id"],
+            json.loads(row["payload"]),
+            row["attempts"] + 1,
+        )
+        crashed = await self._record_start(job.id) - job.attempts
+        if crashed >= self.max_crashes:
+            # Earlier claims never recorded an outcome: their process died in the handler.
+            await self._finish_failed(
+                conn,
+                job,
+                f"the process stopped {crashed} times while running this job; "
+                "see the service's log, fix the cause, then `jobs retry`",
+            )
+            return
+        with (
+            log_context(job.tenant_id, job.payload.get("invoice_id")),
+            telemetry.tracer().start_as_current_span(
+                f"job {self.kind}",
+                context=telemetry.extract(row["traceparent"], row["tracestate"]),
+                attributes={"nordflow.job_key": job.key, "nordflow.tenant_id": job.tenant_id},
+            ),
+        ):
+            try:
+                await self._attempt(conn, job)
+            except asyncio.CancelledError:
+                # A graceful stop (SIGTERM, a rolling deploy) is not a crash of the job.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._forget_start(job.id))
+                raise
 
     async def _record_start(self, job_id: int) -> int:
         """Count this claim in its own committed transaction; how many claims there were."""

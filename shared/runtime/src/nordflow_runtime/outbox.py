@@ -39,8 +39,18 @@ class EventTooLargeError(PermanentError):
     """An event over ``MAX_EVENT_BYTES``; the message names the topic and both sizes."""
 
 
-async def add(conn: asyncpg.Connection, env: Envelope[Event]) -> None:
-    """Store an outgoing event in the caller's transaction, with the current trace context."""
+Row = tuple[str, str, str, bytes | None, bytes | None, str]
+_INSERT = (
+    "INSERT INTO outbox (event_id, topic, tenant_id, key, value, headers) "
+    "VALUES ($1, $2, $3, $4, $5, $6::jsonb)"
+)
+
+
+def row_of(env: Envelope[Event]) -> Row:
+    """The outbox row of an event, with the current trace context if it has none.
+
+    Raises `EventTooLargeError` over the size budget.
+    """
     if env.traceparent is None:
         traceparent, tracestate = telemetry.current()
         env = Envelope(
@@ -54,7 +64,48 @@ async def add(conn: asyncpg.Connection, env: Envelope[Event]) -> None:
             tracestate=tracestate,
         )
     key, value, headers = encode(env)
-    await add_raw(conn, env.id, env.topic, env.tenant_id, key, value, headers)
+    return raw_row(env.id, env.topic, env.tenant_id, key, value, headers)
+
+
+def raw_row(
+    event_id: str,
+    topic: str,
+    tenant_id: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+) -> Row:
+    """The outbox row of any record; raises `EventTooLargeError` over the size budget."""
+    size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
+    if size > MAX_EVENT_BYTES:
+        raise EventTooLargeError(
+            f"{topic} event of {size} bytes is over the {MAX_EVENT_BYTES}-byte budget"
+        )
+    encoded = json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers])
+    return (event_id, topic, tenant_id, key, value, encoded)
+
+
+class OutboxBuffer:
+    """Events emitted during one batch or job, written to the outbox together (one round
+    trip) in the same transaction, before it commits."""
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+
+    def add(self, env: Envelope[Event]) -> None:
+        """Keep the event's row (encoded now, with the trace context of now)."""
+        self.rows.append(row_of(env))
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """Write what was kept, in order; then nothing is kept."""
+        if self.rows:
+            await conn.executemany(_INSERT, self.rows)
+            self.rows = []
+
+
+async def add(conn: asyncpg.Connection, env: Envelope[Event]) -> None:
+    """Store an outgoing event in the caller's transaction, with the current trace context."""
+    await conn.execute(_INSERT, *row_of(env))
 
 
 async def add_raw(
@@ -70,21 +121,7 @@ async def add_raw(
 
     Raises `EventTooLargeError` over the size budget (nothing is stored).
     """
-    size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
-    if size > MAX_EVENT_BYTES:
-        raise EventTooLargeError(
-            f"{topic} event of {size} bytes is over the {MAX_EVENT_BYTES}-byte budget"
-        )
-    await conn.execute(
-        "INSERT INTO outbox (event_id, topic, tenant_id, key, value, headers) "
-        "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-        event_id,
-        topic,
-        tenant_id,
-        key,
-        value,
-        json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers]),
-    )
+    await conn.execute(_INSERT, *raw_row(event_id, topic, tenant_id, key, value, headers))
 
 
 class OutboxRelay:

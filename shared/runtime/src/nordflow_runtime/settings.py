@@ -48,3 +48,6 @@ class ServiceSettings(BaseSettings):
         description="Keep consumed event ids longer than any topic keeps data (DLQ: 30 days)",
     )
     outbox_retention_hours: int = Field(default=24, ge=1, description="Keep published rows")
+    database_pool_size: int = Field(
+        default=10, ge=2, le=200, description="Database connections the process may hold"
+    )

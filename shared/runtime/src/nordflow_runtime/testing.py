@@ -33,7 +33,7 @@ from nordflow_schemas.testing import tenant_updated
 
 from . import db
 from .app import Resources, ServiceApp, close_deps
-from .consumer import BatchProcessor
+from .consumer import EventConsumer
 from .jobs import JobWorker
 
 D = TypeVar("D")
@@ -77,11 +77,11 @@ class ServiceHarness(Generic[D]):
 
     @classmethod
     async def start(
-        cls, app: ServiceApp[D], database_url: str, *, deps: D | None = None
+        cls, app: ServiceApp[D], database_url: str, *, deps: D | None = None, pool_size: int = 4
     ) -> ServiceHarness[D]:
         """Migrate a fresh schema ``<service>_t<random>`` and build the dependencies."""
         schema = f"{app.schema}_t{secrets.token_hex(4)}"
-        pool = await db.create_pool(database_url, schema, min_size=1, max_size=4)
+        pool = await db.create_pool(database_url, schema, min_size=1, max_size=pool_size)
         await db.migrate(pool, schema, app.migrations())
         if deps is None:
             deps = await app.build_deps(Resources(app.name, app.settings, pool, lambda: None))
@@ -124,14 +124,18 @@ class ServiceHarness(Generic[D]):
                 headers=tuple(headers),
             )
             batch.setdefault(TopicPartition(topic, 0), []).append(record)
-        processor = BatchProcessor(
+        consumer = EventConsumer(
             service=self.app.name,
             pool=self.pool,
+            consumer=_NoBroker(),
             handlers=self.app.handlers,
+            batch_handlers=self.app.batch_handlers,
             raw_handlers=self.app.raw_handlers,
             deps=self.deps,
+            retry_initial=0.01,
+            retry_max=0.02,
         )
-        await processor.process(batch)
+        await consumer.handle(batch)
         return await self._new_outbox_rows()
 
     async def publish(self, body: Event, *, subject: str | None = None) -> Emitted:
@@ -214,6 +218,17 @@ def _emitted(rows: Iterable[asyncpg.Record]) -> Emitted:
         else:
             out.events.append(decode(row["value"], headers))
     return out
+
+
+class _NoBroker:
+    """Stands in for the Kafka consumer: the harness has no offsets to commit."""
+
+    async def commit(self, offsets: object) -> None:
+        """Nothing to commit."""
+
+    def assignment(self) -> set[TopicPartition]:
+        """No partitions."""
+        return set()
 
 
 class FakeTenantProfiles:

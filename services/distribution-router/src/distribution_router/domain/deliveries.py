@@ -90,6 +90,8 @@ class ClaimedDelivery:
     customer_key: str
     invoice: Invoice
     routes: tuple[Route, ...]
+    # The routed document's SHA-256 when the official rules passed it at routing (PEPPOL).
+    document_sha256: str | None = None
 
 
 @dataclass(frozen=True)

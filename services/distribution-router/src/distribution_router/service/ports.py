@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -97,6 +98,8 @@ class Partners:
     senders: Mapping[Channel, Sender] = field(default_factory=dict)
     unit_prices: Mapping[Channel, Decimal] = field(default_factory=lambda: DEFAULT_UNIT_PRICES)
     suggestion_snooze: dt.timedelta = dt.timedelta(days=90)
+    # Renderer processes (documents and the official rules off the event loop); None: inline.
+    executor: Executor | None = None
 
 
 # -- repositories -----------------------------------------------------------------------------

@@ -12,13 +12,16 @@ the send job uses too.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 
 from nordflow_documents.pdf import render_pdf
 from nordflow_documents.printable import build_letter, media_type
 from nordflow_documents.registry import Attachment as EmbeddedAttachment
-from nordflow_documents.registry import RendererRegistry
+from nordflow_documents.registry import RendererRegistry, default_registry
+from nordflow_documents.validation import shared_validator
 from nordflow_schemas.events import (
     Channel,
     EventBody,
@@ -78,6 +81,50 @@ def with_endpoint(invoice: Invoice, recipient: str) -> Invoice:
     return invoice.model_copy(update={"buyer": buyer})
 
 
+async def render(
+    partners: Partners,
+    route: Route,
+    invoice: Invoice,
+    attachments: Sequence[Attachment] = (),
+    *,
+    validated: str | None = None,
+) -> Rendered:
+    """`render_document` off the event loop: in the renderer processes when the service has
+    them (rendering and the official rules are CPU work that would stall every other
+    invoice), else here. ``validated``: see `render_document`."""
+    if partners.executor is None:
+        return render_document(
+            route,
+            invoice,
+            renderers=partners.renderers,
+            validator=partners.validator,
+            attachments=attachments,
+            validated=validated,
+        )
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        partners.executor, _render_in_worker, route, invoice, tuple(attachments), validated
+    )
+
+
+def _render_in_worker(
+    route: Route,
+    invoice: Invoice,
+    attachments: tuple[Attachment, ...],
+    validated: str | None,
+) -> Rendered:
+    """`render_document` in a renderer process, with that process's registry and validator
+    (compiled once per process)."""
+    return render_document(
+        route,
+        invoice,
+        renderers=default_registry(),
+        validator=shared_validator(),
+        attachments=attachments,
+        validated=validated,
+    )
+
+
 def render_document(
     route: Route,
     invoice: Invoice,
@@ -85,8 +132,12 @@ def render_document(
     renderers: RendererRegistry,
     validator: DocumentValidator,
     attachments: Sequence[Attachment] = (),
+    validated: str | None = None,
 ) -> Rendered:
     """The document for a channel: validated UBL for PEPPOL, else the invoice PDF.
+
+    ``validated`` is the SHA-256 of a UBL document the official rules already passed (at
+    routing): the renderer is deterministic, so the same bytes are not validated again.
 
     The attachments travel on every channel: inside the UBL for PEPPOL (BG-24), embedded in
     the PDF for the bank (listed on its last page), as separate files beside the PDF by
@@ -98,10 +149,12 @@ def render_document(
         content = renderers.render(
             route.document_format, with_endpoint(invoice, route.recipient), embedded
         )
-        errors = tuple(
-            ValidationIssue(field=v.location or "document", rule=v.rule_id, message=v.message)
-            for v in validator.validate(content).fatal
-        )
+        errors: tuple[ValidationIssue, ...] = ()
+        if validated is None or hashlib.sha256(content).hexdigest() != validated:
+            errors = tuple(
+                ValidationIssue(field=v.location or "document", rule=v.rule_id, message=v.message)
+                for v in validator.validate(content).fatal
+            )
         return Rendered(
             content,
             "application/xml",
@@ -165,9 +218,7 @@ async def distribute_invoice(
     first = plan.first
     rendered: Rendered | None = None
     if first.channel is Channel.PEPPOL or event.test_mode:
-        rendered = render_document(
-            first, invoice, renderers=partners.renderers, validator=partners.validator
-        )
+        rendered = await render(partners, first, invoice)
     errors = (*never_sendable(invoice), *(rendered.errors if rendered is not None else ()))
     due_at: dt.datetime | None = None
     status: DeliveryStatus

@@ -45,7 +45,7 @@ from ..domain.sending import (
 )
 from . import archive, holds
 from .ports import Partners, Repositories, Sender
-from .routing import reachability, render_document
+from .routing import reachability, render
 
 log = logging.getLogger(__name__)
 
@@ -274,12 +274,12 @@ class _Run:
         return (await self.repos.paper.get(self.tenant_id)).channel_options()
 
     async def _render(self, route: Route) -> Rendered:
-        rendered = render_document(
+        rendered = await render(
+            self.partners,
             route,
             self.invoice,
-            renderers=self.partners.renderers,
-            validator=self.partners.validator,
-            attachments=await self._files(),
+            await self._files(),
+            validated=self.claimed.document_sha256,
         )
         for skipped in rendered.not_printed:
             log.warning(

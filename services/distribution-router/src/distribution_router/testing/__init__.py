@@ -45,7 +45,9 @@ __all__ = [
 
 
 def app_for(database_url: str, **settings: Any) -> ServiceApp[Deps]:
-    """The service as ``run`` builds it, on a database (no broker: the harness needs none)."""
+    """The service as ``run`` builds it, on a database (no broker: the harness needs none);
+    documents are rendered in the test's own process unless ``render_processes`` says."""
+    settings.setdefault("render_processes", 0)
     settings.setdefault("personal_data_key", SecretStr(PERSONAL_DATA_KEY))
     return create_app(
         Settings(
@@ -56,10 +58,12 @@ def app_for(database_url: str, **settings: Any) -> ServiceApp[Deps]:
     )
 
 
-async def start_harness(database_url: str, **deps: Any) -> ServiceHarness[Deps]:
+async def start_harness(
+    database_url: str, *, pool_size: int = 4, **deps: Any
+) -> ServiceHarness[Deps]:
     """The service on a fresh schema, its dependencies as start-up builds them (no partner
     configured) with ``deps`` replacing some (senders, lookup, registry, clock …)."""
-    harness = await ServiceHarness.start(app_for(database_url), database_url)
+    harness = await ServiceHarness.start(app_for(database_url), database_url, pool_size=pool_size)
     if deps:
         harness.deps = dataclasses.replace(harness.deps, **deps)
     return harness

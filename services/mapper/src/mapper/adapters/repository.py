@@ -7,10 +7,16 @@ from decimal import Decimal
 
 import asyncpg
 from nordflow_references import KidAlgorithm, OcrControl, ReferenceKind, ReferencePolicy
-from nordflow_schemas.events import ValidationIssue
 
 from ..domain.references import TenantReferencePolicy
-from ..service import InvoiceStatus, MappedVersion, PaymentKey, Repositories, SeenPayment
+from ..service import (
+    InvoiceStatus,
+    MappedRow,
+    MappedVersion,
+    PaymentKey,
+    Repositories,
+    SeenPayment,
+)
 
 
 class PgInvoiceRepository:
@@ -19,46 +25,42 @@ class PgInvoiceRepository:
     def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
         self.conn = conn
 
-    async def lock(self, invoice_id: str) -> MappedVersion | None:
-        """The invoice's last mapped version, locked until the transaction ends."""
-        row = await self.conn.fetchrow(
-            "SELECT version, status, created_emitted FROM invoices WHERE invoice_id = $1 "
-            "FOR UPDATE",
-            invoice_id,
+    async def lock(self, invoice_ids: list[str]) -> dict[str, MappedVersion]:
+        """The invoices' last mapped versions, locked until the transaction ends (in id order,
+        so two transactions never wait for each other in a circle)."""
+        rows = await self.conn.fetch(
+            "SELECT invoice_id, version, status, created_emitted FROM invoices "
+            "WHERE invoice_id = ANY($1::text[]) ORDER BY invoice_id FOR UPDATE",
+            invoice_ids,
         )
-        if row is None:
-            return None
-        return MappedVersion(
-            version=row["version"],
-            status=InvoiceStatus(row["status"]),
-            created_emitted=row["created_emitted"],
-        )
+        return {
+            row["invoice_id"]: MappedVersion(
+                version=row["version"],
+                status=InvoiceStatus(row["status"]),
+                created_emitted=row["created_emitted"],
+            )
+            for row in rows
+        }
 
-    async def record(
-        self,
-        *,
-        invoice_id: str,
-        tenant_id: str,
-        version: str,
-        number: str | None,
-        errors: tuple[ValidationIssue, ...],
-    ) -> None:
-        """Upsert the row; ``created_emitted`` becomes and stays true once a version is created."""
-        status = InvoiceStatus.REJECTED if errors else InvoiceStatus.CREATED
+    async def record(self, rows: list[MappedRow]) -> None:
+        """Upsert the rows (one per invoice); ``created_emitted`` becomes and stays true once
+        a version is created."""
         await self.conn.execute(
             """INSERT INTO invoices (invoice_id, tenant_id, version, status, number, errors,
                                     created_emitted)
-               VALUES ($1, $2, $3, $4, $5, $6::jsonb, $4 = 'created')
+               SELECT i, t, v, s, n, e::jsonb, s = 'created'
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                           $6::text[]) AS x(i, t, v, s, n, e)
                ON CONFLICT (invoice_id) DO UPDATE SET version = EXCLUDED.version,
                    status = EXCLUDED.status, number = EXCLUDED.number, errors = EXCLUDED.errors,
                    created_emitted = invoices.created_emitted OR EXCLUDED.created_emitted,
                    updated_at = now()""",
-            invoice_id,
-            tenant_id,
-            version,
-            status.value,
-            number,
-            json.dumps([i.model_dump() for i in errors]) if errors else None,
+            [r.invoice_id for r in rows],
+            [r.tenant_id for r in rows],
+            [r.version for r in rows],
+            [(InvoiceStatus.REJECTED if r.errors else InvoiceStatus.CREATED).value for r in rows],
+            [r.number for r in rows],
+            [json.dumps([i.model_dump() for i in r.errors]) if r.errors else None for r in rows],
         )
 
 
@@ -124,6 +126,23 @@ class PgPaymentRepository:
         )
 
 
+def _policy(row: asyncpg.Record) -> TenantReferencePolicy:
+    return TenantReferencePolicy(
+        tenant_id=row["tenant_id"],
+        policy=ReferencePolicy(
+            kind=ReferenceKind(row["kind"]),
+            ocr_control=OcrControl(row["ocr_control"]),
+            ocr_lengths=tuple(row["ocr_lengths"]),
+            ocr_length_digit=row["ocr_length_digit"],
+            kid_algorithm=KidAlgorithm(row["kid_algorithm"]),
+            kid_length=row["kid_length"],
+            kid_allow_dash=row["kid_allow_dash"],
+            factor_layout=row["factor_layout"],
+        ),
+        factoring_number=row["factoring_number"],
+    )
+
+
 class PgReferencePolicyRepository:
     """The tenants' payment-reference policies in ``reference_policies``."""
 
@@ -132,25 +151,14 @@ class PgReferencePolicyRepository:
 
     async def get(self, tenant_id: str) -> TenantReferencePolicy | None:
         """The tenant's stored policy, or None when it has none."""
-        row = await self.conn.fetchrow(
-            "SELECT * FROM reference_policies WHERE tenant_id = $1", tenant_id
+        return (await self.of_tenants([tenant_id])).get(tenant_id)
+
+    async def of_tenants(self, tenant_ids: list[str]) -> dict[str, TenantReferencePolicy]:
+        """The stored policies of those tenants that have one."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM reference_policies WHERE tenant_id = ANY($1::text[])", tenant_ids
         )
-        if row is None:
-            return None
-        return TenantReferencePolicy(
-            tenant_id=row["tenant_id"],
-            policy=ReferencePolicy(
-                kind=ReferenceKind(row["kind"]),
-                ocr_control=OcrControl(row["ocr_control"]),
-                ocr_lengths=tuple(row["ocr_lengths"]),
-                ocr_length_digit=row["ocr_length_digit"],
-                kid_algorithm=KidAlgorithm(row["kid_algorithm"]),
-                kid_length=row["kid_length"],
-                kid_allow_dash=row["kid_allow_dash"],
-                factor_layout=row["factor_layout"],
-            ),
-            factoring_number=row["factoring_number"],
-        )
+        return {row["tenant_id"]: _policy(row) for row in rows}
 
     async def save(self, policy: TenantReferencePolicy) -> None:
         """Create or replace the tenant's policy."""

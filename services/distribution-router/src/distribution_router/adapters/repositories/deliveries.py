@@ -92,7 +92,7 @@ class PgDeliveryRepository:
     async def claim(self, tenant_id: str, invoice_id: str) -> ClaimedDelivery | None:
         """The delivery, locked until the transaction ends."""
         row = await self.conn.fetchrow(
-            "SELECT status, customer_key, invoice, route FROM deliveries "
+            "SELECT status, customer_key, invoice, route, document_sha256, errors FROM deliveries "
             "WHERE invoice_id = $1 AND tenant_id = $2 FOR UPDATE",
             invoice_id,
             tenant_id,
@@ -104,6 +104,7 @@ class PgDeliveryRepository:
             customer_key=row["customer_key"],
             invoice=Invoice.model_validate_json(row["invoice"]),
             routes=routes_from(row["route"]),
+            document_sha256=row["document_sha256"] if not row["errors"] else None,
         )
 
     async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> None:
