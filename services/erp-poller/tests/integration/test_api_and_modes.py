@@ -251,7 +251,7 @@ async def test_a_backfill_is_queued_and_its_progress_shown(api, pool, sandbox, b
     make_invoices(sandbox, company.token, 3)
     cid = f"{tenant}-fx"
     body = connection_body(cid, sandbox, company.token)
-    body["cutoff_at"] = "2999-01-01T00:00:00+00:00"
+    body["cutoff_at"] = "2099-01-01T00:00:00+00:00"  # far ahead: nothing is polled
     await client.put(f"/api/v1/connections/{cid}", json=body, headers=auth)
 
     naive = await client.post(
@@ -526,3 +526,27 @@ async def test_each_connection_can_have_its_own_schedule(api, pool, sandbox, box
         "SELECT next_poll_at - last_poll_at AS gap FROM connections WHERE connection_id = 'hourly'"
     )
     assert dt.timedelta(minutes=59) < row["gap"] < dt.timedelta(minutes=61)
+
+
+@pytest.mark.parametrize(
+    ("change", "loc"),
+    [
+        ({"cutoff_at": "9999-12-31T00:00:00+00:00"}, ["body", "cutoff_at"]),
+        (
+            {"credentials": {f"k{n}": "v" for n in range(21)}, "token": None},
+            ["body", "credentials"],
+        ),
+        ({"token": "x" * 20_001}, ["body", "token"]),
+        ({"base_url": "https://" + "a" * 2000 + ".example"}, ["body", "base_url"]),
+    ],
+)
+async def test_every_field_of_a_connection_is_bounded(api, pool, sandbox, change, loc):
+    client, _ = api
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    auth = await token_for(pool, tenant)
+    body = {**connection_body("bounded", sandbox, "tok"), **change}
+    body = {k: v for k, v in body.items() if v is not None}
+    answer = await client.put("/api/v1/connections/bounded", json=body, headers=auth)
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"][:2] == loc
+    assert "x" * 100 not in answer.text  # the value is not echoed
