@@ -310,6 +310,7 @@ class CompanyIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     token: str | None = Field(default=None, min_length=8, max_length=500)
     organisation_number: str = ""
+    rate_limited: bool = True
 
 
 class AuthorizationIn(BaseModel):
@@ -344,7 +345,9 @@ def _admin_router(state: FortnoxState) -> APIRouter:
     @router.post("/companies", status_code=201)
     async def create_company(body: CompanyIn) -> dict[str, str]:
         try:
-            company, token = state.create_company(body.name, body.token, body.organisation_number)
+            company, token = state.create_company(
+                body.name, body.token, body.organisation_number, rate_limited=body.rate_limited
+            )
         except TokenInUseError as exc:
             raise HTTPException(409, str(exc)) from exc
         return {"company_id": company.company_id, "token": token, "name": company.name}

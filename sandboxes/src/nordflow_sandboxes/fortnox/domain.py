@@ -540,6 +540,8 @@ class Company:
     organisation_number: str
     database_number: int
     created: datetime
+    # False for a company made for load tests: its tokens skip the rate limit.
+    rate_limited: bool = True
     customers: dict[str, Customer] = field(default_factory=dict)
     invoices: dict[int, Invoice] = field(default_factory=dict)
     payments: dict[int, Payment] = field(default_factory=dict)
