@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from nordflow_connectors import egress
 from nordflow_connectors.oauth import InMemoryTokenStore, OAuthError, OAuthSession, Tokens
 from nordflow_connectors.resilience import SlidingWindowLimiter, send_with_retries
 from nordflow_schemas.invoice import Address, Party
@@ -273,6 +274,7 @@ class _VismaEAccountingWriter:
             SecretStr(str(company["client_secret"])),
             InMemoryTokenStore(expired),
             timeout=TIMEOUT,
+            transport=egress.guarded_transport(allow=True),  # the local sandbox
         )
         self.http = httpx.AsyncClient(base_url=f"{root}/v2/", timeout=TIMEOUT)
         self.limiter = SlidingWindowLimiter(*VISMA_EACCOUNTING_WRITER_LIMIT)

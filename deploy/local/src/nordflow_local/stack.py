@@ -51,13 +51,14 @@ SERVICES: tuple[str, ...] = (
 # a variable already set in the caller's environment wins.
 SERVICE_ENV: dict[str, dict[str, str]] = {
     # Locally the 24-48 h closing delay would hide the journey's last step.
-    "ledger-closer": {"CLOSING_DELAY_SECONDS": "0"},
+    "ledger-closer": {"CLOSING_DELAY_SECONDS": "0", "ALLOW_INTERNAL_URLS": "true"},
     # Hand files over quickly and read settlement files every few seconds (production: a
     # backoff from 5 s, hourly settlements), so the demo's closing follows at once.
     "factoring-gateway": {
         "UPLOAD_RETRY_INITIAL_SECONDS": "1",
         "RECEIPT_POLL_SECONDS": "0.2",
         "SETTLEMENT_POLL_SECONDS": "5",
+        "ALLOW_INTERNAL_URLS": "true",  # the factor sandbox listens on loopback
     },
     # Poll every few seconds so a hand-made invoice shows up quickly (production: 30 s); the
     # sandboxes are on loopback, which the tenant API refuses in production.
@@ -65,6 +66,9 @@ SERVICE_ENV: dict[str, dict[str, str]] = {
     # The panel is served over plain HTTP on loopback: its session cookie cannot be Secure.
     "control-panel": {"SESSION_COOKIE_SECURE": "false"},
 }
+
+# The services that seal (mapper) or open (the others) consumers' personal numbers.
+PERSONAL_DATA_SERVICES = frozenset({"mapper", "distribution-router", "factoring-gateway"})
 
 # Another service's URL a service is given (it links to that service's API): service →
 # (variable, the other service).
@@ -350,6 +354,12 @@ class Stack:
 
             # Kept across down/up: data encrypted with it stays in data/postgres.
             loaded["encryption_key"] = Fernet.generate_key().decode("ascii")
+        if "personal_data_key" not in loaded:
+            from cryptography.fernet import Fernet
+
+            # The mapper seals consumers' personal numbers with it; distribution-router and
+            # factoring-gateway open them (decision 0010). Kept like the encryption key.
+            loaded["personal_data_key"] = Fernet.generate_key().decode("ascii")
         loaded.setdefault("tokens", {})
         loaded.setdefault("ports", {})
         loaded["state_dir"] = str(self.state_dir)
@@ -472,6 +482,8 @@ class Stack:
             "OTEL_SERVICE_NAME": service_of(name),
             "ENCRYPTION_KEY": state["encryption_key"],
         }
+        if name in PERSONAL_DATA_SERVICES:
+            specific["PERSONAL_DATA_KEY"] = state["personal_data_key"]
         for sandbox in SANDBOXES:
             for service, variable, template in sandbox.service_env:
                 if service == service_of(name) and sandbox.process_name in state.get("ports", {}):

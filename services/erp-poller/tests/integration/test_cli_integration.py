@@ -154,3 +154,42 @@ def test_a_tenant_is_set_up_and_operated_from_the_command_line(
     code, out, _ = run(capsys, "tokens", "create", tenant, "--name", "cli")
     assert code == 0
     assert out.strip().startswith("nf_")
+
+
+@pytest.mark.usefixtures("env")
+def test_tokens_are_created_listed_and_revoked_from_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "tokens",
+        "create",
+        "acme",
+        "--name",
+        "dash",
+        "--scope",
+        "read",
+        "--expires-days",
+        "30",
+    )
+    assert code == 0
+    token = out.strip()
+    assert token.startswith("nf_")
+    code, out, _ = run(capsys, "tokens", "list", "acme")
+    assert code == 0
+    [line] = [entry for entry in out.splitlines() if "name=dash" in entry]
+    token_id = line.split()[0]
+    assert "scope=read" in line
+    assert line.endswith("active")
+    assert token not in out  # never listed
+    code, out, _ = run(capsys, "tokens", "revoke", token_id)
+    assert (code, out.strip()) == (0, f"revoked {token_id}")
+    code, out, _ = run(capsys, "tokens", "list")
+    assert next(e for e in out.splitlines() if e.startswith(token_id)).endswith("revoked")
+    code, _, err = run(capsys, "tokens", "revoke", token_id)
+    assert code == 1
+    assert "no active token" in err
+    code, _, err = run(capsys, "tokens", "create", "Not A Tenant")
+    assert code == 2
+    code, _, err = run(capsys, "tokens", "create", "--operator")
+    assert code == 2  # only the control panel issues operators' tokens

@@ -44,6 +44,10 @@ async def build_deps(resources: Resources) -> Deps:
         raise TypeError(f"ledger-closer needs its own Settings, not {type(settings).__name__}")
     return Deps(
         repositories=partial(pg_repositories, pool=resources.pool),
-        writers=Writers(SecretBox(settings.encryption_key), resources.pool),
+        writers=Writers(
+            SecretBox(settings.encryption_key),
+            resources.pool,
+            allow_internal=settings.allow_internal_urls,
+        ),
         closing_delay=dt.timedelta(seconds=settings.closing_delay_seconds),
     )

@@ -76,6 +76,7 @@ def app_for(
             database_url=SecretStr(database_url),
             encryption_key=SecretStr(encryption_key or Fernet.generate_key().decode()),
             closing_delay_seconds=closing_delay_seconds,
+            allow_internal_urls=True,  # the Fortnox sandbox listens on loopback
         )
     )
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import SecretStr
 
+from . import egress
 from .oauth import OAuthSession
 from .resilience import Limiter, PartnerError, SlidingWindowLimiter, send_with_retries
 
@@ -59,7 +60,7 @@ class FortnoxClient:
     ) -> None:
         if not 1 <= page_size <= 500:
             raise ValueError("page_size must be 1..500 (Fortnox's limit)")
-        self._http = httpx.AsyncClient(
+        self._http = egress.client(
             base_url=base_url.rstrip("/") + "/3/",
             timeout=timeout,
             transport=transport,

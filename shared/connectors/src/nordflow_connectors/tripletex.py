@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from . import egress
 from .resilience import Limiter, PartnerError, SlidingWindowLimiter, send_with_retries
 
 DEFAULT_BASE_URL = "https://tripletex.no"
@@ -56,7 +57,7 @@ class TripletexClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         root = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
+        self._http = egress.client(
             base_url=(root if root.endswith("/v2") else f"{root}/v2") + "/",
             timeout=timeout,
             transport=transport,

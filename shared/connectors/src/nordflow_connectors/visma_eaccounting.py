@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from . import egress
 from .oauth import OAuthSession
 from .resilience import Limiter, PartnerError, SlidingWindowLimiter, send_with_retries
 
@@ -130,7 +131,7 @@ class VismaEAccountingClient:
         transport: httpx.AsyncBaseTransport | None = None,
         limiter_for: Callable[[str], Limiter] | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
+        self._http = egress.client(
             base_url=base_url.rstrip("/") + "/v2/",
             timeout=timeout,
             transport=transport,

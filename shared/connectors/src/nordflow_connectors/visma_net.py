@@ -14,6 +14,7 @@ import httpx
 from nordflow_schemas.money import CENT
 from pydantic import SecretStr
 
+from . import egress
 from .resilience import PartnerError, SlidingWindowLimiter, retry_after_seconds, send_with_retries
 
 DEFAULT_BASE_URL = "https://api.finance.visma.net"
@@ -151,7 +152,7 @@ class VismaNetClient:
         headers = {"Accept": "application/json"}
         if company_id:
             headers[COMPANY_HEADER] = company_id
-        self._http = httpx.AsyncClient(
+        self._http = egress.client(
             base_url=base_url.rstrip("/") + "/v1/",
             timeout=timeout,
             transport=transport,

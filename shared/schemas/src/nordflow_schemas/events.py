@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -10,9 +9,13 @@ from pydantic import Field
 
 from .common import (
     Amount,
+    Code,
     ConnectionMode,
     CurrencyCode,
     Frozen,
+    Label,
+    Message,
+    SaneDate,
     SourceRef,
     SourceSystem,
     TenantId,
@@ -143,9 +146,9 @@ class InvoiceUpdated(EventBody):
 class ValidationIssue(Frozen):
     """One problem with a document: the field, the rule it breaks, and a readable message."""
 
-    field: str = Field(description="Dotted path of the field in the source document")
-    rule: str = Field(description="Rule id, e.g. BR-CO-15 or NF-REQUIRED")
-    message: str
+    field: Label = Field(description="Dotted path of the field in the source document")
+    rule: Label = Field(description="Rule id, e.g. BR-CO-15 or NF-REQUIRED")
+    message: Message
 
 
 class InvoiceRejected(EventBody):
@@ -184,7 +187,7 @@ class InvoiceFactoringDecided(EventBody):
 
     number: str
     eligible: bool
-    reason: str = Field(description="'eligible', or why not (e.g. the currency is not covered)")
+    reason: Message = Field(description="'eligible', or why not (e.g. the currency is not covered)")
     agreement_id: str | None = None
     agreement_kind: AgreementKind | None = None
     provider: str | None = None
@@ -230,7 +233,7 @@ class InvoiceTransferFailed(EventBody):
     agreement_id: str | None = None
     batch_id: str | None = None
     file_serial: int | None = None
-    reason: str
+    reason: Message
     failed_at: Timestamp
 
 
@@ -247,7 +250,7 @@ class ChannelFallback(Frozen):
     """A channel that refused an invoice for good, so the next cheapest one was tried."""
 
     channel: Channel
-    reason: str
+    reason: Message
 
 
 class InvoiceDistributed(EventBody):
@@ -285,7 +288,7 @@ class InvoiceDeliveryUncertain(EventBody):
     document_format: str
     recipient: str
     reference: str = Field(description="The attempt's idempotency key (the e-mail's Message-ID)")
-    reason: str
+    reason: Message
     detected_at: Timestamp
 
 
@@ -318,11 +321,11 @@ class PaymentReceived(EventBody):
     """Money arrived against an invoice (bank, factor settlement, provider report)."""
 
     source: SourceRef = Field(description="The invoice in the ERP the payment is booked on")
-    payment_id: str
+    payment_id: Code
     amount: Amount
     currency: CurrencyCode
-    paid_on: dt.date
-    payer: str
+    paid_on: SaneDate
+    payer: Label
     reference: str | None = None
     fee_amount: Amount | None = Field(
         default=None, description="A provider's fee withheld from the payment (settlements)"

@@ -44,7 +44,7 @@ from ..domain.channels import (
 from ..domain.deliveries import DeliveryStatus, NewDelivery, not_sent_reason
 from ..domain.documents import Handling, Rendered, TravelledAttachment
 from ..domain.masking import personal_number
-from ..domain.sending import Attachment
+from ..domain.sending import Attachment, never_sendable
 from . import holds
 from .ports import CapabilityLookup, ConsumerRegistry, DocumentValidator, Partners, Repositories
 
@@ -262,7 +262,7 @@ async def distribute_invoice(
     rendered: Rendered | None = None
     if first.channel is Channel.PEPPOL or event.test_mode:
         rendered = await render(partners, first, invoice)
-    errors = rendered.errors if rendered is not None else ()
+    errors = (*never_sendable(invoice), *(rendered.errors if rendered is not None else ()))
     due_at: dt.datetime | None = None
     status: DeliveryStatus
     if errors:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import httpx
+from nordflow_connectors import egress
 from nordflow_connectors.budget import PgRateBudget, budget_key, per_endpoint
 from nordflow_connectors.client_credentials import ClientCredentialsSession
 from nordflow_connectors.fortnox import FortnoxClient
@@ -384,9 +386,12 @@ class SirvoySource:
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """Tuning for the clients (tests page small; None keeps each API's usual page size)."""
+    """Tuning for the clients (tests page small; None keeps each API's usual page size), and
+    whether they may reach internal addresses (``ALLOW_INTERNAL_URLS``: local sandboxes;
+    None follows the process's policy, ``nordflow_connectors.egress.allow_internal``)."""
 
     page_size: int | None = None
+    allow_internal: bool | None = None
 
 
 def open_source(
@@ -407,6 +412,11 @@ def open_source(
         )
     credentials = parse_credentials(connection.system, box.open(connection.token_sealed))
     size = options.page_size
+
+    def guarded() -> httpx.AsyncHTTPTransport:
+        # Base URLs and token URLs are the tenant's: only public addresses, after DNS.
+        return egress.guarded_transport(allow=options.allow_internal)
+
     if isinstance(credentials, VismaEAccountingCredentials | FortnoxOAuthCredentials):
         initial = Tokens(
             access_token=SecretStr(""),  # expired at once: the first use refreshes
@@ -418,6 +428,7 @@ def open_source(
             credentials.client_id,
             credentials.client_secret,
             PgTokenStore(pool, box, connection.connection_id, connection.tenant_id, initial),
+            transport=guarded(),
         )
         if isinstance(credentials, FortnoxOAuthCredentials):
             fortnox = FortnoxClient(
@@ -425,6 +436,7 @@ def open_source(
                 session,
                 page_size=size or 100,
                 limiter=fortnox_budget(pool, connection.connection_id),
+                transport=guarded(),
             )
             return FortnoxSource(fortnox, session)
         client = VismaEAccountingClient(
@@ -434,6 +446,7 @@ def open_source(
             limiter_for=per_endpoint(
                 pool, "visma-eaccounting", credentials.client_id, *VISMA_EACCOUNTING_BUDGET
             ),
+            transport=guarded(),
         )
         return VismaEAccountingSource(client, session)
     if isinstance(credentials, VismaNetClientCredentials):
@@ -443,6 +456,7 @@ def open_source(
             credentials.client_secret,
             scope=credentials.scope,
             tenant_id=credentials.tenant_id,
+            transport=guarded(),
         )
         return VismaNetSource(
             VismaNetClient(
@@ -451,6 +465,7 @@ def open_source(
                 credentials.company_id,
                 api_timezone=credentials.api_timezone,
                 page_size=size or 100,
+                transport=guarded(),
             ),
             tokens,
         )
@@ -462,11 +477,17 @@ def open_source(
                 credentials.company_id,
                 api_timezone=credentials.api_timezone,
                 page_size=size or 100,
+                transport=guarded(),
             )
         )
     if isinstance(credentials, SirvoyCredentials):
         return SirvoySource(
-            SirvoyClient(connection.base_url, credentials.api_token, page_size=size or 100)
+            SirvoyClient(
+                connection.base_url,
+                credentials.api_token,
+                page_size=size or 100,
+                transport=guarded(),
+            )
         )
     assert isinstance(credentials, TokenCredentials)
     return FortnoxSource(
@@ -475,6 +496,7 @@ def open_source(
             credentials.token,
             page_size=size or 100,
             limiter=fortnox_budget(pool, connection.connection_id),
+            transport=guarded(),
         )
     )
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from nordflow_connectors.egress import url_problem
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 from nordflow_schemas.events import Flow
 
@@ -193,14 +192,8 @@ def window_start(connection: Connection, overlap: dt.timedelta) -> dt.datetime:
 
 def internal_host(url: str) -> bool:
     """Whether a URL names this machine or a private network by literal address or name: a
-    tenant must not make the poller call into the cluster (its errors come back to them)."""
-    host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    if host == "localhost" or host.endswith((".localhost", ".local", ".internal", ".svc")):
-        return True
-    if "." not in host and ":" not in host:
-        return True  # a bare name resolves inside the cluster
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
+    tenant must not make the poller call into the cluster (its errors come back to them).
+
+    The form only, for a 422 on the field; every connection is checked again on the address
+    it resolves to (``nordflow_connectors.egress``)."""
+    return url_problem(url) is not None

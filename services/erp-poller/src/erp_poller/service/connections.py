@@ -86,6 +86,13 @@ async def save_connection(
                 "token", f"{system.value}: must hold the credentials as a JSON object"
             ) from None
     assert credentials is not None
+    token_url = credentials.get("token_url")
+    if not allow_internal_urls and isinstance(token_url, str) and internal_host(token_url):
+        raise InvalidInputError(
+            "credentials.token_url",
+            "must be the token endpoint's public address, not a loopback, private or "
+            "cluster-internal one",
+        )
     sealed = secrets.seal(seal_form(system, credentials))
     await repos.connections.add(
         ConnectionConfig(

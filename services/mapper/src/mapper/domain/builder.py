@@ -74,7 +74,9 @@ class AccountingVat(NamedTuple):
 
 def never_raises(field: str) -> Callable[[SourceMapper], SourceMapper]:
     """A last guard around a source mapper: an arithmetic error (a number no check foresaw)
-    becomes an NF-NUMBER issue on ``field`` instead of stopping the consumer."""
+    becomes an NF-NUMBER issue on ``field``, and a value the canonical model refuses where
+    no check named it first (text with control characters, an overlong one, a date out of
+    range) NF-SCHEMA issues naming the model's fields, instead of stopping the consumer."""
 
     def decorate(mapper: SourceMapper) -> SourceMapper:
         @wraps(mapper)
@@ -83,6 +85,8 @@ def never_raises(field: str) -> Callable[[SourceMapper], SourceMapper]:
                 return mapper(event)
             except ArithmeticError as exc:
                 return [ValidationIssue(field=field, rule="NF-NUMBER", message=str(exc))]
+            except ValidationError as exc:
+                return schema_issues(exc, field)
 
         return guarded
 

@@ -9,11 +9,18 @@ from contextlib import contextmanager
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from nordflow_runtime.http import request_deps
+from nordflow_runtime.http import PathId, request_deps
 from nordflow_runtime.tenants import Tenant
-from nordflow_schemas.common import ConnectionMode, SourceSystem
+from nordflow_schemas.common import Code, ConnectionMode, SaneTimestamp, SourceSystem
 from nordflow_schemas.events import Flow
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    UrlConstraints,
+)
 
 from ...deps import Deps
 from ...domain.connections import (
@@ -63,17 +70,22 @@ class ConnectionIn(BaseModel):
 
     connection_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
     system: SourceSystem
-    base_url: AnyHttpUrl
+    base_url: Annotated[AnyHttpUrl, UrlConstraints(max_length=2000)]
     token: SecretStr | None = Field(
         default=None,
+        max_length=20_000,
         description=(
             "Fortnox: the access token or its OAuth credentials as JSON text; Winner / "
             "on-premise: the push signing secret; other systems: their credentials as a JSON "
             "text. Give this or `credentials`. Stored encrypted, never shown"
         ),
     )
-    credentials: dict[str, SecretStr] | None = Field(
+    credentials: (
+        dict[Annotated[str, Field(max_length=64)], Annotated[SecretStr, Field(max_length=10_000)]]
+        | None
+    ) = Field(
         default=None,
+        max_length=20,
         description=(
             "The source system's credentials by key (write-only, stored encrypted): "
             "visma-eaccounting client_id, client_secret, refresh_token, token_url; visma-net "
@@ -84,7 +96,7 @@ class ConnectionIn(BaseModel):
         ),
     )
     mode: ConnectionMode = ConnectionMode.TEST
-    cutoff_at: AwareDatetime | None = Field(
+    cutoff_at: SaneTimestamp | None = Field(
         default=None, description="Documents last modified before this are not fetched"
     )
     poll_interval_seconds: int | None = Field(
@@ -154,7 +166,7 @@ class SyncIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int | None = Field(default=None, ge=1, le=1000)
-    documents: list[str] = Field(default_factory=list, max_length=1000)
+    documents: list[Code] = Field(default_factory=list, max_length=1000)
 
 
 class SyncOut(BaseModel):
@@ -177,7 +189,7 @@ class BackfillIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime = Field(description="Documents modified at or after this are re-read")
+    since: SaneTimestamp = Field(description="Documents modified at or after this are re-read")
 
 
 class BackfillOut(BaseModel):
@@ -300,7 +312,7 @@ async def sync(connection_id: str, body: SyncIn, tenant: Tenant, deps: AppDeps) 
 
 @router.get("/connections/{connection_id}/sync/{request_id}")
 async def sync_status(
-    connection_id: str, request_id: int, tenant: Tenant, deps: AppDeps
+    connection_id: str, request_id: PathId, tenant: Tenant, deps: AppDeps
 ) -> SyncOut:
     """Where a sync request stands."""
     found = await _run(deps, connections.sync_request, tenant, connection_id, request_id)
@@ -319,7 +331,7 @@ async def backfill(
 
 @router.get("/connections/{connection_id}/backfill/{request_id}")
 async def backfill_status(
-    connection_id: str, request_id: int, tenant: Tenant, deps: AppDeps
+    connection_id: str, request_id: PathId, tenant: Tenant, deps: AppDeps
 ) -> BackfillOut:
     """Where a backfill stands: listed and emitted so far, done or error."""
     found = await _run(deps, connections.backfill_request, tenant, connection_id, request_id)

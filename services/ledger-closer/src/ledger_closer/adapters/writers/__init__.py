@@ -8,6 +8,8 @@ import datetime as dt
 from typing import Any, Protocol
 
 import asyncpg
+import httpx
+from nordflow_connectors import egress
 from nordflow_connectors.budget import PgRateBudget, budget_key, per_endpoint
 from nordflow_connectors.client_credentials import ClientCredentialsSession
 from nordflow_connectors.fortnox import FortnoxClient
@@ -73,9 +75,14 @@ class Writers:
     service's ``oauth_tokens`` under an advisory lock shared by its replicas.
     """
 
-    def __init__(self, box: SecretBox, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, box: SecretBox, pool: asyncpg.Pool, *, allow_internal: bool | None = None
+    ) -> None:
         self.box = box
         self.pool = pool
+        # ALLOW_INTERNAL_URLS (None: the process's policy): connections reach only public
+        # addresses, checked after DNS (``nordflow_connectors.egress``).
+        self.allow_internal = allow_internal
         self.writers: dict[str, tuple[dt.datetime | None, Any]] = {}
 
     async def _cached(self, connection: WriteConnection) -> Any:
@@ -112,8 +119,15 @@ class Writers:
             lock_namespace=LOCK_NAMESPACE,
         )
         return OAuthSession(
-            credentials.token_url, credentials.client_id, credentials.client_secret, store
+            credentials.token_url,
+            credentials.client_id,
+            credentials.client_secret,
+            store,
+            transport=self._transport(),
         )
+
+    def _transport(self) -> httpx.AsyncHTTPTransport:
+        return egress.guarded_transport(allow=self.allow_internal)
 
     def _open(self, connection: WriteConnection) -> Any:
         system = WriteSystem(connection.system)
@@ -126,10 +140,16 @@ class Writers:
             if isinstance(credentials, OAuthCredentials):
                 session = self._session(connection, credentials)
                 return FortnoxWriter(
-                    FortnoxClient(connection.base_url, session, limiter=budget), session
+                    FortnoxClient(
+                        connection.base_url, session, limiter=budget, transport=self._transport()
+                    ),
+                    session,
                 )
             assert isinstance(credentials, SecretStr)
-            return FortnoxWriter(FortnoxClient(connection.base_url, credentials, limiter=budget))
+            fortnox = FortnoxClient(
+                connection.base_url, credentials, limiter=budget, transport=self._transport()
+            )
+            return FortnoxWriter(fortnox)
         if system is WriteSystem.TRIPLETEX:
             assert isinstance(credentials, TripletexTokens)
             limit, window = TRIPLETEX_BUDGET
@@ -142,6 +162,7 @@ class Writers:
                     credentials.consumer_token,
                     credentials.employee_token,
                     limiter=budget,
+                    transport=self._transport(),
                 )
             )
         if system is WriteSystem.VISMA_EACCOUNTING:
@@ -152,7 +173,12 @@ class Writers:
                 self.pool, system.value, credentials.client_id, limit, window
             )
             return EAccountingWriter(
-                VismaEAccountingClient(connection.base_url, session, limiter_for=limiter_for),
+                VismaEAccountingClient(
+                    connection.base_url,
+                    session,
+                    limiter_for=limiter_for,
+                    transport=self._transport(),
+                ),
                 session,
             )
         if isinstance(credentials, VismaNetClientCredentials):
@@ -162,12 +188,20 @@ class Writers:
                 credentials.client_secret,
                 scope=credentials.scope,
                 tenant_id=credentials.tenant_id,
+                transport=self._transport(),
             )
-            client = VismaNetClient(connection.base_url, tokens, credentials.company_id)
+            client = VismaNetClient(
+                connection.base_url, tokens, credentials.company_id, transport=self._transport()
+            )
             return VismaNetWriter(client, tokens)
         if isinstance(credentials, VismaNetToken):
             return VismaNetWriter(
-                VismaNetClient(connection.base_url, credentials.token, credentials.company_id)
+                VismaNetClient(
+                    connection.base_url,
+                    credentials.token,
+                    credentials.company_id,
+                    transport=self._transport(),
+                )
             )
         raise UnpostableError(f"no ledger writer for {connection.system!r}")
 
