@@ -8,10 +8,10 @@ RUN := $(UV) run --frozen
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 OPENAPI := docs/api/control-panel.openapi.json
 
-.PHONY: help setup demo test lint generate up down status bench chaos clean
+.PHONY: help setup demo test lint generate up down status bench bench-quick chaos clean
 
 help:
-	@echo "make demo | test | up | status | down | lint | generate | bench | chaos | clean"
+	@echo "make demo | test | up | status | down | lint | generate | bench | bench-quick | chaos | clean"
 
 # Installs uv (PyPI) when missing, the locked Python environment, kustomize (Go proxy), and
 # Debian's Chromium for the control panel's browser tests (never a browser download).
@@ -27,7 +27,9 @@ demo: setup
 	@$(RUN) nordflow-local up
 	@$(RUN) python -m nordflow_local.demo
 
-test: setup lint
+# The benchmark's quick mode runs first, so that it cannot rot (it asserts only that it
+# completes and that every partner sandbox received what was sent); then the tests.
+test: setup lint bench-quick
 	@$(RUN) pytest
 
 lint: setup
@@ -51,9 +53,15 @@ down:
 status:
 	@$(RUN) nordflow-local status
 
+# Prints numbers, asserts none (bench/README.md); its own stack in .local/bench.
 bench: setup
 	@$(RUN) python bench/documents.py
 	@$(RUN) python bench/pipeline.py
+
+# A few hundred invoices, its own stack in .local/bench-quick (removed afterwards).
+bench-quick: setup
+	@$(RUN) python bench/documents.py --documents 20
+	@$(RUN) python bench/pipeline.py --quick
 
 # The full fault run (a few hundred invoices, random crashes of services, the broker and the
 # database; SEED=N replays one), the recovery times, and the three-broker cluster run in

@@ -1,16 +1,20 @@
-"""Nordflow benchmark: the broker's raw rate next to the rate of invoices through the system.
+"""Nordflow benchmark: the broker's raw loop, every stage's rate next to it, latency under a
+steady load, and the same with two replicas, from one run on one local stack.
 
-Run with `make bench` (or `uv run --frozen python bench/pipeline.py --help`). It starts its
-own local stack in `<repo>/.local/bench` (Kafka, PostgreSQL, the Fortnox sandbox and the five
-services; `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` point it at existing ones instead), then:
+Run with `make bench` (or `make bench-quick`; `uv run --frozen python bench/pipeline.py
+--help`). It starts its own stack in `<repo>/.local/bench` (`.local/bench-quick` for
+`--quick`), then:
 
-1. raw broker: produces N ~1 KB CloudEvents-style records to a fresh 6-partition topic with
-   the project's producer settings, and times a consumer group that relays them batch by
-   batch (`getmany`, re-produce with the idempotent producer, await the acks, commit) into a
-   second topic. Both topics are deleted at the end.
-2. pipeline: M invoices in a fresh Fortnox sandbox company, created before the tenant is
-   provisioned so the poller's first poll finds them all; times are read from the events'
-   `ce_time` headers on Kafka.
+1. raw broker: N ~1 KB records relayed by a consumer group batch by batch (`getmany`,
+   re-produce with the services' idempotent producer, await the acks, commit);
+2. stages: many tenants (profiles on `tenant.updated`, factoring agreements, Fortnox
+   companies without a rate limit for ledger-closer), then each service alone, fed its
+   input topic directly, with one replica and then two (`stages.py`, `workload.py`);
+3. latency: invoices offered on `erp.document.fetched` at a steady 100/s, fetched →
+   distributed per invoice, with one and two replicas of each service on the path;
+4. what every partner sandbox received, against what was sent (the run fails if they
+   differ: that is a correctness check, not a timing one);
+5. one Fortnox company through erp-poller, at Fortnox's own rate limit.
 
 It prints numbers; it asserts nothing about them. See bench/README.md.
 """
@@ -21,8 +25,10 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import math
 import os
 import random
+import shutil
 import signal
 import statistics
 import sys
@@ -31,23 +37,25 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+import stages
+import workload
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from nordflow_local.factoring import transfers_on_demand
 from nordflow_local.journey import STAGES
 from nordflow_local.kafka import ensure_topics_async
 from nordflow_local.provision import create_sandbox_company, provision_tenant
 from nordflow_local.samples import CUSTOMERS, SandboxWriter
-from nordflow_local.stack import Stack
+from nordflow_local.stack import SERVICES, Stack
 from nordflow_runtime.kafka import create_consumer, create_producer, topic_partitions
 from nordflow_runtime.settings import ServiceSettings
+from stages import LatencyResult, StageResult, say
 
 REPO = Path(__file__).resolve().parents[1]
-STATE_DIR = REPO / ".local" / "bench"
 PARTITIONS = 6
 VALUE_BYTES = 1024
 # The services' own consumer batch and poll time, so the raw loop batches like they do.
@@ -56,19 +64,13 @@ POLL_MS = int(ServiceSettings.model_fields["consumer_poll_ms"].default)
 PROGRESS_EVERY = 5.0  # seconds between progress lines while waiting
 FORTNOX_LIMIT = "25 requests / 5 s per company"
 
+# The journey's stages, by name (STAGES lists more: failures, payments).
 FETCHED, CREATED, REJECTED = "erp.document.fetched", "invoice.created", "invoice.rejected"
 TRANSFERRED, DISTRIBUTED, POSTED = (
     "invoice.transferred",
     "invoice.distributed",
     "ledger.entry.posted",
 )
-assert {FETCHED, CREATED, REJECTED, TRANSFERRED, DISTRIBUTED, POSTED} <= set(STAGES)
-
-
-def say(message: str) -> None:
-    """A progress line (stderr, so the table on stdout stays clean)."""
-    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
-    sys.stderr.flush()
 
 
 # ---------------------------------------------------------------------------- raw broker
@@ -438,14 +440,12 @@ async def pipeline_bench(
             )
             say(f"pipeline: {invoices} documents fetched and waiting; starting mapper")
             await asyncio.to_thread(stack.start_service, "mapper")
-        # The factoring window is hours away: transfers run on demand while the bench waits.
-        async with transfers_on_demand(env, [tenant_id], every=1.0):
-            await tail.wait(
-                "every invoice posted back",
-                lambda: tail.count(POSTED) >= invoices and tail.count(DISTRIBUTED) >= invoices,
-                deadline,
-                invoices,
-            )
+        await tail.wait(
+            "every invoice posted back",
+            lambda: tail.count(POSTED) >= invoices and tail.count(DISTRIBUTED) >= invoices,
+            deadline,
+            invoices,
+        )
         say(f"pipeline: done: {tail.summary(invoices)}")
     except (TimeoutError, RuntimeError) as error:
         result.complete = False
@@ -527,159 +527,510 @@ async def pipeline_bench(
     return result
 
 
-# --------------------------------------------------------------------------------- report
+# ------------------------------------------------------------------------- the whole run
 
 
-def fmt_rate(value: float | None) -> str:
+@dataclass
+class Sizes:
+    """How much each part of the run sends (full `make bench`, or `--quick`)."""
+
+    records: int = 20_000
+    tenants: int = 24
+    mapper: int = 3000
+    factoring: int = 3000
+    router: int = 200  # per channel
+    ledger: int = 400
+    ledger_companies: int = 12
+    latency_seconds: float = 10.0
+    latency_rate: float = 100.0
+    fortnox: int = 60
+    warmup: int = 100
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            records=2000,
+            tenants=4,
+            mapper=200,
+            factoring=200,
+            router=12,
+            ledger=20,
+            ledger_companies=2,
+            latency_seconds=0.5,
+            fortnox=2,
+            warmup=6,
+        )
+
+
+@dataclass
+class Run:
+    """Everything one run measured (printed, and written as JSON)."""
+
+    sizes: Sizes
+    replicas: tuple[int, ...]
+    broker: BrokerResult | None = None
+    stages: list[StageResult] = field(default_factory=list)
+    latencies: list[LatencyResult] = field(default_factory=list)
+    fortnox: PipelineResult | None = None
+    partners: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # sent, got, extra
+    errors: list[str] = field(default_factory=list)
+
+
+class Workload:
+    """The run's tenants and the records each stage is fed."""
+
+    def __init__(self, run_id: str, sizes: Sizes) -> None:
+        self.tenants = workload.make_tenants(run_id, sizes.tenants)
+        self.seed = 1000
+        self.channel_of: dict[str, str] = {}  # every invoice sent towards a partner
+        self.ledger_pool: list[workload.LedgerInvoice] = []
+        self.ledger_tokens: list[str] = []
+        self.ledger_ids: set[str] = set()
+
+    def fetched(self, n: int, seed: int) -> tuple[list[workload.Record], set[str]]:
+        batch = workload.make_batch(self.tenants, n, workload.CHANNELS, seed)
+        return list(workload.fetched_records(batch)), batch.ids
+
+    def created(self, n: int, seed: int) -> tuple[list[workload.Record], set[str]]:
+        batch = workload.make_batch(self.tenants, n, workload.CHANNELS, seed, mapped=True)
+        return list(workload.created_records(batch)), batch.ids
+
+    def for_channel(self, channel: str) -> Any:
+        def make(n: int, seed: int) -> tuple[list[workload.Record], set[str]]:
+            batch = workload.make_batch(self.tenants, n, (channel,), seed, mapped=True)
+            self.channel_of.update(batch.channels)
+            return list(workload.created_records(batch)), batch.ids
+
+        return make
+
+    def ledger(self, n: int, seed: int) -> tuple[list[workload.Record], set[str]]:
+        if len(self.ledger_pool) < n:
+            raise RuntimeError(f"only {len(self.ledger_pool)} Fortnox invoices left, need {n}")
+        taken, self.ledger_pool = self.ledger_pool[:n], self.ledger_pool[n:]
+        records, ids = workload.ledger_records(taken, seed)
+        self.ledger_ids |= ids
+        return records, ids
+
+
+async def set_up_tenants(env: dict[str, str], work: Workload, sizes: Sizes, replicas: int) -> None:
+    """Profiles on tenant.updated, a factoring agreement per tenant, PEPPOL participants and
+    bank consumers for the buyers, and Fortnox companies without a rate limit (with
+    invoices and a ledger-closer connection) for the ledger stage."""
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    await stages.produce(bootstrap, workload.profile_records(work.tenants))
+    say(f"setup: {len(work.tenants)} tenant profiles on tenant.updated")
+    async with httpx.AsyncClient(timeout=15) as http:
+        for i in range(8):  # make_batch picks among 8 buyers per channel
+            participant = f"iso6523-actorid-upis::0088:{workload.gln(i)}"
+            response = await http.put(
+                f"{env['SANDBOX_SMP_URL']}/admin/participants/{participant}",
+                json={"document_types": [workload.BIS3_INVOICE]},
+            )
+            response.raise_for_status()
+            digits = workload.personal_number(i).replace("-", "")
+            response = await http.put(
+                f"{env['SANDBOX_B2C_BANK_URL']}/sandbox/consumers/{digits}",
+                json={"accepts_all_issuers": True},
+            )
+            response.raise_for_status()
+    say("setup: 8 PEPPOL participants in the SMP, 8 consumers in the bank")
+    parallel = asyncio.Semaphore(3)
+    await asyncio.gather(
+        *(
+            stages.run_cli(
+                env,
+                "factoring-gateway",
+                "agreements",
+                "set",
+                "--tenant",
+                t.tenant_id,
+                "--provider",
+                "nordea-finans",
+                "--kind",
+                "factoring",
+                parallel=parallel,
+            )
+            for t in work.tenants
+        )
+    )
+    say(f"setup: {len(work.tenants)} factoring agreements")
+    # ledger-closer: every run of the stage needs invoices of its own in Fortnox.
+    runs = len(replicas_list(replicas))
+    warmup = max(2, sizes.warmup // 10)  # run_stages' warm-up of a job-driven stage
+    per_company = math.ceil((sizes.ledger + warmup) * runs / sizes.ledger_companies) + 1
+    fortnox = env["SANDBOX_FORTNOX_URL"]
+    connect = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        for tenant in work.tenants[: sizes.ledger_companies]:
+            response = await http.post(
+                f"{fortnox}/sandbox/companies",
+                json={"name": f"{tenant.profile.legal_name}", "rate_limited": False},
+            )
+            response.raise_for_status()
+            token = response.json()["token"]
+            work.ledger_tokens.append(token)
+            auth = {"Authorization": f"Bearer {token}"}
+            response = await http.post(
+                f"{fortnox}/3/customers",
+                json={"Customer": {"Name": "Kund AB", "OrganisationNumber": "556677-8899"}},
+                headers=auth,
+            )
+            response.raise_for_status()
+            customer = response.json()["Customer"]["CustomerNumber"]
+
+            async def invoice(auth: dict[str, str] = auth, customer: str = customer) -> Any:
+                row = {"Description": "Konsult", "DeliveredQuantity": 1, "Price": 100, "VAT": 25}
+                body = {"Invoice": {"CustomerNumber": customer, "InvoiceRows": [row]}}
+                r = await http.post(f"{fortnox}/3/invoices", json=body, headers=auth)
+                r.raise_for_status()
+                return r.json()["Invoice"]
+
+            made = await asyncio.gather(*(invoice() for _ in range(per_company)))
+            connection = tenant.connections[0]
+            work.ledger_pool += [
+                workload.LedgerInvoice(
+                    tenant.tenant_id, connection, str(i["DocumentNumber"]), Decimal(str(i["Total"]))
+                )
+                for i in made
+            ]
+            connect.append((tenant.tenant_id, connection, token))
+    # Interleave the companies, so a run spreads over every connection.
+    work.ledger_pool.sort(key=lambda inv: (int(inv.number), inv.tenant_id))
+    await asyncio.gather(
+        *(
+            stages.run_cli(
+                {**env, "BENCH_FORTNOX_TOKEN": token},
+                "ledger-closer",
+                "connections",
+                "add",
+                "--tenant",
+                tenant_id,
+                "--connection-id",
+                connection,
+                "--base-url",
+                fortnox,
+                "--token-env",
+                "BENCH_FORTNOX_TOKEN",
+                parallel=parallel,
+            )
+            for tenant_id, connection, token in connect
+        )
+    )
+    say(
+        f"setup: {len(connect)} Fortnox companies without a rate limit, "
+        f"{len(work.ledger_pool)} invoices, ledger-closer connected to each"
+    )
+
+
+def replicas_list(replicas: int) -> tuple[int, ...]:
+    return (1, 2) if replicas >= 2 else (1,)
+
+
+def stage_specs(work: Workload, sizes: Sizes) -> list[tuple[stages.StageSpec, int]]:
+    routed = ("invoice.distributed", "invoice.delivery_failed", "invoice.delivery_uncertain")
+    specs = [
+        (
+            stages.StageSpec(
+                "mapper", "mapper", ("invoice.created", "invoice.rejected"), work.fetched, 0.05
+            ),
+            sizes.mapper,
+        ),
+        (
+            stages.StageSpec(
+                "factoring-gateway",
+                "factoring-gateway",
+                ("invoice.transferred",),
+                work.created,
+                0.05,
+            ),
+            sizes.factoring,
+        ),
+    ]
+    for channel in ("email", "peppol", "paper", "b2c_bank"):
+        spec = stages.StageSpec(
+            f"distribution-router {channel}",
+            "distribution-router",
+            routed,
+            work.for_channel(channel),
+            0.5,
+        )
+        specs.append((spec, sizes.router))
+    specs.append(
+        (
+            stages.StageSpec(
+                "ledger-closer", "ledger-closer", ("ledger.entry.posted",), work.ledger, 0.5
+            ),
+            sizes.ledger,
+        )
+    )
+    return specs
+
+
+async def run_stages(
+    stack: Stack, env: dict[str, str], work: Workload, sizes: Sizes, run: Run, args: Any
+) -> set[str]:
+    """Every stage alone, with one replica and then two; returns every invoice id sent."""
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    sent: set[str] = set()
+    warmup = {"mapper": sizes.warmup, "factoring-gateway": sizes.warmup}
+    for spec, count in stage_specs(work, sizes):
+        if args.only and not any(spec.name.startswith(o) for o in args.only):
+            continue
+        # Quick mode scales only the mapper (each replica start costs seconds on 2 cores).
+        scaled = run.replicas if not args.quick or spec.service == "mapper" else (1,)
+        for replicas in scaled:
+            work.seed += 10
+            result, ids = await stages.measure_stage(
+                stack,
+                bootstrap,
+                spec,
+                count,
+                warmup.get(spec.service, max(2, sizes.warmup // 10)),
+                replicas,
+                work.seed,
+                args.profile,
+            )
+            run.stages.append(result)
+            sent |= ids
+    return sent
+
+
+async def run_latency(
+    stack: Stack, env: dict[str, str], work: Workload, sizes: Sizes, run: Run, quick: bool
+) -> None:
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    count = max(2, round(sizes.latency_rate * sizes.latency_seconds))
+    for replicas in (1,) if quick else run.replicas:
+        work.seed += 10
+        batch = workload.make_batch(work.tenants, count, workload.CHANNELS, work.seed)
+        work.channel_of.update(batch.channels)
+        result = await stages.measure_latency(
+            stack,
+            bootstrap,
+            list(workload.fetched_records(batch)),
+            batch.ids,
+            sizes.latency_rate,
+            replicas,
+            timeout=120 + 2.0 * count,
+        )
+        run.latencies.append(result)
+
+
+async def check_partners(env: dict[str, str], work: Workload, run: Run) -> None:
+    """What each partner sandbox received against what was sent (exactly once)."""
+    got = await stages.partner_counts(env, set(work.channel_of))
+    for channel in workload.CHANNELS:
+        sent = sum(1 for c in work.channel_of.values() if c == channel)
+        entry = got.get(channel, {"invoices": 0, "extra_copies": 0})
+        run.partners[channel] = (sent, entry["invoices"], entry["extra_copies"])
+    if work.ledger_tokens:
+        payments = await stages.fortnox_payments(env["SANDBOX_FORTNOX_URL"], work.ledger_tokens)
+        run.partners["fortnox (ledger)"] = (len(work.ledger_ids), payments, 0)
+    for name, (sent, received, extra) in run.partners.items():
+        if sent != received or extra:
+            run.errors.append(
+                f"{name}: sent {sent}, the sandbox holds {received} (+{extra} copies)"
+            )
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
     if value is None:
         return "-"
-    return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
+    return f"{value:,.0f}" if value >= 1000 else f"{value:,.{digits}f}"
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def report(
-    args: argparse.Namespace,
-    bootstrap: str,
-    broker: BrokerResult | None,
-    pipeline: PipelineResult | None,
-) -> None:
-    cores = os.cpu_count() or 0
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+def report(run: Run, args: Any, started: float) -> None:
+    load = os.getloadavg()
     print()
-    print("Nordflow benchmark")
     print(
-        f"  machine: {cores} cores ({usable} usable), load average {load:.2f}; "
-        f"Kafka {bootstrap}; state {STATE_DIR}"
+        "Nordflow benchmark"
+        + (" (quick mode: sizes prove it runs; rates are noise)" if args.quick else "")
     )
     print(
-        f"  parameters: N={args.records} records (~{broker.value_bytes if broker else VALUE_BYTES}"
-        f" B values, {PARTITIONS} partitions, batches of ≤{BATCH}), M={args.invoices} invoices"
-        + (", --backlog" if args.backlog else "")
+        f"  machine: {os.cpu_count()} cores, {cpu_model()}; load average "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; "
+        f"run took {time.monotonic() - started:.0f} s"
     )
+    raw = run.broker.relay_rate if run.broker else None
+    if run.broker:
+        b = run.broker
+        print(
+            f"  raw broker loop (aiokafka consume→produce→commit, batches ≤{BATCH}, "
+            f"{b.records} records of ~{b.value_bytes} B): {fmt(b.relay_rate)} records/s "
+            f"(produce only: {fmt(b.produce_rate)}/s)"
+        )
     print()
-    relay_rate = broker.relay_rate if broker else None
-    header = f"  {'what':<52} {'count':>7} {'seconds':>9} {'per second':>11} {'raw/this':>9}"
+    header = (
+        f"  {'stage (fed its input topic directly)':<34} {'repl':>4} {'invoices':>8} "
+        f"{'seconds':>8} {'per second':>10} {'x raw':>7} {'x one':>6} {'for 1M/h':>8}"
+    )
     print(header)
     print("  " + "-" * (len(header) - 2))
-
-    def row(label: str, count: int, seconds: float | None, rate: float | None, note: str) -> None:
-        pipeline_row = not label.startswith("raw")
-        ratio = f"{relay_rate / rate:,.0f}x" if pipeline_row and relay_rate and rate else "-"
-        secs = f"{seconds:,.2f}" if seconds is not None else "-"
-        tail = f"  {note}" if note else ""
-        print(f"  {label:<52} {count:>7} {secs:>9} {fmt_rate(rate):>11} {ratio:>9}{tail}")
-
-    if broker is not None:
-        row(
-            "raw broker: produce (acks=all, idempotent)",
-            broker.records,
-            broker.produce_seconds,
-            broker.produce_rate,
-            "",
+    single: dict[str, float | None] = {}
+    for s in run.stages:
+        rate = s.rate
+        if s.replicas == 1:
+            single[s.name] = rate
+        ratio = f"{rate / raw:.4f}" if rate and raw else "-"
+        scale = (
+            f"{rate / one:.2f}" if s.replicas > 1 and rate and (one := single.get(s.name)) else ""
         )
-        row(
-            "raw broker: consume→produce→commit per batch",
-            broker.records,
-            broker.relay_seconds,
-            broker.relay_rate,
-            "records/s",
-        )
-    if pipeline is not None:
-        for span in pipeline.spans:
-            row(span.label, span.count, span.seconds, span.rate, span.note)
-    print()
-    if pipeline is not None:
+        need = stages.replicas_for(rate) if s.replicas == 1 else None
+        flag = "" if s.complete else f"  INCOMPLETE ({s.failed} failed)"
         print(
-            f"  tenant {pipeline.tenant_id}: {pipeline.invoices} invoices created in the "
-            f"sandbox in {pipeline.create_seconds:.1f} s before provisioning (not timed above)"
+            f"  {s.name:<34} {s.replicas:>4} {s.count:>8} {fmt(s.seconds, 2):>8} "
+            f"{fmt(rate):>10} {ratio:>7} {scale:>6} {need or '':>8}{flag}"
         )
-        print("  invoices per stage: " + ", ".join(f"{k} {v}" for k, v in pipeline.counts.items()))
-        for stage, values in pipeline.latencies.items():
-            if values:
-                print(
-                    f"  latency fetched→{stage:<20} p50 {statistics.median(values):6.2f} s  "
-                    f"p95 {percentile(values, 0.95):6.2f} s  max {max(values):6.2f} s"
-                )
-        print(f"  Fortnox sandbox API since the poller started: {pipeline.erp_calls}")
-        notes = [
-            f"note: the Fortnox sandbox enforces Fortnox's limit of {FORTNOX_LIMIT}.",
-            "  erp-poller GETs every invoice (and each customer) one by one, so",
-            "  erp.document.fetched trickles in at ≤5/s and (a) cannot beat the fetch row;",
-            "  a small fetched→distributed latency means mapper and router keep up.",
-            "  ledger-closer's payment calls (and the poller's re-polls) share the same",
-            "  limit, so (b) measures the ERP API more than Nordflow.",
-        ]
-        if not args.backlog:
-            notes.append(
-                "  --backlog holds the mapper until all is fetched and times the drain (a')."
-            )
-        print("\n".join(f"  {line}" for line in notes))
-        if not pipeline.complete:
-            print(f"  INCOMPLETE: {pipeline.error}")
+    if not (REPO / "services" / "control-panel").is_dir():
+        print(f"  {'control-panel':<34}  not on this branch: nothing to measure")
+    elif not any(s.service == "control-panel" for s in run.stages):
+        print(f"  {'control-panel':<34}  on this branch, but no stage yet (add it to stage_specs)")
+    print(
+        "  (per second: invoices over the time from the first sent to the last output; x raw: "
+        "that over the raw loop;\n   x one: two replicas over one; for 1M/h: replicas at the "
+        "one-replica rate that carry 1,000,000 invoices in an hour)"
+    )
+    print()
+    for lat in run.latencies:
+        p50, p99 = fmt(lat.percentile(0.5), 2), fmt(lat.percentile(0.99), 2)
+        most = fmt(max(lat.latencies, default=None), 2)
+        print(
+            f"  fetched→distributed, {lat.replicas} replica{'s' if lat.replicas > 1 else ''} of "
+            f"mapper, factoring-gateway and distribution-router, {lat.count} invoices offered at "
+            f"{lat.offered_rate:.0f}/s ({lat.produce_seconds:.1f} s): p50 {p50} s, "
+            f"p99 {p99} s, max {most} s" + ("" if lat.complete else "  INCOMPLETE")
+        )
+    if run.fortnox is not None:
+        f = run.fortnox
+        span = next((s for s in f.spans if s.label.startswith("(a)")), None)
+        whole = next((s for s in f.spans if s.label.startswith("(b)")), None)
+        print(
+            f"  one Fortnox company through erp-poller (Fortnox's {FORTNOX_LIMIT} limit): "
+            f"{f.invoices} invoices, fetched→distributed {fmt(span.rate if span else None, 2)}/s, "
+            f"poller start→last posted {fmt(whole.rate if whole else None, 2)}/s"
+            + ("" if f.complete else f"  INCOMPLETE: {f.error}")
+        )
+        print(f"    Fortnox API: {f.erp_calls}")
+    print()
+    if run.partners:
+        parts = ", ".join(
+            f"{name} {got}/{sent}" + (f" (+{extra} copies)" if extra else "")
+            for name, (sent, got, extra) in run.partners.items()
+        )
+        print(f"  partner sandboxes, received/sent: {parts}")
+    print("  exactly once: " + ("OK" if not run.errors else "FAILED: " + "; ".join(run.errors)))
 
 
-# ----------------------------------------------------------------------------------- main
+def results_json(run: Run) -> dict[str, Any]:
+    return {
+        "at": dt.datetime.now(dt.UTC).isoformat(),
+        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "load": os.getloadavg()},
+        "raw_loop_per_second": run.broker.relay_rate if run.broker else None,
+        "stages": [s.as_json() for s in run.stages],
+        "latency": [lat.as_json() for lat in run.latencies],
+        "partners": {
+            k: {"sent": v[0], "received": v[1], "extra": v[2]} for k, v in run.partners.items()
+        },
+        "errors": run.errors,
+    }
+
+
+async def fortnox_single(stack: Stack, run: Run, sizes: Sizes) -> None:
+    """The old pipeline figure: one Fortnox company, through erp-poller, at Fortnox's limit."""
+    bootstrap = stack.env()["KAFKA_BOOTSTRAP_SERVERS"]
+    await stages.isolate(stack, bootstrap, dict.fromkeys(SERVICES, 1))
+    env = stack.env()
+    timeout = 300.0 + 4.0 * sizes.fortnox
+    run.fortnox = await pipeline_bench(stack, env, sizes.fortnox, timeout, backlog=False)
+    if not run.fortnox.complete:
+        run.errors.append(f"Fortnox company: {run.fortnox.error}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=20_000, help="raw broker records (N)")
-    parser.add_argument("--invoices", type=int, default=200, help="pipeline invoices (M)")
+    parser.add_argument("--quick", action="store_true", help="a few hundred invoices (CI)")
+    parser.add_argument("--replicas", type=int, default=2, help="also measure with 2 (default)")
+    parser.add_argument("--state-dir", type=Path, default=None, help="default .local/bench")
+    parser.add_argument("--keep-running", action="store_true", help="leave the stack up")
+    parser.add_argument("--keep-state", action="store_true", help="keep a quick run's state dir")
     parser.add_argument(
-        "--keep-running", action="store_true", help=f"leave the stack in {STATE_DIR} running"
+        "--only", nargs="*", default=None, help="only these stages (prefixes), no latency/Fortnox"
     )
-    parser.add_argument(
-        "--backlog",
-        action="store_true",
-        help="also hold the mapper until every document is fetched, then time the drain",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        help="seconds to wait for the pipeline (default 300 + 4 per invoice)",
-    )
-    parser.add_argument("--skip-raw", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--skip-pipeline", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.records < 1 or args.invoices < 1:
-        parser.error("--records and --invoices must be at least 1")
-    return args
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy each stage into DIR")
+    parser.add_argument("--skip-fortnox", action="store_true", help="no single-company run")
+    parser.add_argument("--skip-latency", action="store_true", help="no latency runs")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    for name in ("records", "tenants", "mapper", "factoring", "router", "ledger", "fortnox"):
+        parser.add_argument(f"--{name}", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--latency-seconds", type=float, default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+async def measure(stack: Stack, args: argparse.Namespace, run: Run) -> None:
+    sizes = run.sizes
+    env = await asyncio.to_thread(stack.infra)
+    run.broker = await broker_bench(env["KAFKA_BOOTSTRAP_SERVERS"], sizes.records)
+    env = await asyncio.to_thread(stack.up)  # every service once: migrations, profiles
+    work = Workload(uuid.uuid4().hex[:6], sizes)
+    await set_up_tenants(env, work, sizes, max(run.replicas))
+    await run_stages(stack, env, work, sizes, run, args)
+    if not args.only and not args.skip_latency:
+        await run_latency(stack, env, work, sizes, run, args.quick)
+    await check_partners(stack.env(), work, run)
+    if not args.only and not args.skip_fortnox:
+        await fortnox_single(stack, run, sizes)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    sizes = Sizes.quick() if args.quick else Sizes()
+    for name in ("records", "tenants", "mapper", "factoring", "router", "ledger", "fortnox"):
+        if getattr(args, name) is not None:
+            setattr(sizes, name, getattr(args, name))
+    if args.latency_seconds is not None:
+        sizes.latency_seconds = args.latency_seconds
+    state_dir = args.state_dir or (REPO / ".local" / ("bench-quick" if args.quick else "bench"))
     os.environ["POLL_INTERVAL_SECONDS"] = "1"  # a real deployment polls every 30 s
-    stack = Stack(STATE_DIR, progress=say)
-    broker: BrokerResult | None = None
-    pipeline: PipelineResult | None = None
-    bootstrap = "-"
+    stack = Stack(state_dir, progress=say)
+    run = Run(sizes, replicas_list(args.replicas))
+    started = time.monotonic()
     try:
-        # The broker alone first (services not yet started), then the whole stack.
-        env = stack.infra()
-        bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
-        if not args.skip_raw:
-            broker = asyncio.run(broker_bench(bootstrap, args.records))
-        if not args.skip_pipeline:
-            env = stack.up()
-            timeout = args.timeout or 300.0 + 4.0 * args.invoices
-            pipeline = asyncio.run(pipeline_bench(stack, env, args.invoices, timeout, args.backlog))
+        asyncio.run(measure(stack, args, run))
+    except Exception as error:  # the report still shows what was measured
+        run.errors.append(f"{type(error).__name__}: {error}")
+        say(f"FAILED: {type(error).__name__}: {error}")
     finally:
         if args.keep_running:
-            say(
-                "leaving the bench stack running; stop it with "
-                f"`uv run nordflow-local --state-dir {STATE_DIR} down`"
-            )
+            say(f"leaving the stack running: `uv run nordflow-local --state-dir {state_dir} down`")
         else:
             say("stopping the bench stack")
             stack.down()
-    report(args, bootstrap, broker, pipeline)
-    return 0 if pipeline is None or pipeline.complete else 1
+            failed = run.errors or not all(r.complete for r in [*run.stages, *run.latencies])
+            if args.quick and not args.keep_state and not failed:
+                shutil.rmtree(state_dir, ignore_errors=True)
+            elif args.quick:
+                say(f"the quick run's state (logs, data) stays in {state_dir}")
+    incomplete = [s.name for s in run.stages if not s.complete]
+    incomplete += [f"latency x{lat.replicas}" for lat in run.latencies if not lat.complete]
+    if incomplete:
+        run.errors.append("incomplete: " + ", ".join(incomplete))
+    report(run, args, started)
+    path = args.json or (None if args.quick else state_dir / "results.json")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results_json(run), indent=2) + "\n", encoding="utf-8")
+        print(f"  figures written to {path}")
+    return 1 if run.errors else 0
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ async def test_invalid_identifier_in_path(api: FortnoxApi) -> None:
 
 
 async def test_unknown_resource_is_404_with_error_information(api: FortnoxApi) -> None:
-    response = await api.get("/3/articles")
+    response = await api.get("/3/offers")
     assert response.status_code == 404
     error_of(response)
 

@@ -58,6 +58,21 @@ async def test_limit_and_window_are_configurable(monotonic: FakeMonotonic) -> No
         assert (await http.get("/3/invoices")).status_code == 200
 
 
+async def test_company_created_without_rate_limit_is_never_refused(
+    client: httpx.AsyncClient, api: FortnoxApi
+) -> None:
+    created = await client.post(
+        "/sandbox/companies", json={"name": "Load AB", "rate_limited": False}
+    )
+    assert created.status_code == 201
+    headers = {"Authorization": f"Bearer {created.json()['token']}"}
+    statuses = {(await client.get("/3/invoices", headers=headers)).status_code for _ in range(60)}
+    assert statuses == {200}
+    for _ in range(25):  # the other companies keep Fortnox's limit
+        await api.get("/3/customers")
+    assert (await api.get("/3/customers")).status_code == 429
+
+
 async def inject(api: FortnoxApi, **fault: object) -> httpx.Response:
     return await api.client.post("/sandbox/faults", json=fault, headers=api.headers)
 

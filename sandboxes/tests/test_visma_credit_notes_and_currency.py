@@ -218,3 +218,42 @@ def test_visma_net_refuses_a_rate_that_is_not_positive(
     customer = vn_admin.seed_customer(company)
     with pytest.raises(AssertionError, match="exchangeRate"):
         vn_admin.seed_invoice(company, customer, exchangeRate=Decimal(0))
+
+
+def test_visma_net_refund_pays_out_an_open_credit_note_on_release(
+    vn: RunningVismaNetSandbox, vn_admin: VismaNetSandboxAdmin
+) -> None:
+    company = vn.create_company()
+    customer = vn_admin.seed_customer(company)
+    invoice = vn_admin.seed_invoice(company, customer, documentDate="2025-03-01")
+    note = vn_admin.seed_credit_note(company, customer, [(invoice, Decimal(100))])
+
+    def refund(document_type: str) -> httpx.Response:
+        line = {
+            "operation": "Insert",
+            "documentType": {"value": document_type},
+            "refNbr": {"value": note},
+            "amountPaid": {"value": 25},
+        }
+        body = {
+            "type": {"value": "Refund"},
+            "customer": {"value": customer},
+            "paymentRef": {"value": "NF-REFUND"},
+            "cashAccount": {"value": "1510"},
+            "paymentLines": [line],
+        }
+        return httpx.post(f"{vn.api_url}/customerPayment", json=body, headers=company.headers)
+
+    assert refund("Invoice").status_code == 400  # a refund pays out credit notes only
+    created = refund("CreditNote")
+    assert created.status_code == 201, created.text
+    ref = created.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    httpx.post(
+        f"{vn.api_url}/customerPayment/{ref}/action/release",
+        json={"type": {"value": "Refund"}},
+        headers=company.headers,
+    ).raise_for_status()
+    document = get(vn, company, f"customerCreditNote/{note}").json()
+    assert (document["balance"], document["status"]) == (0, "Closed")
+    payment = get(vn, company, f"customerPayment/{ref}").json()
+    assert (payment["type"], payment["status"]) == ("Refund", "Closed")

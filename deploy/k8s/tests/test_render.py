@@ -46,13 +46,15 @@ EXTRA_CONFIG_KEYS = {
 }
 SECRET_KEYS = {
     "erp-poller": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
-    "factoring-gateway": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
+    "mapper": frozenset({"DATABASE_URL", "PERSONAL_DATA_KEY"}),
+    "factoring-gateway": frozenset({"DATABASE_URL", "ENCRYPTION_KEY", "PERSONAL_DATA_KEY"}),
+    "distribution-router": frozenset({"DATABASE_URL", "PERSONAL_DATA_KEY"}),
     "ledger-closer": frozenset({"DATABASE_URL", "ENCRYPTION_KEY"}),
 }
 DEFAULT_SECRET_KEYS = frozenset({"DATABASE_URL"})
 COMPONENTS = "../../components"
 SECRET_LOOKING_KEY = re.compile(
-    r"DATABASE_URL|ENCRYPTION_KEY|TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY|CREDENTIAL",
+    r"DATABASE_URL|ENCRYPTION_KEY|PERSONAL_DATA_KEY|TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE_KEY|API_KEY|CREDENTIAL",
     re.IGNORECASE,
 )
 # user:password@ inside a URL

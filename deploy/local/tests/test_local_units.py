@@ -157,3 +157,18 @@ def test_sandbox_templates_fill_in_ports_tokens_and_other_sandboxes() -> None:
     assert spec.render("{url} {token} {host}", state) == "http://127.0.0.1:9001 secret 127.0.0.1"
     with pytest.raises(KeyError):
         spec.render("{port_imap}", state)  # a typo in a template fails loudly
+
+
+def test_replicas_are_named_after_their_service() -> None:
+    from nordflow_local.stack import replica_name, service_of
+
+    assert replica_name("mapper", 1) == "mapper"
+    assert replica_name("erp-poller", 2) == "erp-poller.2"
+    assert service_of("erp-poller.2") == "erp-poller"
+    assert service_of("mapper") == "mapper"
+    assert service_of("sandbox-smtp") == "sandbox-smtp"
+    assert service_of("nothing.2") == "nothing.2"
+    with pytest.raises(ValueError, match="start at 1"):
+        replica_name("mapper", 0)
+    with pytest.raises(ValueError, match="unknown service"):
+        Stack(Path("/nonexistent")).scale_service("nothing", 2)

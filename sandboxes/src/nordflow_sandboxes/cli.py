@@ -18,6 +18,7 @@ from nordflow_sandboxes.server import serve_forever
 from nordflow_sandboxes.sirvoy import command as sirvoy
 from nordflow_sandboxes.smp import command as smp
 from nordflow_sandboxes.smtp import command as smtp
+from nordflow_sandboxes.tripletex import command as tripletex
 from nordflow_sandboxes.visma_eaccounting import command as visma_eaccounting
 from nordflow_sandboxes.visma_net import command as visma_net
 
@@ -45,6 +46,7 @@ SANDBOXES: tuple[Sandbox, ...] = tuple(
         ("visma-eaccounting", visma_eaccounting),
         ("visma-net", visma_net),
         ("sirvoy", sirvoy),
+        ("tripletex", tripletex),
         ("smtp", smtp),
         ("peppol-ap", peppol_ap),
         ("print-post", print_post),

@@ -687,3 +687,31 @@ async def test_the_token_never_appears_in_an_exception(
     assert isinstance(errors[4], httpx.TransportError)
     for error in errors:
         assert token not in describe(error)
+
+
+# ------------------------------------------------------------------------------ writes
+
+
+async def test_registers_are_found_created_updated_and_acted_on(bulk_client: FortnoxClient) -> None:
+    assert await bulk_client.find("customers", "K-404", "Customer") is None
+    customer = await bulk_client.create(
+        "customers", "Customer", {"CustomerNumber": "K-1", "Name": "Gäst"}
+    )
+    assert customer["CustomerNumber"] == "K-1"
+    renamed = await bulk_client.update("customers", "K-1", "Customer", {"Email": "g@x.se"})
+    assert renamed["Email"] == "g@x.se"
+    row = {"Description": "Rum", "DeliveredQuantity": 1, "Price": 1000, "VAT": 12}
+    invoice = await bulk_client.create(
+        "invoices",
+        "Invoice",
+        {"CustomerNumber": "K-1", "ExternalInvoiceReference1": "inv_abc", "InvoiceRows": [row]},
+    )
+    found = await bulk_client.search(
+        "invoices", "Invoices", {"externalinvoicereference1": "inv_abc"}
+    )
+    assert [i["DocumentNumber"] for i in found] == [invoice["DocumentNumber"]]
+    booked = await bulk_client.action("invoices", invoice["DocumentNumber"], "bookkeep", "Invoice")
+    assert booked["Booked"] is True
+    with pytest.raises(PartnerError) as refused:
+        await bulk_client.action("invoices", invoice["DocumentNumber"], "cancel", "Invoice")
+    assert refused.value.permanent

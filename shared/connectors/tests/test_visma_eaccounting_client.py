@@ -206,6 +206,32 @@ def test_endpoints_ignore_ids() -> None:
     assert endpoint_of("customerinvoices") != endpoint_of(one)
 
 
+async def test_each_endpoint_gets_its_limiter_from_limiter_for() -> None:
+    # What a shared budget plugs into: one limiter per endpoint, asked for once, used per call.
+    made: list[str] = []
+    calls: list[str] = []
+
+    class Recording:
+        def __init__(self, endpoint: str) -> None:
+            self.endpoint = endpoint
+            made.append(endpoint)
+
+        async def acquire(self) -> resilience.Slot:
+            calls.append(self.endpoint)
+            return resilience.Slot(time.monotonic())
+
+        def done(self, slot: resilience.Slot) -> None:
+            del slot
+
+    async with connect(VismaEAccountingState(), limiter_for=Recording) as visma:
+        customer = visma.seed_customer()
+        await visma.client.customer(customer["Id"])
+        await visma.client.customer(customer["Id"])
+        await visma.client.bank_accounts()
+    assert made == ["/customers/{id}", "/bankaccounts"]
+    assert calls == ["/customers/{id}", "/customers/{id}", "/bankaccounts"]
+
+
 # ------------------------------------------------------------------------------ reads
 
 

@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     env = commands.add_parser("env", help="print the env file of the running stack")
     env.add_argument("--export", action="store_true", help="prefix lines with `export `")
 
+    scale = commands.add_parser(
+        "scale", help="run N processes of a service (replicas `<service>.<n>`, own HTTP ports)"
+    )
+    scale.add_argument("service", choices=SERVICES)
+    scale.add_argument("replicas", type=int, help="how many processes, 1 or more")
+    scale.add_argument("--timeout", type=float, default=90.0)
+
     names = ["kafka", "postgres", *(s.process_name for s in SANDBOXES), *SERVICES]
     logs = commands.add_parser("logs", help="print a component's log")
     logs.add_argument("name", help=f"one of: {', '.join(names)}")
@@ -137,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(stack)
         if args.command == "env":
             _print_env(stack.env(), export=args.export)
+            return 0
+        if args.command == "scale":
+            for url in stack.scale_service(args.service, args.replicas):
+                print(url)
             return 0
         if args.command == "logs":
             return _logs(stack, args.name, args.lines, args.follow)

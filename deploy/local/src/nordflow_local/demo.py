@@ -1,9 +1,11 @@
-"""`make demo`: invoices from four source systems through all five services, out by four
-channels, then each invoice's journey and what each delivery partner received."""
+"""`make demo`: documents from five source systems through the services: invoices out by four
+channels, a Sirvoy hotel's invoices, payment and credit booked in Fortnox, a Winner order
+split 20/80 into Tripletex; then each document's journey and what the books hold."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import random
 import subprocess
@@ -14,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from nordflow_local import deliveries, journey, panel, sources
 from nordflow_local.factoring import client_number_of, factor_files
-from nordflow_local.provision import provision_sources
+from nordflow_local.provision import SourceConnection, provision_sources
 from nordflow_local.samples import EXTRA_PEPPOL_GLNS, create_invoices, register_peppol_participant
 from nordflow_local.stack import Stack, StackError
 
@@ -25,6 +28,8 @@ TENANT = "demo"  # Fortnox, with a factoring agreement and the ledger write-back
 FORTNOX_VALID, FORTNOX_INVALID = 8, 1
 PER_SOURCE = 3
 ENDS = ("invoice.rejected", "invoice.distributed", "invoice.delivery_failed")
+# A document whose flow books it ends booked (or its booking skipped, or rejected).
+BOOKED = ("invoice.rejected", "invoice.booked", "invoice.booking_skipped")
 
 
 def _say(line: str) -> None:
@@ -38,6 +43,7 @@ class Expected:
     system: str
     document_id: str
     ends: tuple[str, ...] = ENDS
+    needs: tuple[tuple[str, int], ...] = ()  # and this many events on each of these topics
 
 
 def _find(journeys: dict[str, journey.Journey], doc: Expected) -> journey.Journey | None:
@@ -54,9 +60,33 @@ def _find(journeys: dict[str, journey.Journey], doc: Expected) -> journey.Journe
 def _finished(docs: list[Expected]) -> Callable[[dict[str, journey.Journey]], bool]:
     def check(journeys: dict[str, journey.Journey]) -> bool:
         found = [(_find(journeys, d), d) for d in docs]
-        return all(j is not None and any(j.count(t) for t in d.ends) for j, d in found)
+        return all(
+            j is not None
+            and any(j.count(t) for t in d.ends)
+            and all(j.count(t) >= n for t, n in d.needs)
+            for j, d in found
+        )
 
     return check
+
+
+def _books(j: journey.Journey) -> str:
+    """What was written into the books: the booking(s) and closing or payment entry."""
+    booked = sorted(j.events.get("invoice.booked", {}).values(), key=lambda b: str(b["booked_at"]))
+    parts = [f"{b['action']} {b['erp_reference']} in {b['target']['system']}" for b in booked]
+    skipped = j.first("invoice.booking_skipped")
+    if skipped:
+        parts.append("skipped: " + str(skipped["reason"]).split(";")[0])
+    held = j.first("invoice.closing_held")
+    if held:
+        parts.append("closing HELD")
+    posted = j.first("ledger.entry.posted")
+    paid = j.first("payment.received")
+    if posted:
+        parts.append(f"{posted['entry_kind']} {posted['erp_reference']} ({posted['account']})")
+    elif paid and not booked:
+        parts.append(f"paid {paid['amount']} at source")
+    return "; ".join(parts) or "-"
 
 
 def _row(doc: Expected, j: journey.Journey | None, partner: dict[str, list[str]]) -> list[str]:
@@ -68,19 +98,17 @@ def _row(doc: Expected, j: journey.Journey | None, partner: dict[str, list[str]]
     transferred = j.first("invoice.transferred")
     distributed = j.first("invoice.distributed")
     failed = j.first("invoice.delivery_failed")
-    posted = j.first("ledger.entry.posted")
-    paid = j.first("payment.received")
     invoice = (created or {}).get("invoice", {})
     payable = Decimal(invoice["totals"]["payable"]) if invoice else None
     amount = f"{payable:.2f} {invoice['currency']}" if payable is not None else "-"
     if distributed:
         sent = f"{distributed['channel']} ({len(partner.get(j.invoice_id, []))}x at partner)"
+    elif failed:
+        sent = f"FAILED ({failed['channel']})"
+    elif created and not created.get("flow", {}).get("distribute", True):
+        sent = "not sent (flow)"
     else:
-        sent = f"FAILED ({failed['channel']})" if failed else "-"
-    if posted:
-        closing = f"payment {posted['erp_reference']} ({posted['account']})"
-    else:
-        closing = f"paid {paid['amount']} at source" if paid else "-"
+        sent = "-"
     return [
         doc.system,
         str(fetched.get("source", {}).get("document_number") or doc.document_id)[:12],
@@ -93,7 +121,7 @@ def _row(doc: Expected, j: journey.Journey | None, partner: dict[str, list[str]]
             else "-"
         ),
         sent,
-        closing,
+        _books(j),
     ]
 
 
@@ -105,8 +133,10 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-async def _create_everything(env: dict[str, str]) -> tuple[list[Expected], list[str]]:
-    """Recipients in the SMP and the bank, then documents in all four sandboxes."""
+async def _create_everything(
+    env: dict[str, str],
+) -> tuple[list[Expected], list[str], list[SourceConnection]]:
+    """Recipients in the SMP and the bank, then documents in every source."""
     seed = random.SystemRandom().randrange(10**6)
     for gln in EXTRA_PEPPOL_GLNS:
         await register_peppol_participant(env["SANDBOX_SMP_URL"], f"0088:{gln}")
@@ -125,23 +155,52 @@ async def _create_everything(env: dict[str, str]) -> tuple[list[Expected], list[
     connected = await provision_sources(env, TENANT)
     tenants = [TENANT, *(c.tenant_id for c in connected)]
     for c in connected:
-        if c.system == sources.VISMA_EACCOUNTING:
-            _say(f"Visma eAccounting ({c.url}): {PER_SOURCE} invoices and an invalid one")
-            ids = await sources.create_visma_eaccounting_invoices(
-                c.url, dict(c.writer), PER_SOURCE, bad=1, seed=seed
-            )
-        elif c.system == sources.VISMA_NET:
-            _say(f"Visma.net ({c.url}): {PER_SOURCE} invoices with KID")
-            ids = await sources.create_visma_net_invoices(
-                c.url, c.writer["token"], c.writer["company_id"], PER_SOURCE, seed=seed
-            )
-        else:
-            _say(f"Sirvoy ({c.url}): {PER_SOURCE} hotel invoices, a payment, a credit invoice")
-            ids = await sources.create_sirvoy_invoices(
-                c.url, c.writer["token"], PER_SOURCE, seed=seed
-            )
-        docs += [Expected(c.system, i) for i in ids]
-    return docs, tenants
+        docs += await _source_documents(env, c, seed)
+    return docs, tenants, connected
+
+
+async def _source_documents(env: dict[str, str], c: SourceConnection, seed: int) -> list[Expected]:
+    """The sample documents of one source connection, and when each is finished."""
+    if c.system == sources.VISMA_EACCOUNTING:
+        _say(f"Visma eAccounting ({c.url}): {PER_SOURCE} invoices and an invalid one")
+        ids = await sources.create_visma_eaccounting_invoices(
+            c.url, dict(c.writer), PER_SOURCE, bad=1, seed=seed
+        )
+        return [Expected(c.system, i) for i in ids]
+    if c.system == sources.VISMA_NET:
+        _say(f"Visma.net ({c.url}): {PER_SOURCE} invoices with KID")
+        ids = await sources.create_visma_net_invoices(
+            c.url, c.writer["token"], c.writer["company_id"], PER_SOURCE, seed=seed
+        )
+        return [Expected(c.system, i) for i in ids]
+    if c.system == sources.SIRVOY:
+        _say(
+            f"Sirvoy ({c.url}): {PER_SOURCE} hotel invoices, a payment, a credit invoice and a "
+            "cash receipt paid by card through Stripe, booked into the hotel's Fortnox"
+        )
+        ids = await sources.create_sirvoy_invoices(c.url, c.writer["token"], PER_SOURCE, seed=seed)
+        docs = [Expected(c.system, i, BOOKED) for i in ids]
+        # The last invoice is paid: its payment is booked in Fortnox too.
+        docs[PER_SOURCE - 1] = Expected(
+            c.system, ids[PER_SOURCE - 1], BOOKED, (("ledger.entry.posted", 1),)
+        )
+        receipt = await sources.create_sirvoy_cash_receipt(c.url, c.writer["token"])
+        return [*docs, Expected(c.system, receipt, BOOKED)]
+    today = dt.datetime.now(ZoneInfo(sources.PROFILES[sources.WINNER].time_zone)).date()
+    quote = f"T{seed:06d}"
+    _say(
+        f"Winner: quote {quote} accepted, pushed to erp-poller; its payment calendar asks 20 % "
+        "now and 80 % on delivery: two orders in Tripletex, the first invoiced"
+    )
+    ids = await sources.push_winner_order(
+        c.writer["erp_poller_url"],
+        c.connection_id,
+        c.writer["signing_secret"],
+        sources.winner_order(quote, today),
+    )
+    # The first part is due today: its order is booked, then invoiced.
+    first = Expected(c.system, ids[0], BOOKED, (("invoice.booked", 2),))
+    return [first, *(Expected(c.system, i, BOOKED) for i in ids[1:])]
 
 
 def _decided(docs: list[Expected]) -> Callable[[dict[str, journey.Journey]], bool]:
@@ -187,7 +246,7 @@ async def run() -> int:
     except StackError as exc:
         _say(f"{exc}\nStart it with `make up` (or run `make demo`, which does).")
         return 1
-    docs, tenants = await _create_everything(env)
+    docs, tenants, connected = await _create_everything(env)
     _say(f"\nFollowing {len(docs)} documents of tenants {', '.join(tenants)}:")
     started = time.monotonic()
     last = ""
@@ -236,6 +295,9 @@ async def run() -> int:
             _say(f"\n{doc.system} document {doc.document_id} was rejected:")
             for error in rejected["errors"]:
                 _say(f"  {error['field']}: {error['message']} [{error['rule']}]")
+    for c in connected:
+        if c.books is not None:
+            _say("\n" + "\n".join(await _books_lines(c)))
     _say(
         "\nWhere to look further:\n"
         "  make status                          what runs, with URLs and readiness\n"
@@ -254,6 +316,45 @@ async def run() -> int:
     )
     _say("\n" + "\n".join(panel.sign_in_lines(Stack(progress=None).env(), tenants)))
     return 0
+
+
+async def _books_lines(c: SourceConnection) -> list[str]:
+    """What the tenant's accounting system holds after the demo (read from its sandbox)."""
+    books = c.books
+    assert books is not None
+    if books.system == "fortnox":
+        held = await sources.fortnox_books(books.url, books.reader["token"])
+        lines = [f"Fortnox of {c.tenant_id} ({books.url}):"]
+        lines += [f"  customer {r['CustomerNumber']}  {r['Name']}" for r in held["customers"]]
+        for r in held["invoices"]:
+            kind = "credit invoice" if Decimal(str(r["Total"])) < 0 else "invoice"
+            state = "cancelled" if r["Cancelled"] else ("booked" if r["Booked"] else "not booked")
+            lines.append(
+                f"  {kind} {r['DocumentNumber']}  {r['CustomerName']}  {r['Total']} {r['Currency']}"
+                f"  {state}  ours {str(r['ExternalInvoiceReference1'])[:13]}…"
+            )
+        lines += [
+            f"  payment {r['Number']}  invoice {r['InvoiceNumber']}  {r['Amount']}"
+            f"  {'booked' if r['Booked'] else 'not booked'}"
+            for r in held["invoicepayments"]
+        ]
+        return lines
+    held = await sources.tripletex_books(books.url, books.reader["employee_token"])
+    lines = [f"Tripletex of {c.tenant_id} ({books.url}):"]
+    lines += [f"  customer {r['customerNumber']}  {r['name']}" for r in held["customers"]]
+    lines += [f"  project {r['number']}  {r['name']}" for r in held["projects"]]
+    lines += [f"  product {r['number']}  {r['name']}" for r in held["products"]]
+    for r in held["orders"]:
+        net = sum(Decimal(str(line["amountExcludingVatCurrency"])) for line in r["orderLines"])
+        lines.append(
+            f"  order {r['id']}  {r['invoiceComment']}  {net:.2f} NOK excl. VAT"
+            f"  delivery {r['deliveryDate']}"
+        )
+    lines += [
+        f"  invoice {r['invoiceNumber']}  {r['amount']} NOK  due {r['invoiceDueDate']}"
+        for r in held["invoices"]
+    ]
+    return lines
 
 
 def main() -> int:

@@ -25,6 +25,9 @@ STAGES = (
     "invoice.delivery_failed",
     "invoice.delivery_uncertain",
     "payment.received",
+    "invoice.booked",
+    "invoice.booking_skipped",
+    "invoice.closing_held",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -152,6 +153,17 @@ def provision_tenant(
 
 
 @dataclass(frozen=True)
+class Books:
+    """The accounting system a source connection's flow books into: its erp-poller (and
+    ledger-closer) connection and what reading its records needs (secret)."""
+
+    system: str
+    connection_id: str
+    url: str
+    reader: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class SourceConnection:
     """A tenant connected to one more source system, and what its sample writer needs."""
 
@@ -160,6 +172,13 @@ class SourceConnection:
     connection_id: str
     url: str
     writer: Mapping[str, Any]  # a token, or the eAccounting company's facts; secret
+    books: Books | None = None  # where its flow books (then it neither factors nor sends)
+
+
+# A flow that books into the target and neither factors nor sends: the target (or the
+# source) already reaches the customer.
+def _book_only(target: str) -> tuple[str, ...]:
+    return ("--book-into", target, "--no-factor", "--no-distribute")
 
 
 def _create(url: str, path: str, body: Mapping[str, object], what: str) -> dict[str, str]:
@@ -172,14 +191,15 @@ def _create(url: str, path: str, body: Mapping[str, object], what: str) -> dict[
 def _add_connection(
     env: Mapping[str, str],
     source: SourceConnection,
-    credentials: Mapping[str, str],
+    credentials: str | None,
     mode: str,
+    *flow: str,
 ) -> None:
-    """The tenant's profile, then `erp-poller connections add` (the credentials travel in
-    an env variable, not argv)."""
-    set_profile(env, source.tenant_id, sources.PROFILES[source.system])
+    """`erp-poller connections add` with the connection's flow (the credentials travel in an
+    env variable, not argv; a Tripletex target has none: erp-poller never calls it)."""
+    secret = [] if credentials is None else ["--token-env", "NORDFLOW_SOURCE_CREDENTIALS"]
     _run(
-        {**env, "NORDFLOW_SOURCE_CREDENTIALS": json.dumps(dict(credentials))},
+        {**env, "NORDFLOW_SOURCE_CREDENTIALS": credentials or ""},
         "erp-poller",
         "connections",
         "add",
@@ -191,23 +211,110 @@ def _add_connection(
         source.system,
         "--base-url",
         source.url,
-        "--token-env",
-        "NORDFLOW_SOURCE_CREDENTIALS",
+        *secret,
         "--mode",
         mode,
         "--cutoff",
         "2000-01-01T00:00:00+00:00",
+        *flow,
     )
+
+
+def _add_write_connection(
+    env: Mapping[str, str], tenant_id: str, books: Books, credentials: str, *options: str
+) -> None:
+    """`ledger-closer connections add`: what it writes into the target with."""
+    _run(
+        {**env, "NORDFLOW_WRITE_CREDENTIALS": credentials},
+        "ledger-closer",
+        "connections",
+        "add",
+        "--tenant",
+        tenant_id,
+        "--connection-id",
+        books.connection_id,
+        "--system",
+        books.system,
+        "--base-url",
+        books.url,
+        "--token-env",
+        "NORDFLOW_WRITE_CREDENTIALS",
+        *options,
+    )
+
+
+def _source(
+    env: Mapping[str, str],
+    source: SourceConnection,
+    credentials: Mapping[str, str],
+    mode: str,
+) -> None:
+    """The tenant's profile, then its source connection (credentials as JSON)."""
+    set_profile(env, source.tenant_id, sources.PROFILES[source.system])
+    _add_connection(env, source, json.dumps(dict(credentials)), mode)
+
+
+def _hotel(
+    env: Mapping[str, str], stack_env: Mapping[str, str], prefix: str, mode: str
+) -> SourceConnection:
+    """A hotel on Sirvoy whose flow books into its own Fortnox company (Integrati's
+    Fakturasynk): invoices, payments and credits written there, nothing sent by us."""
+    tenant = f"{prefix}-hotell"
+    set_profile(env, tenant, sources.PROFILES[sources.SIRVOY])
+    fortnox_url = stack_env["SANDBOX_FORTNOX_URL"]
+    token = create_sandbox_company(fortnox_url, f"{tenant} AB")
+    books = Books("fortnox", f"{tenant}-fortnox", fortnox_url, {"token": token})
+    # The target first (a flow names an existing connection). erp-poller keeps it in manual
+    # mode: what ledger-closer writes there is not fetched back as new documents.
+    target = SourceConnection("fortnox", tenant, books.connection_id, fortnox_url, {})
+    _add_write_connection(env, tenant, books, token, "--mode-of-payment", "BG")
+    _add_connection(env, target, token, "manual", "--no-factor", "--no-distribute")
+    url = stack_env["SANDBOX_SIRVOY_URL"]
+    account = _create(url, "/sandbox/accounts", {"name": f"{tenant}"}, "sirvoy sandbox")
+    hotell = SourceConnection(sources.SIRVOY, tenant, f"{tenant}-sirvoy", url, account, books)
+    sirvoy = {"api_token": account["token"], "webhook_secret": account["webhook_secret"]}
+    _add_connection(env, hotell, json.dumps(sirvoy), mode, *_book_only(books.connection_id))
+    return hotell
+
+
+def _kitchen(
+    env: Mapping[str, str], stack_env: Mapping[str, str], prefix: str, mode: str
+) -> SourceConnection:
+    """A Norwegian kitchen studio on Winner whose accepted quotes become customers, projects,
+    products and orders in its Tripletex company (iizy's integration)."""
+    tenant = f"{prefix}-kjokken"
+    set_profile(env, tenant, sources.PROFILES[sources.WINNER])
+    url = stack_env["SANDBOX_TRIPLETEX_URL"]
+    company = _create(url, "/sandbox/companies", {"name": f"{tenant} AS"}, "tripletex sandbox")
+    tokens = {k: company[k] for k in ("consumer_token", "employee_token")}
+    books = Books("tripletex", f"{tenant}-tripletex", url, tokens)
+    _add_write_connection(env, tenant, books, json.dumps(tokens), "--country", "NO")
+    target = SourceConnection("tripletex", tenant, books.connection_id, url, {})
+    _add_connection(env, target, None, "manual", "--no-factor", "--no-distribute")
+    secret = secrets.token_urlsafe(32)
+    winner = SourceConnection(
+        sources.WINNER,
+        tenant,
+        f"{tenant}-winner",
+        "https://winner.push.invalid",
+        {"signing_secret": secret, "erp_poller_url": stack_env["ERP_POLLER_URL"]},
+        books,
+    )
+    _add_connection(env, winner, secret, mode, *_book_only(books.connection_id))
+    return winner
 
 
 async def provision_sources(
     stack_env: Mapping[str, str], prefix: str, *, mode: str = "automatic"
 ) -> list[SourceConnection]:
-    """Three more tenants, one per source: a builder on Visma eAccounting (`<prefix>-bygg`),
+    """Four more tenants, one per source: a builder on Visma eAccounting (`<prefix>-bygg`),
     a Norwegian company on Visma.net (`<prefix>-fjord`, in Oslo's time zone, Norwegian and
-    kroner) and a hotel on Sirvoy (`<prefix>-hotell`), each with its profile and a new
-    sandbox company connected to erp-poller. Sirvoy's
-    booking webhooks go to erp-poller's ingest endpoint; its poll catches what one misses.
+    kroner), each with its profile and a new sandbox company connected to erp-poller and the
+    default flow (factor, send); a hotel on Sirvoy (`<prefix>-hotell`) whose flow books into
+    its own Fortnox company; and a Norwegian kitchen studio on Winner (`<prefix>-kjokken`)
+    whose flow books into its Tripletex company. Neither of the last two factors or sends.
+    Sirvoy's booking webhooks go to erp-poller's ingest endpoint; its poll catches what one
+    misses; Winner pushes its orders there, signed.
     """
     env = {**os.environ, **stack_env}
     url = stack_env["SANDBOX_VISMA_EACCOUNTING_URL"]
@@ -215,23 +322,18 @@ async def provision_sources(
     company = await sources.visma_eaccounting_company(url, f"{tenant} AB")
     bygg = SourceConnection(sources.VISMA_EACCOUNTING, tenant, f"{tenant}-visma", url, company)
     credentials = {k: str(company[k]) for k in ("client_id", "client_secret", "refresh_token")}
-    _add_connection(env, bygg, {**credentials, "token_url": company["token_url"]}, mode)
+    _source(env, bygg, {**credentials, "token_url": company["token_url"]}, mode)
 
     url = stack_env["SANDBOX_VISMA_NET_URL"]
     tenant = f"{prefix}-fjord"
     net = _create(url, "/sandbox/companies", {"name": f"{tenant} AS"}, "visma-net sandbox")
     fjord = SourceConnection(sources.VISMA_NET, tenant, f"{tenant}-visma-net", url, net)
-    _add_connection(env, fjord, {"token": net["token"], "company_id": net["company_id"]}, mode)
+    _source(env, fjord, {"token": net["token"], "company_id": net["company_id"]}, mode)
 
-    url = stack_env["SANDBOX_SIRVOY_URL"]
-    tenant = f"{prefix}-hotell"
-    account = _create(url, "/sandbox/accounts", {"name": f"{tenant}"}, "sirvoy sandbox")
-    hotell = SourceConnection(sources.SIRVOY, tenant, f"{tenant}-sirvoy", url, account)
-    secrets = {"api_token": account["token"], "webhook_secret": account["webhook_secret"]}
-    _add_connection(env, hotell, secrets, mode)
+    hotell = _hotel(env, stack_env, prefix, mode)
     await sources.register_sirvoy_webhook(
-        url,
-        account["token"],
+        hotell.url,
+        hotell.writer["token"],
         f"{stack_env['ERP_POLLER_URL']}/api/v1/ingest/sirvoy/{hotell.connection_id}",
     )
-    return [bygg, fjord, hotell]
+    return [bygg, fjord, hotell, _kitchen(env, stack_env, prefix, mode)]

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from nordflow_connectors import egress
 
 from nordflow_local import processes
 from nordflow_local._aio import run_sync
@@ -25,6 +26,11 @@ __all__ = [
     "nordflow_stack",
     "with_database",
 ]
+
+
+# Every partner sandbox of a test session listens on loopback: clients built without a
+# transport of their own may reach it (the guard's own tests pass ``allow=False``).
+egress.allow_internal(True)
 
 
 def with_database(url: str, database: str) -> str:

@@ -1,4 +1,5 @@
-"""Sample invoices in the Visma eAccounting, Visma.net and Sirvoy sandboxes (demo and tests).
+"""Sample documents in the Visma eAccounting, Visma.net and Sirvoy sandboxes, and Winner
+orders pushed to erp-poller (demo and tests); what the Fortnox and Tripletex sandboxes hold.
 
 Only HTTP, through each sandbox's documented admin routes (``/sandbox/...``) and its partner
 API, so deploy/local needs no sandbox package at runtime. Every customer and tenant profile
@@ -9,23 +10,28 @@ check digit, so the mapper rejects their invoices naming ``buyer.company_id``.
 
 from __future__ import annotations
 
+import functools
+import json
 import random
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
+from nordflow_connectors import egress
 from nordflow_connectors.oauth import InMemoryTokenStore, OAuthError, OAuthSession, Tokens
 from nordflow_connectors.resilience import SlidingWindowLimiter, send_with_retries
 from nordflow_schemas.invoice import Address, Party
 from nordflow_schemas.money import CENT
 from nordflow_schemas.tenant import AccountScheme, BankAccount, Locale, TenantProfile
+from nordflow_signing import signature_headers
 from pydantic import SecretStr
 
 VISMA_EACCOUNTING = "visma-eaccounting"
 VISMA_NET = "visma-net"
 SIRVOY = "sirvoy"
+WINNER = "winner"
 TIMEOUT = 15.0
 # eAccounting allows 600 requests a minute per client and endpoint; the erp-poller polls with
 # the same client, so the sample writer keeps to half of it.
@@ -83,6 +89,22 @@ PROFILES: dict[str, TenantProfile] = {
             email="reception@hotelldemo.example",
         ),
         bank_accounts=(BankAccount(scheme=AccountScheme.BANKGIRO, account_id="5050-1055"),),
+    ),
+    WINNER: TenantProfile(
+        legal_name="Kjøkkenstudio Demo AS",
+        country="NO",
+        time_zone="Europe/Oslo",
+        locale=Locale.NB,
+        accounting_currency="NOK",
+        seller=Party(
+            name="Kjøkkenstudio Demo AS",
+            company_id="998877660",
+            vat_id="NO998877660MVA",
+            address=Address(
+                lines=("Kirkegata 5",), postal_code="0153", city="Oslo", country_code="NO"
+            ),
+            email="ordre@kjokkenstudio.example",
+        ),
     ),
 }
 
@@ -252,6 +274,7 @@ class _VismaEAccountingWriter:
             SecretStr(str(company["client_secret"])),
             InMemoryTokenStore(expired),
             timeout=TIMEOUT,
+            transport=egress.guarded_transport(allow=True),  # the local sandbox
         )
         self.http = httpx.AsyncClient(base_url=f"{root}/v2/", timeout=TIMEOUT)
         self.limiter = SlidingWindowLimiter(*VISMA_EACCOUNTING_WRITER_LIMIT)
@@ -692,3 +715,125 @@ async def create_sirvoy_invoices(url: str, token: str, count: int, *, seed: int 
     finally:
         await admin.aclose()
     return invoice_ids
+
+
+async def create_sirvoy_cash_receipt(url: str, token: str) -> str:
+    """A booking paid at checkout by card through Stripe: a cash receipt, already paid (a
+    flow that books skips it, visibly); its invoice id."""
+    admin = _SirvoyAdmin(url.rstrip("/"), token)
+    try:
+        guest = SIRVOY_GUESTS[0]
+        room_price = SIRVOY_ROOM_PRICES[0]
+        booking = await admin.post(
+            "bookings",
+            {
+                "guest": guest,
+                "nights": 1,
+                "rooms": [{"room_name": "201", "price": str(room_price)}],
+            },
+            "creating a booking (POST /sandbox/bookings)",
+        )
+        booking_id = booking["bookingId"]
+        receipt = await admin.post(
+            f"bookings/{booking_id}/invoices",
+            {
+                "type": "cashReceipt",
+                "stripe_payment": True,
+                "rows": _sirvoy_rows(room_price, 1, random.Random(1)),  # noqa: S311 - sample
+            },
+            f"a Stripe-paid cash receipt (POST /sandbox/bookings/{booking_id}/invoices)",
+        )
+    finally:
+        await admin.aclose()
+    return str(receipt["invoiceId"])
+
+
+# -------------------------------------------------------------------------- Winner
+
+
+def winner_order(quote_number: str, today: date) -> dict[str, Any]:
+    """An accepted kitchen quote (NOK, a line per product group) whose payment calendar asks
+    20 % in advance, due today, and 80 % on delivery six weeks later."""
+    return {
+        "quote_number": quote_number,
+        "order_date": today.isoformat(),
+        "currency": "NOK",
+        "customer": {
+            "customer_number": "K-1042",
+            "name": "Kari Nordmann",
+            "type": "private",
+            "email": "kari.nordmann@example.no",
+            "address": {"lines": ["Storgata 12"], "postal_code": "0155", "city": "Oslo"},
+        },
+        "project": {"number": f"P-{quote_number}", "name": "Kjøkken Nordmann, Storgata 12"},
+        "line_mode": "product_groups",
+        "lines": [
+            {"product_group": "Skap", "description": "Overskap og underskap", "amount": "64000"},
+            {"product_group": "Benkeplater", "description": "Benkeplate eik", "amount": "18500"},
+            {"product_group": "Skap", "description": "Høyskap", "amount": "21500"},
+            {"product_group": "Montering", "description": "Montering", "amount": "16000"},
+        ],
+        "payment_calendar": [
+            {"part": 1, "label": "Forskudd", "percent": "20", "due_date": today.isoformat()},
+            {
+                "part": 2,
+                "label": "Ved levering",
+                "percent": "80",
+                "due_date": (today + timedelta(days=42)).isoformat(),
+            },
+        ],
+    }
+
+
+async def push_winner_order(
+    erp_poller_url: str, connection_id: str, secret: str, order: dict[str, Any]
+) -> list[str]:
+    """Push an accepted quote, signed, as Winner does; the order ids it becomes (one per part
+    of its payment calendar, ``<quote>-<part>``)."""
+    body = json.dumps(order).encode()
+    headers = {"Content-Type": "application/json", **signature_headers(secret, body)}
+    url = f"{erp_poller_url.rstrip('/')}/api/v1/ingest/winner/{connection_id}"
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        await _send(
+            "erp-poller",
+            f"pushing Winner quote {order['quote_number']} (POST {url})",
+            lambda: http.post(url, content=body, headers=headers),
+            create=False,
+        )
+    return [f"{order['quote_number']}-{part['part']}" for part in order["payment_calendar"]]
+
+
+# ------------------------------------------------------------- what the books hold
+
+
+async def fortnox_books(url: str, token: str) -> dict[str, list[dict[str, Any]]]:
+    """A Fortnox sandbox company's customers, invoices and invoice payments (API `/3/`)."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    out: dict[str, list[dict[str, Any]]] = {}
+    root = f"{url.rstrip('/')}/3/"
+    async with httpx.AsyncClient(base_url=root, headers=headers, timeout=TIMEOUT) as http:
+        for path, key in (
+            ("customers", "Customers"),
+            ("invoices", "Invoices"),
+            ("invoicepayments", "InvoicePayments"),
+        ):
+            response = await _send(
+                "fortnox", f"GET /3/{path}", functools.partial(http.get, path), create=False
+            )
+            out[path] = list(response.json()[key])
+    return out
+
+
+async def tripletex_books(url: str, employee_token: str) -> dict[str, list[dict[str, Any]]]:
+    """A Tripletex sandbox company's customers, projects, products, orders and invoices (the
+    sandbox's admin route `GET /sandbox/records`)."""
+    headers = {"Authorization": f"Bearer {employee_token}"}
+    async with httpx.AsyncClient(timeout=TIMEOUT, headers=headers) as http:
+        response = await _send(
+            "tripletex",
+            "GET /sandbox/records",
+            lambda: http.get(f"{url.rstrip('/')}/sandbox/records"),
+            create=False,
+        )
+    records: dict[str, list[dict[str, Any]]] = response.json()
+    return records

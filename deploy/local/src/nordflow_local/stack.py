@@ -32,6 +32,8 @@ __all__ = [
     "SandboxSpec",
     "Stack",
     "StackError",
+    "replica_name",
+    "service_of",
     "stack_topics",
 ]
 
@@ -49,13 +51,14 @@ SERVICES: tuple[str, ...] = (
 # a variable already set in the caller's environment wins.
 SERVICE_ENV: dict[str, dict[str, str]] = {
     # Locally the 24-48 h closing delay would hide the journey's last step.
-    "ledger-closer": {"CLOSING_DELAY_SECONDS": "0"},
+    "ledger-closer": {"CLOSING_DELAY_SECONDS": "0", "ALLOW_INTERNAL_URLS": "true"},
     # Hand files over quickly and read settlement files every few seconds (production: a
     # backoff from 5 s, hourly settlements), so the demo's closing follows at once.
     "factoring-gateway": {
         "UPLOAD_RETRY_INITIAL_SECONDS": "1",
         "RECEIPT_POLL_SECONDS": "0.2",
         "SETTLEMENT_POLL_SECONDS": "5",
+        "ALLOW_INTERNAL_URLS": "true",  # the factor sandbox listens on loopback
     },
     # Poll every few seconds so a hand-made invoice shows up quickly (production: 30 s); the
     # sandboxes are on loopback, which the tenant API refuses in production.
@@ -63,6 +66,9 @@ SERVICE_ENV: dict[str, dict[str, str]] = {
     # The panel is served over plain HTTP on loopback: its session cookie cannot be Secure.
     "control-panel": {"SESSION_COOKIE_SECURE": "false"},
 }
+
+# The services that seal (mapper) or open (the others) consumers' personal numbers.
+PERSONAL_DATA_SERVICES = frozenset({"mapper", "distribution-router", "factoring-gateway"})
 
 # Another service's URL a service is given (it links to that service's API): service →
 # (variable, the other service).
@@ -153,6 +159,18 @@ SANDBOXES: tuple[SandboxSpec, ...] = (
     ),
     SandboxSpec("visma-net"),
     SandboxSpec("sirvoy"),
+    # Tripletex (Norway): a start company whose consumer and employee tokens are in the env
+    # file; provisioning creates a company per Norwegian tenant (`POST /sandbox/companies`).
+    SandboxSpec(
+        "tripletex",
+        uses_token=False,
+        flags=(
+            "--company=Sandbox AS",
+            "--employee-token={token}",
+            "--consumer-token=consumer-{token}",
+        ),
+        env_facts=(("EMPLOYEE_TOKEN", "{token}"), ("CONSUMER_TOKEN", "consumer-{token}")),
+    ),
     # The PEPPOL SMP: distribution-router asks it who can receive e-invoices.
     SandboxSpec(
         "smp", uses_token=False, service_env=(("distribution-router", "SMP_URL", "{url}"),)
@@ -218,6 +236,21 @@ SANDBOXES: tuple[SandboxSpec, ...] = (
         ),
     ),
 )
+
+
+def replica_name(service: str, index: int) -> str:
+    """The process name of a service's replica: the service itself for 1, `<service>.<n>`
+    for the others (each with its own HTTP port, in the same consumer group)."""
+    if index < 1:
+        raise ValueError(f"replica numbers start at 1, got {index}")
+    return service if index == 1 else f"{service}.{index}"
+
+
+def service_of(name: str) -> str:
+    """The service a process name belongs to (`mapper.2` → `mapper`); other names unchanged."""
+    base, _, index = name.rpartition(".")
+    return base if base in SERVICES and index.isdigit() else name
+
 
 KAFKA = "kafka"
 POSTGRES = "postgres"
@@ -321,6 +354,12 @@ class Stack:
 
             # Kept across down/up: data encrypted with it stays in data/postgres.
             loaded["encryption_key"] = Fernet.generate_key().decode("ascii")
+        if "personal_data_key" not in loaded:
+            from cryptography.fernet import Fernet
+
+            # The mapper seals consumers' personal numbers with it; distribution-router and
+            # factoring-gateway open them (decision 0010). Kept like the encryption key.
+            loaded["personal_data_key"] = Fernet.generate_key().decode("ascii")
         loaded.setdefault("tokens", {})
         loaded.setdefault("ports", {})
         loaded["state_dir"] = str(self.state_dir)
@@ -440,17 +479,19 @@ class Stack:
             "DATABASE_URL": state["database_url"],
             "HTTP_HOST": LOOPBACK,
             "HTTP_PORT": str(port),
-            "OTEL_SERVICE_NAME": name,
+            "OTEL_SERVICE_NAME": service_of(name),
             "ENCRYPTION_KEY": state["encryption_key"],
         }
+        if name in PERSONAL_DATA_SERVICES:
+            specific["PERSONAL_DATA_KEY"] = state["personal_data_key"]
         for sandbox in SANDBOXES:
             for service, variable, template in sandbox.service_env:
-                if service == name and sandbox.process_name in state.get("ports", {}):
+                if service == service_of(name) and sandbox.process_name in state.get("ports", {}):
                     specific[variable] = sandbox.render(template, state)
-        for variable, other in SERVICE_LINKS.get(name, ()):
+        for variable, other in SERVICE_LINKS.get(service_of(name), ()):
             if other in state.get("ports", {}):
                 specific[variable] = f"http://{LOOPBACK}:{state['ports'][other]}"
-        local = {**COMMON_SERVICE_ENV, **SERVICE_ENV.get(name, {})}
+        local = {**COMMON_SERVICE_ENV, **SERVICE_ENV.get(service_of(name), {})}
         defaults = {k: v for k, v in local.items() if k not in os.environ}
         return {**os.environ, **defaults, **specific}, [*defaults, *specific]
 
@@ -494,7 +535,7 @@ class Stack:
         return processes.spawn(
             self.state_dir,
             name,
-            [str(_console_script(name)), "run"],
+            [str(_console_script(service_of(name))), "run"],
             kind="service",
             env=env,
             env_keys=keys,
@@ -626,7 +667,7 @@ class Stack:
 
     def _known(self, name: str) -> None:
         names = [*SERVICES, *(s.process_name for s in SANDBOXES)]
-        if name not in names:
+        if service_of(name) not in names:
             raise ValueError(f"unknown service {name!r}; known: {', '.join(names)}")
 
     def start_service(self, name: str) -> str:
@@ -664,6 +705,34 @@ class Stack:
                 pg_ctl_stop(Path(record.data_dir), run_as=record.run_as, mode="immediate")
             processes.stop(self.state_dir, name, sig=signal.SIGKILL, timeout=10.0)
             return True
+
+    def scale_service(self, name: str, replicas: int) -> list[str]:
+        """Run exactly `replicas` processes of a service (1 = the service alone; each other
+        replica `<service>.<n>` gets its own HTTP port) and wait until each is ready; stops
+        the replicas above that number. Returns the running replicas' URLs."""
+        if name not in SERVICES:
+            raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+        if replicas < 1:
+            raise ValueError(f"a service runs at least one replica, got {replicas}")
+        with self._locked():
+            state = self._load()
+            if "kafka_bootstrap" not in state:
+                raise StackError("the stack is not up (run `nordflow-local up` first)")
+            prefix = f"{name}."
+            for running in processes.records(self.state_dir):
+                index = running.name.removeprefix(prefix)
+                if running.name.startswith(prefix) and index.isdigit() and int(index) > replicas:
+                    processes.stop(self.state_dir, running.name)
+            wanted = [replica_name(name, i) for i in range(1, replicas + 1)]
+            self._start_many(state, wanted)
+            self._write_env(self._running_env(state))
+            urls = []
+            for replica in wanted:
+                record = processes.load_record(self.state_dir, replica)
+                if record is None or record.url is None:
+                    raise StackError(f"{replica} is not recorded after starting")
+                urls.append(record.url)
+            return urls
 
     def restart_service(self, name: str, sig: int = signal.SIGTERM) -> str:
         """Stop (with `sig`) and start again on the same port; returns its URL."""

@@ -27,6 +27,7 @@ from nordflow_sandboxes.fortnox.errors import (
 )
 from nordflow_sandboxes.fortnox.fields import decode_wrapped
 from nordflow_sandboxes.fortnox.oauth import DEFAULT_SCOPE, TOKEN_PATH, token_router
+from nordflow_sandboxes.fortnox.registers import registers_router
 from nordflow_sandboxes.fortnox.state import FortnoxState
 from nordflow_sandboxes.kit import admin
 from nordflow_sandboxes.kit.faults import Fault
@@ -57,7 +58,12 @@ def create_app(state: FortnoxState | None = None) -> FastAPI:
         "fortnox",
         title="Nordflow Fortnox API v3 sandbox",
         version="3",
-        routers=[_fortnox_router(state), token_router(state.oauth), _admin_router(state)],
+        routers=[
+            _fortnox_router(state),
+            registers_router(state),
+            token_router(state.oauth),
+            _admin_router(state),
+        ],
         gate=_gate(state),
     )
 
@@ -310,6 +316,7 @@ class CompanyIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     token: str | None = Field(default=None, min_length=8, max_length=500)
     organisation_number: str = ""
+    rate_limited: bool = True
 
 
 class AuthorizationIn(BaseModel):
@@ -344,7 +351,9 @@ def _admin_router(state: FortnoxState) -> APIRouter:
     @router.post("/companies", status_code=201)
     async def create_company(body: CompanyIn) -> dict[str, str]:
         try:
-            company, token = state.create_company(body.name, body.token, body.organisation_number)
+            company, token = state.create_company(
+                body.name, body.token, body.organisation_number, rate_limited=body.rate_limited
+            )
         except TokenInUseError as exc:
             raise HTTPException(409, str(exc)) from exc
         return {"company_id": company.company_id, "token": token, "name": company.name}

@@ -10,7 +10,7 @@ from nordflow_sandboxes.fortnox.app import create_app
 from nordflow_sandboxes.fortnox.state import FortnoxState
 from nordflow_sandboxes.kit.command import add_rate_limit_arguments, add_tenant_arguments
 
-HELP = "Fortnox API v3 (customers, invoices, invoice payments)"
+HELP = "Fortnox API v3 (customers, invoices, payments, articles, projects, orders, vouchers)"
 DEFAULT_PORT = 8181
 
 

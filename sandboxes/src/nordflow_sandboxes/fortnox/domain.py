@@ -532,6 +532,80 @@ class Payment:
 
 
 @dataclass
+class Article:
+    """An article (`Artikel`): what an order or invoice row may name."""
+
+    number: str
+    values: dict[str, Any]
+    last_modified: datetime
+
+
+@dataclass
+class Project:
+    """A project (`Projekt`). Fortnox projects name no customer: an order names both."""
+
+    number: str
+    values: dict[str, Any]
+    last_modified: datetime
+
+
+@dataclass
+class Order:
+    """A customer order (`Order`), until it is invoiced (`InvoiceReference`)."""
+
+    document_number: int
+    customer_number: str
+    order_date: date
+    delivery_date: date | None
+    currency: str
+    vat_included: bool
+    rows: list[InvoiceRow]
+    ordered: list[Decimal]
+    values: dict[str, Any]
+    last_modified: datetime
+    invoice_reference: int = 0
+    cancelled: bool = False
+    net: Decimal = ZERO
+    total_vat: Decimal = ZERO
+    total: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class VoucherRow:
+    """One row of a voucher: an account debited or credited."""
+
+    account: int
+    debit: Decimal
+    credit: Decimal
+    description: str
+
+
+@dataclass
+class VoucherRecord:
+    """A manual voucher (`Verifikation`) posted through the API."""
+
+    series: str
+    number: int
+    year: int
+    transaction_date: date
+    description: str
+    reference_number: str
+    reference_type: str
+    rows: list[VoucherRow]
+
+
+@dataclass
+class Registers:
+    """One company's articles, projects, orders and vouchers (`registers.py` serves them)."""
+
+    articles: dict[str, Article] = field(default_factory=dict)
+    projects: dict[str, Project] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)
+    vouchers: list[VoucherRecord] = field(default_factory=list)
+    next_order_number: int = 1
+
+
+@dataclass
 class Company:
     """One Fortnox database: its registers, counters, injected faults and request log."""
 
@@ -540,6 +614,8 @@ class Company:
     organisation_number: str
     database_number: int
     created: datetime
+    # False for a company made for load tests: its tokens skip the rate limit.
+    rate_limited: bool = True
     customers: dict[str, Customer] = field(default_factory=dict)
     invoices: dict[int, Invoice] = field(default_factory=dict)
     payments: dict[int, Payment] = field(default_factory=dict)
@@ -548,6 +624,7 @@ class Company:
     next_voucher_number: dict[str, int] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     requests: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=2000))
+    registers: Registers = field(default_factory=Registers)
 
     def take_voucher(self, series: str) -> Voucher:
         """Allocate the next voucher number in a series (B invoices, C payments)."""

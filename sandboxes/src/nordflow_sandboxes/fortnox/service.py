@@ -297,7 +297,7 @@ def create_invoice(
     raw_customer = body.get("CustomerNumber")
     if raw_customer in (None, ""):
         raise f.invalid_value("Invoice.CustomerNumber", "CustomerNumber is required")
-    customer = _existing_customer(company, f.as_text("Invoice.CustomerNumber", raw_customer))
+    customer = existing_customer(company, f.as_text("Invoice.CustomerNumber", raw_customer))
 
     document_number = _new_document_number(company, body.get("DocumentNumber"))
     invoice_date = _optional_date(body, "InvoiceDate") or today
@@ -391,7 +391,7 @@ def _update_invoice(
     customer = company.customers.get(invoice.customer_number)
     new_customer = body.get("CustomerNumber")
     if new_customer not in (None, "", invoice.customer_number):
-        customer = _existing_customer(company, f.as_text("Invoice.CustomerNumber", new_customer))
+        customer = existing_customer(company, f.as_text("Invoice.CustomerNumber", new_customer))
         invoice.customer_number = customer.number
         invoice.values.update(_customer_copy(customer))
     invoice.values.update(_decode_passthrough(body))
@@ -602,7 +602,8 @@ _INVOICE_FILTERS: dict[str, Callable[[Invoice, date], bool]] = {
 }
 
 
-def _existing_customer(company: Company, number: str) -> Customer:
+def existing_customer(company: Company, number: str) -> Customer:
+    """The customer of that number, or a 400 naming it."""
     customer = company.customers.get(number)
     if customer is None:
         raise rule_violation(
@@ -671,11 +672,12 @@ def _decode_rows(raw: Any, customer: Customer) -> list[InvoiceRow]:
     if not isinstance(raw, list):
         raise f.invalid_value("Invoice.InvoiceRows", "expected a list of rows")
     vat_type = str(customer.values.get("VATType") or "SEVAT")
-    return [_decode_row(index, row, vat_type) for index, row in enumerate(raw, start=1)]
+    return [decode_row(index, row, vat_type) for index, row in enumerate(raw, start=1)]
 
 
-def _decode_row(index: int, raw: Any, vat_type: str) -> InvoiceRow:
-    where = f"Invoice.InvoiceRows[{index - 1}]"
+def decode_row(index: int, raw: Any, vat_type: str, where: str | None = None) -> InvoiceRow:
+    """One invoice (or order) row; ``where`` names it in errors."""
+    where = where or f"Invoice.InvoiceRows[{index - 1}]"
     if not isinstance(raw, dict):
         raise f.invalid_value(where, "each row must be an object")
     f.check_field_names(raw, ROW_WRITABLE, ROW_READ_ONLY, where)

@@ -343,6 +343,13 @@ def _api_router(state: VismaEAccountingState) -> APIRouter:
             page = service.paginate(list(company.bank_accounts.values()), query)
             return listing(page, [out.bank_account(b) for b in page.items])
 
+    @router.post("/bankaccounts")
+    async def create_bank_account(request: Request) -> JSONResponse:
+        body = service.decode_body(await request.body())
+        with state.lock:
+            account = service.create_bank_account(_company(request), body)
+            return ok(out.bank_account(account), 201)
+
     @router.get("/termsofpayment")
     async def list_terms_of_payment(request: Request) -> JSONResponse:
         company, query = _company(request), service.query_of(request.query_params)

@@ -18,6 +18,7 @@ from nordflow_sandboxes.visma_eaccounting.domain import (
     BANK_CHARGE,
     COMPLETE_PAYMENT,
     Article,
+    BankAccount,
     Company,
     Customer,
     Invoice,
@@ -530,6 +531,30 @@ def _decode_rows(company: Company, raw: Any) -> list[InvoiceRow]:
             )
         )
     return rows
+
+
+# ------------------------------------------------------------------------- bank accounts
+
+
+def create_bank_account(company: Company, body: Body) -> BankAccount:
+    """`POST /v2/bankaccounts`: an account payments can be registered to, on its ledger
+    account (e.g. 1512 for what a factor owes)."""
+    fields = Fields(body)
+    name = fields.text("Name", 200, required=True)
+    ledger = fields.integer("LedgerAccountNumber", low=1000, high=9999, required=True)
+    assert name is not None
+    assert ledger is not None
+    if any(b.ledger_account_number == ledger for b in company.bank_accounts.values()):
+        raise rule_violation(f"A bank account on ledger account {ledger} exists already")
+    account = BankAccount(
+        str(uuid.uuid4()),
+        name,
+        fields.text("BankAccountNumber", 50) or "",
+        ledger,
+        (fields.text("CurrencyCode", 3) or company.currency).upper(),
+    )
+    company.bank_accounts[account.id] = account
+    return account
 
 
 # ------------------------------------------------------------------------------ payments

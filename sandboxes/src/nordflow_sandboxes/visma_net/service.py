@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 CUSTOMER_STATUSES = frozenset({"Active", "OnHold", "CreditHold", "Inactive", "OneTime"})
-SUPPORTED_PAYMENT_TYPES = frozenset({"Payment"})
+SUPPORTED_PAYMENT_TYPES = frozenset({"Payment", "Refund"})
+# What each payment type settles: a payment pays invoices, a refund pays out credit notes.
+SETTLED_BY = {"Payment": "Invoice", "Refund": "CreditNote"}
 # Fields a PUT may change before release, and the few it may still change after release.
 EDITABLE_BEFORE_RELEASE = frozenset(
     {
@@ -494,19 +496,21 @@ def release_invoice(
 # --------------------------------------------------------------------------- payments
 
 
-def _decode_payment_line(raw: Any, index: int) -> PaymentLine:
+def _decode_payment_line(raw: Any, index: int, payment_type: str) -> PaymentLine:
     def payable(document_type: str) -> str | None:
-        if document_type == "Invoice":
+        if document_type == SETTLED_BY[payment_type]:
             return None
-        return f"{document_type} is not supported by the sandbox"
+        return f"{document_type} cannot be settled by a {payment_type} in the sandbox"
 
     return _decode_settling_line(raw, f"paymentLines[{index}]", "payment", payable)
 
 
 def _check_applicable(company: Company, payment: Payment, line: PaymentLine) -> Invoice:
     invoice = company.invoices.get(line.ref_nbr)
-    if invoice is None or invoice.credit_note:
-        raise bad_request(f"Invoice {line.ref_nbr} does not exist")
+    refund = payment.type == "Refund"
+    if invoice is None or invoice.credit_note != refund:
+        kind = "Credit note" if refund else "Invoice"
+        raise bad_request(f"{kind} {line.ref_nbr} does not exist")
     if invoice.customer_number != payment.customer_number:
         raise bad_request(
             f"Invoice {line.ref_nbr} belongs to customer {invoice.customer_number}, "
@@ -537,7 +541,7 @@ def create_payment(company: Company, body: dict[str, Any], state: VismaNetState)
     lines_raw = body.get("paymentLines") or []
     if not isinstance(lines_raw, list):
         raise bad_request("'paymentLines' must be a list")
-    lines = [_decode_payment_line(raw, index) for index, raw in enumerate(lines_raw)]
+    lines = [_decode_payment_line(raw, index, payment_type) for index, raw in enumerate(lines_raw)]
     if len({line.ref_nbr for line in lines}) != len(lines):
         raise bad_request("A document may be applied only once per payment")
     applied = sum((line.amount_paid for line in lines), ZERO)

@@ -20,6 +20,7 @@ from control_panel.testing import (
     journey,
     rejected,
 )
+from nordflow_runtime import tenants
 from nordflow_runtime.testing import ServiceHarness
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 from nordflow_schemas.events import (
@@ -386,3 +387,24 @@ async def test_delivery_and_books(world: World) -> None:
     assert books["transfers"][0]["amount"] == "1250.00"
     assert {e["account"] for e in books["entries"]} == {"1512"}
     assert {p["payer"] for p in books["payments"]} == {"Nordic Factor AB"}
+
+
+async def test_a_read_token_sees_but_never_asks_a_service_to_act(world: World) -> None:
+    """The runtime's token model: scope `read` reads; an expired token is refused."""
+    h = world.harness
+    await h.deliver(job_failed(world.a, world.a_invoice, job_id=8))
+    reader = await tenants.create_token(h.pool, world.a, "dashboard", scope=tenants.Scope.READ)
+    jobs = (await get(world, reader, "/api/v1/failed-jobs")).json()["items"]
+    assert [j["job_id"] for j in jobs] == [8]
+    refused = await post(world, reader, "/api/v1/failed-jobs/ledger-closer/8/retry")
+    assert refused.status_code == 403
+    assert "read" in refused.text
+    assert (await h.emitted()).of(OperatorActionRequested) == []
+    expired = await tenants.create_token(
+        h.pool,
+        world.a,
+        "old",
+        expires_in=dt.timedelta(days=1),
+        now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2),
+    )
+    assert (await get(world, expired, "/api/v1/failed-jobs")).status_code == 401

@@ -10,7 +10,7 @@ from .deps import Deps, build_deps
 from .domain.channels import SEND_INVOICE
 from .domain.sending import MAX_ATTEMPTS
 from .entrypoints import consumers, jobs
-from .entrypoints.http import ROUTERS
+from .entrypoints.http import ROUTERS, holds
 
 
 def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
@@ -32,4 +32,6 @@ def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
     )
     for router in ROUTERS:
         app.include_router(router)
+    # Attachments to held invoices are files of up to 10 MiB: their own body limit.
+    app.body_limit("/api/v1/holds/", holds.ATTACHMENT_BODY_LIMIT)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
+from nordflow_runtime.personal_data import PersonalDataKey
 from nordflow_runtime.settings import ServiceSettings
 from pydantic import Field, SecretStr, model_validator
 
@@ -129,3 +130,9 @@ class Settings(ServiceSettings):
             if (self.smtp_username is None) != (self.smtp_password is None):
                 raise ValueError("set both SMTP_USERNAME and SMTP_PASSWORD, or neither")
         return self
+
+    personal_data_key: PersonalDataKey | None = Field(
+        default=None,
+        description="Fernet key (the mapper's PERSONAL_DATA_KEY) opening consumers' sealed "
+        "personal numbers in invoices; without it such an invoice is dead-lettered",
+    )

@@ -21,6 +21,7 @@ import asyncpg
 from nordflow_documents.registry import RendererRegistry, default_registry
 from nordflow_documents.validation import shared_validator
 from nordflow_runtime.app import Resources
+from nordflow_runtime.personal_data import PersonalData
 from nordflow_schemas.events import Channel
 
 from .adapters.channels.bounded import BoundedSender
@@ -87,6 +88,7 @@ class Deps:
     paper_defaults: PaperDefaults | None = None
     committed: Callable[[], None] = lambda: None  # wake the job workers after a commit
     clock: Callable[[], dt.datetime] = utc_now
+    personal: PersonalData | None = None  # opens consumers' sealed personal numbers
     executor: Executor | None = None
 
     @property
@@ -136,6 +138,7 @@ async def build_deps(resources: Resources) -> Deps:
         suggestion_snooze=dt.timedelta(days=settings.suggestion_snooze_days),
         paper_defaults=paper_defaults(settings),
         committed=resources.committed,
+        personal=PersonalData(settings.personal_data_key) if settings.personal_data_key else None,
         executor=renderer_processes(settings.render_processes),
     )
 

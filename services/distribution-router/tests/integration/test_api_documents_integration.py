@@ -68,7 +68,7 @@ async def test_every_route_needs_a_valid_token(client, method, path):
     bad = {"Authorization": "Bearer nf_not-a-token"}
     response = await client.request(method, path, headers=bad)
     assert response.status_code == 401
-    assert response.json()["detail"] == "unknown or revoked API token"
+    assert response.json()["detail"] == "unknown, revoked or expired API token"
 
 
 async def test_search_download_and_checksum(client, pool, conn):
@@ -96,7 +96,12 @@ async def test_search_download_and_checksum(client, pool, conn):
     assert entry["channel"] == "peppol"
     assert entry["sha256"] == hashlib.sha256(xml).hexdigest()
     assert entry["retain_until"] == "2032-12-31"
-    assert entry["content_url"] == f"http://service/api/v1/documents/{second}/content"
+    assert entry["content_url"] == f"/api/v1/documents/{second}/content"
+    # A forged Host header changes no link.
+    forged = await client.get(
+        f"/api/v1/documents/{second}", headers={**headers, "Host": "evil.example"}
+    )
+    assert forged.json()["content_url"] == f"/api/v1/documents/{second}/content"
 
     by_source = await client.get(
         "/api/v1/documents", params={"source_document_number": "56"}, headers=headers

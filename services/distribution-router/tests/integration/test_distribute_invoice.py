@@ -8,6 +8,7 @@ Routing announces nothing but a document that can never be sent; the send job
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import asyncpg
 import pytest
@@ -15,7 +16,13 @@ from distribution_router.adapters.repositories import pg_repositories
 from distribution_router.service.routing import distribute_invoice as distribute
 from distribution_router.testing import Registered, fake_partners
 from distribution_router.testing.invoices import created_event
-from nordflow_schemas.events import Channel, EventBody, InvoiceCreated, InvoiceDeliveryFailed
+from nordflow_schemas.events import (
+    Channel,
+    EventBody,
+    Flow,
+    InvoiceCreated,
+    InvoiceDeliveryFailed,
+)
 from nordflow_schemas.invoice import Address, ElectronicAddress, Party, PartyType
 
 pytestmark = pytest.mark.integration
@@ -163,3 +170,39 @@ async def test_distinct_invoices_get_distinct_rows(conn: asyncpg.Connection) -> 
         [e.invoice_id for e in events],
     )
     assert count == 3
+
+
+async def test_a_flow_without_distribution_is_recorded_as_not_sent_never_scheduled(
+    conn: asyncpg.Connection,
+) -> None:
+    event = created_event(company(email="ekonomi@kund.example"))
+    booked_only = event.model_copy(update={"flow": Flow(book_into="c-fortnox", factor=False,
+                                                         distribute=False)})  # fmt: skip
+
+    assert await distribute_invoice(conn, booked_only, NOW) is None
+
+    [row] = await deliveries(conn, event.invoice_id)
+    assert row["status"] == "not_sent"
+    assert row["not_sent_reason"] == "the connection's flow excludes distribution"
+    assert await send_jobs(conn, event.invoice_id) == []
+    assert await distribute_invoice(conn, booked_only, NOW) is None  # once per invoice
+
+
+async def test_a_paid_cash_receipt_is_never_sent_as_payable(conn: asyncpg.Connection) -> None:
+    event = created_event(company(email="gast@hotell.example"))
+    invoice = event.invoice
+    paid = invoice.model_copy(
+        update={
+            "settled_by": "stripe",
+            "totals": invoice.totals.model_copy(
+                update={"prepaid": invoice.totals.payable, "payable": Decimal(0)}
+            ),
+        }
+    )
+
+    assert await distribute_invoice(conn, event.model_copy(update={"invoice": paid}), NOW) is None
+
+    [row] = await deliveries(conn, event.invoice_id)
+    assert row["status"] == "not_sent"
+    assert "already paid via stripe" in row["not_sent_reason"]
+    assert await send_jobs(conn, event.invoice_id) == []

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet
 from distribution_router.adapters.channels.base import (
     PermanentSendError,
     Receipt,
@@ -40,9 +41,10 @@ from distribution_router.testing.invoices import created_event as created
 from nordflow_runtime import jobs
 from nordflow_runtime.consumer import Context
 from nordflow_runtime.jobs import Job
-from nordflow_runtime.testing import ServiceHarness
+from nordflow_runtime.personal_data import PersonalData
+from nordflow_runtime.testing import PERSONAL_DATA_KEY, ServiceHarness
 from nordflow_sandboxes.peppol_ap.testing import PeppolNetwork, running_peppol_network
-from nordflow_schemas.events import Channel, InvoiceCreated
+from nordflow_schemas.events import Channel, Flow, InvoiceCreated
 from nordflow_schemas.invoice import Party
 from pydantic import SecretStr
 
@@ -178,6 +180,42 @@ async def test_a_registered_consumer_gets_the_invoice_in_the_bank(world: World) 
     assert body["channel"] == "b2c_bank"
     assert body["recipient"] == "******2384"  # never the whole personal number in an event
     assert world.sends(Channel.EMAIL) == 0
+
+
+async def test_a_consumer_whose_number_travels_sealed_gets_the_invoice_in_the_bank(
+    world: World,
+) -> None:
+    """invoice.created carries the consumer's number masked and sealed (decision 0010): the
+    consumer handler opens it, and the bank gets the whole number; nothing else does."""
+    world.senders[Channel.B2C_BANK].consumers.add("198503172384")
+    event = created(consumer(email="anna@example.se"))
+    sealer = PersonalData(SecretStr(PERSONAL_DATA_KEY))
+    sealed = event.model_copy(
+        update={"invoice": sealer.seal_invoice(event.invoice), "flow": Flow(factor=False)}
+    )
+    assert "198503172384" not in sealed.model_dump_json()
+    assert sealed.invoice.buyer.company_id == "******2384"
+    world.harness.deps = world.deps()
+    assert (await world.harness.publish(sealed)).dead_letters == []
+    assert await world.run_job()
+    (sent,) = world.senders[Channel.B2C_BANK].received.values()
+    assert sent.recipient == "198503172384"
+    (body,) = await world.events(event.invoice_id, "invoice.distributed")
+    assert body["recipient"] == "******2384"
+
+
+async def test_a_number_sealed_with_another_key_is_dead_lettered_never_sent(
+    world: World,
+) -> None:
+    event = created(consumer(email="anna@example.se"))
+    other = PersonalData(SecretStr(Fernet.generate_key().decode()))
+    sealed = event.model_copy(
+        update={"invoice": other.seal_invoice(event.invoice), "flow": Flow(factor=False)}
+    )
+    world.harness.deps = world.deps()
+    [letter] = (await world.harness.publish(sealed)).dead_letters
+    assert "PERSONAL_DATA_KEY" in letter.reason
+    assert not await world.run_job()
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,16 @@ import datetime as dt
 import itertools
 from decimal import Decimal
 
-from distribution_router.domain.statistics import ChannelStats, period_stats, periods
+import pytest
+from distribution_router.domain.statistics import (
+    MAX_PERIODS,
+    ChannelStats,
+    PeriodRangeError,
+    checked_periods,
+    period_count,
+    period_stats,
+    periods,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from nordflow_schemas.events import Channel
@@ -60,3 +69,24 @@ def test_a_period_without_sends_has_no_share() -> None:
     period = period_stats(dt.date(2025, 3, 1), {c: ChannelStats(failed=1) for c in Channel})
     assert period.electronic_share is None
     assert period.failed == 4
+
+
+@given(
+    start=st.dates(min_value=dt.date(1970, 1, 1), max_value=dt.date(2099, 12, 31)),
+    end=st.dates(min_value=dt.date(1970, 1, 1), max_value=dt.date(2099, 12, 31)),
+    granularity=st.sampled_from(["day", "month"]),
+)
+def test_a_range_is_counted_before_any_period_is_made(
+    start: dt.date, end: dt.date, granularity: str
+) -> None:
+    """Any range is answered in constant work: periods are made only when few enough."""
+    if end < start:
+        with pytest.raises(PeriodRangeError):
+            checked_periods(start, end, granularity)
+        return
+    count = period_count(start, end, granularity)
+    if count > MAX_PERIODS:
+        with pytest.raises(PeriodRangeError, match="at most"):
+            checked_periods(start, end, granularity)
+    else:
+        assert len(checked_periods(start, end, granularity)) == count

@@ -3,6 +3,7 @@ holds, suggestions and statistics in the tenant's time zone."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -186,3 +187,36 @@ async def test_without_a_profile_the_sellers_country_gives_the_zone() -> None:
     )
     assert found.time_zone == "Europe/Stockholm"  # a Swedish seller
     assert [(p.period, p.sent) for p in found.periods] == [(dt.date(2025, 3, 1), 1)]
+
+
+class CountingValidator:
+    """The official rules, counting how often they run."""
+
+    def __init__(self) -> None:
+        from nordflow_documents.validation import shared_validator
+
+        self.inner = shared_validator()
+        self.calls = 0
+
+    def validate(self, document: bytes) -> object:
+        self.calls += 1
+        return self.inner.validate(document)
+
+
+async def test_a_document_validated_at_routing_is_not_validated_again_when_sent() -> None:
+    repos = fake_repositories()
+    senders = {c: FakeSender(c) for c in Channel}
+    validator = CountingValidator()
+    partners = dataclasses.replace(
+        fake_partners(senders, Registered(GLN)),
+        validator=validator,  # type: ignore[arg-type]
+    )
+    event = created_event(company(gln=True))
+    await distribute_invoice(repos, partners, event, NOW)
+    assert validator.calls == 1
+    outcome = await send_invoice(
+        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+    )
+    assert outcome.result["status"] == "sent"
+    assert validator.calls == 1  # the same bytes: the routing's verdict stands
+    assert list(senders[Channel.PEPPOL].received) == [f"{event.invoice_id}:peppol:1"]

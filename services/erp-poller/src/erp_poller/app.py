@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nordflow_runtime.app import ServiceApp
+from nordflow_runtime.tenants import tokens_router
 from nordflow_schemas.topics import ERP_POLLER
 
 from .config import Settings
@@ -22,9 +23,12 @@ def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
         deps=build_deps,
         tenant_profiles=False,
     )
+    app.include_router(tokens_router())
     app.include_router(connections.router)
     app.include_router(ingest.router)
     app.include_router(profile.router)
+    # Pushes carry whole batches (SIE files): their own body limit.
+    app.body_limit(ingest.router.prefix + "/", ingest.MAX_BODY_BYTES)
     app.loop(loops.polls)
     # Backfills are long: a loop of their own, so polls of other connections go on meanwhile.
     app.loop(loops.backfills)

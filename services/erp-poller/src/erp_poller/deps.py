@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ def deps_for(
 ) -> Deps:
     """The dependencies on a pool (``committed`` wakes the outbox relay)."""
     box = SecretBox(settings.encryption_key)
+    options = dataclasses.replace(options, allow_internal=settings.allow_internal_urls)
     return Deps(
         uow=PgUnitOfWork(pool, committed),
         box=box,

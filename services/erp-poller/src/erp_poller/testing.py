@@ -196,6 +196,7 @@ class FakeConnectionRepository:
             cursor_at=None if old is None else old.cursor_at,
             updated_at=now(),
             poll_interval=dt.timedelta(seconds=interval) if interval else None,
+            flow=c.flow,
         )
         polling = self.polling.setdefault(c.connection_id, _Polling())
         polling.next_poll_at = now()
@@ -216,6 +217,7 @@ class FakeConnectionRepository:
             last_error=polling.last_error,
             next_poll_at=polling.next_poll_at,
             tenant_has_profile=connection.tenant_id in self.profiles.profiles,
+            flow=connection.flow,
         )
 
     async def states(self, tenant_id: str | None = None) -> list[ConnectionState]:

@@ -14,12 +14,13 @@ from erp_poller.adapters.repository import (
     PgRequestRepository,
     PgUnitOfWork,
 )
-from erp_poller.adapters.sources import FortnoxSource
-from erp_poller.domain.connections import ConnectionConfig, internal_host
+from erp_poller.adapters.sources import ClientOptions, FortnoxSource, open_source
+from erp_poller.domain.connections import Connection, ConnectionConfig, internal_host
 from erp_poller.domain.documents import Document
 from erp_poller.service import polling
 from erp_poller.service.documents import ingest_documents
 from erp_poller.testing import given_profile, steps_on
+from nordflow_connectors.egress import ForbiddenDestinationError
 from nordflow_connectors.fortnox import FortnoxClient
 from nordflow_runtime import tenants
 from nordflow_runtime.testing import ServiceHarness
@@ -250,7 +251,7 @@ async def test_a_backfill_is_queued_and_its_progress_shown(api, pool, sandbox, b
     make_invoices(sandbox, company.token, 3)
     cid = f"{tenant}-fx"
     body = connection_body(cid, sandbox, company.token)
-    body["cutoff_at"] = "2999-01-01T00:00:00+00:00"
+    body["cutoff_at"] = "2099-01-01T00:00:00+00:00"  # far ahead: nothing is polled
     await client.put(f"/api/v1/connections/{cid}", json=body, headers=auth)
 
     naive = await client.post(
@@ -448,6 +449,55 @@ async def test_a_connection_may_not_point_into_the_cluster(harness, pool, url):
     assert await PgConnectionRepository(pool).states(tenant) == []
 
 
+@pytest.mark.parametrize(
+    "token_url", ["http://127.0.0.1:9/token", "http://[::ffff:169.254.169.254]/t", "http://vault"]
+)
+async def test_an_oauth_token_url_may_not_point_into_the_cluster(harness, pool, token_url):
+    production = dataclasses.replace(harness.deps, allow_internal_urls=False)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    headers = await token_for(pool, tenant)
+    body = {
+        "connection_id": "oauth",
+        "system": "visma-eaccounting",
+        "base_url": "https://eaccountingapi.vismaonline.com",
+        "credentials": {
+            "client_id": "c",
+            "client_secret": "s",
+            "refresh_token": "r",
+            "token_url": token_url,
+        },
+    }
+    service = ServiceHarness(harness.app, pool, harness.schema, production)
+    async with service.http() as client:
+        answer = await client.put("/api/v1/connections/oauth", json=body, headers=headers)
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "credentials.token_url"]
+    assert "s" not in {e.get("input") for e in answer.json()["detail"]}
+
+
+async def test_a_source_reaches_only_public_addresses_without_the_switch(pool, sandbox, box):
+    """A connection stored earlier (or by an operator) that points at an internal address is
+    refused when polled, after DNS, with our reason and no retry."""
+    company = sandbox.create_company()
+    connection = Connection(
+        connection_id="inside",
+        tenant_id="t-inside",
+        system=SourceSystem.FORTNOX,
+        base_url=sandbox.base_url,
+        token_sealed=box.seal(company.token),
+        mode=ConnectionMode.AUTOMATIC,
+        cutoff_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        cursor_at=None,
+    )
+    source = open_source(connection, box, pool, ClientOptions(allow_internal=False))
+    try:
+        with pytest.raises(ForbiddenDestinationError, match="loopback"):
+            async for _ in source.changes_since(connection.cutoff_at):
+                pass
+    finally:
+        await source.aclose()
+
+
 def test_public_source_urls_are_allowed() -> None:
     assert not internal_host("https://api.fortnox.se/3")
     assert not internal_host("https://eaccountingapi.vismaonline.com")
@@ -476,3 +526,64 @@ async def test_each_connection_can_have_its_own_schedule(api, pool, sandbox, box
         "SELECT next_poll_at - last_poll_at AS gap FROM connections WHERE connection_id = 'hourly'"
     )
     assert dt.timedelta(minutes=59) < row["gap"] < dt.timedelta(minutes=61)
+
+
+async def test_a_connection_has_a_flow_naming_a_writable_connection_of_the_tenant(api, pool):
+    client, _ = api
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    headers = await token_for(pool, tenant)
+    fortnox = {
+        "connection_id": f"{tenant}-fx",
+        "system": "fortnox",
+        "base_url": "https://api.fortnox.se",
+        "token": "fixed-token",
+    }
+    assert (await client.put(f"/api/v1/connections/{tenant}-fx", json=fortnox,
+                             headers=headers)).status_code == 200  # fmt: skip
+    sirvoy = {
+        "connection_id": f"{tenant}-sv",
+        "system": "sirvoy",
+        "base_url": "https://sirvoy.example.com",
+        "credentials": {"api_token": "a", "webhook_secret": "b"},
+        "flow": {"book_into": f"{tenant}-fx", "factor": False, "distribute": False},
+    }
+    answer = await client.put(f"/api/v1/connections/{tenant}-sv", json=sirvoy, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["flow"] == sirvoy["flow"]
+    listed = {c["connection_id"]: c["flow"] for c in
+              (await client.get("/api/v1/connections", headers=headers)).json()}  # fmt: skip
+    assert listed[f"{tenant}-fx"] == {"book_into": None, "factor": True, "distribute": True}
+
+    bad = {**sirvoy, "flow": {"book_into": "nowhere"}}
+    answer = await client.put(f"/api/v1/connections/{tenant}-sv", json=bad, headers=headers)
+    assert answer.status_code == 422
+    [problem] = answer.json()["detail"]
+    assert problem["loc"] == ["body", "flow", "book_into"]
+    assert "has no connection 'nowhere'" in problem["msg"]
+    stored = await PgConnectionRepository(pool).get(f"{tenant}-sv", tenant)
+    assert stored is not None
+    assert stored.flow.book_into == f"{tenant}-fx"
+
+
+@pytest.mark.parametrize(
+    ("change", "loc"),
+    [
+        ({"cutoff_at": "9999-12-31T00:00:00+00:00"}, ["body", "cutoff_at"]),
+        (
+            {"credentials": {f"k{n}": "v" for n in range(21)}, "token": None},
+            ["body", "credentials"],
+        ),
+        ({"token": "x" * 20_001}, ["body", "token"]),
+        ({"base_url": "https://" + "a" * 2000 + ".example"}, ["body", "base_url"]),
+    ],
+)
+async def test_every_field_of_a_connection_is_bounded(api, pool, sandbox, change, loc):
+    client, _ = api
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    auth = await token_for(pool, tenant)
+    body = {**connection_body("bounded", sandbox, "tok"), **change}
+    body = {k: v for k, v in body.items() if v is not None}
+    answer = await client.put("/api/v1/connections/bounded", json=body, headers=auth)
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"][:2] == loc
+    assert "x" * 100 not in answer.text  # the value is not echoed

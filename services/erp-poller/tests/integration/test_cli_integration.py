@@ -75,7 +75,9 @@ def test_a_tenant_is_set_up_and_operated_from_the_command_line(
     assert "--seller" in err
     code, out, err = run(capsys, *add)
     assert code == 0, err
-    assert out.strip() == f"connection {connection} for tenant {tenant}: manual"
+    assert out.strip() == (
+        f"connection {connection} for tenant {tenant}: manual, flow: factor, distribute"
+    )
     assert "has no profile yet" in err
     code, out, _ = run(capsys, "connections", "list", "--tenant", tenant)
     assert f"{connection}  tenant={tenant}  fortnox  manual" in out
@@ -126,6 +128,68 @@ def test_a_tenant_is_set_up_and_operated_from_the_command_line(
     assert code == 1
     assert f"no connection {connection!r}" in err
 
+    # A flow: the hotel's Sirvoy is booked into its Fortnox and neither factored nor sent; a
+    # Tripletex connection (only booked into) takes no credentials.
+    hotel = ["connections", "add", "--tenant", tenant, "--system", "sirvoy"]
+    hotel += ["--base-url", "http://127.0.0.1:9", "--token-env", "SIRVOY_CREDENTIALS"]
+    monkeypatch.setenv("SIRVOY_CREDENTIALS", '{"api_token": "a", "webhook_secret": "b"}')
+    code, _, err = run(capsys, *hotel, "--connection-id", "t-cli-sv", "--book-into", "nowhere")
+    assert code == 1
+    assert err.strip() == "erp-poller: flow.book_into: the tenant has no connection 'nowhere'"
+    code, out, err = run(capsys, *hotel, "--connection-id", "t-cli-sv", "--book-into",
+                         connection, "--no-factor", "--no-distribute")  # fmt: skip
+    assert code == 0, err
+    assert out.strip().endswith(f"flow: book into {connection}")
+    tripletex = ["connections", "add", "--tenant", tenant, "--system", "tripletex"]
+    tripletex += ["--connection-id", "t-cli-tx", "--base-url", "https://tripletex.no/v2"]
+    code, _, err = run(capsys, *tripletex, "--token-env", "NORDFLOW_TEST_TOKEN")
+    assert code == 2
+    assert "tripletex takes no credentials" in err
+    code, out, err = run(capsys, *tripletex, "--no-factor", "--no-distribute")
+    assert code == 0, err
+    assert out.strip().endswith("flow: record only")
+    code, out, _ = run(capsys, "connections", "list", "--tenant", tenant)
+    assert f"t-cli-sv  tenant={tenant}  sirvoy  test  flow: book into {connection}" in out
+
     code, out, _ = run(capsys, "tokens", "create", tenant, "--name", "cli")
     assert code == 0
     assert out.strip().startswith("nf_")
+
+
+@pytest.mark.usefixtures("env")
+def test_tokens_are_created_listed_and_revoked_from_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "tokens",
+        "create",
+        "acme",
+        "--name",
+        "dash",
+        "--scope",
+        "read",
+        "--expires-days",
+        "30",
+    )
+    assert code == 0
+    token = out.strip()
+    assert token.startswith("nf_")
+    code, out, _ = run(capsys, "tokens", "list", "acme")
+    assert code == 0
+    [line] = [entry for entry in out.splitlines() if "name=dash" in entry]
+    token_id = line.split()[0]
+    assert "scope=read" in line
+    assert line.endswith("active")
+    assert token not in out  # never listed
+    code, out, _ = run(capsys, "tokens", "revoke", token_id)
+    assert (code, out.strip()) == (0, f"revoked {token_id}")
+    code, out, _ = run(capsys, "tokens", "list")
+    assert next(e for e in out.splitlines() if e.startswith(token_id)).endswith("revoked")
+    code, _, err = run(capsys, "tokens", "revoke", token_id)
+    assert code == 1
+    assert "no active token" in err
+    code, _, err = run(capsys, "tokens", "create", "Not A Tenant")
+    assert code == 2
+    code, _, err = run(capsys, "tokens", "create", "--operator")
+    assert code == 2  # only the control panel issues operators' tokens

@@ -3,6 +3,7 @@ orders, JSON and SIE batches, idempotency, manual and test modes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -128,6 +129,7 @@ def winner_order(**overrides: Any) -> dict[str, Any]:
         "lines": [
             {"product_group": "Skåp", "description": "Skåp och stommar", "amount": "40000.00"},
             {"product_group": "Bänkskivor", "description": "Bänkskiva ek", "amount": "8000.01"},
+            {"product_group": "Skåp", "description": "Vitrinskåp", "amount": "10000.00"},
         ],
         "payment_calendar": [
             {"part": 1, "label": "Förskott", "percent": "20", "due_date": "2025-03-20"},
@@ -241,12 +243,27 @@ async def test_pushes_without_a_valid_fresh_signature_are_refused(api, pool, box
     assert "future" in future.json()["detail"]
 
     assert await events(pool, connection.tenant_id) == []
+    # An unknown connection answers exactly as a known one whose signature does not verify:
+    # nobody learns which connection ids exist.
     unknown = await client.post(
         "/api/v1/ingest/winner/no-such-connection",
         content=body,
         headers=signed(body, "application/json"),
     )
-    assert unknown.status_code == 404
+    known_wrong = await client.post(
+        url, content=body, headers=signed(body, "application/json", "not-the-secret")
+    )
+    assert (unknown.status_code, unknown.json()) == (401, known_wrong.json())
+    assert known_wrong.status_code == 401
+    for headers in ({"Content-Type": "application/json"}, {"X-Nordflow-Timestamp": "x"}):
+        to_unknown = await client.post(
+            "/api/v1/ingest/winner/no-such-connection", content=body, headers=headers
+        )
+        to_known = await client.post(url, content=body, headers=headers)
+        assert (to_unknown.status_code, to_unknown.json()) == (
+            to_known.status_code,
+            to_known.json(),
+        )
 
 
 # ------------------------------------------------------------------------------ sirvoy
@@ -354,10 +371,14 @@ async def test_a_winner_quote_becomes_one_order_per_payment_part_once(api, pool,
     assert [o.source.document_id for o in orders] == ["Q1001-1", "Q1001-2"]
     assert {o.kind.value for o in orders} == {"order"}
     amounts = [[Decimal(line["amount"]) for line in o.payload["lines"]] for o in orders]
+    # One line per product group, summed, each split 20/80 (the last part takes the öre).
     assert amounts == [
-        [Decimal("8000.00"), Decimal("1600.00")],
-        [Decimal("32000.00"), Decimal("6400.01")],
+        [Decimal("10000.00"), Decimal("1600.00")],
+        [Decimal("40000.00"), Decimal("6400.01")],
     ]
+    assert [
+        (line["article_number"], line["description"]) for line in orders[0].payload["lines"]
+    ] == [("Skåp", "Skåp"), ("Bänkskivor", "Bänkskivor")]
     assert orders[0].payload["due_date"] == "2025-03-20"
     assert orders[1].payload["due_date"] == "2025-04-09"  # order date + 30 days
     assert orders[0].payload["project"] == {"number": "P-2025-17", "name": "Kök Andersson"}
@@ -380,8 +401,8 @@ async def test_a_winner_quote_becomes_one_order_per_payment_part_once(api, pool,
             "product_group": None,
             "description": "Enligt offert Q1001",
             "quantity": "1",
-            "unit_price": "48000.01",
-            "amount": "48000.01",
+            "unit_price": "58000.01",
+            "amount": "58000.01",
             "vat_rate": "25",
         }
     ]
@@ -569,7 +590,7 @@ async def test_the_customer_register_is_signed_validated_and_upserted_by_number(
         content=raw,
         headers=signed(raw, "application/json"),
     )
-    assert other_system.status_code == 404
+    assert (other_system.status_code, other_system.json()) == (401, wrong.json())
 
     bad = await put_register(
         client,
@@ -831,3 +852,47 @@ async def test_a_late_webhook_never_emits_older_content_than_a_poll_already_did(
     )
     async with uow.transaction() as repos:
         assert not await emit_fetched(repos, connection, PROFILE, older_poll, now())
+
+
+async def test_a_sirvoy_webhook_to_an_unknown_connection_is_answered_as_an_unsigned_one(
+    api, pool, box
+):
+    client, _ = api
+    credentials = json.dumps({"api_token": "t", "webhook_secret": "whsec"})
+    connection = await add_connection(pool, box, SourceSystem.SIRVOY, secret=credentials)
+    body = json.dumps({"event": "booking.created", "booking": {"id": 1}}).encode()
+    cases = (
+        {"Content-Type": "application/json"},
+        {"Content-Type": "application/json", "X-Sirvoy-Signature": "t=1,v1=00"},
+    )
+    for headers in cases:
+        known = await client.post(
+            f"/api/v1/ingest/sirvoy/{connection.connection_id}", content=body, headers=headers
+        )
+        unknown = await client.post("/api/v1/ingest/sirvoy/nobody", content=body, headers=headers)
+        assert known.status_code == 401
+        assert (unknown.status_code, unknown.json()) == (401, known.json())
+
+
+async def test_a_batch_is_parsed_off_the_event_loop(api, pool, box, monkeypatch):
+    """A 10 MiB SIE file is seconds of CPU: parsing it must not stop the service's loop."""
+    from erp_poller.domain import sie
+
+    parsed_on_loop: list[bool] = []
+    real = sie.parse
+
+    def watched(body: bytes) -> Any:
+        try:
+            asyncio.get_running_loop()
+            parsed_on_loop.append(True)
+        except RuntimeError:
+            parsed_on_loop.append(False)
+        return real(body)
+
+    monkeypatch.setattr(sie, "parse", watched)
+    client, _ = api
+    connection = await add_connection(pool, box, SourceSystem.ON_PREMISE)
+    url = f"/api/v1/ingest/batches/{connection.connection_id}"
+    headers = signed(SIE, "text/plain", **{"X-Nordflow-Batch-Id": "sie-thread"})
+    assert (await client.post(url, content=SIE, headers=headers)).status_code == 200
+    assert parsed_on_loop == [False]

@@ -203,7 +203,8 @@ async def test_the_upgrade_turns_each_tenants_first_connection_seller_into_its_p
             set_by_hand.model_dump_json(),
         )
 
-        assert await db.migrate(pool, schema, migrations) == ["erp-poller/008_tenant_profiles"]
+        applied = await db.migrate(pool, schema, migrations)
+        assert applied == ["erp-poller/008_tenant_profiles", "erp-poller/009_flows"]
         columns = await pool.fetch(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = $1 AND table_name = 'connections'",

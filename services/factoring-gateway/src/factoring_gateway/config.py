@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nordflow_runtime.crypto import EncryptionKey
+from nordflow_runtime.personal_data import PersonalDataKey
 from nordflow_runtime.settings import ServiceSettings
 from pydantic import Field
 
@@ -32,4 +33,15 @@ class Settings(ServiceSettings):
     upload_retry_max_seconds: float = Field(default=900.0, gt=0, description="Upload backoff cap")
     settlement_poll_seconds: float = Field(
         default=3600.0, gt=0, description="How often each agreement's settlement files are read"
+    )
+    allow_internal_urls: bool = Field(
+        default=False,
+        description="Let agreements' SFTP hosts and API URLs be loopback or private addresses "
+        "(the local factor sandbox); otherwise only public ones, checked after DNS (422 on the "
+        "field when the name itself is internal)",
+    )
+    personal_data_key: PersonalDataKey | None = Field(
+        default=None,
+        description="Fernet key (the mapper's PERSONAL_DATA_KEY) opening consumers' sealed "
+        "personal numbers in invoices; without it such an invoice is dead-lettered",
     )

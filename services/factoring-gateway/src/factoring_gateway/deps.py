@@ -13,6 +13,7 @@ from typing import cast
 import asyncpg
 from nordflow_runtime.app import Resources
 from nordflow_runtime.crypto import SecretBox
+from nordflow_runtime.personal_data import PersonalData
 
 from .adapters.repositories import pg_repositories
 from .adapters.transfer import default_clients
@@ -37,6 +38,7 @@ class Deps:
     clock: Callable[[], dt.datetime] = field(default=utc_now)
     receipt_timeout: float = 60.0
     settlement_interval: dt.timedelta = dt.timedelta(hours=1)
+    personal: PersonalData | None = None  # opens consumers' sealed personal numbers
 
 
 def deps_for(settings: Settings, pool: asyncpg.Pool | None) -> Deps:
@@ -48,10 +50,12 @@ def deps_for(settings: Settings, pool: asyncpg.Pool | None) -> Deps:
             timeout=settings.transfer_timeout_seconds,
             poll_seconds=settings.receipt_poll_seconds,
             ca_file=settings.factor_ca_file,
+            allow_internal=settings.allow_internal_urls,
         ),
         sealer=SecretBox(settings.encryption_key),
         receipt_timeout=settings.receipt_timeout_seconds,
         settlement_interval=dt.timedelta(seconds=settings.settlement_poll_seconds),
+        personal=PersonalData(settings.personal_data_key) if settings.personal_data_key else None,
     )
 
 

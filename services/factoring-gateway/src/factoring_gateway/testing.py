@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from nordflow_references import ReferenceKind, ReferencePolicy
 from nordflow_runtime.app import ServiceApp
 from nordflow_runtime.crypto import SecretBox
-from nordflow_runtime.testing import FakeTenantProfiles
+from nordflow_runtime.testing import PERSONAL_DATA_KEY, FakeTenantProfiles
 from nordflow_schemas.events import AgreementKind, Flow, PayeeAccount
 from nordflow_schemas.invoice import DocumentType, Invoice
 from pydantic import SecretStr
@@ -43,7 +43,10 @@ from .service.ports import (
 def app_for(
     database_url: str, *, encryption_key: str | None = None, **settings: Any
 ) -> ServiceApp[Deps]:
-    """The service as ``run`` builds it, on a database (no broker: the harness needs none)."""
+    """The service as ``run`` builds it, on a database (no broker: the harness needs none);
+    the factor sandbox on loopback may be reached unless ``allow_internal_urls=False``."""
+    settings.setdefault("allow_internal_urls", True)
+    settings.setdefault("personal_data_key", SecretStr(PERSONAL_DATA_KEY))
     return create_app(
         Settings(
             kafka_bootstrap_servers="unused:9092",

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 from nordflow_runtime.app import ServiceApp
-from nordflow_schemas.topics import INVOICE_TRANSFERRED, LEDGER_CLOSER, PAYMENT_RECEIVED
+from nordflow_schemas.topics import (
+    INVOICE_CREATED,
+    INVOICE_DELIVERY_FAILED,
+    INVOICE_DELIVERY_UNCERTAIN,
+    INVOICE_DISTRIBUTED,
+    INVOICE_TRANSFERRED,
+    LEDGER_CLOSER,
+    PAYMENT_RECEIVED,
+)
 
 from .config import Settings
 from .deps import Deps, build_deps
-from .domain import POST_ENTRY
+from .domain import BOOK_DOCUMENT, CLOSE_INVOICE, INVOICE_ORDER, POST_ENTRY
 from .entrypoints import consumers, jobs
 
 
 def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
-    """ledger-closer: invoice.transferred / payment.received → ERP write → ledger.entry.posted."""
+    """ledger-closer: invoice.created / transferred / payment.received and distribution's
+    reports → ERP writes → invoice.booked, ledger.entry.posted, invoice.closing_held."""
     app: ServiceApp[Deps] = ServiceApp(
         LEDGER_CLOSER, settings or Settings(), "ledger_closer", deps=build_deps
     )
     app.subscribe(INVOICE_TRANSFERRED.name, consumers.on_invoice_transferred)
     app.subscribe(PAYMENT_RECEIVED.name, consumers.on_payment_received)
+    app.subscribe(INVOICE_CREATED.name, consumers.on_invoice_created)
+    app.subscribe(INVOICE_DISTRIBUTED.name, consumers.on_invoice_distributed)
+    app.subscribe(INVOICE_DELIVERY_FAILED.name, consumers.on_invoice_delivery_failed)
+    app.subscribe(INVOICE_DELIVERY_UNCERTAIN.name, consumers.on_invoice_delivery_uncertain)
     app.job(POST_ENTRY, jobs.post_entry, retry_initial=1.0, retry_max=60.0)
+    # A closing waits for distribution to report the send: it retries for about two days.
+    app.job(CLOSE_INVOICE, jobs.post_entry, retry_initial=5.0, retry_max=3600.0, max_attempts=60)
+    app.job(BOOK_DOCUMENT, jobs.book_document, retry_initial=1.0, retry_max=60.0)
+    app.job(INVOICE_ORDER, jobs.invoice_order, retry_initial=1.0, retry_max=300.0)
     return app

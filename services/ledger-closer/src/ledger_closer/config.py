@@ -16,3 +16,8 @@ class Settings(ServiceSettings):
         ge=0,
         description="Wait after a transfer before closing the invoice in the ERP (24-48 h)",
     )
+    allow_internal_urls: bool = Field(
+        default=False,
+        description="Let ERP connections reach loopback and private addresses (the local "
+        "sandboxes); otherwise only public ones, checked after DNS",
+    )

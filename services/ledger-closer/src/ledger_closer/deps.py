@@ -12,7 +12,7 @@ from nordflow_runtime.app import Resources
 from nordflow_runtime.crypto import SecretBox
 
 from .adapters.repository import pg_repositories
-from .adapters.writers import FortnoxWriters
+from .adapters.writers import Writers
 from .config import Settings
 from .service import LedgerWriters, Repositories
 
@@ -44,6 +44,10 @@ async def build_deps(resources: Resources) -> Deps:
         raise TypeError(f"ledger-closer needs its own Settings, not {type(settings).__name__}")
     return Deps(
         repositories=partial(pg_repositories, pool=resources.pool),
-        writers=FortnoxWriters(SecretBox(settings.encryption_key), resources.pool),
+        writers=Writers(
+            SecretBox(settings.encryption_key),
+            resources.pool,
+            allow_internal=settings.allow_internal_urls,
+        ),
         closing_delay=dt.timedelta(seconds=settings.closing_delay_seconds),
     )

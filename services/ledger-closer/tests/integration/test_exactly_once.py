@@ -148,7 +148,7 @@ async def test_a_refusal_fails_the_job_visibly_without_writing(
     assert company.token not in job["last_error"]
     assert out.of(LedgerEntryPosted) == []
     [failed] = out.of(JobFailed)  # the runtime announces it to operators
-    assert (failed.kind, failed.job_key) == ("post-entry", job["job_key"])
+    assert (failed.kind, failed.job_key) == ("close-invoice", job["job_key"])
     assert company.token not in failed.error
     assert (await entry_row(harness, tenant))["erp_reference"] is None
 

@@ -17,6 +17,7 @@ from ledger_closer.adapters.repository import (
 )
 from ledger_closer.deps import Deps
 from ledger_closer.domain import (
+    DEFAULT_ACCOUNTS,
     AccountRole,
     ConnectionOfAnotherTenantError,
     PlannedEntry,
@@ -45,8 +46,9 @@ async def test_write_connections_round_trip_and_belong_to_one_tenant(
 ) -> None:
     repo = PgConnectionRepository(harness.pool)
     tenant = new_tenant()
+    norwegian = dataclasses.replace(DEFAULT_ACCOUNTS["NO"], bank=1940)
     added = write_connection(
-        tenant, f"{tenant}-fx", token_sealed=b"sealed-1", mode_of_payment="BG", bank_account=1940
+        tenant, f"{tenant}-fx", token_sealed=b"sealed-1", mode_of_payment="BG", accounts=norwegian
     )
     await repo.save(added)
 
@@ -61,10 +63,10 @@ async def test_write_connections_round_trip_and_belong_to_one_tenant(
     )
     again = await repo.find(tenant, f"{tenant}-fx")
     assert again is not None
-    assert (again.token_sealed, again.mode_of_payment, again.bank_account) == (
+    assert (again.token_sealed, again.mode_of_payment, again.accounts) == (
         b"sealed-2",
         "FACT",
-        1930,
+        DEFAULT_ACCOUNTS["SE"],
     )
     assert again.system == "fortnox"  # re-adding never changes the system
     assert again.updated_at is not None

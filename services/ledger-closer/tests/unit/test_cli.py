@@ -10,9 +10,17 @@ from cryptography.fernet import Fernet
 from ledger_closer.entrypoints.cli import main
 
 ADD = [
-    "connections", "add", "--tenant", "t-cli", "--connection-id", "fx-1",
-    "--base-url", "http://fortnox.invalid", "--token-env", "LEDGER_TOKEN",
-]  # fmt: skip
+    "connections",
+    "add",
+    "--tenant",
+    "t-cli",
+    "--connection-id",
+    "fx-1",
+    "--base-url",
+    "http://fortnox.invalid",
+    "--token-env",
+    "LEDGER_TOKEN",
+]
 
 
 @pytest.fixture
@@ -33,9 +41,15 @@ def test_connections_add_takes_the_flags_it_always_took(capsys: pytest.CaptureFi
     assert main(["connections", "add", "--help"]) == 0
     out = capsys.readouterr().out
     for flag in (
-        "--tenant", "--connection-id", "--system", "--base-url", "--token-env",
-        "--mode-of-payment", "--factoring-account", "--bank-account",
-    ):  # fmt: skip
+        "--tenant",
+        "--connection-id",
+        "--system",
+        "--base-url",
+        "--token-env",
+        "--mode-of-payment",
+        "--factoring-account",
+        "--bank-account",
+    ):
         assert flag in out
 
 

@@ -92,7 +92,11 @@ def test_the_job_payload_keeps_its_shape() -> None:
         "currency": "SEK",
         "paid_on": "2026-11-24",
         "account_role": "factoring",
+        "document_type": "invoice",
     }
+    assert PlannedEntry.from_payload(payload) == entry
+    # A payload of an earlier version (no document type, fee, advance or target) still reads.
+    del payload["document_type"]
     assert PlannedEntry.from_payload(payload) == entry
 
 

@@ -3,11 +3,13 @@ account and mode, and the entries that can never be written."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
 import pytest
 from ledger_closer.domain import (
+    DEFAULT_ACCOUNTS,
     AccountRole,
     EntryRefusedError,
     PlannedEntry,
@@ -94,7 +96,8 @@ async def test_an_entry_is_created_once_and_announced() -> None:
 
 
 async def test_a_reported_payment_goes_on_the_bank_account_with_the_connections_mode() -> None:
-    repos, writers = setup(write_connection(TENANT, mode_of_payment="BG", bank_account=1940))
+    accounts = dataclasses.replace(DEFAULT_ACCOUNTS["SE"], bank=1940)
+    repos, writers = setup(write_connection(TENANT, mode_of_payment="BG", accounts=accounts))
 
     posted = await post(repos, writers, entry(role=AccountRole.BANK), key="payment:p1")
 
@@ -190,7 +193,7 @@ async def test_another_tenants_connection_is_not_used() -> None:
 
 
 async def test_an_erp_without_a_writer_fails_the_entry() -> None:
-    repos, writers = setup(write_connection(TENANT, system="visma_net"))
-    with pytest.raises(UnpostableError, match="no ledger writer for 'visma_net' yet"):
+    repos, writers = setup(write_connection(TENANT, system="sap"))
+    with pytest.raises(UnpostableError, match="no ledger writer for 'sap'"):
         await post(repos, writers, entry())
     assert rows(repos) == {}

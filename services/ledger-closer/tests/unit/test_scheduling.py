@@ -7,6 +7,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from ledger_closer.domain import PlannedEntry
 from ledger_closer.service import Repositories, schedule_closing, schedule_payment
 from ledger_closer.testing import (
     FakeJobScheduler,
@@ -17,6 +18,7 @@ from ledger_closer.testing import (
     transferred,
 )
 from nordflow_runtime.testing import FakeTenantProfiles
+from nordflow_schemas.events import AgreementKind, Flow
 from nordflow_schemas.invoice import DocumentType
 from nordflow_schemas.testing import new_tenant, tenant_profile
 
@@ -36,7 +38,7 @@ async def test_invoice_closing_is_a_positive_payment_on_the_local_business_date(
     assert await schedule_closing(repos, event, dt.timedelta(hours=24))
 
     [job] = scheduled(repos)
-    assert (job.kind, job.key, job.tenant_id) == ("post-entry", "closing:inv_1", "acme")
+    assert (job.kind, job.key, job.tenant_id) == ("close-invoice", "closing:inv_1", "acme")
     assert job.payload["kind"] == "closing_entry"
     assert job.payload["amount"] == "1250.00"
     assert job.payload["currency"] == "SEK"
@@ -109,9 +111,13 @@ async def test_another_tenants_profile_is_not_used() -> None:
 async def test_a_reported_payment_is_booked_now_on_the_bank_account() -> None:
     repos = fake_repositories()
     event = payment_received(
-        "acme", invoice_id="inv_1", payment_id="p7", amount=Decimal("100.00"),
-        paid_on=dt.date(2026, 11, 20), source_ref=source("c", "7"),
-    )  # fmt: skip
+        "acme",
+        invoice_id="inv_1",
+        payment_id="p7",
+        amount=Decimal("100.00"),
+        paid_on=dt.date(2026, 11, 20),
+        source_ref=source("c", "7"),
+    )
 
     assert await schedule_payment(repos, event, NOW)
 
@@ -130,6 +136,7 @@ async def test_a_reported_payment_is_booked_now_on_the_bank_account() -> None:
         "currency": "SEK",
         "paid_on": "2026-11-20",
         "account_role": "bank",
+        "document_type": "invoice",
     }
     assert not await schedule_payment(repos, event, NOW)  # once per payment id
 
@@ -144,3 +151,86 @@ async def test_payment_already_in_the_erp_or_in_test_mode_is_not_booked(
     assert scheduled(repos) == []
     booked = payment.model_copy(update={"test_mode": False, "recorded_at_source": False})
     assert await schedule_payment(repos, booked, NOW)  # the same payment, reported by a bank
+
+
+async def test_factoring_closes_the_full_amount_and_books_the_fee() -> None:
+    repos = fake_repositories()
+    event = transferred(
+        "acme", invoice_id="inv_f", advance_amount=Decimal("1225.00"), fee_amount=Decimal("25.00")
+    )
+    assert await schedule_closing(repos, event, dt.timedelta(0))
+    [job] = scheduled(repos)
+    assert (job.kind, job.payload["amount"], job.payload["fee"]) == (
+        "close-invoice",
+        "1250.00",
+        "25.00",
+    )
+    # Without a fee reported, the fee is what the advance leaves of the amount.
+    repos = fake_repositories()
+    await schedule_closing(
+        repos, transferred("acme", advance_amount=Decimal("1200.00")), dt.timedelta(0)
+    )
+    assert scheduled(repos)[0].payload["fee"] == "50.00"
+
+
+async def test_financing_books_the_advance_and_closes_at_the_buyers_payment() -> None:
+    repos = fake_repositories()
+    event = transferred(
+        "acme",
+        invoice_id="inv_l",
+        agreement_kind=AgreementKind.FINANCING,
+        advance_amount=Decimal("1000.00"),
+        fee_amount=Decimal("12.50"),
+    )
+    assert await schedule_closing(repos, event, dt.timedelta(hours=24))
+    [advance] = scheduled(repos)
+    assert (advance.kind, advance.key) == ("post-entry", "advance:inv_l")
+    assert (advance.payload["kind"], advance.payload["amount"]) == ("financing_advance", "1000.00")
+
+    paid = payment_received("acme", invoice_id="inv_l", payment_id="p9", amount=Decimal("1250.00"))
+    assert await schedule_payment(repos, paid, NOW)
+    payment = scheduled(repos)[1]
+    # The buyer's payment closes the invoice: the advance clears the liability, the fee is
+    # booked, the rest reaches the bank.
+    assert (payment.payload["advance"], payment.payload["fee"]) == ("1000.00", "12.50")
+    assert PlannedEntry.from_payload(payment.payload).cash == Decimal("237.50")
+
+
+async def test_invoice_service_closes_nothing_until_the_payment() -> None:
+    repos = fake_repositories()
+    event = transferred("acme", invoice_id="inv_s", agreement_kind=AgreementKind.INVOICE_SERVICE)
+    assert not await schedule_closing(repos, event, dt.timedelta(0))
+    assert scheduled(repos) == []
+    paid = payment_received("acme", invoice_id="inv_s", fee_amount=Decimal("60.00"))
+    assert await schedule_payment(repos, paid, NOW)
+    assert scheduled(repos)[0].payload["fee"] == "60.00"
+
+
+async def test_a_factored_invoices_payment_is_not_booked_again() -> None:
+    repos = fake_repositories()
+    await schedule_closing(repos, transferred("acme", invoice_id="inv_x"), dt.timedelta(0))
+    paid = payment_received("acme", invoice_id="inv_x")
+    assert not await schedule_payment(repos, paid, NOW)
+    assert len(scheduled(repos)) == 1
+
+
+async def test_a_factors_settlement_of_a_factored_invoice_is_not_booked() -> None:
+    # No transfer seen here (e.g. transferred before this connection wrote): the settlement's
+    # own agreement kind decides.
+    repos = fake_repositories()
+    settled = payment_received("acme", invoice_id="inv_y").model_copy(
+        update={"agreement_id": "nordea-1", "agreement_kind": AgreementKind.FACTORING}
+    )
+    assert not await schedule_payment(repos, settled, NOW)
+    assert scheduled(repos) == []
+
+
+async def test_a_payment_whose_flow_books_it_elsewhere_is_booked_there() -> None:
+    repos = fake_repositories()
+    flow = Flow(book_into="h-fortnox", factor=False, distribute=False)
+    paid = payment_received(
+        "acme", invoice_id="inv_h", payment_id="sv-9", recorded_at_source=True, flow=flow
+    )
+    assert await schedule_payment(repos, paid, NOW)
+    [job] = scheduled(repos)
+    assert (job.key, job.payload["target"]) == ("payment:sv-9@h-fortnox", "h-fortnox")

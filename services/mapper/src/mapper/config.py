@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from nordflow_runtime.personal_data import PersonalDataKey
 from nordflow_runtime.settings import ServiceSettings
+from pydantic import Field
 
 
 class Settings(ServiceSettings):
-    """mapper reads only the common settings."""
+    """mapper reads the common settings and the key it seals consumers' numbers with."""
+
+    personal_data_key: PersonalDataKey | None = Field(
+        default=None,
+        description="Fernet key sealing consumers' personal numbers in the invoices it emits "
+        "(required to run; commands that emit no invoice work without it)",
+    )

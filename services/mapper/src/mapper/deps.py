@@ -7,18 +7,27 @@ from dataclasses import dataclass
 
 import asyncpg
 from nordflow_runtime.app import Resources
+from nordflow_runtime.personal_data import PersonalData
 
 from .adapters.repository import pg_repositories
+from .config import Settings
 from .service import Repositories
 
 
 @dataclass(frozen=True)
 class Deps:
-    """The repositories on a transaction's connection."""
+    """The repositories on a transaction's connection, and the sealer of consumers' personal
+    numbers in the invoices it emits."""
 
+    personal: PersonalData
     repositories: Callable[[asyncpg.Connection], Repositories] = pg_repositories
 
 
-async def build_deps(_: Resources) -> Deps:
-    """The production dependencies (built once at start-up)."""
-    return Deps()
+async def build_deps(resources: Resources) -> Deps:
+    """The production dependencies (built once at start-up); no invoice leaves without its
+    consumer's number sealed, so the key is required here."""
+    settings = resources.settings
+    assert isinstance(settings, Settings)
+    if settings.personal_data_key is None:
+        raise ValueError("setting PERSONAL_DATA_KEY is required to run mapper")
+    return Deps(personal=PersonalData(settings.personal_data_key))

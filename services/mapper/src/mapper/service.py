@@ -240,6 +240,8 @@ def _outcome(
             test_mode=event.test_mode,
             version=event.version,
             invoice=result,
+            flow=event.flow,
+            source_kind=event.kind,
         )
     row = MappedRow(event.invoice_id, event.tenant_id, event.version, number, errors)
     return outgoing, row

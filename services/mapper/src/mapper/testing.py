@@ -11,6 +11,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 from nordflow_runtime.app import ServiceApp
+from nordflow_runtime.testing import PERSONAL_DATA_KEY
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import (
     RELATED_TENANT,
@@ -42,7 +43,11 @@ from .service import (
 def app_for(database_url: str) -> ServiceApp[Deps]:
     """The service as ``run`` builds it, on a database (no broker: the harness needs none)."""
     return create_app(
-        Settings(kafka_bootstrap_servers="unused:9092", database_url=SecretStr(database_url))
+        Settings(
+            kafka_bootstrap_servers="unused:9092",
+            database_url=SecretStr(database_url),
+            personal_data_key=SecretStr(PERSONAL_DATA_KEY),  # the session's shared key
+        )
     )
 
 

@@ -17,8 +17,9 @@ from mapper.deps import Deps
 from mapper.domain.references import TenantReferencePolicy
 from mapper.testing import SWEDISH_SELLER, fetched, fortnox_invoice
 from nordflow_references import OcrControl, ReferenceKind, ReferencePolicy
+from nordflow_runtime.personal_data import PersonalData
 from nordflow_runtime.tenant_profiles import PgTenantProfiles
-from nordflow_runtime.testing import ServiceHarness
+from nordflow_runtime.testing import PERSONAL_DATA_KEY, ServiceHarness
 from nordflow_sandboxes.fortnox.testing import RunningFortnoxSandbox
 from nordflow_schemas.common import SourceSystem, canonical_invoice_id
 from nordflow_schemas.envelope import encode, envelope
@@ -31,6 +32,7 @@ from nordflow_schemas.events import (
 )
 from nordflow_schemas.testing import new_tenant, tenant_profile
 from nordflow_schemas.topics import ERP_DOCUMENT_FETCHED
+from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
 
@@ -293,3 +295,27 @@ async def test_tenant_updated_keeps_mappers_copy_of_the_profile(
     kept = await PgTenantProfiles(harness.pool).get(tenant)
     assert kept is not None
     assert kept.country == "NO"
+
+
+async def test_a_consumers_personal_number_leaves_masked_and_sealed(
+    harness: ServiceHarness[Deps],
+) -> None:
+    """Decision 0010: every topic is read by dashboards; the number is for the services that
+    hold PERSONAL_DATA_KEY only."""
+    tenant = new_tenant()
+    consumer = {"CustomerNumber": "7", "Type": "PRIVATE", "OrganisationNumber": "19850317-2382"}
+    payload = fortnox_invoice("12346", OrganisationNumber="19850317-2382")
+    out = await harness.publish(
+        document(tenant, DocumentKind.INVOICE, "12346", payload, {"customer": consumer})
+    )
+    assert out.of(InvoiceRejected) == [], out.of(InvoiceRejected)
+    [created] = out.of(InvoiceCreated)
+    buyer = created.invoice.buyer
+    assert buyer.company_id == "******2382"
+    assert buyer.personal_number_sealed is not None
+    row = await harness.pool.fetchval(
+        "SELECT value FROM outbox WHERE topic = 'invoice.created' AND event_id <> ''"
+    )
+    assert b"198503172382" not in bytes(row).replace(b"-", b"")
+    opened = PersonalData(SecretStr(PERSONAL_DATA_KEY)).open_invoice(created.invoice)
+    assert opened.buyer.company_id == "19850317-2382"

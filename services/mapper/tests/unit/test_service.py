@@ -23,6 +23,7 @@ from nordflow_schemas.common import SourceSystem, canonical_invoice_id
 from nordflow_schemas.events import (
     DocumentKind,
     ErpDocumentFetched,
+    Flow,
     InvoiceCreated,
     InvoiceRejected,
     InvoiceUpdated,
@@ -173,3 +174,18 @@ async def test_unreadable_payment_data_names_every_field_and_records_nothing() -
     assert "InvoicePayment.Amount (NF-NUMBER)" in str(raised.value)
     assert "InvoicePayment.PaymentDate (NF-REQUIRED)" in str(raised.value)
     assert repos.payments.rows == {}
+
+
+async def test_the_connections_flow_and_the_documents_kind_travel_on() -> None:
+    repos = fake_repositories()
+    flow = Flow(book_into="c-fortnox", factor=False, distribute=False)
+    created = await handle_fetched(repos, invoice().model_copy(update={"flow": flow}))
+    assert isinstance(created, InvoiceCreated)
+    assert (created.flow, created.source_kind) == (flow, DocumentKind.INVOICE)
+    updated = await handle_fetched(repos, invoice("v2", Comments="x").model_copy(
+        update={"flow": flow}))  # fmt: skip
+    assert isinstance(updated, InvoiceUpdated)
+    assert updated.flow == flow
+    paid = await handle_fetched(repos, payment().model_copy(update={"flow": flow}))
+    assert isinstance(paid, PaymentReceived)
+    assert paid.flow == flow

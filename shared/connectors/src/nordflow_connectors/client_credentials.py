@@ -21,6 +21,7 @@ from urllib.parse import quote_plus
 import httpx
 from pydantic import SecretStr
 
+from . import egress
 from .oauth import OAuthError, utc_now
 from .resilience import send_with_retries
 
@@ -78,7 +79,7 @@ class ClientCredentialsSession:
         self._margin = timedelta(seconds=refresh_margin)
         self._client_auth = client_auth
         self._clock = clock
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._http = egress.client(timeout=timeout, transport=transport)
         self._lock = asyncio.Lock()
         self._cached: AccessToken | None = None
         self.fetches = 0

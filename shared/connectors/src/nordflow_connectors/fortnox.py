@@ -1,5 +1,6 @@
 """Fortnox API v3 client: OAuth2 or a static token, paging, lastmodified polling, rate limit,
-retries, payments."""
+retries, payments, and the writes of the registers (customers, invoices, articles, projects,
+orders, vouchers)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import SecretStr
 
+from . import egress
 from .oauth import OAuthSession
-from .resilience import PartnerError, SlidingWindowLimiter, send_with_retries
+from .resilience import Limiter, PartnerError, SlidingWindowLimiter, send_with_retries
 
 # Fortnox's own clock: its `lastmodified` filter is wall-clock time in Sweden, whatever the
 # tenant's zone (the partner's zone, not a tenant setting).
@@ -35,6 +37,10 @@ def lastmodified_param(moment: dt.datetime) -> str:
 class FortnoxClient:
     """One tenant's Fortnox company. The same code runs against the sandbox by base URL.
 
+    ``limiter`` paces the calls (default: 25 per 5 s in this process; give a
+    ``budget.PgRateBudget`` to share Fortnox's budget of the company with every other service
+    and replica calling it).
+
     ``token`` is an `OAuthSession` (Fortnox's OAuth2: an access token refreshed ahead of
     expiry, and once more after a 401) or, for legacy integrations and the sandbox's fixed
     tokens, one static bearer token. The session is the caller's to close.
@@ -50,17 +56,20 @@ class FortnoxClient:
         rate_window: float = 5.0,
         page_size: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         if not 1 <= page_size <= 500:
             raise ValueError("page_size must be 1..500 (Fortnox's limit)")
-        self._http = httpx.AsyncClient(
+        self._http = egress.client(
             base_url=base_url.rstrip("/") + "/3/",
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json"},
         )
         self._token = token
-        self._limiter = SlidingWindowLimiter(rate_limit, rate_window)
+        # The company's budget: this process's own window unless a shared one is given
+        # (nordflow_connectors.budget.PgRateBudget, across services and replicas).
+        self._limiter: Limiter = limiter or SlidingWindowLimiter(rate_limit, rate_window)
         self._page_size = page_size
 
     async def aclose(self) -> None:
@@ -179,6 +188,48 @@ class FortnoxClient:
         )
         payment: dict[str, Any] = body["InvoicePayment"]
         return payment
+
+    # ----------------------------------------------------------------- registers (writes)
+
+    async def find(self, resource: str, key: str, wrapper: str) -> dict[str, Any] | None:
+        """One record (``customers/K``, ``articles/K``, …), or None when Fortnox has none."""
+        try:
+            body = await self._request("GET", f"{resource}/{key}")
+        except PartnerError as error:
+            if error.status == 404:
+                return None
+            raise
+        record: dict[str, Any] = body[wrapper]
+        return record
+
+    async def search(
+        self, resource: str, list_key: str, params: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """Every list item matching Fortnox's search parameters (containment: callers
+        compare exactly)."""
+        return [item async for item in self._pages(resource, list_key, params)]
+
+    async def create(self, resource: str, wrapper: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /3/<resource>``; only a 429 is retried (the caller looks up anything else)."""
+        answer = await self._request("POST", resource, idempotent=False, json={wrapper: body})
+        record: dict[str, Any] = answer[wrapper]
+        return record
+
+    async def update(
+        self, resource: str, key: str, wrapper: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``PUT /3/<resource>/<key>`` with the fields to set (the same PUT twice sets the
+        same values, so it is retried like a read)."""
+        answer = await self._request("PUT", f"{resource}/{key}", json={wrapper: body})
+        record: dict[str, Any] = answer[wrapper]
+        return record
+
+    async def action(self, resource: str, key: str, action: str, wrapper: str) -> dict[str, Any]:
+        """``PUT /3/<resource>/<key>/<action>`` (bookkeep, cancel, credit, createinvoice …):
+        only a 429 is retried; the answer's ``wrapper`` record."""
+        answer = await self._request("PUT", f"{resource}/{key}/{action}", idempotent=False)
+        record: dict[str, Any] = answer[wrapper]
+        return record
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -16,6 +16,7 @@ from urllib.parse import quote_plus
 import httpx
 from pydantic import SecretStr
 
+from . import egress
 from .resilience import send_with_retries
 
 logger = logging.getLogger("nordflow_connectors.oauth")
@@ -170,7 +171,7 @@ class OAuthSession:
         self._margin = timedelta(seconds=refresh_margin)
         self._client_auth = client_auth
         self._clock = clock
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._http = egress.client(timeout=timeout, transport=transport)
         self._lock = asyncio.Lock()
         self._tokens: Tokens | None = None
         self._loaded = False

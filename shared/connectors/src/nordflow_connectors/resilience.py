@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import httpx
 
@@ -34,6 +35,22 @@ class Slot:
 
     def __init__(self, at: float) -> None:
         self.at = at
+
+
+class Limiter(Protocol):
+    """Paces a client's calls: ``acquire`` before each call, ``done`` once it is answered.
+
+    ``SlidingWindowLimiter`` paces one process; ``budget.PgRateBudget`` every process that
+    calls the same company.
+    """
+
+    async def acquire(self) -> Slot:
+        """Wait for room for one more call."""
+        ...
+
+    def done(self, slot: Slot) -> None:
+        """The call was answered."""
+        ...
 
 
 class SlidingWindowLimiter:
@@ -110,3 +127,31 @@ async def send_with_retries(
             delay = max(delay, min(hint, MAX_RETRY_AFTER))
         await asyncio.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def public_reason(exc: BaseException) -> str | None:
+    """What a tenant may read of a failed partner call: a status and a short reason of our
+    own; None when ``exc`` is no partner call's failure. A partner's answer (its body, its
+    error description) is never copied: the URL may be the tenant's, and what answers there
+    is not theirs to read through our errors."""
+    # Imported here: egress and oauth import this module.
+    from .egress import ForbiddenDestinationError
+    from .oauth import PERMANENT_ERRORS, OAuthError
+
+    if isinstance(exc, ForbiddenDestinationError):
+        return str(exc)  # ours: the host as the tenant gave it, never what it resolved to
+    if isinstance(exc, PartnerError):
+        return f"the partner answered HTTP {exc.status}"
+    if isinstance(exc, OAuthError):
+        known = (
+            exc.error if exc.error in {*PERMANENT_ERRORS, "no_tokens", "invalid_response"} else ""
+        )
+        status = f"HTTP {exc.status}" if exc.status else "no answer"
+        return f"the token endpoint refused the grant ({status}{', ' + known if known else ''})"
+    if isinstance(exc, httpx.TimeoutException):
+        return "the partner did not answer in time"
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"the partner answered HTTP {exc.response.status_code}"
+    if isinstance(exc, httpx.TransportError):
+        return "the partner could not be reached"
+    return None

@@ -46,6 +46,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from . import egress
 from .resilience import PartnerError, SlidingWindowLimiter, send_with_retries
 
 SIGNATURE_HEADER = "X-Sirvoy-Signature"
@@ -504,7 +505,7 @@ class SirvoyClient:
         page_size: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
+        self._http = egress.client(
             base_url=base_url.rstrip("/") + API_PATH,
             timeout=timeout,
             transport=transport,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from enum import IntEnum
 from typing import Any
@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from . import egress
 from .oauth import OAuthSession
-from .resilience import PartnerError, SlidingWindowLimiter, send_with_retries
+from .resilience import Limiter, PartnerError, SlidingWindowLimiter, send_with_retries
 
 DEFAULT_BASE_URL = "https://eaccountingapi.vismaonline.com"
 DEFAULT_TOKEN_URL = "https://identity.vismaonline.com/connect/token"  # noqa: S105 - a URL
@@ -128,8 +129,9 @@ class VismaEAccountingClient:
         rate_window: float = RATE_WINDOW,
         page_size: int = 200,
         transport: httpx.AsyncBaseTransport | None = None,
+        limiter_for: Callable[[str], Limiter] | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
+        self._http = egress.client(
             base_url=base_url.rstrip("/") + "/v2/",
             timeout=timeout,
             transport=transport,
@@ -137,18 +139,21 @@ class VismaEAccountingClient:
         )
         self._oauth = oauth
         self._rate = (rate_limit, rate_window)
-        self._limiters: dict[str, SlidingWindowLimiter] = {}
+        # One limiter per endpoint: this process's own, or ``limiter_for(endpoint)`` (a
+        # ``budget.PgRateBudget`` shared with every service and replica using the client).
+        self._limiter_for = limiter_for or (lambda _endpoint: SlidingWindowLimiter(*self._rate))
+        self._limiters: dict[str, Limiter] = {}
         self.page_size = page_size
 
     async def aclose(self) -> None:
         """Close the connection pool (the OAuth session is the caller's to close)."""
         await self._http.aclose()
 
-    def _limiter(self, path: str) -> SlidingWindowLimiter:
+    def _limiter(self, path: str) -> Limiter:
         key = endpoint_of(path)
         limiter = self._limiters.get(key)
         if limiter is None:
-            limiter = self._limiters[key] = SlidingWindowLimiter(*self._rate)
+            limiter = self._limiters[key] = self._limiter_for(key)
         return limiter
 
     async def _request(

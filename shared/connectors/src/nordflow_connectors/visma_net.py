@@ -14,6 +14,7 @@ import httpx
 from nordflow_schemas.money import CENT
 from pydantic import SecretStr
 
+from . import egress
 from .resilience import PartnerError, SlidingWindowLimiter, retry_after_seconds, send_with_retries
 
 DEFAULT_BASE_URL = "https://api.finance.visma.net"
@@ -151,7 +152,7 @@ class VismaNetClient:
         headers = {"Accept": "application/json"}
         if company_id:
             headers[COMPANY_HEADER] = company_id
-        self._http = httpx.AsyncClient(
+        self._http = egress.client(
             base_url=base_url.rstrip("/") + "/v1/",
             timeout=timeout,
             transport=transport,
@@ -297,6 +298,11 @@ class VismaNetClient:
             invoice["timeStamp"] = header.strip('"')
         return invoice
 
+    async def credit_note(self, reference_number: str) -> dict[str, Any]:
+        """One customer credit note (`customerCreditNote`), with its applications."""
+        note: dict[str, Any] = await self._json(f"customerCreditNote/{reference_number}")
+        return note
+
     async def customer(self, customer_number: str) -> dict[str, Any]:
         """One customer card."""
         customer: dict[str, Any] = await self._json(f"customer/{customer_number}")
@@ -367,7 +373,7 @@ class VismaNetClient:
         cash_account: str | None = None,
         description: str | None = None,
         hold: bool = False,
-        payment_type: Literal["Payment"] = "Payment",
+        payment_type: Literal["Payment", "Refund"] = "Payment",
     ) -> str:
         """Create a customer payment (not yet released); returns its reference number.
 

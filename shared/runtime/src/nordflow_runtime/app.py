@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from nordflow_schemas.envelope import Envelope
 from nordflow_schemas.events import OperatorAction
 from nordflow_schemas.topics import OPERATOR_ACTION_REQUESTED, TENANT_UPDATED
@@ -95,6 +95,7 @@ class ServiceApp(Generic[D]):
         self.job_handlers: dict[str, tuple[JobHandler, dict[str, Any]]] = {}
         self.loops: list[Callable[[D], Coroutine[Any, Any, None]]] = []
         self.routers: list[APIRouter] = []
+        self.body_limits: dict[str, int] = {}
         self.on_startup: list[Hook] = []
         self.on_shutdown: list[Hook] = []
         self._pool: asyncpg.Pool | None = None
@@ -168,6 +169,21 @@ class ServiceApp(Generic[D]):
         ``nordflow_runtime.http``)."""
         self.routers.append(router)
 
+    def body_limit(self, path_prefix: str, max_bytes: int) -> None:
+        """Let request bodies under a path prefix be larger (or smaller) than the service's
+        ``HTTP_MAX_BODY_BYTES`` (erp-poller's pushes carry whole batches)."""
+        self.body_limits[path_prefix] = max_bytes
+
+    def http_app(self, checks: dict[str, ReadinessCheck] | None = None) -> FastAPI:
+        """The service's HTTP app: probes, metrics and routers behind the shared edge."""
+        return build_http_app(
+            self.name,
+            checks or {},
+            self.routers,
+            max_body_bytes=self.settings.http_max_body_bytes,
+            body_limits=self.body_limits,
+        )
+
     async def build_deps(self, resources: Resources) -> D:
         """The service's dependencies (what ``run`` and the test harness hand to handlers)."""
         return await self.deps_factory(resources)
@@ -195,10 +211,14 @@ class ServiceApp(Generic[D]):
             worker.notify()
 
     def migrations(self) -> list[db.Migration]:
-        """The runtime's migrations, then the service's (if it has tables of its own)."""
+        """The runtime's migrations, then the service's (if it has tables of its own), then
+        the shared columns of its ``api_tokens`` (scope ``api-tokens``; nothing without one)."""
         own = self.migrations_package
         runtime = db.load_migrations("nordflow_runtime", "runtime")
-        return runtime + (db.load_migrations(own, self.name) if own else [])
+        service = db.load_migrations(own, self.name) if own else []
+        # The shared columns of a tenant API's `api_tokens`, once the service created it.
+        tokens = db.load_migrations("nordflow_runtime.token_schema", "api-tokens")
+        return runtime + service + tokens
 
     async def migrate(self) -> list[str]:
         """Apply migrations and exit (the ``migrate`` command)."""
@@ -285,7 +305,7 @@ class ServiceApp(Generic[D]):
             tasks.append(asyncio.create_task(worker.run(), name=f"jobs:{kind}"))
         tasks += [asyncio.create_task(factory(deps), name="loop") for factory in self.loops]
         tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-        http_app = build_http_app(self.name, checks, self.routers)
+        http_app = self.http_app(checks)
         http_app.state.pool = self._pool
         http_app.state.deps = deps
         server = http_server(http_app, s.http_host, s.http_port)

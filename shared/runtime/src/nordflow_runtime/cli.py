@@ -8,6 +8,8 @@ A service's ``entrypoints/cli.py`` takes ``service_cli(...)``, adds its own comm
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import re
 import sys
 from collections.abc import Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -23,6 +25,7 @@ from . import db, dlq, jobs, outbox, tenants
 from .app import ServiceApp
 
 S = TypeVar("S", bound=BaseSettings)
+_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 T = TypeVar("T")
 
 
@@ -78,10 +81,15 @@ class JobState(StrEnum):
 
 
 def service_cli(
-    name: str, create_app: Callable[[], ServiceApp[Any]], *, tenant_api: bool = False
+    name: str,
+    create_app: Callable[[], ServiceApp[Any]],
+    *,
+    tenant_api: bool = False,
+    operator_tokens: bool = False,
 ) -> typer.Typer:
-    """``<service> run | migrate | dlq list|replay | jobs list|retry`` (and ``tokens create``
-    with ``tenant_api``: the service serves a tenant API and has an ``api_tokens`` table).
+    """``<service> run | migrate | dlq list|replay | jobs list|retry`` (and ``tokens
+    create|list|revoke`` with ``tenant_api``: the service serves a tenant API and has an
+    ``api_tokens`` table; ``operator_tokens``: ``tokens create --operator`` too).
 
     ``create_app`` is called only when a command runs, so ``--help`` needs no settings.
     """
@@ -248,23 +256,99 @@ def service_cli(
             raise typer.Exit(1)
 
     if tenant_api:
-        tokens = new_group("API tokens for this service's tenant API.")
-        cli.add_typer(tokens, name="tokens")
-
-        @tokens.command("create")
-        def tokens_create(
-            tenant_id: Annotated[str, typer.Argument(help="the tenant the token acts for")],
-            label: Annotated[str, typer.Option("--name", help="what the token is for")] = "api",
-        ) -> None:
-            """Create a tenant API token (printed once)."""
-
-            async def creating() -> str:
-                async with service_pool(app_or_exit()) as pool:
-                    return await tenants.create_token(pool, tenant_id, label)
-
-            print(run_async(creating()))
+        add_token_commands(cli, app_or_exit, operators=operator_tokens)
 
     return cli
+
+
+def add_token_commands(
+    cli: typer.Typer, app_or_exit: Callable[[], ServiceApp[Any]], *, operators: bool = False
+) -> None:
+    """``tokens create|list|revoke`` on the service's ``api_tokens`` (``tenants``)."""
+    group = new_group("API tokens: create (printed once), list, revoke.")
+    cli.add_typer(group, name="tokens")
+
+    @group.command("create")
+    def tokens_create(
+        tenant_id: Annotated[
+            str | None, typer.Argument(metavar="[TENANT]", help="the tenant the token acts for")
+        ] = None,
+        label: Annotated[str, typer.Option("--name", help="what the token is for")] = "api",
+        scope: Annotated[
+            tenants.Scope, typer.Option(help="read (GET only) or operate (read and change)")
+        ] = tenants.Scope.OPERATE,
+        days: Annotated[
+            int,
+            typer.Option(
+                "--expires-days", min=1, max=tenants.MAX_LIFETIME.days, help="days it lives"
+            ),
+        ] = tenants.DEFAULT_LIFETIME.days,
+        operator: Annotated[
+            bool, typer.Option("--operator", help="an operator's token: every tenant")
+        ] = False,
+    ) -> None:
+        """Create a token (printed once; only its hash is kept)."""
+        if operator and not operators:
+            raise typer.BadParameter(
+                "this service has no operators' tokens", param_hint="--operator"
+            )
+        if operator == (tenant_id is not None):
+            raise typer.BadParameter("give a TENANT, or --operator without one")
+        if tenant_id is not None and not _TENANT_ID.fullmatch(tenant_id):
+            raise typer.BadParameter("not a tenant id (a-z, 0-9 and -)", param_hint="TENANT")
+        if not 1 <= len(label) <= 100:
+            raise typer.BadParameter("1 to 100 characters", param_hint="--name")
+
+        async def creating() -> str:
+            async with service_pool(app_or_exit()) as pool:
+                return await tenants.create_token(
+                    pool,
+                    tenant_id,
+                    label,
+                    scope=scope,
+                    expires_in=dt.timedelta(days=days),
+                    operator=operator,
+                )
+
+        print(run_async(creating()))
+
+    @group.command("list")
+    def tokens_list(
+        tenant_id: Annotated[
+            str | None, typer.Argument(metavar="[TENANT]", help="only this tenant's")
+        ] = None,
+    ) -> None:
+        """Tokens (never the tokens themselves): id, tenant, name, scope, expiry, state."""
+
+        async def listing() -> list[tenants.TokenInfo]:
+            async with service_pool(app_or_exit()) as pool:
+                return await tenants.list_tokens(pool, tenant_id)
+
+        now = tenants.utc_now()
+        found = run_async(listing())
+        print(f"{len(found)} token(s)")
+        for t in found:
+            state = "active" if t.active(now) else ("revoked" if t.revoked_at else "expired")
+            owner = "operator" if t.operator else f"tenant={t.tenant_id}"
+            print(
+                f"{t.token_id}  {owner}  name={t.name}  scope={t.scope.value}  "
+                f"expires={t.expires_at:%Y-%m-%d}  {state}"
+            )
+
+    @group.command("revoke")
+    def tokens_revoke(
+        token_id: Annotated[str, typer.Argument(help="the token's id (from tokens list)")],
+    ) -> None:
+        """Revoke a token at once."""
+
+        async def revoking() -> bool:
+            async with service_pool(app_or_exit()) as pool:
+                return await tenants.revoke_token(pool, token_id)
+
+        if not run_async(revoking()):
+            print(f"no active token {token_id}", file=sys.stderr)
+            raise typer.Exit(1)
+        print(f"revoked {token_id}")
 
 
 def run_cli(cli: typer.Typer, name: str, argv: list[str] | None = None) -> int:

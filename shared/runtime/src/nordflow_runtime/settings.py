@@ -18,6 +18,11 @@ class ServiceSettings(BaseSettings):
         description="Interface for /healthz, /readyz, /metrics",
     )
     http_port: int = Field(default=8080, ge=0, le=65535)
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="A request body's limit (413 beyond it); some paths have their own",
+    )
     log_level: str = Field(default="INFO")
     consumer_batch_size: int = Field(default=200, ge=1, description="Records per DB transaction")
     consumer_poll_ms: int = Field(default=200, ge=10)

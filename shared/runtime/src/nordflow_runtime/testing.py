@@ -19,10 +19,12 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import asyncpg
 import httpx
 from aiokafka import ConsumerRecord, TopicPartition
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from nordflow_schemas.envelope import Envelope, decode, encode, envelope
 from nordflow_schemas.events import Event
@@ -35,6 +37,10 @@ from .consumer import EventConsumer
 from .jobs import JobWorker
 
 D = TypeVar("D")
+
+PERSONAL_DATA_KEY = Fernet.generate_key().decode()
+"""The ``PERSONAL_DATA_KEY`` of a test session: the services' ``app_for`` share it, so what
+the mapper seals the others open."""
 
 
 @dataclass(frozen=True)
@@ -172,10 +178,9 @@ class ServiceHarness(Generic[D]):
 
     # -- HTTP -------------------------------------------------------------------------------
     def http(self, *, token: str | None = None) -> httpx.AsyncClient:
-        """A client on the service's HTTP routers, with the pool and dependencies attached."""
-        api = FastAPI()
-        for router in self.app.routers:
-            api.include_router(router)
+        """A client on the service's HTTP app (its routers behind the same edge as in
+        production: body limits, the 422 shape), with the pool and dependencies attached."""
+        api = self.app.http_app()
         api.state.pool = self.pool
         api.state.deps = self.deps
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -235,3 +240,150 @@ class FakeTenantProfiles:
     async def get(self, tenant_id: str) -> TenantProfile | None:
         """The tenant's profile, or None."""
         return self.profiles.get(tenant_id)
+
+
+# -- probing an API for 5xx -------------------------------------------------------------------
+NASTY_TEXT = (
+    "",
+    " ",
+    "\x00",
+    "a\x1b[31mb",
+    "x\u202efdp.exe",
+    "../../etc/passwd",
+    "%00",
+    "x" * 5000,
+    "9" * 40,
+    "-1",
+    "1e309",
+    "null",
+    "\U0001f642",
+)
+NASTY_NUMBERS = (0, -1, 2**63, 2**64, 10**40, 1.5, "abc", None, True)
+NASTY_DATES = ("0001-01-01", "9999-12-31", "2025-02-30", "99999-01-01")
+
+
+def _nasty_values(schema: dict[str, Any]) -> list[Any]:
+    kind = schema.get("type")
+    if kind in {"integer", "number"}:
+        return list(NASTY_NUMBERS)
+    if schema.get("format") in {"date", "date-time"}:
+        return list(NASTY_DATES)
+    if kind == "array":
+        return [[], ["x"] * 2000, list(NASTY_TEXT[:4]), "x"]
+    if kind == "object":
+        return [{}, [], "x"]
+    return [*NASTY_TEXT, 2**64, None, {"a": 1}]
+
+
+async def probe_for_server_errors(
+    http: httpx.AsyncClient, app: FastAPI, *, headers: dict[str, str], prefix: str = "/api/"
+) -> list[str]:
+    """Send every route under ``prefix`` bad values, one parameter or body field at a time
+    (huge and negative numbers, control characters, overlong text, impossible dates, wrong
+    types), and return each request that answered 5xx or raised: every bad input must be a
+    4xx that names the field. A schemathesis-style check of the service's own OpenAPI."""
+    spec = app.openapi()
+    problems: list[str] = []
+
+    async def send(method: str, path: str, **options: Any) -> None:
+        try:
+            answer = await http.request(method, path, headers=headers, **options)
+        except Exception as exc:  # an exception escaping the app is the 500 we look for
+            problems.append(f"{method} {path} {options}"[:300] + f": raised {type(exc).__name__}")
+            return
+        if answer.status_code >= 500:
+            problems.append(f"{method} {path} {options}"[:300] + f": {answer.status_code}")
+
+    for template, operations in spec.get("paths", {}).items():
+        if not template.startswith(prefix):
+            continue
+        for method, operation in operations.items():
+            params = operation.get("parameters", [])
+            path_params = [p for p in params if p["in"] == "path"]
+            query_params = [p for p in params if p["in"] == "query"]
+            good = {p["name"]: "1" for p in path_params}
+
+            def path_of(values: dict[str, Any], template: str = template) -> str:
+                out = template
+                for name, value in values.items():
+                    out = out.replace("{" + name + "}", quote(str(value), safe=""))
+                return out
+
+            body_schema = _body_schema(spec, operation)
+            body: Any = _minimal(spec, body_schema) if body_schema else None
+            for p in path_params:
+                for value in _nasty_values(p.get("schema", {})):
+                    if value in ("", None) or "/" in str(value):
+                        continue
+                    await send(method.upper(), path_of({**good, p["name"]: value}), json=body)
+            for p in query_params:
+                for value in _nasty_values(p.get("schema", {})):
+                    if value is None:
+                        continue
+                    await send(
+                        method.upper(), path_of(good), params={p["name"]: str(value)}, json=body
+                    )
+            if body_schema is None:
+                continue
+            await send(method.upper(), path_of(good), content=b"{")
+            wrong_shapes: tuple[Any, ...] = ([], "x", 1, None, {"deep": [[[[[[[[[[1]]]]]]]]]]})
+            for raw in wrong_shapes:
+                await send(method.upper(), path_of(good), json=raw)
+            properties = _resolved(spec, body_schema).get("properties", {})
+            for name, field_schema in properties.items():
+                for value in _nasty_values(_resolved(spec, field_schema)):
+                    await send(
+                        method.upper(),
+                        path_of(good),
+                        json={**(body if isinstance(body, dict) else {}), name: value},
+                    )
+    return problems
+
+
+def _resolved(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref:
+        found: Any = spec
+        for part in ref.lstrip("#/").split("/"):
+            found = found[part]
+        return dict(found)
+    for key in ("anyOf", "allOf", "oneOf"):
+        if key in schema:
+            options = [o for o in schema[key] if o.get("type") != "null"]
+            if options:
+                return _resolved(spec, options[0])
+    return schema
+
+
+def _body_schema(spec: dict[str, Any], operation: dict[str, Any]) -> dict[str, Any] | None:
+    content = operation.get("requestBody", {}).get("content", {})
+    media = content.get("application/json")
+    return dict(media["schema"]) if media and "schema" in media else None
+
+
+def _minimal(spec: dict[str, Any], schema: dict[str, Any]) -> Any:
+    """A small body of the right shape (required fields only, plausible values)."""
+    schema = _resolved(spec, schema)
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object" or "properties" in schema:
+        required = schema.get("required", [])
+        return {
+            name: _minimal(spec, sub)
+            for name, sub in schema.get("properties", {}).items()
+            if name in required
+        }
+    if kind == "array":
+        return []
+    if kind == "integer":
+        return max(1, int(schema.get("minimum", 1)))
+    if kind == "number":
+        return 1
+    if kind == "boolean":
+        return False
+    if schema.get("format") == "date":
+        return "2025-03-10"
+    if schema.get("format") == "date-time":
+        return "2025-03-10T10:00:00+00:00"
+    return "x" * max(1, int(schema.get("minLength", 1)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -10,9 +9,13 @@ from pydantic import Field
 
 from .common import (
     Amount,
+    Code,
     ConnectionMode,
     CurrencyCode,
     Frozen,
+    Label,
+    Message,
+    SaneDate,
     SourceRef,
     SourceSystem,
     TenantId,
@@ -122,6 +125,11 @@ class InvoiceCreated(EventBody):
     version: str
     invoice: Invoice
     flow: Flow = Field(default_factory=Flow, description="The source connection's flow")
+    source_kind: DocumentKind | None = Field(
+        default=None,
+        description="The source document's kind: an invoice, a credit note, or an order "
+        "(a Winner order is booked as an order, not an invoice); None from older producers",
+    )
 
 
 class InvoiceUpdated(EventBody):
@@ -130,14 +138,17 @@ class InvoiceUpdated(EventBody):
     version: str
     invoice: Invoice
     flow: Flow = Field(default_factory=Flow, description="The source connection's flow")
+    source_kind: DocumentKind | None = Field(
+        default=None, description="The source document's kind (see InvoiceCreated)"
+    )
 
 
 class ValidationIssue(Frozen):
     """One problem with a document: the field, the rule it breaks, and a readable message."""
 
-    field: str = Field(description="Dotted path of the field in the source document")
-    rule: str = Field(description="Rule id, e.g. BR-CO-15 or NF-REQUIRED")
-    message: str
+    field: Label = Field(description="Dotted path of the field in the source document")
+    rule: Label = Field(description="Rule id, e.g. BR-CO-15 or NF-REQUIRED")
+    message: Message
 
 
 class InvoiceRejected(EventBody):
@@ -176,7 +187,7 @@ class InvoiceFactoringDecided(EventBody):
 
     number: str
     eligible: bool
-    reason: str = Field(description="'eligible', or why not (e.g. the currency is not covered)")
+    reason: Message = Field(description="'eligible', or why not (e.g. the currency is not covered)")
     agreement_id: str | None = None
     agreement_kind: AgreementKind | None = None
     provider: str | None = None
@@ -222,7 +233,7 @@ class InvoiceTransferFailed(EventBody):
     agreement_id: str | None = None
     batch_id: str | None = None
     file_serial: int | None = None
-    reason: str
+    reason: Message
     failed_at: Timestamp
 
 
@@ -239,7 +250,7 @@ class ChannelFallback(Frozen):
     """A channel that refused an invoice for good, so the next cheapest one was tried."""
 
     channel: Channel
-    reason: str
+    reason: Message
 
 
 class InvoiceDistributed(EventBody):
@@ -277,7 +288,7 @@ class InvoiceDeliveryUncertain(EventBody):
     document_format: str
     recipient: str
     reference: str = Field(description="The attempt's idempotency key (the e-mail's Message-ID)")
-    reason: str
+    reason: Message
     detected_at: Timestamp
 
 
@@ -310,11 +321,11 @@ class PaymentReceived(EventBody):
     """Money arrived against an invoice (bank, factor settlement, provider report)."""
 
     source: SourceRef = Field(description="The invoice in the ERP the payment is booked on")
-    payment_id: str
+    payment_id: Code
     amount: Amount
     currency: CurrencyCode
-    paid_on: dt.date
-    payer: str
+    paid_on: SaneDate
+    payer: Label
     reference: str | None = None
     fee_amount: Amount | None = Field(
         default=None, description="A provider's fee withheld from the payment (settlements)"
@@ -340,6 +351,14 @@ class EntryKind(StrEnum):
 
     INVOICE_PAYMENT = "invoice_payment"
     CLOSING_ENTRY = "closing_entry"
+    FINANCING_ADVANCE = "financing_advance"  # a voucher: the advance as a liability
+
+
+class BookingTarget(Frozen):
+    """The tenant's accounting system a document was written into: its connection."""
+
+    system: SourceSystem
+    connection_id: str = Field(min_length=1, description="The erp-poller connection id")
 
 
 class LedgerEntryPosted(EventBody):
@@ -352,6 +371,74 @@ class LedgerEntryPosted(EventBody):
     currency: CurrencyCode
     account: str = Field(description="The account the payment was booked against")
     posted_at: Timestamp
+    fee_amount: Amount | None = Field(
+        default=None, description="A factoring fee booked with the closing (on its fee account)"
+    )
+    target: BookingTarget | None = Field(
+        default=None,
+        description="Where it was written when that is not the source's own ERP (a Sirvoy "
+        "payment booked in Fortnox); None: the ERP the document came from",
+    )
+
+
+class BookingAction(StrEnum):
+    """What ledger-closer did with a document in the accounting system it is booked into."""
+
+    INVOICE = "invoice"  # created the invoice (its customer first) and booked it
+    CREDIT_INVOICE = "credit_invoice"  # credited the booked original
+    CANCELLATION = "cancellation"  # cancelled the original, which was not booked yet
+    ORDER = "order"  # created the order (customer, project and products first)
+    ORDER_INVOICED = "order_invoiced"  # invoiced an order when its part came due
+
+
+class BookedRecord(Frozen):
+    """One record a booking wrote, found or (in test mode) would write."""
+
+    resource: str = Field(description="customer, invoice, project, product, order, …")
+    reference: str | None = Field(
+        default=None, description="The accounting system's number or id; None when planned"
+    )
+    outcome: str = Field(
+        description="created, updated, found (already there), adopted (an earlier attempt's), "
+        "booked, cancelled, credited, invoiced, or planned (test mode: nothing was written)"
+    )
+
+
+class InvoiceBooked(EventBody):
+    """A document was written into the tenant's accounting system named by its flow's
+    ``book_into`` (exactly once). In test mode nothing was written: ``records`` are what
+    would have been (outcome ``planned``)."""
+
+    number: str
+    source: SourceRef
+    target: BookingTarget
+    action: BookingAction
+    erp_reference: str | None = Field(
+        default=None, description="The main record's number or id (invoice, credit, order)"
+    )
+    records: tuple[BookedRecord, ...] = ()
+    booked_at: Timestamp
+
+
+class InvoiceBookingSkipped(EventBody):
+    """A document whose flow books it was deliberately not written, with the reason (e.g. a
+    cash receipt already paid through Stripe, whose payout is booked from the provider)."""
+
+    number: str
+    source: SourceRef
+    target: BookingTarget
+    reason: str
+    skipped_at: Timestamp
+
+
+class InvoiceClosingHeld(EventBody):
+    """A transferred invoice was not closed in the ERP because it did not reach its buyer
+    (a failed or uncertain send, or the ERP says it was never sent); shown to the user."""
+
+    number: str
+    source: SourceRef
+    reason: str
+    held_at: Timestamp
 
 
 # A service's name as it appears in events about its own work (job, operator action).

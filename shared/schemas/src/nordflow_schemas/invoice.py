@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import Field
 
-from .common import Amount, CountryCode, CurrencyCode, Frozen, SourceRef, TenantId
+from .common import (
+    Amount,
+    Code,
+    CountryCode,
+    CurrencyCode,
+    Frozen,
+    LongText,
+    Name,
+    SaneDate,
+    ShortText,
+    SourceRef,
+    TenantId,
+)
 
 
 class DocumentType(StrEnum):
@@ -40,9 +51,11 @@ class VatCategory(StrEnum):
 class Address(Frozen):
     """BG-5 / BG-8 postal address."""
 
-    lines: tuple[str, ...] = Field(default=(), description="BT-35..36 / BT-50..51")
-    city: str | None = Field(default=None, description="BT-37 / BT-52")
-    postal_code: str | None = Field(default=None, description="BT-38 / BT-53")
+    lines: tuple[ShortText, ...] = Field(
+        default=(), max_length=5, description="BT-35..36 / BT-50..51"
+    )
+    city: ShortText | None = Field(default=None, description="BT-37 / BT-52")
+    postal_code: ShortText | None = Field(default=None, description="BT-38 / BT-53")
     country_code: CountryCode = Field(description="BT-40 / BT-55")
 
 
@@ -50,36 +63,49 @@ class ElectronicAddress(Frozen):
     """BT-34 / BT-49 electronic address with its ISO 6523 ICD scheme (0007, 0192, 0088 …)."""
 
     scheme: str = Field(pattern=r"^\d{4}$")
-    value: str = Field(min_length=1)
+    value: Code
 
 
 class Party(Frozen):
     """BG-4 seller / BG-7 buyer."""
 
-    name: str = Field(min_length=1, description="BT-27 / BT-44")
+    name: Name = Field(description="BT-27 / BT-44")
     party_type: PartyType = PartyType.COMPANY
-    company_id: str | None = Field(default=None, description="BT-30 / BT-47 legal registration")
-    vat_id: str | None = Field(default=None, description="BT-31 / BT-48")
+    company_id: ShortText | None = Field(
+        default=None, description="BT-30 / BT-47 legal registration"
+    )
+    vat_id: ShortText | None = Field(default=None, description="BT-31 / BT-48")
     electronic_address: ElectronicAddress | None = None
     address: Address
-    email: str | None = Field(default=None, description="BT-43 / BT-58 contact e-mail")
-    customer_number: str | None = Field(default=None, description="Number in the seller's ERP")
+    email: ShortText | None = Field(default=None, description="BT-43 / BT-58 contact e-mail")
+    customer_number: ShortText | None = Field(
+        default=None, description="Number in the seller's ERP"
+    )
+    personal_number_sealed: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="A consumer's personal identity number, encrypted (Fernet) with the key only "
+        "the services that need it hold (distribution-router, factoring-gateway); "
+        "company_id then carries only its masked form (******1234). See decision 0010",
+    )
 
 
 class InvoiceLine(Frozen):
     """BG-25 invoice line; net amount = quantity x net price - line allowance."""
 
-    line_id: str = Field(description="BT-126")
-    description: str = Field(description="BT-153 item name")
-    article_number: str | None = Field(default=None, description="BT-155 seller's item id")
+    line_id: ShortText = Field(description="BT-126")
+    description: LongText = Field(description="BT-153 item name")
+    article_number: ShortText | None = Field(default=None, description="BT-155 seller's item id")
     quantity: Amount = Field(description="BT-129")
-    unit_code: str = Field(default="C62", description="BT-130 UN/ECE rec 20")
+    unit_code: ShortText = Field(default="C62", description="BT-130 UN/ECE rec 20")
     unit_price: Amount = Field(description="BT-146 item net price")
     allowance_amount: Amount = Field(default=Decimal(0), description="BT-136 line allowance")
     net_amount: Amount = Field(description="BT-131")
     vat_category: VatCategory = Field(description="BT-151")
     vat_rate: Amount = Field(description="BT-152 percent")
-    account_number: str | None = Field(default=None, description="BT-133 buyer accounting ref")
+    account_number: ShortText | None = Field(
+        default=None, description="BT-133 buyer accounting ref"
+    )
 
 
 class AllowanceCharge(Frozen):
@@ -87,7 +113,7 @@ class AllowanceCharge(Frozen):
 
     is_charge: bool
     amount: Amount
-    reason: str | None = None
+    reason: ShortText | None = None
     vat_category: VatCategory
     vat_rate: Amount
 
@@ -99,7 +125,7 @@ class VatBreakdown(Frozen):
     rate: Amount = Field(description="BT-119")
     taxable_amount: Amount = Field(description="BT-116")
     tax_amount: Amount = Field(description="BT-117")
-    exemption_reason: str | None = Field(default=None, description="BT-120")
+    exemption_reason: ShortText | None = Field(default=None, description="BT-120")
 
 
 class Totals(Frozen):
@@ -119,20 +145,20 @@ class Totals(Frozen):
 class PaymentInstructions(Frozen):
     """BG-16 payment instructions: means, reference (OCR/KID), account, terms."""
 
-    means_code: str = Field(default="30", description="BT-81 UNCL4461 (30 credit transfer)")
-    payment_reference: str | None = Field(default=None, description="BT-83 OCR / KID")
-    account_id: str | None = Field(default=None, description="BT-84 IBAN, Bankgiro, Plusgiro")
-    account_scheme: str | None = Field(default=None, description="e.g. SE:BANKGIRO, IBAN")
-    terms: str | None = Field(default=None, description="BT-20")
+    means_code: ShortText = Field(default="30", description="BT-81 UNCL4461 (30 credit transfer)")
+    payment_reference: ShortText | None = Field(default=None, description="BT-83 OCR / KID")
+    account_id: ShortText | None = Field(default=None, description="BT-84 IBAN, Bankgiro, Plusgiro")
+    account_scheme: ShortText | None = Field(default=None, description="e.g. SE:BANKGIRO, IBAN")
+    terms: LongText | None = Field(default=None, description="BT-20")
 
 
 class Payee(Frozen):
     """BG-10 payee: who is paid when it is not the seller — the factor an invoice was assigned
     to. The invoice's payment instructions (BG-16) then name the payee's account."""
 
-    name: str = Field(min_length=1, description="BT-59 payee name")
-    company_id: str | None = Field(default=None, description="BT-61 payee legal registration")
-    assignment_text: str | None = Field(
+    name: Name = Field(description="BT-59 payee name")
+    company_id: ShortText | None = Field(default=None, description="BT-61 payee legal registration")
+    assignment_text: LongText | None = Field(
         default=None,
         description="The notice of assignment the buyer must read (printed on every channel)",
     )
@@ -141,34 +167,41 @@ class Payee(Frozen):
 class InvoiceReference(Frozen):
     """BG-3 preceding invoice reference, for credit notes."""
 
-    number: str = Field(description="BT-25")
-    issue_date: dt.date | None = Field(default=None, description="BT-26")
-    invoice_id: str | None = Field(default=None, description="Canonical id of the original")
+    number: ShortText = Field(description="BT-25")
+    issue_date: SaneDate | None = Field(default=None, description="BT-26")
+    invoice_id: ShortText | None = Field(default=None, description="Canonical id of the original")
+
+
+class ProjectReference(Frozen):
+    """BT-11 project reference, with the project's name (e.g. a kitchen project in Winner)."""
+
+    number: str = Field(min_length=1, description="BT-11 the project's number at the seller")
+    name: str | None = Field(default=None, description="The project's name")
 
 
 class Invoice(Frozen):
     """One canonical invoice or credit note, whatever system it came from."""
 
-    invoice_id: str = Field(description="Canonical, tenant-scoped id (the Kafka record key)")
+    invoice_id: ShortText = Field(description="Canonical, tenant-scoped id (the Kafka record key)")
     tenant_id: TenantId
     source: SourceRef
     document_type: DocumentType
-    number: str = Field(min_length=1, description="BT-1")
-    issue_date: dt.date = Field(description="BT-2")
-    due_date: dt.date | None = Field(default=None, description="BT-9")
+    number: Code = Field(description="BT-1")
+    issue_date: SaneDate = Field(description="BT-2")
+    due_date: SaneDate | None = Field(default=None, description="BT-9")
     currency: CurrencyCode = Field(description="BT-5")
     seller: Party
     buyer: Party
-    lines: tuple[InvoiceLine, ...] = Field(min_length=1)
-    allowances_charges: tuple[AllowanceCharge, ...] = ()
-    vat_breakdown: tuple[VatBreakdown, ...] = Field(min_length=1)
+    lines: tuple[InvoiceLine, ...] = Field(min_length=1, max_length=5000)
+    allowances_charges: tuple[AllowanceCharge, ...] = Field(default=(), max_length=100)
+    vat_breakdown: tuple[VatBreakdown, ...] = Field(min_length=1, max_length=100)
     totals: Totals
     payment: PaymentInstructions = PaymentInstructions()
     payee: Payee | None = Field(
         default=None, description="BG-10, set when the invoice is assigned to a factor"
     )
-    buyer_reference: str | None = Field(default=None, description="BT-10")
-    order_reference: str | None = Field(default=None, description="BT-13")
+    buyer_reference: ShortText | None = Field(default=None, description="BT-10")
+    order_reference: ShortText | None = Field(default=None, description="BT-13")
     preceding_invoice: InvoiceReference | None = None
     vat_accounting_currency: CurrencyCode | None = Field(
         default=None,
@@ -191,15 +224,21 @@ class Invoice(Frozen):
             "(BT-5), as the source used it for BT-111 (no EN 16931 term)"
         ),
     )
-    note: str | None = Field(default=None, description="BT-22")
-    payment_method: str | None = Field(
+    note: LongText | None = Field(default=None, description="BT-22")
+    payment_method: ShortText | None = Field(
         default=None, description="The ERP's payment method code (decides factoring eligibility)"
     )
-    customer_payment_method: str | None = Field(
+    customer_payment_method: ShortText | None = Field(
         default=None,
         description="The customer's default payment method in the ERP, which applies when the "
         "invoice names none (factoring eligibility)",
     )
     outstanding_amount: Amount | None = Field(
         default=None, description="Open balance in the ERP when fetched; None if unknown"
+    )
+    project: ProjectReference | None = Field(default=None, description="BT-11 and its name")
+    settled_by: str | None = Field(
+        default=None,
+        description="An external payment provider (e.g. Stripe) that took the whole payment at "
+        "sale: a paid cash receipt, nothing payable (its prepaid amount BT-113 is the total)",
     )

@@ -59,7 +59,9 @@ class TenantProfile(Frozen):
 
     legal_name: str = Field(min_length=1, max_length=200)
     country: CountryCode
-    time_zone: str = Field(description="IANA zone, e.g. Europe/Stockholm or Europe/Oslo")
+    time_zone: str = Field(
+        max_length=64, description="IANA zone, e.g. Europe/Stockholm or Europe/Oslo"
+    )
     locale: Locale
     accounting_currency: CurrencyCode
     seller: Party = Field(description="BG-4: the seller on every invoice of the tenant")
@@ -70,7 +72,7 @@ class TenantProfile(Frozen):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             message = f"unknown time zone {value!r} (an IANA name such as Europe/Oslo)"
             raise ValueError(message) from None
         return value

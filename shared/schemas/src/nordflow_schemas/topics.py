@@ -9,6 +9,9 @@ from .events import (
     ConnectionUpdated,
     ErpDocumentFetched,
     Event,
+    InvoiceBooked,
+    InvoiceBookingSkipped,
+    InvoiceClosingHeld,
     InvoiceCreated,
     InvoiceDeliveryFailed,
     InvoiceDeliveryUncertain,
@@ -78,7 +81,7 @@ INVOICE_CREATED = TopicSpec(
     "invoice.created",
     InvoiceCreated,
     (MAPPER,),
-    (FACTORING_GATEWAY, DISTRIBUTION_ROUTER, CONTROL_PANEL),
+    (FACTORING_GATEWAY, DISTRIBUTION_ROUTER, LEDGER_CLOSER, CONTROL_PANEL),
     "A canonical invoice, mapped and validated, first version",
 )
 INVOICE_UPDATED = TopicSpec(
@@ -122,21 +125,21 @@ INVOICE_DISTRIBUTED = TopicSpec(
     "invoice.distributed",
     InvoiceDistributed,
     (DISTRIBUTION_ROUTER,),
-    (CONTROL_PANEL,),
+    (LEDGER_CLOSER, CONTROL_PANEL),
     "An invoice sent by the cheapest channel its recipient can take (partner accepted it)",
 )
 INVOICE_DELIVERY_FAILED = TopicSpec(
     "invoice.delivery_failed",
     InvoiceDeliveryFailed,
     (DISTRIBUTION_ROUTER,),
-    (CONTROL_PANEL,),
+    (LEDGER_CLOSER, CONTROL_PANEL),
     "An invoice that could not be sent, with the rule ids and messages",
 )
 INVOICE_DELIVERY_UNCERTAIN = TopicSpec(
     "invoice.delivery_uncertain",
     InvoiceDeliveryUncertain,
     (DISTRIBUTION_ROUTER,),
-    (CONTROL_PANEL,),
+    (LEDGER_CLOSER, CONTROL_PANEL),
     "A send whose outcome is unknown and cannot be looked up (e-mail); never resent by itself",
 )
 CHANNEL_SUGGESTED = TopicSpec(
@@ -160,6 +163,29 @@ LEDGER_ENTRY_POSTED = TopicSpec(
     (LEDGER_CLOSER,),
     (CONTROL_PANEL,),
     "A payment or closing entry written into the tenant's ERP",
+)
+INVOICE_BOOKED = TopicSpec(
+    "invoice.booked",
+    InvoiceBooked,
+    (LEDGER_CLOSER,),
+    (CONTROL_PANEL,),
+    "A document written into the accounting system its flow books it into (customer, "
+    "invoice, credit, cancellation, project, products, order); in test mode what would be",
+)
+INVOICE_BOOKING_SKIPPED = TopicSpec(
+    "invoice.booking_skipped",
+    InvoiceBookingSkipped,
+    (LEDGER_CLOSER,),
+    (CONTROL_PANEL,),
+    "A document its flow books that is deliberately not written, with the reason (a cash "
+    "receipt already paid through Stripe)",
+)
+INVOICE_CLOSING_HELD = TopicSpec(
+    "invoice.closing_held",
+    InvoiceClosingHeld,
+    (LEDGER_CLOSER,),
+    (CONTROL_PANEL,),
+    "A transferred invoice not closed because it did not reach its buyer",
 )
 TENANT_UPDATED = TopicSpec(
     "tenant.updated",
@@ -241,6 +267,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     CHANNEL_SUGGESTED,
     PAYMENT_RECEIVED,
     LEDGER_ENTRY_POSTED,
+    INVOICE_BOOKED,
+    INVOICE_BOOKING_SKIPPED,
+    INVOICE_CLOSING_HELD,
     CONNECTION_UPDATED,
     JOB_FAILED,
     JOB_RETRIED,

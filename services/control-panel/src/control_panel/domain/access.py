@@ -16,6 +16,7 @@ class Principal:
     name: str
     tenant_id: str | None
     operator: bool
+    read_only: bool = False  # a token of scope `read`: sees, never acts
 
     def scope(self, requested: str | None) -> str | None:
         """The tenant a query is limited to: a tenant's own; an operator's choice (None: all).
@@ -31,6 +32,11 @@ class Principal:
     def sees(self, tenant_id: str) -> bool:
         """Whether a row of ``tenant_id`` may be shown."""
         return self.operator or tenant_id == self.tenant_id
+
+    def check_may_act(self) -> None:
+        """A token of scope ``read`` may look, not ask a service to do anything."""
+        if self.read_only:
+            raise ForbiddenError("this token's scope is `read`: it may only read")
 
     @property
     def may_replay(self) -> bool:

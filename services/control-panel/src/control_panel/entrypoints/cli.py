@@ -10,79 +10,19 @@ from typing import Annotated, Any
 import click
 import typer
 from nordflow_runtime.app import ServiceApp
-from nordflow_runtime.cli import new_group, run_async, run_cli, service_cli, service_pool
+from nordflow_runtime.cli import run_async, run_cli, service_cli, service_pool
 from nordflow_runtime.http import build_http_app
 from nordflow_runtime.kafka import GroupActiveError, rewind_group
-from nordflow_schemas.common import TenantId
 from nordflow_schemas.topics import CONTROL_PANEL
-from pydantic import TypeAdapter, ValidationError
 
 from ..adapters.readmodel import clear_read_model
-from ..adapters.tokens import PgTokenRepository
 from ..app import create_app
 from ..deps import Deps
-from ..service import tokens as token_use_cases
 from .http import api
 
-cli = service_cli(CONTROL_PANEL, create_app)
-token_group = new_group("Tokens for the web page and the API: a tenant's, or an operator's.")
-cli.add_typer(token_group, name="tokens")
-_TENANT = TypeAdapter(TenantId)
-
-
-def _tenant(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return _TENANT.validate_python(value)
-    except ValidationError:
-        raise click.BadParameter("not a tenant id (a-z, 0-9 and -)", param_hint="TENANT") from None
-
-
-@token_group.command("create")
-def tokens_create(
-    tenant_id: Annotated[
-        str | None, typer.Argument(metavar="[TENANT]", help="the tenant the token sees")
-    ] = None,
-    operator: Annotated[
-        bool, typer.Option("--operator", help="an operator's token: sees every tenant")
-    ] = False,
-    name: Annotated[str, typer.Option("--name", help="whose or what the token is")] = "panel",
-) -> None:
-    """Create a token (printed once; only its hash is kept)."""
-    tenant = _tenant(tenant_id)
-    if operator == (tenant is not None):
-        raise click.UsageError("give either a TENANT or --operator")
-    if not 1 <= len(name) <= 100:
-        raise click.BadParameter("1 to 100 characters", param_hint="--name")
-
-    async def creating() -> str:
-        async with service_pool(create_app()) as pool:
-            return await token_use_cases.create_token(
-                PgTokenRepository(pool), tenant, operator=operator, name=name
-            )
-
-    print(run_async(creating()))
-
-
-@token_group.command("revoke")
-def tokens_revoke(
-    name: Annotated[str, typer.Option("--name", help="the token's name")],
-    tenant_id: Annotated[
-        str | None, typer.Argument(metavar="[TENANT]", help="its tenant; none: an operator's")
-    ] = None,
-) -> None:
-    """Revoke tokens by name; their sessions end at once."""
-    tenant = _tenant(tenant_id)
-
-    async def revoking() -> int:
-        async with service_pool(create_app()) as pool:
-            return await PgTokenRepository(pool).revoke(name, tenant)
-
-    count = run_async(revoking())
-    print(f"revoked {count} token(s)")
-    if count == 0:
-        raise typer.Exit(1)
+# Tokens: the runtime's model and commands (tokens create [TENANT] | --operator, list,
+# revoke ID), with operators' tokens, which only the control panel issues.
+cli = service_cli(CONTROL_PANEL, create_app, tenant_api=True, operator_tokens=True)
 
 
 async def rebuild_read_model(app: ServiceApp[Deps], group: str | None = None) -> int:

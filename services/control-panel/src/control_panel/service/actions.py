@@ -36,6 +36,7 @@ async def _command(
     principal: Principal,
     now: dt.datetime,
 ) -> OperatorActionRequested:
+    principal.check_may_act()
     command = OperatorActionRequested(
         tenant_id=tenant_id,
         action_id=uuid.uuid4().hex,

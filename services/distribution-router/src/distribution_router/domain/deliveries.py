@@ -12,7 +12,7 @@ from nordflow_schemas.invoice import Invoice
 
 from .channels import Route
 
-DeliveryStatus = Literal["scheduled", "sent", "failed", "uncertain", "test"]
+DeliveryStatus = Literal["scheduled", "sent", "failed", "uncertain", "test", "not_sent"]
 SuggestionState = Literal["open", "dismissed", "accepted"]
 
 
@@ -53,6 +53,21 @@ class NewDelivery:
     invoice: Invoice
     due_at: dt.datetime | None
     completed_at: dt.datetime | None
+    not_sent_reason: str | None = None
+
+
+def not_sent_reason(distribute: bool, invoice: Invoice) -> str | None:
+    """Why an invoice is never sent, or None: its connection's flow excludes distribution (the
+    ERP or the tenant sends it, or it is only booked or recorded), or it is a cash receipt
+    already paid through a provider, which must never reach the buyer as payable."""
+    if not distribute:
+        return "the connection's flow excludes distribution"
+    if invoice.settled_by is not None and invoice.totals.payable == 0:
+        return (
+            f"a cash receipt already paid via {invoice.settled_by}: nothing is payable, so it "
+            "is not sent"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,8 @@ class ClaimedDelivery:
     customer_key: str
     invoice: Invoice
     routes: tuple[Route, ...]
+    # The routed document's SHA-256 when the official rules passed it at routing (PEPPOL).
+    document_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,7 @@ class DeliveryView:
     errors: list[dict[str, Any]]
     attachments: list[dict[str, Any]]
     attempts: list[Attempt] = field(default_factory=list)
+    not_sent_reason: str | None = None
 
     @property
     def fallbacks(self) -> list[tuple[Channel, str]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from nordflow_schemas.common import check_file_name
+
 TENANT_DEFAULT = ""  # hold_policies.customer_key of the tenant's default policy
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -130,6 +132,10 @@ def check_attachment(filename: str, content_type: str, content: bytes) -> str:
         raise AttachmentRejectedError(
             "filename", "filename must not contain '/', '\\' or control characters"
         )
+    try:
+        check_file_name(filename)  # C1 controls and bidirectional overrides too
+    except ValueError as exc:
+        raise AttachmentRejectedError("filename", f"filename {exc}") from None
     kind = media_type(content_type)
     if kind not in ALLOWED_TYPES:
         allowed = ", ".join(sorted(ALLOWED_TYPES))

@@ -17,12 +17,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from nordflow_schemas.events import Channel
-from nordflow_schemas.invoice import Invoice
+from nordflow_schemas.events import Channel, ValidationIssue
+from nordflow_schemas.invoice import DocumentType, Invoice
 
 # Runs of a send job before it fails (with the default backoff of 2 s doubling to 600 s,
 # about three hours of a partner's outage); `jobs retry` resumes a failed one.
 MAX_ATTEMPTS = 24
+
+
+NEGATIVE_INVOICE_RULE = "NF-NEGATIVE-INVOICE"
+
+
+def never_sendable(invoice: Invoice) -> tuple[ValidationIssue, ...]:
+    """Why an invoice must not reach its buyer at all, whatever the channel: an invoice (not
+    a credit note) whose amount due is negative. The mapper rejects one already; this is the
+    last line, so no channel ever asks a buyer to pay a negative sum."""
+    if invoice.document_type is DocumentType.INVOICE and invoice.totals.payable < 0:
+        return (
+            ValidationIssue(
+                field="totals.payable",
+                rule=NEGATIVE_INVOICE_RULE,
+                message=f"an invoice's amount due is negative ({invoice.totals.payable}): it is "
+                "never sent as an invoice; make it a credit note",
+            ),
+        )
+    return ()
 
 
 def idempotency_key(invoice_id: str, channel: Channel, attempt: int) -> str:

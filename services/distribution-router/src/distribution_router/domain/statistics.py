@@ -89,12 +89,19 @@ def checked_periods(start: dt.date, end: dt.date, granularity: str) -> list[dt.d
     """The periods of a range the API accepts; PeriodRangeError names what is wrong."""
     if end < start:
         raise PeriodRangeError("`to` is before `from`")
-    found = periods(start, end, granularity)
-    if len(found) > MAX_PERIODS:
+    # Counted before any period is made: a range of centuries costs nothing to refuse.
+    if period_count(start, end, granularity) > MAX_PERIODS:
         raise PeriodRangeError(
             f"at most {MAX_PERIODS} periods: choose a shorter range or granularity=month"
         )
-    return found
+    return periods(start, end, granularity)
+
+
+def period_count(start: dt.date, end: dt.date, granularity: str) -> int:
+    """How many periods ``start`` … ``end`` spans (without making them)."""
+    if granularity == "day":
+        return (end - start).days + 1
+    return (end.year - start.year) * 12 + end.month - start.month + 1
 
 
 def period_stats(period: dt.date, channels: dict[Channel, ChannelStats]) -> PeriodStats:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nordflow_runtime.consumer import Context
+from nordflow_runtime.personal_data import open_invoice
 from nordflow_schemas.envelope import Envelope
 from nordflow_schemas.events import InvoiceCreated, InvoiceFactoringDecided
 
@@ -14,8 +15,10 @@ async def on_invoice_created(ctx: Context[Deps], env: Envelope[InvoiceCreated]) 
     """Route, render and validate, and schedule the send (or emit delivery_failed); an invoice
     to be factored first waits for its factoring decision."""
     deps = ctx.deps
+    # The consumer's personal number, sealed on the topic, in clear for routing and sending.
+    body = env.body.model_copy(update={"invoice": open_invoice(deps.personal, env.body.invoice)})
     outcome = await factoring.invoice_created(
-        deps.repositories(ctx.conn), deps.partners, env.body, deps.clock()
+        deps.repositories(ctx.conn), deps.partners, body, deps.clock()
     )
     if outcome is not None:
         await ctx.emit(outcome, subject=env.subject)

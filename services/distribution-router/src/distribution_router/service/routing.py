@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 
 from nordflow_documents.pdf import render_pdf
@@ -40,10 +41,10 @@ from ..domain.channels import (
     plan_routes,
     public_recipient,
 )
-from ..domain.deliveries import DeliveryStatus, NewDelivery
+from ..domain.deliveries import DeliveryStatus, NewDelivery, not_sent_reason
 from ..domain.documents import Handling, Rendered, TravelledAttachment
 from ..domain.masking import personal_number
-from ..domain.sending import Attachment
+from ..domain.sending import Attachment, never_sendable
 from . import holds
 from .ports import CapabilityLookup, ConsumerRegistry, DocumentValidator, Partners, Repositories
 
@@ -81,11 +82,16 @@ def with_endpoint(invoice: Invoice, recipient: str) -> Invoice:
 
 
 async def render(
-    partners: Partners, route: Route, invoice: Invoice, attachments: Sequence[Attachment] = ()
+    partners: Partners,
+    route: Route,
+    invoice: Invoice,
+    attachments: Sequence[Attachment] = (),
+    *,
+    validated: str | None = None,
 ) -> Rendered:
     """`render_document` off the event loop: in the renderer processes when the service has
     them (rendering and the official rules are CPU work that would stall every other
-    invoice), else here."""
+    invoice), else here. ``validated``: see `render_document`."""
     if partners.executor is None:
         return render_document(
             route,
@@ -93,15 +99,19 @@ async def render(
             renderers=partners.renderers,
             validator=partners.validator,
             attachments=attachments,
+            validated=validated,
         )
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(
-        partners.executor, _render_in_worker, route, invoice, tuple(attachments)
+        partners.executor, _render_in_worker, route, invoice, tuple(attachments), validated
     )
 
 
 def _render_in_worker(
-    route: Route, invoice: Invoice, attachments: tuple[Attachment, ...]
+    route: Route,
+    invoice: Invoice,
+    attachments: tuple[Attachment, ...],
+    validated: str | None,
 ) -> Rendered:
     """`render_document` in a renderer process, with that process's registry and validator
     (compiled once per process)."""
@@ -111,6 +121,7 @@ def _render_in_worker(
         renderers=default_registry(),
         validator=shared_validator(),
         attachments=attachments,
+        validated=validated,
     )
 
 
@@ -121,8 +132,12 @@ def render_document(
     renderers: RendererRegistry,
     validator: DocumentValidator,
     attachments: Sequence[Attachment] = (),
+    validated: str | None = None,
 ) -> Rendered:
     """The document for a channel: validated UBL for PEPPOL, else the invoice PDF.
+
+    ``validated`` is the SHA-256 of a UBL document the official rules already passed (at
+    routing): the renderer is deterministic, so the same bytes are not validated again.
 
     The attachments travel on every channel: inside the UBL for PEPPOL (BG-24), embedded in
     the PDF for the bank (listed on its last page), as separate files beside the PDF by
@@ -134,10 +149,12 @@ def render_document(
         content = renderers.render(
             route.document_format, with_endpoint(invoice, route.recipient), embedded
         )
-        errors = tuple(
-            ValidationIssue(field=v.location or "document", rule=v.rule_id, message=v.message)
-            for v in validator.validate(content).fatal
-        )
+        errors: tuple[ValidationIssue, ...] = ()
+        if validated is None or hashlib.sha256(content).hexdigest() != validated:
+            errors = tuple(
+                ValidationIssue(field=v.location or "document", rule=v.rule_id, message=v.message)
+                for v in validator.validate(content).fatal
+            )
         return Rendered(
             content,
             "application/xml",
@@ -182,13 +199,52 @@ def _travelled(
     )
 
 
+async def record_not_sent(
+    repos: Repositories,
+    event: InvoiceCreated,
+    key: str,
+    override: Channel | None,
+    reason: str,
+    now: dt.datetime,
+) -> None:
+    """Record an invoice that is never sent, with the reason; no job, nothing asked of the
+    networks (its channel is the cheapest one reachable without asking them)."""
+    invoice = event.invoice
+    plan = plan_routes(invoice, Reachability(participant=None, b2c_registered=False), override)
+    first = plan.first
+    await repos.deliveries.record(
+        NewDelivery(
+            invoice_id=event.invoice_id,
+            tenant_id=event.tenant_id,
+            number=invoice.number,
+            channel=first.channel,
+            recipient=public_recipient(first),
+            test_mode=event.test_mode,
+            routed_at=now,
+            status="not_sent",
+            document_sha256=None,
+            errors=(),
+            document_format=first.document_format or FORMATS[first.channel],
+            customer_key=key,
+            routes=plan.routes,
+            route_reason=plan.reason,
+            invoice=invoice,
+            due_at=None,
+            completed_at=now,
+            not_sent_reason=reason,
+        )
+    )
+
+
 async def distribute_invoice(
     repos: Repositories, partners: Partners, event: InvoiceCreated, now: dt.datetime
 ) -> EventBody | None:
     """Route once; schedule the send; return invoice.delivery_failed or None.
 
-    A PEPPOL document with a fatal rule violation is never sent: its rule ids and messages
-    go to the user. A test-mode invoice is routed, rendered and validated but gets no send
+    An invoice whose flow excludes distribution, or a cash receipt already paid through a
+    provider, is recorded as ``not_sent`` with the reason and never scheduled. A PEPPOL
+    document with a fatal rule violation is never sent: its rule ids and messages go to the
+    user. A test-mode invoice is routed, rendered and validated but gets no send
     job; only its failures are reported (with ``test_mode``).
     """
     if await repos.deliveries.exists(event.invoice_id):
@@ -196,13 +252,17 @@ async def distribute_invoice(
     invoice = event.invoice
     key = customer_key(invoice.buyer)
     override = await repos.overrides.for_customer(event.tenant_id, key)
+    reason = not_sent_reason(event.flow.distribute, invoice)
+    if reason is not None:
+        await record_not_sent(repos, event, key, override, reason, now)
+        return None
     reach = await reachability(invoice, partners.lookup, partners.registry)
     plan = plan_routes(invoice, reach, override)
     first = plan.first
     rendered: Rendered | None = None
     if first.channel is Channel.PEPPOL or event.test_mode:
         rendered = await render(partners, first, invoice)
-    errors = rendered.errors if rendered is not None else ()
+    errors = (*never_sendable(invoice), *(rendered.errors if rendered is not None else ()))
     due_at: dt.datetime | None = None
     status: DeliveryStatus
     if errors:

@@ -274,7 +274,13 @@ class _Run:
         return (await self.repos.paper.get(self.tenant_id)).channel_options()
 
     async def _render(self, route: Route) -> Rendered:
-        rendered = await render(self.partners, route, self.invoice, await self._files())
+        rendered = await render(
+            self.partners,
+            route,
+            self.invoice,
+            await self._files(),
+            validated=self.claimed.document_sha256,
+        )
         for skipped in rendered.not_printed:
             log.warning(
                 "attachment not printed: %s",

@@ -15,7 +15,7 @@ from nordflow_documents.validation import shared_validator
 from nordflow_runtime.app import ServiceApp
 from nordflow_runtime.jobs import JobWorker
 from nordflow_runtime.tenants import create_token
-from nordflow_runtime.testing import ServiceHarness
+from nordflow_runtime.testing import PERSONAL_DATA_KEY, ServiceHarness
 from nordflow_schemas.events import Channel
 from pydantic import SecretStr
 
@@ -48,6 +48,7 @@ def app_for(database_url: str, **settings: Any) -> ServiceApp[Deps]:
     """The service as ``run`` builds it, on a database (no broker: the harness needs none);
     documents are rendered in the test's own process unless ``render_processes`` says."""
     settings.setdefault("render_processes", 0)
+    settings.setdefault("personal_data_key", SecretStr(PERSONAL_DATA_KEY))
     return create_app(
         Settings(
             kafka_bootstrap_servers="unused:9092",

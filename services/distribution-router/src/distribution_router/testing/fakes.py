@@ -67,7 +67,13 @@ class FakeDeliveryRepository:
         row = self.rows.get(invoice_id)
         if row is None or row.tenant_id != tenant_id:
             return None
-        return ClaimedDelivery(self.status(invoice_id), row.customer_key, row.invoice, row.routes)
+        return ClaimedDelivery(
+            self.status(invoice_id),
+            row.customer_key,
+            row.invoice,
+            row.routes,
+            row.document_sha256 if not row.errors else None,
+        )
 
     async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> None:
         self.outcome[invoice_id] = {

@@ -13,7 +13,7 @@ from nordflow_runtime import outbox, telemetry
 from nordflow_runtime.tenant_profiles import PgTenantProfiles
 from nordflow_schemas.common import ConnectionMode, SourceSystem
 from nordflow_schemas.envelope import envelope
-from nordflow_schemas.events import DocumentKind, Event
+from nordflow_schemas.events import DocumentKind, Event, Flow
 from nordflow_schemas.tenant import TenantProfile
 from nordflow_schemas.topics import ERP_POLLER
 from opentelemetry import context as otel_context
@@ -68,6 +68,14 @@ async def _write_unless_busy(db: Db, connection_id: str, sql: str, *args: Any) -
         return found
 
 
+def _flow(row: asyncpg.Record) -> Flow:
+    return Flow(
+        book_into=row["flow_book_into"],
+        factor=row["flow_factor"],
+        distribute=row["flow_distribute"],
+    )
+
+
 def _connection(row: asyncpg.Record) -> Connection:
     return Connection(
         connection_id=row["connection_id"],
@@ -82,11 +90,13 @@ def _connection(row: asyncpg.Record) -> Connection:
         poll_interval=dt.timedelta(seconds=row["poll_interval_seconds"])
         if row.get("poll_interval_seconds")
         else None,
+        flow=_flow(row),
     )
 
 
 _STATE = """SELECT c.connection_id, c.tenant_id, c.system, c.base_url, c.mode, c.cutoff_at,
        c.cursor_at, c.poll_interval_seconds, c.last_poll_at, c.last_error, c.next_poll_at,
+       c.flow_book_into, c.flow_factor, c.flow_distribute,
        EXISTS (SELECT 1 FROM tenant_profiles p WHERE p.tenant_id = c.tenant_id)
            AS tenant_has_profile
 FROM connections c"""
@@ -106,6 +116,7 @@ def _state(row: asyncpg.Record) -> ConnectionState:
         last_error=row["last_error"],
         next_poll_at=row["next_poll_at"],
         tenant_has_profile=row["tenant_has_profile"],
+        flow=_flow(row),
     )
 
 
@@ -126,12 +137,15 @@ class PgConnectionRepository:
             self.db,
             config.connection_id,
             """INSERT INTO connections (connection_id, tenant_id, system, base_url, token_sealed,
-                                        mode, cutoff_at, poll_interval_seconds)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                        mode, cutoff_at, poll_interval_seconds, flow_book_into,
+                                        flow_factor, flow_distribute)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                ON CONFLICT (connection_id) DO UPDATE SET
                  base_url = EXCLUDED.base_url, token_sealed = EXCLUDED.token_sealed,
                  mode = EXCLUDED.mode, cutoff_at = EXCLUDED.cutoff_at,
                  poll_interval_seconds = EXCLUDED.poll_interval_seconds,
+                 flow_book_into = EXCLUDED.flow_book_into, flow_factor = EXCLUDED.flow_factor,
+                 flow_distribute = EXCLUDED.flow_distribute,
                  next_poll_at = now(), updated_at = clock_timestamp()
                WHERE connections.tenant_id = EXCLUDED.tenant_id
                  AND connections.system = EXCLUDED.system
@@ -144,6 +158,9 @@ class PgConnectionRepository:
             config.mode.value,
             config.cutoff_at,
             config.poll_interval_seconds,
+            config.flow.book_into,
+            config.flow.factor,
+            config.flow.distribute,
         )
         if not saved:
             raise ConnectionTakenError(

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import httpx
+from nordflow_connectors import egress
+from nordflow_connectors.budget import PgRateBudget, budget_key, per_endpoint
 from nordflow_connectors.client_credentials import ClientCredentialsSession
 from nordflow_connectors.fortnox import FortnoxClient
 from nordflow_connectors.oauth import OAuthSession, Tokens
@@ -383,9 +386,12 @@ class SirvoySource:
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """Tuning for the clients (tests page small; None keeps each API's usual page size)."""
+    """Tuning for the clients (tests page small; None keeps each API's usual page size), and
+    whether they may reach internal addresses (``ALLOW_INTERNAL_URLS``: local sandboxes;
+    None follows the process's policy, ``nordflow_connectors.egress.allow_internal``)."""
 
     page_size: int | None = None
+    allow_internal: bool | None = None
 
 
 def open_source(
@@ -401,10 +407,16 @@ def open_source(
     """
     if not connection.polled:
         raise ValueError(
-            f"{connection.system.value} connections push their documents; they are not polled"
+            f"{connection.system.value} connections are not polled (their documents are "
+            "pushed, or they are only booked into)"
         )
     credentials = parse_credentials(connection.system, box.open(connection.token_sealed))
     size = options.page_size
+
+    def guarded() -> httpx.AsyncHTTPTransport:
+        # Base URLs and token URLs are the tenant's: only public addresses, after DNS.
+        return egress.guarded_transport(allow=options.allow_internal)
+
     if isinstance(credentials, VismaEAccountingCredentials | FortnoxOAuthCredentials):
         initial = Tokens(
             access_token=SecretStr(""),  # expired at once: the first use refreshes
@@ -416,11 +428,26 @@ def open_source(
             credentials.client_id,
             credentials.client_secret,
             PgTokenStore(pool, box, connection.connection_id, connection.tenant_id, initial),
+            transport=guarded(),
         )
         if isinstance(credentials, FortnoxOAuthCredentials):
-            fortnox = FortnoxClient(connection.base_url, session, page_size=size or 100)
+            fortnox = FortnoxClient(
+                connection.base_url,
+                session,
+                page_size=size or 100,
+                limiter=fortnox_budget(pool, connection.connection_id),
+                transport=guarded(),
+            )
             return FortnoxSource(fortnox, session)
-        client = VismaEAccountingClient(connection.base_url, session, page_size=size or 200)
+        client = VismaEAccountingClient(
+            connection.base_url,
+            session,
+            page_size=size or 200,
+            limiter_for=per_endpoint(
+                pool, "visma-eaccounting", credentials.client_id, *VISMA_EACCOUNTING_BUDGET
+            ),
+            transport=guarded(),
+        )
         return VismaEAccountingSource(client, session)
     if isinstance(credentials, VismaNetClientCredentials):
         tokens = ClientCredentialsSession(
@@ -429,6 +456,7 @@ def open_source(
             credentials.client_secret,
             scope=credentials.scope,
             tenant_id=credentials.tenant_id,
+            transport=guarded(),
         )
         return VismaNetSource(
             VismaNetClient(
@@ -437,6 +465,7 @@ def open_source(
                 credentials.company_id,
                 api_timezone=credentials.api_timezone,
                 page_size=size or 100,
+                transport=guarded(),
             ),
             tokens,
         )
@@ -448,13 +477,36 @@ def open_source(
                 credentials.company_id,
                 api_timezone=credentials.api_timezone,
                 page_size=size or 100,
+                transport=guarded(),
             )
         )
     if isinstance(credentials, SirvoyCredentials):
         return SirvoySource(
-            SirvoyClient(connection.base_url, credentials.api_token, page_size=size or 100)
+            SirvoyClient(
+                connection.base_url,
+                credentials.api_token,
+                page_size=size or 100,
+                transport=guarded(),
+            )
         )
     assert isinstance(credentials, TokenCredentials)
     return FortnoxSource(
-        FortnoxClient(connection.base_url, credentials.token, page_size=size or 100)
+        FortnoxClient(
+            connection.base_url,
+            credentials.token,
+            page_size=size or 100,
+            limiter=fortnox_budget(pool, connection.connection_id),
+            transport=guarded(),
+        )
     )
+
+
+# eAccounting's 600 calls a minute per client and endpoint, shared with every replica (and
+# ledger-closer, when it writes with the same OAuth client).
+VISMA_EACCOUNTING_BUDGET = (600, 60.0)
+
+
+def fortnox_budget(pool: asyncpg.Pool, connection_id: str) -> PgRateBudget:
+    """Fortnox's 25 calls per 5 s of the company, shared with ledger-closer (which names the
+    company by the same connection id) and every replica of both."""
+    return PgRateBudget(pool, budget_key("fortnox", connection_id), 25, 5.0)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
 
+from nordflow_connectors.egress import url_problem
 from nordflow_schemas.common import ConnectionMode, SourceSystem
+from nordflow_schemas.events import Flow
 
 POLLED_SYSTEMS = frozenset(
     {
@@ -18,6 +18,19 @@ POLLED_SYSTEMS = frozenset(
     }
 )
 """Systems erp-poller reads by API; the others (Winner, on-premise agents) push to it."""
+
+WRITABLE_SYSTEMS = frozenset(
+    {
+        SourceSystem.FORTNOX,
+        SourceSystem.VISMA_EACCOUNTING,
+        SourceSystem.VISMA_NET,
+        SourceSystem.TRIPLETEX,
+    }
+)
+"""Accounting systems ledger-closer writes into: what a flow's ``book_into`` may name."""
+
+TARGET_ONLY_SYSTEMS = frozenset({SourceSystem.TRIPLETEX})
+"""Systems a connection names only to book into: nothing is read from them (yet)."""
 
 BACKFILL_ATTEMPTS = 3
 """A failing backfill is tried this many times, then finished with its error."""
@@ -56,6 +69,7 @@ class ConnectionConfig:
     mode: ConnectionMode
     cutoff_at: dt.datetime
     poll_interval_seconds: int | None = None
+    flow: Flow = field(default_factory=Flow)
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,7 @@ class Connection:
     cursor_at: dt.datetime | None
     updated_at: dt.datetime | None = None  # changes whenever the configuration is replaced
     poll_interval: dt.timedelta | None = None  # its own schedule; None: the service's default
+    flow: Flow = field(default_factory=Flow)  # what happens to its documents (every event)
 
     @property
     def polled(self) -> bool:
@@ -95,6 +110,7 @@ class ConnectionState:
     last_error: str | None
     next_poll_at: dt.datetime
     tenant_has_profile: bool
+    flow: Flow = field(default_factory=Flow)
 
 
 @dataclass(frozen=True)
@@ -134,6 +150,28 @@ class BackfillRequest:
         return self.finished_at is not None and self.error is None
 
 
+def check_book_into(connection_id: str, flow: Flow, target: SourceSystem | None) -> None:
+    """A flow's ``book_into`` must name another connection of the same tenant (``target``: the
+    system of the tenant's connection of that id, None when it has none) of a system
+    ledger-closer can write; raises ``InvalidInputError`` on field ``flow.book_into``."""
+    if flow.book_into is None:
+        return
+    if flow.book_into == connection_id:
+        raise InvalidInputError("flow.book_into", "must name another connection, not this one")
+    if target is None:
+        raise InvalidInputError(
+            "flow.book_into", f"the tenant has no connection {flow.book_into!r}"
+        )
+    system = target
+    if system not in WRITABLE_SYSTEMS:
+        writable = ", ".join(sorted(s.value for s in WRITABLE_SYSTEMS))
+        raise InvalidInputError(
+            "flow.book_into",
+            f"connection {flow.book_into!r} is {system.value}, which cannot be booked into "
+            f"(only {writable})",
+        )
+
+
 def backfill_retry_delay(attempts: int) -> dt.timedelta | None:
     """How long a failed backfill waits before its next attempt; None: it is finished."""
     if attempts >= BACKFILL_ATTEMPTS:
@@ -154,14 +192,8 @@ def window_start(connection: Connection, overlap: dt.timedelta) -> dt.datetime:
 
 def internal_host(url: str) -> bool:
     """Whether a URL names this machine or a private network by literal address or name: a
-    tenant must not make the poller call into the cluster (its errors come back to them)."""
-    host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    if host == "localhost" or host.endswith((".localhost", ".local", ".internal", ".svc")):
-        return True
-    if "." not in host and ":" not in host:
-        return True  # a bare name resolves inside the cluster
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
+    tenant must not make the poller call into the cluster (its errors come back to them).
+
+    The form only, for a 422 on the field; every connection is checked again on the address
+    it resolves to (``nordflow_connectors.egress``)."""
+    return url_problem(url) is not None

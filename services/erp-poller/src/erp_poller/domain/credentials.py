@@ -93,8 +93,15 @@ class SirvoyCredentials:
     webhook_secret: SecretStr
 
 
+@dataclass(frozen=True)
+class NoCredentials:
+    """A connection erp-poller never calls (one only booked into, Tripletex): ledger-closer
+    holds the credentials that write into it (``ledger-closer connections add``)."""
+
+
 Credentials = (
-    TokenCredentials
+    NoCredentials
+    | TokenCredentials
     | FortnoxOAuthCredentials
     | VismaEAccountingCredentials
     | VismaNetCredentials
@@ -114,6 +121,7 @@ CREDENTIAL_KEYS: dict[SourceSystem, KeySet] = {
     ),
     SourceSystem.VISMA_NET: (("token", "company_id"), ("api_timezone",)),
     SourceSystem.SIRVOY: (("api_token", "webhook_secret"), ()),
+    SourceSystem.TRIPLETEX: ((), ()),
 }
 # Second forms, chosen when the document holds ``client_id``: OAuth instead of a fixed token.
 OAUTH_KEYS: dict[SourceSystem, KeySet] = {
@@ -217,6 +225,8 @@ def parse_credentials(system: SourceSystem, opened: SecretStr) -> Credentials:
     if not isinstance(document, dict):
         raise CredentialsError(system, None, "must be a JSON object")
     fields = credential_fields(system, document)
+    if system is SourceSystem.TRIPLETEX:
+        return NoCredentials()
     if system is SourceSystem.VISMA_EACCOUNTING:
         return VismaEAccountingCredentials(
             client_id=fields["client_id"],

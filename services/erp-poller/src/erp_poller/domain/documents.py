@@ -158,5 +158,6 @@ def fetched_event(
         version=version,
         fetched_at=fetched_at,
         payload=document.payload,
+        flow=connection.flow,
         related={**document.related, **tenant_related(profile)},
     )

@@ -111,7 +111,9 @@ def _split(amount: Decimal, percents: Sequence[Decimal]) -> list[Decimal]:
 
 
 def winner_documents(push: WinnerOrderPush) -> list[Document]:
-    """One order per payment-calendar part (``<quote>-<part>``), its lines split by percent."""
+    """One order per payment-calendar part (``<quote>-<part>``), its lines split by percent:
+    one total line per VAT rate (``line_mode`` total: the fixed product number, "Enligt
+    offert <quote>"), or one line per product group and VAT rate, summed (product_groups)."""
     parts = push.payment_calendar or [WinnerPart(part=1, percent=Decimal(100))]
     if push.line_mode == "total":
         by_rate: dict[Decimal, Decimal] = {}
@@ -128,15 +130,16 @@ def winner_documents(push: WinnerOrderPush) -> list[Document]:
             for rate, amount in by_rate.items()
         ]
     else:
+        # One line per product group (and VAT rate), its lines summed: the group is the
+        # product the accounting system books it on (created there when missing).
+        by_group: dict[tuple[str, Decimal], Decimal] = {}
+        for line in push.lines:
+            assert line.product_group is not None  # checked by WinnerOrderPush
+            key = (line.product_group, line.vat_rate)
+            by_group[key] = by_group.get(key, Decimal(0)) + line.amount
         base = [
-            _OrderLine(
-                line.article_number or line.product_group,
-                line.product_group,
-                line.description,
-                line.amount,
-                line.vat_rate,
-            )
-            for line in push.lines
+            _OrderLine(group, group, group, amount, rate)
+            for (group, rate), amount in by_group.items()
         ]
     shares = [_split(line.amount, [p.percent for p in parts]) for line in base]
     documents: list[Document] = []

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from nordflow_runtime.cli import new_group, run_cli, service_cli, service_pool, settings_or_exit
 from nordflow_schemas.common import ConnectionMode, SourceSystem
+from nordflow_schemas.events import Flow
 from nordflow_schemas.tenant import TenantProfile
 from nordflow_schemas.topics import ERP_POLLER
 from pydantic import ValidationError
@@ -24,6 +25,7 @@ from ..app import create_app
 from ..config import Settings
 from ..deps import Deps, deps_for
 from ..domain.connections import (
+    TARGET_ONLY_SYSTEMS,
     ConnectionBusyError,
     ConnectionTakenError,
     InvalidInputError,
@@ -95,15 +97,15 @@ def connections_add(
     connection_id: ConnectionOption,
     base_url: Annotated[str, typer.Option("--base-url", help="the source system's API")],
     token_env: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--token-env",
             help="name of the env variable holding the credentials: fortnox the access token "
             "or its OAuth JSON (client_id, client_secret, refresh_token[, token_url]); winner "
             "and on-premise the push signing secret; the other systems a JSON object (see "
-            "README)",
+            "README); not for tripletex, which erp-poller never calls",
         ),
-    ],
+    ] = None,
     system: Annotated[SourceSystem, typer.Option(help="the source system")] = (
         SourceSystem.FORTNOX
     ),
@@ -122,12 +124,35 @@ def connections_add(
         str | None,
         typer.Option(help="ISO time; documents last modified before its minute are not fetched"),
     ] = None,
+    book_into: Annotated[
+        str | None,
+        typer.Option(
+            "--book-into",
+            help="flow: another connection of the tenant (fortnox, visma-eaccounting, "
+            "visma-net, tripletex) that ledger-closer books this one's documents into",
+        ),
+    ] = None,
+    factor: Annotated[
+        bool, typer.Option("--factor/--no-factor", help="flow: decided under the agreements")
+    ] = True,
+    distribute: Annotated[
+        bool,
+        typer.Option("--distribute/--no-distribute", help="flow: sent to the buyer by Nordflow"),
+    ] = True,
 ) -> None:
     """Create or update a tenant's source connection (the token is sealed before it is
-    stored); the seller is the tenant's profile's (`tenants profile set`)."""
-    token = os.environ.get(token_env)
+    stored) and its flow; the seller is the tenant's profile's (`tenants profile set`)."""
+    if system in TARGET_ONLY_SYSTEMS:
+        if token_env is not None:
+            raise fail(f"--token-env: {system.value} takes no credentials here", 2)
+        token: str | None = "{}"  # noqa: S105 - no credentials at all
+    elif token_env is None:
+        raise fail("--token-env: required (the env variable holding the credentials)", 2)
+    else:
+        token = os.environ.get(token_env)
     if not token:
         raise fail(f"environment variable {token_env} (the token) is empty")
+    flow = Flow(book_into=book_into, factor=factor, distribute=distribute)
     cutoff_at = aware(cutoff)
     config = settings()
 
@@ -146,20 +171,30 @@ def connections_add(
                 poll_interval_seconds=poll_interval,
                 allow_internal_urls=True,
                 now=deps.clock(),
+                flow=flow,
             )
         return state.tenant_has_profile
 
     try:
         has_profile = run(adding())
-    except (CredentialsError, InvalidInputError) as exc:
+    except InvalidInputError as exc:
+        where = "" if exc.field.startswith("flow.") else f"{token_env}: "
+        raise fail(f"{where}{exc}") from None
+    except CredentialsError as exc:
         raise fail(f"{token_env}: {exc}") from None
     except (ConnectionTakenError, ConnectionBusyError) as exc:
         raise fail(str(exc)) from None
-    print(f"connection {connection_id} for tenant {tenant}: {mode.value}")
+    print(f"connection {connection_id} for tenant {tenant}: {mode.value}, {_flow_text(flow)}")
     if not has_profile:
         print(
             f"{ERP_POLLER}: tenant {tenant} has no profile yet: {SET_THE_PROFILE}", file=sys.stderr
         )
+
+
+def _flow_text(flow: Flow) -> str:
+    parts = [f"book into {flow.book_into}"] if flow.book_into else []
+    parts += [name for name, on in (("factor", flow.factor), ("distribute", flow.distribute)) if on]
+    return "flow: " + (", ".join(parts) or "record only")
 
 
 @connections.command("list")
@@ -176,7 +211,8 @@ def connections_list(
     for state in run(listing()):
         print(
             f"{state.connection_id}  tenant={state.tenant_id}  {state.system.value}  "
-            f"{state.mode.value}  cursor={state.cursor_at}  last_error={state.last_error}"
+            f"{state.mode.value}  {_flow_text(state.flow)}  cursor={state.cursor_at}  "
+            f"last_error={state.last_error}"
             + ("" if state.tenant_has_profile else "  (the tenant has no profile)")
         )
 

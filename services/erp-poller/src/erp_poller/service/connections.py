@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from nordflow_schemas.common import ConnectionMode, SourceSystem
+from nordflow_schemas.events import Flow
 
 from ..domain.connections import (
     BackfillRequest,
@@ -17,6 +18,7 @@ from ..domain.connections import (
     InvalidInputError,
     NotFoundError,
     SyncRequest,
+    check_book_into,
     internal_host,
 )
 from ..domain.credentials import CredentialsError, credentials_from_token, seal_form
@@ -47,6 +49,7 @@ async def save_connection(
     poll_interval_seconds: int | None,
     allow_internal_urls: bool,
     now: dt.datetime,
+    flow: Flow | None = None,
 ) -> ConnectionState:
     """Create or replace one of the tenant's connections (its cursor is kept).
 
@@ -55,7 +58,18 @@ async def save_connection(
     for the system (`CredentialsError` names the key) and sealed. ``allow_internal_urls``
     lets a connection point at loopback or private addresses (the local sandboxes,
     operators); a tenant's API call never may.
+
+    ``flow`` says what happens to the connection's documents (default: factored and
+    distributed, booked nowhere, as before flows); its ``book_into`` must name another
+    connection of the tenant whose system ledger-closer can write (``InvalidInputError`` on
+    ``flow.book_into``).
     """
+    flow = flow or Flow()
+    target = None
+    if flow.book_into is not None:
+        found = await repos.connections.get(flow.book_into, tenant_id)
+        target = found.system if found is not None else None
+    check_book_into(connection_id, flow, target)
     if not allow_internal_urls and internal_host(base_url):
         raise InvalidInputError(
             "base_url",
@@ -72,6 +86,13 @@ async def save_connection(
                 "token", f"{system.value}: must hold the credentials as a JSON object"
             ) from None
     assert credentials is not None
+    token_url = credentials.get("token_url")
+    if not allow_internal_urls and isinstance(token_url, str) and internal_host(token_url):
+        raise InvalidInputError(
+            "credentials.token_url",
+            "must be the token endpoint's public address, not a loopback, private or "
+            "cluster-internal one",
+        )
     sealed = secrets.seal(seal_form(system, credentials))
     await repos.connections.add(
         ConnectionConfig(
@@ -83,6 +104,7 @@ async def save_connection(
             mode=mode,
             cutoff_at=cutoff_at or now,
             poll_interval_seconds=poll_interval_seconds,
+            flow=flow,
         )
     )
     return await connection_state(repos, tenant_id, connection_id)

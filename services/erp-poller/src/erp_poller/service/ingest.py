@@ -15,18 +15,20 @@ Winner and on-premise pushes are signed with the connection's push secret
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from secrets import token_hex
+from typing import Any, NoReturn
 
 from nordflow_connectors.sirvoy import InvalidPayload, InvalidSignature, verify_webhook
 from nordflow_schemas.common import SourceSystem
 from nordflow_signing import BATCH_HEADER, SignatureError, verify_signature
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ..domain import sie
 from ..domain.connections import Connection, NotFoundError
@@ -84,6 +86,27 @@ async def push_connection(uow: UnitOfWork, connection_id: str, system: SourceSys
     return connection
 
 
+# Pushes are answered alike whether the connection exists or not: an unknown one (or one of
+# another system) is checked against a secret nobody holds, so its answer is exactly what a
+# known connection gives a push it did not sign. Nobody learns which ids exist.
+_NOBODYS_SECRET = token_hex(32)
+NOT_SIGNED = "signature does not match the body (wrong secret or altered body)"
+
+
+def refuse_unknown_push(system: SourceSystem, headers: Mapping[str, str], body: bytes) -> NoReturn:
+    """Refuse a push to an unknown connection as a known one refuses an unsigned push."""
+    try:
+        if system is SourceSystem.SIRVOY:
+            verify_webhook(SecretStr(_NOBODYS_SECRET), headers, body)
+        else:
+            verify_signature(_NOBODYS_SECRET, headers, body)
+    except (InvalidSignature, SignatureError) as exc:
+        raise PushRefusedError(str(exc)) from None
+    except InvalidPayload:
+        pass
+    raise PushRefusedError(NOT_SIGNED)
+
+
 def check_signature(
     secrets: Secrets, connection: Connection, headers: Mapping[str, str], body: bytes
 ) -> None:
@@ -93,7 +116,7 @@ def check_signature(
         secret = secrets.open(connection.token_sealed)
     except ValueError:
         log.error("push secret of %s cannot be decrypted", connection.connection_id)
-        raise PushRefusedError("the connection's push secret is not usable") from None
+        refuse_unknown_push(connection.system, headers, body)
     try:
         verify_signature(secret.get_secret_value(), headers, body)
     except SignatureError as exc:
@@ -123,7 +146,8 @@ async def ingest_sirvoy(
     except ValueError:
         credentials = None
     if not isinstance(credentials, SirvoyCredentials):
-        raise PushRefusedError("the connection has no usable webhook_secret")
+        log.error("webhook secret of %s is not usable", connection.connection_id)
+        refuse_unknown_push(SourceSystem.SIRVOY, headers, body)
     try:
         event = verify_webhook(credentials.webhook_secret, headers, body)
     except InvalidSignature as exc:
@@ -163,6 +187,13 @@ async def ingest_winner(
     }
 
 
+def _json_batch(body: bytes) -> BatchIn:
+    try:
+        return BatchIn.model_validate(json_object(body))
+    except ValidationError as exc:
+        raise InvalidPushError(body_errors(exc)) from None
+
+
 async def ingest_batch(
     uow: UnitOfWork,
     connection: Connection,
@@ -179,11 +210,10 @@ async def ingest_batch(
         raise InvalidPushError(
             [{"loc": ["header", BATCH_HEADER], "msg": "1-128 of A-Z a-z 0-9 . _ : -"}]
         )
+    # Parsing and validating a batch of up to 10 MiB is CPU work of seconds: it runs in a
+    # worker thread, so the service's event loop (its consumer, jobs, other requests) goes on.
     if media_type == "application/json":
-        try:
-            batch = BatchIn.model_validate(json_object(body))
-        except ValidationError as exc:
-            raise InvalidPushError(body_errors(exc)) from None
+        batch = await asyncio.to_thread(_json_batch, body)
         if header_id and batch.batch_id and header_id != batch.batch_id:
             raise InvalidPushError(
                 [{"loc": ["body", "batch_id"], "msg": f"differs from {BATCH_HEADER}"}]
@@ -196,14 +226,14 @@ async def ingest_batch(
         replay = await _replayed(uow, connection, batch_id, body)
         if replay is not None:
             return replay
-        docs, problems = json_batch_documents(batch_id, batch)
+        docs, problems = await asyncio.to_thread(json_batch_documents, batch_id, batch)
     elif media_type == "text/plain":
         batch_id = header_id or _digest(body)
         replay = await _replayed(uow, connection, batch_id, body)
         if replay is not None:
             return replay
         try:
-            parsed = sie.parse(body)
+            parsed = await asyncio.to_thread(sie.parse, body)
         except sie.SieError as exc:
             raise InvalidPushError(
                 [{"loc": ["body", "line", exc.line], "msg": exc.reason, "type": "sie"}]
@@ -218,7 +248,7 @@ async def ingest_batch(
                 len(named - cards.keys()),
                 len(named),
             )
-        docs, problems = sie_batch_documents(batch_id, parsed, cards)
+        docs, problems = await asyncio.to_thread(sie_batch_documents, batch_id, parsed, cards)
     else:
         raise UnsupportedMediaError(
             "send application/json (JSON batch) or text/plain (SIE 4i, CP437)"

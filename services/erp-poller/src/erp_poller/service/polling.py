@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from nordflow_connectors.oauth import OAuthError
+from nordflow_connectors.resilience import public_reason
 from nordflow_runtime.logs import log_context
 from nordflow_schemas.common import SourceSystem
 from nordflow_schemas.tenant import TenantProfile
@@ -51,9 +52,10 @@ class Schedule:
 
 
 def error_text(exc: BaseException) -> str:
-    """What operators see of a failure (`last_error`, a request's `error`); never a secret:
-    the connectors' and credentials' errors name fields and statuses, not values."""
-    text = f"{type(exc).__name__}: {exc}"
+    """What tenants and operators see of a failure (`last_error`, a request's `error`, on
+    ``connection.updated``); never a secret, and of a partner's answer only its status and
+    our own short reason (``public_reason``): our errors name fields and statuses."""
+    text = f"{type(exc).__name__}: {public_reason(exc) or exc}"
     if isinstance(exc, OAuthError) and exc.reauthorization_required:
         text += (
             " (the refresh token is spent, expired or revoked: authorize erp-poller again and "

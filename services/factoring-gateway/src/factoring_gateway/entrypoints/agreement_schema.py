@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from nordflow_references import KidAlgorithm, OcrControl, ReferenceKind, ReferencePolicy
+from nordflow_schemas.common import Code, LongText, Name, ShortText
 from nordflow_schemas.events import AgreementKind, PayeeAccount
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -32,21 +33,27 @@ class TransferIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: TransferMethod
-    host: str | None = Field(default=None, description="SFTP host")
-    port: int = Field(default=22, description="SFTP port")
-    username: str | None = Field(default=None, description="SFTP login")
-    host_key: str | None = Field(
+    host: Code | None = Field(default=None, max_length=253, description="SFTP host")
+    port: int = Field(default=22, ge=1, le=65535, description="SFTP port")
+    username: Code | None = Field(default=None, description="SFTP login")
+    host_key: ShortText | None = Field(
         default=None, description="The SFTP server's public host key, e.g. 'ssh-ed25519 AAAA…'"
     )
-    upload_dir: str = Field(default="inbox", description="Where files are uploaded (SFTP)")
-    receipt_dir: str = Field(default="outbox", description="Where receipts appear (SFTP)")
-    settlement_dir: str = Field(default="settlements", description="Settlement files (SFTP)")
-    base_url: str | None = Field(default=None, description="HTTPS: the factor API's root")
-    password: SecretStr | None = Field(default=None, description="SFTP password (write-only)")
-    private_key: SecretStr | None = Field(
-        default=None, description="SFTP private key in OpenSSH/PEM form (write-only)"
+    upload_dir: Code = Field(default="inbox", description="Where files are uploaded (SFTP)")
+    receipt_dir: Code = Field(default="outbox", description="Where receipts appear (SFTP)")
+    settlement_dir: Code = Field(default="settlements", description="Settlement files (SFTP)")
+    base_url: ShortText | None = Field(default=None, description="HTTPS: the factor API's root")
+    password: SecretStr | None = Field(
+        default=None, max_length=1000, description="SFTP password (write-only)"
     )
-    token: SecretStr | None = Field(default=None, description="HTTPS API token (write-only)")
+    private_key: SecretStr | None = Field(
+        default=None,
+        max_length=20_000,
+        description="SFTP private key in OpenSSH/PEM form (write-only)",
+    )
+    token: SecretStr | None = Field(
+        default=None, max_length=10_000, description="HTTPS API token (write-only)"
+    )
 
 
 class ReferenceIn(BaseModel):
@@ -56,12 +63,12 @@ class ReferenceIn(BaseModel):
 
     kind: ReferenceKind = ReferenceKind.NONE
     ocr_control: OcrControl = OcrControl.HARD
-    ocr_lengths: tuple[int, ...] = ()
+    ocr_lengths: tuple[int, ...] = Field(default=(), max_length=25)
     ocr_length_digit: bool = False
     kid_algorithm: KidAlgorithm = KidAlgorithm.MOD10
-    kid_length: int | None = None
+    kid_length: int | None = Field(default=None, ge=1, le=25)
     kid_allow_dash: bool = False
-    factor_layout: str | None = Field(default=None, description="e.g. dnb, nordea_finans")
+    factor_layout: Code | None = Field(default=None, description="e.g. dnb, nordea_finans")
 
 
 class FeesIn(BaseModel):
@@ -69,8 +76,8 @@ class FeesIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    per_invoice: Decimal = Decimal(0)
-    percent: Decimal = Decimal(0)
+    per_invoice: Decimal = Field(default=Decimal(0), ge=0, le=10**9)
+    percent: Decimal = Field(default=Decimal(0), ge=0, le=100)
 
 
 class AgreementIn(BaseModel):
@@ -78,33 +85,41 @@ class AgreementIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: str = Field(description="The provider's name, e.g. Nordea Finans")
+    provider: Name = Field(description="The provider's name, e.g. Nordea Finans")
     kind: AgreementKind = AgreementKind.FACTORING
-    client_number: str = Field(description="The tenant's client number at the provider")
-    file_format: str = Field(
+    client_number: Code = Field(description="The tenant's client number at the provider")
+    file_format: Code = Field(
         description="sgfinans-fixed-width, cusin-xml or peppol-bis3-zip (GET /formats)"
     )
     transfer: TransferIn
     payee: PayeeAccount | None = Field(
         default=None, description="The provider's account the buyer pays (factoring, financing)"
     )
-    assignment_text: dict[str, str] = Field(
-        default_factory=dict, description="The notice of assignment per locale (sv, nb, en)"
+    assignment_text: dict[Code, LongText] = Field(
+        default_factory=dict,
+        max_length=10,
+        description="The notice of assignment per locale (sv, nb, en)",
     )
     reference: ReferenceIn = Field(default_factory=ReferenceIn)
     recourse: bool | None = Field(default=None, description="Factoring: with recourse or not")
-    advance_percent: Decimal | None = Field(default=None, description="Financing: 70-90")
+    advance_percent: Decimal | None = Field(
+        default=None, ge=0, le=100, description="Financing: 70-90"
+    )
     fees: FeesIn = Field(default_factory=FeesIn)
-    company_name: str | None = Field(default=None, description="As the provider knows you")
+    company_name: Name | None = Field(default=None, description="As the provider knows you")
     window_start: dt.time = DEFAULT_WINDOW[0]
     window_end: dt.time = DEFAULT_WINDOW[1]
     enabled: bool = True
-    max_age_days: int = 30
+    max_age_days: int = Field(default=30, ge=1, le=3650)
     include_credit_notes: bool = True
-    payment_methods: list[str] | None = Field(
-        default=None, description="Only invoices with one of these payment methods; null: any"
+    payment_methods: list[Code] | None = Field(
+        default=None,
+        max_length=100,
+        description="Only invoices with one of these payment methods; null: any",
     )
-    currencies: list[str] = Field(default_factory=lambda: sorted(DEFAULT_CURRENCIES))
+    currencies: list[Code] = Field(
+        default_factory=lambda: sorted(DEFAULT_CURRENCIES), max_length=50
+    )
 
     def to_domain(self, tenant_id: str, agreement_id: str) -> tuple[Agreement, TransferSecret]:
         """The domain agreement and its secret; InvalidAgreementError names a bad field

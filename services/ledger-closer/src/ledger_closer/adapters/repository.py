@@ -1,27 +1,40 @@
 """PostgreSQL repositories of ledger-closer (all of its SQL): write connections (credentials
-sealed at rest), the entries and their intent log, and the ``post-entry`` jobs."""
+sealed at rest), entries and bookings with their intent log, transfers, the created invoices'
+delivery, and the jobs."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import json
+from decimal import Decimal
+from typing import Any, TypeAlias
 
 import asyncpg
 from nordflow_runtime import jobs
 from nordflow_runtime.tenant_profiles import PgTenantProfiles
+from nordflow_schemas.common import SourceRef
+from nordflow_schemas.events import AgreementKind, BookedRecord
 
-from ..domain import ConnectionOfAnotherTenantError, PlannedEntry, WriteConnection
-from ..service import Repositories
+from ..domain import (
+    AccountMapping,
+    ConnectionOfAnotherTenantError,
+    Delivery,
+    PlannedEntry,
+    WriteConnection,
+)
+from ..service.ports import DocumentState, Repositories, TransferRecord
+
+Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 class PgConnectionRepository:
-    """Write connections in ``erp_connections`` (one per source connection id)."""
+    """Write connections in ``erp_connections`` (one per erp-poller connection id)."""
 
-    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    def __init__(self, conn: Db) -> None:
         self.conn = conn
 
     async def find(self, tenant_id: str, connection_id: str) -> WriteConnection | None:
-        """The tenant's write connection for a source connection, if any."""
+        """The tenant's write connection of that id, if any."""
         row = await self.conn.fetchrow(
             "SELECT * FROM erp_connections WHERE tenant_id = $1 AND connection_id = $2",
             tenant_id,
@@ -36,8 +49,13 @@ class PgConnectionRepository:
             base_url=row["base_url"],
             token_sealed=bytes(row["token_sealed"]),
             mode_of_payment=row["mode_of_payment"],
-            factoring_account=row["factoring_account"],
-            bank_account=row["bank_account"],
+            accounts=AccountMapping(
+                receivable=row["receivable_account"],
+                factoring=row["factoring_account"],
+                bank=row["bank_account"],
+                fee=row["fee_account"],
+                liability=row["liability_account"],
+            ),
             updated_at=row["updated_at"],
         )
 
@@ -46,16 +64,21 @@ class PgConnectionRepository:
 
         Raises ``ConnectionOfAnotherTenantError`` if the id belongs to another tenant.
         """
+        accounts = connection.accounts
         saved = await self.conn.fetchval(
             """INSERT INTO erp_connections (connection_id, tenant_id, system, base_url,
                                             token_sealed, mode_of_payment, factoring_account,
-                                            bank_account)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                            bank_account, receivable_account, fee_account,
+                                            liability_account)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                ON CONFLICT (connection_id) DO UPDATE SET base_url = EXCLUDED.base_url,
                    token_sealed = EXCLUDED.token_sealed,
                    mode_of_payment = EXCLUDED.mode_of_payment,
                    factoring_account = EXCLUDED.factoring_account,
-                   bank_account = EXCLUDED.bank_account, updated_at = now()
+                   bank_account = EXCLUDED.bank_account,
+                   receivable_account = EXCLUDED.receivable_account,
+                   fee_account = EXCLUDED.fee_account,
+                   liability_account = EXCLUDED.liability_account, updated_at = now()
                WHERE erp_connections.tenant_id = EXCLUDED.tenant_id
                RETURNING true""",
             connection.connection_id,
@@ -64,16 +87,19 @@ class PgConnectionRepository:
             connection.base_url,
             connection.token_sealed,
             connection.mode_of_payment,
-            connection.factoring_account,
-            connection.bank_account,
+            accounts.factoring,
+            accounts.bank,
+            accounts.receivable,
+            accounts.fee,
+            accounts.liability,
         )
         if not saved:
             raise ConnectionOfAnotherTenantError(connection.connection_id)
 
 
 class PgIntentLog:
-    """Intent rows in ``entries``, written on a pooled connection of their own and committed
-    at once, so they outlive the job's transaction (and a crash in the ERP call)."""
+    """Intent rows of entries and bookings, written on a pooled connection of their own and
+    committed at once, so they outlive the job's transaction (and a crash in the ERP call)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -81,7 +107,7 @@ class PgIntentLog:
     async def record(
         self, entry_key: str, tenant_id: str, entry: PlannedEntry, account: int
     ) -> None:
-        """Insert the intent row, or count one more attempt on it."""
+        """Insert the entry's intent row, or count one more attempt on it."""
         await self.pool.execute(
             "INSERT INTO entries (entry_key, tenant_id, invoice_id, kind, amount, currency, "
             "account) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (entry_key) DO UPDATE "
@@ -95,11 +121,41 @@ class PgIntentLog:
             account,
         )
 
+    async def note_state(self, entry_key: str, state: str) -> None:
+        """Keep the ERP's state before the first create (a later note changes nothing)."""
+        await self.pool.execute(
+            "UPDATE entries SET erp_state = $2 WHERE entry_key = $1 AND erp_state IS NULL",
+            entry_key,
+            state,
+        )
+
+    async def state(self, entry_key: str) -> str | None:
+        """The noted state, if any."""
+        state: str | None = await self.pool.fetchval(
+            "SELECT erp_state FROM entries WHERE entry_key = $1", entry_key
+        )
+        return state
+
+    async def begin_booking(
+        self, key: str, tenant_id: str, invoice_id: str, action: str, target: str
+    ) -> None:
+        """Insert a booking's intent row, or count one more attempt on it."""
+        await self.pool.execute(
+            "INSERT INTO bookings (booking_key, tenant_id, invoice_id, action, target) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (booking_key) DO UPDATE "
+            "SET attempts = bookings.attempts + 1",
+            key,
+            tenant_id,
+            invoice_id,
+            action,
+            target,
+        )
+
 
 class PgEntryRepository:
     """What the ERP holds for each entry, on the job's connection (its transaction)."""
 
-    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    def __init__(self, conn: Db) -> None:
         self.conn = conn
 
     async def known_references(self, invoice_id: str) -> set[str]:
@@ -124,8 +180,170 @@ class PgEntryRepository:
         )
 
 
+class PgBookingRepository:
+    """The documents written into targets, on the job's connection."""
+
+    def __init__(self, conn: Db) -> None:
+        self.conn = conn
+
+    async def record_booked(
+        self,
+        key: str,
+        erp_reference: str | None,
+        records: tuple[BookedRecord, ...],
+        booked_at: dt.datetime,
+    ) -> None:
+        """Store the outcome on the booking's intent row."""
+        await self.conn.execute(
+            "UPDATE bookings SET erp_reference = $2, records = $3::jsonb, booked_at = $4 "
+            "WHERE booking_key = $1",
+            key,
+            erp_reference,
+            json.dumps([r.model_dump(mode="json") for r in records]),
+            booked_at,
+        )
+
+    async def record_skipped(
+        self,
+        key: str,
+        tenant_id: str,
+        invoice_id: str,
+        target: str,
+        reason: str,
+        skipped_at: dt.datetime,
+    ) -> None:
+        """Keep that the document was deliberately not written, and why (first one stays)."""
+        await self.conn.execute(
+            "INSERT INTO bookings (booking_key, tenant_id, invoice_id, action, target, "
+            "records, booked_at, skipped_reason) VALUES ($1, $2, $3, 'skipped', $4, '[]', $5, $6) "
+            "ON CONFLICT (booking_key) DO NOTHING",
+            key,
+            tenant_id,
+            invoice_id,
+            target,
+            skipped_at,
+            reason,
+        )
+
+    async def skipped_reason(self, key: str) -> str | None:
+        """Why the document was not written, when its booking was skipped."""
+        reason: str | None = await self.conn.fetchval(
+            "SELECT skipped_reason FROM bookings WHERE booking_key = $1", key
+        )
+        return reason
+
+    async def reference_of(self, key: str) -> str | None:
+        """The target's number or id of a finished booking."""
+        reference: str | None = await self.conn.fetchval(
+            "SELECT erp_reference FROM bookings WHERE booking_key = $1 AND booked_at IS NOT NULL",
+            key,
+        )
+        return reference
+
+
+class PgTransferRepository:
+    """The transfers seen, one per invoice (``transfers``)."""
+
+    def __init__(self, conn: Db) -> None:
+        self.conn = conn
+
+    async def save(self, tenant_id: str, transfer: TransferRecord) -> None:
+        """Keep the first transfer of an invoice."""
+        await self.conn.execute(
+            "INSERT INTO transfers (invoice_id, tenant_id, agreement_kind, amount, advance, fee) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (invoice_id) DO NOTHING",
+            transfer.invoice_id,
+            tenant_id,
+            transfer.agreement_kind.value,
+            transfer.amount,
+            transfer.advance,
+            transfer.fee,
+        )
+
+    async def get(self, invoice_id: str) -> TransferRecord | None:
+        """The invoice's transfer, if any."""
+        row = await self.conn.fetchrow("SELECT * FROM transfers WHERE invoice_id = $1", invoice_id)
+        if row is None:
+            return None
+        return TransferRecord(
+            invoice_id=row["invoice_id"],
+            agreement_kind=AgreementKind(row["agreement_kind"]),
+            amount=Decimal(row["amount"]),
+            advance=None if row["advance"] is None else Decimal(row["advance"]),
+            fee=None if row["fee"] is None else Decimal(row["fee"]),
+        )
+
+
+def _document(row: asyncpg.Record) -> DocumentState:
+    return DocumentState(
+        invoice_id=row["invoice_id"],
+        tenant_id=row["tenant_id"],
+        number=row["number"],
+        source=SourceRef.model_validate_json(row["source"]),
+        delivery=Delivery(row["delivery"]),
+        held=json.loads(row["held"]) if row["held"] is not None else None,
+    )
+
+
+class PgDocumentRepository:
+    """The created invoices and their delivery (``documents``)."""
+
+    def __init__(self, conn: Db) -> None:
+        self.conn = conn
+
+    async def record_created(
+        self, tenant_id: str, invoice_id: str, number: str, source: SourceRef, delivery: Delivery
+    ) -> None:
+        """Keep a created invoice once (a distribution report that came first keeps its
+        delivery)."""
+        await self.conn.execute(
+            "INSERT INTO documents (invoice_id, tenant_id, number, source, delivery) "
+            "VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (invoice_id) DO NOTHING",
+            invoice_id,
+            tenant_id,
+            number,
+            source.model_dump_json(),
+            delivery.value,
+        )
+
+    async def set_delivery(self, invoice_id: str, delivery: Delivery) -> DocumentState | None:
+        """Record distribution's report; a send is never undone by a later failure report."""
+        row = await self.conn.fetchrow(
+            "UPDATE documents SET delivery = $2, updated_at = now() WHERE invoice_id = $1 "
+            "AND (delivery <> 'delivered' OR $2 = 'delivered') RETURNING *",
+            invoice_id,
+            delivery.value,
+        )
+        if row is None:
+            return await self.get(invoice_id)
+        return _document(row)
+
+    async def get(self, invoice_id: str) -> DocumentState | None:
+        """The document, if it was seen created."""
+        row = await self.conn.fetchrow("SELECT * FROM documents WHERE invoice_id = $1", invoice_id)
+        return None if row is None else _document(row)
+
+    async def hold(self, invoice_id: str, payload: dict[str, Any]) -> None:
+        """Keep a held closing's payload."""
+        await self.conn.execute(
+            "UPDATE documents SET held = $2::jsonb, updated_at = now() WHERE invoice_id = $1",
+            invoice_id,
+            json.dumps(payload),
+        )
+
+    async def release(self, invoice_id: str) -> dict[str, Any] | None:
+        """The held closing's payload, no longer held."""
+        held = await self.conn.fetchval(
+            "UPDATE documents d SET held = NULL, updated_at = now() FROM "
+            "(SELECT invoice_id, held FROM documents WHERE invoice_id = $1 AND held IS NOT NULL "
+            "FOR UPDATE) old WHERE d.invoice_id = old.invoice_id RETURNING old.held",
+            invoice_id,
+        )
+        return None if held is None else dict(json.loads(held))
+
+
 class PgJobScheduler:
-    """``post-entry`` jobs in the runtime's ``jobs``, in the caller's transaction."""
+    """ledger-closer's jobs in the runtime's ``jobs``, in the caller's transaction."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
@@ -153,4 +371,7 @@ def pg_repositories(conn: asyncpg.Connection, pool: asyncpg.Pool) -> Repositorie
         intents=PgIntentLog(pool),
         jobs=PgJobScheduler(conn),
         profiles=PgTenantProfiles(conn),
+        bookings=PgBookingRepository(conn),
+        transfers=PgTransferRepository(conn),
+        documents=PgDocumentRepository(conn),
     )

@@ -36,6 +36,7 @@ from nordflow_schemas.invoice import (
     Party,
     PartyType,
     PaymentInstructions,
+    ProjectReference,
     Totals,
     VatBreakdown,
     VatCategory,
@@ -73,7 +74,9 @@ class AccountingVat(NamedTuple):
 
 def never_raises(field: str) -> Callable[[SourceMapper], SourceMapper]:
     """A last guard around a source mapper: an arithmetic error (a number no check foresaw)
-    becomes an NF-NUMBER issue on ``field`` instead of stopping the consumer."""
+    becomes an NF-NUMBER issue on ``field``, and a value the canonical model refuses where
+    no check named it first (text with control characters, an overlong one, a date out of
+    range) NF-SCHEMA issues naming the model's fields, instead of stopping the consumer."""
 
     def decorate(mapper: SourceMapper) -> SourceMapper:
         @wraps(mapper)
@@ -82,6 +85,8 @@ def never_raises(field: str) -> Callable[[SourceMapper], SourceMapper]:
                 return mapper(event)
             except ArithmeticError as exc:
                 return [ValidationIssue(field=field, rule="NF-NUMBER", message=str(exc))]
+            except ValidationError as exc:
+                return schema_issues(exc, field)
 
         return guarded
 
@@ -388,6 +393,8 @@ class InvoiceBuilder:
         payment_method: str | None = None,
         outstanding: Decimal | None = None,
         accounting: AccountingVat | None = None,
+        project: ProjectReference | None = None,
+        settled_by: str | None = None,
     ) -> Mapped:
         """The canonical invoice, or every problem recorded while reading and building.
 
@@ -438,6 +445,8 @@ class InvoiceBuilder:
                 vat_accounting_currency=accounting.currency,
                 vat_total_accounting_currency=accounting.vat,
                 exchange_rate=accounting.rate,
+                project=project,
+                settled_by=settled_by,
             )
         except ValidationError as exc:
             return schema_issues(exc)

@@ -114,6 +114,9 @@ NEEDS_EXEMPTION_REASON = frozenset(
 """BR-E/AE/IC/G/O-10; a zero-rated (Z) breakdown must have none (BR-Z-10)."""
 
 
+NEGATIVE_INVOICE_RULE = "NF-NEGATIVE-INVOICE"
+
+
 def _issue(field: str, rule: str, message: str) -> ValidationIssue:
     return ValidationIssue(field=field, rule=rule, message=message)
 
@@ -526,6 +529,17 @@ def check_document(invoice: Invoice) -> list[ValidationIssue]:
         )
     if invoice.due_date is not None and invoice.due_date < invoice.issue_date:
         issues.append(_issue("due_date", "NF-DUE-DATE", "due date is before the invoice date"))
+    if invoice.document_type is DocumentType.INVOICE and invoice.totals.payable < 0:
+        # A negative amount due is money owed to the buyer: a credit note says so (and names
+        # the invoice it credits); sent as an invoice it asks the buyer to pay a negative sum.
+        issues.append(
+            _issue(
+                "totals.payable",
+                NEGATIVE_INVOICE_RULE,
+                f"an invoice's amount due must not be negative ({invoice.totals.payable}): "
+                "make it a credit note of the invoice it corrects",
+            )
+        )
     return issues
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nordflow_runtime.consumer import Context, PermanentError
 from nordflow_schemas.envelope import Envelope
-from nordflow_schemas.events import ErpDocumentFetched
+from nordflow_schemas.events import ErpDocumentFetched, InvoiceCreated, InvoiceUpdated
 
 from .. import service
 from ..deps import Deps
@@ -25,5 +25,10 @@ async def on_erp_document_fetched(
     except service.UnreadablePayment as exc:
         raise PermanentError(str(exc)) from exc
     for env, event in zip(envs, outgoing, strict=True):
+        if isinstance(event, InvoiceCreated | InvoiceUpdated):
+            # A consumer's personal number leaves masked, sealed for the services that need it.
+            event = event.model_copy(  # noqa: PLW2901 - the sealed event replaces it
+                update={"invoice": ctx.deps.personal.seal_invoice(event.invoice)}
+            )
         if event is not None:
             await ctx.emit(event, subject=env.subject, cause=env)

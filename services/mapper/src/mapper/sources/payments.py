@@ -258,6 +258,7 @@ def map_payment(event: ErpDocumentFetched) -> PaymentReceived | NotAPayment | li
             currency=result.currency,
             paid_on=result.paid_on,
             payer=result.payer,
+            flow=event.flow,
             reference=result.reference,
             recorded_at_source=True,
         )

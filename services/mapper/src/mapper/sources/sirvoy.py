@@ -5,8 +5,10 @@ row's net is its gross amount less the VAT it contains, rounded to öre; the VAT
 computed per (category, rate) on the summed nets, and whatever öre that leaves against
 Sirvoy's total goes to the rounding amount (BT-114), so the canonical totals always add up.
 
-A cash receipt already paid through an external provider such as Stripe does not flow (the
-provider's payout is already booked): it comes back as one `NF-SKIP-CASH-PAID` issue.
+A cash receipt already paid through an external provider such as Stripe is a valid, settled
+invoice: `settled_by` names the provider, its prepaid amount (BT-113) is the total and nothing
+is payable. Whoever consumes it decides: ledger-closer skips booking it (the provider's payout
+is booked from the provider), distribution-router never sends it as payable.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from nordflow_schemas.events import ErpDocumentFetched, ValidationIssue
+from nordflow_schemas.events import ErpDocumentFetched
 from nordflow_schemas.invoice import VatCategory
 from nordflow_schemas.money import CENT, money
 
@@ -25,24 +27,16 @@ MAX_SOURCE_ROUNDING = Decimal("0.50")  # Swedish öresavrundning to whole kronor
 INVOICE_TYPES = ("invoice", "cashReceipt")
 
 
-def _skip_reason(doc: dict[str, Any]) -> ValidationIssue | None:
-    """A cash receipt paid through an external provider (e.g. Stripe) is not sent on."""
+def external_provider(doc: dict[str, Any]) -> str | None:
+    """The external provider (e.g. Stripe) that took a cash receipt's payment at sale."""
     if doc.get("type") != "cashReceipt" or not isinstance(doc.get("payments"), list | tuple):
         return None
-    for i, payment in enumerate(doc["payments"]):
+    for payment in doc["payments"]:
         if not isinstance(payment, dict):
             continue
         provider = str(payment.get("provider") or "").strip()
         if provider and str(payment.get("amount")) not in {"0", "0.0", "0.00"}:
-            number = doc.get("invoiceNumber") or doc.get("invoiceId")
-            return ValidationIssue(
-                field=f"Invoice.payments[{i}].provider",
-                rule="NF-SKIP-CASH-PAID",
-                message=(
-                    f"cash receipt {number} is already paid via {provider}; it is skipped "
-                    f"because the {provider} payment is booked from the provider's payout"
-                ),
-            )
+            return provider
     return None
 
 
@@ -89,9 +83,6 @@ def _rows(b: InvoiceBuilder, doc: dict[str, Any], sign: Decimal) -> tuple[int, D
 @never_raises("Invoice")
 def map_sirvoy(event: ErpDocumentFetched) -> Mapped:
     """The canonical invoice, or every problem found (never an exception)."""
-    skipped = _skip_reason(event.payload)
-    if skipped is not None:
-        return [skipped]
     r = Reader()
     b = InvoiceBuilder(r, event)
     doc = event.payload
@@ -168,6 +159,14 @@ def map_sirvoy(event: ErpDocumentFetched) -> Mapped:
         ),
         email=recipient.get("email") or obj(booking.get("guest")).get("email"),
     )
+    settled_by = external_provider(doc)
+    invoice_totals = totals(net_total, vat_total, payable=total)
+    if settled_by is not None:
+        # Paid in full at sale: the whole amount is prepaid (BT-113), nothing is payable.
+        invoice_totals = invoice_totals.model_copy(
+            update={"prepaid": invoice_totals.payable, "payable": Decimal(0)}
+        )
+        balance = Decimal(0)
     return b.build(
         credit=credit,
         number=number,
@@ -176,7 +175,7 @@ def map_sirvoy(event: ErpDocumentFetched) -> Mapped:
         currency=currency,
         buyer=buyer,
         vat=breakdown,
-        totals=totals(net_total, vat_total, payable=total),
+        totals=invoice_totals,
         payment_reference=optional_text(doc.get("paymentReference"))
         or optional_text(doc.get("ocr")),
         buyer_reference=optional_text(booking.get("guestReference")),
@@ -186,4 +185,5 @@ def map_sirvoy(event: ErpDocumentFetched) -> Mapped:
         else None,
         payment_method=",".join(methods) or None,
         outstanding=balance,
+        settled_by=settled_by,
     )

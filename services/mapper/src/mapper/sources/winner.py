@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from nordflow_schemas.events import ErpDocumentFetched
-from nordflow_schemas.invoice import VatCategory
+from nordflow_schemas.invoice import ProjectReference, VatCategory
 from nordflow_schemas.money import money
 
 from ..domain.builder import InvoiceBuilder, Mapped, net_price, never_raises, totals, vat_sums
@@ -113,4 +113,7 @@ def map_winner(event: ErpDocumentFetched) -> Mapped:
         order_reference=optional_text(doc.get("quote_number")),
         preceding=b.credited(credited, document_id=credited) if credited else None,
         note=note or None,
+        project=ProjectReference(number=project_number, name=optional_text(project.get("name")))
+        if project_number
+        else None,
     )

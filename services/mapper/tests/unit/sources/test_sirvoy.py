@@ -208,7 +208,7 @@ def test_credit_invoice_without_its_original_is_rejected() -> None:
     ]
 
 
-def test_stripe_paid_cash_receipt_is_skipped_with_the_reason() -> None:
+def test_stripe_paid_cash_receipt_is_a_settled_invoice_nothing_payable() -> None:
     doc = sirvoy_invoice(
         type="cashReceipt",
         dueDate=None,
@@ -224,12 +224,11 @@ def test_stripe_paid_cash_receipt_is_skipped_with_the_reason() -> None:
             }
         ],
     )
-    issues = map_sirvoy(fetched(doc))
-    assert isinstance(issues, list)
-    assert len(issues) == 1
-    assert issues[0].rule == "NF-SKIP-CASH-PAID"
-    assert issues[0].field == "Invoice.payments[0].provider"
-    assert "already paid via stripe" in issues[0].message
+    invoice = mapped(doc)
+    assert invoice.settled_by == "stripe"
+    assert invoice.totals.prepaid == invoice.totals.tax_inclusive + invoice.totals.rounding
+    assert invoice.totals.payable == 0
+    assert invoice.outstanding_amount == 0
 
 
 def test_cash_receipt_paid_in_cash_is_mapped_as_paid() -> None:

@@ -12,7 +12,7 @@ from mapper.sources.winner import map_winner
 from mapper.testing import fetched, json_values, seller_profile
 from nordflow_schemas.common import SourceSystem, canonical_invoice_id
 from nordflow_schemas.events import DocumentKind, ErpDocumentFetched, ValidationIssue
-from nordflow_schemas.invoice import DocumentType, Invoice, PartyType
+from nordflow_schemas.invoice import DocumentType, Invoice, PartyType, ProjectReference
 from nordflow_schemas.tenant import TenantProfile
 
 KOKSBOLAGET = seller_profile(
@@ -103,6 +103,7 @@ def test_an_order_part_becomes_an_invoice_with_project_and_quote() -> None:
     assert invoice.buyer.customer_number == "K17"
     assert invoice.note is not None
     assert "P-2025-17 Kök Andersson" in invoice.note
+    assert invoice.project == ProjectReference(number="P-2025-17", name="Kök Andersson")
     assert [line.article_number for line in invoice.lines] == ["SKAP", "BANK"]
     assert invoice.totals.tax_exclusive == Decimal("9600.00")
     assert invoice.totals.tax_total == Decimal("2400.00")

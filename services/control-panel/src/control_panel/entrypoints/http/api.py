@@ -13,7 +13,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from nordflow_runtime import outbox
 from nordflow_runtime.http import Pool
-from nordflow_schemas.common import Amount, SourceSystem
+from nordflow_schemas.common import Amount, SaneDate, SourceSystem
 from nordflow_schemas.envelope import envelope
 from nordflow_schemas.events import OperatorActionRequested
 from nordflow_schemas.topics import CONTROL_PANEL
@@ -415,9 +415,9 @@ async def list_invoices(
     source: SourceSystem | None = None,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     date_from: Annotated[
-        dt.date | None, Query(alias="from", description="Issue date (else first seen) from")
+        SaneDate | None, Query(alias="from", description="Issue date (else first seen) from")
     ] = None,
-    date_to: Annotated[dt.date | None, Query(alias="to", description="… to, included")] = None,
+    date_to: Annotated[SaneDate | None, Query(alias="to", description="… to, included")] = None,
     amount_min: Annotated[Decimal | None, Query(ge=0, le=10**12)] = None,
     amount_max: Annotated[Decimal | None, Query(ge=0, le=10**12)] = None,
     limit: Limit = 50,
@@ -490,8 +490,8 @@ async def get_statistics(
     principal: ApiPrincipal,
     deps: AppDeps,
     pool: Pool,
-    date_from: Annotated[dt.date, Query(alias="from")],
-    date_to: Annotated[dt.date, Query(alias="to")],
+    date_from: Annotated[SaneDate, Query(alias="from")],
+    date_to: Annotated[SaneDate, Query(alias="to")],
     granularity: Granularity = Granularity.DAY,
     tenant: TenantParam = None,
 ) -> StatisticsOut:

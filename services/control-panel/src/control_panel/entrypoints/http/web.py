@@ -20,7 +20,7 @@ import jinja2
 from fastapi import APIRouter, Form, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from nordflow_runtime.http import Pool
-from nordflow_schemas.common import SourceSystem
+from nordflow_schemas.common import MAX_DATE, MIN_DATE, SourceSystem
 from nordflow_schemas.events import Channel
 
 from ...deps import Deps
@@ -384,9 +384,12 @@ def _date(params: Mapping[str, str], name: str) -> dt.date | None:
     if value is None:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        found = dt.date.fromisoformat(value)
     except ValueError:
         raise BadInputError(f"{name}: a date like 2025-03-10") from None
+    if not MIN_DATE <= found <= MAX_DATE:
+        raise BadInputError(f"{name}: between {MIN_DATE} and {MAX_DATE}")
+    return found
 
 
 def _amount(params: Mapping[str, str], name: str) -> Decimal | None:

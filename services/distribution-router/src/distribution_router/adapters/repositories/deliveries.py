@@ -54,9 +54,9 @@ class PgDeliveryRepository:
         await self.conn.execute(
             "INSERT INTO deliveries (invoice_id, tenant_id, number, channel, recipient, "
             "test_mode, distributed_at, status, document_sha256, errors, document_format, "
-            "customer_key, route, route_reason, invoice, due_at, completed_at) "
+            "customer_key, route, route_reason, invoice, due_at, completed_at, not_sent_reason) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13::jsonb, $14, "
-            "$15::jsonb, $16, $17)",
+            "$15::jsonb, $16, $17, $18)",
             d.invoice_id,
             d.tenant_id,
             d.number,
@@ -74,6 +74,7 @@ class PgDeliveryRepository:
             d.invoice.model_dump_json(),
             d.due_at,
             d.completed_at,
+            d.not_sent_reason,
         )
 
     async def schedule_send(self, tenant_id: str, invoice_id: str, due_at: dt.datetime) -> None:
@@ -92,7 +93,7 @@ class PgDeliveryRepository:
     async def claim(self, tenant_id: str, invoice_id: str) -> ClaimedDelivery | None:
         """The delivery, locked until the transaction ends."""
         row = await self.conn.fetchrow(
-            "SELECT status, customer_key, invoice, route FROM deliveries "
+            "SELECT status, customer_key, invoice, route, document_sha256, errors FROM deliveries "
             "WHERE invoice_id = $1 AND tenant_id = $2 FOR UPDATE",
             invoice_id,
             tenant_id,
@@ -104,6 +105,7 @@ class PgDeliveryRepository:
             customer_key=row["customer_key"],
             invoice=Invoice.model_validate_json(row["invoice"]),
             routes=routes_from(row["route"]),
+            document_sha256=row["document_sha256"] if not row["errors"] else None,
         )
 
     async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> None:
@@ -192,6 +194,7 @@ def _view(row: asyncpg.Record, attempts: list[Attempt]) -> DeliveryView:
         errors=json.loads(row["errors"]) if row["errors"] else [],
         attachments=json.loads(row["attachments"]) if row["attachments"] else [],
         attempts=attempts,
+        not_sent_reason=row["not_sent_reason"],
     )
 
 

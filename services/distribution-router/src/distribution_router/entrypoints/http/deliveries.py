@@ -72,7 +72,10 @@ class DeliveryOut(BaseModel):
 
     invoice_id: str
     number: str
-    status: Literal["scheduled", "sent", "failed", "uncertain", "test"]
+    status: Literal["scheduled", "sent", "failed", "uncertain", "test", "not_sent"]
+    not_sent_reason: str | None = Field(
+        default=None, description="Why it is never sent (status not_sent)"
+    )
     test_mode: bool
     channel: Channel
     recipient: str
@@ -100,6 +103,7 @@ class DeliveryOut(BaseModel):
             invoice_id=d.invoice_id,
             number=d.number,
             status=d.status,  # type: ignore[arg-type]
+            not_sent_reason=d.not_sent_reason,
             test_mode=d.test_mode,
             channel=d.channel,
             recipient=d.recipient,
@@ -134,7 +138,7 @@ async def list_deliveries(
     pool: Pool,
     invoice_id: str | None = None,
     state: Annotated[
-        Literal["scheduled", "sent", "failed", "uncertain", "test"] | None,
+        Literal["scheduled", "sent", "failed", "uncertain", "test", "not_sent"] | None,
         Query(alias="status"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

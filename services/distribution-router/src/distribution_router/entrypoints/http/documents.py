@@ -7,7 +7,7 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from nordflow_runtime.http import Pool
+from nordflow_runtime.http import MAX_ID, PathId, Pool
 from nordflow_runtime.tenants import Tenant
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,7 +19,8 @@ router = APIRouter(prefix="/api/v1", tags=["documents"])
 
 
 class DocumentOut(BaseModel):
-    """An archived document (its bytes are at ``content_url``)."""
+    """An archived document (its bytes are at ``content_url``, a path on this API: links are
+    never built from the request's ``Host`` header, which the client chooses)."""
 
     sequence: int = Field(description="The tenant's archive number, 1, 2, 3 … without gaps")
     invoice_id: str
@@ -34,14 +35,14 @@ class DocumentOut(BaseModel):
     issue_date: dt.date
     retain_until: dt.date = Field(description="Kept at least through this day")
     archived_at: dt.datetime
-    content_url: str
+    content_url: str = Field(description="The path of the stored bytes on this API")
 
     @classmethod
     def of(cls, request: Request, doc: ArchivedDocument) -> "DocumentOut":
-        """The API's view, with the URL of its bytes."""
+        """The API's view, with the path of its bytes."""
         return cls(
             **vars(doc),
-            content_url=str(request.url_for("document_content", sequence=str(doc.sequence))),
+            content_url=request.app.url_path_for("document_content", sequence=str(doc.sequence)),
         )
 
 
@@ -76,7 +77,7 @@ async def list_documents(
     invoice_id: str | None = None,
     source_document_number: str | None = None,
     number: str | None = None,
-    after: Annotated[int, Query(ge=0, description="Sequence to continue after")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Sequence to continue after")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> DocumentPage:
     """The tenant's archived documents by sequence, filtered by any of the fields given."""
@@ -98,7 +99,7 @@ async def list_documents(
 
 @router.get("/documents/{sequence}")
 async def get_document(
-    request: Request, sequence: int, tenant_id: Tenant, deps: AppDeps, pool: Pool
+    request: Request, sequence: PathId, tenant_id: Tenant, deps: AppDeps, pool: Pool
 ) -> DocumentOut:
     """One archived document's entry."""
     async with pool.acquire() as conn:
@@ -116,7 +117,9 @@ async def get_document(
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-async def document_content(sequence: int, tenant_id: Tenant, deps: AppDeps, pool: Pool) -> Response:
+async def document_content(
+    sequence: PathId, tenant_id: Tenant, deps: AppDeps, pool: Pool
+) -> Response:
     """The stored bytes as sent; `Repr-Digest` and `X-Content-SHA256` carry the checksum."""
     async with pool.acquire() as conn:
         found = await archive.document_content(

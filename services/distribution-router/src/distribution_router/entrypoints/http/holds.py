@@ -6,7 +6,7 @@ import email.parser
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from nordflow_runtime.http import Pool
+from nordflow_runtime.http import PathId, Pool
 from nordflow_runtime.tenants import Tenant
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,8 @@ router = APIRouter(prefix="/api/v1", tags=["holds"])
 
 # A multipart body carries the file plus its part headers and boundaries.
 MULTIPART_OVERHEAD = 64 * 1024
+ATTACHMENT_BODY_LIMIT = rules.MAX_ATTACHMENT_BYTES + MULTIPART_OVERHEAD
+"""The largest body under /api/v1/holds/ (the runtime's edge refuses more with 413)."""
 
 _REJECTED_STATUS = {
     "too_large": status.HTTP_413_CONTENT_TOO_LARGE,
@@ -382,7 +384,7 @@ async def list_attachments(
     status_code=status.HTTP_204_NO_CONTENT,
 )
 async def remove_attachment(
-    invoice_id: str, attachment_id: int, tenant_id: Tenant, deps: AppDeps, pool: Pool
+    invoice_id: str, attachment_id: PathId, tenant_id: Tenant, deps: AppDeps, pool: Pool
 ) -> Response:
     """Take a file off a held invoice while it is still held."""
     async with pool.acquire() as conn, conn.transaction():

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from nordflow_runtime.http import Pool
 from nordflow_runtime.tenants import Tenant
+from nordflow_schemas.common import SaneDate
 from nordflow_schemas.events import Channel
 from pydantic import BaseModel, Field
 
@@ -71,8 +72,8 @@ async def statistics(
     tenant: Tenant,
     deps: AppDeps,
     pool: Pool,
-    from_date: Annotated[dt.date, Query(alias="from")],
-    to_date: Annotated[dt.date, Query(alias="to")],
+    from_date: Annotated[SaneDate, Query(alias="from")],
+    to_date: Annotated[SaneDate, Query(alias="to")],
     granularity: Literal["day", "month"] = "day",
 ) -> StatisticsOut:
     """Per period and channel: sent, failed, uncertain, cost estimate, electronic share.

@@ -4,7 +4,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
-from nordflow_runtime.http import Pool
+from nordflow_runtime.http import PathId, Pool
 from nordflow_runtime.tenants import Tenant
 from nordflow_schemas.events import Channel
 from pydantic import BaseModel
@@ -65,7 +65,7 @@ async def _decide(
 
 @router.post("/suggestions/{suggestion_id}/dismiss")
 async def dismiss_suggestion(
-    suggestion_id: int, tenant: Tenant, deps: AppDeps, pool: Pool
+    suggestion_id: PathId, tenant: Tenant, deps: AppDeps, pool: Pool
 ) -> SuggestionOut:
     """Not now: the same channel is not suggested again for this customer for a while."""
     return await _decide(deps, pool, tenant, suggestion_id, "dismissed")
@@ -73,7 +73,7 @@ async def dismiss_suggestion(
 
 @router.post("/suggestions/{suggestion_id}/accept")
 async def accept_suggestion(
-    suggestion_id: int, tenant: Tenant, deps: AppDeps, pool: Pool
+    suggestion_id: PathId, tenant: Tenant, deps: AppDeps, pool: Pool
 ) -> SuggestionOut:
     """Switch: the suggested channel becomes the customer's channel override."""
     return await _decide(deps, pool, tenant, suggestion_id, "accepted")

@@ -9,10 +9,18 @@ from contextlib import contextmanager
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from nordflow_runtime.http import request_deps
+from nordflow_runtime.http import PathId, request_deps
 from nordflow_runtime.tenants import Tenant
-from nordflow_schemas.common import ConnectionMode, SourceSystem
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
+from nordflow_schemas.common import Code, ConnectionMode, SaneTimestamp, SourceSystem
+from nordflow_schemas.events import Flow
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    UrlConstraints,
+)
 
 from ...deps import Deps
 from ...domain.connections import (
@@ -33,6 +41,27 @@ T = TypeVar("T")
 AppDeps = Annotated[Deps, Depends(request_deps)]
 
 
+class FlowIn(BaseModel):
+    """What happens to the connection's documents: any combination of booking into another
+    connection of the tenant, factoring and distribution; all off records them only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    book_into: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Another connection of the tenant (Fortnox, Visma eAccounting, Visma.net "
+        "or Tripletex) that ledger-closer books the documents into; null: booked nowhere",
+    )
+    factor: bool = Field(default=True, description="Decided under the tenant's agreements")
+    distribute: bool = Field(default=True, description="Sent to the buyer by distribution")
+
+    def flow(self) -> Flow:
+        """The contract's value."""
+        return Flow(book_into=self.book_into, factor=self.factor, distribute=self.distribute)
+
+
 class ConnectionIn(BaseModel):
     """A new or replaced connection; the ERP token is write-only. The seller is the tenant's
     profile's (``PUT /api/v1/profile``), not the connection's."""
@@ -41,17 +70,22 @@ class ConnectionIn(BaseModel):
 
     connection_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
     system: SourceSystem
-    base_url: AnyHttpUrl
+    base_url: Annotated[AnyHttpUrl, UrlConstraints(max_length=2000)]
     token: SecretStr | None = Field(
         default=None,
+        max_length=20_000,
         description=(
             "Fortnox: the access token or its OAuth credentials as JSON text; Winner / "
             "on-premise: the push signing secret; other systems: their credentials as a JSON "
             "text. Give this or `credentials`. Stored encrypted, never shown"
         ),
     )
-    credentials: dict[str, SecretStr] | None = Field(
+    credentials: (
+        dict[Annotated[str, Field(max_length=64)], Annotated[SecretStr, Field(max_length=10_000)]]
+        | None
+    ) = Field(
         default=None,
+        max_length=20,
         description=(
             "The source system's credentials by key (write-only, stored encrypted): "
             "visma-eaccounting client_id, client_secret, refresh_token, token_url; visma-net "
@@ -62,7 +96,7 @@ class ConnectionIn(BaseModel):
         ),
     )
     mode: ConnectionMode = ConnectionMode.TEST
-    cutoff_at: AwareDatetime | None = Field(
+    cutoff_at: SaneTimestamp | None = Field(
         default=None, description="Documents last modified before this are not fetched"
     )
     poll_interval_seconds: int | None = Field(
@@ -72,6 +106,21 @@ class ConnectionIn(BaseModel):
         description="This connection's schedule: seconds between polls (test and automatic "
         "mode); unset: the service's POLL_INTERVAL_SECONDS",
     )
+    flow: FlowIn = Field(
+        default_factory=FlowIn,
+        description="What happens to its documents; unset: factored and distributed, booked "
+        "nowhere",
+    )
+
+
+class FlowOut(BaseModel):
+    """A connection's flow."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    book_into: str | None
+    factor: bool
+    distribute: bool
 
 
 class ConnectionOut(BaseModel):
@@ -89,6 +138,7 @@ class ConnectionOut(BaseModel):
     last_error: str | None
     next_poll_at: dt.datetime
     poll_interval_seconds: int | None = None
+    flow: FlowOut
     waiting_for: str | None = Field(
         default=None,
         description="What must happen before this connection's documents flow (the tenant "
@@ -116,7 +166,7 @@ class SyncIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int | None = Field(default=None, ge=1, le=1000)
-    documents: list[str] = Field(default_factory=list, max_length=1000)
+    documents: list[Code] = Field(default_factory=list, max_length=1000)
 
 
 class SyncOut(BaseModel):
@@ -139,7 +189,7 @@ class BackfillIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime = Field(description="Documents modified at or after this are re-read")
+    since: SaneTimestamp = Field(description="Documents modified at or after this are re-read")
 
 
 class BackfillOut(BaseModel):
@@ -174,7 +224,7 @@ def _answers() -> Iterator[None]:
     except (ConnectionTakenError, ConnectionBusyError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except InvalidInputError as exc:
-        raise _unprocessable(["body", exc.field], exc.message) from None
+        raise _unprocessable(["body", *exc.field.split(".")], exc.message) from None
     except CredentialsError as exc:
         loc = ["body", "credentials", exc.key] if exc.key else ["body", "credentials"]
         raise _unprocessable(loc, str(exc)) from None
@@ -225,6 +275,7 @@ async def put_connection(
         poll_interval_seconds=body.poll_interval_seconds,
         allow_internal_urls=deps.allow_internal_urls,
         now=deps.clock(),
+        flow=body.flow.flow(),
     )
     deps.wake()
     return ConnectionOut.of(state)
@@ -261,7 +312,7 @@ async def sync(connection_id: str, body: SyncIn, tenant: Tenant, deps: AppDeps) 
 
 @router.get("/connections/{connection_id}/sync/{request_id}")
 async def sync_status(
-    connection_id: str, request_id: int, tenant: Tenant, deps: AppDeps
+    connection_id: str, request_id: PathId, tenant: Tenant, deps: AppDeps
 ) -> SyncOut:
     """Where a sync request stands."""
     found = await _run(deps, connections.sync_request, tenant, connection_id, request_id)
@@ -280,7 +331,7 @@ async def backfill(
 
 @router.get("/connections/{connection_id}/backfill/{request_id}")
 async def backfill_status(
-    connection_id: str, request_id: int, tenant: Tenant, deps: AppDeps
+    connection_id: str, request_id: PathId, tenant: Tenant, deps: AppDeps
 ) -> BackfillOut:
     """Where a backfill stands: listed and emitted so far, done or error."""
     found = await _run(deps, connections.backfill_request, tenant, connection_id, request_id)

@@ -72,7 +72,11 @@ async def _push(
     webhooks are checked their own way); refusals become HTTP answers."""
     body = await _body(request)
     with _answers():
-        connection = await ingest.push_connection(deps.uow, connection_id, system)
+        try:
+            connection = await ingest.push_connection(deps.uow, connection_id, system)
+        except NotFoundError:
+            # 401 as for a known connection's unsigned push, never a 404.
+            ingest.refuse_unknown_push(system, request.headers, body)
         with log_context(connection.tenant_id, None):
             if signed:
                 ingest.check_signature(deps.box, connection, request.headers, body)

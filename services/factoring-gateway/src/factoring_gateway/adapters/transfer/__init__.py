@@ -39,19 +39,32 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 
 
 def default_clients(
-    *, timeout: float, poll_seconds: float, ca_file: str | None = None
+    *,
+    timeout: float,
+    poll_seconds: float,
+    ca_file: str | None = None,
+    allow_internal: bool | None = None,
 ) -> TransferClients:
-    """SFTP and HTTPS with the service's timeouts and trust."""
+    """SFTP and HTTPS with the service's timeouts and trust; hosts and URLs are the tenant's,
+    so only public addresses are connected to (``allow_internal``: ALLOW_INTERNAL_URLS)."""
     context = tls_context(ca_file)
 
     def sftp(
         agreement: Agreement, secret: TransferSecret
     ) -> AbstractAsyncContextManager[FactorClient]:
-        return connect_sftp(agreement, secret, timeout=timeout, poll_seconds=poll_seconds)
+        return connect_sftp(
+            agreement,
+            secret,
+            timeout=timeout,
+            poll_seconds=poll_seconds,
+            allow_internal=allow_internal,
+        )
 
     def https(
         agreement: Agreement, secret: TransferSecret
     ) -> AbstractAsyncContextManager[FactorClient]:
-        return connect_https(agreement, secret, timeout=timeout, verify=context)
+        return connect_https(
+            agreement, secret, timeout=timeout, verify=context, allow_internal=allow_internal
+        )
 
     return TransferClients({TransferMethod.SFTP: sftp, TransferMethod.HTTPS: https})

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from nordflow_connectors import egress
 
 from ...domain.agreements import Agreement
 from ...domain.formats import OutFile
@@ -39,8 +40,10 @@ class HttpsFactorClient:
     async def _call(self, method: str, path: str, **options: Any) -> httpx.Response:
         try:
             response = await self.http.request(method, path, **options)
+        except egress.ForbiddenDestinationError as exc:
+            raise TransferConfigurationError(str(exc)) from None
         except httpx.HTTPError as exc:
-            raise TransientTransferError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+            raise TransientTransferError(f"{method} {path}: {type(exc).__name__}") from None
         if response.status_code in (401, 403):
             raise TransferConfigurationError(
                 f"the provider's API refused the agreement's token (HTTP {response.status_code})"
@@ -72,8 +75,9 @@ class HttpsFactorClient:
             errors = [e.get("message", "") for e in body.get("errors") or []]
             reason = "; ".join(filter(None, errors)) or str(body.get("title") or "refused")
             return FactorAnswer(FileStatus.REFUSED, reason=reason, receipt=body)
+        # The answer's body is not the tenant's to read (a status and our reason only).
         raise TransferConfigurationError(
-            f"the provider's API answered HTTP {response.status_code}: {body.get('title', '')}"
+            f"the provider's API answered HTTP {response.status_code} to the upload"
         )
 
     async def wait_for_answer(self, name: str, timeout: float) -> FactorAnswer:
@@ -108,11 +112,14 @@ async def connect_https(
     *,
     timeout: float,
     verify: ssl.SSLContext | bool,
+    allow_internal: bool | None = None,
 ) -> AsyncIterator[HttpsFactorClient]:
-    """A client on the agreement's API root with its bearer token."""
+    """A client on the agreement's API root with its bearer token; the URL is the tenant's,
+    so only public addresses are connected to, redirects are not followed."""
     base = (agreement.transfer.base_url or "").rstrip("/") + "/"
     headers = {"Authorization": f"Bearer {secret.token or ''}"}
-    async with httpx.AsyncClient(
-        base_url=base, headers=headers, timeout=timeout, verify=verify
+    transport = egress.guarded_transport(allow=allow_internal, verify=verify)
+    async with egress.client(
+        base_url=base, headers=headers, timeout=timeout, transport=transport
     ) as http:
         yield HttpsFactorClient(http)

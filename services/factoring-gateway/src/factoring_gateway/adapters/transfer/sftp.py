@@ -15,6 +15,8 @@ import posixpath
 from collections.abc import AsyncIterator
 
 import asyncssh
+import httpx
+from nordflow_connectors import egress
 
 from ...domain.agreements import Agreement
 from ...domain.formats import OutFile
@@ -112,8 +114,12 @@ async def connect_sftp(
     *,
     timeout: float,
     poll_seconds: float,
+    allow_internal: bool | None = None,
 ) -> AsyncIterator[SftpFactorClient]:
-    """An SFTP session for the agreement; errors become transient or configuration ones."""
+    """An SFTP session for the agreement; errors become transient or configuration ones.
+
+    The host is the tenant's: it is resolved and checked first, and the session opened to
+    the checked address (``nordflow_connectors.egress``); the host key pins the server."""
     t = agreement.transfer
     assert t.host is not None
     assert t.username is not None
@@ -126,9 +132,17 @@ async def connect_sftp(
             f"the agreement's SSH keys cannot be read: {exc}"
         ) from None
     try:
+        addresses = await egress.resolve_public(t.host, t.port, allow=allow_internal)
+    except egress.ForbiddenDestinationError as exc:
+        raise TransferConfigurationError(str(exc)) from None
+    except httpx.ConnectError:
+        raise TransientTransferError(
+            f"SFTP to {t.host}:{t.port}: the name does not resolve"
+        ) from None
+    try:
         async with (
             asyncssh.connect(
-                t.host,
+                addresses[0],
                 t.port,
                 username=t.username,
                 password=secret.password,
@@ -141,11 +155,12 @@ async def connect_sftp(
             connection.start_sftp_client() as sftp,
         ):
             yield SftpFactorClient(sftp, agreement, poll_seconds=poll_seconds)
-    except asyncssh.PermissionDenied as exc:
-        raise TransferConfigurationError(f"SFTP login refused for {t.username}: {exc}") from None
-    except asyncssh.HostKeyNotVerifiable as exc:
+    except asyncssh.PermissionDenied:
+        raise TransferConfigurationError(f"SFTP login refused for {t.username}") from None
+    except asyncssh.HostKeyNotVerifiable:
         raise TransferConfigurationError(
-            f"SFTP host key of {t.host} does not match the agreement's: {exc}"
+            f"SFTP host key of {t.host} does not match the agreement's"
         ) from None
     except (OSError, TimeoutError, asyncssh.Error) as exc:
-        raise TransientTransferError(f"SFTP to {t.host}:{t.port}: {exc}") from None
+        # Our own short reason: what the server said stays in the logs.
+        raise TransientTransferError(f"SFTP to {t.host}:{t.port}: {type(exc).__name__}") from None

@@ -2,9 +2,10 @@
 
 import datetime as dt
 from decimal import Decimal
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
-from nordflow_runtime.http import Pool
+from fastapi import APIRouter, HTTPException, Query
+from nordflow_runtime.http import Pool, QueryOffset
 from nordflow_runtime.tenants import Tenant
 from pydantic import BaseModel, Field
 
@@ -66,8 +67,8 @@ async def list_invoices(
     deps: AppDeps,
     pool: Pool,
     state: InvoiceState | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: QueryOffset = 0,
 ) -> list[InvoiceOut]:
     """The tenant's offered invoices, newest first; ``state=ineligible`` lists those that
     do not go, each with its reason."""

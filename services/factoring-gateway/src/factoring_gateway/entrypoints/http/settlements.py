@@ -2,9 +2,9 @@
 
 import datetime as dt
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from nordflow_runtime.http import Pool
 from nordflow_runtime.tenants import Tenant
 from pydantic import BaseModel
@@ -40,7 +40,7 @@ async def list_settlements(
     deps: AppDeps,
     pool: Pool,
     state: Literal["matched", "unmatched"] | None = None,
-    limit: int = 100,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[SettlementLineOut]:
     """Settlement lines, newest first; ``state=unmatched`` is the operator's list."""
     async with pool.acquire() as conn:

@@ -2,10 +2,10 @@
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Response
-from nordflow_runtime.http import Pool
+from fastapi import APIRouter, HTTPException, Query, Response
+from nordflow_runtime.http import PathId, Pool
 from nordflow_runtime.tenants import Tenant
 from pydantic import BaseModel, Field
 
@@ -116,7 +116,11 @@ async def run_transfers(body: RunIn, tenant: Tenant, deps: AppDeps, pool: Pool) 
 
 @router.get("/batches", response_model=list[BatchOut])
 async def list_batches(
-    tenant: Tenant, deps: AppDeps, pool: Pool, agreement_id: str | None = None, limit: int = 50
+    tenant: Tenant,
+    deps: AppDeps,
+    pool: Pool,
+    agreement_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[BatchOut]:
     """The tenant's batches, newest first."""
     async with pool.acquire() as conn:
@@ -137,7 +141,7 @@ async def get_batch(batch_id: str, tenant: Tenant, deps: AppDeps, pool: Pool) ->
 
 
 @router.get("/batches/{batch_id}/files/{seq}")
-async def get_batch_file(batch_id: str, seq: int, tenant: Tenant, pool: Pool) -> Response:
+async def get_batch_file(batch_id: str, seq: PathId, tenant: Tenant, pool: Pool) -> Response:
     """The exact bytes handed to the provider."""
     async with pool.acquire() as conn:
         repo = PgBatchRepository(conn)

@@ -1,0 +1,519 @@
+"""Per-stage throughput and end-to-end latency on one running stack.
+
+Each stage is measured alone: every other service is stopped, the stage's service runs with
+1 or 2 replicas, a small warm-up batch goes through first, then N records are put straight
+onto its input topic (far faster than any service consumes them, so it drains a backlog)
+and the rate is the count over the time from the first record sent to the broker timestamp
+of the last output record. Before a stage starts, the consumer groups of the services that
+are stopped are moved past what earlier stages left on their topics (never past
+`tenant.updated`), so no stage's input reaches another service later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
+from nordflow_local import deliveries, processes
+from nordflow_local.stack import SERVICES, Stack, replica_name
+from nordflow_runtime.kafka import create_producer, topic_partitions
+from nordflow_schemas.topics import TOPICS
+from workload import Record
+
+PROGRESS_EVERY = 5.0
+TENANT_UPDATED = "tenant.updated"
+# Invoices per hour the replica count is sized for (the issue's month-end figure).
+TARGET_PER_HOUR = 1_000_000
+
+
+def say(message: str) -> None:
+    """A progress line (stderr, so the report on stdout stays clean)."""
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def consumed_topics(service: str) -> list[str]:
+    """The topics a service's consumer group reads (from the topic registry)."""
+    return [t.name for t in TOPICS if service in t.consumers]
+
+
+# ------------------------------------------------------------------------------ Kafka
+
+
+async def produce(bootstrap: str, records: Iterable[Record], client_id: str = "bench") -> float:
+    """Send every record with the services' producer settings; seconds it took."""
+    producer = create_producer(bootstrap, client_id)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = []
+        for topic, key, value, headers in records:
+            pending.append(await producer.send(topic, value, key=key, headers=headers))
+            if len(pending) >= 1000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def produce_paced(
+    bootstrap: str, records: Sequence[Record], rate: float, client_id: str = "bench-paced"
+) -> float:
+    """Send the records at a steady `rate` per second (in 10 ms slices); seconds it took."""
+    producer = create_producer(bootstrap, client_id)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = []
+        for i, (topic, key, value, headers) in enumerate(records):
+            due = started + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0.01:
+                await asyncio.sleep(delay)
+            pending.append(await producer.send(topic, value, key=key, headers=headers))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+class Tail:
+    """Records of the watched invoice ids on some topics, from their end offsets on:
+    the first broker timestamp (seconds) per topic and invoice id, and how many copies."""
+
+    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
+        self.topics = list(topics)
+        self.watch: set[str] = set()
+        self.first: dict[str, dict[str, float]] = {t: {} for t in topics}
+        self.copies: dict[str, int] = dict.fromkeys(topics, 0)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
+
+    async def __aenter__(self) -> Tail:
+        await self.consumer.start()
+        partitions = await topic_partitions(self.consumer, self.topics)
+        self.consumer.assign(partitions)
+        ends = await self.consumer.end_offsets(partitions)
+        for tp in partitions:
+            self.consumer.seek(tp, ends[tp])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def poll(self, timeout_ms: int = 300) -> None:
+        fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10_000)
+        for tp, records in fetched.items():
+            seen = self.first[tp.topic]
+            for record in records:
+                key = record.key.decode() if record.key else ""
+                if key not in self.watch:
+                    continue
+                self.copies[tp.topic] += 1
+                at = record.timestamp / 1000
+                if key not in seen or at < seen[key]:
+                    seen[key] = at
+
+    def done(self, ids: set[str], topics: Sequence[str]) -> int:
+        """How many of `ids` reached any of `topics`."""
+        return sum(1 for i in ids if any(i in self.first[t] for t in topics))
+
+    async def wait(self, what: str, ids: set[str], topics: Sequence[str], timeout: float) -> bool:
+        """Poll until every id reached one of `topics`; False on timeout."""
+        started = last = time.monotonic()
+        while (n := self.done(ids, topics)) < len(ids):
+            now = time.monotonic()
+            if now - started > timeout:
+                say(f"{what}: TIMED OUT after {timeout:.0f} s with {n}/{len(ids)}")
+                return False
+            if now - last >= PROGRESS_EVERY:
+                last = now
+                say(f"{what}: {n}/{len(ids)} [{now - started:.0f} s]")
+            await self.poll()
+        return True
+
+
+async def skip_groups(bootstrap: str, services: Iterable[str]) -> None:
+    """Move the services' consumer groups to the end of their invoice topics (never of
+    `tenant.updated`: the profiles stay), while those services are stopped."""
+    for service in services:
+        topics = [t for t in consumed_topics(service) if t != TENANT_UPDATED]
+        if not topics:
+            continue
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=service, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            partitions = await topic_partitions(consumer, topics)
+            consumer.assign(partitions)
+            ends = await consumer.end_offsets(partitions)
+            await consumer.commit({tp: OffsetAndMetadata(ends[tp], "") for tp in partitions})
+        finally:
+            await consumer.stop()
+
+
+async def group_lag(bootstrap: str, group: str) -> int:
+    """Records on the group's invoice topics it has not committed past."""
+    topics = [t for t in consumed_topics(group) if t != TENANT_UPDATED]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = await topic_partitions(consumer, topics)
+        ends = await consumer.end_offsets(partitions)
+        lag = 0
+        for tp in partitions:
+            done = committed.get(tp)
+            lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
+    """The group's state and member count."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group])
+        for response in responses:
+            for g in response.groups:
+                return str(g[2]), len(g[5])
+        return "Unknown", 0
+    finally:
+        await admin.close()
+
+
+async def wait_group(bootstrap: str, group: str, members: int, timeout: float = 60.0) -> None:
+    """Until the group is Stable with exactly `members` members (partitions assigned)."""
+    started = time.monotonic()
+    state, count = "", -1
+    while time.monotonic() - started < timeout:
+        state, count = await group_members(bootstrap, group)
+        if state == "Stable" and count == members:
+            return
+        await asyncio.sleep(0.5)
+    say(f"group {group}: still {state} with {count} members after {timeout:.0f} s; going on")
+
+
+# -------------------------------------------------------------------------- the stack
+
+
+def run_only(stack: Stack, wanted: dict[str, int]) -> None:
+    """Exactly the services in `wanted` run, with that many replicas; the rest are stopped."""
+    for service in SERVICES:
+        if service not in wanted:
+            for i in (3, 2, 1):
+                with contextlib.suppress(Exception):
+                    stack.stop_service(replica_name(service, i), sig=signal.SIGTERM)
+    for service, replicas in wanted.items():
+        stack.scale_service(service, replicas)
+
+
+def service_pids(stack: Stack, service: str) -> list[int]:
+    pids = []
+    for i in (1, 2, 3):
+        record = processes.load_record(stack.state_dir, replica_name(service, i))
+        if record is not None and processes.is_alive(record):
+            pids.append(record.pid)
+    return pids
+
+
+class Profiler:
+    """py-spy recording one process while a stage drains (`--profile DIR`)."""
+
+    def __init__(self, directory: Path | None, name: str, pid: int) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.path: Path | None = None
+        if directory is None:
+            return
+        spy = Path(sys.executable).parent / "py-spy"
+        if not spy.is_file():
+            say("py-spy not installed (uv sync --frozen installs the dev tools); no profile")
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{name.replace(' ', '-')}.txt"
+        self.process = subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(self.path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        say(f"profile written to {self.path}")
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass
+class StageResult:
+    """One stage measured with some replicas."""
+
+    name: str
+    service: str
+    replicas: int
+    count: int
+    seconds: float | None
+    failed: int = 0
+    complete: bool = True
+    note: str = ""
+
+    @property
+    def rate(self) -> float | None:
+        return self.count / self.seconds if self.seconds else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.name,
+            "service": self.service,
+            "replicas": self.replicas,
+            "invoices": self.count,
+            "seconds": self.seconds,
+            "per_second": self.rate,
+            "failed": self.failed,
+            "complete": self.complete,
+        }
+
+
+@dataclass
+class LatencyResult:
+    """fetched → distributed under a steady offered rate."""
+
+    replicas: int
+    offered_rate: float
+    count: int
+    produce_seconds: float
+    latencies: list[float] = field(default_factory=list)
+    failed: int = 0
+    complete: bool = True
+
+    def percentile(self, q: float) -> float | None:
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "replicas": self.replicas,
+            "offered_per_second": self.offered_rate,
+            "invoices": self.count,
+            "distributed": len(self.latencies),
+            "failed": self.failed,
+            "p50": self.percentile(0.5),
+            "p99": self.percentile(0.99),
+            "max": max(self.latencies) if self.latencies else None,
+            "mean": statistics.fmean(self.latencies) if self.latencies else None,
+            "complete": self.complete,
+        }
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage: its service, the topics whose arrival ends an invoice there (the first is
+    success), and a factory of (records, invoice ids) for a run of n invoices."""
+
+    name: str
+    service: str
+    outputs: tuple[str, ...]
+    make: Callable[[int, int], tuple[list[Record], set[str]]]  # (n, seed)
+    timeout_per_invoice: float = 0.5
+
+
+async def isolate(stack: Stack, bootstrap: str, wanted: dict[str, int]) -> None:
+    """Only the `wanted` services run (with that many replicas), each with nothing left on
+    its input topics from earlier runs: a stopped service's group is moved to the end of
+    them before it starts; a running one with a backlog is stopped for that first."""
+    running = {s for s in SERVICES if service_pids(stack, s)}
+    await asyncio.to_thread(run_only, stack, {s: n for s, n in wanted.items() if s in running})
+    stale = [s for s in wanted if s in running and await group_lag(bootstrap, s) > 0]
+    if stale:
+        say(f"{', '.join(stale)}: restarting with the earlier runs' records skipped")
+        keep = {s: n for s, n in wanted.items() if s in running and s not in stale}
+        await asyncio.to_thread(run_only, stack, keep)
+    await skip_groups(bootstrap, [s for s in SERVICES if s not in running or s in stale])
+    await asyncio.to_thread(run_only, stack, wanted)
+    for service, replicas in wanted.items():
+        if consumed_topics(service):  # erp-poller has no consumer group
+            await wait_group(bootstrap, service, replicas)
+
+
+async def measure_stage(
+    stack: Stack,
+    bootstrap: str,
+    spec: StageSpec,
+    count: int,
+    warmup: int,
+    replicas: int,
+    seed: int,
+    profile_dir: Path | None = None,
+) -> tuple[StageResult, set[str]]:
+    """The stage's rate with `replicas` replicas, alone on the stack; also the ids it sent.
+
+    Timed from the moment the first record is sent (the warm-up done, the group stable)
+    to the broker timestamp of the last output record.
+    """
+    await isolate(stack, bootstrap, {spec.service: replicas})
+    label = f"{spec.name} x{replicas}"
+    async with Tail(bootstrap, spec.outputs) as tail:
+        records, ids = spec.make(warmup, seed)
+        tail.watch |= ids
+        await produce(bootstrap, records)
+        await tail.wait(
+            f"{label} warm-up", ids, spec.outputs, 60 + spec.timeout_per_invoice * warmup
+        )
+        sent = set(ids)
+
+        records, ids = spec.make(count, seed + 1)
+        tail.watch |= ids
+        pid = service_pids(stack, spec.service)
+        profiler = Profiler(profile_dir if replicas == 1 else None, spec.name, pid[0])
+        say(f"{label}: {count} records onto {records[0][0]}")
+        try:
+            started = time.time()
+            await produce(bootstrap, records)
+            complete = await tail.wait(
+                label, ids, spec.outputs, 60 + spec.timeout_per_invoice * count
+            )
+        finally:
+            profiler.stop()
+        sent |= ids
+    done = [tail.first[spec.outputs[0]][i] for i in ids if i in tail.first[spec.outputs[0]]]
+    failed = sum(1 for i in ids if any(i in tail.first[t] for t in spec.outputs[1:]))
+    seconds = (max(done) - started) if done else None
+    result = StageResult(
+        spec.name, spec.service, replicas, len(done), seconds, failed, complete and not failed
+    )
+    rate = f"{result.rate:,.1f}/s" if result.rate else "-"
+    say(f"{label}: {len(done)} in {seconds or 0:.2f} s = {rate}; {failed} failed")
+    return result, sent
+
+
+async def measure_latency(
+    stack: Stack,
+    bootstrap: str,
+    records: list[Record],
+    ids: set[str],
+    rate: float,
+    replicas: int,
+    timeout: float,
+) -> LatencyResult:
+    """Offer `records` (erp.document.fetched) at `rate`/s to mapper, factoring-gateway and
+    distribution-router; the latency of each invoice from its fetched record to its
+    invoice.distributed record (broker timestamps)."""
+    wanted = {"mapper": replicas, "factoring-gateway": replicas, "distribution-router": replicas}
+    await isolate(stack, bootstrap, wanted)
+    ends = ("invoice.distributed", "invoice.delivery_failed", "invoice.delivery_uncertain")
+    topics = ("erp.document.fetched", *ends, "invoice.rejected")
+    label = f"latency x{replicas}"
+    async with Tail(bootstrap, topics) as tail:
+        tail.watch |= ids
+        say(f"{label}: {len(records)} invoices at {rate:.0f}/s")
+        producing = asyncio.create_task(produce_paced(bootstrap, records, rate))
+        while not producing.done():
+            await tail.poll(100)
+        produce_seconds = producing.result()
+        complete = await tail.wait(label, ids, (*ends, "invoice.rejected"), timeout)
+    fetched, distributed = tail.first["erp.document.fetched"], tail.first["invoice.distributed"]
+    result = LatencyResult(replicas, rate, len(ids), produce_seconds, complete=complete)
+    result.latencies = [
+        distributed[i] - fetched[i] for i in ids if i in distributed and i in fetched
+    ]
+    result.failed = sum(1 for i in ids if any(i in tail.first[t] for t in topics[2:]))
+    p50, p99 = result.percentile(0.5), result.percentile(0.99)
+    say(f"{label}: p50 {p50 or 0:.2f} s p99 {p99 or 0:.2f} s over {len(result.latencies)}")
+    return result
+
+
+# ------------------------------------------------------------------- partner sandboxes
+
+
+async def partner_counts(env: dict[str, str], ids: set[str]) -> dict[str, dict[str, int]]:
+    """Per channel: invoices of `ids` the partner sandboxes hold, and copies beyond one."""
+    received = await deliveries.received(env)
+    out: dict[str, dict[str, int]] = {}
+    for invoice_id in ids:
+        for channel in {r.channel for r in received.get(invoice_id, [])}:
+            n = sum(1 for r in received[invoice_id] if r.channel == channel)
+            entry = out.setdefault(channel, {"invoices": 0, "extra_copies": 0})
+            entry["invoices"] += 1
+            entry["extra_copies"] += n - 1
+    return out
+
+
+async def fortnox_payments(fortnox_url: str, tokens: Iterable[str]) -> int:
+    """Invoice payments held by the given Fortnox sandbox companies."""
+    total = 0
+    async with httpx.AsyncClient(timeout=15) as http:
+        for token in tokens:
+            response = await http.get(
+                f"{fortnox_url}/sandbox/stats", headers={"Authorization": f"Bearer {token}"}
+            )
+            response.raise_for_status()
+            total += int(response.json()["payments"])
+    return total
+
+
+def replicas_for(rate: float | None) -> int | None:
+    """Replicas of a stage at `rate` per replica that carry TARGET_PER_HOUR."""
+    if not rate:
+        return None
+    return math.ceil(TARGET_PER_HOUR / 3600 / rate)
+
+
+async def run_cli(env: dict[str, str], *args: str, parallel: asyncio.Semaphore) -> None:
+    """A service's operator command (`<venv>/bin/<service> …`), a few at a time."""
+    binary = Path(sys.executable).parent / args[0]
+    async with parallel:
+        proc = await asyncio.create_subprocess_exec(
+            str(binary),
+            *args[1:],
+            env={**os.environ, **env},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} failed: {err.decode()[-600:]}")

@@ -1,0 +1,1 @@
+"""The `api_tokens` columns every tenant API shares (scope `api-tokens`)."""
