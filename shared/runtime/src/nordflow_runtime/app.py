@@ -270,6 +270,7 @@ class ServiceApp(Generic[D]):
                 self.name,
                 self.topics,
                 max_poll_records=s.consumer_batch_size,
+                metadata_max_age_ms=s.kafka_metadata_max_age_ms,
             )
             await consumer.start()
             event_consumer = EventConsumer(

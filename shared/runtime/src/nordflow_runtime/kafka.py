@@ -22,9 +22,20 @@ def create_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
 
 
 def create_consumer(
-    bootstrap: str, group_id: str, topics: Sequence[str], *, max_poll_records: int = 500
+    bootstrap: str,
+    group_id: str,
+    topics: Sequence[str],
+    *,
+    max_poll_records: int = 500,
+    metadata_max_age_ms: int = 30_000,
 ) -> AIOKafkaConsumer:
-    """A consumer with an explicit group that never auto-commits (we commit after the DB)."""
+    """A consumer with an explicit group that never auto-commits (we commit after the DB).
+
+    ``metadata_max_age_ms`` bounds how long the consumer may keep asking a broker that no
+    longer leads a partition: aiokafka 0.14 does not refresh its metadata after a failed
+    ListOffsets, so a partition waiting for its start offset waits for the next periodic
+    refresh (docs/resilience.md, finding 1); the client's default is 5 minutes.
+    """
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
@@ -37,6 +48,7 @@ def create_consumer(
         # A crashed member's partitions move to the others within ~10 s.
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
+        metadata_max_age_ms=metadata_max_age_ms,
     )
 
 

@@ -37,6 +37,13 @@ class ServiceSettings(BaseSettings):
         le=100,
         description="Tries of a failing record (the database answering) before it is dead-lettered",
     )
+    kafka_metadata_max_age_ms: int = Field(
+        default=30_000,
+        ge=1_000,
+        le=300_000,
+        description="How old the consumer's cluster metadata may get before it is fetched again "
+        "(bounds the wait on a broker that lost a partition's leadership)",
+    )
     stuck_after_failures: int = Field(
         default=3, ge=1, le=1000, description="Failures in a row that turn readiness red"
     )
