@@ -16,7 +16,7 @@ from nordflow_schemas.envelope import Envelope
 from nordflow_schemas.events import OperatorAction
 from nordflow_schemas.topics import OPERATOR_ACTION_REQUESTED, TENANT_UPDATED
 
-from . import db, dlq
+from . import db, dlq, jobs
 from .consumer import (
     BatchHandler,
     Context,
@@ -38,6 +38,10 @@ from .tenant_profiles import on_tenant_updated
 
 log = logging.getLogger(__name__)
 Hook = Callable[[], Awaitable[None]]
+PRUNE_SECONDS = 600.0
+"""How often housekeeping prunes the inbox and the outbox."""
+COUNT_SECONDS = 15.0
+"""How often housekeeping counts the job backlog for its gauges (about a scrape interval)."""
 D = TypeVar("D")
 
 
@@ -103,6 +107,7 @@ class ServiceApp(Generic[D]):
         self._deps: D | None = None
         self.relay: OutboxRelay | None = None
         self.job_workers: dict[str, JobWorker] = {}
+        self._backlog_kinds: set[str] = set()
         self._stop = asyncio.Event()
 
     # -- building ---------------------------------------------------------------------------
@@ -334,16 +339,34 @@ class ServiceApp(Generic[D]):
             raise SystemExit(1)
 
     async def _housekeeping(self) -> None:
-        """Prune old inbox ids and published outbox rows, every ten minutes."""
+        """Prune old inbox ids and published outbox rows every ``PRUNE_SECONDS``; count the
+        job backlog every ``COUNT_SECONDS``."""
         s = self.settings
+        loop = asyncio.get_running_loop()
+        pruned_at: float | None = None
         while True:
+            if pruned_at is None or loop.time() - pruned_at >= PRUNE_SECONDS:
+                pruned_at = loop.time()
+                try:
+                    await db.prune(self.pool, s.inbox_retention_days, s.outbox_retention_hours)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("housekeeping failed; trying again later")
             try:
-                await db.prune(self.pool, s.inbox_retention_days, s.outbox_retention_hours)
+                await self.count_backlog()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("housekeeping failed; trying again later")
-            await asyncio.sleep(600)
+            except Exception as exc:
+                log.warning("job backlog not counted: %s", exc)
+            await asyncio.sleep(COUNT_SECONDS)
+
+    async def count_backlog(self) -> None:
+        """Set the job backlog gauges: every kind this service runs (0 when none is due),
+        every kind found, and every kind reported before (so none keeps a stale value)."""
+        counted = await asyncio.wait_for(jobs.backlog(self.pool), timeout=10.0)
+        kinds = set(self.job_handlers) | self._backlog_kinds
+        self._backlog_kinds = jobs.set_backlog_gauges(kinds, counted)
 
     async def _check_db(self) -> None:
         await self.pool.fetchval("SELECT 1")

@@ -22,8 +22,17 @@ from opentelemetry.trace import SpanKind
 from . import outbox, telemetry
 from .errors import PermanentError
 from .health import Health
+from .kafka import PartitionProgress, progress
 from .logs import log_context
-from .metrics import BATCH_FAILURES, BATCH_SECONDS, EVENTS_CONSUMED
+from .metrics import (
+    BATCH_FAILURES,
+    BATCH_SECONDS,
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    EVENTS_CONSUMED,
+    LAST_COMMIT,
+    DeadLetterReason,
+)
 
 __all__ = [
     "BatchHandler",
@@ -125,9 +134,12 @@ class BatchProcessor:
         """Apply one batch in one transaction; raises (nothing kept) if a handler fails."""
         started = time.perf_counter()
         records = [record for records in batch.values() for record in records]
+        dead: list[DeadLetterReason] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            outcomes = await self._apply(conn, records)
+            outcomes = await self._apply(conn, records, dead)
         BATCH_SECONDS.observe(time.perf_counter() - started)
+        for reason in dead:  # counted once committed: a batch rolled back is redone
+            DEAD_LETTERS.labels(reason).inc()
         self._count(records, outcomes)
 
     async def process_isolated(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> None:
@@ -137,7 +149,7 @@ class BatchProcessor:
             await self.process({tp: [record]})
         except PermanentError as exc:
             log.warning("record %s:%d refused: %s", record.topic, record.offset, exc)
-            await self.set_aside(record, str(exc))
+            await self.set_aside(record, str(exc), kind="refused")
 
     def _count(self, records: list[ConsumerRecord[Any, Any]], outcomes: list[str]) -> None:
         for record, outcome in zip(records, outcomes, strict=True):
@@ -146,8 +158,12 @@ class BatchProcessor:
             self.on_commit()
 
     async def _apply(
-        self, conn: asyncpg.Connection, records: list[ConsumerRecord[Any, Any]]
+        self,
+        conn: asyncpg.Connection,
+        records: list[ConsumerRecord[Any, Any]],
+        dead: list[DeadLetterReason],
     ) -> list[str]:
+        """Apply the records; the reason of each record dead-lettered is added to ``dead``."""
         outcomes: list[str] = ["processed"] * len(records)
         work: list[tuple[int, str, Envelope[Any] | None]] = []  # index, inbox id, event
         for i, record in enumerate(records):
@@ -155,10 +171,11 @@ class BatchProcessor:
             if raw is not None:
                 work.append((i, raw.inbox_id(record), None))
                 continue
-            env, problem = self._decoded(record)
+            env, problem, kind = self._decoded(record)
             if env is None:
                 await self._dead_letter(conn, record, problem)
                 outcomes[i] = "dead_lettered"
+                dead.append(kind)
                 continue
             work.append((i, env.id, env))
         fresh = await self._inbox(conn, records, work)
@@ -193,16 +210,19 @@ class BatchProcessor:
         run.clear()
         await self.batch_handlers[events[0].topic](ctx, events)
 
-    def _decoded(self, record: ConsumerRecord[Any, Any]) -> tuple[Envelope[Any] | None, str]:
+    def _decoded(
+        self, record: ConsumerRecord[Any, Any]
+    ) -> tuple[Envelope[Any] | None, str, DeadLetterReason]:
+        """The record's event, or None with the problem and its reason class."""
         try:
             env = decode(record.value, record.headers)
         except DecodeError as exc:
-            return None, str(exc)
+            return None, str(exc), "decode"
         if BY_CE_TYPE[env.type].name != record.topic:
-            return None, f"{env.type} does not belong on topic {record.topic}"
+            return None, f"{env.type} does not belong on topic {record.topic}", "wrong_topic"
         if record.topic not in self.handlers and record.topic not in self.batch_handlers:
-            return None, f"{self.service} has no handler for this topic"
-        return env, ""
+            return None, f"{self.service} has no handler for this topic", "no_handler"
+        return env, "", "decode"
 
     async def _inbox(
         self,
@@ -232,10 +252,17 @@ class BatchProcessor:
         )
         return {row["event_id"] for row in rows}
 
-    async def set_aside(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
+    async def set_aside(
+        self,
+        record: ConsumerRecord[Any, Any],
+        reason: str,
+        *,
+        kind: DeadLetterReason = "gave_up",
+    ) -> None:
         """Take a record that keeps failing out of the way, in a transaction of its own: a
-        CloudEvent is dead-lettered (replayable); a raw record (which must not be
-        dead-lettered: that would loop) is marked consumed and logged."""
+        CloudEvent is dead-lettered (replayable; ``kind`` is its reason class in
+        ``nordflow_dead_letters_total``); a raw record (which must not be dead-lettered:
+        that would loop) is marked consumed and logged."""
         async with self.pool.acquire() as conn, conn.transaction():
             raw = self.raw_handlers.get(record.topic)
             if raw is None:
@@ -253,6 +280,8 @@ class BatchProcessor:
                 log.error("raw record skipped", extra={"fields": fields})
                 outcome = "skipped"
         EVENTS_CONSUMED.labels(record.topic, outcome).inc()
+        if outcome == "dead_lettered":
+            DEAD_LETTERS.labels(kind).inc()
         self.on_commit()
 
     async def _dead_letter(
@@ -327,6 +356,8 @@ class EventConsumer:
     record that keeps failing while the database answers is dead-lettered after
     ``record_attempts`` (with the error as its reason, replayable); while the database does
     not answer nothing is dead-lettered: the consumer waits for it (readiness red).
+
+    After every poll it exports each assigned partition's lag.
     """
 
     def __init__(
@@ -366,6 +397,7 @@ class EventConsumer:
         self.batch_attempts = batch_attempts
         self.record_attempts = record_attempts
         self.health = Health("consumer", stuck_after)
+        self._lag_series: set[tuple[str, str]] = set()
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -373,8 +405,25 @@ class EventConsumer:
             batch = await self.consumer.getmany(
                 timeout_ms=self.poll_ms, max_records=self.batch_size
             )
+            self.observe(batch, progress(self.consumer))
             if batch:
                 await self.handle(batch)
+
+    def observe(
+        self,
+        batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]],
+        where: Mapping[TopicPartition, PartitionProgress],
+    ) -> None:
+        """After a poll: set the lag of each assigned partition (a partition no longer
+        assigned, or whose lag is not known, has no series)."""
+        lags = {(tp.topic, str(tp.partition)): p.lag for tp, p in where.items()}
+        known = {labels: lag for labels, lag in lags.items() if lag is not None}
+        for labels in self._lag_series - known.keys():
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(*labels)
+        for labels, lag in known.items():
+            CONSUMER_LAG.labels(*labels).set(lag)
+        self._lag_series = set(known)
 
     async def handle(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Apply a batch (whole, or record by record after it failed) and commit its offsets."""
@@ -427,7 +476,7 @@ class EventConsumer:
                     continue
                 reason = f"gave up after {attempts} attempts: {type(exc).__name__}: {exc}"
                 try:
-                    await self.processor.set_aside(record, reason)
+                    await self.processor.set_aside(record, reason, kind="gave_up")
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -451,14 +500,19 @@ class EventConsumer:
         return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
 
     async def _commit(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        await self._commit_offsets({tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+    async def _commit_offsets(self, offsets: Mapping[TopicPartition, int]) -> bool:
+        """Commit; False when a rebalance took the partitions first."""
         try:
-            await self.consumer.commit(
-                {tp: records[-1].offset + 1 for tp, records in batch.items()}
-            )
+            await self.consumer.commit(dict(offsets))
         except (CommitFailedError, IllegalStateError) as exc:
             # A rebalance took the partitions; whoever owns them now gets these records
             # again and its inbox drops what this transaction already applied.
             log.warning("offset commit skipped after a rebalance: %s", exc)
+            return False
+        LAST_COMMIT.set_to_current_time()
+        return True
 
     async def process(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Apply one batch in one transaction (see ``BatchProcessor``)."""

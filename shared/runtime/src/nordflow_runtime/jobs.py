@@ -9,7 +9,7 @@ import functools
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from . import outbox, telemetry
 from .consumer import Context, PermanentError
 from .logs import log_context
-from .metrics import JOBS
+from .metrics import JOBS, JOBS_OLDEST_DUE, JOBS_PENDING
 
 log = logging.getLogger(__name__)
 
@@ -367,3 +367,33 @@ async def job_state(conn: asyncpg.Connection, job_id: int, tenant_id: str) -> st
         "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2", job_id, tenant_id
     )
     return state
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The due pending jobs of one kind."""
+
+    due: int
+    oldest_due_seconds: float  # how long the oldest of them has been due; 0 when none
+
+
+async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, Backlog]:
+    """Per kind, the pending jobs that are due and how long the oldest has waited (the
+    partial index ``jobs_due`` answers it; timers not yet due are left out)."""
+    rows = await conn.fetch(
+        "SELECT kind, count(*) AS due, "
+        "extract(epoch FROM now() - min(due_at))::float8 AS oldest FROM jobs "
+        "WHERE state = 'pending' AND due_at <= now() GROUP BY kind"
+    )
+    return {r["kind"]: Backlog(int(r["due"]), max(float(r["oldest"]), 0.0)) for r in rows}
+
+
+def set_backlog_gauges(kinds: Iterable[str], counted: dict[str, Backlog]) -> set[str]:
+    """Set ``nordflow_jobs_pending`` and ``nordflow_jobs_oldest_due_seconds`` for every kind
+    in ``kinds`` (0 where none is due) and every kind counted; the kinds set."""
+    reported = set(kinds) | set(counted)
+    for kind in reported:
+        found = counted.get(kind, Backlog(0, 0.0))
+        JOBS_PENDING.labels(kind).set(found.due)
+        JOBS_OLDEST_DUE.labels(kind).set(found.oldest_due_seconds)
+    return reported

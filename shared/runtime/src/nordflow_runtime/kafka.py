@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError
@@ -50,6 +51,42 @@ def create_consumer(
         heartbeat_interval_ms=1_000,
         metadata_max_age_ms=metadata_max_age_ms,
     )
+
+
+@dataclass(frozen=True)
+class PartitionProgress:
+    """Where a consumer stands on one assigned partition, as far as it knows now."""
+
+    position: int | None  # the next offset a poll returns; None until the start is known
+    highwater: int | None  # the partition's end at the last fetch; None before the first
+
+    @property
+    def lag(self) -> int | None:
+        """Records after the position; None while the position or the end is unknown."""
+        if self.position is None or self.highwater is None:
+            return None
+        return max(self.highwater - self.position, 0)
+
+
+def progress(consumer: AIOKafkaConsumer) -> dict[TopicPartition, PartitionProgress]:
+    """Each assigned partition's position and high watermark, read without waiting.
+
+    aiokafka's ``position()`` waits until a position is known and ``highwater()`` asserts
+    the partition is assigned; neither suits a look after every poll, so read the
+    subscription state they read (no public API for it). Each rebalance makes a new
+    assignment with fresh states: the position of a partition just assigned is unknown
+    until the committed offset (or, without one, a ListOffsets) gives it.
+    """
+    subscription = consumer._subscription.subscription
+    assignment = None if subscription is None else subscription.assignment
+    if assignment is None or not assignment.active:
+        return {}
+    out: dict[TopicPartition, PartitionProgress] = {}
+    for tp in assignment.tps:
+        state = assignment.state_value(tp)
+        position = state.position if state.has_valid_position else None
+        out[tp] = PartitionProgress(position, state.highwater)
+    return out
 
 
 async def topic_partitions(

@@ -25,7 +25,12 @@ from nordflow_schemas.events import Event
 from . import telemetry
 from .errors import PermanentError
 from .health import Health
-from .metrics import EVENTS_PUBLISHED, OUTBOX_PENDING, OUTBOX_SET_ASIDE
+from .metrics import (
+    EVENTS_PUBLISHED,
+    OUTBOX_PENDING,
+    OUTBOX_PUBLISH_FAILURES,
+    OUTBOX_SET_ASIDE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +168,11 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                OUTBOX_PUBLISH_FAILURES.inc()
                 self.health.failed(exc)
                 delay = min(30.0, 0.5 * 2 ** (self.health.failures - 1))
                 log.exception("outbox relay failed; retrying in %.1fs", delay)
+                await self.count()
                 await asyncio.sleep(delay)
                 continue
             if sent < self.batch_size:
@@ -219,16 +226,26 @@ class OutboxRelay:
                     seq,
                     error,
                 )
-            pending, set_aside = await conn.fetchrow(
-                "SELECT count(*) FILTER (WHERE failed_at IS NULL), "
-                "count(*) FILTER (WHERE failed_at IS NOT NULL) FROM outbox WHERE sent_at IS NULL"
-            )
-            OUTBOX_PENDING.set(pending)
-            OUTBOX_SET_ASIDE.set(set_aside)
+            await _set_gauges(conn)
         if passing is not None:
             raise passing
         self.health.recovered()
         return len(sent) + len(refused)
+
+    async def count(self) -> None:
+        """Set ``nordflow_outbox_pending`` and ``…_set_aside`` from a count, so that they grow
+        while the relay fails (the broker away); while the database is away too they keep
+        their last values."""
+        try:
+            await asyncio.wait_for(self._count(), timeout=5.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("outbox not counted: %s", exc)
+
+    async def _count(self) -> None:
+        async with self.pool.acquire() as conn:
+            await _set_gauges(conn)
 
     async def _send(self, row: asyncpg.Record) -> None:
         headers = [(k, base64.b64decode(v)) for k, v in json.loads(row["headers"])]
@@ -236,6 +253,15 @@ class OutboxRelay:
             row["topic"], value=row["value"], key=row["key"], headers=headers
         )
         await delivery
+
+
+async def _set_gauges(conn: asyncpg.Connection) -> None:
+    pending, set_aside = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE failed_at IS NULL), "
+        "count(*) FILTER (WHERE failed_at IS NOT NULL) FROM outbox WHERE sent_at IS NULL"
+    )
+    OUTBOX_PENDING.set(pending)
+    OUTBOX_SET_ASIDE.set(set_aside)
 
 
 def _refused_for_good(error: BaseException) -> bool:

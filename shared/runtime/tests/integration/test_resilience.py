@@ -19,6 +19,7 @@ from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.envelope import Envelope, encode, envelope
 from nordflow_schemas.events import PaymentReceived
 from nordflow_schemas.topics import EVENT_DEAD_LETTERED, PAYMENT_RECEIVED
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
 
@@ -92,6 +93,8 @@ async def test_a_record_that_keeps_failing_is_dead_lettered_and_the_rest_flows(
             json.dumps({"payer": env.body.payer, "reference": env.body.reference}),
         )
 
+    gave_up = {"reason": "gave_up"}
+    letters_before = REGISTRY.get_sample_value("nordflow_dead_letters_total", gave_up) or 0.0
     await produce(kafka_bootstrap, good[0], good[1], poison, good[2])
     consumer = create_consumer(kafka_bootstrap, name, [PAYMENT_RECEIVED.name])
     await consumer.start()
@@ -126,6 +129,9 @@ async def test_a_record_that_keeps_failing_is_dead_lettered_and_the_rest_flows(
         assert named["ce_id"] == poison.id
         assert named["x-nordflow-dlq-reason"].startswith("gave up after 3 attempts:")
         assert "UntranslatableCharacter" in named["x-nordflow-dlq-reason"]
+        letters = REGISTRY.get_sample_value("nordflow_dead_letters_total", gave_up)
+        assert letters is not None
+        assert letters >= letters_before + 1
         # The poison left no inbox row: a replay after a fix is processed, not skipped.
         assert await pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", poison.id) == 0
         assert not ec.health.stuck

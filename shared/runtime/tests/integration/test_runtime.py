@@ -17,6 +17,7 @@ from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.envelope import Envelope, encode, envelope
 from nordflow_schemas.events import EntryKind, LedgerEntryPosted, PaymentReceived
 from nordflow_schemas.topics import LEDGER_ENTRY_POSTED, PAYMENT_RECEIVED
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,10 @@ async def service(fresh_database_url):
     await pool.execute("CREATE TABLE applied (event_id text, tenant_id text, invoice_id text)")
     yield name, pool
     await pool.close()
+
+
+def dead_letters(reason: str) -> float:
+    return REGISTRY.get_sample_value("nordflow_dead_letters_total", {"reason": reason}) or 0.0
 
 
 async def produce(bootstrap: str, *records: tuple[str, bytes | None, bytes | None, list]) -> None:
@@ -170,6 +175,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_replays_after_a_fix(
         (PAYMENT_RECEIVED.name, b"k", broken, bad_headers),
         (PAYMENT_RECEIVED.name, b"k", b"\xff not json", [("ce_tenantid", tenant.encode())]),
     ]
+    letters_before = {reason: dead_letters(reason) for reason in ("decode", "refused")}
     await produce(kafka_bootstrap, *records)
     consumer, task = await run_consumer(name, pool, kafka_bootstrap, handler)
     producer = create_producer(kafka_bootstrap, "relay-test")
@@ -189,6 +195,9 @@ async def test_poison_goes_to_the_dead_letter_topic_and_replays_after_a_fix(
         await until(dead_lettered)
         applied = await pool.fetch("SELECT event_id FROM applied WHERE tenant_id=$1", tenant)
         assert [r["event_id"] for r in applied] == [good.id]
+        # Counted by reason class (a fresh group also re-reads earlier tests' poison records).
+        assert dead_letters("decode") >= letters_before["decode"] + 2
+        assert dead_letters("refused") >= letters_before["refused"] + 1
         await OutboxRelay(pool, producer, db.schema_name(name)).publish_batch()
         letters = [
             lt for lt in await dlq.read(kafka_bootstrap, consumer=name) if lt.tenant_id == tenant
