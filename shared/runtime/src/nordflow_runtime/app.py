@@ -294,6 +294,7 @@ class ServiceApp(Generic[D]):
                 batch_attempts=s.consumer_batch_attempts,
                 record_attempts=s.consumer_record_attempts,
                 stuck_after=s.stuck_after_failures,
+                stall_seconds=s.consumer_stall_seconds,
             )
             checks["consumer"] = _health_check(event_consumer.health)
             tasks.append(asyncio.create_task(event_consumer.run(), name="consumer"))

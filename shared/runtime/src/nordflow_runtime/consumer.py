@@ -357,7 +357,10 @@ class EventConsumer:
     ``record_attempts`` (with the error as its reason, replayable); while the database does
     not answer nothing is dead-lettered: the consumer waits for it (readiness red).
 
-    After every poll it exports each assigned partition's lag.
+    After every poll it exports each assigned partition's lag and tells its ``health``
+    whether records wait that the poll did not return: polls that return nothing for
+    ``stall_seconds`` while records wait turn readiness red too (docs/resilience.md,
+    finding 1).
     """
 
     def __init__(
@@ -378,6 +381,8 @@ class EventConsumer:
         batch_attempts: int = 3,
         record_attempts: int = 3,
         stuck_after: int = 3,
+        stall_seconds: float | None = 120.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.processor = BatchProcessor(
             service=service,
@@ -396,7 +401,7 @@ class EventConsumer:
         self.retry_max = retry_max
         self.batch_attempts = batch_attempts
         self.record_attempts = record_attempts
-        self.health = Health("consumer", stuck_after)
+        self.health = Health("consumer", stuck_after, stall_seconds=stall_seconds, clock=clock)
         self._lag_series: set[tuple[str, str]] = set()
 
     async def run(self) -> None:
@@ -415,7 +420,9 @@ class EventConsumer:
         where: Mapping[TopicPartition, PartitionProgress],
     ) -> None:
         """After a poll: set the lag of each assigned partition (a partition no longer
-        assigned, or whose lag is not known, has no series)."""
+        assigned, or whose lag is not known, has no series), and tell the health whether
+        records wait that the poll did not return — lag above zero, or a partition whose
+        position is still unknown (the partition finding 1 held up)."""
         lags = {(tp.topic, str(tp.partition)): p.lag for tp, p in where.items()}
         known = {labels: lag for labels, lag in lags.items() if lag is not None}
         for labels in self._lag_series - known.keys():
@@ -424,6 +431,8 @@ class EventConsumer:
         for labels, lag in known.items():
             CONSUMER_LAG.labels(*labels).set(lag)
         self._lag_series = set(known)
+        behind = any(p.position is None or (p.lag or 0) > 0 for p in where.values())
+        self.health.polled(records=sum(len(r) for r in batch.values()), behind=behind)
 
     async def handle(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Apply a batch (whole, or record by record after it failed) and commit its offsets."""

@@ -44,7 +44,8 @@ LAST_COMMIT = Gauge(
 )
 STUCK = Gauge(
     "nordflow_stuck",
-    "1 while a loop (consumer, relay) keeps failing: readiness is red meanwhile",
+    "1 while a loop (consumer, relay) keeps failing, or the consumer gets nothing while "
+    "records wait: readiness is red meanwhile",
     ["loop"],
 )
 OUTBOX_SET_ASIDE = Gauge(

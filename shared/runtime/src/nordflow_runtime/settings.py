@@ -47,6 +47,12 @@ class ServiceSettings(BaseSettings):
     stuck_after_failures: int = Field(
         default=3, ge=1, le=1000, description="Failures in a row that turn readiness red"
     )
+    consumer_stall_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="Polls returning nothing this long while records wait (lag above zero, or "
+        "a partition without a position) turn readiness red",
+    )
     retry_initial_seconds: float = Field(default=0.5, gt=0, description="First retry backoff")
     retry_max_seconds: float = Field(default=30.0, gt=0, description="Backoff cap")
     inbox_retention_days: int = Field(

@@ -1,5 +1,6 @@
 """The consumer's own view of its progress on the real broker (lag per partition, the last
-commit), the relay's failures and backlog, the job backlog (real Kafka broker and PostgreSQL)."""
+commit, readiness red while it gets nothing although records wait), the relay's failures and
+backlog, the job backlog (real Kafka broker and PostgreSQL)."""
 
 import asyncio
 import datetime as dt
@@ -7,7 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 from nordflow_local.kafka import ensure_topics_async
 from nordflow_runtime import db, jobs, outbox
@@ -72,6 +73,28 @@ def raw(topic: str) -> dict[str, RawSubscription]:
     }
 
 
+class Swallowing:
+    """The real consumer, except that while ``swallow`` is set each poll returns nothing and
+    puts the position back before the records it fetched: the consumer knows records wait
+    (its high watermark is past its position) and gets none — as in finding 1, without
+    needing a cluster that loses a leader."""
+
+    def __init__(self, real: AIOKafkaConsumer) -> None:
+        self.real = real
+        self.swallow = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def getmany(self, *args: Any, **kwargs: Any) -> dict[TopicPartition, list[Any]]:
+        batch = await self.real.getmany(*args, **kwargs)
+        if not self.swallow:
+            return batch
+        for tp, records in batch.items():
+            self.real.seek(tp, records[0].offset)
+        return {}
+
+
 def sample(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
@@ -104,6 +127,58 @@ async def test_lag_per_partition_and_the_time_of_the_last_commit(service, kafka_
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await consumer.stop()
+
+
+async def test_readiness_turns_red_while_nothing_comes_although_records_wait_then_green(
+    service, kafka_bootstrap
+):
+    name, pool = service
+    topic = await new_topic(kafka_bootstrap, 1)
+    await produce(kafka_bootstrap, topic, 0, 3)
+    real = create_consumer(kafka_bootstrap, name, [topic])
+    await real.start()
+    consumer = Swallowing(real)
+    ec = EventConsumer(
+        service=name,
+        pool=pool,
+        consumer=consumer,  # type: ignore[arg-type]
+        handlers={},
+        raw_handlers=raw(topic),
+        poll_ms=100,
+        stall_seconds=1.5,
+    )
+    task = asyncio.create_task(ec.run())
+    try:
+
+        async def stalled() -> bool:
+            return ec.health.stuck
+
+        await until(stalled)
+        with pytest.raises(RuntimeError, match="consumer stalled"):
+            ec.health.check()
+        assert sample("nordflow_stuck", loop="consumer") == 1
+        assert sample("nordflow_consumer_lag", topic=topic, partition="0") == 3
+        assert await pool.fetchval("SELECT count(*) FROM applied") == 0
+
+        consumer.swallow = False
+
+        async def applied() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM applied") == 3
+
+        await until(applied)
+
+        async def caught_up() -> bool:
+            return sample("nordflow_consumer_lag", topic=topic, partition="0") == 0
+
+        await until(caught_up)
+        ec.health.check()
+        assert sample("nordflow_stuck", loop="consumer") == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await real.stop()
+    # Unassigned, the partition has no series any more.
+    assert sample("nordflow_consumer_lag", topic=topic, partition="0") in (0, None)
 
 
 class Unreachable:
