@@ -359,7 +359,9 @@ class EventConsumer:
 
     After every poll it exports each assigned partition's lag and tells its ``health``
     whether records wait that the poll did not return: polls that return nothing for
-    ``stall_seconds`` while records wait turn readiness red too (docs/resilience.md,
+    ``stall_seconds`` while records wait turn readiness red too. And it commits the start
+    position of each newly assigned partition once, so that no partition — an empty one
+    included — needs a ListOffsets request again after a rebalance (docs/resilience.md,
     finding 1).
     """
 
@@ -403,6 +405,8 @@ class EventConsumer:
         self.record_attempts = record_attempts
         self.health = Health("consumer", stuck_after, stall_seconds=stall_seconds, clock=clock)
         self._lag_series: set[tuple[str, str]] = set()
+        # Partitions whose position is committed since they were assigned to this process.
+        self._anchored: set[TopicPartition] = set()
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -413,6 +417,8 @@ class EventConsumer:
             self.observe(batch, progress(self.consumer))
             if batch:
                 await self.handle(batch)
+            # Here every position is durable: what the poll returned is applied and committed.
+            await self.anchor()
 
     def observe(
         self,
@@ -433,6 +439,24 @@ class EventConsumer:
         self._lag_series = set(known)
         behind = any(p.position is None or (p.lag or 0) > 0 for p in where.values())
         self.health.polled(records=sum(len(r) for r in batch.values()), behind=behind)
+
+    async def anchor(self) -> None:
+        """Commit the position of each partition assigned since the last look, once it is
+        known. Called only where every position is durable (after a poll's batch was
+        applied and committed, or after a poll that returned nothing), so it never commits
+        past a record not applied; for a partition that has a committed offset it commits
+        that same offset again."""
+        assigned = self.consumer.assignment()
+        self._anchored &= assigned
+        if not assigned - self._anchored:
+            return
+        fresh = {
+            tp: p.position
+            for tp, p in progress(self.consumer).items()
+            if tp in assigned and tp not in self._anchored and p.position is not None
+        }
+        if fresh and await self._commit_offsets(fresh):
+            self._anchored |= fresh.keys()
 
     async def handle(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Apply a batch (whole, or record by record after it failed) and commit its offsets."""
@@ -509,7 +533,9 @@ class EventConsumer:
         return delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
 
     async def _commit(self, batch: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
-        await self._commit_offsets({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        if await self._commit_offsets(offsets):
+            self._anchored |= offsets.keys()
 
     async def _commit_offsets(self, offsets: Mapping[TopicPartition, int]) -> bool:
         """Commit; False when a rebalance took the partitions first."""

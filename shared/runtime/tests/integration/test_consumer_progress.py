@@ -1,6 +1,7 @@
 """The consumer's own view of its progress on the real broker (lag per partition, the last
-commit, readiness red while it gets nothing although records wait), the relay's failures and
-backlog, the job backlog (real Kafka broker and PostgreSQL)."""
+commit, readiness red while it gets nothing although records wait, every assigned partition's
+start committed), the relay's failures and backlog, the job backlog (real Kafka broker and
+PostgreSQL)."""
 
 import asyncio
 import datetime as dt
@@ -179,6 +180,44 @@ async def test_readiness_turns_red_while_nothing_comes_although_records_wait_the
         await real.stop()
     # Unassigned, the partition has no series any more.
     assert sample("nordflow_consumer_lag", topic=topic, partition="0") in (0, None)
+
+
+async def test_every_assigned_partition_gets_a_committed_start_even_without_records(
+    service, kafka_bootstrap
+):
+    """Finding 1: a partition the group never committed needs a ListOffsets after each
+    rebalance, and one sent to a broker that lost the leadership held the consumer up for
+    minutes. Now the start of every partition is committed once it is assigned."""
+    name, pool = service
+    topic = await new_topic(kafka_bootstrap, 3)
+    await produce(kafka_bootstrap, topic, 0, 2)
+    consumer = create_consumer(kafka_bootstrap, name, [topic])
+    await consumer.start()
+    ec = EventConsumer(
+        service=name, pool=pool, consumer=consumer, handlers={}, raw_handlers=raw(topic)
+    )
+    task = asyncio.create_task(ec.run())
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    try:
+
+        async def all_committed() -> bool:
+            return [await consumer.committed(tp) for tp in tps] == [2, 0, 0]
+
+        await until(all_committed)
+        assert await pool.fetchval("SELECT count(*) FROM applied") == 2
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
+    # A later member of the group starts every partition from its committed offset.
+    again = create_consumer(kafka_bootstrap, name, [topic])
+    await again.start()
+    try:
+        await produce(kafka_bootstrap, topic, 2, 1)
+        batch = await again.getmany(timeout_ms=15_000)
+        assert [(tp.partition, [r.offset for r in rs]) for tp, rs in batch.items()] == [(2, [0])]
+    finally:
+        await again.stop()
 
 
 class Unreachable:
