@@ -1,5 +1,6 @@
-"""The alert rules and the dashboard parse, and every expression in them names only metrics
-that the services export (or Prometheus's own `up`)."""
+"""The alert rules and the dashboard parse, every expression in them names only metrics that
+the services export (or Prometheus's own `up`), and every metric of the runtime is on the
+dashboard."""
 
 import json
 import re
@@ -116,3 +117,41 @@ def test_the_dashboard_is_grafana_json_with_unique_panel_ids():
     assert len(ids) == len(set(ids))
     assert board["uid"] == "nordflow-services"
     assert {v["name"] for v in board["templating"]["list"]} == {"datasource", "service"}
+
+
+def runtime_metrics() -> set[str]:
+    """The names of the metric families nordflow_runtime.metrics defines."""
+    from nordflow_runtime import metrics
+    from prometheus_client.metrics import MetricWrapperBase
+
+    families = set()
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            [family] = value.describe()
+            families.add(family.name + ("_total" if family.type == "counter" else ""))
+    return families
+
+
+def test_every_runtime_metric_is_on_the_dashboard():
+    read = set().union(*(metric_names(expr) for _, expr in dashboard_exprs()))
+    # A histogram is read through its series (`_bucket`, `_count`).
+    read |= {name.removesuffix(suffix) for name in read for suffix in ("_bucket", "_count")}
+    missing = runtime_metrics() - read
+    assert not missing, f"on no panel of deploy/grafana/nordflow.json: {sorted(missing)}"
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "nordflow_consumer_lag",
+        "nordflow_consumer_last_commit_timestamp_seconds",
+        "nordflow_jobs_oldest_due_seconds",
+        "nordflow_outbox_publish_failures_total",
+        "nordflow_dead_letters_total",
+        "nordflow_stuck",
+    ],
+)
+def test_an_alert_watches_each_sign_of_a_service_that_moves_nothing(metric):
+    """What the fault harness found invisible (docs/resilience.md, *Metrics missing*)."""
+    assert metric in runtime_metrics()
+    assert any(metric in metric_names(rule["expr"]) for rule in alert_rules()), metric
