@@ -75,7 +75,6 @@ async def store(harness: ServiceHarness[Deps], a: Agreement, secret: TransferSec
             a,
             secret,
             deps.clock(),
-            settlement_interval=dt.timedelta(hours=1),
         )
 
 

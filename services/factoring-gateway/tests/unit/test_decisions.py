@@ -49,7 +49,6 @@ async def with_agreement(repos: Repositories, tenant: str, **changes: object) ->
         agreement(tenant, **changes),
         TransferSecret(password="pw"),
         NOW,
-        settlement_interval=dt.timedelta(hours=1),
     )
 
 

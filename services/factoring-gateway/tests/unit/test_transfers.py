@@ -15,7 +15,7 @@ from factoring_gateway.domain.settlements import SettlementLine, render_settleme
 from factoring_gateway.domain.transfer import TransferSecret, TransientTransferError
 from factoring_gateway.service import decisions, settlements, transfers, uploads
 from factoring_gateway.service.agreements import set_agreement
-from factoring_gateway.service.ports import UPLOAD_JOB, WINDOW_JOB, Repositories
+from factoring_gateway.service.ports import SETTLEMENT_JOB, UPLOAD_JOB, WINDOW_JOB, Repositories
 from factoring_gateway.testing import (
     PAYEE,
     FakeClients,
@@ -48,7 +48,6 @@ async def setup(repos: Repositories, **changes: object) -> str:
         agreement(tenant, **changes),
         TransferSecret(password="s3cret"),
         NOW - dt.timedelta(hours=6),
-        settlement_interval=dt.timedelta(hours=1),
     )
     return tenant
 
@@ -311,3 +310,32 @@ async def test_settlements_become_payments_and_unmatched_lines_stay_visible() ->
     assert await settlements.fetch_settlements(repos, clients, BOX, f"{tenant}-factor", NOW) == []
     [unmatched] = await repos.settlements.listing(tenant, state="unmatched", limit=10)
     assert unmatched.line.invoice_number == "9999"
+
+
+async def test_settlements_are_read_at_once_after_a_save_then_at_the_services_interval() -> None:
+    """Finding 7 of docs/resilience.md: `agreements set` ran in a process with the default
+    SETTLEMENT_POLL_SECONDS (an hour) and put the first read that far away. Now a save puts
+    it at once, and each read schedules the next with the running service's interval."""
+    repos = fake_repositories()
+    tenant = await setup(repos)
+    agreement_id = f"{tenant}-factor"
+    saved_at = NOW - dt.timedelta(hours=6)
+    [first] = repos.jobs.of_kind(SETTLEMENT_JOB)  # type: ignore[attr-defined]
+    assert first.due_at == saved_at
+    assert first.payload == {"agreement_id": agreement_id}
+    # Saved again with new terms: still one series of reads, due at once.
+    stored = await repos.agreements.get(agreement_id)
+    assert stored is not None
+    again = saved_at + dt.timedelta(minutes=5)
+    await set_agreement(repos, FORMATS, BOX, stored.agreement, None, again)
+    [pending] = repos.jobs.of_kind(SETTLEMENT_JOB)  # type: ignore[attr-defined]
+    assert pending.due_at == again
+    # The read (the service's job) schedules the next with the service's own interval.
+    assert (
+        await settlements.fetch_settlements(
+            repos, FakeClients(), BOX, agreement_id, again, interval=dt.timedelta(seconds=5)
+        )
+        == []
+    )
+    due = sorted(j.due_at for j in repos.jobs.of_kind(SETTLEMENT_JOB))  # type: ignore[attr-defined]
+    assert due == [again, again + dt.timedelta(seconds=5)]

@@ -235,8 +235,8 @@ class Workload:
                 else:
                     self.say(f"  ! settlement for {t.tenant_id}: HTTP {response.status_code}")
         self.settled += written
-        # Read back now: locally `agreements set` ran without the service's
-        # SETTLEMENT_POLL_SECONDS, so the agreement's first read is an hour away.
+        # Read back now rather than at the service's next periodic read (SETTLEMENT_POLL_SECONDS,
+        # 5 s in the local stack): the run's settle phase then starts from a known point.
         for t in self.fortnox:
             await asyncio.to_thread(
                 subprocess.run,

@@ -118,7 +118,6 @@ def agreements_set(
                 new,
                 secret,
                 deps.clock(),
-                settlement_interval=deps.settlement_interval,
             )
         return AgreementOut.of(stored)
 

@@ -1,5 +1,5 @@
 """Agreements: stored valid or refused naming the field; each save (re)schedules the
-agreement's next window and its settlement polling."""
+agreement's next window and starts its settlement polling again, with a read due now."""
 
 from __future__ import annotations
 
@@ -50,13 +50,15 @@ async def set_agreement(
     new: Agreement,
     secret: TransferSecret | None,
     now: dt.datetime,
-    *,
-    settlement_interval: dt.timedelta,
 ) -> StoredAgreement:
     """Create or replace an agreement (InvalidAgreementError names each bad field).
 
     A secret left out keeps the stored one. The pending window timer is replaced by one for
     the next window under the new terms; changed terms apply to invoices decided later.
+    The pending settlement reads are replaced by one due now: each read schedules the next
+    with the running service's own interval (``SETTLEMENT_POLL_SECONDS``), so where the
+    agreement was saved — the service's API, or the CLI in a process with other settings —
+    never decides when the reads come, and a second save never starts a second series.
     """
     existing = await repos.agreements.get(new.agreement_id)
     if existing is not None and existing.agreement.tenant_id != new.tenant_id:
@@ -68,7 +70,8 @@ async def set_agreement(
     await repos.agreements.save(new, sealed)
     await repos.jobs.cancel_pending(WINDOW_JOB, f"window:{new.agreement_id}:")
     await schedule_next_window(repos, new, now)
-    await schedule_settlements(repos, new, now + settlement_interval)
+    await repos.jobs.cancel_pending(SETTLEMENT_JOB, f"settlements:{new.agreement_id}:")
+    await schedule_settlements(repos, new, now)
     stored = await repos.agreements.get(new.agreement_id)
     assert stored is not None
     return stored

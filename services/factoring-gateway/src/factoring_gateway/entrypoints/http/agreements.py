@@ -32,7 +32,6 @@ async def put_agreement(
                 agreement,
                 secret,
                 deps.clock(),
-                settlement_interval=deps.settlement_interval,
             )
     except InvalidAgreementError as exc:
         return invalid(exc)
