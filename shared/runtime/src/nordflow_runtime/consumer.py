@@ -213,7 +213,8 @@ class BatchProcessor:
     def _decoded(
         self, record: ConsumerRecord[Any, Any]
     ) -> tuple[Envelope[Any] | None, str, DeadLetterReason]:
-        """The record's event, or None with the problem and its reason class."""
+        """The record's event (then the problem is empty and the class unused), or None
+        with the problem and its reason class."""
         try:
             env = decode(record.value, record.headers)
         except DecodeError as exc:
