@@ -471,7 +471,7 @@ async def test_an_oauth_token_url_may_not_point_into_the_cluster(harness, pool, 
     async with service.http() as client:
         answer = await client.put("/api/v1/connections/oauth", json=body, headers=headers)
     assert answer.status_code == 422
-    assert answer.json()["detail"][0]["loc"] == ["body", "credentials.token_url"]
+    assert answer.json()["detail"][0]["loc"] == ["body", "credentials", "token_url"]
     assert "s" not in {e.get("input") for e in answer.json()["detail"]}
 
 
