@@ -14,7 +14,8 @@ from .entrypoints.http import connections, ingest, profile
 
 def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
     """erp-poller: polls each due connection and takes pushes, emitting erp.document.fetched;
-    keeps the tenants' profiles, publishing tenant.updated."""
+    keeps the tenants' profiles, publishing tenant.updated; publishes each connection's state
+    on connection.updated."""
     # erp-poller owns the tenants' profiles (it publishes tenant.updated), so it keeps no copy.
     app: ServiceApp[Deps] = ServiceApp(
         ERP_POLLER,
@@ -33,4 +34,5 @@ def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
     # Backfills are long: a loop of their own, so polls of other connections go on meanwhile.
     app.loop(loops.backfills)
     app.on_startup.append(lambda: loops.adopt_legacy_sellers(app.deps))
+    app.on_startup.append(lambda: loops.announce_connections(app.deps))
     return app

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from nordflow_connectors.egress import url_problem
 from nordflow_schemas.common import ConnectionMode, SourceSystem
-from nordflow_schemas.events import Flow
+from nordflow_schemas.events import ConnectionUpdated, Flow
 
 POLLED_SYSTEMS = frozenset(
     {
@@ -55,6 +55,10 @@ class InvalidInputError(ValueError):
 
 class NotFoundError(LookupError):
     """No such connection (of the tenant, or of the system a push names), or request."""
+
+
+class ConnectionInUseError(Exception):
+    """The connection cannot be removed: another connection of the tenant books into it."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,50 @@ class ConnectionState:
     next_poll_at: dt.datetime
     tenant_has_profile: bool
     flow: Flow = field(default_factory=Flow)
+    last_success_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionRevision:
+    """A connection's state as ``connection.updated`` publishes it, at one revision (never
+    its credentials, base URL or cursor)."""
+
+    connection_id: str
+    tenant_id: str
+    system: SourceSystem
+    mode: ConnectionMode
+    revision: int
+    last_poll_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    last_error: str | None
+    next_poll_at: dt.datetime
+    removed: bool = False
+
+    @property
+    def polled(self) -> bool:
+        """Whether the scheduler polls it: a polled system in test or automatic mode."""
+        return (
+            not self.removed
+            and self.mode is not ConnectionMode.MANUAL
+            and self.system in POLLED_SYSTEMS
+        )
+
+    def event(self, updated_at: dt.datetime) -> ConnectionUpdated:
+        """The ``connection.updated`` of this revision; a connection that is not polled
+        (manual, pushed, a booking target, removed) has no next poll."""
+        return ConnectionUpdated(
+            tenant_id=self.tenant_id,
+            connection_id=self.connection_id,
+            system=self.system,
+            mode=self.mode,
+            revision=self.revision,
+            last_poll_at=self.last_poll_at,
+            last_success_at=self.last_success_at,
+            last_error=self.last_error,
+            next_poll_at=self.next_poll_at if self.polled else None,
+            removed=self.removed,
+            updated_at=updated_at,
+        )
 
 
 @dataclass(frozen=True)
