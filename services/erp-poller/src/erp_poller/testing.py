@@ -264,6 +264,13 @@ class FakeConnectionRepository:
         self.polling[connection_id].next_poll_at = now()
         return True
 
+    async def make_due(self, tenant_id: str, connection_id: str) -> bool:
+        """Due for a poll now; False if the tenant has no such connection."""
+        if await self.get(connection_id, tenant_id) is None:
+            return False
+        self.polling[connection_id].next_poll_at = now()
+        return True
+
     async def remove(self, tenant_id: str, connection_id: str) -> bool:
         """Mark it removed; False if the tenant has no such connection."""
         if await self.get(connection_id, tenant_id) is None:

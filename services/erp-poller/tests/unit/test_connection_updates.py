@@ -1,5 +1,6 @@
 """connection.updated on the fakes: every change of a connection's state (added, replaced,
-mode, removed, a poll's end) is published once, as its next revision, with the change."""
+mode, removed, a poll's end) is published once, as its next revision, with the change; and
+an operator's "sync now" polls the tenant's own connection now, or says why not."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from erp_poller.domain.connections import (
     ConnectionConfig,
     ConnectionInUseError,
     NotFoundError,
+    SyncRefusedError,
 )
 from erp_poller.domain.documents import Document
 from erp_poller.service.connections import (
@@ -18,10 +20,12 @@ from erp_poller.service.connections import (
     remove_connection,
     save_connection,
     set_mode,
+    sync_now,
 )
 from erp_poller.service.polling import Schedule, poll_next
 from erp_poller.service.ports import Change, FetchCache
 from erp_poller.testing import (
+    FakeConnectionRepository,
     FakeRequestRepository,
     FakeSource,
     FakeSources,
@@ -180,6 +184,8 @@ async def test_a_removed_connection_is_published_gone_and_comes_back_with_a_high
         with pytest.raises(NotFoundError):
             await remove_connection(repos, TENANT, "k-fortnox", NOW)
         with pytest.raises(NotFoundError):
+            await sync_now(repos, TENANT, "k-fortnox", NOW)
+        with pytest.raises(NotFoundError):
             await set_mode(repos, TENANT, "k-fortnox", ConnectionMode.MANUAL, NOW)
     assert len(published(uow)) == 2
 
@@ -200,6 +206,50 @@ async def test_a_connection_booked_into_is_not_removed() -> None:
         await remove_connection(repos, TENANT, "k-winner", NOW)
         await remove_connection(repos, TENANT, "k-tripletex", NOW)  # once nothing books in
     assert [e.removed for e in published(uow, "k-tripletex")] == [False, True]
+
+
+async def test_sync_now_makes_the_tenants_polled_connection_due_at_once() -> None:
+    uow = FakeUnitOfWork()
+    await given_profile(uow, TENANT, seller_profile())
+    sources = FakeSources(FakeSource([invoice("1")]))
+    await add(uow)
+    assert await poll_next(uow, sources, HOUR)
+    assert not await poll_next(uow, sources, HOUR)  # due in an hour
+
+    async with uow.transaction() as repos:
+        state = await sync_now(repos, TENANT, "k-fortnox", NOW)
+    assert state.next_poll_at <= dt.datetime.now(dt.UTC)
+    assert published(uow)[-1].revision == 3  # due now
+    assert await poll_next(uow, sources, HOUR)
+    assert published(uow)[-1].revision == 4  # and how the poll ended
+
+
+async def test_sync_now_refuses_another_tenants_connection_and_what_is_not_polled() -> None:
+    uow = FakeUnitOfWork()
+    await add(uow, "theirs", tenant="t-other")
+    await add(uow, "k-manual", mode=ConnectionMode.MANUAL)
+    await add(uow, "k-winner", system=SourceSystem.WINNER)
+    await add(uow, "k-tripletex", system=SourceSystem.TRIPLETEX)
+    before = len(uow.outbox.written)
+    connections = uow.repos.connections
+    assert isinstance(connections, FakeConnectionRepository)
+    due = {cid: p.next_poll_at for cid, p in connections.polling.items()}
+    async with uow.transaction() as repos:
+        with pytest.raises(NotFoundError):
+            await sync_now(repos, TENANT, "theirs", NOW)
+        with pytest.raises(NotFoundError):
+            await sync_now(repos, TENANT, "nothing-of-that-id", NOW)
+        refused = {}
+        for cid in ("k-manual", "k-winner", "k-tripletex"):
+            with pytest.raises(SyncRefusedError) as caught:
+                await sync_now(repos, TENANT, cid, NOW)
+            refused[cid] = str(caught.value)
+    assert "manual mode" in refused["k-manual"]
+    assert "/api/v1/connections/k-manual/sync" in refused["k-manual"]
+    assert "pushed" in refused["k-winner"]
+    assert "book into" in refused["k-tripletex"]
+    assert len(uow.outbox.written) == before  # nothing changed, nothing published
+    assert {cid: p.next_poll_at for cid, p in connections.polling.items()} == due
 
 
 async def test_what_is_not_polled_has_no_next_poll() -> None:

@@ -243,6 +243,21 @@ class PgConnectionRepository:
         )
         return bool(done)
 
+    async def make_due(self, tenant_id: str, connection_id: str) -> bool:
+        """Make the connection due for a poll now; False if the tenant has no such connection.
+
+        Raises ConnectionBusyError while the connection is being polled or backfilled.
+        """
+        done = await _write_unless_busy(
+            self.db,
+            connection_id,
+            "UPDATE connections SET next_poll_at = now() "
+            "WHERE tenant_id = $1 AND connection_id = $2 AND removed_at IS NULL RETURNING true",
+            tenant_id,
+            connection_id,
+        )
+        return bool(done)
+
     async def remove(self, tenant_id: str, connection_id: str) -> bool:
         """Mark the connection removed (the row stays: its revision count, cursor and versions
         seen survive a re-add); False if the tenant has no such connection.

@@ -61,6 +61,10 @@ class ConnectionInUseError(Exception):
     """The connection cannot be removed: another connection of the tenant books into it."""
 
 
+class SyncRefusedError(Exception):
+    """Sync now does not apply to the connection (its mode or system); the message says why."""
+
+
 @dataclass(frozen=True)
 class ConnectionConfig:
     """What a connection is configured with; adding one again replaces it (not its cursor)."""
@@ -218,6 +222,27 @@ def check_book_into(connection_id: str, flow: Flow, target: SourceSystem | None)
             f"connection {flow.book_into!r} is {system.value}, which cannot be booked into "
             f"(only {writable})",
         )
+
+
+def sync_now_problem(connection: Connection) -> str | None:
+    """Why "sync now" (poll the connection at once) does not apply to it, or None.
+
+    Manual mode flows only what a sync request names (a number of documents or their ids),
+    which "sync now" does not say; push connections (Winner, on-premise) and booking targets
+    (Tripletex) are never polled.
+    """
+    cid, system = connection.connection_id, connection.system.value
+    if connection.system in TARGET_ONLY_SYSTEMS:
+        return f"connection {cid!r} is {system}: a connection to book into, never read"
+    if connection.mode is ConnectionMode.MANUAL:
+        return (
+            f"connection {cid!r} is in manual mode: only what a sync request names flows "
+            f"(a limit or document ids: POST /api/v1/connections/{cid}/sync, or "
+            "`erp-poller connections sync`)"
+        )
+    if not connection.polled:
+        return f"connection {cid!r} is {system}: its documents are pushed, nothing is polled"
+    return None
 
 
 def backfill_retry_delay(attempts: int) -> dt.timedelta | None:

@@ -1,5 +1,6 @@
 """Use cases of connection management: add, replace or remove a connection, switch its mode,
-and queue users' sync and backfill requests (the scheduler runs them, see `polling`).
+queue users' sync and backfill requests (the scheduler runs them, see `polling`) and poll one
+now (an operator's "sync now").
 
 Every change of a connection's published state (its configuration, mode, removal, the end of
 a poll) is announced on ``connection.updated`` as its next revision, in the transaction of the
@@ -22,9 +23,11 @@ from ..domain.connections import (
     ConnectionState,
     InvalidInputError,
     NotFoundError,
+    SyncRefusedError,
     SyncRequest,
     check_book_into,
     internal_host,
+    sync_now_problem,
 )
 from ..domain.credentials import CredentialsError, credentials_from_token, seal_form
 from .documents import release_pending
@@ -210,6 +213,30 @@ async def remove_connection(
         raise NotFoundError(f"no connection {connection_id!r}")
     await repos.requests.cancel_pending(connection_id, REMOVED)
     await announce_connection(repos, connection_id, now)
+
+
+async def sync_now(
+    repos: Repositories, tenant_id: str, connection_id: str, now: dt.datetime
+) -> ConnectionState:
+    """Poll one of the tenant's connections now (an operator's "sync now"): it becomes due at
+    once, so the scheduler polls it next, from its cursor, as any poll; the poll's end is
+    announced on ``connection.updated``.
+
+    ``NotFoundError`` when the tenant has no such connection (another tenant's is none);
+    ``SyncRefusedError`` when polling does not apply: manual mode flows only what a sync
+    request names, push connections and booking targets are never polled;
+    ``ConnectionBusyError`` while a poll, sync or backfill of it runs.
+    """
+    connection = await repos.connections.get(connection_id, tenant_id)
+    if connection is None:
+        raise NotFoundError(f"no connection {connection_id!r}")
+    problem = sync_now_problem(connection)
+    if problem is not None:
+        raise SyncRefusedError(problem)
+    if not await repos.connections.make_due(tenant_id, connection_id):
+        raise NotFoundError(f"no connection {connection_id!r}")
+    await announce_connection(repos, connection_id, now)
+    return await connection_state(repos, tenant_id, connection_id)
 
 
 async def request_sync(

@@ -68,6 +68,13 @@ class ConnectionRepository(Protocol):
         """
         ...
 
+    async def make_due(self, tenant_id: str, connection_id: str) -> bool:
+        """Make the connection due for a poll now; False if the tenant has no such connection.
+
+        Raises ConnectionBusyError while the connection is being polled or backfilled.
+        """
+        ...
+
     async def remove(self, tenant_id: str, connection_id: str) -> bool:
         """Mark the connection removed; False if the tenant has no such connection.
 
