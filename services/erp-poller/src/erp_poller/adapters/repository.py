@@ -323,12 +323,14 @@ class PgConnectionRepository:
     ) -> None:
         """Record the poll (it ended now; without ``error``, it succeeded now); advance the
         cursor only after a complete poll."""
+        # One instant: clock_timestamp() changes between two calls in one statement.
         await self.db.execute(
-            """UPDATE connections SET last_poll_at = clock_timestamp(),
+            """WITH ended AS (SELECT clock_timestamp() AS at)
+               UPDATE connections SET last_poll_at = ended.at,
                    last_success_at = CASE WHEN $4::text IS NULL
-                                          THEN clock_timestamp() ELSE last_success_at END,
+                                          THEN ended.at ELSE last_success_at END,
                    cursor_at = COALESCE($2, cursor_at), next_poll_at = $3, last_error = $4
-               WHERE connection_id = $1""",
+               FROM ended WHERE connection_id = $1""",
             connection_id,
             cursor_at,
             next_poll_at,
