@@ -1,5 +1,6 @@
 """The control panel beside the running pipeline: what it shows of real invoices is what the
-topics carried, each step once, one trace per invoice, and nothing of another tenant."""
+topics carried, each step once, one trace per invoice, and nothing of another tenant; the
+tenant's connection as erp-poller published it, and its Sync now carried out."""
 
 import asyncio
 import os
@@ -125,3 +126,31 @@ async def test_the_panel_shows_each_journey_as_the_topics_told_it(nordflow_stack
         )
         page = await client.get("/sign-in")
         assert page.status_code == 200
+
+        # The tenant's connection as erp-poller publishes it (connection.updated), and its
+        # Sync now carried out by erp-poller (operator.action_requested / _completed).
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            listed = (await client.get("/api/v1/connections")).json()
+            shown = {c["connection_id"]: c for c in listed}.get(tenant.connection_id)
+            if shown is not None and shown["last_success_at"] is not None:
+                break
+            assert asyncio.get_running_loop().time() < deadline, listed
+            await asyncio.sleep(1)
+        assert (shown["system"], shown["mode"], shown["removed"]) == ("fortnox", "automatic", False)
+        assert shown["last_poll_at"] is not None
+        assert shown["last_error"] is None
+        others = await client.get(
+            "/api/v1/connections", headers={"Authorization": f"Bearer {stranger}"}
+        )
+        assert others.json() == []
+        asked = await client.post(f"/api/v1/connections/{tenant.connection_id}/sync")
+        assert asked.status_code == 202, asked.text
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            action = (await client.get(f"/api/v1/actions/{asked.json()['action_id']}")).json()
+            if action["outcome"] is not None:
+                break
+            assert asyncio.get_running_loop().time() < deadline, action
+            await asyncio.sleep(1)
+        assert (action["service"], action["outcome"]) == ("erp-poller", "done"), action

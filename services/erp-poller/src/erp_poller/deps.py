@@ -12,11 +12,12 @@ import asyncpg
 from nordflow_runtime.app import Resources
 from nordflow_runtime.crypto import SecretBox
 
-from .adapters.repository import PgUnitOfWork
+from .adapters.repository import PgUnitOfWork, pg_repositories
 from .adapters.source_cache import SourceCache
 from .adapters.sources import ClientOptions
 from .config import Settings
 from .service.polling import Schedule, utc_now
+from .service.ports import Repositories
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class Deps:
     allow_internal_urls: bool = False
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     clock: Callable[[], dt.datetime] = utc_now
+
+    def repositories(self, conn: asyncpg.Connection) -> Repositories:
+        """The repositories on a transaction the runtime opened (a consumed batch's)."""
+        return pg_repositories(conn)
 
     def wake(self) -> None:
         """Tell the scheduler there is work now (a new connection, a sync or backfill)."""

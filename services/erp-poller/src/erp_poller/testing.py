@@ -30,6 +30,7 @@ from .domain.connections import (
     BackfillRequest,
     Connection,
     ConnectionConfig,
+    ConnectionRevision,
     ConnectionState,
     ConnectionTakenError,
     SyncRequest,
@@ -168,11 +169,15 @@ class _Polling:
     last_error: str | None = None
     next_poll_at: dt.datetime = field(default_factory=now)
     poll_interval_seconds: int | None = None
+    last_success_at: dt.datetime | None = None
+    revision: int = 0
+    removed: bool = False
 
 
 @dataclass
 class FakeConnectionRepository:
-    """Connections in a dict by id (no locks: one use case at a time)."""
+    """Connections in a dict by id (no locks: one use case at a time); a removed one stays,
+    marked in its polling state."""
 
     profiles: FakeProfileRepository
     connections: dict[str, Connection] = field(default_factory=dict)
@@ -201,6 +206,11 @@ class FakeConnectionRepository:
         polling = self.polling.setdefault(c.connection_id, _Polling())
         polling.next_poll_at = now()
         polling.poll_interval_seconds = interval
+        polling.removed = False
+
+    def live(self) -> list[Connection]:
+        """The connections not removed."""
+        return [c for c in self.connections.values() if not self.polling[c.connection_id].removed]
 
     def _state(self, connection: Connection) -> ConnectionState:
         polling = self.polling[connection.connection_id]
@@ -218,13 +228,14 @@ class FakeConnectionRepository:
             next_poll_at=polling.next_poll_at,
             tenant_has_profile=connection.tenant_id in self.profiles.profiles,
             flow=connection.flow,
+            last_success_at=polling.last_success_at,
         )
 
     async def states(self, tenant_id: str | None = None) -> list[ConnectionState]:
         """Connections with their polling state."""
         return [
             self._state(c)
-            for c in sorted(self.connections.values(), key=lambda c: c.connection_id)
+            for c in sorted(self.live(), key=lambda c: c.connection_id)
             if tenant_id is None or c.tenant_id == tenant_id
         ]
 
@@ -238,11 +249,11 @@ class FakeConnectionRepository:
         connection = self.connections.get(connection_id)
         if connection is None or tenant_id not in (None, connection.tenant_id):
             return None
-        return connection
+        return None if self.polling[connection_id].removed else connection
 
     async def of_tenant(self, tenant_id: str) -> list[Connection]:
         """The tenant's connections."""
-        return [c for c in self.connections.values() if c.tenant_id == tenant_id]
+        return [c for c in self.live() if c.tenant_id == tenant_id]
 
     async def set_mode(self, tenant_id: str, connection_id: str, mode: ConnectionMode) -> bool:
         """Change a connection's mode; False if the tenant has no such connection."""
@@ -253,11 +264,47 @@ class FakeConnectionRepository:
         self.polling[connection_id].next_poll_at = now()
         return True
 
+    async def make_due(self, tenant_id: str, connection_id: str) -> bool:
+        """Due for a poll now; False if the tenant has no such connection."""
+        if await self.get(connection_id, tenant_id) is None:
+            return False
+        self.polling[connection_id].next_poll_at = now()
+        return True
+
+    async def remove(self, tenant_id: str, connection_id: str) -> bool:
+        """Mark it removed; False if the tenant has no such connection."""
+        if await self.get(connection_id, tenant_id) is None:
+            return False
+        self.polling[connection_id].removed = True
+        return True
+
+    async def next_revision(self, connection_id: str) -> ConnectionRevision:
+        """One more revision of the published state."""
+        connection, polling = self.connections[connection_id], self.polling[connection_id]
+        polling.revision += 1
+        return ConnectionRevision(
+            connection_id=connection_id,
+            tenant_id=connection.tenant_id,
+            system=connection.system,
+            mode=connection.mode,
+            revision=polling.revision,
+            last_poll_at=polling.last_poll_at,
+            last_success_at=polling.last_success_at,
+            last_error=polling.last_error,
+            next_poll_at=polling.next_poll_at,
+            removed=polling.removed,
+        )
+
+    async def unannounced(self) -> str | None:
+        """A connection never published."""
+        waiting = sorted(cid for cid, p in self.polling.items() if p.revision == 0)
+        return waiting[0] if waiting else None
+
     async def claim_due(self) -> Connection | None:
         """The polling connection due first (test or automatic mode)."""
         due = [
             c
-            for c in self.connections.values()
+            for c in self.live()
             if c.polled
             and c.mode is not ConnectionMode.MANUAL
             and self.polling[c.connection_id].next_poll_at <= now()
@@ -279,6 +326,8 @@ class FakeConnectionRepository:
             self.connections[connection_id] = dataclasses.replace(connection, cursor_at=cursor_at)
         polling = self.polling[connection_id]
         polling.last_poll_at, polling.next_poll_at, polling.last_error = now(), next_poll_at, error
+        if error is None:
+            polling.last_success_at = polling.last_poll_at
 
 
 @dataclass
@@ -341,11 +390,25 @@ class FakeRequestRepository:
         return found if found is not None and found.tenant_id == tenant_id else None
 
     async def claim_sync(self) -> tuple[SyncRequest, Connection] | None:
-        """The oldest pending sync request."""
+        """The oldest pending sync request (of a connection not removed)."""
+        live = {c.connection_id: c for c in self.connections.live()}
         for request in sorted(self.syncs.values(), key=lambda r: r.request_id):
-            if request.finished_at is None:
-                return request, self.connections.connections[request.connection_id]
+            if request.finished_at is None and request.connection_id in live:
+                return request, live[request.connection_id]
         return None
+
+    async def cancel_pending(self, connection_id: str, error: str) -> int:
+        """Finish the connection's unfinished requests with ``error``."""
+        cancelled = 0
+        for request in list(self.syncs.values()):
+            if request.connection_id == connection_id and request.finished_at is None:
+                await self.finish_sync(request.request_id, None, error)
+                cancelled += 1
+        for backfill in list(self.backfills.values()):
+            if backfill.connection_id == connection_id and backfill.finished_at is None:
+                await self.finish_backfill(backfill.request_id, error)
+                cancelled += 1
+        return cancelled
 
     async def finish_sync(self, request_id: int, emitted: int | None, error: str | None) -> None:
         """Record how a sync request ended."""
@@ -381,15 +444,18 @@ class FakeRequestRepository:
 
     async def claim_backfill(self) -> tuple[BackfillRequest, Connection] | None:
         """The oldest due, unfinished backfill."""
+        live = {c.connection_id: c for c in self.connections.live()}
         due = [
             r
             for r in self.backfills.values()
-            if r.finished_at is None and self.not_before[r.request_id] <= now()
+            if r.finished_at is None
+            and self.not_before[r.request_id] <= now()
+            and r.connection_id in live
         ]
         due.sort(key=lambda r: (self.not_before[r.request_id], r.request_id))
         if not due:
             return None
-        return due[0], self.connections.connections[due[0].connection_id]
+        return due[0], live[due[0].connection_id]
 
     def _update(self, request_id: int, **changes: Any) -> None:
         self.backfills[request_id] = dataclasses.replace(self.backfills[request_id], **changes)

@@ -177,7 +177,9 @@ async def test_manual_mode_flows_only_what_is_asked(api, pool, sandbox, box):
     assert done.json()["emitted"] == 2
     assert done.json()["finished_at"] is not None
     emitted = await pool.fetch(
-        "SELECT convert_from(key, 'UTF8') AS key FROM outbox WHERE tenant_id = $1", tenant
+        "SELECT convert_from(key, 'UTF8') AS key FROM outbox "
+        "WHERE tenant_id = $1 AND topic = 'erp.document.fetched'",
+        tenant,
     )
     assert len(emitted) == 3
     seen = await pool.fetch("SELECT document_id FROM documents WHERE tenant_id = $1", tenant)
@@ -357,7 +359,8 @@ async def test_a_backfill_that_dies_midway_resumes_and_counts_each_emission_once
     assert resumed.finished_at is not None
     assert resumed.error is None
     assert (resumed.attempts, resumed.listed, resumed.emitted) == (2, 4, 4)
-    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE tenant_id = $1", tenant) == 4
+    fetched = "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND topic = 'erp.document.fetched'"
+    assert await pool.fetchval(fetched, tenant) == 4
 
 
 async def test_a_change_while_a_poll_holds_the_connection_answers_409_not_a_hang(
@@ -414,7 +417,7 @@ async def test_switching_to_automatic_releases_what_manual_mode_held_back(api, p
             repos, connection, profile, [document], dt.datetime.now(dt.UTC)
         )
     assert outcome.outcome == "pending"
-    outbox = "SELECT count(*) FROM outbox WHERE tenant_id = $1"
+    outbox = "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND topic = 'erp.document.fetched'"
     assert await pool.fetchval(outbox, tenant) == 0
     switched = await client.patch(
         "/api/v1/connections/push-1", json={"mode": "automatic"}, headers=headers
@@ -471,7 +474,7 @@ async def test_an_oauth_token_url_may_not_point_into_the_cluster(harness, pool, 
     async with service.http() as client:
         answer = await client.put("/api/v1/connections/oauth", json=body, headers=headers)
     assert answer.status_code == 422
-    assert answer.json()["detail"][0]["loc"] == ["body", "credentials.token_url"]
+    assert answer.json()["detail"][0]["loc"] == ["body", "credentials", "token_url"]
     assert "s" not in {e.get("input") for e in answer.json()["detail"]}
 
 

@@ -52,7 +52,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     for command in ("run", "migrate", "dlq", "jobs", "tokens", "connections", "tenants"):
         assert command in out
     code, out, _ = run(capsys, "connections", "--help")
-    for command in ("add", "list", "mode", "sync", "backfill", "backfills"):
+    for command in ("add", "list", "mode", "sync", "backfill", "backfills", "remove"):
         assert command in out
     code, out, _ = run(capsys, "tenants", "profile", "--help")
     assert "set" in out
@@ -100,7 +100,7 @@ def test_a_tenant_is_set_up_and_operated_from_the_command_line(
     shown = json.loads(out)
     assert (shown["tenant_id"], shown["revision"]) == (tenant, 1)
     assert shown["profile"] == PROFILE.model_dump(mode="json")
-    assert published(env) == ["tenant.updated"]
+    assert published(env) == ["connection.updated", "tenant.updated"]
     code, out, _ = run(capsys, "connections", "list")
     assert "(the tenant has no profile)" not in out
 
@@ -150,6 +150,23 @@ def test_a_tenant_is_set_up_and_operated_from_the_command_line(
     assert out.strip().endswith("flow: record only")
     code, out, _ = run(capsys, "connections", "list", "--tenant", tenant)
     assert f"t-cli-sv  tenant={tenant}  sirvoy  test  flow: book into {connection}" in out
+
+    # Removed (published as removed on connection.updated), once nothing books into it.
+    remove = ["connections", "remove", "--tenant", tenant, "--connection-id"]
+    code, _, err = run(capsys, *remove, connection)
+    assert code == 1
+    assert "booked into by t-cli-sv" in err
+    code, _, err = run(capsys, "connections", "remove", "--tenant", "t-other",
+                       "--connection-id", "t-cli-sv")  # fmt: skip
+    assert (code, err.strip()) == (1, "erp-poller: tenant t-other has no connection 't-cli-sv'")
+    code, out, _ = run(capsys, *remove, "t-cli-sv")
+    assert (code, out.strip()) == (0, f"connection t-cli-sv of tenant {tenant} removed")
+    code, out, _ = run(capsys, "connections", "list", "--tenant", tenant)
+    assert "t-cli-sv" not in out
+    code, out, _ = run(capsys, *remove, connection)
+    assert code == 0
+    # added, mode, sirvoy added, tripletex added, two removals
+    assert published(env).count("connection.updated") == 6
 
     code, out, _ = run(capsys, "tokens", "create", tenant, "--name", "cli")
     assert code == 0

@@ -122,7 +122,9 @@ def process(pool: asyncpg.Pool, box: SecretBox) -> Steps:
 
 async def emitted(pool: asyncpg.Pool, connection_id: str) -> list[ErpDocumentFetched]:
     out = []
-    for row in await pool.fetch("SELECT value, headers FROM outbox ORDER BY seq"):
+    for row in await pool.fetch(
+        "SELECT value, headers FROM outbox WHERE topic = 'erp.document.fetched' ORDER BY seq"
+    ):
         headers = [(name, base64.b64decode(value)) for name, value in json.loads(row["headers"])]
         body = decode(bytes(row["value"]), headers).body
         assert isinstance(body, ErpDocumentFetched)

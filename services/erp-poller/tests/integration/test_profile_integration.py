@@ -16,12 +16,18 @@ from erp_poller.adapters.repository import PgConnectionRepository, PgUnitOfWork
 from erp_poller.deps import Deps
 from erp_poller.domain.connections import ConnectionConfig
 from erp_poller.domain.profiles import profile_from_seller
+from erp_poller.service.connections import announce_unpublished
 from erp_poller.service.profiles import adopt_legacy_sellers
 from erp_poller.testing import app_for, seller_profile
 from nordflow_runtime import db, tenants
 from nordflow_runtime.testing import ServiceHarness
 from nordflow_schemas.common import ConnectionMode, SourceSystem
-from nordflow_schemas.events import RELATED_TENANT, ErpDocumentFetched, TenantUpdated
+from nordflow_schemas.events import (
+    RELATED_TENANT,
+    ConnectionUpdated,
+    ErpDocumentFetched,
+    TenantUpdated,
+)
 from nordflow_signing import signature_headers
 
 pytestmark = pytest.mark.integration
@@ -195,6 +201,12 @@ async def test_the_upgrade_turns_each_tenants_first_connection_seller_into_its_p
                 json.dumps(SELLERS[seller]),
                 created,
             )
+        # One was polled: its last poll counts as its last success (migration 010).
+        await pool.execute(
+            "UPDATE connections SET last_poll_at = $2 WHERE connection_id = $1",
+            f"{demo}-a",
+            dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
+        )
         set_by_hand = seller_profile("Satt För Hand AB")
         await pool.execute(
             "INSERT INTO tenant_profiles (tenant_id, revision, profile, updated_at) "
@@ -204,7 +216,11 @@ async def test_the_upgrade_turns_each_tenants_first_connection_seller_into_its_p
         )
 
         applied = await db.migrate(pool, schema, migrations)
-        assert applied == ["erp-poller/008_tenant_profiles", "erp-poller/009_flows"]
+        assert applied == [
+            "erp-poller/008_tenant_profiles",
+            "erp-poller/009_flows",
+            "erp-poller/010_connection_updates",
+        ]
         columns = await pool.fetch(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = $1 AND table_name = 'connections'",
@@ -238,6 +254,23 @@ async def test_the_upgrade_turns_each_tenants_first_connection_seller_into_its_p
         assert sorted((r["topic"], r["tenant_id"]) for r in topics) == sorted(
             [("tenant.updated", demo), ("tenant.updated", fjord)]
         )
+
+        # The start-up step publishes every connection once on connection.updated.
+        assert await announce_unpublished(uow, now) == 4
+        assert await announce_unpublished(uow, now) == 0
+        harness = ServiceHarness(app, pool, schema, None)
+        states = {
+            e.body.connection_id: e.body
+            for e in (await harness.emitted()).events
+            if isinstance(e.body, ConnectionUpdated)
+        }
+        assert sorted(states) == sorted(r[0] for r in rows)
+        assert {s.revision for s in states.values()} == {1}
+        polled = states[f"{demo}-a"]
+        assert (
+            polled.last_poll_at == polled.last_success_at == dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+        )
+        assert states[f"{demo}-b"].last_success_at is None
     finally:
         async with pool.acquire() as conn:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -331,7 +331,9 @@ def runner(pool: asyncpg.Pool, box: SecretBox) -> Steps:
 
 async def events(pool: asyncpg.Pool) -> list[ErpDocumentFetched]:
     out = []
-    for row in await pool.fetch("SELECT key, value, headers FROM outbox ORDER BY seq"):
+    for row in await pool.fetch(
+        "SELECT key, value, headers FROM outbox WHERE topic = 'erp.document.fetched' ORDER BY seq"
+    ):
         headers = [(name, base64.b64decode(value)) for name, value in json.loads(row["headers"])]
         body = decode(bytes(row["value"]), headers).body
         assert isinstance(body, ErpDocumentFetched)

@@ -74,7 +74,8 @@ async def test_every_document_carries_the_tenants_profile() -> None:
             "customer": {"CustomerNumber": "7"},
             RELATED_TENANT: PROFILE.model_dump(mode="json"),
         }
-    assert [s for _, s in uow.outbox.written] == ["1", "2"]  # the subjects
+    subjects = [s for e, s in uow.outbox.written if isinstance(e, ErpDocumentFetched)]
+    assert subjects == ["1", "2"]
 
 
 async def test_without_a_profile_a_poll_emits_nothing_and_loses_nothing() -> None:
@@ -88,7 +89,7 @@ async def test_without_a_profile_a_poll_emits_nothing_and_loses_nothing() -> Non
     assert "has no profile: set the tenant profile first" in polled.last_error
     assert polled.cursor_at is None  # the next poll starts where this one would have
     assert source.fetched == 0
-    assert uow.outbox.written == []
+    assert uow.outbox.of(ErpDocumentFetched) == []
 
     await given_profile(uow, connection.tenant_id, PROFILE)
     assert await poll_next(uow, sources, SCHEDULE)

@@ -24,6 +24,7 @@ from ..domain.connections import (
     Connection,
     ConnectionBusyError,
     ConnectionConfig,
+    ConnectionRevision,
     ConnectionState,
     ConnectionTakenError,
     SyncRequest,
@@ -95,11 +96,12 @@ def _connection(row: asyncpg.Record) -> Connection:
 
 
 _STATE = """SELECT c.connection_id, c.tenant_id, c.system, c.base_url, c.mode, c.cutoff_at,
-       c.cursor_at, c.poll_interval_seconds, c.last_poll_at, c.last_error, c.next_poll_at,
-       c.flow_book_into, c.flow_factor, c.flow_distribute,
+       c.cursor_at, c.poll_interval_seconds, c.last_poll_at, c.last_success_at, c.last_error,
+       c.next_poll_at, c.flow_book_into, c.flow_factor, c.flow_distribute,
        EXISTS (SELECT 1 FROM tenant_profiles p WHERE p.tenant_id = c.tenant_id)
            AS tenant_has_profile
-FROM connections c"""
+FROM connections c
+WHERE c.removed_at IS NULL"""
 
 
 def _state(row: asyncpg.Record) -> ConnectionState:
@@ -117,6 +119,26 @@ def _state(row: asyncpg.Record) -> ConnectionState:
         next_poll_at=row["next_poll_at"],
         tenant_has_profile=row["tenant_has_profile"],
         flow=_flow(row),
+        last_success_at=row["last_success_at"],
+    )
+
+
+_REVISION = """connection_id, tenant_id, system, mode, revision, last_poll_at, last_success_at,
+    last_error, next_poll_at, removed_at IS NOT NULL AS removed"""
+
+
+def _revision(row: asyncpg.Record) -> ConnectionRevision:
+    return ConnectionRevision(
+        connection_id=row["connection_id"],
+        tenant_id=row["tenant_id"],
+        system=SourceSystem(row["system"]),
+        mode=ConnectionMode(row["mode"]),
+        revision=row["revision"],
+        last_poll_at=row["last_poll_at"],
+        last_success_at=row["last_success_at"],
+        last_error=row["last_error"],
+        next_poll_at=row["next_poll_at"],
+        removed=row["removed"],
     )
 
 
@@ -128,7 +150,9 @@ class PgConnectionRepository:
         self.db = db
 
     async def add(self, config: ConnectionConfig) -> None:
-        """Create or replace a connection's configuration (the cursor is kept).
+        """Create or replace a connection's configuration (the cursor is kept); a removed
+        connection of the same tenant and system is added again (its cursor, versions seen
+        and revision count kept).
 
         Raises ConnectionTakenError if the id belongs to another tenant or source system,
         ConnectionBusyError while the connection is being polled, synced or backfilled.
@@ -146,7 +170,7 @@ class PgConnectionRepository:
                  poll_interval_seconds = EXCLUDED.poll_interval_seconds,
                  flow_book_into = EXCLUDED.flow_book_into, flow_factor = EXCLUDED.flow_factor,
                  flow_distribute = EXCLUDED.flow_distribute,
-                 next_poll_at = now(), updated_at = clock_timestamp()
+                 next_poll_at = now(), updated_at = clock_timestamp(), removed_at = NULL
                WHERE connections.tenant_id = EXCLUDED.tenant_id
                  AND connections.system = EXCLUDED.system
                RETURNING true""",
@@ -170,7 +194,7 @@ class PgConnectionRepository:
     async def states(self, tenant_id: str | None = None) -> list[ConnectionState]:
         """Connections with their polling state (never the token)."""
         rows = await self.db.fetch(
-            f"{_STATE} WHERE $1::text IS NULL OR c.tenant_id = $1 "
+            f"{_STATE} AND ($1::text IS NULL OR c.tenant_id = $1) "
             "ORDER BY c.tenant_id, c.connection_id",
             tenant_id,
         )
@@ -179,7 +203,7 @@ class PgConnectionRepository:
     async def state(self, tenant_id: str, connection_id: str) -> ConnectionState | None:
         """One of the tenant's connections with its polling state."""
         row = await self.db.fetchrow(
-            f"{_STATE} WHERE c.tenant_id = $1 AND c.connection_id = $2", tenant_id, connection_id
+            f"{_STATE} AND c.tenant_id = $1 AND c.connection_id = $2", tenant_id, connection_id
         )
         return None if row is None else _state(row)
 
@@ -187,7 +211,7 @@ class PgConnectionRepository:
         """A connection as the poller sees it (its token still sealed); with ``tenant_id``,
         only if it is that tenant's."""
         row = await self.db.fetchrow(
-            "SELECT * FROM connections WHERE connection_id = $1 "
+            "SELECT * FROM connections WHERE connection_id = $1 AND removed_at IS NULL "
             "AND ($2::text IS NULL OR tenant_id = $2)",
             connection_id,
             tenant_id,
@@ -197,7 +221,9 @@ class PgConnectionRepository:
     async def of_tenant(self, tenant_id: str) -> list[Connection]:
         """The tenant's connections."""
         rows = await self.db.fetch(
-            "SELECT * FROM connections WHERE tenant_id = $1 ORDER BY connection_id", tenant_id
+            "SELECT * FROM connections WHERE tenant_id = $1 AND removed_at IS NULL "
+            "ORDER BY connection_id",
+            tenant_id,
         )
         return [_connection(r) for r in rows]
 
@@ -210,12 +236,65 @@ class PgConnectionRepository:
             self.db,
             connection_id,
             "UPDATE connections SET mode = $3, next_poll_at = now() "
-            "WHERE tenant_id = $1 AND connection_id = $2 RETURNING true",
+            "WHERE tenant_id = $1 AND connection_id = $2 AND removed_at IS NULL RETURNING true",
             tenant_id,
             connection_id,
             mode.value,
         )
         return bool(done)
+
+    async def make_due(self, tenant_id: str, connection_id: str) -> bool:
+        """Make the connection due for a poll now; False if the tenant has no such connection.
+
+        Raises ConnectionBusyError while the connection is being polled or backfilled.
+        """
+        done = await _write_unless_busy(
+            self.db,
+            connection_id,
+            "UPDATE connections SET next_poll_at = now() "
+            "WHERE tenant_id = $1 AND connection_id = $2 AND removed_at IS NULL RETURNING true",
+            tenant_id,
+            connection_id,
+        )
+        return bool(done)
+
+    async def remove(self, tenant_id: str, connection_id: str) -> bool:
+        """Mark the connection removed (the row stays: its revision count, cursor and versions
+        seen survive a re-add); False if the tenant has no such connection.
+
+        Raises ConnectionBusyError while the connection is being polled or backfilled.
+        """
+        done = await _write_unless_busy(
+            self.db,
+            connection_id,
+            "UPDATE connections SET removed_at = now() "
+            "WHERE tenant_id = $1 AND connection_id = $2 AND removed_at IS NULL RETURNING true",
+            tenant_id,
+            connection_id,
+        )
+        return bool(done)
+
+    async def next_revision(self, connection_id: str) -> ConnectionRevision:
+        """Count one more revision of the connection's published state and return that state
+        (removed or not); the row stays locked until the transaction ends, so concurrent
+        changes publish in the order of their revisions."""
+        row = await self.db.fetchrow(
+            "UPDATE connections SET revision = revision + 1 WHERE connection_id = $1 "
+            f"RETURNING {_REVISION}",
+            connection_id,
+        )
+        if row is None:
+            raise LookupError(f"no connection {connection_id!r}")
+        return _revision(row)
+
+    async def unannounced(self) -> str | None:
+        """Lock one connection whose state was never published (skipping those a poll or
+        another replica holds); its id."""
+        found: str | None = await self.db.fetchval(
+            "SELECT connection_id FROM connections WHERE revision = 0 "
+            "ORDER BY connection_id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED"
+        )
+        return found
 
     async def claim_due(self) -> Connection | None:
         """Lock one due polling connection (test or automatic mode) in this transaction.
@@ -228,7 +307,7 @@ class PgConnectionRepository:
         row = await self.db.fetchrow(
             """SELECT * FROM connections
                WHERE mode IN ('test', 'automatic') AND next_poll_at <= now()
-                 AND system = ANY($1::text[])
+                 AND system = ANY($1::text[]) AND removed_at IS NULL
                ORDER BY next_poll_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED""",
             POLLED,
         )
@@ -242,11 +321,16 @@ class PgConnectionRepository:
         next_poll_at: dt.datetime,
         error: str | None,
     ) -> None:
-        """Record the poll; advance the cursor only after a complete poll."""
+        """Record the poll (it ended now; without ``error``, it succeeded now); advance the
+        cursor only after a complete poll."""
+        # One instant: clock_timestamp() changes between two calls in one statement.
         await self.db.execute(
-            """UPDATE connections SET last_poll_at = now(),
+            """WITH ended AS (SELECT clock_timestamp() AS at)
+               UPDATE connections SET last_poll_at = ended.at,
+                   last_success_at = CASE WHEN $4::text IS NULL
+                                          THEN ended.at ELSE last_success_at END,
                    cursor_at = COALESCE($2, cursor_at), next_poll_at = $3, last_error = $4
-               WHERE connection_id = $1""",
+               FROM ended WHERE connection_id = $1""",
             connection_id,
             cursor_at,
             next_poll_at,
@@ -374,7 +458,7 @@ class PgRequestRepository:
         row = await self.db.fetchrow(
             """SELECT r.request_id, r.limit_count, r.document_ids, r.requested_at, c.*
                FROM sync_requests r JOIN connections c USING (connection_id)
-               WHERE r.finished_at IS NULL
+               WHERE r.finished_at IS NULL AND c.removed_at IS NULL
                ORDER BY r.requested_at LIMIT 1
                FOR NO KEY UPDATE OF r, c SKIP LOCKED"""
         )
@@ -389,6 +473,22 @@ class PgRequestRepository:
             emitted,
             error,
         )
+
+    async def cancel_pending(self, connection_id: str, error: str) -> int:
+        """Finish the connection's unfinished sync and backfill requests with ``error``."""
+        syncs = await self.db.fetch(
+            "UPDATE sync_requests SET finished_at = now(), error = $2 "
+            "WHERE connection_id = $1 AND finished_at IS NULL RETURNING request_id",
+            connection_id,
+            error,
+        )
+        backfills = await self.db.fetch(
+            "UPDATE backfill_requests SET finished_at = now(), error = $2 "
+            "WHERE connection_id = $1 AND finished_at IS NULL RETURNING request_id",
+            connection_id,
+            error,
+        )
+        return len(syncs) + len(backfills)
 
     async def request_backfill(
         self, tenant_id: str, connection_id: str, since: dt.datetime
@@ -435,7 +535,7 @@ class PgRequestRepository:
             """SELECT r.request_id, r.since, r.requested_at, r.started_at, r.attempts,
                       r.listed, r.emitted, c.*
                FROM backfill_requests r JOIN connections c USING (connection_id)
-               WHERE r.finished_at IS NULL AND r.not_before <= now()
+               WHERE r.finished_at IS NULL AND r.not_before <= now() AND c.removed_at IS NULL
                ORDER BY r.not_before, r.request_id LIMIT 1
                FOR NO KEY UPDATE OF c SKIP LOCKED"""
         )

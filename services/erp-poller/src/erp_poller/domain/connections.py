@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from nordflow_connectors.egress import url_problem
 from nordflow_schemas.common import ConnectionMode, SourceSystem
-from nordflow_schemas.events import Flow
+from nordflow_schemas.events import ConnectionUpdated, Flow
 
 POLLED_SYSTEMS = frozenset(
     {
@@ -55,6 +55,14 @@ class InvalidInputError(ValueError):
 
 class NotFoundError(LookupError):
     """No such connection (of the tenant, or of the system a push names), or request."""
+
+
+class ConnectionInUseError(Exception):
+    """The connection cannot be removed: another connection of the tenant books into it."""
+
+
+class SyncRefusedError(Exception):
+    """Sync now does not apply to the connection (its mode or system); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,50 @@ class ConnectionState:
     next_poll_at: dt.datetime
     tenant_has_profile: bool
     flow: Flow = field(default_factory=Flow)
+    last_success_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionRevision:
+    """A connection's state as ``connection.updated`` publishes it, at one revision (never
+    its credentials, base URL or cursor)."""
+
+    connection_id: str
+    tenant_id: str
+    system: SourceSystem
+    mode: ConnectionMode
+    revision: int
+    last_poll_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    last_error: str | None
+    next_poll_at: dt.datetime
+    removed: bool = False
+
+    @property
+    def polled(self) -> bool:
+        """Whether the scheduler polls it: a polled system in test or automatic mode."""
+        return (
+            not self.removed
+            and self.mode is not ConnectionMode.MANUAL
+            and self.system in POLLED_SYSTEMS
+        )
+
+    def event(self, updated_at: dt.datetime) -> ConnectionUpdated:
+        """The ``connection.updated`` of this revision; a connection that is not polled
+        (manual, pushed, a booking target, removed) has no next poll."""
+        return ConnectionUpdated(
+            tenant_id=self.tenant_id,
+            connection_id=self.connection_id,
+            system=self.system,
+            mode=self.mode,
+            revision=self.revision,
+            last_poll_at=self.last_poll_at,
+            last_success_at=self.last_success_at,
+            last_error=self.last_error,
+            next_poll_at=self.next_poll_at if self.polled else None,
+            removed=self.removed,
+            updated_at=updated_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -170,6 +222,27 @@ def check_book_into(connection_id: str, flow: Flow, target: SourceSystem | None)
             f"connection {flow.book_into!r} is {system.value}, which cannot be booked into "
             f"(only {writable})",
         )
+
+
+def sync_now_problem(connection: Connection) -> str | None:
+    """Why "sync now" (poll the connection at once) does not apply to it, or None.
+
+    Manual mode flows only what a sync request names (a number of documents or their ids),
+    which "sync now" does not say; push connections (Winner, on-premise) and booking targets
+    (Tripletex) are never polled.
+    """
+    cid, system = connection.connection_id, connection.system.value
+    if connection.system in TARGET_ONLY_SYSTEMS:
+        return f"connection {cid!r} is {system}: a connection to book into, never read"
+    if connection.mode is ConnectionMode.MANUAL:
+        return (
+            f"connection {cid!r} is in manual mode: only what a sync request names flows "
+            f"(a limit or document ids: POST /api/v1/connections/{cid}/sync, or "
+            "`erp-poller connections sync`)"
+        )
+    if not connection.polled:
+        return f"connection {cid!r} is {system}: its documents are pushed, nothing is polled"
+    return None
 
 
 def backfill_retry_delay(attempts: int) -> dt.timedelta | None:

@@ -27,6 +27,7 @@ from ..deps import Deps, deps_for
 from ..domain.connections import (
     TARGET_ONLY_SYSTEMS,
     ConnectionBusyError,
+    ConnectionInUseError,
     ConnectionTakenError,
     InvalidInputError,
     NotFoundError,
@@ -243,6 +244,25 @@ def connections_mode(
     print(f"connection {connection_id}: {mode.value}")
     if released:
         print(f"{released} pushed document(s) held back in manual mode released")
+
+
+@connections.command("remove")
+def connections_remove(tenant: TenantOption, connection_id: ConnectionOption) -> None:
+    """Remove a connection (published as removed on connection.updated); adding it again
+    brings it back with its cursor."""
+    config = settings()
+
+    async def removing() -> None:
+        async with service(config) as deps, deps.uow.transaction() as repos:
+            await connection_cases.remove_connection(repos, tenant, connection_id, deps.clock())
+
+    try:
+        run(removing())
+    except NotFoundError:
+        raise fail(f"tenant {tenant} has no connection {connection_id!r}") from None
+    except (ConnectionBusyError, ConnectionInUseError) as exc:
+        raise fail(str(exc)) from None
+    print(f"connection {connection_id} of tenant {tenant} removed")
 
 
 @connections.command("sync")

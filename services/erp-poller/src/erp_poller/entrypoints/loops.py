@@ -1,6 +1,6 @@
 """The scheduler's loops: sync requests and due polls in one, backfills in another, each step
-a use case of `erp_poller.service.polling`; and the start-up step that turns the sellers
-connections carried before profiles existed into profiles."""
+a use case of `erp_poller.service.polling`; and the start-up steps: the sellers connections
+carried before profiles existed become profiles, connections never published are published."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..adapters.source_cache import SourceCache
 from ..deps import Deps
-from ..service import polling, profiles
+from ..service import connections, polling, profiles
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +78,10 @@ async def adopt_legacy_sellers(deps: Deps) -> None:
     adopted = await profiles.adopt_legacy_sellers(deps.uow, deps.clock)
     if adopted:
         log.info("%d tenant profile(s) created from their connections' sellers", adopted)
+
+
+async def announce_connections(deps: Deps) -> None:
+    """Publish on connection.updated the connections added before it existed."""
+    announced = await connections.announce_unpublished(deps.uow, deps.clock)
+    if announced:
+        log.info("%d connection(s) published on connection.updated", announced)

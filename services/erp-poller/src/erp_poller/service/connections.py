@@ -1,29 +1,40 @@
-"""Use cases of connection management: add or replace a connection, switch its mode, and
-queue users' sync and backfill requests (the scheduler runs them, see `polling`)."""
+"""Use cases of connection management: add, replace or remove a connection, switch its mode,
+queue users' sync and backfill requests (the scheduler runs them, see `polling`) and poll one
+now (an operator's "sync now").
+
+Every change of a connection's published state (its configuration, mode, removal, the end of
+a poll) is announced on ``connection.updated`` as its next revision, in the transaction of the
+change (`announce_connection`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from nordflow_schemas.common import ConnectionMode, SourceSystem
-from nordflow_schemas.events import Flow
+from nordflow_schemas.events import ConnectionUpdated, Flow
 
 from ..domain.connections import (
     BackfillRequest,
     ConnectionConfig,
+    ConnectionInUseError,
     ConnectionState,
     InvalidInputError,
     NotFoundError,
+    SyncRefusedError,
     SyncRequest,
     check_book_into,
     internal_host,
+    sync_now_problem,
 )
 from ..domain.credentials import CredentialsError, credentials_from_token, seal_form
 from .documents import release_pending
-from .ports import Repositories, Secrets
+from .ports import Repositories, Secrets, UnitOfWork
+
+REMOVED = "the connection was removed"
+"""The error of its sync and backfill requests still pending when a connection is removed."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,33 @@ async def save_connection(
             flow=flow,
         )
     )
+    await announce_connection(repos, connection_id, now)
     return await connection_state(repos, tenant_id, connection_id)
+
+
+async def announce_connection(
+    repos: Repositories, connection_id: str, now: dt.datetime
+) -> ConnectionUpdated:
+    """Publish the connection's state as its next revision on ``connection.updated`` (once
+    this transaction commits: the change and its announcement go together)."""
+    state = await repos.connections.next_revision(connection_id)
+    event = state.event(now)
+    await repos.outbox.add(event, subject=connection_id)
+    return event
+
+
+async def announce_unpublished(uow: UnitOfWork, clock: Callable[[], dt.datetime]) -> int:
+    """Publish every connection whose state was never published (those added before
+    ``connection.updated`` existed), one transaction each; how many. Replicas starting
+    together never publish one twice; one a poll holds is published when the poll ends."""
+    announced = 0
+    while True:
+        async with uow.transaction() as repos:
+            connection_id = await repos.connections.unannounced()
+            if connection_id is None:
+                return announced
+            await announce_connection(repos, connection_id, clock())
+        announced += 1
 
 
 async def connection_states(repos: Repositories, tenant_id: str) -> list[ConnectionState]:
@@ -139,6 +176,7 @@ async def set_mode(
     """
     if not await repos.connections.set_mode(tenant_id, connection_id, mode):
         raise NotFoundError(f"no connection {connection_id!r}")
+    await announce_connection(repos, connection_id, now)
     released = 0
     if mode is ConnectionMode.AUTOMATIC:
         connection = await repos.connections.get(connection_id, tenant_id)
@@ -148,6 +186,57 @@ async def set_mode(
                 repos, connection, profile, limit=None, documents=(), now=now
             )
     return ModeChanged(await connection_state(repos, tenant_id, connection_id), released)
+
+
+async def remove_connection(
+    repos: Repositories, tenant_id: str, connection_id: str, now: dt.datetime
+) -> None:
+    """Remove one of the tenant's connections: it is no longer polled, synced, backfilled or
+    pushed to, its pending sync and backfill requests end with an error, and
+    ``connection.updated`` says ``removed``. Adding it again (same tenant and system) brings
+    it back with its cursor and the versions it has seen (nothing is emitted twice).
+
+    Refused (`ConnectionInUseError`) while another connection of the tenant books into it.
+    """
+    await connection_state(repos, tenant_id, connection_id)
+    booking = sorted(
+        c.connection_id
+        for c in await repos.connections.of_tenant(tenant_id)
+        if c.flow.book_into == connection_id
+    )
+    if booking:
+        raise ConnectionInUseError(
+            f"connection {connection_id!r} is booked into by {', '.join(booking)}: change "
+            "their flow first"
+        )
+    if not await repos.connections.remove(tenant_id, connection_id):
+        raise NotFoundError(f"no connection {connection_id!r}")
+    await repos.requests.cancel_pending(connection_id, REMOVED)
+    await announce_connection(repos, connection_id, now)
+
+
+async def sync_now(
+    repos: Repositories, tenant_id: str, connection_id: str, now: dt.datetime
+) -> ConnectionState:
+    """Poll one of the tenant's connections now (an operator's "sync now"): it becomes due at
+    once, so the scheduler polls it next, from its cursor, as any poll; the poll's end is
+    announced on ``connection.updated``.
+
+    ``NotFoundError`` when the tenant has no such connection (another tenant's is none);
+    ``SyncRefusedError`` when polling does not apply: manual mode flows only what a sync
+    request names, push connections and booking targets are never polled;
+    ``ConnectionBusyError`` while a poll, sync or backfill of it runs.
+    """
+    connection = await repos.connections.get(connection_id, tenant_id)
+    if connection is None:
+        raise NotFoundError(f"no connection {connection_id!r}")
+    problem = sync_now_problem(connection)
+    if problem is not None:
+        raise SyncRefusedError(problem)
+    if not await repos.connections.make_due(tenant_id, connection_id):
+        raise NotFoundError(f"no connection {connection_id!r}")
+    await announce_connection(repos, connection_id, now)
+    return await connection_state(repos, tenant_id, connection_id)
 
 
 async def request_sync(

@@ -23,6 +23,7 @@ from nordflow_schemas.tenant import TenantProfile
 
 from ..domain.connections import Connection, backfill_retry_delay, window_start
 from ..domain.profiles import ProfileMissingError
+from .connections import announce_connection
 from .documents import emit_fetched, release_pending, require_profile
 from .ports import Change, FetchCache, Repositories, Source, Sources, UnitOfWork
 
@@ -186,7 +187,9 @@ async def backfill_documents(
 async def poll_next(
     uow: UnitOfWork, sources: Sources, schedule: Schedule, now: Clock = utc_now
 ) -> bool:
-    """Poll one due connection, holding its row meanwhile; False if none is due."""
+    """Poll one due connection, holding its row meanwhile; False if none is due. How the poll
+    ended (``last_poll_at``, ``last_success_at``, ``last_error``, the next poll) is announced
+    on ``connection.updated`` once, with the poll's record."""
     async with uow.transaction() as lock:
         connection = await lock.connections.claim_due()
         if connection is None:
@@ -210,6 +213,8 @@ async def poll_next(
             await lock.connections.finish_poll(
                 connection.connection_id, cursor_at=cursor, next_poll_at=next_poll, error=error
             )
+            # Once per poll, in the transaction that records it.
+            await announce_connection(lock, connection.connection_id, now())
     return True
 
 

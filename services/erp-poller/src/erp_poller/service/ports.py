@@ -19,6 +19,7 @@ from ..domain.connections import (
     BackfillRequest,
     Connection,
     ConnectionConfig,
+    ConnectionRevision,
     ConnectionState,
     SyncRequest,
 )
@@ -32,7 +33,8 @@ class ConnectionRepository(Protocol):
     """Tenants' connections and their polling state."""
 
     async def add(self, config: ConnectionConfig) -> None:
-        """Create or replace a connection's configuration (the cursor is kept).
+        """Create or replace a connection's configuration (the cursor is kept); a removed
+        connection of the same tenant and system is added again.
 
         Raises ConnectionTakenError if the id belongs to another tenant or system,
         ConnectionBusyError while the connection is being polled, synced or backfilled.
@@ -40,7 +42,10 @@ class ConnectionRepository(Protocol):
         ...
 
     async def states(self, tenant_id: str | None = None) -> list[ConnectionState]:
-        """Connections with their polling state, of one tenant or (None) of all."""
+        """Connections with their polling state, of one tenant or (None) of all.
+
+        Here and below, a removed connection is none (except for ``next_revision``).
+        """
         ...
 
     async def state(self, tenant_id: str, connection_id: str) -> ConnectionState | None:
@@ -63,6 +68,30 @@ class ConnectionRepository(Protocol):
         """
         ...
 
+    async def make_due(self, tenant_id: str, connection_id: str) -> bool:
+        """Make the connection due for a poll now; False if the tenant has no such connection.
+
+        Raises ConnectionBusyError while the connection is being polled or backfilled.
+        """
+        ...
+
+    async def remove(self, tenant_id: str, connection_id: str) -> bool:
+        """Mark the connection removed; False if the tenant has no such connection.
+
+        Raises ConnectionBusyError while the connection is being polled or backfilled.
+        """
+        ...
+
+    async def next_revision(self, connection_id: str) -> ConnectionRevision:
+        """Count one more revision of the connection's published state (removed or not) and
+        return that state; the row stays locked until the transaction ends."""
+        ...
+
+    async def unannounced(self) -> str | None:
+        """Lock one connection whose state was never published (none another transaction
+        holds); its id."""
+        ...
+
     async def claim_due(self) -> Connection | None:
         """Lock one due polling connection (test or automatic mode) for this transaction."""
         ...
@@ -75,7 +104,8 @@ class ConnectionRepository(Protocol):
         next_poll_at: dt.datetime,
         error: str | None,
     ) -> None:
-        """Record the poll; the cursor advances only after a complete poll."""
+        """Record the poll (it ended now; without ``error``, it succeeded now); the cursor
+        advances only after a complete poll."""
         ...
 
 
@@ -118,6 +148,11 @@ class RequestRepository(Protocol):
 
     async def finish_sync(self, request_id: int, emitted: int | None, error: str | None) -> None:
         """Record how a sync request ended."""
+        ...
+
+    async def cancel_pending(self, connection_id: str, error: str) -> int:
+        """Finish the connection's unfinished sync and backfill requests with ``error``; how
+        many."""
         ...
 
     async def request_backfill(

@@ -1,4 +1,4 @@
-"""The tenant API of connections: add, list, switch modes, sync and backfill requests.
+"""The tenant API of connections: add, list, remove, switch modes, sync and backfill requests.
 
 No `from __future__ import annotations` here: FastAPI reads the routes' real annotations.
 """
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from nordflow_runtime.http import PathId, request_deps
 from nordflow_runtime.tenants import Tenant
 from nordflow_schemas.common import Code, ConnectionMode, SaneTimestamp, SourceSystem
@@ -25,6 +25,7 @@ from pydantic import (
 from ...deps import Deps
 from ...domain.connections import (
     ConnectionBusyError,
+    ConnectionInUseError,
     ConnectionState,
     ConnectionTakenError,
     InvalidInputError,
@@ -135,6 +136,9 @@ class ConnectionOut(BaseModel):
     cutoff_at: dt.datetime
     cursor_at: dt.datetime | None
     last_poll_at: dt.datetime | None
+    last_success_at: dt.datetime | None = Field(
+        default=None, description="When a poll last ended without an error"
+    )
     last_error: str | None
     next_poll_at: dt.datetime
     poll_interval_seconds: int | None = None
@@ -221,7 +225,7 @@ def _answers() -> Iterator[None]:
         yield
     except NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except (ConnectionTakenError, ConnectionBusyError) as exc:
+    except (ConnectionTakenError, ConnectionBusyError, ConnectionInUseError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except InvalidInputError as exc:
         raise _unprocessable(["body", *exc.field.split(".")], exc.message) from None
@@ -285,6 +289,15 @@ async def put_connection(
 async def get_connection(connection_id: str, tenant: Tenant, deps: AppDeps) -> ConnectionOut:
     """One connection."""
     return ConnectionOut.of(await _run(deps, connections.connection_state, tenant, connection_id))
+
+
+@router.delete("/connections/{connection_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_connection(connection_id: str, tenant: Tenant, deps: AppDeps) -> Response:
+    """Remove a connection: nothing of it is polled, synced or taken any more (its pending
+    requests end). Adding it again brings it back with its cursor. 409 while another
+    connection books into it, or a poll of it runs."""
+    await _run(deps, connections.remove_connection, tenant, connection_id, deps.clock())
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.patch("/connections/{connection_id}")
