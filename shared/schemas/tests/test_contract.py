@@ -3,12 +3,20 @@
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nordflow_schemas import export
 from nordflow_schemas.common import SourceRef, SourceSystem, canonical_invoice_id
 from nordflow_schemas.envelope import DecodeError, decode, encode, envelope
-from nordflow_schemas.events import InvoiceTransferred, PaymentReceived
+from nordflow_schemas.events import (
+    ChannelSuggestionDecided,
+    DeliveryHoldUpdated,
+    Event,
+    InvoiceDistributed,
+    InvoiceTransferred,
+    PaymentReceived,
+)
 from nordflow_schemas.invoice import DocumentType
 from nordflow_schemas.topics import BY_CE_TYPE, TOPICS
 
@@ -106,3 +114,51 @@ def test_asyncapi_lists_every_channel_with_resolvable_refs():
     text = str(doc)
     for ref in {part.split("'")[0] for part in text.split("#/components/schemas/")[1:]}:
         assert ref in doc["components"]["schemas"], ref
+
+
+# Events added since every text field had to be bounded: each string has a length limit,
+# an enumeration, or a format of its own (money, instants).
+BOUNDED_EVENTS = (DeliveryHoldUpdated, ChannelSuggestionDecided)
+
+
+def _unbounded_strings(node: Any, defs: dict[str, Any], path: str) -> list[str]:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            return _unbounded_strings(defs[name], defs, f"{path}<{name}>")
+        found: list[str] = []
+        if node.get("type") == "string" and not (
+            "maxLength" in node or "enum" in node or "const" in node or "format" in node
+        ):
+            found.append(path)
+        for key, value in node.items():
+            if key != "$defs":
+                found += _unbounded_strings(value, defs, f"{path}.{key}")
+        return found
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _unbounded_strings(v, defs, f"{path}[{i}]")]
+    return []
+
+
+@pytest.mark.parametrize("event", BOUNDED_EVENTS, ids=lambda e: e.__name__)
+def test_new_events_bound_every_text_field(event: type[Event]) -> None:
+    schema = event.model_json_schema()
+    assert _unbounded_strings(schema, schema.get("$defs", {}), event.__name__) == []
+
+
+def test_a_distributed_invoices_cost_comes_with_its_currency() -> None:
+    body = {
+        "tenant_id": "acme",
+        "invoice_id": "inv_1",
+        "number": "101",
+        "channel": "paper",
+        "document_format": "pdf",
+        "recipient": "post: Malmö",
+        "distributed_at": "2026-11-23T15:45:00+00:00",
+    }
+    assert InvoiceDistributed.model_validate(body).cost is None  # older producers
+    priced = InvoiceDistributed.model_validate(body | {"cost": "9.50", "cost_currency": "SEK"})
+    assert priced.cost == Decimal("9.50")
+    assert b'"cost":"9.50"' in encode(envelope(priced, source="/x"))[1]
+    with pytest.raises(ValueError, match="cost and cost_currency go together"):
+        InvoiceDistributed.model_validate(body | {"cost": "9.50"})

@@ -32,7 +32,8 @@ class Settings(ServiceSettings):
     )
 
     def unit_prices(self) -> dict[Channel, Decimal]:
-        """What one send costs per channel (an estimate; the events carry no price)."""
+        """What one send costs per channel: the estimate for sends whose event carries no
+        price (in ``price_currency``)."""
         return {
             Channel.PEPPOL: self.unit_price_peppol,
             Channel.B2C_BANK: self.unit_price_b2c_bank,

@@ -18,10 +18,17 @@ from nordflow_schemas.events import (
     AgreementKind,
     Channel,
     ChannelFallback,
+    ChannelSuggested,
+    ChannelSuggestionDecided,
+    DeliveryHoldUpdated,
     DocumentKind,
     EntryKind,
     ErpDocumentFetched,
     Event,
+    HeldAttachment,
+    HoldChange,
+    HoldNeeds,
+    HoldReason,
     InvoiceDistributed,
     InvoiceRejected,
     InvoiceTransferred,
@@ -29,6 +36,7 @@ from nordflow_schemas.events import (
     JobRetried,
     LedgerEntryPosted,
     PaymentReceived,
+    SuggestionDecision,
     ValidationIssue,
 )
 from nordflow_schemas.invoice import Invoice
@@ -176,9 +184,12 @@ def journey(
     start: dt.datetime = BASE_TIME,
     system: SourceSystem = SourceSystem.FORTNOX,
     test_mode: bool = False,
+    cost: Decimal | None = None,
 ) -> list[Env]:
-    """Fetched, created, transferred, sent by e-mail after PEPPOL refused, paid by the factor,
-    the payment booked and the invoice closed: every topic of a good invoice, in order."""
+    """Fetched, created, transferred (in batch ``b-<number>``, file 7), sent by e-mail after
+    PEPPOL refused (for ``cost`` SEK; None: as before the router said what a send cost), paid
+    by the factor, the payment booked and the invoice closed: every topic of a good invoice,
+    in order."""
     invoice = invoice_for(
         tenant_id,
         number,
@@ -219,6 +230,8 @@ def journey(
                 amount=payable,
                 currency=invoice.currency,
                 transferred_at=start + 2 * minute,
+                batch_id=f"b-{number}",
+                file_serial=7,
             ),
             "factoring-gateway",
             start + 2 * minute,
@@ -240,6 +253,8 @@ def journey(
                         channel=Channel.PEPPOL, reason="the receiver is not in the PEPPOL SMP"
                     ),
                 ),
+                cost=cost,
+                cost_currency="SEK" if cost is not None else None,
             ),
             "distribution-router",
             start + 3 * minute,
@@ -278,6 +293,107 @@ def journey(
         ),
     ]
     return [_wrap(body, source, at, trace, number) for body, source, at in bodies]
+
+
+def hold_events(
+    tenant_id: str,
+    number: str = "1001",
+    *,
+    start: dt.datetime = BASE_TIME,
+    hours: int = 48,
+    released: bool = True,
+) -> list[Env]:
+    """distribution-router's ``delivery.hold_updated`` of the invoice ``number`` (as
+    ``journey`` makes it): held by the tenant's policy for ``hours``, a PDF attached, then
+    (when ``released``) released early by a token named ``ekonomi``; revisions 1, 2, 3."""
+    iid = invoice_for(tenant_id, number).invoice_id
+    trace = traceparent(iid)
+    until = start + dt.timedelta(hours=hours)
+    needs = HoldNeeds(
+        content_types=("application/pdf", "image/png", "text/csv"),
+        max_files=20,
+        max_file_bytes=10 * 1024 * 1024,
+    )
+    terms = HeldAttachment(filename="villkor.pdf", content_type="application/pdf", size=48_213)
+
+    def hold(change: HoldChange, revision: int, at: dt.datetime, **more: Any) -> Env:
+        body = DeliveryHoldUpdated(
+            tenant_id=tenant_id,
+            invoice_id=iid,
+            number=number,
+            change=change,
+            revision=revision,
+            reason=HoldReason.TENANT_POLICY,
+            held_at=start,
+            held_until=until,
+            updated_at=at,
+            **({"needed": needs} | more),
+        )
+        return _wrap(body, "distribution-router", at, trace, number)
+
+    minute = dt.timedelta(minutes=1)
+    out = [
+        hold(HoldChange.PLACED, 1, start),
+        hold(
+            HoldChange.ATTACHMENT_ADDED,
+            2,
+            start + 10 * minute,
+            attachments=(terms,),
+            attachment=terms,
+        ),
+    ]
+    if released:
+        out.append(
+            hold(
+                HoldChange.RELEASED,
+                3,
+                start + 20 * minute,
+                attachments=(terms,),
+                released_at=start + 20 * minute,
+                released_by="api token 'ekonomi'",
+                needed=None,
+            )
+        )
+    return out
+
+
+def suggestion_events(
+    tenant_id: str,
+    number: str = "1001",
+    *,
+    suggestion_id: int = 5,
+    decision: SuggestionDecision | None = SuggestionDecision.ACCEPTED,
+    start: dt.datetime = BASE_TIME,
+) -> list[Env]:
+    """A cheaper channel (PEPPOL instead of e-mail) found at the send of invoice ``number``,
+    and (unless ``decision`` is None) what the tenant decided an hour later."""
+    iid = invoice_for(tenant_id, number).invoice_id
+    trace = traceparent(iid)
+    found = ChannelSuggested(
+        tenant_id=tenant_id,
+        invoice_id=iid,
+        suggestion_id=suggestion_id,
+        customer_key="K-7",
+        current_channel=Channel.EMAIL,
+        suggested_channel=Channel.PEPPOL,
+        recipient="0007:5560360793",
+        suggested_at=start,
+    )
+    out = [_wrap(found, "distribution-router", start, trace, number)]
+    if decision is not None:
+        at = start + dt.timedelta(hours=1)
+        decided = ChannelSuggestionDecided(
+            tenant_id=tenant_id,
+            invoice_id=iid,
+            suggestion_id=suggestion_id,
+            decision=decision,
+            current_channel=Channel.EMAIL,
+            suggested_channel=Channel.PEPPOL,
+            decided_by="api token 'ekonomi'",
+            decided_at=at,
+        )
+        out.append(_wrap(decided, "distribution-router", at, trace, number))
+    return out
 
 
 def rejected(

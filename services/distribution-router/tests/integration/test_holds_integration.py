@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import pytest
 from distribution_router.adapters.channels.base import Attachment
-from distribution_router.adapters.repositories import PgHoldRepository
+from distribution_router.adapters.repositories import PgHoldRepository, pg_repositories
 from distribution_router.service import holds
 from distribution_router.testing import held_invoice
 from nordflow_runtime import jobs
@@ -97,16 +97,19 @@ async def test_a_policy_duration_outside_the_limits_is_refused(conn):
 async def test_files_attached_during_the_hold_travel_in_order(conn):
     tenant, invoice = new_tenant(), new_invoice()
     until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    assert await holds.start_hold(
-        PgHoldRepository(conn), tenant_id=tenant, invoice_id=invoice, customer_key="17", until=until
-    )
-    assert not await holds.start_hold(  # redelivered: the first hold stands
-        PgHoldRepository(conn), tenant_id=tenant, invoice_id=invoice, customer_key="17", until=until
-    )
+    for first in (True, False):  # redelivered: the first hold stands
+        async with conn.transaction():
+            assert first == await holds.start_hold(
+                pg_repositories(conn),
+                tenant_id=tenant,
+                invoice_id=invoice,
+                customer_key="17",
+                until=until,
+            )
     for name, kind, content in (("terms.pdf", "application/pdf", PDF), ("a.png", "image/png", PNG)):
         async with conn.transaction():
             await holds.add_attachment(
-                PgHoldRepository(conn),
+                pg_repositories(conn),
                 tenant_id=tenant,
                 invoice_id=invoice,
                 filename=name,
@@ -127,16 +130,17 @@ async def test_files_attached_during_the_hold_travel_in_order(conn):
 
 async def test_another_tenant_cannot_attach_or_release(conn):
     tenant, invoice = new_tenant(), new_invoice()
-    await holds.start_hold(
-        PgHoldRepository(conn),
-        tenant_id=tenant,
-        invoice_id=invoice,
-        customer_key="17",
-        until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-    )
+    async with conn.transaction():
+        await holds.start_hold(
+            pg_repositories(conn),
+            tenant_id=tenant,
+            invoice_id=invoice,
+            customer_key="17",
+            until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        )
     with pytest.raises(holds.HoldNotFoundError):
         await holds.add_attachment(
-            PgHoldRepository(conn),
+            pg_repositories(conn),
             tenant_id=new_tenant(),
             invoice_id=invoice,
             filename="x.pdf",
@@ -145,7 +149,7 @@ async def test_another_tenant_cannot_attach_or_release(conn):
         )
     with pytest.raises(holds.HoldNotFoundError):
         await holds.release_hold(
-            PgHoldRepository(conn),
+            pg_repositories(conn),
             tenant_id=new_tenant(),
             invoice_id=invoice,
             released_by="someone",
@@ -155,16 +159,17 @@ async def test_another_tenant_cannot_attach_or_release(conn):
 
 async def test_an_elapsed_hold_takes_no_more_files(conn):
     tenant, invoice = new_tenant(), new_invoice()
-    await holds.start_hold(
-        PgHoldRepository(conn),
-        tenant_id=tenant,
-        invoice_id=invoice,
-        customer_key="17",
-        until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1),
-    )
+    async with conn.transaction():
+        await holds.start_hold(
+            pg_repositories(conn),
+            tenant_id=tenant,
+            invoice_id=invoice,
+            customer_key="17",
+            until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1),
+        )
     with pytest.raises(holds.HoldClosedError, match="ended at"):
         await holds.add_attachment(
-            PgHoldRepository(conn),
+            pg_repositories(conn),
             tenant_id=tenant,
             invoice_id=invoice,
             filename="late.pdf",
@@ -180,7 +185,7 @@ async def test_release_makes_the_pending_send_job_due_now_and_closes_the_hold(co
     await held_invoice(conn, tenant, until, invoice)
     async with conn.transaction():
         released = await holds.release_hold(
-            PgHoldRepository(conn),
+            pg_repositories(conn),
             tenant_id=tenant,
             invoice_id=invoice,
             released_by="api token 'panel'",
@@ -199,7 +204,7 @@ async def test_release_makes_the_pending_send_job_due_now_and_closes_the_hold(co
     with pytest.raises(holds.HoldClosedError, match="released"):
         async with conn.transaction():
             await holds.add_attachment(
-                PgHoldRepository(conn),
+                pg_repositories(conn),
                 tenant_id=tenant,
                 invoice_id=invoice,
                 filename="late.pdf",
@@ -209,7 +214,7 @@ async def test_release_makes_the_pending_send_job_due_now_and_closes_the_hold(co
     with pytest.raises(holds.HoldClosedError):
         async with conn.transaction():
             await holds.release_hold(
-                PgHoldRepository(conn), tenant_id=tenant, invoice_id=invoice, released_by="x"
+                pg_repositories(conn), tenant_id=tenant, invoice_id=invoice, released_by="x"
             )
 
 
@@ -225,30 +230,36 @@ async def test_release_leaves_a_job_that_already_ran_alone(conn: asyncpg.Connect
         due_at=until,
     )
     await conn.execute("UPDATE jobs SET state = 'done' WHERE job_key = $1", invoice)
-    await holds.start_hold(
-        PgHoldRepository(conn), tenant_id=tenant, invoice_id=invoice, customer_key="1", until=until
-    )
+    async with conn.transaction():
+        await holds.start_hold(
+            pg_repositories(conn),
+            tenant_id=tenant,
+            invoice_id=invoice,
+            customer_key="1",
+            until=until,
+        )
     async with conn.transaction():
         await holds.release_hold(
-            PgHoldRepository(conn), tenant_id=tenant, invoice_id=invoice, released_by="x"
+            pg_repositories(conn), tenant_id=tenant, invoice_id=invoice, released_by="x"
         )
     assert await conn.fetchval("SELECT due_at FROM jobs WHERE job_key = $1", invoice) == until
 
 
 async def test_the_send_waits_for_an_upload_in_flight_and_sends_its_file(conn, pool):
     tenant, invoice = new_tenant(), new_invoice()
-    await holds.start_hold(
-        PgHoldRepository(conn),
-        tenant_id=tenant,
-        invoice_id=invoice,
-        customer_key="17",
-        until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
-    )
+    async with conn.transaction():
+        await holds.start_hold(
+            pg_repositories(conn),
+            tenant_id=tenant,
+            invoice_id=invoice,
+            customer_key="17",
+            until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+        )
     async with pool.acquire() as upload, pool.acquire() as send:
         uploading = upload.transaction()
         await uploading.start()
         await holds.add_attachment(
-            PgHoldRepository(upload),
+            pg_repositories(upload),
             tenant_id=tenant,
             invoice_id=invoice,
             filename="late.pdf",

@@ -22,7 +22,7 @@ from distribution_router.adapters.channels.b2c_bank import B2cBankSender
 from distribution_router.adapters.channels.email import EmailChannelSender
 from distribution_router.adapters.channels.print_post import PrintPostSender
 from distribution_router.adapters.email_sender import EmailSender
-from distribution_router.adapters.repositories import PgHoldRepository
+from distribution_router.adapters.repositories import PgHoldRepository, pg_repositories
 from distribution_router.deps import Deps
 from distribution_router.service import holds
 from distribution_router.service.ports import Sender
@@ -186,7 +186,7 @@ class Router:
     async def attach(self, event: InvoiceCreated, filename: str, kind: str, data: bytes) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await holds.add_attachment(
-                PgHoldRepository(conn),
+                pg_repositories(conn),
                 tenant_id=event.tenant_id,
                 invoice_id=event.invoice_id,
                 filename=filename,
@@ -197,7 +197,7 @@ class Router:
     async def release_and_send(self, event: InvoiceCreated) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await holds.release_hold(
-                PgHoldRepository(conn),
+                pg_repositories(conn),
                 tenant_id=event.tenant_id,
                 invoice_id=event.invoice_id,
                 released_by="test",

@@ -131,11 +131,11 @@ async def test_a_held_invoice_is_scheduled_when_its_hold_ends_and_takes_files_un
     await distribute_invoice(repos, fake_partners(), event, NOW)
     assert repos.deliveries.scheduled[event.invoice_id] == NOW + dt.timedelta(hours=2)  # type: ignore[attr-defined]
     await holds.release_hold(
-        repos.holds, tenant_id=event.tenant_id, invoice_id=event.invoice_id, released_by="me"
+        repos, tenant_id=event.tenant_id, invoice_id=event.invoice_id, released_by="me"
     )
     with pytest.raises(HoldClosedError, match="released"):
         await holds.add_attachment(
-            repos.holds,
+            repos,
             tenant_id=event.tenant_id,
             invoice_id=event.invoice_id,
             filename="a.csv",

@@ -5,17 +5,20 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .common import (
     Amount,
+    BigId,
     Code,
     ConnectionMode,
     CurrencyCode,
+    FileName,
     Frozen,
     Label,
     Message,
     SaneDate,
+    SingleLine,
     SourceRef,
     SourceSystem,
     TenantId,
@@ -46,6 +49,15 @@ class TenantUpdated(Event):
     revision: int = Field(ge=1, description="Grows with every change; a lower one is older")
     profile: TenantProfile
     updated_at: Timestamp
+
+
+InvoiceId = Annotated[
+    str,
+    Field(min_length=1, max_length=200, description="Canonical invoice id; the record key"),
+    SingleLine,
+]
+"""A canonical invoice id, bounded (``inv_`` and 32 hex digits when made by
+``canonical_invoice_id``); the events added since bound it, the older ones take any."""
 
 
 class EventBody(Event):
@@ -274,6 +286,21 @@ class InvoiceDistributed(EventBody):
     fallbacks: tuple[ChannelFallback, ...] = Field(
         default=(), description="Cheaper channels that refused the invoice first, in order"
     )
+    cost: Amount | None = Field(
+        default=None,
+        description="What the send cost: the partner's price when it gave one, else the "
+        "channel's unit price (excl. VAT); None from producers before it was carried",
+    )
+    cost_currency: CurrencyCode | None = Field(
+        default=None, description="The cost's currency; set exactly when cost is"
+    )
+
+    @model_validator(mode="after")
+    def cost_has_a_currency(self) -> InvoiceDistributed:
+        """A cost is never without its currency, nor a currency without a cost."""
+        if (self.cost is None) != (self.cost_currency is None):
+            raise ValueError("cost and cost_currency go together")
+        return self
 
 
 class InvoiceDeliveryUncertain(EventBody):
@@ -305,6 +332,116 @@ class ChannelSuggested(EventBody):
     suggested_channel: Channel
     recipient: str = Field(description="Where the cheaper channel reaches the customer (masked)")
     suggested_at: Timestamp
+
+
+class SuggestionDecision(StrEnum):
+    """What the tenant did with a suggested cheaper channel."""
+
+    ACCEPTED = "accepted"  # the channel became the customer's override
+    DISMISSED = "dismissed"  # not now: not suggested again for a while
+
+
+class ChannelSuggestionDecided(EventBody):
+    """A suggestion of ``channel.suggested`` was accepted or dismissed (distribution-router's
+    API), in the transaction that recorded the decision.
+
+    ``invoice_id`` is the send that found it, as on ``channel.suggested``, so both events of
+    one suggestion stay in order on one partition. Accepting makes ``suggested_channel`` the
+    customer's channel from the next invoice on. The customer is named by
+    ``channel.suggested`` (``suggestion_id``), not again here.
+    """
+
+    invoice_id: InvoiceId
+    suggestion_id: BigId
+    decision: SuggestionDecision
+    current_channel: Channel
+    suggested_channel: Channel
+    decided_by: Label | None = Field(default=None, description="Who decided: the API token's name")
+    decided_at: Timestamp
+
+
+class HoldChange(StrEnum):
+    """What happened to a held invoice."""
+
+    PLACED = "placed"  # held when it was routed, until held_until
+    ATTACHMENT_ADDED = "attachment_added"
+    ATTACHMENT_REMOVED = "attachment_removed"
+    RELEASED = "released"  # sent early by a user, before held_until
+
+
+class HoldReason(StrEnum):
+    """Why an invoice is held: which hold policy applied when it was routed."""
+
+    CUSTOMER_POLICY = "customer_policy"  # the customer's own hold policy
+    TENANT_POLICY = "tenant_policy"  # the tenant's default for every customer
+
+
+class HoldNeed(StrEnum):
+    """What a hold waits for."""
+
+    ATTACHMENTS = "attachments"  # files to send with the invoice, added by the tenant
+
+
+MediaType = Annotated[
+    str, Field(min_length=3, max_length=100, pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")
+]
+"""A MIME type without parameters, e.g. ``application/pdf``."""
+
+
+class HeldAttachment(Frozen):
+    """A file attached to a held invoice (without its bytes)."""
+
+    filename: FileName
+    content_type: MediaType
+    size: int = Field(ge=0, le=2**31 - 1, description="Bytes")
+
+
+class HoldNeeds(Frozen):
+    """What an open hold waits for, and what may be added to it (distribution-router's API:
+    ``POST /api/v1/holds/{invoice_id}/attachments``)."""
+
+    what: HoldNeed = HoldNeed.ATTACHMENTS
+    content_types: tuple[MediaType, ...] = Field(
+        max_length=20, description="The types a file may have"
+    )
+    max_files: int = Field(ge=0, le=1000, description="How many files an invoice may have")
+    max_file_bytes: int = Field(ge=0, le=2**31 - 1, description="How large one file may be")
+
+
+class DeliveryHoldUpdated(EventBody):
+    """A held (quarantined) invoice changed: placed on hold when routed, a file attached or
+    removed, or released early. Published by distribution-router in the transaction of the
+    change; keyed by the invoice id.
+
+    Each event is the whole hold as it is after the change, with a ``revision`` that grows
+    with every change, so a reader keeps the highest revision whatever order it reads them
+    in. A hold that simply runs out is not announced: it ends at ``held_until`` and the
+    invoice is sent (``invoice.distributed``).
+    """
+
+    invoice_id: InvoiceId
+    number: Code | None = Field(
+        default=None, description="The invoice's number (None only for holds placed before it)"
+    )
+    change: HoldChange
+    revision: int = Field(ge=1, le=2**31 - 1, description="Grows with every change of the hold")
+    reason: HoldReason | None = Field(
+        default=None, description="The policy that held it (None for holds placed before it)"
+    )
+    held_at: Timestamp
+    held_until: Timestamp = Field(description="When the invoice leaves by itself")
+    released_at: Timestamp | None = None
+    released_by: Label | None = Field(default=None, description="Who released it early")
+    needed: HoldNeeds | None = Field(
+        default=None, description="What the hold waits for while it is open; None once released"
+    )
+    attachments: tuple[HeldAttachment, ...] = Field(
+        default=(), max_length=1000, description="The files attached now, in the order added"
+    )
+    attachment: HeldAttachment | None = Field(
+        default=None, description="The file this change added or removed"
+    )
+    updated_at: Timestamp
 
 
 class InvoiceDeliveryFailed(EventBody):

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from .events import (
     ChannelSuggested,
+    ChannelSuggestionDecided,
     ConnectionUpdated,
+    DeliveryHoldUpdated,
     ErpDocumentFetched,
     Event,
     InvoiceBooked,
@@ -149,6 +151,22 @@ CHANNEL_SUGGESTED = TopicSpec(
     (CONTROL_PANEL,),
     "A paper or e-mail customer can now take a cheaper channel (once until decided)",
 )
+CHANNEL_SUGGESTION_DECIDED = TopicSpec(
+    "channel.suggestion_decided",
+    ChannelSuggestionDecided,
+    (DISTRIBUTION_ROUTER,),
+    (CONTROL_PANEL,),
+    "A suggested cheaper channel accepted (the customer's channel from then on) or dismissed; "
+    "keyed like its channel.suggested",
+)
+DELIVERY_HOLD_UPDATED = TopicSpec(
+    "delivery.hold_updated",
+    DeliveryHoldUpdated,
+    (DISTRIBUTION_ROUTER,),
+    (CONTROL_PANEL,),
+    "An invoice held before sending (quarantine) so files can be attached: placed, a file "
+    "added or removed, released early; the whole hold with a growing revision",
+)
 PAYMENT_RECEIVED = TopicSpec(
     "payment.received",
     PaymentReceived,
@@ -265,6 +283,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     INVOICE_DELIVERY_FAILED,
     INVOICE_DELIVERY_UNCERTAIN,
     CHANNEL_SUGGESTED,
+    CHANNEL_SUGGESTION_DECIDED,
+    DELIVERY_HOLD_UPDATED,
     PAYMENT_RECEIVED,
     LEDGER_ENTRY_POSTED,
     INVOICE_BOOKED,

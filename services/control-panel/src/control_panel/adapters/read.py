@@ -18,6 +18,9 @@ from ..domain.records import (
     DeadLetterRow,
     EntryRow,
     FailedJob,
+    HoldFile,
+    HoldNeeds,
+    HoldRow,
     InvoiceRow,
     InvoiceSearch,
     JobState,
@@ -61,6 +64,37 @@ def invoice_row(r: asyncpg.Record) -> InvoiceRow:
             first_seen_at=r["first_seen_at"],
             last_event_at=r["last_event_at"],
         ),
+    )
+
+
+def hold_row(r: asyncpg.Record) -> HoldRow:
+    """A hold as stored (its files and needs as the event said them)."""
+    needed = json.loads(r["needed_json"]) if r["needed_json"] else None
+    return HoldRow(
+        tenant_id=r["tenant_id"],
+        invoice_id=r["invoice_id"],
+        number=r["number"],
+        customer=r["customer"],
+        revision=r["revision"],
+        change=r["change"],
+        reason=r["reason"],
+        held_at=r["held_at"],
+        held_until=r["held_until"],
+        released_at=r["released_at"],
+        released_by=r["released_by"],
+        needed=HoldNeeds(
+            what=str(needed.get("what", "attachments")),
+            content_types=tuple(needed.get("content_types", ())),
+            max_files=int(needed.get("max_files", 0)),
+            max_file_bytes=int(needed.get("max_file_bytes", 0)),
+        )
+        if needed
+        else None,
+        attachments=tuple(
+            HoldFile(f["filename"], f["content_type"], int(f["size"]))
+            for f in json.loads(r["files_json"] or "[]")
+        ),
+        updated_at=r["updated_at"],
     )
 
 
@@ -337,16 +371,34 @@ class PgReadRepository:
         ]
 
     async def suggestions(self, tenant_id: str | None, limit: int) -> list[SuggestionRow]:
-        """Cheaper channels found, newest first."""
+        """Cheaper channels found, newest first, with their decisions once made."""
         rows = await self.conn.fetch(
-            "SELECT * FROM suggestions WHERE ($1::text IS NULL OR tenant_id = $1) "
-            "ORDER BY suggested_at DESC, suggestion_id DESC LIMIT $2",
+            "SELECT s.*, d.decision, d.decided_by, d.decided_at FROM suggestions s "
+            "LEFT JOIN suggestion_decisions d USING (tenant_id, suggestion_id) "
+            "WHERE ($1::text IS NULL OR s.tenant_id = $1) "
+            "ORDER BY s.suggested_at DESC, s.suggestion_id DESC LIMIT $2",
             tenant_id,
             limit,
         )
         return [
             SuggestionRow(**{k: r[k] for k in SuggestionRow.__dataclass_fields__}) for r in rows
         ]
+
+    async def holds(self, tenant_id: str | None, now: dt.datetime, limit: int) -> list[HoldRow]:
+        """Invoices held right now (not released, ``held_until`` still ahead), the soonest
+        to leave first, with their customers."""
+        rows = await self.conn.fetch(
+            """SELECT h.*, h.needed::text AS needed_json, h.attachments::text AS files_json,
+                      i.customer
+               FROM holds h LEFT JOIN invoices i USING (tenant_id, invoice_id)
+               WHERE ($1::text IS NULL OR h.tenant_id = $1) AND h.released_at IS NULL
+                 AND h.held_until > $2
+               ORDER BY h.held_until, h.invoice_id LIMIT $3""",
+            tenant_id,
+            now,
+            limit,
+        )
+        return [hold_row(r) for r in rows]
 
     async def counts(
         self,
@@ -355,22 +407,32 @@ class PgReadRepository:
         end: dt.datetime,
         zone: str,
         month: bool,
+        currency: str = "SEK",
     ) -> Counts:
         """Sends per channel, created per source, rejections and failed sends per period of
-        ``zone`` (distinct invoices; test-mode invoices left out)."""
+        ``zone`` (distinct invoices; test-mode invoices left out); of the sends, what those
+        priced in ``currency`` cost, and how many were not."""
         unit = "month" if month else "day"
         period = "date_trunc($4, {col} AT TIME ZONE $5)::date"
         deliveries = await self.conn.fetch(
-            f"""SELECT {period.format(col="occurred_at")} AS period, outcome, channel,
-                       count(DISTINCT invoice_id) AS n
-                FROM deliveries WHERE ($1::text IS NULL OR tenant_id = $1) AND NOT test_mode
-                  AND occurred_at >= $2 AND occurred_at < $3 AND outcome <> 'uncertain'
+            f"""SELECT period, outcome, channel, count(*) AS n,
+                       sum(cost) FILTER (WHERE cost_currency = $6) AS priced,
+                       count(*) FILTER (WHERE cost IS NULL OR cost_currency <> $6) AS unpriced
+                FROM (SELECT DISTINCT ON (invoice_id, outcome, channel, period)
+                             invoice_id, outcome, channel, period, cost, cost_currency
+                      FROM (SELECT *, {period.format(col="occurred_at")} AS period
+                            FROM deliveries
+                            WHERE ($1::text IS NULL OR tenant_id = $1) AND NOT test_mode
+                              AND occurred_at >= $2 AND occurred_at < $3
+                              AND outcome <> 'uncertain') d
+                      ORDER BY invoice_id, outcome, channel, period, occurred_at) once
                 GROUP BY 1, 2, 3""",
             tenant_id,
             start,
             end,
             unit,
             zone,
+            currency,
         )
         steps = await self.conn.fetch(
             f"""SELECT {period.format(col="occurred_at")} AS period, kind,
@@ -390,6 +452,10 @@ class PgReadRepository:
         for r in deliveries:
             if r["outcome"] == "distributed":
                 counts.sent[(r["period"], r["channel"])] = r["n"]
+                if r["priced"] is not None:
+                    counts.cost[(r["period"], r["channel"])] = r["priced"]
+                if r["unpriced"]:
+                    counts.unpriced[(r["period"], r["channel"])] = r["unpriced"]
             else:
                 counts.failed[r["period"]] = counts.failed.get(r["period"], 0) + r["n"]
         for r in steps:

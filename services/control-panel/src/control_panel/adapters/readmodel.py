@@ -9,7 +9,9 @@ from typing import Any, TypeAlias
 import asyncpg
 from nordflow_schemas.events import (
     ChannelSuggested,
+    ChannelSuggestionDecided,
     ConnectionUpdated,
+    DeliveryHoldUpdated,
     InvoiceDeliveryFailed,
     InvoiceDeliveryUncertain,
     InvoiceDistributed,
@@ -161,7 +163,8 @@ class PgJourneyRepository:
 
 
 class PgBooksRepository:
-    """Transfers, deliveries, suggestions, payments and ledger entries, each once."""
+    """Transfers, deliveries, suggestions (and their decisions), holds, payments and ledger
+    entries, each once (holds: the highest revision)."""
 
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
@@ -170,8 +173,9 @@ class PgBooksRepository:
         """Record a transfer to a factor."""
         await self.conn.execute(
             """INSERT INTO transfers (transfer_id, tenant_id, invoice_id, number, provider,
-                   agreement_kind, amount, currency, transferred_at, test_mode)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                   agreement_kind, amount, currency, transferred_at, test_mode, batch_id,
+                   file_serial)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                ON CONFLICT (tenant_id, transfer_id) DO NOTHING""",
             event.transfer_id,
             event.tenant_id,
@@ -183,6 +187,8 @@ class PgBooksRepository:
             event.currency,
             event.transferred_at,
             event.test_mode,
+            event.batch_id,
+            event.file_serial,
         )
 
     async def add_delivery(
@@ -191,10 +197,12 @@ class PgBooksRepository:
         event: InvoiceDistributed | InvoiceDeliveryFailed | InvoiceDeliveryUncertain,
     ) -> None:
         """Record a send, a failed send or an uncertain one."""
+        cost, cost_currency = None, None
         if isinstance(event, InvoiceDistributed):
             outcome, at, recipient = "distributed", event.distributed_at, event.recipient
             reference, sequence = event.partner_reference, event.archive_sequence
             fallbacks = [{"channel": f.channel.value, "reason": f.reason} for f in event.fallbacks]
+            cost, cost_currency = event.cost, event.cost_currency
         elif isinstance(event, InvoiceDeliveryFailed):
             outcome, at, recipient, reference, sequence = (
                 "failed",
@@ -210,8 +218,8 @@ class PgBooksRepository:
         await self.conn.execute(
             """INSERT INTO deliveries (event_id, tenant_id, invoice_id, number, outcome, channel,
                    document_format, recipient, partner_reference, archive_sequence, fallbacks,
-                   occurred_at, test_mode)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)
+                   occurred_at, test_mode, cost, cost_currency)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15)
                ON CONFLICT (event_id) DO NOTHING""",
             event_id,
             event.tenant_id,
@@ -226,6 +234,8 @@ class PgBooksRepository:
             json.dumps(fallbacks),
             at,
             event.test_mode,
+            cost,
+            cost_currency,
         )
 
     async def add_suggestion(self, event: ChannelSuggested) -> None:
@@ -243,6 +253,56 @@ class PgBooksRepository:
             event.suggested_channel.value,
             event.recipient,
             event.suggested_at,
+        )
+
+    async def add_suggestion_decision(self, event: ChannelSuggestionDecided) -> None:
+        """Record a suggestion's decision (its suggestion may not be known yet); a later
+        decision of the same suggestion wins (by its own time)."""
+        await self.conn.execute(
+            """INSERT INTO suggestion_decisions (tenant_id, suggestion_id, decision, decided_by,
+                   decided_at)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (tenant_id, suggestion_id) DO UPDATE SET
+                   decision = EXCLUDED.decision, decided_by = EXCLUDED.decided_by,
+                   decided_at = EXCLUDED.decided_at
+               WHERE suggestion_decisions.decided_at < EXCLUDED.decided_at""",
+            event.tenant_id,
+            event.suggestion_id,
+            event.decision.value,
+            event.decided_by,
+            event.decided_at,
+        )
+
+    async def hold_updated(self, event: DeliveryHoldUpdated) -> None:
+        """Keep the hold's highest revision (its events may come in any order, or twice)."""
+        await self.conn.execute(
+            """INSERT INTO holds (tenant_id, invoice_id, number, revision, change, reason,
+                   held_at, held_until, released_at, released_by, needed, attachments,
+                   updated_at, test_mode)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13,
+                       $14)
+               ON CONFLICT (tenant_id, invoice_id) DO UPDATE SET number = EXCLUDED.number,
+                   revision = EXCLUDED.revision, change = EXCLUDED.change,
+                   reason = EXCLUDED.reason, held_at = EXCLUDED.held_at,
+                   held_until = EXCLUDED.held_until, released_at = EXCLUDED.released_at,
+                   released_by = EXCLUDED.released_by, needed = EXCLUDED.needed,
+                   attachments = EXCLUDED.attachments, updated_at = EXCLUDED.updated_at,
+                   test_mode = EXCLUDED.test_mode
+               WHERE holds.revision < EXCLUDED.revision""",
+            event.tenant_id,
+            event.invoice_id,
+            event.number,
+            event.revision,
+            event.change.value,
+            event.reason.value if event.reason is not None else None,
+            event.held_at,
+            event.held_until,
+            event.released_at,
+            event.released_by,
+            event.needed.model_dump_json() if event.needed is not None else None,
+            json.dumps([a.model_dump(mode="json") for a in event.attachments]),
+            event.updated_at,
+            event.test_mode,
         )
 
     async def add_payment(self, event: PaymentReceived, received_at: dt.datetime) -> None:
@@ -435,6 +495,8 @@ READ_MODEL_TABLES = (
     "transfers",
     "deliveries",
     "suggestions",
+    "suggestion_decisions",
+    "holds",
     "payments",
     "ledger_entries",
     "failed_jobs",

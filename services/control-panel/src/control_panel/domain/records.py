@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -143,6 +143,8 @@ class TransferRow:
     currency: str
     transferred_at: dt.datetime
     test_mode: bool
+    batch_id: str | None = None  # the provider's file it went in (None from older events)
+    file_serial: int | None = None  # that file's serial number
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,48 @@ class SuggestionRow:
     suggested_channel: str
     recipient: str
     suggested_at: dt.datetime
+    decision: str | None = None  # accepted | dismissed; None while open
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class HoldFile:
+    """A file attached to a held invoice (its name, type and size; never its bytes)."""
+
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class HoldNeeds:
+    """What an open hold waits for: files of these types, at most so many of so many bytes."""
+
+    what: str
+    content_types: tuple[str, ...]
+    max_files: int
+    max_file_bytes: int
+
+
+@dataclass(frozen=True)
+class HoldRow:
+    """An invoice held by distribution-router before it is sent, as its newest revision says."""
+
+    tenant_id: str
+    invoice_id: str
+    number: str | None
+    customer: str | None
+    revision: int
+    change: str
+    reason: str | None
+    held_at: dt.datetime
+    held_until: dt.datetime
+    released_at: dt.datetime | None
+    released_by: str | None
+    needed: HoldNeeds | None
+    attachments: tuple[HoldFile, ...]
+    updated_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -210,6 +254,10 @@ class Counts:
     created: dict[tuple[dt.date, str], int]
     rejected: dict[dt.date, int]
     failed: dict[dt.date, int]
+    # Of the sends: what those with a cost in the price list's currency cost, and how many
+    # had none (older events, or another currency) and are estimated at the price list.
+    cost: dict[tuple[dt.date, str], Decimal] = field(default_factory=dict)
+    unpriced: dict[tuple[dt.date, str], int] = field(default_factory=dict)
 
 
 JsonDict = dict[str, Any]

@@ -1,4 +1,5 @@
-"""Statistics: periods of a tenant's calendar, the electronic share and the cost estimate."""
+"""Statistics: periods of a tenant's calendar, the electronic share and the cost (what the
+sends' events say they cost, else estimated at the price list)."""
 
 from __future__ import annotations
 
@@ -68,19 +69,24 @@ def electronic_share(sent: Mapping[str, int]) -> Decimal | None:
     )
 
 
-def cost(sent: Mapping[str, int], prices: Mapping[Channel, Decimal]) -> Decimal:
-    """What the sends cost at the price list (an estimate: the events carry no price)."""
-    return money(
-        sum(
-            (prices.get(Channel(channel), Decimal(0)) * n for channel, n in sent.items()),
-            Decimal(0),
-        )
+def cost(
+    sent: Mapping[str, int],
+    prices: Mapping[Channel, Decimal],
+    priced: Mapping[str, Decimal] | None = None,
+) -> Decimal:
+    """What the sends cost: ``priced`` is the sum of the costs the sends' events carried (per
+    channel, in the price list's currency); every send in ``sent`` is estimated at the price
+    list (the events that carry no price: older ones, or in another currency)."""
+    estimated = sum(
+        (prices.get(Channel(channel), Decimal(0)) * n for channel, n in sent.items()), Decimal(0)
     )
+    return money(estimated + sum((priced or {}).values(), Decimal(0)))
 
 
 @dataclass(frozen=True)
 class PeriodFigures:
-    """One period: sends per channel, created invoices per source, rejections, share, cost."""
+    """One period: sends per channel, created invoices per source, rejections, share, cost
+    (and how many sends of it were estimated at the price list)."""
 
     period: dt.date
     sent: dict[str, int]
@@ -89,3 +95,4 @@ class PeriodFigures:
     failed: int
     electronic_share: Decimal | None
     cost: Decimal
+    estimated: int = 0

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 from nordflow_runtime.tenant_profiles import TenantProfiles
 from nordflow_schemas.events import (
     ChannelSuggested,
+    ChannelSuggestionDecided,
     ConnectionUpdated,
+    DeliveryHoldUpdated,
     InvoiceDeliveryFailed,
     InvoiceDeliveryUncertain,
     InvoiceDistributed,
@@ -38,6 +40,7 @@ from ..domain.records import (
     DeadLetterRow,
     EntryRow,
     FailedJob,
+    HoldRow,
     InvoiceRow,
     InvoiceSearch,
     PaymentRow,
@@ -74,7 +77,8 @@ class JourneyRepository(Protocol):
 
 
 class BooksRepository(Protocol):
-    """Transfers, deliveries, suggestions, payments and ledger entries (each once)."""
+    """Transfers, deliveries, suggestions and their decisions, holds, payments and ledger
+    entries (each once)."""
 
     async def add_transfer(self, event: InvoiceTransferred) -> None:
         """Record a transfer to a factor."""
@@ -90,6 +94,14 @@ class BooksRepository(Protocol):
 
     async def add_suggestion(self, event: ChannelSuggested) -> None:
         """Record a cheaper channel found for a customer."""
+        ...
+
+    async def add_suggestion_decision(self, event: ChannelSuggestionDecided) -> None:
+        """Record a suggestion's decision (its suggestion may not be known yet)."""
+        ...
+
+    async def hold_updated(self, event: DeliveryHoldUpdated) -> None:
+        """Keep the hold's highest revision."""
         ...
 
     async def add_payment(self, event: PaymentReceived, received_at: dt.datetime) -> None:
@@ -205,7 +217,11 @@ class ReadRepository(Protocol):
         ...
 
     async def suggestions(self, tenant_id: str | None, limit: int) -> list[SuggestionRow]:
-        """Cheaper channels found, newest first."""
+        """Cheaper channels found, newest first, with their decisions once made."""
+        ...
+
+    async def holds(self, tenant_id: str | None, now: dt.datetime, limit: int) -> list[HoldRow]:
+        """Invoices held at ``now``, the soonest to leave first."""
         ...
 
     async def counts(
@@ -215,8 +231,10 @@ class ReadRepository(Protocol):
         end: dt.datetime,
         zone: str,
         month: bool,
+        currency: str = "SEK",
     ) -> Counts:
-        """Sends per channel, created per source, rejections and failed sends per period."""
+        """Sends per channel, created per source, rejections and failed sends per period;
+        what the sends priced in ``currency`` cost, and how many were not priced."""
         ...
 
     async def tenants(self) -> list[str]:

@@ -154,6 +154,8 @@ def _figures(
     rejected: int,
     failed: int,
     prices: Mapping[Channel, Decimal],
+    priced: Mapping[str, Decimal],
+    unpriced: Mapping[str, int],
 ) -> PeriodFigures:
     return PeriodFigures(
         period=period,
@@ -162,7 +164,8 @@ def _figures(
         rejected=rejected,
         failed=failed,
         electronic_share=electronic_share(sent),
-        cost=cost(sent, prices),
+        cost=cost(unpriced, prices, priced),
+        estimated=sum(unpriced.values()),
     )
 
 
@@ -177,20 +180,30 @@ async def statistics(
     price_currency: str,
 ) -> Statistics:
     """Sends per channel, created invoices per source, rejections, electronic share and cost
-    per day or month of the tenant's zone (test-mode invoices left out)."""
+    per day or month of the tenant's zone (test-mode invoices left out).
+
+    The cost is what each send's ``invoice.distributed`` says it cost when that is in
+    ``price_currency``; a send announced without one (before distribution-router carried it,
+    or in another currency) is estimated at ``prices`` and counted in ``estimated``."""
     scope = principal.scope(tenant)
     zone = await zone_of(repos, scope)
     keys = periods(start, end, granularity)
     first, after = bounds(start, end, zone)
     counts = await repos.read.counts(
-        scope, first, after, zone.key, granularity is Granularity.MONTH
+        scope, first, after, zone.key, granularity is Granularity.MONTH, price_currency
     )
     sent: dict[dt.date, dict[str, int]] = defaultdict(dict)
     created: dict[dt.date, dict[str, int]] = defaultdict(dict)
+    priced: dict[dt.date, dict[str, Decimal]] = defaultdict(dict)
+    unpriced: dict[dt.date, dict[str, int]] = defaultdict(dict)
     for (period, channel), n in counts.sent.items():
         sent[period][channel] = n
     for (period, source), n in counts.created.items():
         created[period][source] = n
+    for (period, channel), amount in counts.cost.items():
+        priced[period][channel] = amount
+    for (period, channel), n in counts.unpriced.items():
+        unpriced[period][channel] = n
     rows = [
         _figures(
             p,
@@ -199,16 +212,24 @@ async def statistics(
             counts.rejected.get(p, 0),
             counts.failed.get(p, 0),
             prices,
+            priced[p],
+            unpriced[p],
         )
         for p in keys
     ]
     all_sent: dict[str, int] = defaultdict(int)
     all_created: dict[str, int] = defaultdict(int)
-    for row in rows:
-        for k, n in row.sent.items():
+    all_priced: dict[str, Decimal] = defaultdict(Decimal)
+    all_unpriced: dict[str, int] = defaultdict(int)
+    for p in keys:
+        for k, n in sent[p].items():
             all_sent[k] += n
-        for k, n in row.created.items():
+        for k, n in created[p].items():
             all_created[k] += n
+        for k, amount in priced[p].items():
+            all_priced[k] += amount
+        for k, n in unpriced[p].items():
+            all_unpriced[k] += n
     total = _figures(
         keys[0],
         all_sent,
@@ -216,5 +237,7 @@ async def statistics(
         sum(r.rejected for r in rows),
         sum(r.failed for r in rows),
         prices,
+        all_priced,
+        all_unpriced,
     )
     return Statistics(scope, zone.key, granularity, rows, total, price_currency)

@@ -1,5 +1,6 @@
 """Every topic into the read model: an invoice's steps (and its summary, recomputed from all
-of them), the books' tables, failed jobs, dead letters, actions and connections.
+of them), the books' tables (holds and suggestions' decisions among them), failed jobs,
+dead letters, actions and connections.
 
 Each use case is idempotent (an event recorded twice changes nothing) and order-independent
 (the summary is a function of the set of steps; newer-wins rows compare the events' own
@@ -15,7 +16,9 @@ from typing import Any
 from nordflow_runtime.dlq import DeadLetter
 from nordflow_schemas.events import (
     ChannelSuggested,
+    ChannelSuggestionDecided,
     ConnectionUpdated,
+    DeliveryHoldUpdated,
     DocumentKind,
     ErpDocumentFetched,
     Event,
@@ -134,6 +137,8 @@ def step_of(seen: Observed) -> Step | None:
             "currency": body.currency,
             "document_type": body.document_type.value,
             "source_system": body.source.system.value,
+            "batch_id": _text(body.batch_id),
+            "file_serial": body.file_serial,
         }
     elif isinstance(body, InvoiceDistributed):
         at = body.distributed_at
@@ -147,6 +152,8 @@ def step_of(seen: Observed) -> Step | None:
             "fallbacks": [
                 {"channel": f.channel.value, "reason": _text(f.reason)} for f in body.fallbacks
             ],
+            "cost": format(body.cost, "f") if body.cost is not None else None,
+            "cost_currency": body.cost_currency,
         }
     elif isinstance(body, InvoiceDeliveryFailed):
         at = body.failed_at
@@ -173,6 +180,27 @@ def step_of(seen: Observed) -> Step | None:
             "current_channel": body.current_channel.value,
             "suggested_channel": body.suggested_channel.value,
             "suggestion_id": body.suggestion_id,
+        }
+    elif isinstance(body, ChannelSuggestionDecided):
+        at = body.decided_at
+        facts = {
+            "suggestion_id": body.suggestion_id,
+            "decision": body.decision.value,
+            "current_channel": body.current_channel.value,
+            "suggested_channel": body.suggested_channel.value,
+            "decided_by": _text(body.decided_by),
+        }
+    elif isinstance(body, DeliveryHoldUpdated):
+        at = body.updated_at
+        facts = {
+            "number": body.number,
+            "change": body.change.value,
+            "revision": body.revision,
+            "reason": body.reason.value if body.reason is not None else None,
+            "held_until": body.held_until.isoformat(),
+            "released_by": _text(body.released_by),
+            "attachment": _text(body.attachment.filename) if body.attachment else None,
+            "attachments": len(body.attachments),
         }
     elif isinstance(body, PaymentReceived):
         facts = {
@@ -250,6 +278,10 @@ async def apply_event(repos: Repositories, seen: Observed) -> None:
         await repos.books.add_delivery(seen.event_id, body)
     elif isinstance(body, ChannelSuggested):
         await repos.books.add_suggestion(body)
+    elif isinstance(body, ChannelSuggestionDecided):
+        await repos.books.add_suggestion_decision(body)
+    elif isinstance(body, DeliveryHoldUpdated):
+        await repos.books.hold_updated(body)
     elif isinstance(body, PaymentReceived):
         await repos.books.add_payment(body, seen.time)
     elif isinstance(body, LedgerEntryPosted):

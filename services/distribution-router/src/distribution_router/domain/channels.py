@@ -80,6 +80,15 @@ def customer_key(buyer: Party) -> str:
     return buyer.customer_number or buyer.company_id or buyer.name
 
 
+def public_customer_key(key: str, buyer: Party) -> str:
+    """A customer key as shared topics show it: a consumer's personal number (the key of a
+    private buyer without a customer number) masked like everywhere else (decision 0010)."""
+    number = personal_number(buyer)
+    if number is not None and key == buyer.company_id:
+        return mask_personal_number(number)
+    return key
+
+
 def participant_candidates(buyer: Party) -> list[tuple[str, str]]:
     """PEPPOL identifiers to look up for a buyer, the most specific first.
 

@@ -6,6 +6,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from nordflow_schemas.events import Channel
+from nordflow_schemas.money import money
+
+COST_CURRENCY = "SEK"
+"""The currency of every cost recorded: the unit prices and the print partner's price list."""
 
 # What one send costs when the partner does not say (SEK); settings may replace each one.
 DEFAULT_UNIT_PRICES: Mapping[Channel, Decimal] = {
@@ -28,5 +32,5 @@ def unit_prices(configured: Mapping[Channel, Decimal | None]) -> dict[Channel, D
 def send_cost(
     partner_price: Decimal | None, channel: Channel, prices: Mapping[Channel, Decimal]
 ) -> Decimal:
-    """The cost recorded for an accepted send."""
-    return partner_price if partner_price is not None else prices[channel]
+    """The cost recorded for an accepted send (``COST_CURRENCY``), to the öre."""
+    return money(partner_price if partner_price is not None else prices[channel])

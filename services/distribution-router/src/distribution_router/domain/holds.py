@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nordflow_schemas.common import check_file_name
+from nordflow_schemas.events import (
+    DeliveryHoldUpdated,
+    HeldAttachment,
+    HoldChange,
+    HoldNeeds,
+    HoldReason,
+)
 
 TENANT_DEFAULT = ""  # hold_policies.customer_key of the tenant's default policy
 
@@ -59,6 +67,13 @@ class HoldPolicy:
         """When a new invoice arriving ``now`` leaves its hold; None when it is not held."""
         return now + self.duration if self.enabled else None
 
+    @property
+    def reason(self) -> HoldReason:
+        """Why an invoice this policy holds is held."""
+        if self.customer_key is None:
+            return HoldReason.TENANT_POLICY
+        return HoldReason.CUSTOMER_POLICY
+
 
 @dataclass(frozen=True)
 class Hold:
@@ -71,6 +86,9 @@ class Hold:
     released_at: dt.datetime | None
     released_by: str | None
     attachment_count: int
+    number: str | None = None  # None only for holds placed before holds were announced
+    reason: HoldReason | None = None  # likewise
+    revision: int = 1  # grows with every change (delivery.hold_updated)
 
     def is_open(self, now: dt.datetime) -> bool:
         """Whether files can still be attached."""
@@ -97,6 +115,47 @@ class AttachmentInfo:
     size: int
     sha256: str
     added_at: dt.datetime
+
+
+def needs() -> HoldNeeds:
+    """What an open hold waits for: files of the allowed types, within the limits."""
+    return HoldNeeds(
+        content_types=tuple(ALLOWED_TYPES),
+        max_files=MAX_ATTACHMENTS_PER_INVOICE,
+        max_file_bytes=MAX_ATTACHMENT_BYTES,
+    )
+
+
+def held_attachment(info: AttachmentInfo) -> HeldAttachment:
+    """A file as the hold's events name it (no bytes, no checksum)."""
+    return HeldAttachment(filename=info.filename, content_type=info.content_type, size=info.size)
+
+
+def hold_updated(
+    tenant_id: str,
+    hold: Hold,
+    change: HoldChange,
+    files: Sequence[AttachmentInfo],
+    at: dt.datetime,
+    attachment: AttachmentInfo | None = None,
+) -> DeliveryHoldUpdated:
+    """The whole hold after ``change``, as ``delivery.hold_updated`` announces it."""
+    return DeliveryHoldUpdated(
+        tenant_id=tenant_id,
+        invoice_id=hold.invoice_id,
+        number=hold.number,
+        change=change,
+        revision=hold.revision,
+        reason=hold.reason,
+        held_at=hold.held_at,
+        held_until=hold.held_until,
+        released_at=hold.released_at,
+        released_by=hold.released_by,
+        needed=needs() if hold.released_at is None else None,
+        attachments=tuple(held_attachment(f) for f in files),
+        attachment=held_attachment(attachment) if attachment is not None else None,
+        updated_at=at,
+    )
 
 
 def check_open(lock: HoldLock | None, invoice_id: str) -> None:

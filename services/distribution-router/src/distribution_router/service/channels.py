@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nordflow_schemas.events import Channel
+from nordflow_schemas.events import Channel, ChannelSuggestionDecided, SuggestionDecision
 
 from ..domain.deliveries import DeliveryView, Override, Suggestion
 from .ports import DeliveryRepository, OverrideRepository, Repositories, SuggestionRepository
@@ -50,11 +50,17 @@ async def suggestions(repo: SuggestionRepository, tenant_id: str, state: str) ->
 
 
 async def decide_suggestion(
-    repos: Repositories, tenant_id: str, suggestion_id: int, decision: str
+    repos: Repositories,
+    tenant_id: str,
+    suggestion_id: int,
+    decision: str,
+    decided_by: str | None = None,
 ) -> Suggestion:
-    """Accept (the channel becomes the customer's override) or dismiss an open suggestion.
+    """Accept (the channel becomes the customer's override) or dismiss an open suggestion,
+    and announce it (``channel.suggestion_decided``, keyed like its ``channel.suggested``).
 
-    Call it in a transaction: the suggestion stays locked until it ends.
+    Call it in a transaction: the suggestion stays locked until it ends, and the event is
+    published only if it commits.
     """
     found = await repos.suggestions.lock(tenant_id, suggestion_id)
     if found is None:
@@ -63,7 +69,20 @@ async def decide_suggestion(
         raise SuggestionDecidedError(f"the suggestion is {found.state}")
     if decision == "accepted":
         await repos.overrides.save(tenant_id, found.customer_key, found.suggested_channel)
-    return await repos.suggestions.decide(suggestion_id, decision)
+    decided = await repos.suggestions.decide(suggestion_id, decision)
+    await repos.outbox.add(
+        ChannelSuggestionDecided(
+            tenant_id=tenant_id,
+            invoice_id=decided.invoice_id,
+            suggestion_id=decided.suggestion_id,
+            decision=SuggestionDecision(decision),
+            current_channel=decided.current_channel,
+            suggested_channel=decided.suggested_channel,
+            decided_by=decided_by,
+            decided_at=decided.decided_at or decided.suggested_at,
+        )
+    )
+    return decided
 
 
 async def deliveries(

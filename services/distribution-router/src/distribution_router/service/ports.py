@@ -17,7 +17,13 @@ from typing import Protocol
 from nordflow_documents.registry import RendererRegistry
 from nordflow_documents.validation import ValidationReport
 from nordflow_runtime.tenant_profiles import TenantProfiles
-from nordflow_schemas.events import Channel, InvoiceCreated, InvoiceFactoringDecided
+from nordflow_schemas.events import (
+    Channel,
+    EventBody,
+    HoldReason,
+    InvoiceCreated,
+    InvoiceFactoringDecided,
+)
 
 from ..domain.archive import ArchivedDocument
 from ..domain.channels import Route
@@ -250,9 +256,20 @@ class HoldRepository(Protocol):
         ...
 
     async def start(
-        self, tenant_id: str, invoice_id: str, customer_key: str, until: dt.datetime
+        self,
+        tenant_id: str,
+        invoice_id: str,
+        customer_key: str,
+        until: dt.datetime,
+        *,
+        number: str | None = None,
+        reason: HoldReason | None = None,
     ) -> bool:
-        """Record a held invoice; False if it was held before."""
+        """Record a held invoice (revision 1); False if it was held before."""
+        ...
+
+    async def bump(self, invoice_id: str) -> int:
+        """Count a change of the hold (under its row lock); the new revision."""
         ...
 
     async def get(self, tenant_id: str, invoice_id: str) -> Hold | None:
@@ -398,6 +415,15 @@ class FactoringRepository(Protocol):
         ...
 
 
+class EventOutbox(Protocol):
+    """The service's transactional outbox: an event added here is published once the
+    transaction it was added in commits (and never if it rolls back)."""
+
+    async def add(self, event: EventBody, *, subject: str | None = None) -> None:
+        """Publish ``event`` (CloudEvents subject ``subject``) when the transaction commits."""
+        ...
+
+
 @dataclass(frozen=True)
 class Repositories:
     """Everything a use case of this service reads or writes, on one transaction."""
@@ -413,5 +439,7 @@ class Repositories:
     statistics: StatisticsRepository
     tokens: TokenNames
     profiles: TenantProfiles
+    # Events a use case writes in the transaction of its change (holds, suggestion decisions).
+    outbox: EventOutbox
     # A savepoint: what fails inside it is undone without undoing the transaction.
     savepoint: Callable[[], AbstractAsyncContextManager[object]]

@@ -4,7 +4,8 @@ Routing happens in the consumer's transaction: the recipient's reachability is l
 (PEPPOL SMP, the banks' B2C registry), the tenant's override applied, a PEPPOL document
 rendered and validated, and one `deliveries` row plus one `send-invoice` job recorded, due
 when the customer's hold (quarantine) ends. Nothing is sent here, and nothing is announced
-except a document that can never be sent (`invoice.delivery_failed`).
+except a document that can never be sent (`invoice.delivery_failed`, returned) and a hold
+(`delivery.hold_updated`, written to the outbox by `holds.start_hold`).
 
 It also renders each channel's document with the hold attachments (`render_document`), which
 the send job uses too.
@@ -245,7 +246,8 @@ async def distribute_invoice(
     provider, is recorded as ``not_sent`` with the reason and never scheduled. A PEPPOL
     document with a fatal rule violation is never sent: its rule ids and messages go to the
     user. A test-mode invoice is routed, rendered and validated but gets no send
-    job; only its failures are reported (with ``test_mode``).
+    job; only its failures are reported (with ``test_mode``). A held invoice is announced
+    by `holds.start_hold` itself (``delivery.hold_updated``, placed).
     """
     if await repos.deliveries.exists(event.invoice_id):
         return None
@@ -271,18 +273,20 @@ async def distribute_invoice(
         status = "test"
     else:
         status = "scheduled"
-        due_at = await holds.hold_until(
+        held = await holds.hold_for(
             repos.holds, tenant_id=event.tenant_id, customer_key=key, now=now
         )
-        if due_at is not None and due_at > now:
-            await holds.start_hold(
-                repos.holds,
+        if held is not None and held[0] > now:
+            await holds.start_hold(  # announces delivery.hold_updated (placed)
+                repos,
                 tenant_id=event.tenant_id,
                 invoice_id=event.invoice_id,
                 customer_key=key,
-                until=due_at,
+                until=held[0],
+                number=invoice.number,
+                reason=held[1],
             )
-        due_at = max(due_at or now, now)
+        due_at = max(held[0] if held is not None else now, now)
     await repos.deliveries.record(
         NewDelivery(
             invoice_id=event.invoice_id,

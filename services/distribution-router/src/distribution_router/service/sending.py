@@ -30,8 +30,14 @@ from nordflow_schemas.events import (
 )
 from nordflow_schemas.invoice import Invoice
 
-from ..domain.channels import Reachability, Route, cheaper_channels, public_recipient
-from ..domain.costs import send_cost
+from ..domain.channels import (
+    Reachability,
+    Route,
+    cheaper_channels,
+    public_customer_key,
+    public_recipient,
+)
+from ..domain.costs import COST_CURRENCY, send_cost
 from ..domain.deliveries import Attempt, ClaimedDelivery, NewSuggestion, SentDelivery
 from ..domain.documents import Rendered
 from ..domain.sending import (
@@ -349,6 +355,8 @@ class _Run:
                 partner_reference=receipt.reference,
                 archive_sequence=sequence,
                 fallbacks=tuple(self.fallbacks),
+                cost=cost,
+                cost_currency=COST_CURRENCY,
             )
         )
         if reach is not None:
@@ -396,7 +404,7 @@ class _Run:
                     tenant_id=self.tenant_id,
                     invoice_id=self.invoice_id,
                     suggestion_id=suggestion_id,
-                    customer_key=customer,
+                    customer_key=public_customer_key(customer, self.invoice.buyer),
                     current_channel=route.channel,
                     suggested_channel=cheaper.channel,
                     recipient=public_recipient(cheaper),

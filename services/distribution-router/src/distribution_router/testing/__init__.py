@@ -16,10 +16,10 @@ from nordflow_runtime.app import ServiceApp
 from nordflow_runtime.jobs import JobWorker
 from nordflow_runtime.tenants import create_token
 from nordflow_runtime.testing import PERSONAL_DATA_KEY, ServiceHarness
-from nordflow_schemas.events import Channel
+from nordflow_schemas.events import Channel, HoldReason
 from pydantic import SecretStr
 
-from ..adapters.repositories import PgDeliveryRepository, PgHoldRepository
+from ..adapters.repositories import PgDeliveryRepository, pg_repositories
 from ..app import create_app
 from ..config import Settings
 from ..deps import Deps
@@ -103,18 +103,21 @@ async def held_invoice(
     until: dt.datetime,
     invoice_id: str | None = None,
     customer_key: str = "17",
+    number: str = "1001",
 ) -> str:
     """A held invoice with its pending send job due when the hold ends, as routing leaves
-    them (in one transaction); its id."""
+    them (in one transaction, ``delivery.hold_updated`` placed in the outbox); its id."""
     invoice_id = invoice_id or f"inv_{uuid.uuid4().hex}"
     async with conn.transaction():
         await PgDeliveryRepository(conn).schedule_send(tenant, invoice_id, until)
         await holds.start_hold(
-            PgHoldRepository(conn),
+            pg_repositories(conn),
             tenant_id=tenant,
             invoice_id=invoice_id,
             customer_key=customer_key,
             until=until,
+            number=number,
+            reason=HoldReason.TENANT_POLICY,
         )
     return invoice_id
 

@@ -14,7 +14,13 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from nordflow_runtime.testing import FakeTenantProfiles
-from nordflow_schemas.events import Channel, InvoiceCreated, InvoiceFactoringDecided
+from nordflow_schemas.events import (
+    Channel,
+    EventBody,
+    HoldReason,
+    InvoiceCreated,
+    InvoiceFactoringDecided,
+)
 
 from ..domain.archive import ArchivedDocument
 from ..domain.channels import Route, public_recipient
@@ -291,13 +297,25 @@ class FakeHoldRepository:
         return [p for (t, k), p in sorted(self.policies.items()) if t == tenant_id and k]
 
     async def start(
-        self, tenant_id: str, invoice_id: str, customer_key: str, until: dt.datetime
+        self,
+        tenant_id: str,
+        invoice_id: str,
+        customer_key: str,
+        until: dt.datetime,
+        *,
+        number: str | None = None,
+        reason: HoldReason | None = None,
     ) -> bool:
         if invoice_id in self.holds:
             return False
-        hold = Hold(invoice_id, customer_key, self._clock(), until, None, None, 0)
+        hold = Hold(invoice_id, customer_key, self._clock(), until, None, None, 0, number, reason)
         self.holds[invoice_id] = (tenant_id, hold)
         return True
+
+    async def bump(self, invoice_id: str) -> int:
+        tenant, hold = self.holds[invoice_id]
+        self.holds[invoice_id] = (tenant, dataclasses.replace(hold, revision=hold.revision + 1))
+        return hold.revision + 1
 
     async def get(self, tenant_id: str, invoice_id: str) -> Hold | None:
         tenant, hold = self.holds.get(invoice_id, ("", None))
@@ -536,6 +554,23 @@ class FakeFactoringRepository:
         return self.parked.pop(invoice_id, None)
 
 
+@dataclass
+class FakeOutbox:
+    """The events written to the outbox, with their subjects, in order (no transactions:
+    what a use case adds is kept even if it raises afterwards)."""
+
+    events: list[EventBody] = field(default_factory=list)
+    subjects: list[str | None] = field(default_factory=list)
+
+    async def add(self, event: EventBody, *, subject: str | None = None) -> None:
+        self.events.append(event)
+        self.subjects.append(subject)
+
+    def of(self, body_type: type[EventBody]) -> list[EventBody]:
+        """The events of one type, in the order added."""
+        return [e for e in self.events if isinstance(e, body_type)]
+
+
 def fake_repositories(profiles: FakeTenantProfiles | None = None) -> Repositories:
     """Empty fakes of every repository (the statistics count the fake deliveries)."""
     deliveries = FakeDeliveryRepository()
@@ -551,5 +586,6 @@ def fake_repositories(profiles: FakeTenantProfiles | None = None) -> Repositorie
         statistics=FakeStatisticsRepository(deliveries),
         tokens=FakeTokenNames(),
         profiles=profiles or FakeTenantProfiles(),
+        outbox=FakeOutbox(),
         savepoint=_no_savepoint,
     )

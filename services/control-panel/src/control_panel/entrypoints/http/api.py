@@ -30,6 +30,7 @@ from ...domain.records import (
     DeadLetterRow,
     EntryRow,
     FailedJob,
+    HoldRow,
     InvoiceRow,
     InvoiceSearch,
     JobState,
@@ -275,6 +276,8 @@ class TransferOut(Out):
     currency: str
     transferred_at: dt.datetime
     test_mode: bool
+    batch_id: str | None = Field(description="The provider's file (batch) it went in")
+    file_serial: int | None = Field(description="That file's serial number at the provider")
 
 
 class EntryOut(Out):
@@ -336,13 +339,76 @@ class SuggestionOut(Out):
     suggested_channel: str
     recipient: str
     suggested_at: dt.datetime
+    decision: str | None = Field(description="accepted or dismissed; null while open")
+    decided_by: str | None
+    decided_at: dt.datetime | None
+
+
+class HoldFileOut(Out):
+    """A file attached to a held invoice."""
+
+    filename: str
+    content_type: str
+    size: int
+
+
+class HoldNeedsOut(Out):
+    """What an open hold waits for: files of these types, within these limits."""
+
+    what: str = Field(description="attachments")
+    content_types: list[str]
+    max_files: int
+    max_file_bytes: int
+
+
+class HoldOut(Out):
+    """An invoice held right now before it is sent, so files can go with it (add them, or
+    release it, in distribution-router's API)."""
+
+    tenant_id: str
+    invoice_id: str
+    number: str | None
+    customer: str | None
+    reason: str | None = Field(description="customer_policy or tenant_policy")
+    held_at: dt.datetime
+    held_until: dt.datetime = Field(description="When it is sent by itself")
+    needed: HoldNeedsOut | None
+    attachments: list[HoldFileOut]
+    revision: int
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, row: HoldRow) -> HoldOut:
+        """From the read model's row."""
+        needed = row.needed
+        return cls(
+            tenant_id=row.tenant_id,
+            invoice_id=row.invoice_id,
+            number=row.number,
+            customer=row.customer,
+            reason=row.reason,
+            held_at=row.held_at,
+            held_until=row.held_until,
+            needed=HoldNeedsOut(
+                what=needed.what,
+                content_types=list(needed.content_types),
+                max_files=needed.max_files,
+                max_file_bytes=needed.max_file_bytes,
+            )
+            if needed is not None
+            else None,
+            attachments=[HoldFileOut(**f.__dict__) for f in row.attachments],
+            revision=row.revision,
+            updated_at=row.updated_at,
+        )
 
 
 class DeliveryOut(Out):
-    """Channel per customer and the suggestions."""
+    """Channel per customer, the suggestions and the invoices held right now."""
 
     customers: list[CustomerChannelOut]
     suggestions: list[SuggestionOut]
+    holds: list[HoldOut]
 
 
 class PeriodOut(Out):
@@ -354,7 +420,11 @@ class PeriodOut(Out):
     rejected: int
     failed: int = Field(description="Invoices whose sending failed")
     electronic_share: Decimal | None = Field(description="(PEPPOL + B2C) / sent, 4 decimals")
-    cost: Amount = Field(description="Estimated from the price list")
+    cost: Amount = Field(
+        description="What the sends cost as distribution-router recorded it; sends announced "
+        "without a price in the price list's currency are estimated from the price list"
+    )
+    estimated: int = Field(description="How many of the sends' costs are estimated")
 
     @classmethod
     def of(cls, figures: PeriodFigures) -> PeriodOut:
@@ -497,7 +567,8 @@ async def get_statistics(
 ) -> StatisticsOut:
     """Per day or month of the tenant's zone (both ends included, at most 400 periods):
     sends per channel, created per source, rejections, failed sends, electronic share and
-    the estimated cost. Test-mode invoices do not count."""
+    the cost (estimated for sends announced without a price). Test-mode invoices do not
+    count."""
     try:
         found = await queries.statistics(
             deps.repositories(pool),
@@ -544,7 +615,8 @@ async def get_delivery(
     tenant: TenantParam = None,
     limit: Limit = 100,
 ) -> DeliveryOut:
-    """The channel each customer's newest send used, and the cheaper channels found."""
+    """The channel each customer's newest send used, the cheaper channels found (and what
+    was decided), and the invoices held right now with what they wait for."""
     try:
         scope = principal.scope(tenant)
     except ForbiddenError as exc:
@@ -552,9 +624,11 @@ async def get_delivery(
     read = deps.repositories(pool).read
     customers: list[CustomerChannel] = await read.customer_channels(scope, limit)
     suggestions: list[SuggestionRow] = await read.suggestions(scope, limit)
+    holds: list[HoldRow] = await read.holds(scope, deps.clock(), limit)
     return DeliveryOut(
         customers=[CustomerChannelOut(**c.__dict__) for c in customers],
         suggestions=[SuggestionOut(**s.__dict__) for s in suggestions],
+        holds=[HoldOut.of(h) for h in holds],
     )
 
 

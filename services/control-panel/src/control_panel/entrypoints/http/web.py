@@ -136,8 +136,25 @@ class View:
             system=_system_name(system) or self.t("fix.source_fallback"),
         )
 
+    def size(self, count: int) -> str:
+        """A number of bytes as people read it (MiB, KiB)."""
+        for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+            if count >= factor:
+                text = f"{count / factor:.1f}".removesuffix(".0")
+                return f"{text if self.lang == 'en' else text.replace('.', ',')} {unit}"
+        return f"{count} B"
+
+    def file_kinds(self, content_types: tuple[str, ...]) -> str:
+        """MIME types by the names people know them by (PDF, PNG …)."""
+        return ", ".join(_FILE_KINDS.get(c, c) for c in content_types)
+
     def step_title(self, step: Step) -> str:
-        """A step's name in the page's language."""
+        """A step's name in the page's language (a hold's and a decision's by what changed)."""
+        variant = step.facts.get("change") or step.facts.get("decision")
+        if step.kind in _VARIANT_KINDS and isinstance(variant, str):
+            text = self.t(f"kind.{step.kind}.{variant}")
+            if not text.startswith("kind."):
+                return text
         key = f"kind.{step.kind}"
         text = self.t(key)
         return self.t("kind.other") + f" ({step.kind})" if text == key else text
@@ -153,16 +170,39 @@ class View:
             reference = f.get("partner_reference") or f.get("reference")
             if reference:
                 parts.append(t("journey.reference", reference=reference))
+            if f.get("cost") is not None:
+                parts.append(
+                    t("journey.cost", amount=self.money(f["cost"], f.get("cost_currency")))
+                )
             return ", ".join(parts)
+        if step.kind == "delivery.hold_updated":
+            return self._hold_detail(f)
+        if step.kind == "channel.suggestion_decided":
+            text = t(
+                "journey.decided",
+                current=t(f"channel.{f.get('current_channel')}"),
+                suggested=t(f"channel.{f.get('suggested_channel')}"),
+            )
+            if f.get("decided_by"):
+                text += " " + t("journey.released_by", who=f["decided_by"])
+            return text
         if step.kind == "invoice.delivery_failed":
             return t("journey.via", channel=t(f"channel.{f.get('channel')}"))
         if step.kind == "invoice.transferred":
-            return t(
+            text = t(
                 "journey.provider",
                 provider=f.get("provider"),
                 kind=f.get("agreement_kind"),
                 transfer=f.get("transfer_id"),
             )
+            if f.get("batch_id"):
+                serial = f.get("file_serial")
+                text += ", " + t(
+                    "journey.batch",
+                    batch=f["batch_id"],
+                    serial=serial if serial is not None else t("none"),
+                )
+            return text
         if step.kind == "payment.received":
             text = t(
                 "journey.paid",
@@ -201,6 +241,33 @@ class View:
         if step.kind in ("invoice.created", "invoice.updated"):
             return self.money(f.get("amount"), f.get("currency"))
         return ""
+
+    def _hold_detail(self, f: Mapping[str, Any]) -> str:
+        t = self.t
+        change = f.get("change")
+        if change == "placed":
+            until = self.when(f.get("held_until"))
+            reason = f.get("reason")
+            if isinstance(reason, str):
+                return t("journey.held_why", until=until, reason=t(f"hold_reason.{reason}"))
+            return t("journey.held", until=until)
+        if change in ("attachment_added", "attachment_removed"):
+            return t("journey.attachment", filename=f.get("attachment"), count=f.get("attachments"))
+        if change == "released" and f.get("released_by"):
+            return t("journey.released_by", who=f["released_by"])
+        return ""
+
+
+# Steps whose name depends on what they say: a hold's change, a suggestion's decision.
+_VARIANT_KINDS = frozenset({"delivery.hold_updated", "channel.suggestion_decided"})
+_FILE_KINDS = {
+    "application/pdf": "PDF",
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "text/csv": "CSV",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "XLSX",
+    "application/vnd.oasis.opendocument.spreadsheet": "ODS",
+}
 
 
 _SYSTEM_NAMES = {
@@ -564,7 +631,8 @@ async def sync_connection(
 async def delivery_page(
     request: Request, session: WebSession, deps: AppDeps, pool: Pool, tenant: str | None = None
 ) -> Response:
-    """Channel per customer, the suggestions, and where holds are handled."""
+    """Channel per customer, the suggestions and their decisions, and the invoices held
+    right now with what to add (distribution-router's API takes the files)."""
     view = await _view(request, session, deps, pool, tenant)
     if view.refused is not None:
         return _bad(view, view.refused, 403)
@@ -573,6 +641,7 @@ async def delivery_page(
         "delivery.html",
         customers=await view.repos.read.customer_channels(view.tenant, 200),
         suggestions=await view.repos.read.suggestions(view.tenant, 200),
+        holds=await view.repos.read.holds(view.tenant, deps.clock(), 200),
         router_url=(deps.settings.distribution_router_url or "").rstrip("/") or None,
     )
 

@@ -16,6 +16,7 @@ from .choices import (
 from .deliveries import PgAttemptLog, PgDeliveryRepository
 from .factoring import PgFactoringRepository
 from .holds import PgHoldRepository
+from .outbox import PgOutbox
 from .statistics import PgStatisticsRepository
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "PgDeliveryRepository",
     "PgFactoringRepository",
     "PgHoldRepository",
+    "PgOutbox",
     "PgOverrideRepository",
     "PgPaperOptionsRepository",
     "PgStatisticsRepository",
@@ -56,5 +58,6 @@ def pg_repositories(
         statistics=PgStatisticsRepository(conn),
         tokens=PgTokenNames(conn),
         profiles=PgTenantProfiles(conn),
+        outbox=PgOutbox(conn),
         savepoint=savepoint,  # type: ignore[arg-type]
     )

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 
 import asyncpg
+from nordflow_schemas.events import HoldReason
 
 from ...domain.channels import SEND_INVOICE
 from ...domain.holds import TENANT_DEFAULT, AttachmentInfo, Hold, HoldLock, HoldPolicy
@@ -13,6 +14,7 @@ from ...domain.sending import Attachment
 
 _HOLD_COLUMNS = (
     "h.invoice_id, h.customer_key, h.held_at, h.held_until, h.released_at, h.released_by, "
+    "h.number, h.reason, h.revision, "
     "(SELECT count(*) FROM hold_attachments a WHERE a.invoice_id = h.invoice_id) AS attachments"
 )
 _ATTACHMENT_COLUMNS = "attachment_id, invoice_id, filename, content_type, size, sha256, added_at"
@@ -41,6 +43,9 @@ def _hold(row: asyncpg.Record) -> Hold:
         released_at=row["released_at"],
         released_by=row["released_by"],
         attachment_count=row["attachments"],
+        number=row["number"],
+        reason=HoldReason(row["reason"]) if row["reason"] is not None else None,
+        revision=row["revision"],
     )
 
 
@@ -109,18 +114,35 @@ class PgHoldRepository:
         return [_policy(r) for r in rows]
 
     async def start(
-        self, tenant_id: str, invoice_id: str, customer_key: str, until: dt.datetime
+        self,
+        tenant_id: str,
+        invoice_id: str,
+        customer_key: str,
+        until: dt.datetime,
+        *,
+        number: str | None = None,
+        reason: HoldReason | None = None,
     ) -> bool:
-        """Record a held invoice; False if it was held before."""
+        """Record a held invoice (revision 1); False if it was held before."""
         inserted = await self.conn.fetchval(
-            "INSERT INTO holds (invoice_id, tenant_id, customer_key, held_until) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (invoice_id) DO NOTHING RETURNING true",
+            "INSERT INTO holds (invoice_id, tenant_id, customer_key, held_until, number, reason) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (invoice_id) DO NOTHING RETURNING true",
             invoice_id,
             tenant_id,
             customer_key,
             until,
+            number,
+            reason.value if reason is not None else None,
         )
         return bool(inserted)
+
+    async def bump(self, invoice_id: str) -> int:
+        """Count a change of the hold (under its row lock); the new revision."""
+        revision: int = await self.conn.fetchval(
+            "UPDATE holds SET revision = revision + 1 WHERE invoice_id = $1 RETURNING revision",
+            invoice_id,
+        )
+        return revision
 
     async def get(self, tenant_id: str, invoice_id: str) -> Hold | None:
         """One hold of the tenant."""

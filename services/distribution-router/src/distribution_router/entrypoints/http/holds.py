@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from nordflow_runtime.http import PathId, Pool
 from nordflow_runtime.tenants import Tenant
+from nordflow_schemas.events import HoldReason
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...domain import holds as rules
 from ...service import holds as service
-from .common import AppDeps
+from .common import AppDeps, token_name
 
 router = APIRouter(prefix="/api/v1", tags=["holds"])
 
@@ -71,7 +72,9 @@ class HoldOut(BaseModel):
     """A held invoice."""
 
     invoice_id: str
+    number: str | None = Field(description="The invoice's number")
     customer_key: str
+    reason: HoldReason | None = Field(description="The policy that held it")
     held_at: dt.datetime
     held_until: dt.datetime
     released_at: dt.datetime | None
@@ -82,7 +85,18 @@ class HoldOut(BaseModel):
     @classmethod
     def of(cls, hold: rules.Hold, now: dt.datetime) -> "HoldOut":
         """The API's view at ``now``."""
-        return cls(**vars(hold), open=hold.is_open(now))
+        return cls(
+            invoice_id=hold.invoice_id,
+            number=hold.number,
+            customer_key=hold.customer_key,
+            reason=hold.reason,
+            held_at=hold.held_at,
+            held_until=hold.held_until,
+            released_at=hold.released_at,
+            released_by=hold.released_by,
+            open=hold.is_open(now),
+            attachment_count=hold.attachment_count,
+        )
 
 
 class AttachmentOut(BaseModel):
@@ -352,7 +366,7 @@ async def add_attachment(
     async with pool.acquire() as conn, conn.transaction():
         try:
             info = await service.add_attachment(
-                deps.repositories(conn).holds,
+                deps.repositories(conn),
                 tenant_id=tenant_id,
                 invoice_id=invoice_id,
                 filename=name,
@@ -361,6 +375,7 @@ async def add_attachment(
             )
         except rules.HoldError as exc:
             raise hold_problem(exc) from exc
+    deps.committed()  # wake the outbox relay (delivery.hold_updated)
     return AttachmentOut.of(info)
 
 
@@ -390,7 +405,7 @@ async def remove_attachment(
     async with pool.acquire() as conn, conn.transaction():
         try:
             removed = await service.remove_attachment(
-                deps.repositories(conn).holds,
+                deps.repositories(conn),
                 tenant_id=tenant_id,
                 invoice_id=invoice_id,
                 attachment_id=attachment_id,
@@ -402,6 +417,7 @@ async def remove_attachment(
             status.HTTP_404_NOT_FOUND,
             f"invoice {invoice_id!r} has no attachment {attachment_id}",
         )
+    deps.committed()  # wake the outbox relay (delivery.hold_updated)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -410,18 +426,16 @@ async def release(
     request: Request, invoice_id: str, tenant_id: Tenant, deps: AppDeps, pool: Pool
 ) -> HoldOut:
     """Send a held invoice now: its pending send job becomes due immediately."""
-    token = request.headers.get("authorization", "").partition(" ")[2].strip()
     async with pool.acquire() as conn, conn.transaction():
         repos = deps.repositories(conn)
-        name = await repos.tokens.name_of(token)
         try:
             hold = await service.release_hold(
-                repos.holds,
+                repos,
                 tenant_id=tenant_id,
                 invoice_id=invoice_id,
-                released_by=f"api token {name!r}",
+                released_by=await token_name(request, repos),
             )
         except rules.HoldError as exc:
             raise hold_problem(exc) from exc
-    deps.committed()  # wake the send job's worker
+    deps.committed()  # wake the send job's worker and the outbox relay
     return HoldOut.of(hold, deps.clock())

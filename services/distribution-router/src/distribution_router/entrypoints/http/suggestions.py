@@ -3,7 +3,7 @@
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from nordflow_runtime.http import PathId, Pool
 from nordflow_runtime.tenants import Tenant
 from nordflow_schemas.events import Channel
@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from ...domain.deliveries import Suggestion
 from ...service import channels as service
-from .common import AppDeps
+from .common import AppDeps, token_name
 
 router = APIRouter(prefix="/api/v1", tags=["channels"])
 
@@ -49,31 +49,37 @@ async def list_suggestions(
 
 
 async def _decide(
-    deps: AppDeps, pool: Pool, tenant: str, suggestion_id: int, decision: str
+    request: Request, deps: AppDeps, pool: Pool, tenant: str, suggestion_id: int, decision: str
 ) -> SuggestionOut:
     async with pool.acquire() as conn, conn.transaction():
+        repos = deps.repositories(conn)
         try:
             decided = await service.decide_suggestion(
-                deps.repositories(conn), tenant, suggestion_id, decision
+                repos,
+                tenant,
+                suggestion_id,
+                decision,
+                decided_by=await token_name(request, repos),
             )
         except service.SuggestionNotFoundError as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
         except service.SuggestionDecidedError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    deps.committed()  # wake the outbox relay
     return SuggestionOut.of(decided)
 
 
 @router.post("/suggestions/{suggestion_id}/dismiss")
 async def dismiss_suggestion(
-    suggestion_id: PathId, tenant: Tenant, deps: AppDeps, pool: Pool
+    request: Request, suggestion_id: PathId, tenant: Tenant, deps: AppDeps, pool: Pool
 ) -> SuggestionOut:
     """Not now: the same channel is not suggested again for this customer for a while."""
-    return await _decide(deps, pool, tenant, suggestion_id, "dismissed")
+    return await _decide(request, deps, pool, tenant, suggestion_id, "dismissed")
 
 
 @router.post("/suggestions/{suggestion_id}/accept")
 async def accept_suggestion(
-    suggestion_id: PathId, tenant: Tenant, deps: AppDeps, pool: Pool
+    request: Request, suggestion_id: PathId, tenant: Tenant, deps: AppDeps, pool: Pool
 ) -> SuggestionOut:
     """Switch: the suggested channel becomes the customer's channel override."""
-    return await _decide(deps, pool, tenant, suggestion_id, "accepted")
+    return await _decide(request, deps, pool, tenant, suggestion_id, "accepted")
