@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -46,6 +47,7 @@ import stages
 import workload
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from nordflow_local.factoring import create_factor_client, set_agreement
 from nordflow_local.journey import STAGES
 from nordflow_local.kafka import ensure_topics_async
 from nordflow_local.provision import create_sandbox_company, provision_tenant
@@ -612,6 +614,11 @@ class Workload:
         return records, ids
 
 
+def set_factoring_agreement(env: dict[str, str], tenant_id: str) -> None:
+    """The tenant's client account at the factor sandbox and its factoring agreement."""
+    set_agreement(env, tenant_id, create_factor_client(env, tenant_id), timeout=stages.CLI_TIMEOUT)
+
+
 async def set_up_tenants(env: dict[str, str], work: Workload, sizes: Sizes, replicas: int) -> None:
     """Profiles on tenant.updated, a factoring agreement per tenant, PEPPOL participants and
     bank consumers for the buyers, and Fortnox companies without a rate limit (with
@@ -634,24 +641,11 @@ async def set_up_tenants(env: dict[str, str], work: Workload, sizes: Sizes, repl
             )
             response.raise_for_status()
     say("setup: 8 PEPPOL participants in the SMP, 8 consumers in the bank")
-    parallel = asyncio.Semaphore(3)
-    await asyncio.gather(
-        *(
-            stages.run_cli(
-                env,
-                "factoring-gateway",
-                "agreements",
-                "set",
-                "--tenant",
-                t.tenant_id,
-                "--provider",
-                "nordea-finans",
-                "--kind",
-                "factoring",
-                parallel=parallel,
-            )
-            for t in work.tenants
-        )
+    # Each tenant's client account at the factor sandbox and its agreement (CUSIN-style XML
+    # over SFTP), as provision_tenant makes them; a few command starts at a time.
+    await stages.in_threads(
+        [functools.partial(set_factoring_agreement, env, t.tenant_id) for t in work.tenants],
+        parallel=3,
     )
     say(f"setup: {len(work.tenants)} factoring agreements")
     # ledger-closer: every run of the stage needs invoices of its own in Fortnox.
@@ -696,7 +690,8 @@ async def set_up_tenants(env: dict[str, str], work: Workload, sizes: Sizes, repl
             connect.append((tenant.tenant_id, connection, token))
     # Interleave the companies, so a run spreads over every connection.
     work.ledger_pool.sort(key=lambda inv: (int(inv.number), inv.tenant_id))
-    await asyncio.gather(
+    parallel = asyncio.Semaphore(3)
+    await stages.gather_or_cancel(
         *(
             stages.run_cli(
                 {**env, "BENCH_FORTNOX_TOKEN": token},

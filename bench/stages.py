@@ -20,10 +20,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -37,6 +37,8 @@ from workload import Record
 
 PROGRESS_EVERY = 5.0
 TENANT_UPDATED = "tenant.updated"
+CLI_TIMEOUT = 120.0  # seconds an operator command may take before it is killed
+T = TypeVar("T")
 # Invoices per hour the replica count is sized for (the issue's month-end figure).
 TARGET_PER_HOUR = 1_000_000
 
@@ -503,17 +505,60 @@ def replicas_for(rate: float | None) -> int | None:
     return math.ceil(TARGET_PER_HOUR / 3600 / rate)
 
 
-async def run_cli(env: dict[str, str], *args: str, parallel: asyncio.Semaphore) -> None:
-    """A service's operator command (`<venv>/bin/<service> …`), a few at a time."""
-    binary = Path(sys.executable).parent / args[0]
+async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
+    """`asyncio.gather`, but the first failure cancels the others, waits for them and is
+    raised (plain `gather` leaves them running into `asyncio.run`'s clean-up)."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def in_threads(calls: Iterable[Callable[[], T]], parallel: int) -> list[T]:
+    """Blocking calls (each with its own deadline) in threads, `parallel` at a time; the
+    first failure cancels the calls not started yet and is raised."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(call: Callable[[], T]) -> T:
+        async with gate:
+            return await asyncio.to_thread(call)
+
+    return await gather_or_cancel(*(one(call) for call in calls))
+
+
+async def run_cli(
+    env: dict[str, str],
+    *args: str,
+    parallel: asyncio.Semaphore,
+    timeout: float = CLI_TIMEOUT,
+) -> None:
+    """A service's operator command (`<venv>/bin/<service> …`), a few at a time, killed
+    after `timeout` seconds.
+
+    `subprocess.run` in a thread, not an asyncio subprocess: on Python 3.11 a task cancelled
+    while `asyncio.create_subprocess_exec` connects the child's pipes never ends (its pipe
+    task is cancelled too, so the transport never reports the exit: CPython gh-103847,
+    gh-125502), and `asyncio.run`'s clean-up waited for it forever when one command failed.
+    """
+    command = [str(Path(sys.executable).parent / args[0]), *args[1:]]
+    what = " ".join(args[:3])
     async with parallel:
-        proc = await asyncio.create_subprocess_exec(
-            str(binary),
-            *args[1:],
-            env={**os.environ, **env},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:3])} failed: {err.decode()[-600:]}")
+        try:
+            result = await asyncio.to_thread(
+                subprocess.run,
+                command,
+                env={**os.environ, **env},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{what} did not finish in {timeout:.0f} s (killed)") from None
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed: {result.stderr.decode(errors='replace')[-600:]}")
