@@ -47,7 +47,7 @@ import stages
 import workload
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from nordflow_local.factoring import create_factor_client, set_agreement
+from nordflow_local.factoring import create_factor_client, set_agreement, transfers_on_demand
 from nordflow_local.journey import STAGES
 from nordflow_local.kafka import ensure_topics_async
 from nordflow_local.provision import create_sandbox_company, provision_tenant
@@ -55,6 +55,7 @@ from nordflow_local.samples import CUSTOMERS, SandboxWriter
 from nordflow_local.stack import SERVICES, Stack
 from nordflow_runtime.kafka import create_consumer, create_producer, topic_partitions
 from nordflow_runtime.settings import ServiceSettings
+from nordflow_schemas.events import Flow
 from stages import LatencyResult, StageResult, say
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +69,8 @@ FORTNOX_LIMIT = "25 requests / 5 s per company"
 
 # The journey's stages, by name (STAGES lists more: failures, payments).
 FETCHED, CREATED, REJECTED = "erp.document.fetched", "invoice.created", "invoice.rejected"
-TRANSFERRED, DISTRIBUTED, POSTED = (
+DECIDED, TRANSFERRED, DISTRIBUTED, POSTED = (
+    "invoice.factoring_decided",
     "invoice.transferred",
     "invoice.distributed",
     "ledger.entry.posted",
@@ -300,7 +302,8 @@ class EventTail:
     def summary(self, expected: int) -> str:
         return (
             f"fetched {self.count(FETCHED)}/{expected}  created {self.count(CREATED)}  "
-            f"rejected {self.count(REJECTED)}  transferred {self.count(TRANSFERRED)}  "
+            f"rejected {self.count(REJECTED)}  decided {self.count(DECIDED)}  "
+            f"transferred {self.count(TRANSFERRED)}  "
             f"distributed {self.count(DISTRIBUTED)}  posted {self.count(POSTED)}"
         )
 
@@ -424,6 +427,7 @@ async def pipeline_bench(
     # the first ones would be decided before the agreement exists (never transferred).
     say("pipeline: holding erp-poller while the tenant is provisioned")
     poller_start: dt.datetime | None = None
+    transfers_start: dt.datetime | None = None
     held = ["erp-poller", *(["mapper"] if backlog else [])]
     for name in held:
         await asyncio.to_thread(stack.stop_service, name, signal.SIGTERM)
@@ -443,11 +447,22 @@ async def pipeline_bench(
             say(f"pipeline: {invoices} documents fetched and waiting; starting mapper")
             await asyncio.to_thread(stack.start_service, "mapper")
         await tail.wait(
-            "every invoice posted back",
-            lambda: tail.count(POSTED) >= invoices and tail.count(DISTRIBUTED) >= invoices,
+            "every invoice decided and distributed",
+            lambda: tail.count(DISTRIBUTED) >= invoices,
             deadline,
             invoices,
         )
+        # Eligible invoices wait for the tenant's daily factoring window; ask for transfer
+        # runs instead, from now on, and only then is anything closed in the books.
+        say("pipeline: every invoice distributed; transfer runs on demand from now on")
+        transfers_start = dt.datetime.now(dt.UTC)
+        async with transfers_on_demand(env, [tenant_id], every=1.0):
+            await tail.wait(
+                "every invoice transferred and posted back",
+                lambda: tail.count(TRANSFERRED) >= invoices and tail.count(POSTED) >= invoices,
+                deadline,
+                invoices,
+            )
         say(f"pipeline: done: {tail.summary(invoices)}")
     except (TimeoutError, RuntimeError) as error:
         result.complete = False
@@ -484,11 +499,11 @@ async def pipeline_bench(
             "mapper+router",
         ),
         Span(
-            "    first fetched → last invoice.transferred",
+            "    transfer runs asked for → last invoice.transferred",
             n(TRANSFERRED),
-            fetched_first,
+            transfers_start,
             transferred_last,
-            "mapper+factoring",
+            "on demand, after the last distributed",
         ),
     ]
     if backlog:
@@ -507,7 +522,7 @@ async def pipeline_bench(
             n(POSTED),
             poller_start,
             posted_last,
-            "wall, incl. ERP",
+            "wall, incl. ERP; transfers on demand",
         ),
         Span(
             "    first fetched → last ledger.entry.posted",
@@ -574,6 +589,7 @@ class Run:
     stages: list[StageResult] = field(default_factory=list)
     latencies: list[LatencyResult] = field(default_factory=list)
     fortnox: PipelineResult | None = None
+    transfer_run: stages.TransferRunResult | None = None
     partners: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # sent, got, extra
     errors: list[str] = field(default_factory=list)
 
@@ -598,10 +614,14 @@ class Workload:
         return list(workload.created_records(batch)), batch.ids
 
     def for_channel(self, channel: str) -> Any:
+        """Invoices to one channel whose flow excludes factoring: distribution-router sends
+        them at once (it waits for a factoring decision otherwise, and factoring-gateway
+        does not run in that stage)."""
+
         def make(n: int, seed: int) -> tuple[list[workload.Record], set[str]]:
             batch = workload.make_batch(self.tenants, n, (channel,), seed, mapped=True)
             self.channel_of.update(batch.channels)
-            return list(workload.created_records(batch)), batch.ids
+            return list(workload.created_records(batch, Flow(factor=False))), batch.ids
 
         return make
 
@@ -732,9 +752,9 @@ def stage_specs(work: Workload, sizes: Sizes) -> list[tuple[stages.StageSpec, in
         ),
         (
             stages.StageSpec(
+                "factoring-gateway decisions",
                 "factoring-gateway",
-                "factoring-gateway",
-                ("invoice.transferred",),
+                (DECIDED,),
                 work.created,
                 0.05,
             ),
@@ -773,6 +793,7 @@ async def run_stages(
             continue
         # Quick mode scales only the mapper (each replica start costs seconds on 2 cores).
         scaled = run.replicas if not args.quick or spec.service == "mapper" else (1,)
+        stage_sent: set[str] = set()
         for replicas in scaled:
             work.seed += 10
             result, ids = await stages.measure_stage(
@@ -786,7 +807,13 @@ async def run_stages(
                 args.profile,
             )
             run.stages.append(result)
-            sent |= ids
+            stage_sent |= ids
+        sent |= stage_sent
+        if spec.service == "factoring-gateway":
+            # What the stage decided eligible waits for the daily window: one run on demand.
+            run.transfer_run = await stages.measure_transfer_run(
+                stack, bootstrap, [t.tenant_id for t in work.tenants], stage_sent
+            )
     return sent
 
 
@@ -895,6 +922,15 @@ def report(run: Run, args: Any, started: float) -> None:
         "that over the raw loop;\n   x one: two replicas over one; for 1M/h: replicas at the "
         "one-replica rate that carry 1,000,000 invoices in an hour)"
     )
+    if run.transfer_run is not None:
+        t = run.transfer_run
+        print(
+            f"  factoring-gateway, one transfer run on demand (1 replica; what a daily window "
+            f"does): {t.pending} of the stage's {t.decided} decided invoices pending for "
+            f"{t.tenants} tenants,\n   {t.transferred} transferred in {fmt(t.seconds, 2)} s "
+            f"(runs requested → last invoice.transferred) = {fmt(t.rate)}/s"
+            + ("" if t.complete else f"  INCOMPLETE ({t.failed} failed)")
+        )
     print()
     for lat in run.latencies:
         p50, p99 = fmt(lat.percentile(0.5), 2), fmt(lat.percentile(0.99), 2)
@@ -912,7 +948,8 @@ def report(run: Run, args: Any, started: float) -> None:
         print(
             f"  one Fortnox company through erp-poller (Fortnox's {FORTNOX_LIMIT} limit): "
             f"{f.invoices} invoices, fetched→distributed {fmt(span.rate if span else None, 2)}/s, "
-            f"poller start→last posted {fmt(whole.rate if whole else None, 2)}/s"
+            f"poller start→last posted (transfer runs on demand once every invoice was "
+            f"distributed) {fmt(whole.rate if whole else None, 2)}/s"
             + ("" if f.complete else f"  INCOMPLETE: {f.error}")
         )
         print(f"    Fortnox API: {f.erp_calls}")
@@ -933,6 +970,7 @@ def results_json(run: Run) -> dict[str, Any]:
         "raw_loop_per_second": run.broker.relay_rate if run.broker else None,
         "stages": [s.as_json() for s in run.stages],
         "latency": [lat.as_json() for lat in run.latencies],
+        "transfer_run": run.transfer_run.as_json() if run.transfer_run else None,
         "partners": {
             k: {"sent": v[0], "received": v[1], "extra": v[2]} for k, v in run.partners.items()
         },
@@ -1011,12 +1049,15 @@ def main(argv: list[str] | None = None) -> int:
             say("stopping the bench stack")
             stack.down()
             failed = run.errors or not all(r.complete for r in [*run.stages, *run.latencies])
+            failed = failed or (run.transfer_run is not None and not run.transfer_run.complete)
             if args.quick and not args.keep_state and not failed:
                 shutil.rmtree(state_dir, ignore_errors=True)
             elif args.quick:
                 say(f"the quick run's state (logs, data) stays in {state_dir}")
     incomplete = [s.name for s in run.stages if not s.complete]
     incomplete += [f"latency x{lat.replicas}" for lat in run.latencies if not lat.complete]
+    if run.transfer_run is not None and not run.transfer_run.complete:
+        incomplete.append("factoring-gateway transfer run")
     if incomplete:
         run.errors.append("incomplete: " + ", ".join(incomplete))
     report(run, args, started)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import signal
@@ -29,7 +30,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
-from nordflow_local import deliveries, processes
+from nordflow_local import deliveries, factoring, processes
 from nordflow_local.stack import SERVICES, Stack, replica_name
 from nordflow_runtime.kafka import create_producer, topic_partitions
 from nordflow_schemas.topics import TOPICS
@@ -352,6 +353,35 @@ class LatencyResult:
         }
 
 
+@dataclass
+class TransferRunResult:
+    """One transfer run on demand of what factoring-gateway's stage decided eligible."""
+
+    tenants: int
+    decided: int
+    pending: int  # of those decided, eligible and waiting for a transfer (the service says)
+    transferred: int = 0
+    failed: int = 0
+    seconds: float | None = None
+    complete: bool = True
+
+    @property
+    def rate(self) -> float | None:
+        return self.transferred / self.seconds if self.seconds else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tenants": self.tenants,
+            "decided": self.decided,
+            "pending": self.pending,
+            "transferred": self.transferred,
+            "failed": self.failed,
+            "seconds": self.seconds,
+            "per_second": self.rate,
+            "complete": self.complete,
+        }
+
+
 @dataclass(frozen=True)
 class StageSpec:
     """A stage: its service, the topics whose arrival ends an invoice there (the first is
@@ -466,6 +496,70 @@ async def measure_latency(
     result.failed = sum(1 for i in ids if any(i in tail.first[t] for t in topics[2:]))
     p50, p99 = result.percentile(0.5), result.percentile(0.99)
     say(f"{label}: p50 {p50 or 0:.2f} s p99 {p99 or 0:.2f} s over {len(result.latencies)}")
+    return result
+
+
+async def pending_invoices(http: httpx.AsyncClient, base_url: str, token: str) -> set[str]:
+    """The ids of a tenant's invoices factoring-gateway holds pending for a transfer."""
+    ids: set[str] = set()
+    page = 1000  # the API's largest page
+    while True:
+        response = await http.get(
+            f"{base_url}/api/v1/invoices",
+            params={"state": "pending", "limit": page, "offset": len(ids)},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        response.raise_for_status()
+        found = [row["invoice_id"] for row in response.json()]
+        ids.update(found)
+        if len(found) < page:
+            return ids
+
+
+async def measure_transfer_run(
+    stack: Stack,
+    bootstrap: str,
+    tenant_ids: Sequence[str],
+    decided: set[str],
+    timeout_per_invoice: float = 0.1,
+) -> TransferRunResult:
+    """One transfer run on demand (`POST /api/v1/transfers/runs` for every tenant, what the
+    daily window does) by one replica of factoring-gateway, of the invoices of `decided` it
+    holds pending: timed from the requests to the broker timestamp of the last
+    `invoice.transferred` (the factor sandbox's receipt is in by then)."""
+    await isolate(stack, bootstrap, {"factoring-gateway": 1})
+    env = stack.env()
+    tokens = await in_threads(
+        [functools.partial(factoring.api_token, env, t) for t in tenant_ids], parallel=3
+    )
+    base_url = env["FACTORING_GATEWAY_URL"]
+    outputs = ("invoice.transferred", "invoice.transfer_failed")
+    async with httpx.AsyncClient(timeout=30) as http:
+        pending: set[str] = set()
+        for token in tokens:
+            pending |= await pending_invoices(http, base_url, token)
+        pending &= decided
+        result = TransferRunResult(len(tenant_ids), len(decided), len(pending))
+        if not pending:
+            say("factoring-gateway transfer run: nothing pending (no invoice was eligible)")
+            return result
+        label = "factoring-gateway transfer run"
+        async with Tail(bootstrap, outputs) as tail:
+            tail.watch |= pending
+            say(f"{label}: {len(pending)} pending invoices of {len(tokens)} tenants")
+            started = time.time()
+            for token in tokens:
+                await factoring.request_run(http, env, token)
+            result.complete = await tail.wait(
+                label, pending, outputs, 60 + timeout_per_invoice * len(pending)
+            )
+    done = [tail.first[outputs[0]][i] for i in pending if i in tail.first[outputs[0]]]
+    result.transferred = len(done)
+    result.failed = sum(1 for i in pending if i in tail.first[outputs[1]])
+    result.seconds = (max(done) - started) if done else None
+    result.complete = result.complete and not result.failed
+    rate = f"{result.rate:,.1f}/s" if result.rate else "-"
+    say(f"{label}: {len(done)} in {result.seconds or 0:.2f} s = {rate}; {result.failed} failed")
     return result
 
 
