@@ -33,6 +33,7 @@ import shutil
 import signal
 import statistics
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -47,6 +48,7 @@ import stages
 import workload
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from nordflow_local import processes
 from nordflow_local.factoring import create_factor_client, set_agreement, transfers_on_demand
 from nordflow_local.journey import STAGES
 from nordflow_local.kafka import ensure_topics_async
@@ -66,6 +68,10 @@ BATCH = int(ServiceSettings.model_fields["consumer_batch_size"].default)
 POLL_MS = int(ServiceSettings.model_fields["consumer_poll_ms"].default)
 PROGRESS_EVERY = 5.0  # seconds between progress lines while waiting
 FORTNOX_LIMIT = "25 requests / 5 s per company"
+# A quick run takes ~4 min; past this it is stopped (make bench-quick's `timeout` is later).
+QUICK_DEADLINE = 600.0
+# What asyncio.run's clean-up may take once the run has ended or was stopped.
+TEARDOWN_SECONDS = 60.0
 
 # The journey's stages, by name (STAGES lists more: failures, payments).
 FETCHED, CREATED, REJECTED = "erp.document.fetched", "invoice.created", "invoice.rejected"
@@ -590,6 +596,7 @@ class Run:
     latencies: list[LatencyResult] = field(default_factory=list)
     fortnox: PipelineResult | None = None
     transfer_run: stages.TransferRunResult | None = None
+    phase: str = "start"  # what the run was doing (named when it is stopped)
     partners: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # sent, got, extra
     errors: list[str] = field(default_factory=list)
 
@@ -795,6 +802,7 @@ async def run_stages(
         scaled = run.replicas if not args.quick or spec.service == "mapper" else (1,)
         stage_sent: set[str] = set()
         for replicas in scaled:
+            run.phase = f"stage {spec.name} x{replicas}"
             work.seed += 10
             result, ids = await stages.measure_stage(
                 stack,
@@ -811,6 +819,7 @@ async def run_stages(
         sent |= stage_sent
         if spec.service == "factoring-gateway":
             # What the stage decided eligible waits for the daily window: one run on demand.
+            run.phase = "factoring-gateway transfer run"
             run.transfer_run = await stages.measure_transfer_run(
                 stack, bootstrap, [t.tenant_id for t in work.tenants], stage_sent
             )
@@ -1003,6 +1012,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-fortnox", action="store_true", help="no single-company run")
     parser.add_argument("--skip-latency", action="store_true", help="no latency runs")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"stop the run after this long (quick: {QUICK_DEADLINE:.0f}; 0: none, the default)",
+    )
     for name in ("records", "tenants", "mapper", "factoring", "router", "ledger", "fortnox"):
         parser.add_argument(f"--{name}", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--latency-seconds", type=float, default=None, help=argparse.SUPPRESS)
@@ -1011,17 +1027,137 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def measure(stack: Stack, args: argparse.Namespace, run: Run) -> None:
     sizes = run.sizes
+    run.phase = "starting Kafka and PostgreSQL"
     env = await asyncio.to_thread(stack.infra)
+    run.phase = "the raw broker loop"
     run.broker = await broker_bench(env["KAFKA_BOOTSTRAP_SERVERS"], sizes.records)
+    run.phase = "starting the sandboxes and services"
     env = await asyncio.to_thread(stack.up)  # every service once: migrations, profiles
     work = Workload(uuid.uuid4().hex[:6], sizes)
+    run.phase = "set-up"
     await set_up_tenants(env, work, sizes, max(run.replicas))
     await run_stages(stack, env, work, sizes, run, args)
     if not args.only and not args.skip_latency:
+        run.phase = "the latency runs"
         await run_latency(stack, env, work, sizes, run, args.quick)
+    run.phase = "counting what the partner sandboxes received"
     await check_partners(stack.env(), work, run)
     if not args.only and not args.skip_fortnox:
+        run.phase = "the single Fortnox company"
         await fortnox_single(stack, run, sizes)
+    run.phase = "done"
+
+
+class Guard:
+    """That the run ends, and leaves nothing running, whatever happens.
+
+    SIGTERM or SIGINT (CI's or make's `timeout`, Ctrl-C): the stack's processes are stopped
+    at once, in a thread and without the stack's lock (a stack operation in progress in a
+    worker thread holds it; what that operation started then only fails), and the run is
+    cancelled; the exit status is 128 + the signal. A repeated signal changes nothing
+    (`uv run` forwards the one its process group already got). Once the run has ended,
+    stopped or not, `asyncio.run`'s clean-up (cancelling what is left, waiting for worker
+    threads) gets TEARDOWN_SECONDS; after that the stack is stopped and the process exits.
+    """
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.signal: int | None = None
+        self.settled = threading.Event()  # set once asyncio.run has returned
+        self._stopping = threading.Lock()
+        self._stopper: threading.Thread | None = None
+        self._armed = False
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal if self.signal is not None else 1
+
+    def install(self, run: Run) -> None:
+        """Handle SIGTERM and SIGINT in the running loop: cancel the current task."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig, task, run)
+
+    def _on_signal(self, sig: int, task: asyncio.Task[Any], run: Run) -> None:
+        if self.signal is not None:
+            return
+        self.signal = sig
+        name = signal.Signals(sig).name
+        run.errors.append(f"stopped by {name} during {run.phase}")
+        say(f"{name} during {run.phase}: stopping the bench stack and the run")
+        self._stopper = threading.Thread(target=self.stop_stack, name="bench-stop", daemon=True)
+        self._stopper.start()
+        task.cancel()
+        self.expect_end()
+
+    def after_loop(self, sig: int, _frame: object) -> None:
+        """A signal once the loop is gone: the stack is being stopped already."""
+        if self.signal is None:
+            self.signal = sig
+            say(f"{signal.Signals(sig).name}: the bench is already stopping its stack")
+
+    def stop_stack(self) -> None:
+        """Every process of the stack, services first (a few tries: a stack operation in a
+        worker thread may remove a process's record meanwhile)."""
+        with self._stopping:
+            for attempt in range(3):
+                try:
+                    stopped = processes.stop_all(self.stack.state_dir)
+                except Exception as error:
+                    say(f"stopping the stack (try {attempt + 1}): {error}")
+                    time.sleep(1)
+                    continue
+                say(f"stopped {', '.join(stopped) or 'nothing (none was running)'}")
+                return
+
+    def join(self) -> None:
+        """Until the stop a signal began has ended."""
+        if self._stopper is not None:
+            self._stopper.join(TEARDOWN_SECONDS)
+
+    def expect_end(self) -> None:
+        """From now on the clean-up has TEARDOWN_SECONDS."""
+        if self._armed:
+            return
+        self._armed = True
+        threading.Thread(target=self._watch, name="bench-watchdog", daemon=True).start()
+
+    def _watch(self) -> None:
+        if self.settled.wait(TEARDOWN_SECONDS):
+            return
+        say(
+            f"the run's clean-up did not end within {TEARDOWN_SECONDS:.0f} s: "
+            "stopping the stack and exiting without a report"
+        )
+        self.stop_stack()
+        os._exit(self.exit_code)
+
+
+async def guarded(stack: Stack, args: argparse.Namespace, run: Run, guard: Guard) -> None:
+    """`measure` under the guard's signal handling and the run's own deadline."""
+    guard.install(run)
+    deadline = asyncio.timeout(args.deadline or None)
+    try:
+        async with deadline:
+            await measure(stack, args, run)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        run.errors.append(
+            f"the run passed its deadline of {args.deadline:.0f} s during {run.phase}"
+        )
+        say(f"FAILED: the run passed its deadline of {args.deadline:.0f} s during {run.phase}")
+    except asyncio.CancelledError:
+        if guard.signal is None:
+            raise
+    except Exception as error:  # the report still shows what was measured
+        failure = f"{type(error).__name__}: {str(error).strip()} (during {run.phase})"
+        run.errors.append(failure)
+        say(f"FAILED: {failure}")
+    finally:
+        guard.expect_end()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1032,40 +1168,53 @@ def main(argv: list[str] | None = None) -> int:
             setattr(sizes, name, getattr(args, name))
     if args.latency_seconds is not None:
         sizes.latency_seconds = args.latency_seconds
+    if args.deadline is None:
+        args.deadline = QUICK_DEADLINE if args.quick else 0.0
     state_dir = args.state_dir or (REPO / ".local" / ("bench-quick" if args.quick else "bench"))
     os.environ["POLL_INTERVAL_SECONDS"] = "1"  # a real deployment polls every 30 s
     stack = Stack(state_dir, progress=say)
     run = Run(sizes, replicas_list(args.replicas))
+    guard = Guard(stack)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, guard.after_loop)
     started = time.monotonic()
     try:
-        asyncio.run(measure(stack, args, run))
-    except Exception as error:  # the report still shows what was measured
+        asyncio.run(guarded(stack, args, run, guard))
+    except Exception as error:  # from asyncio.run itself
         run.errors.append(f"{type(error).__name__}: {error}")
         say(f"FAILED: {type(error).__name__}: {error}")
     finally:
-        if args.keep_running:
+        guard.settled.set()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # the loop's handlers are gone with it
+            signal.signal(sig, guard.after_loop)
+        incomplete = [s.name for s in run.stages if not s.complete]
+        incomplete += [f"latency x{lat.replicas}" for lat in run.latencies if not lat.complete]
+        if run.transfer_run is not None and not run.transfer_run.complete:
+            incomplete.append("factoring-gateway transfer run")
+        if incomplete:
+            run.errors.append("incomplete: " + ", ".join(incomplete))
+        if args.keep_running and guard.signal is None:
             say(f"leaving the stack running: `uv run nordflow-local --state-dir {state_dir} down`")
         else:
+            guard.join()
             say("stopping the bench stack")
-            stack.down()
-            failed = run.errors or not all(r.complete for r in [*run.stages, *run.latencies])
-            failed = failed or (run.transfer_run is not None and not run.transfer_run.complete)
-            if args.quick and not args.keep_state and not failed:
+            try:
+                stack.down()
+            except Exception as error:
+                run.errors.append(f"stopping the stack: {error}")
+                say(f"stopping the stack failed: {error}")
+            if args.quick and not args.keep_state and not run.errors:
                 shutil.rmtree(state_dir, ignore_errors=True)
             elif args.quick:
                 say(f"the quick run's state (logs, data) stays in {state_dir}")
-    incomplete = [s.name for s in run.stages if not s.complete]
-    incomplete += [f"latency x{lat.replicas}" for lat in run.latencies if not lat.complete]
-    if run.transfer_run is not None and not run.transfer_run.complete:
-        incomplete.append("factoring-gateway transfer run")
-    if incomplete:
-        run.errors.append("incomplete: " + ", ".join(incomplete))
     report(run, args, started)
     path = args.json or (None if args.quick else state_dir / "results.json")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results_json(run), indent=2) + "\n", encoding="utf-8")
         print(f"  figures written to {path}")
+    if guard.signal is not None:
+        return guard.exit_code
     return 1 if run.errors else 0
 
 

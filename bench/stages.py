@@ -39,6 +39,7 @@ from workload import Record
 PROGRESS_EVERY = 5.0
 TENANT_UPDATED = "tenant.updated"
 CLI_TIMEOUT = 120.0  # seconds an operator command may take before it is killed
+PRODUCE_TIMEOUT = 300.0  # seconds a batch of records may take to be sent and acknowledged
 T = TypeVar("T")
 # Invoices per hour the replica count is sized for (the issue's month-end figure).
 TARGET_PER_HOUR = 1_000_000
@@ -58,19 +59,26 @@ def consumed_topics(service: str) -> list[str]:
 # ------------------------------------------------------------------------------ Kafka
 
 
-async def produce(bootstrap: str, records: Iterable[Record], client_id: str = "bench") -> float:
-    """Send every record with the services' producer settings; seconds it took."""
+async def produce(
+    bootstrap: str,
+    records: Iterable[Record],
+    client_id: str = "bench",
+    timeout: float = PRODUCE_TIMEOUT,
+) -> float:
+    """Send every record with the services' producer settings; seconds it took (TimeoutError
+    after `timeout`)."""
     producer = create_producer(bootstrap, client_id)
     await producer.start()
     started = time.perf_counter()
     try:
-        pending = []
-        for topic, key, value, headers in records:
-            pending.append(await producer.send(topic, value, key=key, headers=headers))
-            if len(pending) >= 1000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
+        async with asyncio.timeout(timeout):
+            pending = []
+            for topic, key, value, headers in records:
+                pending.append(await producer.send(topic, value, key=key, headers=headers))
+                if len(pending) >= 1000:
+                    await asyncio.gather(*pending)
+                    pending = []
+            await asyncio.gather(*pending)
     finally:
         await producer.stop()
     return time.perf_counter() - started
@@ -484,8 +492,14 @@ async def measure_latency(
         tail.watch |= ids
         say(f"{label}: {len(records)} invoices at {rate:.0f}/s")
         producing = asyncio.create_task(produce_paced(bootstrap, records, rate))
-        while not producing.done():
-            await tail.poll(100)
+        try:
+            async with asyncio.timeout(PRODUCE_TIMEOUT + len(records) / rate):
+                while not producing.done():
+                    await tail.poll(100)
+        finally:
+            if not producing.done():
+                producing.cancel()
+                await asyncio.gather(producing, return_exceptions=True)
         produce_seconds = producing.result()
         complete = await tail.wait(label, ids, (*ends, "invoice.rejected"), timeout)
     fetched, distributed = tail.first["erp.document.fetched"], tail.first["invoice.distributed"]
