@@ -58,7 +58,7 @@ from nordflow_local.stack import SERVICES, Stack
 from nordflow_runtime.kafka import create_consumer, create_producer, topic_partitions
 from nordflow_runtime.settings import ServiceSettings
 from nordflow_schemas.events import Flow
-from stages import LatencyResult, StageResult, say
+from stages import LatencyResult, StageResult, TransferRunResult, say
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 6
@@ -475,7 +475,10 @@ async def pipeline_bench(
         result.error = str(error)
         say(f"pipeline: INCOMPLETE: {error}")
     finally:
-        for name in held:  # running again, whatever happened (no-op when it already runs)
+        # Running again, whatever happened (a no-op when it already runs), unless the run is
+        # being stopped: then nothing is started again.
+        task = asyncio.current_task()
+        for name in held if task is None or not task.cancelling() else ():
             try:
                 await asyncio.to_thread(stack.start_service, name)
             except Exception as error:
@@ -595,7 +598,7 @@ class Run:
     stages: list[StageResult] = field(default_factory=list)
     latencies: list[LatencyResult] = field(default_factory=list)
     fortnox: PipelineResult | None = None
-    transfer_run: stages.TransferRunResult | None = None
+    transfer_run: TransferRunResult | None = None
     phase: str = "start"  # what the run was doing (named when it is stopped)
     partners: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # sent, got, extra
     errors: list[str] = field(default_factory=list)
@@ -1079,6 +1082,9 @@ class Guard:
         assert task is not None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig, task, run)
+        if self.signal is not None:  # it came before the loop ran: nothing to stop yet
+            run.errors.append(f"stopped by {signal.Signals(self.signal).name} at the start")
+            task.cancel()
 
     def _on_signal(self, sig: int, task: asyncio.Task[Any], run: Run) -> None:
         if self.signal is not None:
@@ -1092,11 +1098,12 @@ class Guard:
         task.cancel()
         self.expect_end()
 
-    def after_loop(self, sig: int, _frame: object) -> None:
-        """A signal once the loop is gone: the stack is being stopped already."""
+    def outside_loop(self, sig: int, _frame: object) -> None:
+        """A signal before the loop runs (the run is then cancelled at once) or once it is
+        gone (the stack is being stopped already)."""
         if self.signal is None:
             self.signal = sig
-            say(f"{signal.Signals(sig).name}: the bench is already stopping its stack")
+            say(f"{signal.Signals(sig).name}: the bench stops")
 
     def stop_stack(self) -> None:
         """Every process of the stack, services first (a few tries: a stack operation in a
@@ -1176,7 +1183,7 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(sizes, replicas_list(args.replicas))
     guard = Guard(stack)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, guard.after_loop)
+        signal.signal(sig, guard.outside_loop)
     started = time.monotonic()
     try:
         asyncio.run(guarded(stack, args, run, guard))
@@ -1186,7 +1193,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         guard.settled.set()
         for sig in (signal.SIGTERM, signal.SIGINT):  # the loop's handlers are gone with it
-            signal.signal(sig, guard.after_loop)
+            signal.signal(sig, guard.outside_loop)
         incomplete = [s.name for s in run.stages if not s.complete]
         incomplete += [f"latency x{lat.replicas}" for lat in run.latencies if not lat.complete]
         if run.transfer_run is not None and not run.transfer_run.complete:
