@@ -59,11 +59,11 @@ bench: setup
 	@$(RUN) python bench/pipeline.py
 
 # A few hundred invoices, its own stack in .local/bench-quick (removed afterwards). The run
-# stops itself after 10 min (pipeline.py --quick's deadline); `timeout` is the last guard:
-# SIGTERM (the bench stops its stack and exits), SIGKILL a minute later. 16 min at the most.
+# stops itself after 12 min (pipeline.py --quick's deadline); `timeout` is the last guard:
+# SIGTERM (the bench stops its stack and exits), SIGKILL later. ~16 min at the very most.
 bench-quick: setup
 	@timeout -k 30 120 $(RUN) python bench/documents.py --documents 20
-	@timeout -k 60 750 $(RUN) python bench/pipeline.py --quick
+	@timeout -k 60 780 $(RUN) python bench/pipeline.py --quick
 
 clean: down
 	rm -rf .local
