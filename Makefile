@@ -58,10 +58,12 @@ bench: setup
 	@$(RUN) python bench/documents.py
 	@$(RUN) python bench/pipeline.py
 
-# A few hundred invoices, its own stack in .local/bench-quick (removed afterwards).
+# A few hundred invoices, its own stack in .local/bench-quick (removed afterwards). The run
+# stops itself after 12 min (pipeline.py --quick's deadline); `timeout` is the last guard:
+# SIGTERM (the bench stops its stack and exits), SIGKILL later. ~16 min at the very most.
 bench-quick: setup
-	@$(RUN) python bench/documents.py --documents 20
-	@$(RUN) python bench/pipeline.py --quick
+	@timeout -k 30 120 $(RUN) python bench/documents.py --documents 20
+	@timeout -k 60 780 $(RUN) python bench/pipeline.py --quick
 
 # The full fault run (a few hundred invoices, random crashes of services, the broker and the
 # database; SEED=N replays one), the recovery times, and the three-broker cluster run in

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import math
 import os
@@ -32,6 +33,7 @@ import shutil
 import signal
 import statistics
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -46,6 +48,8 @@ import stages
 import workload
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from nordflow_local import processes
+from nordflow_local.factoring import create_factor_client, set_agreement, transfers_on_demand
 from nordflow_local.journey import STAGES
 from nordflow_local.kafka import ensure_topics_async
 from nordflow_local.provision import create_sandbox_company, provision_tenant
@@ -53,7 +57,8 @@ from nordflow_local.samples import CUSTOMERS, SandboxWriter
 from nordflow_local.stack import SERVICES, Stack
 from nordflow_runtime.kafka import create_consumer, create_producer, topic_partitions
 from nordflow_runtime.settings import ServiceSettings
-from stages import LatencyResult, StageResult, say
+from nordflow_schemas.events import Flow
+from stages import LatencyResult, StageResult, TransferRunResult, say
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 6
@@ -63,10 +68,16 @@ BATCH = int(ServiceSettings.model_fields["consumer_batch_size"].default)
 POLL_MS = int(ServiceSettings.model_fields["consumer_poll_ms"].default)
 PROGRESS_EVERY = 5.0  # seconds between progress lines while waiting
 FORTNOX_LIMIT = "25 requests / 5 s per company"
+# A quick run takes ~4 min on a quiet machine, ~10 min on a busy one; past this it is
+# stopped (make bench-quick's `timeout` comes a minute later, as the last guard).
+QUICK_DEADLINE = 720.0
+# What asyncio.run's clean-up may take once the run has ended or was stopped.
+TEARDOWN_SECONDS = 60.0
 
 # The journey's stages, by name (STAGES lists more: failures, payments).
 FETCHED, CREATED, REJECTED = "erp.document.fetched", "invoice.created", "invoice.rejected"
-TRANSFERRED, DISTRIBUTED, POSTED = (
+DECIDED, TRANSFERRED, DISTRIBUTED, POSTED = (
+    "invoice.factoring_decided",
     "invoice.transferred",
     "invoice.distributed",
     "ledger.entry.posted",
@@ -298,7 +309,8 @@ class EventTail:
     def summary(self, expected: int) -> str:
         return (
             f"fetched {self.count(FETCHED)}/{expected}  created {self.count(CREATED)}  "
-            f"rejected {self.count(REJECTED)}  transferred {self.count(TRANSFERRED)}  "
+            f"rejected {self.count(REJECTED)}  decided {self.count(DECIDED)}  "
+            f"transferred {self.count(TRANSFERRED)}  "
             f"distributed {self.count(DISTRIBUTED)}  posted {self.count(POSTED)}"
         )
 
@@ -422,6 +434,7 @@ async def pipeline_bench(
     # the first ones would be decided before the agreement exists (never transferred).
     say("pipeline: holding erp-poller while the tenant is provisioned")
     poller_start: dt.datetime | None = None
+    transfers_start: dt.datetime | None = None
     held = ["erp-poller", *(["mapper"] if backlog else [])]
     for name in held:
         await asyncio.to_thread(stack.stop_service, name, signal.SIGTERM)
@@ -441,18 +454,32 @@ async def pipeline_bench(
             say(f"pipeline: {invoices} documents fetched and waiting; starting mapper")
             await asyncio.to_thread(stack.start_service, "mapper")
         await tail.wait(
-            "every invoice posted back",
-            lambda: tail.count(POSTED) >= invoices and tail.count(DISTRIBUTED) >= invoices,
+            "every invoice decided and distributed",
+            lambda: tail.count(DISTRIBUTED) >= invoices,
             deadline,
             invoices,
         )
+        # Eligible invoices wait for the tenant's daily factoring window; ask for transfer
+        # runs instead, from now on, and only then is anything closed in the books.
+        say("pipeline: every invoice distributed; transfer runs on demand from now on")
+        transfers_start = dt.datetime.now(dt.UTC)
+        async with transfers_on_demand(env, [tenant_id], every=1.0):
+            await tail.wait(
+                "every invoice transferred and posted back",
+                lambda: tail.count(TRANSFERRED) >= invoices and tail.count(POSTED) >= invoices,
+                deadline,
+                invoices,
+            )
         say(f"pipeline: done: {tail.summary(invoices)}")
     except (TimeoutError, RuntimeError) as error:
         result.complete = False
         result.error = str(error)
         say(f"pipeline: INCOMPLETE: {error}")
     finally:
-        for name in held:  # running again, whatever happened (no-op when it already runs)
+        # Running again, whatever happened (a no-op when it already runs), unless the run is
+        # being stopped: then nothing is started again.
+        task = asyncio.current_task()
+        for name in held if task is None or not task.cancelling() else ():
             try:
                 await asyncio.to_thread(stack.start_service, name)
             except Exception as error:
@@ -482,11 +509,11 @@ async def pipeline_bench(
             "mapper+router",
         ),
         Span(
-            "    first fetched → last invoice.transferred",
+            "    transfer runs asked for → last invoice.transferred",
             n(TRANSFERRED),
-            fetched_first,
+            transfers_start,
             transferred_last,
-            "mapper+factoring",
+            "on demand, after the last distributed",
         ),
     ]
     if backlog:
@@ -505,7 +532,7 @@ async def pipeline_bench(
             n(POSTED),
             poller_start,
             posted_last,
-            "wall, incl. ERP",
+            "wall, incl. ERP; transfers on demand",
         ),
         Span(
             "    first fetched → last ledger.entry.posted",
@@ -572,6 +599,8 @@ class Run:
     stages: list[StageResult] = field(default_factory=list)
     latencies: list[LatencyResult] = field(default_factory=list)
     fortnox: PipelineResult | None = None
+    transfer_run: TransferRunResult | None = None
+    phase: str = "start"  # what the run was doing (named when it is stopped)
     partners: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # sent, got, extra
     errors: list[str] = field(default_factory=list)
 
@@ -596,10 +625,14 @@ class Workload:
         return list(workload.created_records(batch)), batch.ids
 
     def for_channel(self, channel: str) -> Any:
+        """Invoices to one channel whose flow excludes factoring: distribution-router sends
+        them at once (it waits for a factoring decision otherwise, and factoring-gateway
+        does not run in that stage)."""
+
         def make(n: int, seed: int) -> tuple[list[workload.Record], set[str]]:
             batch = workload.make_batch(self.tenants, n, (channel,), seed, mapped=True)
             self.channel_of.update(batch.channels)
-            return list(workload.created_records(batch)), batch.ids
+            return list(workload.created_records(batch, Flow(factor=False))), batch.ids
 
         return make
 
@@ -610,6 +643,11 @@ class Workload:
         records, ids = workload.ledger_records(taken, seed)
         self.ledger_ids |= ids
         return records, ids
+
+
+def set_factoring_agreement(env: dict[str, str], tenant_id: str) -> None:
+    """The tenant's client account at the factor sandbox and its factoring agreement."""
+    set_agreement(env, tenant_id, create_factor_client(env, tenant_id), timeout=stages.CLI_TIMEOUT)
 
 
 async def set_up_tenants(env: dict[str, str], work: Workload, sizes: Sizes, replicas: int) -> None:
@@ -634,24 +672,11 @@ async def set_up_tenants(env: dict[str, str], work: Workload, sizes: Sizes, repl
             )
             response.raise_for_status()
     say("setup: 8 PEPPOL participants in the SMP, 8 consumers in the bank")
-    parallel = asyncio.Semaphore(3)
-    await asyncio.gather(
-        *(
-            stages.run_cli(
-                env,
-                "factoring-gateway",
-                "agreements",
-                "set",
-                "--tenant",
-                t.tenant_id,
-                "--provider",
-                "nordea-finans",
-                "--kind",
-                "factoring",
-                parallel=parallel,
-            )
-            for t in work.tenants
-        )
+    # Each tenant's client account at the factor sandbox and its agreement (CUSIN-style XML
+    # over SFTP), as provision_tenant makes them; a few command starts at a time.
+    await stages.in_threads(
+        [functools.partial(set_factoring_agreement, env, t.tenant_id) for t in work.tenants],
+        parallel=3,
     )
     say(f"setup: {len(work.tenants)} factoring agreements")
     # ledger-closer: every run of the stage needs invoices of its own in Fortnox.
@@ -696,7 +721,8 @@ async def set_up_tenants(env: dict[str, str], work: Workload, sizes: Sizes, repl
             connect.append((tenant.tenant_id, connection, token))
     # Interleave the companies, so a run spreads over every connection.
     work.ledger_pool.sort(key=lambda inv: (int(inv.number), inv.tenant_id))
-    await asyncio.gather(
+    parallel = asyncio.Semaphore(3)
+    await stages.gather_or_cancel(
         *(
             stages.run_cli(
                 {**env, "BENCH_FORTNOX_TOKEN": token},
@@ -737,9 +763,9 @@ def stage_specs(work: Workload, sizes: Sizes) -> list[tuple[stages.StageSpec, in
         ),
         (
             stages.StageSpec(
+                "factoring-gateway decisions",
                 "factoring-gateway",
-                "factoring-gateway",
-                ("invoice.transferred",),
+                (DECIDED,),
                 work.created,
                 0.05,
             ),
@@ -778,7 +804,9 @@ async def run_stages(
             continue
         # Quick mode scales only the mapper (each replica start costs seconds on 2 cores).
         scaled = run.replicas if not args.quick or spec.service == "mapper" else (1,)
+        stage_sent: set[str] = set()
         for replicas in scaled:
+            run.phase = f"stage {spec.name} x{replicas}"
             work.seed += 10
             result, ids = await stages.measure_stage(
                 stack,
@@ -791,7 +819,14 @@ async def run_stages(
                 args.profile,
             )
             run.stages.append(result)
-            sent |= ids
+            stage_sent |= ids
+        sent |= stage_sent
+        if spec.service == "factoring-gateway":
+            # What the stage decided eligible waits for the daily window: one run on demand.
+            run.phase = "factoring-gateway transfer run"
+            run.transfer_run = await stages.measure_transfer_run(
+                stack, bootstrap, [t.tenant_id for t in work.tenants], stage_sent
+            )
     return sent
 
 
@@ -900,6 +935,15 @@ def report(run: Run, args: Any, started: float) -> None:
         "that over the raw loop;\n   x one: two replicas over one; for 1M/h: replicas at the "
         "one-replica rate that carry 1,000,000 invoices in an hour)"
     )
+    if run.transfer_run is not None:
+        t = run.transfer_run
+        print(
+            f"  factoring-gateway, one transfer run on demand (1 replica; what a daily window "
+            f"does): {t.pending} of the stage's {t.decided} decided invoices pending for "
+            f"{t.tenants} tenants,\n   {t.transferred} transferred in {fmt(t.seconds, 2)} s "
+            f"(runs requested → last invoice.transferred) = {fmt(t.rate)}/s"
+            + ("" if t.complete else f"  INCOMPLETE ({t.failed} failed)")
+        )
     print()
     for lat in run.latencies:
         p50, p99 = fmt(lat.percentile(0.5), 2), fmt(lat.percentile(0.99), 2)
@@ -917,7 +961,8 @@ def report(run: Run, args: Any, started: float) -> None:
         print(
             f"  one Fortnox company through erp-poller (Fortnox's {FORTNOX_LIMIT} limit): "
             f"{f.invoices} invoices, fetched→distributed {fmt(span.rate if span else None, 2)}/s, "
-            f"poller start→last posted {fmt(whole.rate if whole else None, 2)}/s"
+            f"poller start→last posted (transfer runs on demand once every invoice was "
+            f"distributed) {fmt(whole.rate if whole else None, 2)}/s"
             + ("" if f.complete else f"  INCOMPLETE: {f.error}")
         )
         print(f"    Fortnox API: {f.erp_calls}")
@@ -938,6 +983,7 @@ def results_json(run: Run) -> dict[str, Any]:
         "raw_loop_per_second": run.broker.relay_rate if run.broker else None,
         "stages": [s.as_json() for s in run.stages],
         "latency": [lat.as_json() for lat in run.latencies],
+        "transfer_run": run.transfer_run.as_json() if run.transfer_run else None,
         "partners": {
             k: {"sent": v[0], "received": v[1], "extra": v[2]} for k, v in run.partners.items()
         },
@@ -970,6 +1016,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-fortnox", action="store_true", help="no single-company run")
     parser.add_argument("--skip-latency", action="store_true", help="no latency runs")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"stop the run after this long (quick: {QUICK_DEADLINE:.0f}; 0: none, the default)",
+    )
     for name in ("records", "tenants", "mapper", "factoring", "router", "ledger", "fortnox"):
         parser.add_argument(f"--{name}", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--latency-seconds", type=float, default=None, help=argparse.SUPPRESS)
@@ -978,17 +1031,141 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def measure(stack: Stack, args: argparse.Namespace, run: Run) -> None:
     sizes = run.sizes
+    run.phase = "starting Kafka and PostgreSQL"
     env = await asyncio.to_thread(stack.infra)
+    run.phase = "the raw broker loop"
     run.broker = await broker_bench(env["KAFKA_BOOTSTRAP_SERVERS"], sizes.records)
+    run.phase = "starting the sandboxes and services"
     env = await asyncio.to_thread(stack.up)  # every service once: migrations, profiles
     work = Workload(uuid.uuid4().hex[:6], sizes)
+    run.phase = "set-up"
     await set_up_tenants(env, work, sizes, max(run.replicas))
     await run_stages(stack, env, work, sizes, run, args)
     if not args.only and not args.skip_latency:
+        run.phase = "the latency runs"
         await run_latency(stack, env, work, sizes, run, args.quick)
+    run.phase = "counting what the partner sandboxes received"
     await check_partners(stack.env(), work, run)
     if not args.only and not args.skip_fortnox:
+        run.phase = "the single Fortnox company"
         await fortnox_single(stack, run, sizes)
+    run.phase = "done"
+
+
+class Guard:
+    """That the run ends, and leaves nothing running, whatever happens.
+
+    SIGTERM or SIGINT (CI's or make's `timeout`, Ctrl-C): the stack's processes are stopped
+    at once, in a thread and without the stack's lock (a stack operation in progress in a
+    worker thread holds it; what that operation started then only fails), and the run is
+    cancelled; the exit status is 128 + the signal. A repeated signal changes nothing
+    (`uv run` forwards the one its process group already got). Once the run has ended,
+    stopped or not, `asyncio.run`'s clean-up (cancelling what is left, waiting for worker
+    threads) gets TEARDOWN_SECONDS; after that the stack is stopped and the process exits.
+    """
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.signal: int | None = None
+        self.settled = threading.Event()  # set once asyncio.run has returned
+        self._stopping = threading.Lock()
+        self._stopper: threading.Thread | None = None
+        self._armed = False
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal if self.signal is not None else 1
+
+    def install(self, run: Run) -> None:
+        """Handle SIGTERM and SIGINT in the running loop: cancel the current task."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig, task, run)
+        if self.signal is not None:  # it came before the loop ran: nothing to stop yet
+            run.errors.append(f"stopped by {signal.Signals(self.signal).name} at the start")
+            task.cancel()
+
+    def _on_signal(self, sig: int, task: asyncio.Task[Any], run: Run) -> None:
+        if self.signal is not None:
+            return
+        self.signal = sig
+        name = signal.Signals(sig).name
+        run.errors.append(f"stopped by {name} during {run.phase}")
+        say(f"{name} during {run.phase}: stopping the bench stack and the run")
+        self._stopper = threading.Thread(target=self.stop_stack, name="bench-stop", daemon=True)
+        self._stopper.start()
+        task.cancel()
+        self.expect_end()
+
+    def outside_loop(self, sig: int, _frame: object) -> None:
+        """A signal before the loop runs (the run is then cancelled at once) or once it is
+        gone (the stack is being stopped already)."""
+        if self.signal is None:
+            self.signal = sig
+            say(f"{signal.Signals(sig).name}: the bench stops")
+
+    def stop_stack(self) -> None:
+        """Every process of the stack, services first (a few tries: a stack operation in a
+        worker thread may remove a process's record meanwhile)."""
+        with self._stopping:
+            for attempt in range(3):
+                try:
+                    stopped = processes.stop_all(self.stack.state_dir)
+                except Exception as error:
+                    say(f"stopping the stack (try {attempt + 1}): {error}")
+                    time.sleep(1)
+                    continue
+                say(f"stopped {', '.join(stopped) or 'nothing (none was running)'}")
+                return
+
+    def join(self) -> None:
+        """Until the stop a signal began has ended."""
+        if self._stopper is not None:
+            self._stopper.join(TEARDOWN_SECONDS)
+
+    def expect_end(self) -> None:
+        """From now on the clean-up has TEARDOWN_SECONDS."""
+        if self._armed:
+            return
+        self._armed = True
+        threading.Thread(target=self._watch, name="bench-watchdog", daemon=True).start()
+
+    def _watch(self) -> None:
+        if self.settled.wait(TEARDOWN_SECONDS):
+            return
+        say(
+            f"the run's clean-up did not end within {TEARDOWN_SECONDS:.0f} s: "
+            "stopping the stack and exiting without a report"
+        )
+        self.stop_stack()
+        os._exit(self.exit_code)
+
+
+async def guarded(stack: Stack, args: argparse.Namespace, run: Run, guard: Guard) -> None:
+    """`measure` under the guard's signal handling and the run's own deadline."""
+    guard.install(run)
+    deadline = asyncio.timeout(args.deadline or None)
+    try:
+        async with deadline:
+            await measure(stack, args, run)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        run.errors.append(
+            f"the run passed its deadline of {args.deadline:.0f} s during {run.phase}"
+        )
+        say(f"FAILED: the run passed its deadline of {args.deadline:.0f} s during {run.phase}")
+    except asyncio.CancelledError:
+        if guard.signal is None:
+            raise
+    except Exception as error:  # the report still shows what was measured
+        failure = f"{type(error).__name__}: {str(error).strip()} (during {run.phase})"
+        run.errors.append(failure)
+        say(f"FAILED: {failure}")
+    finally:
+        guard.expect_end()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -999,37 +1176,53 @@ def main(argv: list[str] | None = None) -> int:
             setattr(sizes, name, getattr(args, name))
     if args.latency_seconds is not None:
         sizes.latency_seconds = args.latency_seconds
+    if args.deadline is None:
+        args.deadline = QUICK_DEADLINE if args.quick else 0.0
     state_dir = args.state_dir or (REPO / ".local" / ("bench-quick" if args.quick else "bench"))
     os.environ["POLL_INTERVAL_SECONDS"] = "1"  # a real deployment polls every 30 s
     stack = Stack(state_dir, progress=say)
     run = Run(sizes, replicas_list(args.replicas))
+    guard = Guard(stack)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, guard.outside_loop)
     started = time.monotonic()
     try:
-        asyncio.run(measure(stack, args, run))
-    except Exception as error:  # the report still shows what was measured
+        asyncio.run(guarded(stack, args, run, guard))
+    except Exception as error:  # from asyncio.run itself
         run.errors.append(f"{type(error).__name__}: {error}")
         say(f"FAILED: {type(error).__name__}: {error}")
     finally:
-        if args.keep_running:
+        guard.settled.set()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # the loop's handlers are gone with it
+            signal.signal(sig, guard.outside_loop)
+        incomplete = [s.name for s in run.stages if not s.complete]
+        incomplete += [f"latency x{lat.replicas}" for lat in run.latencies if not lat.complete]
+        if run.transfer_run is not None and not run.transfer_run.complete:
+            incomplete.append("factoring-gateway transfer run")
+        if incomplete:
+            run.errors.append("incomplete: " + ", ".join(incomplete))
+        if args.keep_running and guard.signal is None:
             say(f"leaving the stack running: `uv run nordflow-local --state-dir {state_dir} down`")
         else:
+            guard.join()
             say("stopping the bench stack")
-            stack.down()
-            failed = run.errors or not all(r.complete for r in [*run.stages, *run.latencies])
-            if args.quick and not args.keep_state and not failed:
+            try:
+                stack.down()
+            except Exception as error:
+                run.errors.append(f"stopping the stack: {error}")
+                say(f"stopping the stack failed: {error}")
+            if args.quick and not args.keep_state and not run.errors:
                 shutil.rmtree(state_dir, ignore_errors=True)
             elif args.quick:
                 say(f"the quick run's state (logs, data) stays in {state_dir}")
-    incomplete = [s.name for s in run.stages if not s.complete]
-    incomplete += [f"latency x{lat.replicas}" for lat in run.latencies if not lat.complete]
-    if incomplete:
-        run.errors.append("incomplete: " + ", ".join(incomplete))
     report(run, args, started)
     path = args.json or (None if args.quick else state_dir / "results.json")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results_json(run), indent=2) + "\n", encoding="utf-8")
         print(f"  figures written to {path}")
+    if guard.signal is not None:
+        return guard.exit_code
     return 1 if run.errors else 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import signal
@@ -20,16 +21,16 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
-from nordflow_local import deliveries, processes
+from nordflow_local import deliveries, factoring, processes
 from nordflow_local.stack import SERVICES, Stack, replica_name
 from nordflow_runtime.kafka import create_producer, topic_partitions
 from nordflow_schemas.topics import TOPICS
@@ -37,6 +38,9 @@ from workload import Record
 
 PROGRESS_EVERY = 5.0
 TENANT_UPDATED = "tenant.updated"
+CLI_TIMEOUT = 120.0  # seconds an operator command may take before it is killed
+PRODUCE_TIMEOUT = 300.0  # seconds a batch of records may take to be sent and acknowledged
+T = TypeVar("T")
 # Invoices per hour the replica count is sized for (the issue's month-end figure).
 TARGET_PER_HOUR = 1_000_000
 
@@ -55,19 +59,26 @@ def consumed_topics(service: str) -> list[str]:
 # ------------------------------------------------------------------------------ Kafka
 
 
-async def produce(bootstrap: str, records: Iterable[Record], client_id: str = "bench") -> float:
-    """Send every record with the services' producer settings; seconds it took."""
+async def produce(
+    bootstrap: str,
+    records: Iterable[Record],
+    client_id: str = "bench",
+    timeout: float = PRODUCE_TIMEOUT,
+) -> float:
+    """Send every record with the services' producer settings; seconds it took (TimeoutError
+    after `timeout`)."""
     producer = create_producer(bootstrap, client_id)
     await producer.start()
     started = time.perf_counter()
     try:
-        pending = []
-        for topic, key, value, headers in records:
-            pending.append(await producer.send(topic, value, key=key, headers=headers))
-            if len(pending) >= 1000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
+        async with asyncio.timeout(timeout):
+            pending = []
+            for topic, key, value, headers in records:
+                pending.append(await producer.send(topic, value, key=key, headers=headers))
+                if len(pending) >= 1000:
+                    await asyncio.gather(*pending)
+                    pending = []
+            await asyncio.gather(*pending)
     finally:
         await producer.stop()
     return time.perf_counter() - started
@@ -350,6 +361,35 @@ class LatencyResult:
         }
 
 
+@dataclass
+class TransferRunResult:
+    """One transfer run on demand of what factoring-gateway's stage decided eligible."""
+
+    tenants: int
+    decided: int
+    pending: int  # of those decided, eligible and waiting for a transfer (the service says)
+    transferred: int = 0
+    failed: int = 0
+    seconds: float | None = None
+    complete: bool = True
+
+    @property
+    def rate(self) -> float | None:
+        return self.transferred / self.seconds if self.seconds else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tenants": self.tenants,
+            "decided": self.decided,
+            "pending": self.pending,
+            "transferred": self.transferred,
+            "failed": self.failed,
+            "seconds": self.seconds,
+            "per_second": self.rate,
+            "complete": self.complete,
+        }
+
+
 @dataclass(frozen=True)
 class StageSpec:
     """A stage: its service, the topics whose arrival ends an invoice there (the first is
@@ -452,8 +492,14 @@ async def measure_latency(
         tail.watch |= ids
         say(f"{label}: {len(records)} invoices at {rate:.0f}/s")
         producing = asyncio.create_task(produce_paced(bootstrap, records, rate))
-        while not producing.done():
-            await tail.poll(100)
+        try:
+            async with asyncio.timeout(PRODUCE_TIMEOUT + len(records) / rate):
+                while not producing.done():
+                    await tail.poll(100)
+        finally:
+            if not producing.done():
+                producing.cancel()
+                await asyncio.gather(producing, return_exceptions=True)
         produce_seconds = producing.result()
         complete = await tail.wait(label, ids, (*ends, "invoice.rejected"), timeout)
     fetched, distributed = tail.first["erp.document.fetched"], tail.first["invoice.distributed"]
@@ -464,6 +510,70 @@ async def measure_latency(
     result.failed = sum(1 for i in ids if any(i in tail.first[t] for t in topics[2:]))
     p50, p99 = result.percentile(0.5), result.percentile(0.99)
     say(f"{label}: p50 {p50 or 0:.2f} s p99 {p99 or 0:.2f} s over {len(result.latencies)}")
+    return result
+
+
+async def pending_invoices(http: httpx.AsyncClient, base_url: str, token: str) -> set[str]:
+    """The ids of a tenant's invoices factoring-gateway holds pending for a transfer."""
+    ids: set[str] = set()
+    page = 1000  # the API's largest page
+    while True:
+        response = await http.get(
+            f"{base_url}/api/v1/invoices",
+            params={"state": "pending", "limit": page, "offset": len(ids)},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        response.raise_for_status()
+        found = [row["invoice_id"] for row in response.json()]
+        ids.update(found)
+        if len(found) < page:
+            return ids
+
+
+async def measure_transfer_run(
+    stack: Stack,
+    bootstrap: str,
+    tenant_ids: Sequence[str],
+    decided: set[str],
+    timeout_per_invoice: float = 0.1,
+) -> TransferRunResult:
+    """One transfer run on demand (`POST /api/v1/transfers/runs` for every tenant, what the
+    daily window does) by one replica of factoring-gateway, of the invoices of `decided` it
+    holds pending: timed from the requests to the broker timestamp of the last
+    `invoice.transferred` (the factor sandbox's receipt is in by then)."""
+    await isolate(stack, bootstrap, {"factoring-gateway": 1})
+    env = stack.env()
+    tokens = await in_threads(
+        [functools.partial(factoring.api_token, env, t) for t in tenant_ids], parallel=3
+    )
+    base_url = env["FACTORING_GATEWAY_URL"]
+    outputs = ("invoice.transferred", "invoice.transfer_failed")
+    async with httpx.AsyncClient(timeout=30) as http:
+        pending: set[str] = set()
+        for token in tokens:
+            pending |= await pending_invoices(http, base_url, token)
+        pending &= decided
+        result = TransferRunResult(len(tenant_ids), len(decided), len(pending))
+        if not pending:
+            say("factoring-gateway transfer run: nothing pending (no invoice was eligible)")
+            return result
+        label = "factoring-gateway transfer run"
+        async with Tail(bootstrap, outputs) as tail:
+            tail.watch |= pending
+            say(f"{label}: {len(pending)} pending invoices of {len(tokens)} tenants")
+            started = time.time()
+            for token in tokens:
+                await factoring.request_run(http, env, token)
+            result.complete = await tail.wait(
+                label, pending, outputs, 60 + timeout_per_invoice * len(pending)
+            )
+    done = [tail.first[outputs[0]][i] for i in pending if i in tail.first[outputs[0]]]
+    result.transferred = len(done)
+    result.failed = sum(1 for i in pending if i in tail.first[outputs[1]])
+    result.seconds = (max(done) - started) if done else None
+    result.complete = result.complete and not result.failed
+    rate = f"{result.rate:,.1f}/s" if result.rate else "-"
+    say(f"{label}: {len(done)} in {result.seconds or 0:.2f} s = {rate}; {result.failed} failed")
     return result
 
 
@@ -503,17 +613,60 @@ def replicas_for(rate: float | None) -> int | None:
     return math.ceil(TARGET_PER_HOUR / 3600 / rate)
 
 
-async def run_cli(env: dict[str, str], *args: str, parallel: asyncio.Semaphore) -> None:
-    """A service's operator command (`<venv>/bin/<service> …`), a few at a time."""
-    binary = Path(sys.executable).parent / args[0]
+async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
+    """`asyncio.gather`, but the first failure cancels the others, waits for them and is
+    raised (plain `gather` leaves them running into `asyncio.run`'s clean-up)."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def in_threads(calls: Iterable[Callable[[], T]], parallel: int) -> list[T]:
+    """Blocking calls (each with its own deadline) in threads, `parallel` at a time; the
+    first failure cancels the calls not started yet and is raised."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(call: Callable[[], T]) -> T:
+        async with gate:
+            return await asyncio.to_thread(call)
+
+    return await gather_or_cancel(*(one(call) for call in calls))
+
+
+async def run_cli(
+    env: dict[str, str],
+    *args: str,
+    parallel: asyncio.Semaphore,
+    timeout: float = CLI_TIMEOUT,
+) -> None:
+    """A service's operator command (`<venv>/bin/<service> …`), a few at a time, killed
+    after `timeout` seconds.
+
+    `subprocess.run` in a thread, not an asyncio subprocess: on Python 3.11 a task cancelled
+    while `asyncio.create_subprocess_exec` connects the child's pipes never ends (its pipe
+    task is cancelled too, so the transport never reports the exit: CPython gh-103847,
+    gh-125502), and `asyncio.run`'s clean-up waited for it forever when one command failed.
+    """
+    command = [str(Path(sys.executable).parent / args[0]), *args[1:]]
+    what = " ".join(args[:3])
     async with parallel:
-        proc = await asyncio.create_subprocess_exec(
-            str(binary),
-            *args[1:],
-            env={**os.environ, **env},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:3])} failed: {err.decode()[-600:]}")
+        try:
+            result = await asyncio.to_thread(
+                subprocess.run,
+                command,
+                env={**os.environ, **env},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{what} did not finish in {timeout:.0f} s (killed)") from None
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed: {result.stderr.decode(errors='replace')[-600:]}")

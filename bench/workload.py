@@ -17,12 +17,14 @@ from typing import Any
 
 from mapper.service import map_document
 from mapper.testing import related_tenant, seller_profile
+from nordflow_references import make_ocr
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.envelope import Envelope, encode, envelope
 from nordflow_schemas.events import (
     AgreementKind,
     DocumentKind,
     ErpDocumentFetched,
+    Flow,
     InvoiceTransferred,
     PaymentReceived,
     TenantUpdated,
@@ -176,7 +178,9 @@ def fortnox_document(number: str, customer: dict[str, Any], rng: random.Random) 
         "InvoiceDate": today.isoformat(),
         "DueDate": (today + dt.timedelta(days=30)).isoformat(),
         "Currency": "SEK",
-        "OCR": number + str(_luhn_digit(number)),  # what an internet bank e-invoice needs
+        # Number, length digit, Luhn digit, as Fortnox makes it (and the sandbox): what an
+        # internet bank e-invoice needs and the factor's OCR control takes.
+        "OCR": make_ocr(number, length_digit=True),
         "YourReference": "Inköp",
         "Address1": customer["Address1"],
         "City": customer["City"],
@@ -240,9 +244,14 @@ def fetched_records(batch: Batch) -> Iterator[Record]:
         yield _record(envelope(event, source="/erp-poller", subject=subject))
 
 
-def created_records(batch: Batch) -> Iterator[Record]:
+def created_records(batch: Batch, flow: Flow | None = None) -> Iterator[Record]:
+    """`invoice.created` for the batch's invoices, with the connection's `flow` (default:
+    factored and distributed, as `Flow()`)."""
     for invoice in batch.invoices:
-        yield _record(envelope(created(invoice), source="/mapper", subject=invoice.number))
+        event = created(invoice)
+        if flow is not None:
+            event = event.model_copy(update={"flow": flow})
+        yield _record(envelope(event, source="/mapper", subject=invoice.number))
 
 
 @dataclass(frozen=True)

@@ -117,9 +117,11 @@ def set_agreement(
     *,
     agreement_id: str | None = None,
     payment_methods: list[str] | None = None,
+    timeout: float = 120.0,
 ) -> str:
     """``factoring-gateway agreements set`` with the agreement on stdin and the SFTP
-    password in an environment variable (never on the command line); the agreement id."""
+    password in an environment variable (never on the command line); the agreement id.
+    A command that takes longer than ``timeout`` seconds is killed (TimeoutExpired)."""
     agreement_id = agreement_id or f"{tenant_id}-factor"
     body = json.dumps(agreement_json(env, client, payment_methods=payment_methods))
     result = subprocess.run(
@@ -141,6 +143,7 @@ def set_agreement(
         capture_output=True,
         text=True,
         check=False,
+        timeout=timeout,
     )
     if result.returncode != 0:
         raise RuntimeError(f"factoring-gateway agreements set failed: {result.stderr[-800:]}")

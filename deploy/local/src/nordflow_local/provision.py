@@ -56,7 +56,10 @@ def _bin(name: str) -> str:
     return str(path)
 
 
-def _run(env: Mapping[str, str], *args: str, stdin: str | None = None) -> None:
+def _run(
+    env: Mapping[str, str], *args: str, stdin: str | None = None, timeout: float = 120.0
+) -> None:
+    """An operator command; killed after ``timeout`` seconds (TimeoutExpired)."""
     result = subprocess.run(
         [_bin(args[0]), *args[1:]],
         env=dict(env),
@@ -64,6 +67,7 @@ def _run(env: Mapping[str, str], *args: str, stdin: str | None = None) -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=timeout,
     )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:3])} failed: {result.stderr.strip()[-800:]}")
