@@ -384,9 +384,11 @@ def test_no_element_is_ever_empty(renderer: PeppolBisRenderer) -> None:
     invoice = make_invoice(
         [line("1", "Tjänst", "1", "100", "25", article_number="  ")],
         seller=swedish_seller(email="", address=Address(lines=("", " "), country_code="SE")),
-        buyer_reference="Ref\x00 med\x07 styrtecken",
         note="   ",
     )
+    # The canonical model refuses control characters; the renderer still drops any that an
+    # unvalidated copy carries.
+    invoice = invoice.model_copy(update={"buyer_reference": "Ref\x00 med\x07 styrtecken"})
 
     root = parse(renderer.render(invoice))
 

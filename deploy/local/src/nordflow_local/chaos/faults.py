@@ -189,13 +189,17 @@ class Injector:
     supervisor: Supervisor
     say: Callable[[str], None]
     applied: list[Applied] = field(default_factory=list)
+    # Set when the run fails elsewhere: no further fault starts (the one under way is still
+    # restored), so nothing is broken after the run has ended.
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     def run(self, faults: Sequence[Fault], t0: float, ready_timeout: float = 120.0) -> None:
-        """Apply every fault at its time after ``t0`` (monotonic); blocking."""
+        """Apply every fault at its time after ``t0`` (monotonic); blocking; returns early
+        once ``stopped`` is set."""
         for fault in faults:
             delay = t0 + fault.at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+            if self.stopped.wait(max(0.0, delay)):
+                return
             self.applied.append(self.apply(fault, t0, ready_timeout))
 
     def apply(self, fault: Fault, t0: float, ready_timeout: float) -> Applied:

@@ -199,7 +199,15 @@ async def run(
         t0 = time.monotonic()
         # The daily factoring window is hours away: ask for transfer runs all along.
         async with transfers_on_demand(stack.env(), [t.tenant_id for t in workload.fortnox]):
-            await asyncio.gather(workload.feed(), asyncio.to_thread(injector.run, faults, t0))
+            injecting = asyncio.ensure_future(asyncio.to_thread(injector.run, faults, t0))
+            try:
+                await workload.feed()
+                await injecting
+            except BaseException:
+                # No fault may outlive the run: the one under way is restored, no next one.
+                injector.stopped.set()
+                await asyncio.wait([injecting])
+                raise
             fed = time.monotonic() - t0
             say(f"  fed {len(workload.documents)} documents; faults done at +{fed:.0f}s")
             await asyncio.to_thread(supervisor.wait_all_ready, 120.0)
