@@ -28,9 +28,19 @@ demo: setup
 	@$(RUN) python -m nordflow_local.demo
 
 # The benchmark's quick mode runs first, so that it cannot rot (it asserts only that it
-# completes and that every partner sandbox received what was sent); then the tests.
+# completes and that every partner sandbox received what was sent); then the tests, as two
+# pytest sessions at once, each on a stack of its own (the nordflow_local plugin starts one
+# per session): the end-to-end suites, whose services as processes mostly wait, and the
+# rest. The end-to-end session's output is printed when both have ended.
+E2E := tests/e2e tests/chaos
 test: setup lint bench-quick
-	@$(RUN) pytest
+	@mkdir -p .local
+	@$(RUN) pytest $(E2E) > .local/test-e2e.log 2>&1 & e2e=$$!; \
+	$(RUN) pytest $(addprefix --ignore=,$(E2E)); rest=$$?; \
+	wait $$e2e; ends=$$?; \
+	echo "== end-to-end session ($(E2E)) =="; cat .local/test-e2e.log; \
+	echo "== exit status: end-to-end $$ends, the rest $$rest =="; \
+	test $$rest = 0 -a $$ends = 0
 
 lint: setup
 	@$(UV) lock --check --quiet
