@@ -172,3 +172,20 @@ def test_replicas_are_named_after_their_service() -> None:
         replica_name("mapper", 0)
     with pytest.raises(ValueError, match="unknown service"):
         Stack(Path("/nonexistent")).scale_service("nothing", 2)
+
+
+def test_a_replica_gets_its_service_s_environment_and_keys(tmp_path: Path) -> None:
+    state = {
+        "kafka_bootstrap": "127.0.0.1:9092",
+        "database_url": "postgresql://127.0.0.1/x",
+        "encryption_key": "enc",
+        "personal_data_key": "pdk",
+        "ports": {},
+    }
+    stack = Stack(tmp_path)
+    first, _ = stack._service_env(state, "mapper", 8001)
+    second, _ = stack._service_env(state, "mapper.2", 8002)
+
+    assert second["PERSONAL_DATA_KEY"] == first["PERSONAL_DATA_KEY"] == "pdk"
+    assert second["OTEL_SERVICE_NAME"] == "mapper"
+    assert second["HTTP_PORT"] == "8002"

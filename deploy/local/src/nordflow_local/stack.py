@@ -482,7 +482,7 @@ class Stack:
             "OTEL_SERVICE_NAME": service_of(name),
             "ENCRYPTION_KEY": state["encryption_key"],
         }
-        if name in PERSONAL_DATA_SERVICES:
+        if service_of(name) in PERSONAL_DATA_SERVICES:
             specific["PERSONAL_DATA_KEY"] = state["personal_data_key"]
         for sandbox in SANDBOXES:
             for service, variable, template in sandbox.service_env:
