@@ -8,6 +8,7 @@ job's connection, ``nordflow_runtime.testing.FakeTenantProfiles`` in fast tests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import asyncpg
@@ -25,6 +26,10 @@ class TenantProfiles(Protocol):
         """The tenant's newest profile, or None if none has arrived yet."""
         ...
 
+    async def of_tenants(self, tenant_ids: Sequence[str]) -> dict[str, TenantProfile]:
+        """The newest profiles of those of the tenants that have one (a batch's tenants)."""
+        ...
+
 
 class PgTenantProfiles:
     """Profiles in the service's own ``tenant_profiles`` table."""
@@ -38,6 +43,15 @@ class PgTenantProfiles:
             "SELECT profile::text FROM tenant_profiles WHERE tenant_id = $1", tenant_id
         )
         return None if text is None else TenantProfile.model_validate_json(text)
+
+    async def of_tenants(self, tenant_ids: Sequence[str]) -> dict[str, TenantProfile]:
+        """The newest profiles of those of the tenants that have one, in one statement."""
+        rows = await self.conn.fetch(
+            "SELECT tenant_id, profile::text AS profile FROM tenant_profiles "
+            "WHERE tenant_id = ANY($1::text[])",
+            list(tenant_ids),
+        )
+        return {row["tenant_id"]: TenantProfile.model_validate_json(row["profile"]) for row in rows}
 
     async def revision(self, tenant_id: str) -> int:
         """The tenant's newest revision; 0 when it has none."""

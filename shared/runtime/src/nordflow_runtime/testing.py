@@ -241,6 +241,10 @@ class FakeTenantProfiles:
         """The tenant's profile, or None."""
         return self.profiles.get(tenant_id)
 
+    async def of_tenants(self, tenant_ids: Sequence[str]) -> dict[str, TenantProfile]:
+        """The profiles of those of the tenants that have one."""
+        return {t: self.profiles[t] for t in tenant_ids if t in self.profiles}
+
 
 # -- probing an API for 5xx -------------------------------------------------------------------
 NASTY_TEXT = (

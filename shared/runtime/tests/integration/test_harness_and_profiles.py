@@ -11,7 +11,7 @@ from nordflow_runtime.consumer import Context, PermanentError
 from nordflow_runtime.jobs import Job, schedule
 from nordflow_runtime.settings import ServiceSettings
 from nordflow_runtime.tenant_profiles import PgTenantProfiles
-from nordflow_runtime.testing import ServiceHarness
+from nordflow_runtime.testing import FakeTenantProfiles, ServiceHarness
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.envelope import Envelope, encode, envelope
 from nordflow_schemas.events import (
@@ -160,6 +160,21 @@ async def test_the_newest_profile_revision_wins_whatever_the_order(harness) -> N
     assert kept is not None
     assert (kept.legal_name, kept.time_zone) == ("Ny AS", "Europe/Oslo")
     assert await profiles.revision(tenant) == 2
+
+
+async def test_the_profiles_of_a_batchs_tenants_are_read_at_once(harness) -> None:
+    oslo, stockholm, unknown = (f"t-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    await harness.tenant(oslo, profile("Europe/Oslo", "Fjord AS"))
+    await harness.tenant(stockholm, profile("Europe/Stockholm", "Skog AB"))
+    await harness.tenant(stockholm, profile("Europe/Stockholm", "Skog och Sjö AB"), revision=2)
+    found = await PgTenantProfiles(harness.pool).of_tenants([oslo, stockholm, unknown])
+    assert {t: p.legal_name for t, p in found.items()} == {
+        oslo: "Fjord AS",
+        stockholm: "Skog och Sjö AB",
+    }
+    assert await PgTenantProfiles(harness.pool).of_tenants([]) == {}
+    fake = FakeTenantProfiles({oslo: profile()})
+    assert await fake.of_tenants([oslo, unknown]) == {oslo: profile()}
 
 
 async def test_tenant_updated_is_keyed_by_tenant() -> None:
