@@ -18,8 +18,8 @@ def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
     app: ServiceApp[Deps] = ServiceApp(
         FACTORING_GATEWAY, settings, "factoring_gateway", deps=build_deps
     )
-    app.subscribe(INVOICE_CREATED.name, consumers.on_invoice_created)
-    app.subscribe(INVOICE_UPDATED.name, consumers.on_invoice_updated)
+    app.subscribe_batch(INVOICE_CREATED.name, consumers.on_invoice_created)
+    app.subscribe_batch(INVOICE_UPDATED.name, consumers.on_invoice_updated)
     app.job(WINDOW_JOB, jobs.on_window)
     app.job(RUN_JOB, jobs.on_run)
     app.job(

@@ -115,6 +115,10 @@ class FakeAgreements:
     async def of_tenant(self, tenant_id: str) -> list[StoredAgreement]:
         return [s for s in self.stored.values() if s.agreement.tenant_id == tenant_id]
 
+    async def of_tenants(self, tenant_ids: Sequence[str]) -> dict[str, list[StoredAgreement]]:
+        found = {t: await self.of_tenant(t) for t in tenant_ids}
+        return {t: stored for t, stored in found.items() if stored}
+
     async def save(self, agreement: Agreement, sealed_secret: bytes | None) -> None:
         old = self.stored.get(agreement.agreement_id)
         kept = sealed_secret if sealed_secret is not None else (old.sealed_secret if old else None)
@@ -132,6 +136,9 @@ class FakeInvoices:
 
     async def get(self, invoice_id: str) -> OfferedInvoice | None:
         return self.rows.get(invoice_id)
+
+    async def get_many(self, invoice_ids: Sequence[str]) -> dict[str, OfferedInvoice]:
+        return {i: self.rows[i] for i in invoice_ids if i in self.rows}
 
     async def by_number(
         self, tenant_id: str, number: str, agreement_id: str | None = None
@@ -152,16 +159,19 @@ class FakeInvoices:
                 return o
         return None
 
-    async def record(self, offered: OfferedInvoice) -> bool:
-        if offered.invoice_id in self.rows:
-            return False
-        self.rows[offered.invoice_id] = offered
-        return True
+    async def record(self, offered: Sequence[OfferedInvoice]) -> set[str]:
+        kept = set()
+        for o in offered:
+            if o.invoice_id not in self.rows:
+                self.rows[o.invoice_id] = o
+                kept.add(o.invoice_id)
+        return kept
 
-    async def update_invoice(self, invoice_id: str, invoice: Invoice, version: str) -> None:
-        self.rows[invoice_id] = dataclasses.replace(
-            self.rows[invoice_id], invoice=invoice, version=version
-        )
+    async def update_invoices(self, versions: Sequence[tuple[str, Invoice, str]]) -> None:
+        for invoice_id, invoice, version in versions:
+            self.rows[invoice_id] = dataclasses.replace(
+                self.rows[invoice_id], invoice=invoice, version=version
+            )
 
     async def set_state(
         self,

@@ -196,9 +196,8 @@ async def test_a_paid_invoice_is_withdrawn_at_the_window() -> None:
     tenant = await setup(repos)
     invoice_id = await offer(repos, tenant, "5067")
     stored = repos.invoices.rows[invoice_id]  # type: ignore[attr-defined]
-    await repos.invoices.update_invoice(
-        invoice_id, stored.invoice.model_copy(update={"outstanding_amount": Decimal(0)}), "v2"
-    )
+    paid = stored.invoice.model_copy(update={"outstanding_amount": Decimal(0)})
+    await repos.invoices.update_invoices([(invoice_id, paid, "v2")])
     outcome = await transfers.run_transfers(
         repos, FORMATS, f"{tenant}-factor", NOW, trigger=transfers.Trigger.ON_DEMAND
     )

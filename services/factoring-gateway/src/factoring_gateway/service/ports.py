@@ -132,6 +132,10 @@ class AgreementRepository(Protocol):
         """The tenant's agreements, oldest first (the order eligibility tries them in)."""
         ...
 
+    async def of_tenants(self, tenant_ids: Sequence[str]) -> dict[str, list[StoredAgreement]]:
+        """``of_tenant`` of each of the tenants that has agreements (a batch's tenants)."""
+        ...
+
     async def save(self, agreement: Agreement, sealed_secret: bytes | None) -> None:
         """Create or replace; ``sealed_secret`` None keeps the stored one."""
         ...
@@ -141,6 +145,10 @@ class InvoiceRepository(Protocol):
     """The invoices offered to this service and their states."""
 
     async def get(self, invoice_id: str) -> OfferedInvoice | None: ...
+
+    async def get_many(self, invoice_ids: Sequence[str]) -> dict[str, OfferedInvoice]:
+        """Those of the invoices offered here, by id (a batch's invoices)."""
+        ...
 
     async def by_number(
         self, tenant_id: str, number: str, agreement_id: str | None = None
@@ -152,12 +160,12 @@ class InvoiceRepository(Protocol):
         """The agreement's invoice with that KID/OCR."""
         ...
 
-    async def record(self, offered: OfferedInvoice) -> bool:
-        """Keep a first decision; False when the invoice was decided before."""
+    async def record(self, offered: Sequence[OfferedInvoice]) -> set[str]:
+        """Keep first decisions; the ids of those kept (not those decided before)."""
         ...
 
-    async def update_invoice(self, invoice_id: str, invoice: Invoice, version: str) -> None:
-        """Keep a newer version of the invoice."""
+    async def update_invoices(self, versions: Sequence[tuple[str, Invoice, str]]) -> None:
+        """Keep newer versions: (invoice id, invoice, version), one per invoice."""
         ...
 
     async def set_state(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -146,6 +147,19 @@ class PgAgreementRepository:
             tenant_id,
         )
         return [_stored(r) for r in rows]
+
+    async def of_tenants(self, tenant_ids: Sequence[str]) -> dict[str, list[StoredAgreement]]:
+        """The agreements of each of the tenants that has some, oldest first, in one
+        statement."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM agreements WHERE tenant_id = ANY($1::text[]) "
+            "ORDER BY tenant_id, created_at, agreement_id",
+            list(tenant_ids),
+        )
+        found: dict[str, list[StoredAgreement]] = {}
+        for row in rows:
+            found.setdefault(row["tenant_id"], []).append(_stored(row))
+        return found
 
     async def save(self, agreement: Agreement, sealed_secret: bytes | None) -> None:
         """Create or replace; a None secret keeps the stored one."""

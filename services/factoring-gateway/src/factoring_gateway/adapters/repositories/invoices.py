@@ -48,6 +48,14 @@ class PgInvoiceRepository:
         )
         return _offered(row) if row is not None else None
 
+    async def get_many(self, invoice_ids: Sequence[str]) -> dict[str, OfferedInvoice]:
+        """Those of the invoices offered here, by id, in one statement."""
+        rows = await self.conn.fetch(
+            f"SELECT {COLUMNS} FROM invoices WHERE invoice_id = ANY($1::text[])",
+            list(invoice_ids),
+        )
+        return {row["invoice_id"]: _offered(row) for row in rows}
+
     async def by_number(
         self, tenant_id: str, number: str, agreement_id: str | None = None
     ) -> OfferedInvoice | None:
@@ -73,42 +81,57 @@ class PgInvoiceRepository:
         )
         return _offered(row) if row is not None else None
 
-    async def record(self, offered: OfferedInvoice) -> bool:
-        """Keep a first decision; False when one exists."""
-        invoice = offered.invoice
-        return bool(
-            await self.conn.fetchval(
-                """INSERT INTO invoices (invoice_id, tenant_id, number, document_type, state,
-                       reason, agreement_id, payment_reference, flow, invoice, version,
-                       decided_at, traceparent, tracestate)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12,
-                           $13, $14)
-                   ON CONFLICT (invoice_id) DO NOTHING RETURNING true""",
-                invoice.invoice_id,
-                invoice.tenant_id,
-                invoice.number,
-                invoice.document_type.value,
-                offered.state.value,
-                offered.reason,
-                offered.agreement_id,
-                offered.payment_reference,
-                offered.flow.model_dump_json(),
-                invoice.model_dump_json(),
-                offered.version,
-                offered.decided_at or dt.datetime.now(dt.UTC),
-                offered.trace[0],
-                offered.trace[1],
+    async def record(self, offered: Sequence[OfferedInvoice]) -> set[str]:
+        """Keep first decisions in one statement; the ids kept (one decided before is not)."""
+        now = dt.datetime.now(dt.UTC)
+        rows = [
+            (
+                o.invoice.invoice_id,
+                o.invoice.tenant_id,
+                o.invoice.number,
+                o.invoice.document_type.value,
+                o.state.value,
+                o.reason,
+                o.agreement_id,
+                o.payment_reference,
+                o.flow.model_dump_json(),
+                o.invoice.model_dump_json(),
+                o.version,
+                o.decided_at or now,
+                o.trace[0],
+                o.trace[1],
             )
+            for o in offered
+        ]
+        if not rows:
+            return set()
+        kept = await self.conn.fetch(
+            """INSERT INTO invoices (invoice_id, tenant_id, number, document_type, state,
+                   reason, agreement_id, payment_reference, flow, invoice, version,
+                   decided_at, traceparent, tracestate)
+               SELECT id, tenant, num, doc, st, why, agr, ref, fl::jsonb, inv::jsonb, ver, at,
+                      tp, ts
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                           $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                           $11::text[], $12::timestamptz[], $13::text[], $14::text[])
+                    AS x(id, tenant, num, doc, st, why, agr, ref, fl, inv, ver, at, tp, ts)
+               ON CONFLICT (invoice_id) DO NOTHING RETURNING invoice_id""",
+            *(list(column) for column in zip(*rows, strict=True)),
         )
+        return {row["invoice_id"] for row in kept}
 
-    async def update_invoice(self, invoice_id: str, invoice: Invoice, version: str) -> None:
-        """Keep a newer version."""
+    async def update_invoices(self, versions: Sequence[tuple[str, Invoice, str]]) -> None:
+        """Keep newer versions (one per invoice) in one statement."""
+        if not versions:
+            return
         await self.conn.execute(
-            "UPDATE invoices SET invoice = $2::jsonb, version = $3, updated_at = now() "
-            "WHERE invoice_id = $1",
-            invoice_id,
-            invoice.model_dump_json(),
-            version,
+            "UPDATE invoices AS i SET invoice = u.invoice::jsonb, version = u.version, "
+            "updated_at = now() "
+            "FROM unnest($1::text[], $2::text[], $3::text[]) AS u(invoice_id, invoice, version) "
+            "WHERE i.invoice_id = u.invoice_id",
+            [invoice_id for invoice_id, _, _ in versions],
+            [invoice.model_dump_json() for _, invoice, _ in versions],
+            [version for _, _, version in versions],
         )
 
     async def set_state(
