@@ -181,3 +181,25 @@ def test_the_factor_holds_each_transferred_invoice_once_and_nothing_else():
     verdict = Verdict()
     check_factor(topics, {T: {}}, verdict)
     assert list(verdict.violations) == ["factor-missing"]
+
+
+def test_a_source_s_own_payment_is_booked_once_into_its_flow_s_target():
+    topics = Topics()
+    journey(topics)
+    paid = {"recorded_at_source": True, "flow": {"book_into": "t-1-fortnox"}}
+    add(topics, "payment.received", "inv_1", "pay-1", paid)
+    posted = {"entry_kind": "invoice_payment", "amount": "100.00", "erp_reference": "P1"}
+    add(topics, "ledger.entry.posted", "inv_1", "pp-1", posted)
+    assert verdict_of(topics).ok, verdict_of(topics).describe()
+
+    add(topics, "ledger.entry.posted", "inv_1", "pp-2", {**posted, "erp_reference": "P2"})
+    assert "duplicate-effect" in verdict_of(topics).describe()
+
+
+def test_a_payment_booked_that_nothing_reported_is_unexplained():
+    topics = Topics()
+    journey(topics)
+    add(topics, "payment.received", "inv_1", "pay-1", {"recorded_at_source": True})
+    posted = {"entry_kind": "invoice_payment", "amount": "100.00", "erp_reference": "P1"}
+    add(topics, "ledger.entry.posted", "inv_1", "pp-1", posted)
+    assert "unexplained-effect" in verdict_of(topics).describe()

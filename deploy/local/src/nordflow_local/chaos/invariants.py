@@ -186,10 +186,22 @@ def check_pipeline(topics: Topics, documents: Iterable[Document], verdict: Verdi
             verdict.fail(
                 "duplicate-effect", f"{key}: {payments_posted[key]} payments booked for {n}"
             )
+    # A source's own payment (recorded there) is booked once more only into the system its
+    # flow books into (a Sirvoy payment into Fortnox), or skipped with its document.
+    booked_into = Counter(
+        r.key
+        for r in topics.on(PAYMENT)
+        if r.body
+        and not r.body.get("test_mode")
+        and r.body.get("recorded_at_source")
+        and (r.body.get("flow") or {}).get("book_into")
+    )
     to_book_keys = {r.key for r in to_book}
-    for key in payments_posted:
-        if key not in to_book_keys:
+    for key, n in payments_posted.items():
+        if key not in to_book_keys and key not in booked_into:
             verdict.fail("unexplained-effect", f"{key}: a payment booked that nothing reported")
+        elif key in booked_into and n > booked_into[key] + sum(1 for r in to_book if r.key == key):
+            verdict.fail("duplicate-effect", f"{key}: {n} payments booked for {booked_into[key]}")
     verdict.counts.update(
         documents=len(docs),
         fetched=len(topics.on(FETCHED)),
