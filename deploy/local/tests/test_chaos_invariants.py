@@ -203,3 +203,17 @@ def test_a_payment_booked_that_nothing_reported_is_unexplained():
     posted = {"entry_kind": "invoice_payment", "amount": "100.00", "erp_reference": "P1"}
     add(topics, "ledger.entry.posted", "inv_1", "pp-1", posted)
     assert "unexplained-effect" in verdict_of(topics).describe()
+
+
+def test_a_closing_pays_the_invoice_less_the_fee_it_writes_off():
+    topics = Topics()
+    journey(topics)
+    closing = topics.events["ledger.entry.posted"]["p-inv_1"]
+    topics.events["ledger.entry.posted"]["p-inv_1"] = Record(
+        closing.topic, closing.key, closing.ce_id, T, {**closing.body, "fee_amount": "6.50"}, {}
+    )
+    balanced, unbalanced = Verdict(), Verdict()
+    check_erp(topics, {T: [{"Number": "91", "InvoiceNumber": 1, "Amount": "93.50"}]}, balanced)
+    check_erp(topics, {T: [{"Number": "91", "InvoiceNumber": 1, "Amount": "100"}]}, unbalanced)
+    assert balanced.ok, balanced.describe()
+    assert "ledger-unbalanced" in unbalanced.violations

@@ -343,7 +343,8 @@ def check_erp(
     topics: Topics, payments: Mapping[str, list[dict[str, Any]]], verdict: Verdict
 ) -> None:
     """Each ERP write once, and the books balance: the payments in every Fortnox company are
-    exactly the entries announced as posted (same invoice, reference and amount)."""
+    exactly the entries announced as posted (same invoice, reference and amount less the
+    fee written off)."""
     posted_by_tenant: dict[str, list[Record]] = defaultdict(list)
     for r in topics.on(POSTED):
         source = (r.body or {}).get("source", {})
@@ -380,7 +381,12 @@ def check_erp(
                     f"{tenant}: invoice {number} paid {per_invoice[number]}x for {n} entries",
                 )
         erp_sum = sum((_dec(p["Amount"]) for p in erp), Decimal(0))
-        posted_sum = sum((_dec((r.body or {})["amount"]) for r in posted), Decimal(0))
+        # A closing under a factoring agreement pays the invoice less the factor's fee, which
+        # is written off (Fortnox's WriteOffs): the ERP's payment is the entry's cash part.
+        posted_sum = sum(
+            (_dec(b["amount"]) - _dec(b.get("fee_amount") or 0) for r in posted if (b := r.body)),
+            Decimal(0),
+        )
         if erp_sum != posted_sum:
             verdict.fail(
                 "ledger-unbalanced",
