@@ -217,3 +217,19 @@ def test_a_closing_pays_the_invoice_less_the_fee_it_writes_off():
     check_erp(topics, {T: [{"Number": "91", "InvoiceNumber": 1, "Amount": "100"}]}, unbalanced)
     assert balanced.ok, balanced.describe()
     assert "ledger-unbalanced" in unbalanced.violations
+
+
+def test_a_factor_s_settlement_of_a_factored_invoice_is_not_to_be_booked():
+    topics = Topics()
+    journey(topics)
+    transferred = topics.events["invoice.transferred"]["t-inv_1"]
+    topics.events["invoice.transferred"]["t-inv_1"] = Record(
+        transferred.topic,
+        transferred.key,
+        transferred.ce_id,
+        T,
+        {**transferred.body, "agreement_kind": "factoring"},
+        {},
+    )
+    add(topics, "payment.received", "inv_1", "pay-1", {"amount": "100.00"})
+    assert verdict_of(topics).ok, verdict_of(topics).describe()

@@ -169,10 +169,21 @@ def check_pipeline(topics: Topics, documents: Iterable[Document], verdict: Verdi
     for key, events in closings.items():
         if events and key not in transferred:
             verdict.fail("unexplained-effect", f"{key}: closing entry without a transfer")
+    # A factored invoice is closed against the factor at transfer: its payment (the
+    # factor's settlement) is not booked on the invoice again.
+    factored = {
+        key
+        for key, events in transferred.items()
+        if (events[0].body or {}).get("agreement_kind") == "factoring"
+    }
     to_book = [
         r
         for r in topics.on(PAYMENT)
-        if r.body and not r.body.get("test_mode") and not r.body.get("recorded_at_source")
+        if r.body
+        and not r.body.get("test_mode")
+        and not r.body.get("recorded_at_source")
+        and r.key not in factored
+        and r.body.get("agreement_kind") != "factoring"
     ]
     payments_posted = Counter(
         r.key for r in topics.on(POSTED) if (r.body or {}).get("entry_kind") == "invoice_payment"
