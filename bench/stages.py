@@ -564,7 +564,7 @@ async def measure_latency(
 async def pending_invoices(http: httpx.AsyncClient, base_url: str, token: str) -> set[str]:
     """The ids of a tenant's invoices factoring-gateway holds pending for a transfer."""
     ids: set[str] = set()
-    page = 500  # the API's largest page (`limit` at most 500)
+    page = 500  # the API's largest page
     while True:
         response = await http.get(
             f"{base_url}/api/v1/invoices",

@@ -181,3 +181,55 @@ def test_the_factor_holds_each_transferred_invoice_once_and_nothing_else():
     verdict = Verdict()
     check_factor(topics, {T: {}}, verdict)
     assert list(verdict.violations) == ["factor-missing"]
+
+
+def test_a_source_s_own_payment_is_booked_once_into_its_flow_s_target():
+    topics = Topics()
+    journey(topics)
+    paid = {"recorded_at_source": True, "flow": {"book_into": "t-1-fortnox"}}
+    add(topics, "payment.received", "inv_1", "pay-1", paid)
+    posted = {"entry_kind": "invoice_payment", "amount": "100.00", "erp_reference": "P1"}
+    add(topics, "ledger.entry.posted", "inv_1", "pp-1", posted)
+    assert verdict_of(topics).ok, verdict_of(topics).describe()
+
+    add(topics, "ledger.entry.posted", "inv_1", "pp-2", {**posted, "erp_reference": "P2"})
+    assert "duplicate-effect" in verdict_of(topics).describe()
+
+
+def test_a_payment_booked_that_nothing_reported_is_unexplained():
+    topics = Topics()
+    journey(topics)
+    add(topics, "payment.received", "inv_1", "pay-1", {"recorded_at_source": True})
+    posted = {"entry_kind": "invoice_payment", "amount": "100.00", "erp_reference": "P1"}
+    add(topics, "ledger.entry.posted", "inv_1", "pp-1", posted)
+    assert "unexplained-effect" in verdict_of(topics).describe()
+
+
+def test_a_closing_pays_the_invoice_less_the_fee_it_writes_off():
+    topics = Topics()
+    journey(topics)
+    closing = topics.events["ledger.entry.posted"]["p-inv_1"]
+    topics.events["ledger.entry.posted"]["p-inv_1"] = Record(
+        closing.topic, closing.key, closing.ce_id, T, {**closing.body, "fee_amount": "6.50"}, {}
+    )
+    balanced, unbalanced = Verdict(), Verdict()
+    check_erp(topics, {T: [{"Number": "91", "InvoiceNumber": 1, "Amount": "93.50"}]}, balanced)
+    check_erp(topics, {T: [{"Number": "91", "InvoiceNumber": 1, "Amount": "100"}]}, unbalanced)
+    assert balanced.ok, balanced.describe()
+    assert "ledger-unbalanced" in unbalanced.violations
+
+
+def test_a_factor_s_settlement_of_a_factored_invoice_is_not_to_be_booked():
+    topics = Topics()
+    journey(topics)
+    transferred = topics.events["invoice.transferred"]["t-inv_1"]
+    topics.events["invoice.transferred"]["t-inv_1"] = Record(
+        transferred.topic,
+        transferred.key,
+        transferred.ce_id,
+        T,
+        {**transferred.body, "agreement_kind": "factoring"},
+        {},
+    )
+    add(topics, "payment.received", "inv_1", "pay-1", {"amount": "100.00"})
+    assert verdict_of(topics).ok, verdict_of(topics).describe()

@@ -492,8 +492,8 @@ class FakeDocumentRepository:
             self.documents[invoice_id] = found
         return found
 
-    async def get(self, invoice_id: str) -> DocumentState | None:
-        """The document."""
+    async def get(self, invoice_id: str, *, lock: bool = False) -> DocumentState | None:
+        """The document (one process: nothing to lock)."""
         return self.documents.get(invoice_id)
 
     async def hold(self, invoice_id: str, payload: dict[str, Any]) -> None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from ledger_closer.domain import (
     CLOSE_INVOICE,
     Delivery,
-    DeliveryPendingError,
     Go,
     Hold,
     PlannedEntry,
@@ -78,16 +76,16 @@ async def test_a_closing_waits_for_the_send_and_holds_one_that_failed_until_it_i
     writers = FakeLedgerWriters()
     invoice_id, payload = await closing_of(repos, Flow())
 
-    with pytest.raises(DeliveryPendingError):
-        await close(repos, writers, payload)
-    await record_delivery(repos, invoice_id, Delivery.FAILED, NOW)
-    held = await close(repos, writers, payload)
+    assert await close(repos, writers, payload) is None  # waits, nothing written
+    assert await record_delivery(repos, invoice_id, Delivery.FAILED, NOW)
+    assert isinstance(repos.jobs, FakeJobScheduler)
+    reported = repos.jobs.jobs[CLOSE_INVOICE, f"closing:{invoice_id}:reported"]
+    held = await close(repos, writers, reported.payload)
     assert isinstance(held, InvoiceClosingHeld)
     assert "could not be sent" in held.reason
     assert writers.ledger().payments == []
 
     assert await record_delivery(repos, invoice_id, Delivery.DELIVERED, NOW)
-    assert isinstance(repos.jobs, FakeJobScheduler)
     released = repos.jobs.jobs[CLOSE_INVOICE, f"closing:{invoice_id}:delivered"]
     assert released.payload["entry_key"] == "k"
     posted = await close(repos, writers, released.payload)
@@ -103,3 +101,21 @@ async def test_where_the_erp_sends_it_its_own_send_status_decides() -> None:
     assert isinstance(await close(repos, writers, payload), InvoiceClosingHeld)
     writers.ledger().sent_status = True
     assert isinstance(await close(repos, writers, payload), LedgerEntryPosted)
+
+
+async def test_a_closing_that_waited_is_planned_again_by_the_first_report() -> None:
+    repos = fake_repositories(connections=[write_connection(TENANT)])
+    writers = FakeLedgerWriters()
+    invoice_id, payload = await closing_of(repos, Flow())
+    assert await close(repos, writers, payload) is None
+    assert not await record_delivery(repos, invoice_id, Delivery.PENDING, NOW)
+
+    assert await record_delivery(repos, invoice_id, Delivery.DELIVERED, NOW)
+    assert isinstance(repos.jobs, FakeJobScheduler)
+    again = repos.jobs.jobs[CLOSE_INVOICE, f"closing:{invoice_id}:reported"]
+    assert "waiting_for_delivery" not in again.payload
+    posted = await close(repos, writers, again.payload)
+    assert isinstance(posted, LedgerEntryPosted)
+    assert len(writers.ledger().payments) == 1
+    # a second report plans nothing more
+    assert not await record_delivery(repos, invoice_id, Delivery.DELIVERED, NOW)

@@ -169,10 +169,21 @@ def check_pipeline(topics: Topics, documents: Iterable[Document], verdict: Verdi
     for key, events in closings.items():
         if events and key not in transferred:
             verdict.fail("unexplained-effect", f"{key}: closing entry without a transfer")
+    # A factored invoice is closed against the factor at transfer: its payment (the
+    # factor's settlement) is not booked on the invoice again.
+    factored = {
+        key
+        for key, events in transferred.items()
+        if (events[0].body or {}).get("agreement_kind") == "factoring"
+    }
     to_book = [
         r
         for r in topics.on(PAYMENT)
-        if r.body and not r.body.get("test_mode") and not r.body.get("recorded_at_source")
+        if r.body
+        and not r.body.get("test_mode")
+        and not r.body.get("recorded_at_source")
+        and r.key not in factored
+        and r.body.get("agreement_kind") != "factoring"
     ]
     payments_posted = Counter(
         r.key for r in topics.on(POSTED) if (r.body or {}).get("entry_kind") == "invoice_payment"
@@ -186,10 +197,22 @@ def check_pipeline(topics: Topics, documents: Iterable[Document], verdict: Verdi
             verdict.fail(
                 "duplicate-effect", f"{key}: {payments_posted[key]} payments booked for {n}"
             )
+    # A source's own payment (recorded there) is booked once more only into the system its
+    # flow books into (a Sirvoy payment into Fortnox), or skipped with its document.
+    booked_into = Counter(
+        r.key
+        for r in topics.on(PAYMENT)
+        if r.body
+        and not r.body.get("test_mode")
+        and r.body.get("recorded_at_source")
+        and (r.body.get("flow") or {}).get("book_into")
+    )
     to_book_keys = {r.key for r in to_book}
-    for key in payments_posted:
-        if key not in to_book_keys:
+    for key, n in payments_posted.items():
+        if key not in to_book_keys and key not in booked_into:
             verdict.fail("unexplained-effect", f"{key}: a payment booked that nothing reported")
+        elif key in booked_into and n > booked_into[key] + sum(1 for r in to_book if r.key == key):
+            verdict.fail("duplicate-effect", f"{key}: {n} payments booked for {booked_into[key]}")
     verdict.counts.update(
         documents=len(docs),
         fetched=len(topics.on(FETCHED)),
@@ -331,7 +354,8 @@ def check_erp(
     topics: Topics, payments: Mapping[str, list[dict[str, Any]]], verdict: Verdict
 ) -> None:
     """Each ERP write once, and the books balance: the payments in every Fortnox company are
-    exactly the entries announced as posted (same invoice, reference and amount)."""
+    exactly the entries announced as posted (same invoice, reference and amount less the
+    fee written off)."""
     posted_by_tenant: dict[str, list[Record]] = defaultdict(list)
     for r in topics.on(POSTED):
         source = (r.body or {}).get("source", {})
@@ -368,7 +392,12 @@ def check_erp(
                     f"{tenant}: invoice {number} paid {per_invoice[number]}x for {n} entries",
                 )
         erp_sum = sum((_dec(p["Amount"]) for p in erp), Decimal(0))
-        posted_sum = sum((_dec((r.body or {})["amount"]) for r in posted), Decimal(0))
+        # A closing under a factoring agreement pays the invoice less the factor's fee, which
+        # is written off (Fortnox's WriteOffs): the ERP's payment is the entry's cash part.
+        posted_sum = sum(
+            (_dec(b["amount"]) - _dec(b.get("fee_amount") or 0) for r in posted if (b := r.body)),
+            Decimal(0),
+        )
         if erp_sum != posted_sum:
             verdict.fail(
                 "ledger-unbalanced",

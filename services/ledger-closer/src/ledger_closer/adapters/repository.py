@@ -318,9 +318,12 @@ class PgDocumentRepository:
             return await self.get(invoice_id)
         return _document(row)
 
-    async def get(self, invoice_id: str) -> DocumentState | None:
+    async def get(self, invoice_id: str, *, lock: bool = False) -> DocumentState | None:
         """The document, if it was seen created."""
-        row = await self.conn.fetchrow("SELECT * FROM documents WHERE invoice_id = $1", invoice_id)
+        row = await self.conn.fetchrow(
+            "SELECT * FROM documents WHERE invoice_id = $1" + (" FOR UPDATE" if lock else ""),
+            invoice_id,
+        )
         return None if row is None else _document(row)
 
     async def hold(self, invoice_id: str, payload: dict[str, Any]) -> None:

@@ -37,6 +37,11 @@ class Hold:
 Decision = Go | Wait | Hold
 
 
+# Marks a closing kept while distribution has not reported the send yet (not held: nothing
+# failed); the first report plans it again.
+WAITING = "waiting_for_delivery"
+
+
 def delivered_check(state: Delivery | None, erp_sent: bool | None) -> Decision:
     """Whether a transferred invoice may be closed.
 

@@ -54,11 +54,3 @@ class BookingSkippedError(Exception):
     def __init__(self, invoice_id: str, reason: str) -> None:
         super().__init__(f"invoice {invoice_id} was not booked: {reason}")
         self.reason = reason
-
-
-class DeliveryPendingError(RuntimeError):
-    """A closing waits: the invoice should reach its buyer and distribution has not said
-    whether it did (retried)."""
-
-    def __init__(self, invoice_id: str) -> None:
-        super().__init__(f"invoice {invoice_id}: waiting for distribution to report the send")

@@ -39,6 +39,8 @@ async def post_entry(ctx: Context[Deps], job: Job) -> dict[str, Any]:
         # A payment of a document deliberately not booked (a Stripe-paid cash receipt):
         # nothing to write, nothing to announce (its skip was announced).
         return {"not_written": str(exc)}
+    if outcome is None:  # planned again when distribution reports the send
+        return {"waiting": "for distribution to report the send"}
     await ctx.emit(outcome, subject=outcome.source.document_number)
     if isinstance(outcome, InvoiceClosingHeld):
         return {"held": outcome.reason}

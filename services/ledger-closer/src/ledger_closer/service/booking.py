@@ -34,6 +34,7 @@ from ..domain import (
     plan_booking,
 )
 from ..domain.booking import booking_payload, order_invoice_due
+from ..domain.delivery import WAITING
 from .ports import LedgerWriters, Repositories
 
 Clock = Callable[[], dt.datetime]
@@ -61,17 +62,22 @@ async def record_created(repos: Repositories, event: InvoiceCreated, now: dt.dat
 async def record_delivery(
     repos: Repositories, invoice_id: str, delivery: Delivery, now: dt.datetime
 ) -> bool:
-    """Keep what distribution reported; a closing held because the invoice had not reached
-    its buyer is planned again (due now) once it has. True when one was."""
+    """Keep what distribution reported; a closing that waited for the report, or was held
+    because the invoice had not reached its buyer and now has, is planned again (due now).
+    True when one was."""
     document = await repos.documents.set_delivery(invoice_id, delivery)
-    if document is None or delivery is not Delivery.DELIVERED or document.held is None:
+    if document is None or document.held is None or delivery is Delivery.PENDING:
+        return False
+    waited = bool(document.held.get(WAITING))
+    if not waited and delivery is not Delivery.DELIVERED:
         return False
     payload = await repos.documents.release(invoice_id)
     if payload is None:
         return False
+    payload.pop(WAITING, None)
     return await repos.jobs.schedule(
         kind=CLOSE_INVOICE,
-        key=f"{closing_key(invoice_id)}:delivered",
+        key=f"{closing_key(invoice_id)}:{'reported' if waited else 'delivered'}",
         tenant_id=document.tenant_id,
         payload=payload,
         due_at=now,

@@ -44,7 +44,8 @@ from ..domain import (
     delivered_check,
     payment_key,
 )
-from ..domain.errors import BookingSkippedError, DeliveryPendingError
+from ..domain.delivery import WAITING
+from ..domain.errors import BookingSkippedError
 from .ports import LedgerWriters, Repositories, TransferRecord
 
 log = logging.getLogger(__name__)
@@ -208,18 +209,20 @@ async def post_entry(
     entry: PlannedEntry,
     clock: Callable[[], dt.datetime],
     payload: dict[str, object] | None = None,
-) -> LedgerEntryPosted | InvoiceClosingHeld:
+) -> LedgerEntryPosted | InvoiceClosingHeld | None:
     """Write one entry into the ERP exactly once and return the event saying so.
 
-    A closing first checks the invoice reached its buyer (``delivered_check``): not yet
-    reported → ``DeliveryPendingError`` (retried); it did not → the closing is held (kept
-    until distribution reports a send) and ``invoice.closing_held`` returned. Then the intent
+    A closing first checks the invoice reached its buyer (``delivered_check``, on the
+    document's row locked): not yet reported → the closing waits, kept with the document,
+    and None is returned (``record_delivery`` plans it again as soon as distribution
+    reports, so no retry backoff delays it); it did not → the closing is held (kept until
+    distribution reports a send) and ``invoice.closing_held`` returned. Then the intent
     row is committed before the ERP is called, and before every create the ERP is asked for
     what an earlier attempt (a crash, a timeout, a 5xx after applying) may have written; that
     is adopted instead of written again.
 
-    Raises ``WriteConnectionMissingError``, ``NotBookedYetError``, ``DeliveryPendingError``
-    (retried), ``BookingSkippedError`` (a payment of a document whose booking was skipped:
+    Raises ``WriteConnectionMissingError``, ``NotBookedYetError`` (retried),
+    ``BookingSkippedError`` (a payment of a document whose booking was skipped:
     nothing to write, ever) and ``UnpostableError`` with its refusals (the job fails).
     """
     key = entry.entry_key or entry_key
@@ -227,15 +230,16 @@ async def post_entry(
     writer = await writers.writer_for(connection)
     document_id, document_number = await _document(repos, entry)
     if entry.kind is EntryKind.CLOSING_ENTRY:
-        document = await repos.documents.get(entry.invoice_id)
+        document = await repos.documents.get(entry.invoice_id, lock=True)
         erp_sent = None
         if document is not None and document.delivery is Delivery.BY_ERP:
             erp_sent = await writer.sent(document_id, document_number)
         decision = delivered_check(document.delivery if document else None, erp_sent)
+        held = payload if payload is not None else entry.payload()
         if isinstance(decision, Wait):
-            raise DeliveryPendingError(entry.invoice_id)
+            await repos.documents.hold(entry.invoice_id, {**held, "entry_key": key, WAITING: True})
+            return None
         if isinstance(decision, Hold):
-            held = payload if payload is not None else entry.payload()
             await repos.documents.hold(entry.invoice_id, {**held, "entry_key": key})
             return InvoiceClosingHeld(
                 tenant_id=tenant_id,

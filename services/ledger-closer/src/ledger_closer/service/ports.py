@@ -167,12 +167,14 @@ class DocumentRepository(Protocol):
         None when ledger-closer never saw it created."""
         ...
 
-    async def get(self, invoice_id: str) -> DocumentState | None:
-        """The document, if it was seen created."""
+    async def get(self, invoice_id: str, *, lock: bool = False) -> DocumentState | None:
+        """The document, if it was seen created; with ``lock``, its row stays locked until
+        the transaction ends (a closing deciding on it is not raced by a delivery report)."""
         ...
 
     async def hold(self, invoice_id: str, payload: dict[str, Any]) -> None:
-        """Keep a held closing's payload until the invoice reaches its buyer."""
+        """Keep a closing's payload until distribution reports the send (``waiting``) or,
+        held, until the invoice reaches its buyer."""
         ...
 
     async def release(self, invoice_id: str) -> dict[str, Any] | None:
