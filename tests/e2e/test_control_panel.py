@@ -1,6 +1,7 @@
 """The control panel beside the running pipeline: what it shows of real invoices is what the
 topics carried, each step once, one trace per invoice, and nothing of another tenant; the
-tenant's connection as erp-poller published it, and its Sync now carried out."""
+tenant's connection as erp-poller published it, and its Sync now carried out; a held
+invoice's Send now carried out by distribution-router."""
 
 import asyncio
 import os
@@ -25,9 +26,9 @@ STEPS = (
 )
 
 
-def token(env: dict[str, str], *args: str) -> str:
+def token(env: dict[str, str], *args: str, service: str = "control-panel") -> str:
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "control-panel"), "tokens", "create", *args],
+        [str(Path(sys.executable).parent / service), "tokens", "create", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -154,3 +155,76 @@ async def test_the_panel_shows_each_journey_as_the_topics_told_it(nordflow_stack
             assert asyncio.get_running_loop().time() < deadline, action
             await asyncio.sleep(1)
         assert (action["service"], action["outcome"]) == ("erp-poller", "done"), action
+
+
+async def settled(client: httpx.AsyncClient, action_id: str) -> dict:
+    """The operator action once its service answered."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        action = (await client.get(f"/api/v1/actions/{action_id}")).json()
+        if action["outcome"] is not None:
+            return action
+        assert asyncio.get_running_loop().time() < deadline, action
+        await asyncio.sleep(1)
+
+
+async def test_send_now_on_a_held_invoice_is_carried_out_by_distribution_router(
+    nordflow_stack, tenant_id
+):
+    env = nordflow_stack.env()
+    tenant = provision_tenant(env, tenant_id)
+    router = token(env, tenant_id, "--name", "e2e", service="distribution-router")
+    async with httpx.AsyncClient(timeout=10) as http:
+        policy = await http.put(
+            f"{env['DISTRIBUTION_ROUTER_URL']}/api/v1/hold-policies",
+            json={"enabled": True, "duration": "P1D"},
+            headers={"Authorization": f"Bearer {router}"},
+        )
+    assert policy.status_code == 200, policy.text
+    [number] = await create_invoices(
+        tenant.fortnox_url,
+        tenant.fortnox_token,
+        1,
+        smp_url=env["SANDBOX_SMP_URL"],
+        bank_url=env["SANDBOX_B2C_BANK_URL"],
+    )
+    mine = token(env, tenant_id, "--name", "e2e")
+    url = env["CONTROL_PANEL_URL"]
+    headers = {"Authorization": f"Bearer {mine}"}
+    async with (
+        transfers_on_demand(env, [tenant_id]),
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as client,
+    ):
+        deadline = asyncio.get_running_loop().time() + 180
+        while True:  # held for a day, as delivery.hold_updated told the panel
+            holds = (await client.get("/api/v1/delivery")).json()["holds"]
+            held = {h["number"]: h for h in holds}.get(number)
+            if held is not None:
+                break
+            assert asyncio.get_running_loop().time() < deadline, holds
+            await asyncio.sleep(1)
+        invoice_id = held["invoice_id"]
+        asked = await client.post(f"/api/v1/holds/{invoice_id}/release")
+        assert asked.status_code == 202, asked.text
+        action = await settled(client, asked.json()["action_id"])
+        assert (action["service"], action["action"], action["outcome"]) == (
+            "distribution-router",
+            "release_hold",
+            "done",
+        ), action
+        while True:  # released, as delivery.hold_updated told the panel
+            holds = (await client.get("/api/v1/delivery")).json()["holds"]
+            if invoice_id not in {h["invoice_id"] for h in holds}:
+                break
+            assert asyncio.get_running_loop().time() < deadline, holds
+            await asyncio.sleep(1)
+        again = await client.post(f"/api/v1/holds/{invoice_id}/release")
+        assert again.status_code == 409, again.text
+
+        journeys = await journey.wait_for(
+            env["KAFKA_BOOTSTRAP_SERVERS"],
+            tenant_id,
+            lambda js: invoice_id in js and js[invoice_id].count("invoice.distributed"),
+            timeout=120,
+        )
+    assert journeys[invoice_id].count("invoice.distributed") == 1

@@ -26,7 +26,12 @@ from control_panel.testing import (
     suggestion_events,
 )
 from nordflow_runtime.testing import ServiceHarness
-from nordflow_schemas.events import InvoiceDistributed, SuggestionDecision
+from nordflow_schemas.events import (
+    InvoiceDistributed,
+    OperatorAction,
+    OperatorActionRequested,
+    SuggestionDecision,
+)
 from nordflow_schemas.testing import new_tenant, tenant_profile
 
 pytestmark = pytest.mark.integration
@@ -216,3 +221,68 @@ async def test_pages_and_api_show_holds_decisions_costs_and_batches(
             "/statistics", params={"from": "2025-03-10", "to": "2025-03-10"}
         )
         assert "1 av dessa" in statistics.text
+
+
+async def test_suggestions_and_holds_are_decided_by_commands_to_distribution_router(
+    harness: ServiceHarness[Deps],
+) -> None:
+    """Accept, dismiss and Send now, in the API and on the Delivery page: each checked against
+    the read model (the tenant's own, still open) and sent as one command that
+    distribution-router carries out; another tenant's are none of this tenant's."""
+    tenant, stranger = new_tenant(), new_tenant()
+    await harness.tenant(tenant, tenant_profile("SE"))
+    await harness.deliver(*journey(tenant, "1003"), *hold_events(tenant, "1003", released=False))
+    await harness.deliver(*suggestion_events(tenant, "1003", suggestion_id=8, decision=None))
+    await harness.deliver(*suggestion_events(tenant, "1004", suggestion_id=9, decision=None))
+    await harness.deliver(*suggestion_events(tenant, "1001", suggestion_id=5))  # accepted
+    with_clock(harness, BASE_TIME + dt.timedelta(hours=1))
+    held = journey(tenant, "1003")[0].body.invoice_id
+    token = await create_token(PgTokenRepository(harness.pool), tenant, operator=False, name="a")
+    theirs = await create_token(PgTokenRepository(harness.pool), stranger, operator=False, name="b")
+
+    async with harness.http(token=theirs) as api:
+        assert (await api.post("/api/v1/suggestions/8/accept")).status_code == 404
+        assert (await api.post(f"/api/v1/holds/{held}/release")).status_code == 404
+    async with harness.http(token=token) as api:
+        accepted = await api.post("/api/v1/suggestions/8/accept")
+        assert accepted.status_code == 202, accepted.text
+        assert (await api.post("/api/v1/suggestions/5/dismiss")).status_code == 409  # decided
+        assert (await api.post("/api/v1/suggestions/77/accept")).status_code == 404
+        released = await api.post(f"/api/v1/holds/{held}/release")
+        assert released.status_code == 202, released.text
+        assert (await api.post("/api/v1/holds/inv_none/release")).status_code == 404
+        action = (await api.get(f"/api/v1/actions/{released.json()['action_id']}")).json()
+    assert (action["service"], action["action"], action["outcome"]) == (
+        "distribution-router",
+        "release_hold",
+        None,  # until distribution-router answers
+    )
+    commands = (await harness.emitted()).of(OperatorActionRequested)
+    assert [(c.service, c.action, c.target_id, c.tenant_id) for c in commands] == [
+        ("distribution-router", OperatorAction.ACCEPT_SUGGESTION, "8", tenant),
+        ("distribution-router", OperatorAction.RELEASE_HOLD, held, tenant),
+    ]
+
+    async with harness.http() as client:
+        assert (await client.post("/sign-in", data={"token": token})).status_code == 303
+        page = await client.get("/delivery")
+        assert 'action="/delivery/suggestions/9/dismiss"' in page.text
+        assert 'action="/delivery/suggestions/5/' not in page.text  # decided: no buttons
+        assert f'action="/delivery/holds/{held}/release"' in page.text
+        assert "Skicka nu" in page.text
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        stale = await client.post("/delivery/suggestions/9/dismiss", data={"csrf": "x"})
+        assert stale.status_code == 403
+        dismissed = await client.post(
+            "/delivery/suggestions/9/dismiss", data={"csrf": csrf, "tenant": tenant}
+        )
+        assert dismissed.status_code == 303
+        shown = await client.get(dismissed.headers["location"])
+        assert "distribution-router ombads att Avböj föreslagen kanal" in shown.text
+        assert "väntar på distribution-router" in shown.text
+    last = (await harness.emitted()).of(OperatorActionRequested)[-1]
+    assert (last.action, last.target_id, last.requested_by) == (
+        OperatorAction.DISMISS_SUGGESTION,
+        "9",
+        f"{tenant}:a",
+    )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from nordflow_runtime.app import ServiceApp
+from nordflow_schemas.events import OperatorAction
 from nordflow_schemas.topics import DISTRIBUTION_ROUTER, INVOICE_CREATED, INVOICE_FACTORING_DECIDED
 
 from .config import Settings
 from .deps import Deps, build_deps
 from .domain.channels import SEND_INVOICE
 from .domain.sending import MAX_ATTEMPTS
-from .entrypoints import consumers, jobs
+from .entrypoints import actions, consumers, jobs
 from .entrypoints.http import ROUTERS, holds
 
 
@@ -30,6 +31,9 @@ def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
         concurrency=settings.send_concurrency,
         per_tenant=settings.send_per_tenant,
     )
+    app.operator_action(OperatorAction.ACCEPT_SUGGESTION, actions.accept_suggestion)
+    app.operator_action(OperatorAction.DISMISS_SUGGESTION, actions.dismiss_suggestion)
+    app.operator_action(OperatorAction.RELEASE_HOLD, actions.release_hold)
     for router in ROUTERS:
         app.include_router(router)
     # Attachments to held invoices are files of up to 10 MiB: their own body limit.

@@ -635,6 +635,10 @@ class OperatorAction(StrEnum):
     RETRY_JOB = "retry_job"  # target: the failed job's id in that service
     REPLAY_DEAD_LETTER = "replay_dead_letter"  # target: "<partition>:<offset>" in the DLQ topic
     SYNC_CONNECTION = "sync_connection"  # target: the connection id (erp-poller)
+    # distribution-router's: a cheaper channel it suggested, and an invoice it holds
+    ACCEPT_SUGGESTION = "accept_suggestion"  # target: the suggestion id
+    DISMISS_SUGGESTION = "dismiss_suggestion"  # target: the suggestion id
+    RELEASE_HOLD = "release_hold"  # target: the held invoice's id
 
 
 class OperatorActionRequested(Event):

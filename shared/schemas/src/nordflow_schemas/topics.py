@@ -245,8 +245,9 @@ OPERATOR_ACTION_REQUESTED = TopicSpec(
     OperatorActionRequested,
     (CONTROL_PANEL,),
     SERVICES,
-    "A command to one service (retry_job, replay_dead_letter, sync_connection); the runtime "
-    "of every service consumes it, the one named carries it out",
+    "A command to one service (retry_job, replay_dead_letter, sync_connection, "
+    "accept_suggestion, dismiss_suggestion, release_hold); the runtime of every service "
+    "consumes it, the one named carries it out",
     # Every service consumes it: as wide as the widest topic, so it never caps replicas.
     partitions=12,
     key="service:target_id",

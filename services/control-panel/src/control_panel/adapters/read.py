@@ -98,6 +98,17 @@ def hold_row(r: asyncpg.Record) -> HoldRow:
     )
 
 
+# Suggestions with their decisions; holds with their files, needs and customers.
+_SUGGESTIONS = (
+    "SELECT s.*, d.decision, d.decided_by, d.decided_at FROM suggestions s "
+    "LEFT JOIN suggestion_decisions d USING (tenant_id, suggestion_id)"
+)
+_HOLDS = (
+    "SELECT h.*, h.needed::text AS needed_json, h.attachments::text AS files_json, i.customer "
+    "FROM holds h LEFT JOIN invoices i USING (tenant_id, invoice_id)"
+)
+
+
 class _Where:
     """A WHERE clause built from optional filters, with numbered parameters."""
 
@@ -373,9 +384,7 @@ class PgReadRepository:
     async def suggestions(self, tenant_id: str | None, limit: int) -> list[SuggestionRow]:
         """Cheaper channels found, newest first, with their decisions once made."""
         rows = await self.conn.fetch(
-            "SELECT s.*, d.decision, d.decided_by, d.decided_at FROM suggestions s "
-            "LEFT JOIN suggestion_decisions d USING (tenant_id, suggestion_id) "
-            "WHERE ($1::text IS NULL OR s.tenant_id = $1) "
+            f"{_SUGGESTIONS} WHERE ($1::text IS NULL OR s.tenant_id = $1) "
             "ORDER BY s.suggested_at DESC, s.suggestion_id DESC LIMIT $2",
             tenant_id,
             limit,
@@ -384,13 +393,32 @@ class PgReadRepository:
             SuggestionRow(**{k: r[k] for k in SuggestionRow.__dataclass_fields__}) for r in rows
         ]
 
+    async def suggestion(self, tenant_id: str, suggestion_id: int) -> SuggestionRow | None:
+        """One suggestion of a tenant, with its decision once made."""
+        r = await self.conn.fetchrow(
+            f"{_SUGGESTIONS} WHERE s.tenant_id = $1 AND s.suggestion_id = $2",
+            tenant_id,
+            suggestion_id,
+        )
+        if r is None:
+            return None
+        return SuggestionRow(**{k: r[k] for k in SuggestionRow.__dataclass_fields__})
+
+    async def hold(self, tenant_id: str, invoice_id: str) -> HoldRow | None:
+        """A tenant's invoice's hold as its newest revision says (also once it ended)."""
+        r = await self.conn.fetchrow(
+            f"""{_HOLDS}
+               WHERE h.tenant_id = $1 AND h.invoice_id = $2""",
+            tenant_id,
+            invoice_id,
+        )
+        return hold_row(r) if r is not None else None
+
     async def holds(self, tenant_id: str | None, now: dt.datetime, limit: int) -> list[HoldRow]:
         """Invoices held right now (not released, ``held_until`` still ahead), the soonest
         to leave first, with their customers."""
         rows = await self.conn.fetch(
-            """SELECT h.*, h.needed::text AS needed_json, h.attachments::text AS files_json,
-                      i.customer
-               FROM holds h LEFT JOIN invoices i USING (tenant_id, invoice_id)
+            f"""{_HOLDS}
                WHERE ($1::text IS NULL OR h.tenant_id = $1) AND h.released_at IS NULL
                  AND h.held_until > $2
                ORDER BY h.held_until, h.invoice_id LIMIT $3""",

@@ -224,6 +224,14 @@ class ReadRepository(Protocol):
         """Invoices held at ``now``, the soonest to leave first."""
         ...
 
+    async def suggestion(self, tenant_id: str, suggestion_id: int) -> SuggestionRow | None:
+        """One suggestion of a tenant, with its decision once made."""
+        ...
+
+    async def hold(self, tenant_id: str, invoice_id: str) -> HoldRow | None:
+        """A tenant's invoice's hold as its newest revision says (also once it ended)."""
+        ...
+
     async def counts(
         self,
         tenant_id: str | None,

@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 
 from nordflow_schemas.events import OperatorAction, OperatorActionRequested
-from nordflow_schemas.topics import ERP_POLLER
+from nordflow_schemas.topics import DISTRIBUTION_ROUTER, ERP_POLLER
 
 from ..domain.access import ForbiddenError, Principal
 from ..domain.records import JobState
@@ -106,4 +106,49 @@ async def sync_connection(
         connection_id,
         principal,
         now,
+    )
+
+
+async def decide_suggestion(
+    repos: Repositories,
+    principal: Principal,
+    tenant: str | None,
+    suggestion_id: int,
+    accept: bool,
+    now: dt.datetime,
+) -> OperatorActionRequested:
+    """Ask distribution-router to accept a cheaper channel it suggested (it becomes the
+    customer's channel) or to dismiss it."""
+    scope = principal.scope(tenant)
+    if scope is None:
+        raise NotFoundError("tenant: give the suggestion's tenant")
+    found = await repos.read.suggestion(scope, suggestion_id)
+    if found is None:
+        raise NotFoundError(f"no suggestion {suggestion_id}")
+    if found.decision is not None:
+        raise ConflictError(f"suggestion {suggestion_id} is {found.decision} already")
+    action = OperatorAction.ACCEPT_SUGGESTION if accept else OperatorAction.DISMISS_SUGGESTION
+    return await _command(
+        repos, scope, DISTRIBUTION_ROUTER, action, str(suggestion_id), principal, now
+    )
+
+
+async def release_hold(
+    repos: Repositories,
+    principal: Principal,
+    tenant: str | None,
+    invoice_id: str,
+    now: dt.datetime,
+) -> OperatorActionRequested:
+    """Ask distribution-router to send a held invoice now."""
+    scope = principal.scope(tenant)
+    if scope is None:
+        raise NotFoundError("tenant: give the invoice's tenant")
+    hold = await repos.read.hold(scope, invoice_id)
+    if hold is None:
+        raise NotFoundError(f"no hold for invoice {invoice_id}")
+    if hold.released_at is not None or hold.held_until <= now:
+        raise ConflictError(f"invoice {invoice_id} has left its hold already")
+    return await _command(
+        repos, scope, DISTRIBUTION_ROUTER, OperatorAction.RELEASE_HOLD, invoice_id, principal, now
     )

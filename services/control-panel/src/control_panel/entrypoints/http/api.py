@@ -329,7 +329,8 @@ class CustomerChannelOut(Out):
 
 
 class SuggestionOut(Out):
-    """A cheaper channel found for a customer (accept it in distribution-router's API)."""
+    """A cheaper channel found for a customer (accept or dismiss it with
+    ``POST /api/v1/suggestions/{suggestion_id}/accept`` or ``/dismiss``)."""
 
     tenant_id: str
     suggestion_id: int
@@ -362,8 +363,8 @@ class HoldNeedsOut(Out):
 
 
 class HoldOut(Out):
-    """An invoice held right now before it is sent, so files can go with it (add them, or
-    release it, in distribution-router's API)."""
+    """An invoice held right now before it is sent, so files can go with it (add them in
+    distribution-router's API; send it now with ``POST /api/v1/holds/{invoice_id}/release``)."""
 
     tenant_id: str
     invoice_id: str
@@ -780,6 +781,79 @@ async def sync_connection(
     try:
         command = await send_command(
             deps, pool, actions.sync_connection, principal, tenant, connection_id, deps.clock()
+        )
+    except (actions.NotFoundError, actions.ConflictError, ForbiddenError) as exc:
+        raise _action_error(exc) from None
+    return ActionOut.requested(command)
+
+
+SuggestionId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The suggestion's id")]
+
+
+async def _suggestion_command(
+    suggestion_id: int,
+    accept: bool,
+    principal: Principal,
+    deps: AppDeps,
+    pool: Pool,
+    tenant: str | None,
+) -> ActionOut:
+    try:
+        command = await send_command(
+            deps,
+            pool,
+            actions.decide_suggestion,
+            principal,
+            tenant,
+            suggestion_id,
+            accept,
+            deps.clock(),
+        )
+    except (actions.NotFoundError, actions.ConflictError, ForbiddenError) as exc:
+        raise _action_error(exc) from None
+    return ActionOut.requested(command)
+
+
+@router.post("/suggestions/{suggestion_id}/accept", status_code=202, responses=ACCEPTED)
+async def accept_suggestion(
+    suggestion_id: SuggestionId,
+    principal: ApiPrincipal,
+    deps: AppDeps,
+    pool: Pool,
+    tenant: TenantParam = None,
+) -> ActionOut:
+    """Ask distribution-router to make the suggested channel the customer's channel
+    (``accept_suggestion``)."""
+    return await _suggestion_command(suggestion_id, True, principal, deps, pool, tenant)
+
+
+@router.post("/suggestions/{suggestion_id}/dismiss", status_code=202, responses=ACCEPTED)
+async def dismiss_suggestion(
+    suggestion_id: SuggestionId,
+    principal: ApiPrincipal,
+    deps: AppDeps,
+    pool: Pool,
+    tenant: TenantParam = None,
+) -> ActionOut:
+    """Ask distribution-router not to suggest this channel for the customer for a while
+    (``dismiss_suggestion``)."""
+    return await _suggestion_command(suggestion_id, False, principal, deps, pool, tenant)
+
+
+@router.post("/holds/{invoice_id}/release", status_code=202, responses=ACCEPTED)
+async def release_hold(
+    invoice_id: str,
+    principal: ApiPrincipal,
+    deps: AppDeps,
+    pool: Pool,
+    tenant: TenantParam = None,
+) -> ActionOut:
+    """Ask distribution-router to send a held invoice now (``release_hold``)."""
+    if len(invoice_id) > 200:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "invoice_id: too long")
+    try:
+        command = await send_command(
+            deps, pool, actions.release_hold, principal, tenant, invoice_id, deps.clock()
         )
     except (actions.NotFoundError, actions.ConflictError, ForbiddenError) as exc:
         raise _action_error(exc) from None

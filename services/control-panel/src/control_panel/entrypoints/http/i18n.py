@@ -194,17 +194,16 @@ EN: dict[str, str] = {
     "delivery.current": "Now",
     "delivery.suggested": "Suggested",
     "delivery.recipient": "Reaches",
-    "delivery.accept": "Accept or dismiss in distribution-router's API",
-    "delivery.accept_missing": "Accepting is done in distribution-router's API "
-    "(POST /api/v1/suggestions/{id}/accept).",
+    "delivery.accept": "Accept",
+    "delivery.dismiss": "Dismiss",
     "delivery.decision": "Decision",
     "decision.open": "open",
     "decision.accepted": "accepted",
     "decision.dismissed": "dismissed",
     "delivery.holds": "Holds",
     "delivery.holds_intro": "These invoices wait before they are sent, so that files can go "
-    "with them. Add the files in distribution-router before the hold ends, or release the "
-    "invoice to send it now; when the hold ends it is sent by itself.",
+    "with them. Add the files in distribution-router's API before the hold ends, or send the "
+    "invoice now; when the hold ends it is sent by itself.",
     "delivery.holds_none": "No invoice is held.",
     "delivery.held_until": "Sent by itself",
     "delivery.reason": "Why",
@@ -212,9 +211,10 @@ EN: dict[str, str] = {
     "delivery.files_none": "no files yet",
     "delivery.to_add": "What to add",
     "delivery.needs": "{types}; at most {files} files of {size} each",
-    "delivery.add": "Add files or release (distribution-router)",
-    "delivery.add_missing": "In distribution-router's API: POST /api/v1/holds/{id}/attachments, "
-    "or POST /api/v1/holds/{id}/release to send now.",
+    "delivery.release": "Send now",
+    "delivery.add": "Add files (distribution-router's API)",
+    "delivery.add_missing": "Files are added in distribution-router's API: "
+    "POST /api/v1/holds/{id}/attachments.",
     "books.title": "Factoring and books",
     "books.transfers": "Transfers to factors",
     "books.transfers_none": "No transfers.",
@@ -268,6 +268,9 @@ EN: dict[str, str] = {
     "action.retry_job": "Retry job",
     "action.replay_dead_letter": "Replay dead letter",
     "action.sync_connection": "Sync connection",
+    "action.accept_suggestion": "Accept suggested channel",
+    "action.dismiss_suggestion": "Dismiss suggested channel",
+    "action.release_hold": "Send held invoice now",
     "outcome.done": "done",
     "outcome.not_found": "not found",
     "outcome.refused": "refused",
@@ -486,17 +489,16 @@ SV: dict[str, str] = {
     "delivery.current": "Nu",
     "delivery.suggested": "Förslag",
     "delivery.recipient": "Når",
-    "delivery.accept": "Godkänn eller avböj i distribution-routers API",
-    "delivery.accept_missing": "Godkännande görs i distribution-routers API "
-    "(POST /api/v1/suggestions/{id}/accept).",
+    "delivery.accept": "Godkänn",
+    "delivery.dismiss": "Avböj",
     "delivery.decision": "Beslut",
     "decision.open": "öppet",
     "decision.accepted": "godkänt",
     "decision.dismissed": "avböjt",
     "delivery.holds": "Vilande",
     "delivery.holds_intro": "De här fakturorna väntar innan de skickas, så att filer kan följa "
-    "med dem. Lägg till filerna i distribution-router innan väntetiden är slut, eller släpp "
-    "fakturan för att skicka den nu; när väntetiden är slut skickas den av sig själv.",
+    "med dem. Lägg till filerna i distribution-routers API innan väntetiden är slut, eller "
+    "skicka fakturan nu; när väntetiden är slut skickas den av sig själv.",
     "delivery.holds_none": "Ingen faktura vilar.",
     "delivery.held_until": "Skickas av sig själv",
     "delivery.reason": "Varför",
@@ -504,9 +506,10 @@ SV: dict[str, str] = {
     "delivery.files_none": "inga filer ännu",
     "delivery.to_add": "Vad du lägger till",
     "delivery.needs": "{types}; högst {files} filer om {size} vardera",
-    "delivery.add": "Lägg till filer eller släpp (distribution-router)",
-    "delivery.add_missing": "I distribution-routers API: POST /api/v1/holds/{id}/attachments, "
-    "eller POST /api/v1/holds/{id}/release för att skicka nu.",
+    "delivery.release": "Skicka nu",
+    "delivery.add": "Lägg till filer (distribution-routers API)",
+    "delivery.add_missing": "Filer läggs till i distribution-routers API: "
+    "POST /api/v1/holds/{id}/attachments.",
     "books.title": "Factoring och bokföring",
     "books.transfers": "Överlåtelser till finansbolag",
     "books.transfers_none": "Inga överlåtelser.",
@@ -560,6 +563,9 @@ SV: dict[str, str] = {
     "action.retry_job": "Kör jobb igen",
     "action.replay_dead_letter": "Spela upp händelse igen",
     "action.sync_connection": "Synka koppling",
+    "action.accept_suggestion": "Godkänn föreslagen kanal",
+    "action.dismiss_suggestion": "Avböj föreslagen kanal",
+    "action.release_hold": "Skicka vilande faktura nu",
     "outcome.done": "klart",
     "outcome.not_found": "hittades inte",
     "outcome.refused": "nekad",
@@ -780,17 +786,16 @@ NB: dict[str, str] = {
     "delivery.current": "Nå",
     "delivery.suggested": "Forslag",
     "delivery.recipient": "Når",
-    "delivery.accept": "Godta eller avvis i distribution-routers API",
-    "delivery.accept_missing": "Godkjenning gjøres i distribution-routers API "
-    "(POST /api/v1/suggestions/{id}/accept).",
+    "delivery.accept": "Godta",
+    "delivery.dismiss": "Avvis",
     "delivery.decision": "Avgjørelse",
     "decision.open": "åpent",
     "decision.accepted": "godtatt",
     "decision.dismissed": "avvist",
     "delivery.holds": "Holdt tilbake",
     "delivery.holds_intro": "Disse fakturaene venter før de sendes, slik at filer kan følge "
-    "med. Legg til filene i distribution-router før ventetiden er over, eller frigi fakturaen "
-    "for å sende den nå; når ventetiden er over, sendes den av seg selv.",
+    "med. Legg til filene i distribution-routers API før ventetiden er over, eller send "
+    "fakturaen nå; når ventetiden er over, sendes den av seg selv.",
     "delivery.holds_none": "Ingen faktura holdes tilbake.",
     "delivery.held_until": "Sendes av seg selv",
     "delivery.reason": "Hvorfor",
@@ -798,9 +803,10 @@ NB: dict[str, str] = {
     "delivery.files_none": "ingen filer ennå",
     "delivery.to_add": "Hva du legger til",
     "delivery.needs": "{types}; høyst {files} filer på {size} hver",
-    "delivery.add": "Legg til filer eller frigi (distribution-router)",
-    "delivery.add_missing": "I distribution-routers API: POST /api/v1/holds/{id}/attachments, "
-    "eller POST /api/v1/holds/{id}/release for å sende nå.",
+    "delivery.release": "Send nå",
+    "delivery.add": "Legg til filer (distribution-routers API)",
+    "delivery.add_missing": "Filer legges til i distribution-routers API: "
+    "POST /api/v1/holds/{id}/attachments.",
     "books.title": "Factoring og regnskap",
     "books.transfers": "Overdragelser til factoringselskaper",
     "books.transfers_none": "Ingen overdragelser.",
@@ -854,6 +860,9 @@ NB: dict[str, str] = {
     "action.retry_job": "Kjør jobb igjen",
     "action.replay_dead_letter": "Spill av hendelse igjen",
     "action.sync_connection": "Synkroniser tilkobling",
+    "action.accept_suggestion": "Godta foreslått kanal",
+    "action.dismiss_suggestion": "Avvis foreslått kanal",
+    "action.release_hold": "Send tilbakeholdt faktura nå",
     "outcome.done": "ferdig",
     "outcome.not_found": "ikke funnet",
     "outcome.refused": "avvist",

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from nordflow_runtime.http import Pool
 from nordflow_schemas.common import MAX_DATE, MIN_DATE, SourceSystem
-from nordflow_schemas.events import Channel
+from nordflow_schemas.events import Channel, OperatorAction
 
 from ...deps import Deps
 from ...domain.access import ForbiddenError
@@ -574,6 +574,20 @@ async def invoice_page(
     return _render(view, "invoice.html", **context)
 
 
+async def _act(view: View, pool: Pool, back: str, build: Any, *args: Any) -> Response:
+    """Send an operator action's command (checked and recorded by ``build``) and go back to
+    ``back``, which shows the request and then the service's answer."""
+    try:
+        command = await send_command(view.deps, pool, build, *args)
+    except actions.NotFoundError as exc:
+        return _bad(view, str(exc), 404)
+    except actions.ConflictError as exc:
+        return _bad(view, str(exc), 409)
+    except ForbiddenError as exc:
+        return _bad(view, str(exc), 403)
+    return RedirectResponse(view.link(back, requested=command.action_id), status.HTTP_303_SEE_OTHER)
+
+
 # -- connections, delivery, books ----------------------------------------------------------------
 @router.get("/connections")
 async def connections_page(
@@ -610,20 +624,15 @@ async def sync_connection(
     view = await _view(request, session, deps, pool, tenant or None)
     if view.refused is not None:
         return _bad(view, view.refused, 403)
-    try:
-        command = await send_command(
-            deps,
-            pool,
-            actions.sync_connection,
-            session.principal,
-            view.tenant,
-            connection_id[:200],
-            deps.clock(),
-        )
-    except actions.NotFoundError as exc:
-        return _bad(view, str(exc), 404)
-    return RedirectResponse(
-        view.link("/connections", requested=command.action_id), status.HTTP_303_SEE_OTHER
+    return await _act(
+        view,
+        pool,
+        "/connections",
+        actions.sync_connection,
+        session.principal,
+        view.tenant,
+        connection_id[:200],
+        deps.clock(),
     )
 
 
@@ -631,11 +640,12 @@ async def sync_connection(
 async def delivery_page(
     request: Request, session: WebSession, deps: AppDeps, pool: Pool, tenant: str | None = None
 ) -> Response:
-    """Channel per customer, the suggestions and their decisions, and the invoices held
-    right now with what to add (distribution-router's API takes the files)."""
+    """Channel per customer, the suggestions to accept or dismiss, and the invoices held
+    right now with what to add (distribution-router's API takes the files) and Send now."""
     view = await _view(request, session, deps, pool, tenant)
     if view.refused is not None:
         return _bad(view, view.refused, 403)
+    requested = _text(request.query_params, "requested", 64)
     return _render(
         view,
         "delivery.html",
@@ -643,6 +653,78 @@ async def delivery_page(
         suggestions=await view.repos.read.suggestions(view.tenant, 200),
         holds=await view.repos.read.holds(view.tenant, deps.clock(), 200),
         router_url=(deps.settings.distribution_router_url or "").rstrip("/") or None,
+        history=[
+            a
+            for a in await view.repos.read.actions(view.tenant, 50)
+            if a.action in _DELIVERY_ACTIONS
+        ][:20],
+        flash=await queries.action(view.repos, session.principal, requested) if requested else None,
+    )
+
+
+_DELIVERY_ACTIONS = frozenset(
+    {
+        OperatorAction.ACCEPT_SUGGESTION.value,
+        OperatorAction.DISMISS_SUGGESTION.value,
+        OperatorAction.RELEASE_HOLD.value,
+    }
+)
+
+
+@router.post("/delivery/suggestions/{suggestion_id}/{decision}")
+async def decide_suggestion(
+    suggestion_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    decision: Literal["accept", "dismiss"],
+    request: Request,
+    session: WebSession,
+    deps: AppDeps,
+    pool: Pool,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    tenant: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Ask distribution-router to accept a suggested channel (the customer's channel from
+    then on) or to dismiss it."""
+    _check_csrf(session, csrf)
+    view = await _view(request, session, deps, pool, tenant or None)
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
+    return await _act(
+        view,
+        pool,
+        "/delivery",
+        actions.decide_suggestion,
+        session.principal,
+        view.tenant,
+        suggestion_id,
+        decision == "accept",
+        deps.clock(),
+    )
+
+
+@router.post("/delivery/holds/{invoice_id}/release")
+async def release_hold(
+    invoice_id: str,
+    request: Request,
+    session: WebSession,
+    deps: AppDeps,
+    pool: Pool,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    tenant: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """Ask distribution-router to send a held invoice now."""
+    _check_csrf(session, csrf)
+    view = await _view(request, session, deps, pool, tenant or None)
+    if view.refused is not None:
+        return _bad(view, view.refused, 403)
+    return await _act(
+        view,
+        pool,
+        "/delivery",
+        actions.release_hold,
+        session.principal,
+        view.tenant,
+        invoice_id[:200],
+        deps.clock(),
     )
 
 
@@ -705,16 +787,15 @@ async def retry_job(
     view = await _view(request, session, deps, pool, request.query_params.get("tenant"))
     if view.refused is not None:
         return _bad(view, view.refused, 403)
-    try:
-        command = await send_command(
-            deps, pool, actions.retry_job, session.principal, service[:64], job_id, deps.clock()
-        )
-    except actions.NotFoundError as exc:
-        return _bad(view, str(exc), 404)
-    except actions.ConflictError as exc:
-        return _bad(view, str(exc), 409)
-    return RedirectResponse(
-        view.link("/problems", requested=command.action_id), status.HTTP_303_SEE_OTHER
+    return await _act(
+        view,
+        pool,
+        "/problems",
+        actions.retry_job,
+        session.principal,
+        service[:64],
+        job_id,
+        deps.clock(),
     )
 
 
@@ -732,16 +813,14 @@ async def replay_dead_letter(
     view = await _view(request, session, deps, pool, request.query_params.get("tenant"))
     if view.refused is not None:
         return _bad(view, view.refused, 403)
-    try:
-        command = await send_command(
-            deps, pool, actions.replay_dead_letter, session.principal, letter_id[:500], deps.clock()
-        )
-    except actions.NotFoundError as exc:
-        return _bad(view, str(exc), 404)
-    except ForbiddenError as exc:
-        return _bad(view, str(exc), 403)
-    return RedirectResponse(
-        view.link("/problems", requested=command.action_id), status.HTTP_303_SEE_OTHER
+    return await _act(
+        view,
+        pool,
+        "/problems",
+        actions.replay_dead_letter,
+        session.principal,
+        letter_id[:500],
+        deps.clock(),
     )
 
 
