@@ -131,7 +131,7 @@ async def one_by_one(repos: Repositories, batch: Sequence[Event]) -> Outcome:
         if isinstance(event, InvoiceCreated):
             out.append(await decisions.decide(repos, FORMATS, event, NOW))
         else:
-            await decisions.follow_update(repos, event, NOW)
+            await decisions.follow_update(repos, event)
             out.append(None)
     return out
 

@@ -203,7 +203,6 @@ async def test_an_update_withdraws_a_paid_pending_invoice_and_records_a_due_date
     await decisions.follow_update(
         repos,
         InvoiceUpdated(tenant_id=tenant, invoice_id=paid.invoice_id, version="v2", invoice=paid),
-        NOW,
     )
     assert row(repos, paid.invoice_id).state is InvoiceState.WITHDRAWN
 
@@ -215,8 +214,8 @@ async def test_an_update_withdraws_a_paid_pending_invoice_and_records_a_due_date
     update = InvoiceUpdated(
         tenant_id=tenant, invoice_id=moved.invoice_id, version="v2", invoice=later
     )
-    await decisions.follow_update(repos, update, NOW)
-    await decisions.follow_update(repos, update, NOW)  # the same version again: nothing new
+    await decisions.follow_update(repos, update)
+    await decisions.follow_update(repos, update)  # the same version again: nothing new
     changes = list(repos.changes.changes.values())  # type: ignore[attr-defined]
     assert [(c.old_due_date, c.new_due_date) for c in changes] == [
         (moved.due_date, dt.date(2025, 5, 1))

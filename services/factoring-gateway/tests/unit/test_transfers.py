@@ -259,7 +259,7 @@ async def test_a_due_date_moved_after_transfer_reaches_the_factor_once() -> None
     invoice = repos.invoices.rows[invoice_id].invoice  # type: ignore[attr-defined]
     moved = invoice.model_copy(update={"due_date": dt.date(2025, 5, 2)})
     update = InvoiceUpdated(tenant_id=tenant, invoice_id=invoice_id, version="v2", invoice=moved)
-    await decisions.follow_update(repos, update, NOW)
+    await decisions.follow_update(repos, update)
     outcome = await transfers.run_transfers(
         repos, FORMATS, f"{tenant}-factor", NOW, trigger=transfers.Trigger.ON_DEMAND
     )

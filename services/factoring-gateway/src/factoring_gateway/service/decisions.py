@@ -229,7 +229,7 @@ async def _original(
     return Original(found.agreement_id, found.state.value)
 
 
-async def follow_update(repos: Repositories, event: InvoiceUpdated, now: dt.datetime) -> None:
+async def follow_update(repos: Repositories, event: InvoiceUpdated) -> None:
     """Follow one newer version (``follow_updates`` of one)."""
     await follow_updates(repos, [event])
 
