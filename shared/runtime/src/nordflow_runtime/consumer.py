@@ -46,6 +46,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 D = TypeVar("D")
 
+# While the database does not answer, a consumer asks it this often whether it is back (one
+# `SELECT 1`, at most 3 s each), so that it works again within about a second of its return.
+DATABASE_PROBE_SECONDS = 1.0
+
 
 @dataclass
 class Context(Generic[D]):
@@ -501,8 +505,9 @@ class EventConsumer:
             except Exception as exc:
                 self.health.failed(exc)
                 if not await self._database_answers():
-                    # Nothing is the record's fault while the database is away: wait.
-                    await asyncio.sleep(self._delay(self.health.failures))
+                    # Nothing is the record's fault while the database is away: wait until
+                    # it answers, then try again at once.
+                    await self._until_database_answers()
                     continue
                 attempts += 1
                 if attempts < self.record_attempts:
@@ -519,6 +524,15 @@ class EventConsumer:
                     continue
             self.health.recovered()
             return
+
+    async def _until_database_answers(self) -> None:
+        """Probe the database every ``DATABASE_PROBE_SECONDS`` until it answers; each probe
+        that fails counts as a failure, so the consumer turns not ready while it waits."""
+        while True:
+            await asyncio.sleep(DATABASE_PROBE_SECONDS)
+            if await self._database_answers():
+                return
+            self.health.failed(ConnectionError("the database does not answer"))
 
     async def _database_answers(self) -> bool:
         try:

@@ -145,11 +145,13 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 0.2,
         stuck_after: int = 3,
+        retry_max: float = 5.0,
     ) -> None:
         self.pool = pool
         self.producer = producer
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.retry_max = retry_max
         self.wakeup = asyncio.Event()
         self.health = Health("relay", stuck_after)
         self._lock_id = int.from_bytes(
@@ -161,7 +163,12 @@ class OutboxRelay:
         self.wakeup.set()
 
     async def run(self) -> None:
-        """Publish until cancelled; errors are logged and retried, never fatal."""
+        """Publish until cancelled; errors are logged and retried, never fatal.
+
+        After a failure (the broker or the database away) the relay waits
+        ``min(retry_max, 0.5 s · 2^(n-1))``, and less when woken: a transaction that committed
+        meanwhile proves the database answers again, and has rows to publish.
+        """
         while True:
             try:
                 sent = await self.publish_batch()
@@ -170,15 +177,19 @@ class OutboxRelay:
             except Exception as exc:
                 OUTBOX_PUBLISH_FAILURES.inc()
                 self.health.failed(exc)
-                delay = min(30.0, 0.5 * 2 ** (self.health.failures - 1))
-                log.exception("outbox relay failed; retrying in %.1fs", delay)
+                delay = min(self.retry_max, 0.5 * 2 ** (self.health.failures - 1))
+                log.exception("outbox relay failed; retrying in %.1fs or when woken", delay)
                 await self.count()
-                await asyncio.sleep(delay)
+                await self._wait(delay)
                 continue
             if sent < self.batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self.poll_seconds)
-                self.wakeup.clear()
+                await self._wait(self.poll_seconds)
+
+    async def _wait(self, seconds: float) -> None:
+        """Until ``seconds`` passed or a commit woke the relay."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), seconds)
+        self.wakeup.clear()
 
     async def publish_batch(self) -> int:
         """Send one batch; returns how many rows it handled (sent or set aside).
