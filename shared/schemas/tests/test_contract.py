@@ -10,8 +10,8 @@ from nordflow_schemas import export
 from nordflow_schemas.common import SourceRef, SourceSystem, canonical_invoice_id
 from nordflow_schemas.envelope import DecodeError, decode, encode, envelope
 from nordflow_schemas.events import (
-    ChannelSuggestionDecided,
     CHUNK_BYTES,
+    ChannelSuggestionDecided,
     DeliveryHoldUpdated,
     ErpDocumentChunked,
     Event,
