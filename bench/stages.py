@@ -33,7 +33,7 @@ from aiokafka.structs import OffsetAndMetadata
 from nordflow_local import deliveries, factoring, processes
 from nordflow_local.stack import SERVICES, Stack, replica_name
 from nordflow_runtime.kafka import create_producer, topic_partitions
-from nordflow_schemas.topics import TOPICS
+from nordflow_schemas.topics import TOPICS, consumer_group
 from workload import Record
 
 PROGRESS_EVERY = 5.0
@@ -52,8 +52,13 @@ def say(message: str) -> None:
 
 
 def consumed_topics(service: str) -> list[str]:
-    """The topics a service's consumer group reads (from the topic registry)."""
-    return [t.name for t in TOPICS if service in t.consumers]
+    """The topics a service's consumer group reads (from the topic registry); a topic it
+    reads in a group of its own (the mapper's erp.document.chunked) is not among them."""
+    return [
+        t.name
+        for t in TOPICS
+        if service in t.consumers and consumer_group(service, t.name) == service
+    ]
 
 
 # ------------------------------------------------------------------------------ Kafka

@@ -10,15 +10,17 @@ from nordflow_schemas import export
 from nordflow_schemas.common import SourceRef, SourceSystem, canonical_invoice_id
 from nordflow_schemas.envelope import DecodeError, decode, encode, envelope
 from nordflow_schemas.events import (
+    CHUNK_BYTES,
     ChannelSuggestionDecided,
     DeliveryHoldUpdated,
+    ErpDocumentChunked,
     Event,
     InvoiceDistributed,
     InvoiceTransferred,
     PaymentReceived,
 )
 from nordflow_schemas.invoice import DocumentType
-from nordflow_schemas.topics import BY_CE_TYPE, TOPICS
+from nordflow_schemas.topics import BY_CE_TYPE, ERP_DOCUMENT_CHUNKED, TOPICS, consumer_group
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -118,7 +120,7 @@ def test_asyncapi_lists_every_channel_with_resolvable_refs():
 
 # Events added since every text field had to be bounded: each string has a length limit,
 # an enumeration, or a format of its own (money, instants).
-BOUNDED_EVENTS = (DeliveryHoldUpdated, ChannelSuggestionDecided)
+BOUNDED_EVENTS = (DeliveryHoldUpdated, ChannelSuggestionDecided, ErpDocumentChunked)
 
 
 def _unbounded_strings(node: Any, defs: dict[str, Any], path: str) -> list[str]:
@@ -162,3 +164,34 @@ def test_a_distributed_invoices_cost_comes_with_its_currency() -> None:
     assert b'"cost":"9.50"' in encode(envelope(priced, source="/x"))[1]
     with pytest.raises(ValueError, match="cost and cost_currency go together"):
         InvoiceDistributed.model_validate(body | {"cost": "9.50"})
+
+
+def chunk(**changes: Any) -> dict[str, Any]:
+    return {
+        "tenant_id": "acme",
+        "sha256": "a" * 64,
+        "size": 10,
+        "index": 0,
+        "count": 1,
+        "data": "aGVsbG8gd29ybGQ=",
+    } | changes
+
+
+def test_a_chunk_is_keyed_by_tenant_and_content_and_bounded() -> None:
+    body = ErpDocumentChunked.model_validate(chunk())
+    assert body.record_key == f"acme:{'a' * 64}"
+    assert envelope(body, source="/erp-poller").topic == ERP_DOCUMENT_CHUNKED.name
+    for bad in (
+        {"index": 1, "count": 1},  # past its count
+        {"sha256": "A" * 64},
+        {"data": "not base64!"},
+        {"data": "QUJD" * (CHUNK_BYTES // 3 + 2)},  # more than one chunk's bytes
+    ):
+        with pytest.raises(ValueError, match="validation error"):
+            ErpDocumentChunked.model_validate(chunk(**bad))
+
+
+def test_a_topic_read_in_a_group_of_its_own() -> None:
+    assert consumer_group("mapper", "erp.document.chunked") == "mapper.erp.document.chunked"
+    assert consumer_group("mapper", "erp.document.fetched") == "mapper"
+    assert consumer_group("mapper", "some.test.topic") == "mapper"

@@ -22,8 +22,14 @@ def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
     app: ServiceApp[Deps] = ServiceApp(
         CONTROL_PANEL, settings or Settings(), "control_panel", deps=build_deps
     )
+    # Every topic the topic map names it a consumer of: erp.document.chunked (raw document
+    # contents, carried by reference) is read by the mapper alone.
     for topic in TOPICS:
-        if topic.event is not None and topic.name != TENANT_UPDATED.name:
+        if (
+            topic.event is not None
+            and CONTROL_PANEL in topic.consumers
+            and topic.name != TENANT_UPDATED.name
+        ):
             app.subscribe(topic.name, consumers.on_event)
     app.subscribe(
         OPERATOR_ACTION_REQUESTED.name,

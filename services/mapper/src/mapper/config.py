@@ -15,3 +15,12 @@ class Settings(ServiceSettings):
         description="Fernet key sealing consumers' personal numbers in the invoices it emits "
         "(required to run; commands that emit no invoice work without it)",
     )
+    payload_retention_days: int = Field(
+        default=45,
+        ge=1,
+        le=3650,
+        description="Chunks of documents' contents that came by reference (erp.document.chunked) "
+        "are deleted this long after they were last received: longer than the topics keep "
+        "data (14 days) and the dead letters (30), so a replayed document still finds its "
+        "content",
+    )

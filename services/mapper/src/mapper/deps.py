@@ -16,11 +16,14 @@ from .service import Repositories
 
 @dataclass(frozen=True)
 class Deps:
-    """The repositories on a transaction's connection, and the sealer of consumers' personal
-    numbers in the invoices it emits."""
+    """The repositories on a transaction's connection, the sealer of consumers' personal
+    numbers in the invoices it emits, and for the purge loop the pool and the retention of
+    contents that came by reference."""
 
     personal: PersonalData
     repositories: Callable[[asyncpg.Connection], Repositories] = pg_repositories
+    pool: asyncpg.Pool | None = None
+    payload_retention_days: int = 45
 
 
 async def build_deps(resources: Resources) -> Deps:
@@ -30,4 +33,8 @@ async def build_deps(resources: Resources) -> Deps:
     assert isinstance(settings, Settings)
     if settings.personal_data_key is None:
         raise ValueError("setting PERSONAL_DATA_KEY is required to run mapper")
-    return Deps(personal=PersonalData(settings.personal_data_key))
+    return Deps(
+        personal=PersonalData(settings.personal_data_key),
+        pool=resources.pool,
+        payload_retention_days=settings.payload_retention_days,
+    )

@@ -1,18 +1,23 @@
 """Use cases: a fetched document becomes invoice.created / updated / rejected once per version,
-a fetched payment becomes payment.received once per payment, and the tenants' reference
-policies are kept. Repositories are passed in (``Repositories``), built on one transaction.
+a fetched payment becomes payment.received once per payment, the tenants' reference
+policies are kept, and documents' contents that came by reference (``erp.document.chunked``)
+are kept, put together and purged. Repositories are passed in (``Repositories``), built on
+one transaction.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from nordflow_schemas.claims import ContentMismatchError, assemble, chunk_bytes
 from nordflow_schemas.events import (
     DocumentKind,
+    ErpDocumentChunked,
     ErpDocumentFetched,
     EventBody,
     InvoiceCreated,
@@ -24,6 +29,7 @@ from nordflow_schemas.events import (
 from prometheus_client import Counter
 
 from .domain.builder import Mapped
+from .domain.claims import resolved, where
 from .domain.references import TenantReferencePolicy, apply_reference
 from .domain.validation import validate_invoice
 from .sources import MAPPERS
@@ -134,12 +140,102 @@ class ReferencePolicyRepository(Protocol):
 
 
 @dataclass(frozen=True)
+class StoredChunk:
+    """One chunk of a content that came by reference, as kept."""
+
+    tenant_id: str
+    sha256: str
+    index: int
+    count: int
+    size: int
+    data: bytes
+
+
+class PayloadChunkRepository(Protocol):
+    """The chunks of contents that came by reference, per (tenant, SHA-256, index)."""
+
+    async def store(self, chunks: list[StoredChunk]) -> None:
+        """Keep the chunks; one kept already stays as it is (only its time moves)."""
+        ...
+
+    async def pieces(self, tenant_id: str, sha256: str, count: int) -> dict[int, bytes]:
+        """The tenant's chunks of that content with an index below ``count``, by index."""
+        ...
+
+    async def purge(self, received_before: dt.datetime) -> int:
+        """Delete the chunks last received before then; how many."""
+        ...
+
+
+@dataclass(frozen=True)
 class Repositories:
     """Everything a use case of this service reads or writes, on one transaction."""
 
     invoices: InvoiceRepository
     payments: PaymentRepository
     policies: ReferencePolicyRepository
+    chunks: PayloadChunkRepository
+
+
+class PayloadPendingError(Exception):
+    """A document's content has not all arrived yet (its chunks travel on another topic and
+    another consumer group): not the document's fault; it is tried again until they are."""
+
+
+class PayloadMismatchError(Exception):
+    """A document's chunks do not make the content referred to (size or SHA-256 differ, a
+    chunk is no base64, the content is not payload and related): it can never be read as it
+    is; the message names the content, the document and why."""
+
+
+async def store_chunks(chunks: PayloadChunkRepository, events: list[ErpDocumentChunked]) -> None:
+    """Keep the chunks of a consumed batch (once each per tenant, SHA-256 and index).
+    `PayloadMismatchError` for a chunk whose data is no base64 or more than its size."""
+    kept: list[StoredChunk] = []
+    for event in events:
+        try:
+            data = chunk_bytes(event)
+        except ContentMismatchError as exc:
+            raise PayloadMismatchError(str(exc)) from exc
+        if not data or len(data) > event.size:
+            raise PayloadMismatchError(
+                f"chunk {event.index} of content {event.sha256} has {len(data)} bytes, "
+                f"the content {event.size}"
+            )
+        kept.append(
+            StoredChunk(event.tenant_id, event.sha256, event.index, event.count, event.size, data)
+        )
+    await chunks.store(kept)
+
+
+async def resolve_payloads(
+    chunks: PayloadChunkRepository, events: list[ErpDocumentFetched]
+) -> list[ErpDocumentFetched]:
+    """The events with every content that came by reference put together from the tenant's
+    own chunks and checked (size, SHA-256), so they read as if it had travelled inline; the
+    others unchanged. `PayloadPendingError` while a chunk is missing, `PayloadMismatchError`
+    when the chunks do not make the content referred to."""
+    out: list[ErpDocumentFetched] = []
+    for event in events:
+        ref = event.payload_ref
+        if ref is None:
+            out.append(event)
+            continue
+        pieces = await chunks.pieces(event.tenant_id, ref.sha256, ref.chunks)
+        if len(pieces) < ref.chunks:
+            raise PayloadPendingError(
+                f"{where(event)}: {len(pieces)} of {ref.chunks} chunks have arrived"
+            )
+        try:
+            out.append(resolved(event, assemble(ref, pieces)))
+        except ContentMismatchError as exc:
+            raise PayloadMismatchError(f"{where(event)}: {exc}") from exc
+    return out
+
+
+async def purge_payloads(chunks: PayloadChunkRepository, now: dt.datetime, days: int) -> int:
+    """Delete the chunks not received for ``days`` days; how many."""
+    return await chunks.purge(now - dt.timedelta(days=days))
 
 
 class UnreadablePayment(Exception):  # noqa: N818 (a payment, not an error, is what it names)

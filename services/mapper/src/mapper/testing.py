@@ -4,7 +4,7 @@ fast use-case tests; importable by tests, never used by production code."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -12,17 +12,19 @@ from typing import Any
 from hypothesis import strategies as st
 from nordflow_runtime.app import ServiceApp
 from nordflow_runtime.testing import PERSONAL_DATA_KEY
+from nordflow_schemas.claims import cut
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.events import (
     RELATED_TENANT,
     DocumentKind,
+    ErpDocumentChunked,
     ErpDocumentFetched,
     ValidationIssue,
 )
 from nordflow_schemas.invoice import Address, Party
 from nordflow_schemas.tenant import AccountScheme, BankAccount, TenantProfile
 from nordflow_schemas.testing import tenant_profile
-from pydantic import SecretStr
+from pydantic import SecretStr, TypeAdapter
 
 from .app import create_app
 from .config import Settings
@@ -35,6 +37,7 @@ from .service import (
     PaymentKey,
     Repositories,
     SeenPayment,
+    StoredChunk,
 )
 
 # -- the service and its fakes ----------------------------------------------------------------
@@ -135,6 +138,36 @@ class FakeReferencePolicies:
         self.policies[policy.tenant_id] = policy
 
 
+@dataclass
+class FakePayloadChunks:
+    """Chunks by (tenant, sha256, index), each with the time it was last received."""
+
+    rows: dict[tuple[str, str, int], tuple[StoredChunk, dt.datetime]] = field(default_factory=dict)
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+
+    async def store(self, chunks: list[StoredChunk]) -> None:
+        """Keep each chunk once; again: only its time moves."""
+        for chunk in chunks:
+            key = (chunk.tenant_id, chunk.sha256, chunk.index)
+            kept = self.rows[key][0] if key in self.rows else chunk
+            self.rows[key] = (kept, self.clock())
+
+    async def pieces(self, tenant_id: str, sha256: str, count: int) -> dict[int, bytes]:
+        """The tenant's chunks of that content below ``count``."""
+        return {
+            i: chunk.data
+            for (t, s, i), (chunk, _) in self.rows.items()
+            if t == tenant_id and s == sha256 and i < count
+        }
+
+    async def purge(self, received_before: dt.datetime) -> int:
+        """Forget the chunks last received before then."""
+        old = [k for k, (_, at) in self.rows.items() if at < received_before]
+        for key in old:
+            del self.rows[key]
+        return len(old)
+
+
 @dataclass(frozen=True)
 class Fakes(Repositories):
     """The fakes of every repository, typed as such (so tests can look inside)."""
@@ -142,6 +175,7 @@ class Fakes(Repositories):
     invoices: FakeInvoiceRepository
     payments: FakePaymentRepository
     policies: FakeReferencePolicies
+    chunks: FakePayloadChunks
 
 
 def fake_repositories() -> Fakes:
@@ -150,6 +184,7 @@ def fake_repositories() -> Fakes:
         invoices=FakeInvoiceRepository(),
         payments=FakePaymentRepository(),
         policies=FakeReferencePolicies(),
+        chunks=FakePayloadChunks(),
     )
 
 
@@ -327,3 +362,17 @@ def json_values(*samples: object, keys: Sequence[str] = ("name",)) -> st.SearchS
         st.lists(scalars, max_size=2),
         st.dictionaries(st.sampled_from(list(keys)), scalars),
     )
+
+
+def by_reference(
+    event: ErpDocumentFetched, chunk_bytes: int = 64 * 1024
+) -> tuple[ErpDocumentFetched, list[ErpDocumentChunked]]:
+    """The event as erp-poller sends one too large to travel inline, and the chunks that
+    carry its content (its payload and the source's related records; the tenant's profile
+    stays in the event), cut ``chunk_bytes`` at a time."""
+    source = {k: v for k, v in event.related.items() if k != RELATED_TENANT}
+    content = TypeAdapter(dict[str, Any]).dump_json({"payload": event.payload, "related": source})
+    ref, chunks = cut(event.tenant_id, content, chunk_bytes)
+    kept = {k: v for k, v in event.related.items() if k == RELATED_TENANT}
+    sent = event.model_copy(update={"payload": {}, "related": kept, "payload_ref": ref})
+    return sent, chunks

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
 from nordflow_schemas.envelope import Envelope
 from nordflow_schemas.events import OperatorAction
-from nordflow_schemas.topics import OPERATOR_ACTION_REQUESTED, TENANT_UPDATED
+from nordflow_schemas.topics import OPERATOR_ACTION_REQUESTED, TENANT_UPDATED, consumer_group
 
 from . import db, dlq, jobs
 from .consumer import (
@@ -67,9 +67,10 @@ class ServiceApp(Generic[D]):
 
     Nothing connects when the app is built; ``run()`` opens the pool, migrates, starts the
     producer and the outbox relay, builds the service's one dependencies object (``deps``:
-    repositories' factories, partner clients, caches), then starts the consumer group, the
-    job workers, the loops and the HTTP server — each handed those dependencies — and stops
-    them in reverse order on SIGTERM. Every service keeps its copy of the tenants' profiles
+    repositories' factories, partner clients, caches), then starts the consumer group (and
+    one per topic the topic map has read in a group of its own), the job workers, the loops
+    and the HTTP server — each handed those dependencies — and stops them in reverse order
+    on SIGTERM. Every service keeps its copy of the tenants' profiles
     from ``tenant.updated`` unless ``tenant_profiles=False`` (their owner), and carries out
     the ``operator.action_requested`` commands addressed to it (``retry_job`` and
     ``replay_dead_letter`` here; its own actions through ``operator_action``).
@@ -143,6 +144,15 @@ class ServiceApp(Generic[D]):
     def topics(self) -> list[str]:
         """Every topic the service consumes."""
         return sorted({*self.handlers, *self.batch_handlers, *self.raw_handlers})
+
+    @property
+    def consumer_groups(self) -> dict[str, list[str]]:
+        """The consumer groups the service runs and the topics each reads: its own name for
+        most, a group of its own for a topic marked ``separate_group`` in the topic map."""
+        groups: dict[str, list[str]] = {}
+        for topic in self.topics:
+            groups.setdefault(consumer_group(self.name, topic), []).append(topic)
+        return groups
 
     def operator_action(
         self,
@@ -268,23 +278,25 @@ class ServiceApp(Generic[D]):
         for hook in self.on_startup:
             await hook()
         tasks = [asyncio.create_task(self.relay.run(), name="outbox-relay")]
-        consumer = None
-        if self.topics:
+        consumers = []
+        for group, topics in self.consumer_groups.items():
             consumer = create_consumer(
                 s.kafka_bootstrap_servers,
-                self.name,
-                self.topics,
+                group,
+                topics,
                 max_poll_records=s.consumer_batch_size,
                 metadata_max_age_ms=s.kafka_metadata_max_age_ms,
             )
             await consumer.start()
+            consumers.append(consumer)
+            loop_name = "consumer" if group == self.name else f"consumer:{group}"
             event_consumer = EventConsumer(
                 service=self.name,
                 pool=self._pool,
                 consumer=consumer,
-                handlers=self.handlers,
-                batch_handlers=self.batch_handlers,
-                raw_handlers=self.raw_handlers,
+                handlers={t: h for t, h in self.handlers.items() if t in topics},
+                batch_handlers={t: h for t, h in self.batch_handlers.items() if t in topics},
+                raw_handlers={t: h for t, h in self.raw_handlers.items() if t in topics},
                 deps=deps,
                 on_commit=self.committed,
                 batch_size=s.consumer_batch_size,
@@ -295,9 +307,10 @@ class ServiceApp(Generic[D]):
                 record_attempts=s.consumer_record_attempts,
                 stuck_after=s.stuck_after_failures,
                 stall_seconds=s.consumer_stall_seconds,
+                loop=loop_name,
             )
-            checks["consumer"] = _health_check(event_consumer.health)
-            tasks.append(asyncio.create_task(event_consumer.run(), name="consumer"))
+            checks[loop_name] = _health_check(event_consumer.health)
+            tasks.append(asyncio.create_task(event_consumer.run(), name=loop_name))
         for kind, (handler, options) in self.job_handlers.items():
             worker = JobWorker(
                 self._pool,
@@ -329,7 +342,7 @@ class ServiceApp(Generic[D]):
             if task.get_name() != "http":
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if consumer is not None:
+        for consumer in consumers:
             await consumer.stop()
         for hook in self.on_shutdown:
             await hook()

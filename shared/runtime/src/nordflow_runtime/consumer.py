@@ -20,7 +20,7 @@ from nordflow_schemas.topics import BY_CE_TYPE, EVENT_DEAD_LETTERED
 from opentelemetry.trace import SpanKind
 
 from . import outbox, telemetry
-from .errors import PermanentError
+from .errors import PermanentError, UnavailableError
 from .health import Health
 from .kafka import PartitionProgress, progress
 from .logs import log_context
@@ -41,6 +41,7 @@ __all__ = [
     "EventConsumer",
     "PermanentError",
     "RawSubscription",
+    "UnavailableError",
 ]
 
 log = logging.getLogger(__name__)
@@ -360,7 +361,8 @@ class EventConsumer:
     by one, each in its own transaction, so one bad record never holds up the others. A
     record that keeps failing while the database answers is dead-lettered after
     ``record_attempts`` (with the error as its reason, replayable); while the database does
-    not answer nothing is dead-lettered: the consumer waits for it (readiness red).
+    not answer, or the handler raises ``UnavailableError`` (what it needs is not there yet),
+    nothing is dead-lettered: the consumer waits for it (readiness red).
 
     After every poll it exports each assigned partition's lag and tells its ``health``
     whether records wait that the poll did not return: polls that return nothing for
@@ -390,6 +392,7 @@ class EventConsumer:
         stuck_after: int = 3,
         stall_seconds: float | None = 120.0,
         clock: Callable[[], float] = time.monotonic,
+        loop: str = "consumer",
     ) -> None:
         self.processor = BatchProcessor(
             service=service,
@@ -408,7 +411,9 @@ class EventConsumer:
         self.retry_max = retry_max
         self.batch_attempts = batch_attempts
         self.record_attempts = record_attempts
-        self.health = Health("consumer", stuck_after, stall_seconds=stall_seconds, clock=clock)
+        # ``loop`` names it in readiness and ``nordflow_stuck``: "consumer" for the service's
+        # group, "consumer:<group>" for a group of its own (`consumer_group`).
+        self.health = Health(loop, stuck_after, stall_seconds=stall_seconds, clock=clock)
         self._lag_series: set[tuple[str, str]] = set()
         # Partitions whose position is committed since they were assigned to this process.
         self._anchored: set[TopicPartition] = set()
@@ -504,6 +509,17 @@ class EventConsumer:
                 raise
             except Exception as exc:
                 self.health.failed(exc)
+                if isinstance(exc, UnavailableError):
+                    # What the handler needs is not there yet: wait, uncounted.
+                    log.warning(
+                        "record %s:%d:%d waits: %s",
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        exc,
+                    )
+                    await asyncio.sleep(self._delay(self.health.failures))
+                    continue
                 if not await self._database_answers():
                     # Nothing is the record's fault while the database is away: wait until
                     # it answers, then try again at once.

@@ -3,6 +3,7 @@ that keeps failing turns readiness red (real Kafka broker and PostgreSQL server)
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import uuid
@@ -11,7 +12,7 @@ from decimal import Decimal
 import pytest
 from aiokafka import AIOKafkaProducer
 from nordflow_runtime import db, outbox
-from nordflow_runtime.consumer import Context, EventConsumer
+from nordflow_runtime.consumer import Context, EventConsumer, UnavailableError
 from nordflow_runtime.health import Health
 from nordflow_runtime.kafka import create_consumer, create_producer
 from nordflow_runtime.outbox import MAX_EVENT_BYTES, EventTooLargeError, OutboxRelay
@@ -67,6 +68,59 @@ async def until(check, timeout: float = 60.0) -> None:
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.2)
+
+
+async def test_a_record_waiting_for_an_unavailable_dependency_is_never_dead_lettered(
+    service, kafka_bootstrap
+):
+    """UnavailableError (what the handler needs is not there yet: a claim check's chunks) is
+    not the record's fault: tried again without counting, past every batch and record
+    attempt, and applied once it is there."""
+    name, pool = service
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    env = envelope(payment(tenant, 1), source="/test")
+    tries = 0
+
+    async def handler(ctx: Context, got: Envelope[PaymentReceived]) -> None:
+        nonlocal tries
+        if got.tenant_id != tenant:
+            return
+        tries += 1
+        if tries <= 10:  # more than CONSUMER_BATCH_ATTEMPTS + CONSUMER_RECORD_ATTEMPTS
+            raise UnavailableError("chunks not there yet")
+        await ctx.conn.execute("INSERT INTO applied VALUES ($1, $2, '{}')", got.id, tenant)
+
+    await produce(kafka_bootstrap, env)
+    consumer = create_consumer(kafka_bootstrap, name, [PAYMENT_RECEIVED.name])
+    await consumer.start()
+    ec = EventConsumer(
+        service=name,
+        pool=pool,
+        consumer=consumer,
+        handlers={PAYMENT_RECEIVED.name: handler},
+        retry_initial=0.01,
+        retry_max=0.02,
+    )
+    task = asyncio.create_task(ec.run())
+    try:
+
+        async def applied() -> bool:
+            count = await pool.fetchval("SELECT count(*) FROM applied WHERE tenant_id = $1", tenant)
+            return bool(count)
+
+        await until(applied)
+        assert tries == 11
+        letters = await pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE topic = $1 AND tenant_id = $2",
+            EVENT_DEAD_LETTERED.name,
+            tenant,
+        )
+        assert letters == 0
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
 
 
 async def test_a_record_that_keeps_failing_is_dead_lettered_and_the_rest_flows(

@@ -114,8 +114,82 @@ class DocumentKind(StrEnum):
     ORDER = "order"  # an accepted quote converted to an order, to be invoiced (Winner)
 
 
+# The most content bytes one erp.document.chunked event carries (base64 in the event: about
+# 342 KiB), well under the runtime's 900 KiB event budget and Kafka's 1 MiB default.
+CHUNK_BYTES = 256 * 1024
+_SHA256 = r"^[0-9a-f]{64}$"
+# A document's content may be up to 10 MiB (erp-poller's push limit) plus its related
+# records; the bound keeps a forged reference from claiming an absurd size.
+MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+MAX_CHUNKS = MAX_PAYLOAD_BYTES // CHUNK_BYTES
+
+
+class PayloadRef(Frozen):
+    """Where the content of a document too large for its event is (a claim check): the
+    ``erp.document.chunked`` events of the same tenant and ``sha256``, ``chunks`` of them.
+
+    The content is the JSON object ``{"payload": …, "related": …}``: the event's ``payload``
+    and the source's related records exactly as they would have travelled inline (the
+    tenant's profile stays in the event). A consumer assembles the chunks in index order and
+    checks ``size`` and ``sha256`` before it reads them.
+    """
+
+    sha256: str = Field(
+        min_length=64,
+        max_length=64,
+        pattern=_SHA256,
+        description="SHA-256 (hex) of the whole content",
+    )
+    size: int = Field(ge=1, le=MAX_PAYLOAD_BYTES, description="Length of the content in bytes")
+    chunks: int = Field(
+        ge=1, le=MAX_CHUNKS, description="How many erp.document.chunked events carry it"
+    )
+
+
+class ErpDocumentChunked(Event):
+    """One chunk of a document's content too large for its ``erp.document.fetched`` event.
+
+    Keyed by ``<tenant_id>:<sha256>``, so one content's chunks stay in order on one partition.
+    Its producer writes every chunk before the event that refers to them (``payload_ref``),
+    in the same transaction. The same content may be published again (another version that
+    is the same bytes): consumers keep each (tenant, sha256, index) once.
+    """
+
+    sha256: str = Field(
+        min_length=64,
+        max_length=64,
+        pattern=_SHA256,
+        description="SHA-256 (hex) of the whole content",
+    )
+    size: int = Field(ge=1, le=MAX_PAYLOAD_BYTES, description="Length of the whole content")
+    index: int = Field(ge=0, lt=MAX_CHUNKS, description="This chunk's place, from 0")
+    count: int = Field(ge=1, le=MAX_CHUNKS, description="How many chunks the content has")
+    data: str = Field(
+        min_length=4,
+        max_length=4 * ((CHUNK_BYTES + 2) // 3),
+        pattern=r"^[A-Za-z0-9+/]+={0,2}$",
+        description=f"Base64 (RFC 4648) of this chunk's bytes, at most {CHUNK_BYTES}",
+    )
+
+    @model_validator(mode="after")
+    def _index_within_count(self) -> ErpDocumentChunked:
+        if self.index >= self.count:
+            raise ValueError(f"chunk index {self.index} is not below its count {self.count}")
+        return self
+
+    @property
+    def record_key(self) -> str:
+        """One content's chunks on one partition, per tenant."""
+        return f"{self.tenant_id}:{self.sha256}"
+
+
 class ErpDocumentFetched(EventBody):
-    """A new or changed document was picked up from a source system (raw, before mapping)."""
+    """A new or changed document was picked up from a source system (raw, before mapping).
+
+    A document too large to travel in its event comes by reference (``payload_ref``): then
+    ``payload`` is empty, ``related`` holds only the tenant's profile, and the content is on
+    ``erp.document.chunked``, published before this event.
+    """
 
     source: SourceRef
     kind: DocumentKind
@@ -128,6 +202,11 @@ class ErpDocumentFetched(EventBody):
         description="Related records by role: the source's ('customer', 'invoice' paid or "
         "credited …) and, under 'tenant' (RELATED_TENANT), the tenant's profile as erp-poller "
         "held it when the document was fetched (the seller party and bank accounts)",
+    )
+    payload_ref: PayloadRef | None = Field(
+        default=None,
+        description="Set when the payload and the source's related records were too large "
+        "for the event: where their content is (erp.document.chunked); None: inline",
     )
 
 

@@ -9,6 +9,7 @@ from .events import (
     ChannelSuggestionDecided,
     ConnectionUpdated,
     DeliveryHoldUpdated,
+    ErpDocumentChunked,
     ErpDocumentFetched,
     Event,
     InvoiceBooked,
@@ -64,6 +65,9 @@ class TopicSpec:
     version: int = 1
     key: str = "invoice_id"
     compacted: bool = False
+    # Read by each consumer in a consumer group of its own (`consumer_group`), so that a
+    # record of another topic waiting for this one never holds this one up.
+    separate_group: bool = False
 
     @property
     def ce_type(self) -> str:
@@ -71,6 +75,18 @@ class TopicSpec:
         return f"nordflow.{self.name}.v{self.version}"
 
 
+ERP_DOCUMENT_CHUNKED = TopicSpec(
+    "erp.document.chunked",
+    ErpDocumentChunked,
+    (ERP_POLLER,),
+    (MAPPER,),
+    "One chunk of a document's content too large for its erp.document.fetched event (a "
+    "claim check: the event carries payload_ref), published before that event; keep it at "
+    "least as long as erp.document.fetched",
+    partitions=12,
+    key="tenant_id:sha256",
+    separate_group=True,
+)
 ERP_DOCUMENT_FETCHED = TopicSpec(
     "erp.document.fetched",
     ErpDocumentFetched,
@@ -273,6 +289,7 @@ CONNECTION_UPDATED = TopicSpec(
 
 TOPICS: tuple[TopicSpec, ...] = (
     TENANT_UPDATED,
+    ERP_DOCUMENT_CHUNKED,
     ERP_DOCUMENT_FETCHED,
     INVOICE_CREATED,
     INVOICE_UPDATED,
@@ -300,6 +317,15 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 BY_NAME = {t.name: t for t in TOPICS}
 BY_CE_TYPE = {t.ce_type: t for t in TOPICS if t.event is not None}
+
+
+def consumer_group(service: str, topic: str) -> str:
+    """The consumer group in which a service reads a topic: the service's name, or
+    ``<service>.<topic>`` for a topic read in a group of its own (``separate_group``)."""
+    spec = BY_NAME.get(topic)
+    if spec is not None and spec.separate_group:
+        return f"{service}.{topic}"
+    return service
 
 
 def topic_for(event: type[Event]) -> TopicSpec:

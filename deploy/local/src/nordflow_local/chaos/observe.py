@@ -13,7 +13,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from nordflow_runtime.kafka import topic_partitions
-from nordflow_schemas.topics import EVENT_DEAD_LETTERED, SERVICES, TOPICS
+from nordflow_schemas.topics import EVENT_DEAD_LETTERED, SERVICES, TOPICS, consumer_group
 
 from nordflow_local import deliveries
 from nordflow_local.samples import SandboxWriter
@@ -128,23 +128,28 @@ def consumer_groups(*, events_only: bool = False) -> dict[str, list[str]]:
 
 
 async def lag_by_topic(bootstrap: str) -> dict[str, dict[str, int]]:
-    """Records not yet committed, per consumer group and topic it consumes (from the topic map)."""
+    """Records not yet committed, per service and topic it consumes (from the topic map), in
+    the Kafka group it reads the topic in (`consumer_group`)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=20_000)
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, request_timeout_ms=20_000)
     await admin.start()
     await probe.start()
     try:
         lag: dict[str, dict[str, int]] = {}
-        for group, topics in consumer_groups().items():
-            tps = await topic_partitions(probe, topics)
-            ends = await probe.end_offsets(tps)
-            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+        for service, topics in consumer_groups().items():
             per_topic = dict.fromkeys(topics, 0)
-            for tp in tps:
-                meta = committed.get(tp)
-                # -1 (nothing committed) is no lag on an empty partition.
-                per_topic[tp.topic] += max(0, ends[tp] - max(meta.offset if meta else 0, 0))
-            lag[group] = per_topic
+            # A service reads a topic marked separate_group in a Kafka group of its own.
+            for topic in topics:
+                tps = await topic_partitions(probe, [topic])
+                ends = await probe.end_offsets(tps)
+                committed = await admin.list_consumer_group_offsets(
+                    consumer_group(service, topic), partitions=tps
+                )
+                for tp in tps:
+                    meta = committed.get(tp)
+                    # -1 (nothing committed) is no lag on an empty partition.
+                    per_topic[tp.topic] += max(0, ends[tp] - max(meta.offset if meta else 0, 0))
+            lag[service] = per_topic
         return lag
     finally:
         await probe.stop()

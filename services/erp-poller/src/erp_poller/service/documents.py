@@ -4,7 +4,9 @@ Every document — polled, synced, backfilled or pushed — reaches ``erp.docume
 through `emit_version`: its version is recorded and the event written to the outbox in the
 caller's transaction, so a crash loses nothing and nothing is emitted twice; an unchanged
 version is never emitted again. The event carries the tenant's profile (see
-`erp_poller.domain.profiles.tenant_related`).
+`erp_poller.domain.profiles.tenant_related`). A document too large for its event goes by
+reference: its content is written first, as ``erp.document.chunked`` events in the same
+transaction, then the event that refers to it (`erp_poller.domain.claims`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from nordflow_runtime.logs import log_context
 from nordflow_schemas.common import ConnectionMode
 from nordflow_schemas.tenant import TenantProfile
 
+from ..domain.claims import claim_check
 from ..domain.connections import Connection
 from ..domain.documents import Document, Outcome, fetched_event
 from ..domain.profiles import ProfileMissingError
@@ -50,7 +53,13 @@ async def emit_version(
         version,
     )
     if new:
-        await repos.outbox.add(event, subject=document.subject)
+        sent, chunks = claim_check(event)
+        # The chunks go first: the relay publishes in insertion order, so they reach the
+        # broker ahead of the event that refers to them (a consumer still waits for any
+        # that are late: they travel on another topic).
+        for chunk in chunks:
+            await repos.outbox.add(chunk)
+        await repos.outbox.add(sent, subject=document.subject)
     return new, event.invoice_id
 
 

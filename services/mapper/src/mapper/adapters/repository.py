@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from ..service import (
     PaymentKey,
     Repositories,
     SeenPayment,
+    StoredChunk,
 )
 
 
@@ -188,10 +190,54 @@ class PgReferencePolicyRepository:
         )
 
 
+class PgPayloadChunkRepository:
+    """Chunks of contents that came by reference, in ``payload_chunks``."""
+
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+        self.conn = conn
+
+    async def store(self, chunks: list[StoredChunk]) -> None:
+        """Insert the chunks in one statement; one kept already keeps its bytes and only
+        ``received_at`` moves (its retention starts again)."""
+        if not chunks:
+            return
+        await self.conn.execute(
+            """INSERT INTO payload_chunks (tenant_id, sha256, chunk_index, chunk_count, size, data)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::bigint[],
+                                    $6::bytea[])
+               ON CONFLICT (tenant_id, sha256, chunk_index) DO UPDATE SET received_at = now()""",
+            [c.tenant_id for c in chunks],
+            [c.sha256 for c in chunks],
+            [c.index for c in chunks],
+            [c.count for c in chunks],
+            [c.size for c in chunks],
+            [c.data for c in chunks],
+        )
+
+    async def pieces(self, tenant_id: str, sha256: str, count: int) -> dict[int, bytes]:
+        """The tenant's chunks of that content below ``count``, by index."""
+        rows = await self.conn.fetch(
+            "SELECT chunk_index, data FROM payload_chunks "
+            "WHERE tenant_id = $1 AND sha256 = $2 AND chunk_index < $3",
+            tenant_id,
+            sha256,
+            count,
+        )
+        return {row["chunk_index"]: bytes(row["data"]) for row in rows}
+
+    async def purge(self, received_before: dt.datetime) -> int:
+        """Delete the chunks last received before then; how many."""
+        rows = await self.conn.fetch(
+            "DELETE FROM payload_chunks WHERE received_at < $1 RETURNING 1", received_before
+        )
+        return len(rows)
+
+
 def pg_repositories(conn: asyncpg.Connection) -> Repositories:
     """The repositories on one connection (the consumer's batch transaction)."""
     return Repositories(
         invoices=PgInvoiceRepository(conn),
         payments=PgPaymentRepository(conn),
         policies=PgReferencePolicyRepository(conn),
+        chunks=PgPayloadChunkRepository(conn),
     )

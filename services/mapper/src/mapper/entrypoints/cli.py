@@ -1,7 +1,9 @@
-"""mapper's command tree: the shared service commands plus ``references`` (set, show)."""
+"""mapper's command tree: the shared service commands plus ``references`` (set, show) and
+``payloads purge``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from typing import Annotated
 
@@ -18,7 +20,7 @@ from nordflow_runtime.cli import (
 from nordflow_schemas.topics import MAPPER
 
 from .. import service
-from ..adapters.repository import PgReferencePolicyRepository
+from ..adapters.repository import PgPayloadChunkRepository, PgReferencePolicyRepository
 from ..app import create_app
 from ..config import Settings
 from ..domain.references import TenantReferencePolicy
@@ -26,6 +28,8 @@ from ..domain.references import TenantReferencePolicy
 cli = service_cli(MAPPER, create_app)
 references = new_group("The tenants' payment-reference policies.")
 cli.add_typer(references, name="references")
+payloads = new_group("Documents' contents that came by reference (erp.document.chunked).")
+cli.add_typer(payloads, name="payloads")
 
 
 async def save_policy(policy: TenantReferencePolicy) -> None:
@@ -98,6 +102,35 @@ def references_show(tenant: Annotated[str, typer.Argument(help="the tenant")]) -
     """Print a tenant's payment-reference policy."""
     found = run_async(load_policy(tenant))
     print(found.describe() if found else f"{tenant}: no policy (country defaults)")
+
+
+async def purge_chunks(days: int | None) -> tuple[int, int]:
+    """Delete the chunks past the retention (mapper's database migrated first); how many,
+    and the retention in days."""
+    settings = settings_or_exit(MAPPER, Settings)
+    retention = days or settings.payload_retention_days
+    async with service_pool(create_app(settings)) as pool:
+        count = await service.purge_payloads(
+            PgPayloadChunkRepository(pool), dt.datetime.now(dt.UTC), retention
+        )
+    return count, retention
+
+
+@payloads.command("purge")
+def payloads_purge(
+    older_than_days: Annotated[
+        int | None,
+        typer.Option(
+            "--older-than-days",
+            min=1,
+            help="delete chunks not received for this many days (default: PAYLOAD_RETENTION_DAYS)",
+        ),
+    ] = None,
+) -> None:
+    """Delete the chunks of contents that came by reference, past their retention (the
+    service does it every hour too)."""
+    count, days = run_async(purge_chunks(older_than_days))
+    print(f"purged {count} payload chunk(s) not received for {days} days")
 
 
 def main(argv: list[str] | None = None) -> int:
