@@ -2,15 +2,18 @@
 
 from nordflow_local.chaos.faults import Kind, plan_faults
 from nordflow_local.chaos.invariants import (
+    JOURNEY_TOPICS,
     Verdict,
     check_applied,
     check_erp,
     check_factor,
+    check_panel,
     check_partners,
     check_pipeline,
     check_settled,
+    panel_statuses,
 )
-from nordflow_local.chaos.observe import Record, Tables, Topics
+from nordflow_local.chaos.observe import Panel, Record, Tables, Topics
 from nordflow_local.chaos.workload import Document
 from nordflow_local.deliveries import Received
 
@@ -26,7 +29,8 @@ def journey(topics: Topics, key: str = "inv_1", number: str = "1") -> None:
     """One Fortnox invoice all the way: fetched, created, transferred, sent, closed."""
     source = {"system": "fortnox", "document_id": number, "document_number": number}
     add(topics, "erp.document.fetched", key, f"f-{key}", {"source": source, "kind": "invoice"})
-    add(topics, "invoice.created", key, f"c-{key}", {"flow": {"distribute": True}})
+    created = {"flow": {"distribute": True}, "invoice": {"number": number}}
+    add(topics, "invoice.created", key, f"c-{key}", created)
     add(topics, "invoice.transferred", key, f"t-{key}", {"amount": "100.00", "number": number})
     add(
         topics,
@@ -233,3 +237,68 @@ def test_a_factor_s_settlement_of_a_factored_invoice_is_not_to_be_booked():
     )
     add(topics, "payment.received", "inv_1", "pay-1", {"amount": "100.00"})
     assert verdict_of(topics).ok, verdict_of(topics).describe()
+
+
+def panel_of(topics: Topics, status: str = "closed", number: str = "1") -> Panel:
+    """The control panel showing every journey event of the topics once."""
+    details: dict[str, dict] = {}
+    for topic in JOURNEY_TOPICS:
+        for r in topics.on(topic):
+            if topic == "erp.document.fetched" and (r.body or {}).get("kind") == "payment":
+                continue
+            detail = details.setdefault(
+                r.key,
+                {"invoice_id": r.key, "tenant_id": r.tenant, "number": number, "status": status},
+            )
+            detail.setdefault("journey", []).append({"kind": topic, "event_id": r.ce_id})
+    return Panel({k: dict(d) for k, d in details.items()}, details)
+
+
+def panel_verdict(topics: Topics, panel: Panel) -> Verdict:
+    verdict = Verdict()
+    check_panel(topics, panel, verdict)
+    return verdict
+
+
+def test_the_panel_showing_each_event_once_keeps_the_invariant():
+    topics = Topics()
+    journey(topics)
+    # A payment document fetched is no step of the journey.
+    add(topics, "erp.document.fetched", "inv_1", "f-pay", {"kind": "payment"})
+    verdict = panel_verdict(topics, panel_of(topics))
+    assert verdict.ok, verdict.describe()
+    assert verdict.counts["panel_steps"] == 5
+
+
+def test_a_step_lost_and_a_step_doubled_in_the_panel_are_caught():
+    topics = Topics()
+    journey(topics)
+    panel = panel_of(topics)
+    steps = panel.details["inv_1"]["journey"]
+    steps.remove({"kind": "invoice.distributed", "event_id": "d-inv_1"})
+    steps.append({"kind": "invoice.transferred", "event_id": "t-inv_1"})
+    verdict = panel_verdict(topics, panel)
+    assert set(verdict.violations) == {"panel-step-lost", "panel-step-doubled"}
+    assert "invoice.distributed" in verdict.violations["panel-step-lost"][0]
+    assert "1 invoice.transferred on the topic, 2 steps" in verdict.describe()
+    assert not verdict.stuck_only  # a doubled step never heals by waiting
+
+
+def test_a_created_invoice_the_panel_lacks_is_missing_and_its_wrong_status_a_mismatch():
+    topics = Topics()
+    journey(topics)
+    verdict = panel_verdict(topics, Panel({}, {}))
+    assert list(verdict.violations) == ["panel-missing"]
+    assert verdict.stuck_only  # the panel lags the topics by a batch
+    verdict = panel_verdict(topics, panel_of(topics, status="distributed", number="2"))
+    assert len(verdict.violations["panel-mismatch"]) == 2
+    assert "the topics say closed" in verdict.describe()
+
+
+def test_the_panel_s_status_is_the_furthest_step_the_topics_reached():
+    assert panel_statuses({"invoice.created", "invoice.distributed"}, set()) == {"distributed"}
+    assert panel_statuses({"invoice.distributed"}, {"invoice_payment"}) == {"booked"}
+    # A rejection and a creation: the newer counts, either may be it.
+    both = {"erp.document.fetched", "invoice.rejected", "invoice.created"}
+    assert panel_statuses(both, set()) == {"created", "rejected"}
+    assert panel_statuses({"erp.document.fetched"}, set()) == {"fetched"}

@@ -9,20 +9,21 @@ change here.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from nordflow_schemas.topics import EVENT_DEAD_LETTERED
+from nordflow_schemas.topics import CONTROL_PANEL, EVENT_DEAD_LETTERED, TOPICS
 
-from nordflow_local.chaos.observe import Record, Tables, Topics, consumer_groups
+from nordflow_local.chaos.observe import Panel, Record, Tables, Topics, consumer_groups
 from nordflow_local.chaos.workload import FORTNOX, Document
 from nordflow_local.deliveries import Received
 
 FETCHED = "erp.document.fetched"
 CREATED = "invoice.created"
 REJECTED = "invoice.rejected"
+UPDATED = "invoice.updated"
 TRANSFERRED = "invoice.transferred"
 TRANSFER_FAILED = "invoice.transfer_failed"
 DECIDED = "invoice.factoring_decided"
@@ -89,6 +90,9 @@ SETTLING = {
     "not-transferred",
     "not-settled",
     "ledger-unbalanced",
+    "panel-missing",  # the panel lags the topics by a batch
+    "panel-step-lost",
+    "panel-mismatch",  # its summary follows its steps
 }
 
 
@@ -404,3 +408,112 @@ def check_erp(
                 f"{tenant}: ERP payments {erp_sum}, entries posted {posted_sum}",
             )
     verdict.counts["erp_payments"] = total
+
+
+# The topics whose events are steps of an invoice's journey in the control panel: keyed by
+# the invoice and read by the panel (from the topic map, so a new one is covered).
+JOURNEY_TOPICS = tuple(
+    t.name
+    for t in TOPICS
+    if t.event is not None and t.key == "invoice_id" and CONTROL_PANEL in t.consumers
+)
+
+
+def journey_steps(topics: Topics) -> dict[str, dict[str, set[str]]]:
+    """Per invoice, the ids of the distinct events of each journey topic: the steps the
+    panel must show (a payment document fetched is none: it shows as the payment.received
+    the mapper makes of it)."""
+    out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for topic in JOURNEY_TOPICS:
+        for r in topics.on(topic):
+            if topic == FETCHED and (r.body or {}).get("kind") == "payment":
+                continue
+            out[r.key][topic].add(r.ce_id)
+    return out
+
+
+def panel_statuses(kinds: Collection[str], entry_kinds: Collection[str]) -> set[str]:
+    """The statuses the panel may show for an invoice whose steps are of ``kinds`` (and whose
+    entries posted are of ``entry_kinds``): the furthest step reached
+    (docs/api/control-panel.md); between a rejection and a creation the newer counts, so
+    either is right here."""
+    ranked = (
+        ("closing_entry" in entry_kinds, "closed"),
+        ("invoice_payment" in entry_kinds, "booked"),
+        (PAYMENT in kinds, "paid"),
+        (DISTRIBUTED in kinds, "distributed"),
+        (UNCERTAIN in kinds, "uncertain"),
+        (DELIVERY_FAILED in kinds, "delivery_failed"),
+        (TRANSFERRED in kinds, "transferred"),
+    )
+    for reached, status in ranked:
+        if reached:
+            return {status}
+    mapped = {"created" for k in (CREATED, UPDATED) if k in kinds}
+    mapped |= {"rejected"} if REJECTED in kinds else set()
+    return mapped or ({"fetched"} if FETCHED in kinds else {"unknown"})
+
+
+def check_panel(topics: Topics, panel: Panel, verdict: Verdict) -> None:
+    """The control panel's read model is what the topics carried: every invoice created is
+    listed with its number; each invoice's journey holds each event of its journey topics
+    once (none lost, none doubled); its status is the furthest step the topics reached.
+
+    Read the panel *before* the topics: then a step the panel holds that the topics do not
+    is doubled, never merely newer than the topics' snapshot."""
+    expected = journey_steps(topics)
+    created = topics.by_invoice(CREATED)
+    tenant_of = {r.key: r.tenant for topic in JOURNEY_TOPICS for r in topics.on(topic)}
+    entry_kinds: dict[str, set[str]] = defaultdict(set)
+    for r in topics.on(POSTED):
+        entry_kinds[r.key].add(str((r.body or {}).get("entry_kind")))
+    numbers: dict[str, set[str]] = defaultdict(set)
+    for topic in (CREATED, UPDATED):
+        for r in topics.on(topic):
+            number = ((r.body or {}).get("invoice") or {}).get("number")
+            if number is not None:
+                numbers[r.key].add(str(number))
+    for key in created:
+        if key not in panel.listed:
+            verdict.fail("panel-missing", f"{key}: created, not in the panel's list")
+    for key, kinds in expected.items():
+        detail = panel.details.get(key)
+        if detail is None:
+            if key not in created or key in panel.listed:  # else reported above
+                verdict.fail("panel-missing", f"{key}: {sorted(kinds)} on the topics, no invoice")
+            continue
+        held: dict[str, Counter[str]] = defaultdict(Counter)
+        for step in detail.get("journey") or []:
+            held[step["kind"]][step["event_id"]] += 1
+        for kind in JOURNEY_TOPICS:
+            want, got = kinds.get(kind, set()), held.get(kind, Counter())
+            lost = want - set(got)
+            extra = sum(n - 1 for n in got.values()) + sum(1 for i in got if i not in want)
+            if lost:
+                verdict.fail(
+                    "panel-step-lost",
+                    f"{key}: {len(want)} {kind} on the topic, {len(lost)} not in its journey",
+                )
+            if extra:
+                verdict.fail(
+                    "panel-step-doubled",
+                    f"{key}: {len(want)} {kind} on the topic, {sum(got.values())} steps",
+                )
+        if detail.get("tenant_id") != tenant_of[key]:
+            verdict.fail(
+                "panel-mismatch", f"{key}: tenant {detail.get('tenant_id')}, not {tenant_of[key]}"
+            )
+        if key in numbers and str(detail.get("number")) not in numbers[key]:
+            verdict.fail(
+                "panel-mismatch", f"{key}: number {detail.get('number')}, created {numbers[key]}"
+            )
+        allowed = panel_statuses(set(kinds), entry_kinds[key])
+        if detail.get("status") not in allowed:
+            verdict.fail(
+                "panel-mismatch",
+                f"{key}: status {detail.get('status')}, the topics say {'/'.join(sorted(allowed))}",
+            )
+    for key in panel.listed.keys() - expected.keys():
+        verdict.fail("panel-unexplained", f"{key}: in the panel, no journey event on the topics")
+    verdict.counts["panel_invoices"] = len(panel.listed)
+    verdict.counts["panel_steps"] = sum(len(d.get("journey") or []) for d in panel.details.values())

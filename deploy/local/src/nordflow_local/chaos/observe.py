@@ -1,15 +1,19 @@
-"""What the running system holds: every topic, each service's tables, the partner sandboxes."""
+"""What the running system holds: every topic, each service's tables, the partner sandboxes
+and the control panel's read model."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from nordflow_runtime.kafka import topic_partitions
@@ -248,3 +252,49 @@ async def erp_payments(fortnox_url: str, token: str) -> list[dict[str, Any]]:
             page += 1
     finally:
         await writer.aclose()
+
+
+@dataclass
+class Panel:
+    """What the control panel's API shows of some tenants."""
+
+    listed: dict[str, dict[str, Any]]  # invoice id -> its row in `GET /invoices?tenant=`
+    details: dict[str, dict[str, Any]]  # invoice id -> `GET /invoices/{id}` (with its journey)
+
+
+# Invoices asked for at once (the panel answers each from its own tables).
+PANEL_CONCURRENCY = 8
+
+
+async def read_panel(url: str, token: str, tenants: Collection[str]) -> Panel:
+    """Every invoice of the given tenants as the control panel's API lists it (every page),
+    and each one's detail with its journey (an operator's token sees every tenant)."""
+    listed: dict[str, dict[str, Any]] = {}
+    async with httpx.AsyncClient(
+        base_url=f"{url.rstrip('/')}/api/v1",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ) as http:
+        for tenant in tenants:
+            cursor: str | None = None
+            while True:
+                params = {"tenant": tenant, "limit": "200"} | ({"cursor": cursor} if cursor else {})
+                response = await http.get("/invoices", params=params)
+                response.raise_for_status()
+                page = response.json()
+                listed |= {item["invoice_id"]: item for item in page["items"]}
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+        gate = asyncio.Semaphore(PANEL_CONCURRENCY)
+
+        async def detail(invoice_id: str) -> tuple[str, dict[str, Any] | None]:
+            async with gate:
+                response = await http.get(f"/invoices/{quote(invoice_id, safe='')}")
+            if response.status_code == 404:  # listed, then gone: it is simply not there
+                return invoice_id, None
+            response.raise_for_status()
+            return invoice_id, response.json()
+
+        found = await asyncio.gather(*(detail(i) for i in listed))
+    return Panel(listed, {i: d for i, d in found if d is not None})

@@ -20,6 +20,7 @@ from nordflow_local.chaos.invariants import (
     check_applied,
     check_erp,
     check_factor,
+    check_panel,
     check_partners,
     check_pipeline,
     check_settled,
@@ -68,6 +69,8 @@ class Outcome:
             "posted",
             "erp_payments",
             "partner_documents",
+            "panel_invoices",
+            "panel_steps",
             "factor_invoices",
             "settlement_payments",
             "dead_letters",
@@ -107,9 +110,14 @@ class Outcome:
 
 
 async def evaluate(stack: Stack, workload: Workload, *, erp: bool) -> Verdict:
-    """Look at everything once and check every invariant (the ERP's books only if ``erp``)."""
+    """Look at everything once and check every invariant (the ERP's books and the control
+    panel's read model only if ``erp``: once the rest holds)."""
     env = stack.env()
     tenants = workload.tenants
+    # The panel before the topics: a step it holds is then on the topics read after it.
+    panel = None
+    if erp:
+        panel = await observe.read_panel(env["CONTROL_PANEL_URL"], workload.panel_token, tenants)
     topics = await observe.read_topics(env["KAFKA_BOOTSTRAP_SERVERS"], tenants)
     tables = await observe.read_tables(env["DATABASE_URL"], applied_ids(topics), tenants)
     lag = await observe.consumer_lag(env["KAFKA_BOOTSTRAP_SERVERS"])
@@ -131,21 +139,24 @@ async def evaluate(stack: Stack, workload: Workload, *, erp: bool) -> Verdict:
             for t in workload.fortnox
         }
         check_erp(topics, payments, verdict)
+    if panel is not None:
+        check_panel(topics, panel, verdict)
     return verdict
 
 
 async def settle(
     stack: Stack, workload: Workload, timeout: float, say: Callable[[str], None]
 ) -> tuple[Verdict, float | None]:
-    """Look again until every invariant holds twice in a row (then the ERP's books too), or
-    something breaks that waiting cannot heal, or ``timeout``; the last verdict and when the
-    system settled (None if it did not)."""
+    """Look again until every invariant holds twice in a row (the second time the ERP's books
+    and the control panel's read model too), or something breaks that waiting cannot heal, or
+    ``timeout``; the last verdict and when the system settled (None if it did not)."""
     started = time.monotonic()
     verdict = Verdict()
     calm = 0
     while True:
+        whole = calm >= 1
         try:
-            verdict = await evaluate(stack, workload, erp=calm >= 1)
+            verdict = await evaluate(stack, workload, erp=whole)
         except Exception as error:  # the system may still be coming back
             verdict = Verdict()
             verdict.fail("observe-failed", f"{type(error).__name__}: {error}"[:300])
@@ -159,6 +170,8 @@ async def settle(
             if not verdict.stuck_only and "observe-failed" not in verdict.violations:
                 return verdict, None
         if elapsed > timeout:
+            if verdict.ok and not whole:
+                continue  # the rest holds: one last look at the books and the panel decides
             return verdict, None
         if int(elapsed) % 30 < SETTLE_INTERVAL:
             pending = {k: len(v) for k, v in verdict.violations.items() if v}

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from nordflow_local import sources
+from nordflow_local.panel import create_token
 from nordflow_local.provision import SourceConnection, Tenant, provision_sources, provision_tenant
 from nordflow_local.samples import (
     BAD_CUSTOMER,
@@ -102,6 +103,7 @@ class Workload:
     documents: list[Document] = field(default_factory=list)
     partner_faults_queued: int = 0
     settled: int = 0  # settlement lines the factor wrote
+    panel_token: str = ""  # an operator's token of the control panel's API
 
     @property
     def tenants(self) -> list[str]:
@@ -132,6 +134,10 @@ class Workload:
         )
         self.fortnox = list(tenants)
         self.connected = [c for connected in groups for c in connected]
+        token = await asyncio.to_thread(create_token, env, "--operator", "--name", "chaos")
+        if not token:
+            raise RuntimeError("control-panel tokens create --operator --name chaos failed")
+        self.panel_token = token
 
     async def partner_faults(self) -> list[str]:
         """Queue failures at the partners the services write to, the nastiest first: the
