@@ -1,5 +1,7 @@
 """The chaos harness's invariants catch what they promise to (synthetic topics, no stack)."""
 
+from datetime import date, timedelta
+
 from nordflow_local.chaos.faults import Kind, plan_faults
 from nordflow_local.chaos.invariants import (
     JOURNEY_TOPICS,
@@ -11,10 +13,11 @@ from nordflow_local.chaos.invariants import (
     check_partners,
     check_pipeline,
     check_settled,
+    check_tripletex,
     panel_statuses,
 )
 from nordflow_local.chaos.observe import Panel, Record, Tables, Topics
-from nordflow_local.chaos.workload import Document
+from nordflow_local.chaos.workload import Document, WinnerQuote
 from nordflow_local.deliveries import Received
 
 T = "t-1"
@@ -302,3 +305,79 @@ def test_the_panel_s_status_is_the_furthest_step_the_topics_reached():
     both = {"erp.document.fetched", "invoice.rejected", "invoice.created"}
     assert panel_statuses(both, set()) == {"created", "rejected"}
     assert panel_statuses({"erp.document.fetched"}, set()) == {"fetched"}
+
+
+W = "t-1-kjokken"
+TODAY = date(2026, 12, 6)
+
+
+def winner_quote() -> tuple[Topics, WinnerQuote, dict]:
+    """A quote of two parts fetched and booked (the first, due today, invoiced) and the
+    Tripletex company holding exactly that."""
+    topics = Topics()
+    quote = WinnerQuote(
+        W,
+        "Q0001",
+        "kari@example.no",
+        "P-Q0001",
+        (("Q0001-1", TODAY), ("Q0001-2", TODAY + timedelta(days=42))),
+    )
+    for n, (document, _due) in enumerate(quote.parts, 1):
+        key = f"inv_w{n}"
+        src = {"source": {"system": "winner", "document_id": document}, "kind": "invoice"}
+        topics.events["erp.document.fetched"][f"f-{key}"] = Record(
+            "erp.document.fetched", key, f"f-{key}", W, src, {}
+        )
+        order = {"action": "order", "erp_reference": str(100 + n)}
+        topics.events["invoice.booked"][f"b-{key}"] = Record(
+            "invoice.booked", key, f"b-{key}", W, order, {}
+        )
+    invoiced = {"action": "order_invoiced", "erp_reference": "1"}
+    topics.events["invoice.booked"]["i-inv_w1"] = Record(
+        "invoice.booked", "inv_w1", "i-inv_w1", W, invoiced, {}
+    )
+    records = {
+        "customers": [{"id": 1, "email": "kari@example.no"}],
+        "projects": [{"id": 2, "number": "P-Q0001"}],
+        "orders": [
+            {"id": 100 + n, "reference": f"inv_w{n}", "customer": {"id": 1}, "project": {"id": 2}}
+            for n in (1, 2)
+        ],
+        "invoices": [{"id": 7, "invoiceNumber": 1, "orders": [{"id": 101}]}],
+    }
+    return topics, quote, records
+
+
+def tripletex_verdict(topics: Topics, quote: WinnerQuote, records: dict) -> Verdict:
+    verdict = Verdict()
+    check_tripletex(topics, [quote], {W: records}, TODAY, verdict)
+    return verdict
+
+
+def test_a_winner_quote_is_one_order_per_part_one_project_and_one_customer():
+    topics, quote, records = winner_quote()
+    verdict = tripletex_verdict(topics, quote, records)
+    assert verdict.ok, verdict.describe()
+    assert (verdict.counts["tripletex_orders"], verdict.counts["tripletex_invoices"]) == (2, 1)
+
+
+def test_a_second_order_customer_or_invoice_in_tripletex_is_a_duplicate():
+    topics, quote, records = winner_quote()
+    records["orders"].append({**records["orders"][0], "id": 103})
+    records["customers"].append({"id": 3, "email": "kari@example.no"})
+    records["invoices"].append({"id": 8, "invoiceNumber": 2, "orders": [{"id": 102}]})
+    verdict = tripletex_verdict(topics, quote, records)
+    assert set(verdict.violations) == {"tripletex-duplicate", "tripletex-unexplained"}
+    assert len(verdict.violations["tripletex-duplicate"]) == 2  # the order, the customer
+    # The part due in six weeks was invoiced already.
+    assert "Q0001-2" in verdict.violations["tripletex-unexplained"][0]
+    assert not verdict.stuck_only
+
+
+def test_a_quote_not_yet_in_tripletex_is_missing():
+    topics, quote, records = winner_quote()
+    records["orders"].pop()
+    records["invoices"].clear()
+    verdict = tripletex_verdict(topics, quote, records)
+    assert set(verdict.violations) == {"tripletex-missing"}
+    assert verdict.stuck_only

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from nordflow_schemas.topics import CONTROL_PANEL, EVENT_DEAD_LETTERED, TOPICS
 
 from nordflow_local.chaos.observe import Panel, Record, Tables, Topics, consumer_groups
-from nordflow_local.chaos.workload import FORTNOX, Document
+from nordflow_local.chaos.workload import FORTNOX, WINNER, Document, WinnerQuote
 from nordflow_local.deliveries import Received
 
 FETCHED = "erp.document.fetched"
@@ -33,6 +34,7 @@ UNCERTAIN = "invoice.delivery_uncertain"
 PAYMENT = "payment.received"
 POSTED = "ledger.entry.posted"
 JOB_FAILED = "job.failed"
+BOOKED = "invoice.booked"
 # At most one distinct event per invoice: the effects the system promises once.
 ONCE_PER_INVOICE = (CREATED, TRANSFERRED, DISTRIBUTED, DECIDED)
 DELIVERY_ENDS = (DISTRIBUTED, DELIVERY_FAILED, UNCERTAIN)
@@ -93,6 +95,8 @@ SETTLING = {
     "panel-missing",  # the panel lags the topics by a batch
     "panel-step-lost",
     "panel-mismatch",  # its summary follows its steps
+    "tripletex-missing",
+    "tripletex-unexplained",  # written, its event still in the outbox
 }
 
 
@@ -517,3 +521,112 @@ def check_panel(topics: Topics, panel: Panel, verdict: Verdict) -> None:
         verdict.fail("panel-unexplained", f"{key}: in the panel, no journey event on the topics")
     verdict.counts["panel_invoices"] = len(panel.listed)
     verdict.counts["panel_steps"] = sum(len(d.get("journey") or []) for d in panel.details.values())
+
+
+def check_tripletex(
+    topics: Topics,
+    quotes: Iterable[WinnerQuote],
+    records: Mapping[str, Mapping[str, list[dict[str, Any]]]],
+    today: date,
+    verdict: Verdict,
+) -> None:
+    """Each Winner quote is in its tenant's Tripletex company exactly as the flow writes it:
+    per part of its payment calendar exactly one order (our reference: the part's invoice
+    id), the one its single `invoice.booked` (order) names, on the quote's customer and
+    project; one project per quote and one customer card per customer; each part whose due
+    date has come (``today``, UTC, as ledger-closer plans it) invoiced exactly once, the
+    others not; nothing else. ``records`` maps a tenant to what its company holds."""
+    keys = {
+        (r.tenant, src[1]): r.key
+        for r in topics.on(FETCHED)
+        if (src := _source_key(r.body)) is not None and src[0] == WINNER
+    }
+    booked: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    for r in topics.on(BOOKED):
+        booked[(r.key, str((r.body or {}).get("action")))].append(r)
+    by_tenant: dict[str, list[WinnerQuote]] = defaultdict(list)
+    for q in quotes:
+        by_tenant[q.tenant].append(q)
+    orders_total = invoices_total = 0
+    for tenant, held in records.items():
+        mine = by_tenant.get(tenant, [])
+        customers: dict[str, list[int]] = defaultdict(list)
+        for c in held.get("customers", []):
+            customers[str(c.get("email"))].append(int(c["id"]))
+        projects: dict[str, list[int]] = defaultdict(list)
+        for p in held.get("projects", []):
+            projects[str(p.get("number"))].append(int(p["id"]))
+        orders: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for o in held.get("orders", []):
+            orders[str(o.get("reference"))].append(o)
+        invoiced = Counter(o["id"] for i in held.get("invoices", []) for o in i.get("orders") or [])
+        orders_total += len(held.get("orders", []))
+        invoices_total += len(held.get("invoices", []))
+        for what, found, wanted in (
+            ("customer", customers, {q.customer_email for q in mine}),
+            ("project", projects, {q.project_number for q in mine}),
+        ):
+            for name in wanted:
+                if not found.get(name):
+                    verdict.fail("tripletex-missing", f"{tenant}: no {what} {name}")
+                elif len(found[name]) > 1:
+                    verdict.fail(
+                        "tripletex-duplicate", f"{tenant}: {what} {name} {len(found[name])}x"
+                    )
+            for name in found.keys() - wanted:
+                verdict.fail("tripletex-unexplained", f"{tenant}: {what} {name}, of no quote")
+        ours: set[str] = set()
+        for q in mine:
+            for document, due in q.parts:
+                key = keys.get((tenant, document))
+                if key is None:
+                    continue  # never fetched: lost-at-ingress says so
+                ours.add(key)
+                part = f"{tenant}: quote {q.quote_number} part {document} ({key})"
+                found_orders = orders.get(key, [])
+                told = booked.get((key, "order"), [])
+                if not found_orders or not told:
+                    verdict.fail(
+                        "tripletex-missing",
+                        f"{part}: {len(found_orders)} orders, {len(told)} invoice.booked (order)",
+                    )
+                    continue
+                if len(found_orders) > 1 or len(told) > 1:
+                    verdict.fail(
+                        "tripletex-duplicate",
+                        f"{part}: {len(found_orders)} orders, {len(told)} invoice.booked (order)",
+                    )
+                    continue
+                order = found_orders[0]
+                if str(order["id"]) != str((told[0].body or {}).get("erp_reference")):
+                    verdict.fail(
+                        "tripletex-unexplained",
+                        f"{part}: order {order['id']}, booked names "
+                        f"{(told[0].body or {}).get('erp_reference')}",
+                    )
+                if (order.get("customer") or {}).get("id") not in customers.get(
+                    q.customer_email, []
+                ) or (order.get("project") or {}).get("id") not in projects.get(
+                    q.project_number, []
+                ):
+                    verdict.fail(
+                        "tripletex-mismatch",
+                        f"{part}: order on customer {order.get('customer')} project "
+                        f"{order.get('project')}, not {q.customer_email} {q.project_number}",
+                    )
+                n = invoiced[order["id"]]
+                want = 1 if due <= today else 0
+                told_invoiced = len(booked.get((key, "order_invoiced"), []))
+                if n > 1 or told_invoiced > 1:
+                    verdict.fail(
+                        "tripletex-duplicate",
+                        f"{part}: invoiced {n}x, {told_invoiced} invoice.booked (order_invoiced)",
+                    )
+                elif n < want or told_invoiced < want:
+                    verdict.fail("tripletex-missing", f"{part}: due {due}, not invoiced")
+                elif n > want:
+                    verdict.fail("tripletex-unexplained", f"{part}: due {due}, invoiced already")
+        for reference in orders.keys() - ours:
+            verdict.fail("tripletex-unexplained", f"{tenant}: order {reference!r}, of no quote")
+    verdict.counts["tripletex_orders"] = orders_total
+    verdict.counts["tripletex_invoices"] = invoices_total

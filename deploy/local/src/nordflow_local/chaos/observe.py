@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from nordflow_runtime.kafka import topic_partitions
 from nordflow_schemas.topics import EVENT_DEAD_LETTERED, SERVICES, TOPICS, consumer_group
 
-from nordflow_local import deliveries
+from nordflow_local import deliveries, sources
 from nordflow_local.samples import SandboxWriter
 
 
@@ -252,6 +252,12 @@ async def erp_payments(fortnox_url: str, token: str) -> list[dict[str, Any]]:
             page += 1
     finally:
         await writer.aclose()
+
+
+async def tripletex_records(url: str, employee_token: str) -> dict[str, list[dict[str, Any]]]:
+    """Everything one Tripletex sandbox company holds: customers, projects, products, orders,
+    invoices."""
+    return await sources.tripletex_books(url, employee_token)
 
 
 @dataclass

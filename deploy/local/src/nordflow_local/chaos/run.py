@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 import uuid
@@ -25,8 +26,9 @@ from nordflow_local.chaos.invariants import (
     check_pipeline,
     check_settled,
     check_settlements,
+    check_tripletex,
 )
-from nordflow_local.chaos.workload import Profile, Workload
+from nordflow_local.chaos.workload import WINNER, Profile, Workload
 from nordflow_local.factoring import factor_invoices, transfers_on_demand
 from nordflow_local.stack import Stack
 
@@ -69,6 +71,8 @@ class Outcome:
             "posted",
             "erp_payments",
             "partner_documents",
+            "tripletex_orders",
+            "tripletex_invoices",
             "panel_invoices",
             "panel_steps",
             "factor_invoices",
@@ -139,6 +143,14 @@ async def evaluate(stack: Stack, workload: Workload, *, erp: bool) -> Verdict:
             for t in workload.fortnox
         }
         check_erp(topics, payments, verdict)
+        tripletex = {
+            c.tenant_id: await observe.tripletex_records(
+                c.books.url, c.books.reader["employee_token"]
+            )
+            for c in workload.connected
+            if c.system == WINNER and c.books is not None
+        }
+        check_tripletex(topics, workload.winner, tripletex, dt.datetime.now(dt.UTC).date(), verdict)
     if panel is not None:
         check_panel(topics, panel, verdict)
     return verdict

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import random
 import subprocess
@@ -10,6 +11,8 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -27,6 +30,7 @@ from nordflow_local.samples import (
 )
 
 FORTNOX = "fortnox"
+WINNER = sources.WINNER
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,10 @@ class Profile:
     fortnox_tenants: int  # each: its own sandbox company, factoring agreement, ERP write-back
     invoices_per_tenant: int  # valid Fortnox invoices per tenant, over the four channels
     bad_per_tenant: int  # invalid ones (rejected by the mapper)
-    source_groups: int  # each: a Visma eAccounting, a Visma.net and a Sirvoy tenant
-    per_source: int  # documents per source tenant (Sirvoy adds credits and payments)
+    source_groups: int  # each: a Visma eAccounting, a Visma.net, a Sirvoy and a Winner tenant
+    # Documents per source tenant (Sirvoy adds credits and payments); Winner: quotes, each
+    # two documents (its payment calendar's parts).
+    per_source: int
     feed_seconds: float  # documents are created over this stretch
     service_kills: int
     broker_restarts: int
@@ -89,6 +95,37 @@ class Document:
     document_id: str
 
 
+@dataclass(frozen=True)
+class WinnerQuote:
+    """An accepted quote the workload pushed as Winner does: the documents it becomes (one
+    per part of its payment calendar, with the part's due date), its customer and project."""
+
+    tenant: str
+    quote_number: str
+    customer_email: str
+    project_number: str
+    parts: tuple[tuple[str, dt.date], ...]  # (document id, due date)
+
+
+# Winner's customers, in turn: a second quote of the same customer finds its card.
+WINNER_CUSTOMERS: tuple[dict[str, Any], ...] = (
+    {
+        "customer_number": "K-1042",
+        "name": "Kari Nordmann",
+        "type": "private",
+        "email": "kari.nordmann@example.no",
+        "address": {"lines": ["Storgata 12"], "postal_code": "0155", "city": "Oslo"},
+    },
+    {
+        "customer_number": "K-2077",
+        "name": "Ola Hansen",
+        "type": "private",
+        "email": "ola.hansen@example.no",
+        "address": {"lines": ["Kirkeveien 3"], "postal_code": "0368", "city": "Oslo"},
+    },
+)
+
+
 @dataclass
 class Workload:
     """Tenants provisioned through the services' own commands, documents made in the sandboxes."""
@@ -101,6 +138,7 @@ class Workload:
     fortnox: list[Tenant] = field(default_factory=list)
     connected: list[SourceConnection] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
+    winner: list[WinnerQuote] = field(default_factory=list)
     partner_faults_queued: int = 0
     settled: int = 0  # settlement lines the factor wrote
     panel_token: str = ""  # an operator's token of the control panel's API
@@ -288,10 +326,7 @@ class Workload:
         """Create every document, spread over ``feed_seconds``, all tenants at once."""
         rng = random.Random(self.seed)  # noqa: S311 - sample data, not crypto
         jobs = [self._fortnox(t, rng.randrange(10**6)) for t in self.fortnox]
-        # Winner's signed order pushes are not fed (docs/resilience.md, finding 3): its tenant
-        # is provisioned with the others but gets no documents.
-        fed = [c for c in self.connected if c.system != sources.WINNER]
-        jobs += [self._source(c, rng.randrange(10**6)) for c in fed]
+        jobs += [self._source(c, rng.randrange(10**6)) for c in self.connected]
         await asyncio.gather(*jobs)
 
     def _pace(self, count: int) -> float:
@@ -318,7 +353,9 @@ class Workload:
     async def _source(self, c: SourceConnection, seed: int) -> None:
         rng = random.Random(seed)  # noqa: S311 - sample data, not crypto
         remaining = self.profile.per_source
-        chunk = 3  # each chunk of Sirvoy bookings also brings a credit invoice and a payment
+        # Each chunk of Sirvoy bookings also brings a credit invoice and a payment; Winner's
+        # quotes are pushed one at a time.
+        chunk = 1 if c.system == sources.WINNER else 3
         pause = self._pace(max(1, remaining // chunk))
         while remaining > 0:
             n = min(chunk, remaining)
@@ -332,9 +369,36 @@ class Workload:
                 ids = await sources.create_visma_net_invoices(
                     c.url, c.writer["token"], c.writer["company_id"], n, seed=rng.randrange(10**6)
                 )
+            elif c.system == sources.WINNER:
+                ids = await self._winner(c, n)
             else:
                 ids = await sources.create_sirvoy_invoices(
                     c.url, c.writer["token"], n, seed=rng.randrange(10**6)
                 )
             self.documents += [Document(c.tenant_id, c.system, i) for i in ids]
             await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
+
+    async def _winner(self, c: SourceConnection, n: int) -> list[str]:
+        """Push ``n`` accepted quotes, signed, as Winner does (each becomes an order per part
+        of its payment calendar, 20 % due today); the documents they become."""
+        today = dt.datetime.now(ZoneInfo(sources.PROFILES[sources.WINNER].time_zone)).date()
+        ids: list[str] = []
+        for _ in range(n):
+            k = len([q for q in self.winner if q.tenant == c.tenant_id])
+            order = sources.winner_order(f"Q{k + 1:04d}", today)
+            order["customer"] = dict(WINNER_CUSTOMERS[k % len(WINNER_CUSTOMERS)])
+            parts = await sources.push_winner_order(
+                c.writer["erp_poller_url"], c.connection_id, c.writer["signing_secret"], order
+            )
+            due = [dt.date.fromisoformat(p["due_date"]) for p in order["payment_calendar"]]
+            self.winner.append(
+                WinnerQuote(
+                    c.tenant_id,
+                    order["quote_number"],
+                    order["customer"]["email"],
+                    order["project"]["number"],
+                    tuple(zip(parts, due, strict=True)),
+                )
+            )
+            ids += parts
+        return ids
