@@ -181,6 +181,9 @@ async def settle(
             calm = 0
             if not verdict.stuck_only and "observe-failed" not in verdict.violations:
                 return verdict, None
+            if whole:  # the rest held; what the books or the panel still wait for
+                pending = {k: len(v) for k, v in verdict.violations.items() if v}
+                say(f"  … settling {elapsed:.0f}s, the whole look: {pending}")
         if elapsed > timeout:
             if verdict.ok and not whole:
                 continue  # the rest holds: one last look at the books and the panel decides
