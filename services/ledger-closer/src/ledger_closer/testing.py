@@ -473,19 +473,29 @@ class FakeDocumentRepository:
     """Created invoices and their delivery by invoice id."""
 
     documents: dict[str, DocumentState] = field(default_factory=dict)
+    early_reports: dict[str, Delivery] = field(default_factory=dict)
 
     async def record_created(
         self, tenant_id: str, invoice_id: str, number: str, source: SourceRef, delivery: Delivery
     ) -> None:
-        """Keep a created invoice once."""
+        """Keep a created invoice once; a report that came first is its delivery."""
+        early = self.early_reports.pop(invoice_id, None)
+        if early is not None and delivery is Delivery.PENDING:
+            delivery = early
         self.documents.setdefault(
             invoice_id, DocumentState(invoice_id, tenant_id, number, source, delivery)
         )
 
-    async def set_delivery(self, invoice_id: str, delivery: Delivery) -> DocumentState | None:
-        """Record distribution's report (a send is never undone)."""
+    async def set_delivery(
+        self, tenant_id: str, invoice_id: str, delivery: Delivery
+    ) -> DocumentState | None:
+        """Record distribution's report (a send is never undone); kept for later when the
+        invoice was not seen created yet."""
         found = self.documents.get(invoice_id)
         if found is None:
+            kept = self.early_reports.get(invoice_id)
+            if kept is not Delivery.DELIVERED or delivery is Delivery.DELIVERED:
+                self.early_reports[invoice_id] = delivery
             return None
         if found.delivery is not Delivery.DELIVERED or delivery is Delivery.DELIVERED:
             found = dataclasses.replace(found, delivery=delivery)

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from ledger_closer.adapters.repository import (
     PgConnectionRepository,
+    PgDocumentRepository,
     PgEntryRepository,
     PgIntentLog,
     PgJobScheduler,
@@ -20,13 +21,15 @@ from ledger_closer.domain import (
     DEFAULT_ACCOUNTS,
     AccountRole,
     ConnectionOfAnotherTenantError,
+    Delivery,
     PlannedEntry,
     WriteConnection,
 )
-from ledger_closer.testing import source, write_connection
+from ledger_closer.testing import created, source, write_connection
 from nordflow_runtime.testing import ServiceHarness
-from nordflow_schemas.events import EntryKind
-from nordflow_schemas.testing import new_tenant
+from nordflow_schemas.envelope import envelope
+from nordflow_schemas.events import Channel, EntryKind, Flow, InvoiceDistributed
+from nordflow_schemas.testing import new_tenant, simple_invoice
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +129,50 @@ async def test_a_job_is_scheduled_once_per_key(harness: ServiceHarness[Deps]) ->
     [job] = [j for j in await harness.jobs() if j["tenant_id"] == tenant]
     assert job["due_at"] == due
     assert PlannedEntry.from_payload(json.loads(job["payload"])) == ENTRY
+
+
+async def test_a_send_reported_before_the_invoice_was_seen_created_is_its_delivery(
+    harness: ServiceHarness[Deps],
+) -> None:
+    """invoice.distributed ahead of invoice.created in one consumed batch (different topics
+    come in any order): the document starts delivered, so its closing does not wait for a
+    report that came already; a failure reported after the send does not undo it."""
+    tenant = new_tenant()
+    invoice = simple_invoice(tenant)
+    sent = InvoiceDistributed(
+        tenant_id=tenant,
+        invoice_id=invoice.invoice_id,
+        number=invoice.number,
+        channel=Channel.EMAIL,
+        document_format="pdf",
+        recipient="ekonomi@kopare.example",
+        distributed_at=dt.datetime.now(dt.UTC),
+        partner_reference="<1@nordflow.localhost>",
+    )
+    await harness.deliver(
+        envelope(sent, source="/distribution-router"),
+        envelope(created(invoice, flow=Flow()), source="/mapper"),
+    )
+    row = await harness.pool.fetchrow(
+        "SELECT delivery FROM documents WHERE invoice_id = $1", invoice.invoice_id
+    )
+    assert row["delivery"] == "delivered"
+    assert (
+        await harness.pool.fetchval(
+            "SELECT count(*) FROM delivery_reports WHERE invoice_id = $1", invoice.invoice_id
+        )
+        == 0
+    )
+
+    # Reports of another invoice, the failure after the send: kept, the send wins.
+    other = simple_invoice(tenant)
+    async with harness.pool.acquire() as conn, conn.transaction():
+        documents = PgDocumentRepository(conn)
+        assert await documents.set_delivery(tenant, other.invoice_id, Delivery.DELIVERED) is None
+        assert await documents.set_delivery(tenant, other.invoice_id, Delivery.FAILED) is None
+        await documents.record_created(
+            tenant, other.invoice_id, other.number, source("c", "8"), Delivery.PENDING
+        )
+        found = await documents.get(other.invoice_id)
+    assert found is not None
+    assert found.delivery is Delivery.DELIVERED

@@ -77,7 +77,7 @@ async def test_a_closing_waits_for_the_send_and_holds_one_that_failed_until_it_i
     invoice_id, payload = await closing_of(repos, Flow())
 
     assert await close(repos, writers, payload) is None  # waits, nothing written
-    assert await record_delivery(repos, invoice_id, Delivery.FAILED, NOW)
+    assert await record_delivery(repos, TENANT, invoice_id, Delivery.FAILED, NOW)
     assert isinstance(repos.jobs, FakeJobScheduler)
     reported = repos.jobs.jobs[CLOSE_INVOICE, f"closing:{invoice_id}:reported"]
     held = await close(repos, writers, reported.payload)
@@ -85,7 +85,7 @@ async def test_a_closing_waits_for_the_send_and_holds_one_that_failed_until_it_i
     assert "could not be sent" in held.reason
     assert writers.ledger().payments == []
 
-    assert await record_delivery(repos, invoice_id, Delivery.DELIVERED, NOW)
+    assert await record_delivery(repos, TENANT, invoice_id, Delivery.DELIVERED, NOW)
     released = repos.jobs.jobs[CLOSE_INVOICE, f"closing:{invoice_id}:delivered"]
     assert released.payload["entry_key"] == "k"
     posted = await close(repos, writers, released.payload)
@@ -108,9 +108,9 @@ async def test_a_closing_that_waited_is_planned_again_by_the_first_report() -> N
     writers = FakeLedgerWriters()
     invoice_id, payload = await closing_of(repos, Flow())
     assert await close(repos, writers, payload) is None
-    assert not await record_delivery(repos, invoice_id, Delivery.PENDING, NOW)
+    assert not await record_delivery(repos, TENANT, invoice_id, Delivery.PENDING, NOW)
 
-    assert await record_delivery(repos, invoice_id, Delivery.DELIVERED, NOW)
+    assert await record_delivery(repos, TENANT, invoice_id, Delivery.DELIVERED, NOW)
     assert isinstance(repos.jobs, FakeJobScheduler)
     again = repos.jobs.jobs[CLOSE_INVOICE, f"closing:{invoice_id}:reported"]
     assert "waiting_for_delivery" not in again.payload
@@ -118,4 +118,25 @@ async def test_a_closing_that_waited_is_planned_again_by_the_first_report() -> N
     assert isinstance(posted, LedgerEntryPosted)
     assert len(writers.ledger().payments) == 1
     # a second report plans nothing more
-    assert not await record_delivery(repos, invoice_id, Delivery.DELIVERED, NOW)
+    assert not await record_delivery(repos, TENANT, invoice_id, Delivery.DELIVERED, NOW)
+
+
+async def test_a_report_that_comes_before_the_created_invoice_is_not_lost() -> None:
+    """invoice.distributed and invoice.created come on different topics, in any order (even
+    within one consumed batch): the send reported first is the document's delivery, so its
+    closing goes ahead instead of waiting for a report that came already."""
+    repos = fake_repositories(connections=[write_connection(TENANT)])
+    writers = FakeLedgerWriters()
+    invoice = simple_invoice(TENANT)
+    assert not await record_delivery(repos, TENANT, invoice.invoice_id, Delivery.FAILED, NOW)
+    assert not await record_delivery(repos, TENANT, invoice.invoice_id, Delivery.DELIVERED, NOW)
+    # a failure reported after the send never undoes it
+    assert not await record_delivery(repos, TENANT, invoice.invoice_id, Delivery.FAILED, NOW)
+    await record_created(repos, created(invoice, flow=Flow()), NOW)
+    event = transferred(TENANT, invoice_id=invoice.invoice_id, source_ref=source("conn-1", "7"))
+    await schedule_closing(repos, event, dt.timedelta(0))
+    assert isinstance(repos.jobs, FakeJobScheduler)
+    payload = repos.jobs.jobs[CLOSE_INVOICE, f"closing:{invoice.invoice_id}"].payload
+    posted = await close(repos, writers, payload)
+    assert isinstance(posted, LedgerEntryPosted)
+    assert len(writers.ledger().payments) == 1

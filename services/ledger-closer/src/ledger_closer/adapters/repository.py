@@ -294,11 +294,16 @@ class PgDocumentRepository:
     async def record_created(
         self, tenant_id: str, invoice_id: str, number: str, source: SourceRef, delivery: Delivery
     ) -> None:
-        """Keep a created invoice once (a distribution report that came first keeps its
-        delivery)."""
+        """Keep a created invoice once; a distribution report that came first (kept in
+        ``delivery_reports``) is its delivery."""
         await self.conn.execute(
-            "INSERT INTO documents (invoice_id, tenant_id, number, source, delivery) "
-            "VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (invoice_id) DO NOTHING",
+            """WITH early AS (DELETE FROM delivery_reports WHERE invoice_id = $1
+                              RETURNING delivery)
+               INSERT INTO documents (invoice_id, tenant_id, number, source, delivery)
+               VALUES ($1, $2, $3, $4::jsonb,
+                       CASE WHEN $5 = 'pending' THEN coalesce((SELECT delivery FROM early), $5)
+                            ELSE $5 END)
+               ON CONFLICT (invoice_id) DO NOTHING""",
             invoice_id,
             tenant_id,
             number,
@@ -306,17 +311,31 @@ class PgDocumentRepository:
             delivery.value,
         )
 
-    async def set_delivery(self, invoice_id: str, delivery: Delivery) -> DocumentState | None:
-        """Record distribution's report; a send is never undone by a later failure report."""
+    async def set_delivery(
+        self, tenant_id: str, invoice_id: str, delivery: Delivery
+    ) -> DocumentState | None:
+        """Record distribution's report; a send is never undone by a later failure report.
+        A report of an invoice not seen created yet is kept for ``record_created``."""
         row = await self.conn.fetchrow(
             "UPDATE documents SET delivery = $2, updated_at = now() WHERE invoice_id = $1 "
             "AND (delivery <> 'delivered' OR $2 = 'delivered') RETURNING *",
             invoice_id,
             delivery.value,
         )
-        if row is None:
-            return await self.get(invoice_id)
-        return _document(row)
+        if row is not None:
+            return _document(row)
+        found = await self.get(invoice_id)
+        if found is None:
+            await self.conn.execute(
+                "INSERT INTO delivery_reports (invoice_id, tenant_id, delivery) "
+                "VALUES ($1, $2, $3) ON CONFLICT (invoice_id) DO UPDATE "
+                "SET delivery = EXCLUDED.delivery, reported_at = now() "
+                "WHERE delivery_reports.delivery <> 'delivered' OR EXCLUDED.delivery = 'delivered'",
+                invoice_id,
+                tenant_id,
+                delivery.value,
+            )
+        return found
 
     async def get(self, invoice_id: str, *, lock: bool = False) -> DocumentState | None:
         """The document, if it was seen created."""

@@ -39,7 +39,9 @@ async def on_invoice_created(ctx: Context[Deps], env: Envelope[InvoiceCreated]) 
 async def on_invoice_distributed(ctx: Context[Deps], env: Envelope[InvoiceDistributed]) -> None:
     """The invoice reached its buyer (a closing held back is planned again)."""
     repos = ctx.deps.repositories(ctx.conn)
-    await service.record_delivery(repos, env.body.invoice_id, Delivery.DELIVERED, ctx.deps.clock())
+    await service.record_delivery(
+        repos, env.body.tenant_id, env.body.invoice_id, Delivery.DELIVERED, ctx.deps.clock()
+    )
 
 
 async def on_invoice_delivery_failed(
@@ -47,7 +49,9 @@ async def on_invoice_delivery_failed(
 ) -> None:
     """The invoice could not be sent."""
     repos = ctx.deps.repositories(ctx.conn)
-    await service.record_delivery(repos, env.body.invoice_id, Delivery.FAILED, ctx.deps.clock())
+    await service.record_delivery(
+        repos, env.body.tenant_id, env.body.invoice_id, Delivery.FAILED, ctx.deps.clock()
+    )
 
 
 async def on_invoice_delivery_uncertain(
@@ -55,4 +59,6 @@ async def on_invoice_delivery_uncertain(
 ) -> None:
     """The invoice was sent, its outcome unknown."""
     repos = ctx.deps.repositories(ctx.conn)
-    await service.record_delivery(repos, env.body.invoice_id, Delivery.UNCERTAIN, ctx.deps.clock())
+    await service.record_delivery(
+        repos, env.body.tenant_id, env.body.invoice_id, Delivery.UNCERTAIN, ctx.deps.clock()
+    )

@@ -60,12 +60,13 @@ async def record_created(repos: Repositories, event: InvoiceCreated, now: dt.dat
 
 
 async def record_delivery(
-    repos: Repositories, invoice_id: str, delivery: Delivery, now: dt.datetime
+    repos: Repositories, tenant_id: str, invoice_id: str, delivery: Delivery, now: dt.datetime
 ) -> bool:
-    """Keep what distribution reported; a closing that waited for the report, or was held
-    because the invoice had not reached its buyer and now has, is planned again (due now).
-    True when one was."""
-    document = await repos.documents.set_delivery(invoice_id, delivery)
+    """Keep what distribution reported (also before the invoice was seen created: then it is
+    the document's delivery from the start); a closing that waited for the report, or was
+    held because the invoice had not reached its buyer and now has, is planned again (due
+    now). True when one was."""
+    document = await repos.documents.set_delivery(tenant_id, invoice_id, delivery)
     if document is None or document.held is None or delivery is Delivery.PENDING:
         return False
     waited = bool(document.held.get(WAITING))

@@ -162,9 +162,12 @@ class DocumentRepository(Protocol):
         """Keep a created invoice (once; a later copy changes nothing)."""
         ...
 
-    async def set_delivery(self, invoice_id: str, delivery: Delivery) -> DocumentState | None:
+    async def set_delivery(
+        self, tenant_id: str, invoice_id: str, delivery: Delivery
+    ) -> DocumentState | None:
         """Record distribution's report (a send beats an earlier failure); the document, or
-        None when ledger-closer never saw it created."""
+        None when ledger-closer has not seen it created yet — then the report is kept, and
+        ``record_created`` starts the document from it (the topics come in any order)."""
         ...
 
     async def get(self, invoice_id: str, *, lock: bool = False) -> DocumentState | None:
