@@ -130,9 +130,11 @@ class FakeAgreements:
 
 @dataclass
 class FakeInvoices:
-    """Offered invoices in a dict (insertion order is the decision order)."""
+    """Offered invoices in a dict (insertion order is the decision order), and the newer
+    versions of invoices not seen created yet in ``early``."""
 
     rows: dict[str, OfferedInvoice] = field(default_factory=dict)
+    early: dict[str, tuple[Invoice, str]] = field(default_factory=dict)  # not created yet
 
     async def get(self, invoice_id: str) -> OfferedInvoice | None:
         return self.rows.get(invoice_id)
@@ -172,6 +174,15 @@ class FakeInvoices:
             self.rows[invoice_id] = dataclasses.replace(
                 self.rows[invoice_id], invoice=invoice, version=version
             )
+
+    async def keep_early_versions(self, versions: Sequence[tuple[str, Invoice, str]]) -> None:
+        for invoice_id, invoice, version in versions:
+            self.early[invoice_id] = (invoice, version)
+
+    async def take_early_versions(
+        self, invoice_ids: Sequence[str]
+    ) -> dict[str, tuple[Invoice, str]]:
+        return {i: self.early.pop(i) for i in invoice_ids if i in self.early}
 
     async def set_state(
         self,

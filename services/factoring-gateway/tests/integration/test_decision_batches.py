@@ -123,7 +123,7 @@ def a_mix(one: str, other: str) -> list[Envelope[Any]]:
         created(sample_invoice(other, "2", issue_date=today, currency="SEK")),
         created(sample_invoice(other, "3", issue_date=today, currency="USD")),
         created(sample_invoice(new_tenant(), "1", issue_date=today)),  # no agreement
-        updated(sample_invoice(other, "9", issue_date=today), "v2"),  # never offered: ignored
+        updated(sample_invoice(other, "9", issue_date=today), "v2"),  # not created: kept
     ]
 
 
@@ -136,6 +136,14 @@ async def rows(harness: ServiceHarness[Deps]) -> list[dict[str, Any]]:
         "SELECT invoice_id, tenant_id, number, document_type, state, reason, agreement_id, "
         "payment_reference, flow::text, invoice::text, version, batch_id, factor_due_date, "
         "traceparent, tracestate FROM invoices ORDER BY invoice_id"
+    )
+    return [dict(r) for r in found]
+
+
+async def early_rows(harness: ServiceHarness[Deps]) -> list[dict[str, Any]]:
+    found = await harness.pool.fetch(
+        "SELECT invoice_id, tenant_id, version, invoice::text FROM early_versions "
+        "ORDER BY invoice_id"
     )
     return [dict(r) for r in found]
 
@@ -157,6 +165,7 @@ async def test_a_batch_decides_and_keeps_what_its_records_one_by_one_do(
         [d for out in one_by_one for d in out.of(InvoiceFactoringDecided)]
     )
     assert await rows(batched) == await rows(alone)
+    assert await early_rows(batched) == await early_rows(alone)
     assert at_once.dead_letters == []
     by_number = {d.number: d for d in decided if d.tenant_id == one}
     assert sorted(by_number) == ["1", "2", "4", "5", "91", "92"]  # 3's flow excludes factoring
@@ -256,3 +265,59 @@ async def test_the_batch_statements_keep_and_read_what_the_single_ones_did(
             other: [f"{other}-sek", f"{other}-nok"],  # oldest first, as of_tenant
         }
         assert by_tenant[other] == await agreements.of_tenant(other)
+
+
+async def test_an_update_ahead_of_its_creation_in_one_batch_is_decided_on(
+    service: ServiceHarness[Deps],
+) -> None:
+    """``invoice.updated`` read before its invoice's ``invoice.created`` in one consumed batch
+    (two topics: no order between them): the invoice is decided on the newer version."""
+    one, other = new_tenant(), new_tenant()
+    await prepare(service, one, other)
+    today = dt.date.today()
+    settled, moved = (sample_invoice(one, n, issue_date=today) for n in ("1", "2"))
+    later_due = moved.model_copy(update={"due_date": today + dt.timedelta(days=45)})
+
+    out = await service.deliver(
+        updated(paid(settled), "v2"),
+        updated(later_due, "v2"),
+        created(settled),
+        created(moved),
+    )
+
+    assert out.dead_letters == []
+    decided = {d.number: d for d in out.of(InvoiceFactoringDecided)}
+    assert sorted(decided) == ["1", "2"]
+    assert not decided["1"].eligible  # paid in its newer version: never offered
+    assert decided["1"].reason == "invoice is not open (paid or cancelled: nothing outstanding)"
+    assert decided["1"].payee is None
+    assert decided["2"].eligible
+    found = {r["number"]: r for r in await rows(service)}
+    assert {n: (r["state"], r["version"]) for n, r in found.items()} == {
+        "1": ("ineligible", "v2"),
+        "2": ("pending", "v2"),
+    }
+    assert Invoice.model_validate_json(found["2"]["invoice"]).due_date == later_due.due_date
+    assert await early_rows(service) == []
+    # The creation again under another event id (the inbox cannot drop it): decided once.
+    again = await service.deliver(created(settled), created(moved))
+    assert again.of(InvoiceFactoringDecided) == []
+    assert {r["number"]: r["version"] for r in await rows(service)} == {"1": "v2", "2": "v2"}
+
+
+async def test_the_early_versions_are_kept_last_one_wins_and_taken_once(
+    service: ServiceHarness[Deps],
+) -> None:
+    one = new_tenant()
+    first, second = (sample_invoice(one, n) for n in ("1", "2"))
+    async with service.pool.acquire() as conn, conn.transaction():
+        invoices = PgInvoiceRepository(conn)
+        await invoices.keep_early_versions([])
+        await invoices.keep_early_versions([(first.invoice_id, first, "v2")])
+        await invoices.keep_early_versions(
+            [(first.invoice_id, paid(first), "v3"), (second.invoice_id, second, "v2")]
+        )
+        taken = await invoices.take_early_versions([first.invoice_id, "inv_unknown"])
+        assert taken == {first.invoice_id: (paid(first), "v3")}
+        assert await invoices.take_early_versions([first.invoice_id]) == {}
+    assert [r["invoice_id"] for r in await early_rows(service)] == [second.invoice_id]

@@ -164,10 +164,11 @@ async def transfer_pending(repos: Repositories, invoice_ids: Sequence[str]) -> N
             await repos.invoices.set_factor_due_date(invoice_id, row.invoice.due_date)
 
 
-def state_of(repos: Repositories) -> tuple[list[Any], list[Any]]:
+def state_of(repos: Repositories) -> tuple[list[Any], list[Any], dict[str, Any]]:
     rows = list(repos.invoices.rows.items())  # type: ignore[attr-defined]
     changes = list(repos.changes.changes.values())  # type: ignore[attr-defined]
-    return rows, changes
+    early = dict(repos.invoices.early)  # type: ignore[attr-defined]
+    return rows, changes, early
 
 
 # -- random mixes ---------------------------------------------------------------------------
@@ -313,6 +314,7 @@ async def test_a_batch_reads_and_writes_with_one_call_each_whatever_its_size() -
     out = await decisions.decide_batch(counted, FORMATS, batch, lambda: NOW)
     assert sum(d is not None for d in out) == 120
     assert calls == {
+        "invoices.take_early_versions": 1,
         "invoices.get_many": 1,
         "agreements.of_tenants": 1,
         "profiles.of_tenants": 1,
@@ -326,3 +328,74 @@ async def test_a_batch_reads_and_writes_with_one_call_each_whatever_its_size() -
         "invoices.update_invoices": 1,
         "invoices.set_state": 1,  # the paid ones withdrawn together
     }
+    calls.clear()
+    early = [updated(newer(t, n, "v2", "paid"), "v2") for t in (TWO, ONE) for n in ("71", "72")]
+    await decisions.follow_updates(counted, [*early, *later])
+    assert calls == {
+        "invoices.get_many": 1,
+        "invoices.keep_early_versions": 1,  # not created yet: kept together
+    }
+
+
+# -- an update before its invoice's creation (two topics: no order between them) -----------
+async def test_an_update_before_the_creation_in_an_earlier_batch_is_decided_on() -> None:
+    repos = world()
+    await with_agreements(repos)
+    invoice = invoice_of(ONE, "1")
+    moved = newer(ONE, "1", "v2", "moved")
+    await decisions.follow_updates(repos, [updated(moved, "v2")])
+    assert repos.invoices.rows == {}  # type: ignore[attr-defined]
+
+    [decided] = await decisions.decide_batch(repos, FORMATS, [created(invoice)], lambda: NOW)
+
+    assert decided is not None
+    assert decided.eligible
+    row = repos.invoices.rows[invoice.invoice_id]  # type: ignore[attr-defined]
+    assert (row.state, row.version, row.invoice) == (InvoiceState.PENDING, "v2", moved)
+    assert repos.invoices.early == {}  # type: ignore[attr-defined]
+    # The creation again (a copy the inbox did not see): decided once.
+    assert await decisions.decide_batch(repos, FORMATS, [created(invoice)], lambda: NOW) == [None]
+    assert repos.invoices.rows[invoice.invoice_id] == row  # type: ignore[attr-defined]
+
+
+async def test_a_paid_version_before_the_creation_in_one_batch_is_not_eligible() -> None:
+    """Two later versions, the last paid, ahead of the creation in one consumed batch: the
+    invoice is decided on the paid one, never offered (in order, it would be pending, then
+    withdrawn)."""
+    repos = world()
+    await with_agreements(repos)
+    invoice = invoice_of(ONE, "1")
+    batch: list[Event] = [
+        updated(newer(ONE, "1", "v2", "moved"), "v2"),
+        updated(newer(ONE, "1", "v3", "paid"), "v3"),
+        created(invoice),
+        created(invoice),  # a copy in the same batch
+    ]
+
+    out = await at_once(repos, batch)
+
+    [decided] = [d for d in out if d is not None]
+    assert not decided.eligible
+    assert decided.reason == "invoice is not open (paid or cancelled: nothing outstanding)"
+    assert decided.payee is None
+    row = repos.invoices.rows[invoice.invoice_id]  # type: ignore[attr-defined]
+    assert (row.state, row.version) == (InvoiceState.INELIGIBLE, "v3")
+    assert row.invoice.outstanding_amount == 0
+    assert repos.invoices.early == {}  # type: ignore[attr-defined]
+    # The same records again, one by one, on a fresh world: the same outcome.
+    alone = world()
+    await with_agreements(alone)
+    assert await one_by_one(alone, batch) == out
+    assert state_of(alone) == state_of(repos)
+
+
+async def test_an_update_before_the_creation_of_a_flow_without_factoring_is_noted() -> None:
+    repos = world()
+    await with_agreements(repos)
+    invoice = invoice_of(ONE, "1")
+    paid = newer(ONE, "1", "v2", "paid")
+    out = await at_once(repos, [updated(paid, "v2"), created(invoice, factor=False)])
+    assert out == [None, None]
+    row = repos.invoices.rows[invoice.invoice_id]  # type: ignore[attr-defined]
+    assert (row.state, row.version, row.invoice) == (InvoiceState.NOT_OFFERED, "v2", paid)
+    assert repos.invoices.early == {}  # type: ignore[attr-defined]

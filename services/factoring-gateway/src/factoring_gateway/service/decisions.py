@@ -90,13 +90,20 @@ async def decide_batch(
     (None when its invoice was decided before, in an earlier batch or earlier in this one,
     or when its flow excludes factoring: then it is only noted).
 
-    The events' invoices and the invoices their credit notes credit, their tenants'
-    agreements and their profiles are read with one statement each, the new decisions kept
-    with one; a credit note sees an original decided earlier in the same batch. ``clock`` is
-    read per event, so the decisions keep the events' order. ``traces`` (each creation's
-    trace context) are kept for the events of the invoice's transfer.
+    An invoice whose newer version came first (``follow_updates`` kept it: the topics have
+    no order between them) is decided on that version, which it keeps, and the kept one is
+    removed.
+
+    The versions kept early, the events' invoices and the invoices their credit notes
+    credit, their tenants' agreements and their profiles are read with one statement each,
+    the new decisions kept with one; a credit note sees an original decided earlier in the
+    same batch. ``clock`` is read per event, so the decisions keep the events' order.
+    ``traces`` (each creation's trace context) are kept for the events of the invoice's
+    transfer.
     """
     traces = traces if traces is not None else [_NO_TRACE] * len(events)
+    early = await repos.invoices.take_early_versions(sorted({e.invoice_id for e in events}))
+    events = [_newest(event, early.get(event.invoice_id)) for event in events]
     credited = {
         e.invoice.preceding_invoice.invoice_id
         for e in events
@@ -143,6 +150,15 @@ async def decide_batch(
     # consumer recorded it meanwhile, and then its decision is that one's, not announced here.
     recorded = await repos.invoices.record(new) if new else set()
     return [d if d is not None and d.invoice_id in recorded else None for d in out]
+
+
+def _newest(event: InvoiceCreated, early: tuple[Invoice, str] | None) -> InvoiceCreated:
+    """The created invoice at its newest version: the one kept early, if any (the creation's
+    flow, test mode and trace stay)."""
+    if early is None or early[0].tenant_id != event.tenant_id:
+        return event
+    invoice, version = early
+    return event.model_copy(update={"invoice": invoice, "version": version})
 
 
 def _decision(
@@ -237,18 +253,25 @@ async def follow_update(repos: Repositories, event: InvoiceUpdated) -> None:
 async def follow_updates(repos: Repositories, events: Sequence[InvoiceUpdated]) -> None:
     """Keep each newer version, in order: a pending invoice no longer open is withdrawn; a
     due date moved after the invoice went to the provider becomes a change record (once).
+    A version of an invoice not seen created yet (its ``invoice.created``, on another topic,
+    comes later) is kept for its creation, the last that came of each invoice
+    (``decide_batch`` decides on it).
 
-    The events' invoices are read with one statement, their newest versions kept with one
-    and the withdrawals with one per reason; a later event of the same invoice sees what an
-    earlier one changed.
+    The events' invoices are read with one statement, their newest versions kept with one,
+    the early ones with one, and the withdrawals with one per reason; a later event of the
+    same invoice sees what an earlier one changed.
     """
     known = await repos.invoices.get_many(sorted({e.invoice_id for e in events}))
     newest: dict[str, tuple[Invoice, str]] = {}
+    early: dict[str, tuple[Invoice, str]] = {}  # not created yet: the last that came
     withdrawn: dict[str, str] = {}  # invoice id → reason
     changes: list[tuple[str, str, str, dt.date, dt.date]] = []
     for event in events:
         offered = known.get(event.invoice_id)
-        if offered is None or offered.version == event.version:
+        if offered is None:
+            early[event.invoice_id] = (event.invoice, event.version)
+            continue
+        if offered.version == event.version:
             continue
         invoice = event.invoice
         offered = dataclasses.replace(offered, invoice=invoice, version=event.version)
@@ -279,6 +302,10 @@ async def follow_updates(repos: Repositories, events: Sequence[InvoiceUpdated]) 
     if newest:
         await repos.invoices.update_invoices(
             [(invoice_id, invoice, version) for invoice_id, (invoice, version) in newest.items()]
+        )
+    if early:
+        await repos.invoices.keep_early_versions(
+            [(invoice_id, invoice, version) for invoice_id, (invoice, version) in early.items()]
         )
     for reason in sorted(set(withdrawn.values())):
         ids = [i for i, r in withdrawn.items() if r == reason]

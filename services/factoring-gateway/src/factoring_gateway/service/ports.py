@@ -168,6 +168,17 @@ class InvoiceRepository(Protocol):
         """Keep newer versions: (invoice id, invoice, version), one per invoice."""
         ...
 
+    async def keep_early_versions(self, versions: Sequence[tuple[str, Invoice, str]]) -> None:
+        """Keep newer versions of invoices not seen created yet: (invoice id, invoice,
+        version), one per invoice; each replaces the one kept before (the last that came)."""
+        ...
+
+    async def take_early_versions(
+        self, invoice_ids: Sequence[str]
+    ) -> dict[str, tuple[Invoice, str]]:
+        """The versions kept of these invoices (invoice, version), by id, no longer kept."""
+        ...
+
     async def set_state(
         self,
         invoice_ids: Sequence[str],

@@ -1,4 +1,5 @@
-"""Offered invoices, their states and newest versions (``invoices``)."""
+"""Offered invoices, their states and newest versions (``invoices``), and the newer
+versions of invoices not seen created yet (``early_versions``)."""
 
 from __future__ import annotations
 
@@ -133,6 +134,38 @@ class PgInvoiceRepository:
             [invoice.model_dump_json() for _, invoice, _ in versions],
             [version for _, _, version in versions],
         )
+
+    async def keep_early_versions(self, versions: Sequence[tuple[str, Invoice, str]]) -> None:
+        """Keep newer versions of invoices not seen created yet (one per invoice) in one
+        statement; each replaces the one kept before."""
+        if not versions:
+            return
+        await self.conn.execute(
+            "INSERT INTO early_versions (invoice_id, tenant_id, version, invoice) "
+            "SELECT id, tenant, ver, inv::jsonb "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
+            "AS x(id, tenant, ver, inv) "
+            "ON CONFLICT (invoice_id) DO UPDATE SET version = EXCLUDED.version, "
+            "invoice = EXCLUDED.invoice, received_at = now()",
+            [invoice_id for invoice_id, _, _ in versions],
+            [invoice.tenant_id for _, invoice, _ in versions],
+            [version for _, _, version in versions],
+            [invoice.model_dump_json() for _, invoice, _ in versions],
+        )
+
+    async def take_early_versions(
+        self, invoice_ids: Sequence[str]
+    ) -> dict[str, tuple[Invoice, str]]:
+        """The versions kept of these invoices, removed, in one statement."""
+        rows = await self.conn.fetch(
+            "DELETE FROM early_versions WHERE invoice_id = ANY($1::text[]) "
+            "RETURNING invoice_id, version, invoice::text AS invoice",
+            list(invoice_ids),
+        )
+        return {
+            row["invoice_id"]: (Invoice.model_validate_json(row["invoice"]), row["version"])
+            for row in rows
+        }
 
     async def set_state(
         self,
