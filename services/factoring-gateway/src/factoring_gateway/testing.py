@@ -175,6 +175,9 @@ class FakeInvoices:
                 self.rows[invoice_id], invoice=invoice, version=version
             )
 
+    async def lock(self, invoice_ids: Sequence[str]) -> None:
+        """One process, one transaction at a time: nothing to wait for."""
+
     async def keep_early_versions(self, versions: Sequence[tuple[str, Invoice, str]]) -> None:
         for invoice_id, invoice, version in versions:
             self.early[invoice_id] = (invoice, version)

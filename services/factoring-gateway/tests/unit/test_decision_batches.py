@@ -314,6 +314,7 @@ async def test_a_batch_reads_and_writes_with_one_call_each_whatever_its_size() -
     out = await decisions.decide_batch(counted, FORMATS, batch, lambda: NOW)
     assert sum(d is not None for d in out) == 120
     assert calls == {
+        "invoices.lock": 1,  # the batch's invoices, in one statement
         "invoices.take_early_versions": 1,
         "invoices.get_many": 1,
         "agreements.of_tenants": 1,
@@ -324,6 +325,7 @@ async def test_a_batch_reads_and_writes_with_one_call_each_whatever_its_size() -
     later = [updated(newer(t, n, "v2", "paid"), "v2") for t in (TWO, ONE) for n in NUMBERS]
     await decisions.follow_updates(counted, later)
     assert calls == {
+        "invoices.lock": 1,
         "invoices.get_many": 1,
         "invoices.update_invoices": 1,
         "invoices.set_state": 1,  # the paid ones withdrawn together
@@ -332,6 +334,7 @@ async def test_a_batch_reads_and_writes_with_one_call_each_whatever_its_size() -
     early = [updated(newer(t, n, "v2", "paid"), "v2") for t in (TWO, ONE) for n in ("71", "72")]
     await decisions.follow_updates(counted, [*early, *later])
     assert calls == {
+        "invoices.lock": 1,
         "invoices.get_many": 1,
         "invoices.keep_early_versions": 1,  # not created yet: kept together
     }

@@ -3,6 +3,7 @@ own connection, the entries, and the jobs."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -176,3 +177,38 @@ async def test_a_send_reported_before_the_invoice_was_seen_created_is_its_delive
         found = await documents.get(other.invoice_id)
     assert found is not None
     assert found.delivery is Delivery.DELIVERED
+
+
+async def test_a_report_and_the_creation_applied_at_once_are_applied_one_after_the_other(
+    harness: ServiceHarness[Deps],
+) -> None:
+    """Two replicas: one applies the send's report while the other applies the invoice's
+    creation, in transactions open at the same time. The creation waits for the report's
+    transaction, so it sees the kept report and the document starts delivered."""
+    tenant = new_tenant()
+    invoice = simple_invoice(tenant)
+    async with harness.pool.acquire() as first, harness.pool.acquire() as second:
+        report = first.transaction()
+        await report.start()
+        assert (
+            await PgDocumentRepository(first).set_delivery(
+                tenant, invoice.invoice_id, Delivery.DELIVERED
+            )
+            is None
+        )
+
+        async def create() -> None:
+            async with second.transaction():
+                await PgDocumentRepository(second).record_created(
+                    tenant, invoice.invoice_id, invoice.number, source("c", "9"), Delivery.PENDING
+                )
+
+        creating = asyncio.create_task(create())
+        await asyncio.sleep(0.5)
+        assert not creating.done()  # waits for the report's transaction
+        await report.commit()
+        await asyncio.wait_for(creating, 10)
+    row = await harness.pool.fetchrow(
+        "SELECT delivery FROM documents WHERE invoice_id = $1", invoice.invoice_id
+    )
+    assert row["delivery"] == "delivered"

@@ -102,7 +102,9 @@ async def decide_batch(
     transfer.
     """
     traces = traces if traces is not None else [_NO_TRACE] * len(events)
-    early = await repos.invoices.take_early_versions(sorted({e.invoice_id for e in events}))
+    ids = sorted({e.invoice_id for e in events})
+    await repos.invoices.lock(ids)  # a version kept meanwhile by another replica is seen
+    early = await repos.invoices.take_early_versions(ids)
     events = [_newest(event, early.get(event.invoice_id)) for event in events]
     credited = {
         e.invoice.preceding_invoice.invoice_id
@@ -261,7 +263,9 @@ async def follow_updates(repos: Repositories, events: Sequence[InvoiceUpdated]) 
     the early ones with one, and the withdrawals with one per reason; a later event of the
     same invoice sees what an earlier one changed.
     """
-    known = await repos.invoices.get_many(sorted({e.invoice_id for e in events}))
+    ids = sorted({e.invoice_id for e in events})
+    await repos.invoices.lock(ids)  # a creation applied meanwhile by another replica is seen
+    known = await repos.invoices.get_many(ids)
     newest: dict[str, tuple[Invoice, str]] = {}
     early: dict[str, tuple[Invoice, str]] = {}  # not created yet: the last that came
     withdrawn: dict[str, str] = {}  # invoice id → reason

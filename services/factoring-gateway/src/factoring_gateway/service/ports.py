@@ -168,6 +168,12 @@ class InvoiceRepository(Protocol):
         """Keep newer versions: (invoice id, invoice, version), one per invoice."""
         ...
 
+    async def lock(self, invoice_ids: Sequence[str]) -> None:
+        """Until the transaction ends, these invoices' creations and versions are applied by
+        this transaction alone (another replica's waits), so that neither misses a version
+        the other is keeping."""
+        ...
+
     async def keep_early_versions(self, versions: Sequence[tuple[str, Invoice, str]]) -> None:
         """Keep newer versions of invoices not seen created yet: (invoice id, invoice,
         version), one per invoice; each replaces the one kept before (the last that came)."""

@@ -296,6 +296,7 @@ class PgDocumentRepository:
     ) -> None:
         """Keep a created invoice once; a distribution report that came first (kept in
         ``delivery_reports``) is its delivery."""
+        await self._lock(invoice_id)
         await self.conn.execute(
             """WITH early AS (DELETE FROM delivery_reports WHERE invoice_id = $1
                               RETURNING delivery)
@@ -316,6 +317,7 @@ class PgDocumentRepository:
     ) -> DocumentState | None:
         """Record distribution's report; a send is never undone by a later failure report.
         A report of an invoice not seen created yet is kept for ``record_created``."""
+        await self._lock(invoice_id)
         row = await self.conn.fetchrow(
             "UPDATE documents SET delivery = $2, updated_at = now() WHERE invoice_id = $1 "
             "AND (delivery <> 'delivered' OR $2 = 'delivered') RETURNING *",
@@ -336,6 +338,15 @@ class PgDocumentRepository:
                 delivery.value,
             )
         return found
+
+    async def _lock(self, invoice_id: str) -> None:
+        """Until the transaction ends, the invoice's creation and its reports are applied one
+        at a time: two consumers (replicas) applying them at once would each miss the other's
+        uncommitted row, and the report would be lost."""
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"ledger-closer:document:{invoice_id}",
+        )
 
     async def get(self, invoice_id: str, *, lock: bool = False) -> DocumentState | None:
         """The document, if it was seen created."""
