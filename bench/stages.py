@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError, IllegalGenerationError, UnknownMemberIdError
 from aiokafka.structs import OffsetAndMetadata
 from nordflow_local import deliveries, factoring, processes
 from nordflow_local.stack import SERVICES, Stack, replica_name
@@ -172,10 +173,18 @@ async def skip_groups(bootstrap: str, services: Iterable[str]) -> None:
     `tenant.updated`: the profiles stay), while those services are stopped."""
     for service in services:
         topics = [t for t in consumed_topics(service) if t != TENANT_UPDATED]
-        if not topics:
-            continue
+        if topics:
+            await _skip_group(bootstrap, service, topics)
+
+
+async def _skip_group(bootstrap: str, group: str, topics: list[str]) -> None:
+    """Commit the ends of the topics for the group, as a non-member. The broker refuses that
+    while the group still has members (a stopped replica's membership lasts until it left or
+    its session ran out), so it is tried again, on a new client, for up to a minute."""
+    deadline = time.monotonic() + 60
+    while True:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=service, enable_auto_commit=False
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
         )
         await consumer.start()
         try:
@@ -183,8 +192,13 @@ async def skip_groups(bootstrap: str, services: Iterable[str]) -> None:
             consumer.assign(partitions)
             ends = await consumer.end_offsets(partitions)
             await consumer.commit({tp: OffsetAndMetadata(ends[tp], "") for tp in partitions})
+            return
+        except (CommitFailedError, UnknownMemberIdError, IllegalGenerationError) as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"group {group} still has members after 60 s: {exc}") from exc
         finally:
             await consumer.stop()
+        await asyncio.sleep(1)
 
 
 async def group_lag(bootstrap: str, group: str) -> int:
