@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from nordflow_local.stack import SERVICES
+from nordflow_schemas.topics import TOPICS, consumer_group
 
 pytestmark = [pytest.mark.e2e]
 
@@ -18,12 +19,17 @@ def test_probes_and_metrics(nordflow_stack, service):
     assert httpx.get(f"{url}/healthz").json()["service"] == service
     ready = httpx.get(f"{url}/readyz")
     assert ready.status_code == 200
-    # Every service consumes (operator commands at least) and relays its outbox.
+    # Every service consumes (operator commands at least) and relays its outbox; a topic the
+    # topic map has it read in a group of its own has a consumer of its own.
+    own_groups = {consumer_group(service, t.name) for t in TOPICS if service in t.consumers} - {
+        service
+    }
     assert ready.json()["checks"] == {
         "database": "ok",
         "kafka": "ok",
         "relay": "ok",
         "consumer": "ok",
+        **{f"consumer:{group}": "ok" for group in own_groups},
     }
     metrics = httpx.get(f"{url}/metrics").text
     assert "nordflow_outbox_pending" in metrics
