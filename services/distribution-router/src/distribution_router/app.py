@@ -20,8 +20,8 @@ def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
     app: ServiceApp[Deps] = ServiceApp(
         DISTRIBUTION_ROUTER, settings, "distribution_router", deps=build_deps
     )
-    app.subscribe(INVOICE_CREATED.name, consumers.on_invoice_created)
-    app.subscribe(INVOICE_FACTORING_DECIDED.name, consumers.on_invoice_factoring_decided)
+    app.subscribe_batch(INVOICE_CREATED.name, consumers.on_invoice_created)
+    app.subscribe_batch(INVOICE_FACTORING_DECIDED.name, consumers.on_invoice_factoring_decided)
     app.job(
         SEND_INVOICE,
         jobs.on_send_invoice,
