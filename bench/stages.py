@@ -296,6 +296,7 @@ class Profiler:
                 "--format",
                 "raw",
                 "--nonblocking",
+                "--subprocesses",
                 "--output",
                 str(self.path),
             ],
