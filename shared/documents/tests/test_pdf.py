@@ -17,6 +17,7 @@ from nordflow_documents.pdf import (
     format_amount,
     format_quantity,
     render_pdf,
+    safe_text,
 )
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.invoice import (
@@ -338,6 +339,22 @@ def test_text_outside_the_font_is_replaced_not_fatal() -> None:
     (text,) = page_texts(render_pdf(make_invoice(lines=lines)))
 
     assert f"{typographic} ? s ?" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Konsulttimmar, 12 st à 950,00", "Konsulttimmar, 12 st à 950,00"),
+        ("Pris \u2013 5 \u20ac \u201cok\u201d", "Pris \u2013 5 \u20ac \u201cok\u201d"),
+        ("", ""),
+        ("rad ett\nrad två\tflik", "rad ett rad två flik"),
+        ("av\u00adstava\x00\x1b\u200b", "avstava"),
+        ("1\u00a0000", "1\u00a0000"),
+        ("\u015d \u2265 \U0001f600", "s ? ?"),
+    ],
+)
+def test_safe_text_keeps_what_the_core_fonts_draw(text: str, expected: str) -> None:
+    assert safe_text(text) == expected
 
 
 def test_attachments_are_embedded_and_listed() -> None:

@@ -518,6 +518,10 @@ def _format_date(value: dt.date, language: Language) -> str:
 
 def _safe(text: str, *, multiline: bool = False) -> str:
     """Text the PDF core fonts can draw (cp1252): other letters lose accents, the rest is ``?``."""
+    if text.isprintable() and _encodable(text):
+        # No control, format or separator character but the space, all in cp1252: the loop
+        # below would keep every character (most texts; it is the slow part).
+        return text
     out: list[str] = []
     for char in text:
         if char == "\n":
