@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Final, Literal
 
 from fpdf import FPDF
+from fpdf.drawing_primitives import DeviceRGB
 from fpdf.enums import MethodReturnValue, XPos, YPos
 from nordflow_schemas.invoice import (
     DocumentType,
@@ -589,12 +590,20 @@ _UNIT_INDENT = 1.5  # keeps the left-aligned unit clear of the right-aligned qua
 _TOTALS_X = 116.0
 _TOTALS_LABEL = 42.0
 
-_INK = (30, 30, 30)
-_MUTED = (105, 105, 105)
-_ACCENT = (22, 62, 110)
-_RULE = (205, 210, 216)
-_SHADE = (236, 240, 245)
-_NOTICE = (255, 244, 214)
+
+def _rgb(red: int, green: int, blue: int) -> DeviceRGB:
+    """A colour as fpdf2 keeps it (what ``set_text_color(red, green, blue)`` converts to)."""
+    return DeviceRGB(red / 255, green / 255, blue / 255)
+
+
+# Converted once per process, not at every colour change.
+_INK = _rgb(30, 30, 30)
+_MUTED = _rgb(105, 105, 105)
+_ACCENT = _rgb(22, 62, 110)
+_RULE = _rgb(205, 210, 216)
+_SHADE = _rgb(236, 240, 245)
+_NOTICE = _rgb(255, 244, 214)
+_WHITE = _rgb(255, 255, 255)
 
 
 class _InvoiceDocument(FPDF):
@@ -772,7 +781,7 @@ class _InvoiceDocument(FPDF):
             f"{labels.amount} ({self.currency})",
         )
         y = self.get_y()
-        self.set_fill_color(*_SHADE)
+        self.set_fill_color(_SHADE)
         self.rect(_LEFT, y, _WIDTH, 7, style="F")
         self._font(8, "B")
         x = _LEFT
@@ -854,7 +863,7 @@ class _InvoiceDocument(FPDF):
 
         self.set_xy(_LEFT, top)
         self._font(8, "B")
-        self.set_fill_color(*_SHADE)
+        self.set_fill_color(_SHADE)
         self.rect(_LEFT, top, sum(columns), 6.5, style="F")
         heads = (labels.vat_rate_col, f"{labels.taxable} ({self.currency})", labels.vat)
         x = _LEFT
@@ -953,15 +962,15 @@ class _InvoiceDocument(FPDF):
         height = 9 + body + extra + (notice_lines * 4.6 + 6 if notice else 0) + 3
         self._new_page_unless_fits(height + 4)
         top = self.get_y() + 4
-        self.set_draw_color(*_ACCENT)
+        self.set_draw_color(_ACCENT)
         self.set_line_width(0.4)
         self.rect(_LEFT, top, _WIDTH, height, round_corners=True, corner_radius=2)
         self.set_line_width(0.2)
-        self.set_fill_color(*_ACCENT)
+        self.set_fill_color(_ACCENT)
         self.rect(_LEFT, top, _WIDTH, 7.5, style="F", round_corners=True, corner_radius=2)
         self.rect(_LEFT, top + 4, _WIDTH, 3.5, style="F")
         self.set_xy(_LEFT + 4, top + 1.5)
-        self._font(9, "B", (255, 255, 255))
+        self._font(9, "B", _WHITE)
         self.cell(inner, _LINE, _safe(title.upper()))
 
         # Amount (and due date), left; where to pay, right.
@@ -983,12 +992,12 @@ class _InvoiceDocument(FPDF):
             self._multi_cell(inner, _LINE, _safe(row), new_x=XPos.LMARGIN)
             y = self.get_y()
         if notice:
-            self.set_fill_color(*_NOTICE)
+            self.set_fill_color(_NOTICE)
             self.rect(_LEFT + 4, y + 1, inner, notice_lines * 4.6 + 4, style="F")
             self.set_xy(_LEFT + 6, y + 3)
             self._font(9, "B")
             self._multi_cell(inner - 4, 4.6, _safe(notice), new_x=XPos.LMARGIN)
-        self.set_draw_color(*_RULE)
+        self.set_draw_color(_RULE)
         self.set_y(top + height + 4)
 
     def _scheme_label(self, scheme: str | None, account: str) -> str:
@@ -1063,12 +1072,15 @@ class _InvoiceDocument(FPDF):
 
     # Helpers ----------------------------------------------------------------------------------
 
-    def _font(self, size: float, style: str = "", color: tuple[int, int, int] = _INK) -> None:
-        self.set_font("helvetica", style, size)
-        self.set_text_color(*color)
+    def _font(self, size: float, style: str = "", color: DeviceRGB = _INK) -> None:
+        # Most calls change nothing; fpdf2's setters would still parse the style and colour.
+        if self.font_size_pt != size or self.font_style != style or not self.font_family:
+            self.set_font("helvetica", style, size)
+        if self.text_color != color:
+            self.set_text_color(color)
 
     def _rule(self, y: float, *, x_from: float = _LEFT) -> None:
-        self.set_draw_color(*_RULE)
+        self.set_draw_color(_RULE)
         self.set_line_width(0.2)
         self.line(x_from, y, _RIGHT, y)
 
