@@ -8,13 +8,16 @@ from decimal import Decimal
 from io import BytesIO
 
 import pytest
+from fpdf.enums import MethodReturnValue, XPos
 from nordflow_documents.pdf import (
     Assignment,
     Language,
+    _InvoiceDocument,
     format_account,
     format_amount,
     format_quantity,
     render_pdf,
+    safe_text,
 )
 from nordflow_schemas.common import SourceRef, SourceSystem
 from nordflow_schemas.invoice import (
@@ -338,6 +341,22 @@ def test_text_outside_the_font_is_replaced_not_fatal() -> None:
     assert f"{typographic} ? s ?" in text
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Konsulttimmar, 12 st à 950,00", "Konsulttimmar, 12 st à 950,00"),
+        ("Pris \u2013 5 \u20ac \u201cok\u201d", "Pris \u2013 5 \u20ac \u201cok\u201d"),
+        ("", ""),
+        ("rad ett\nrad två\tflik", "rad ett rad två flik"),
+        ("av\u00adstava\x00\x1b\u200b", "avstava"),
+        ("1\u00a0000", "1\u00a0000"),
+        ("\u015d \u2265 \U0001f600", "s ? ?"),
+    ],
+)
+def test_safe_text_keeps_what_the_core_fonts_draw(text: str, expected: str) -> None:
+    assert safe_text(text) == expected
+
+
 def test_attachments_are_embedded_and_listed() -> None:
     attachments = [("tidrapport.pdf", b"%PDF-1.4 fake"), ("underlag.csv", b"a;b\n1;2\n")]
 
@@ -369,6 +388,45 @@ def test_same_invoice_gives_the_same_bytes() -> None:
     invoice = make_invoice()
 
     assert render_pdf(invoice, assignment=FACTOR) == render_pdf(invoice, assignment=FACTOR)
+
+
+ONE_LINE = "Konsulttimmar, systemintegration mot Fortnox"
+
+
+@pytest.mark.parametrize("new_x", [XPos.RIGHT, XPos.LEFT, XPos.LMARGIN])
+@pytest.mark.parametrize("y", [100.0, 264.0], ids=["mid-page", "at the page break"])
+@pytest.mark.parametrize(
+    ("too_narrow", "lines"),
+    [(-5.0, 1), (0.0, 1), (1e-6, 2), (0.01, 2), (12.0, 2)],
+    ids=["wide", "at the limit", "1e-6 mm over", "0.01 mm over", "a word over"],
+)
+def test_a_text_is_set_as_fpdf2s_multi_cell_sets_it(
+    too_narrow: float, lines: int, y: float, new_x: XPos
+) -> None:
+    # The one-line fast path (a cell, no line breaking) must count, place and draw exactly what
+    # fpdf2's multi_cell does, also where the text is at the width limit or just over it.
+    invoice = make_invoice()
+    drawn = []
+    for fast in (True, False):
+        document = _InvoiceDocument(invoice, "sv", None)
+        document.add_page()
+        document._font(9)
+        width = document.get_string_width(ONE_LINE) + 2 * document.c_margin - too_narrow
+        fpdf2_lines = document.multi_cell(
+            width, 4.6, ONE_LINE, dry_run=True, output=MethodReturnValue.LINES
+        )
+        assert isinstance(fpdf2_lines, list)
+        assert len(fpdf2_lines) == lines
+        assert document._count_lines(ONE_LINE, width, 4.6) == lines
+        assert document._one_line(ONE_LINE, width) == (lines == 1)
+        document.set_xy(40, y)
+        if fast:
+            document._multi_cell(width, 4.6, ONE_LINE, new_x=new_x)
+        else:
+            document.multi_cell(width, 4.6, ONE_LINE, align="L", new_x=new_x)
+        assert document.page_no() == (2 if y > 260 else 1)
+        drawn.append((document.get_x(), document.get_y(), bytes(document.output())))
+    assert drawn[0] == drawn[1]
 
 
 @pytest.mark.parametrize(

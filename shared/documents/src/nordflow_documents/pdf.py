@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Final, Literal
 
 from fpdf import FPDF
+from fpdf.drawing_primitives import DeviceRGB
 from fpdf.enums import MethodReturnValue, XPos, YPos
 from nordflow_schemas.invoice import (
     DocumentType,
@@ -518,6 +519,10 @@ def _format_date(value: dt.date, language: Language) -> str:
 
 def _safe(text: str, *, multiline: bool = False) -> str:
     """Text the PDF core fonts can draw (cp1252): other letters lose accents, the rest is ``?``."""
+    if text.isprintable() and _encodable(text):
+        # No control, format or separator character but the space, all in cp1252: the loop
+        # below would keep every character (most texts; it is the slow part).
+        return text
     out: list[str] = []
     for char in text:
         if char == "\n":
@@ -585,12 +590,20 @@ _UNIT_INDENT = 1.5  # keeps the left-aligned unit clear of the right-aligned qua
 _TOTALS_X = 116.0
 _TOTALS_LABEL = 42.0
 
-_INK = (30, 30, 30)
-_MUTED = (105, 105, 105)
-_ACCENT = (22, 62, 110)
-_RULE = (205, 210, 216)
-_SHADE = (236, 240, 245)
-_NOTICE = (255, 244, 214)
+
+def _rgb(red: int, green: int, blue: int) -> DeviceRGB:
+    """A colour as fpdf2 keeps it (what ``set_text_color(red, green, blue)`` converts to)."""
+    return DeviceRGB(red / 255, green / 255, blue / 255)
+
+
+# Converted once per process, not at every colour change.
+_INK = _rgb(30, 30, 30)
+_MUTED = _rgb(105, 105, 105)
+_ACCENT = _rgb(22, 62, 110)
+_RULE = _rgb(205, 210, 216)
+_SHADE = _rgb(236, 240, 245)
+_NOTICE = _rgb(255, 244, 214)
+_WHITE = _rgb(255, 255, 255)
 
 
 class _InvoiceDocument(FPDF):
@@ -643,7 +656,7 @@ class _InvoiceDocument(FPDF):
             for row_index, row in enumerate(r for r in rows if r):
                 self._font(7.5, "B" if index == 0 and row_index == 0 else "", _MUTED)
                 self.set_x(_LEFT + index * column)
-                self.multi_cell(column - 2, 3.5, _safe(row), align="L", new_x=XPos.LMARGIN)
+                self._multi_cell(column - 2, 3.5, _safe(row), new_x=XPos.LMARGIN)
         self._font(7.5, "", _MUTED)
         self.set_xy(_RIGHT - 30, 297 - 12)
         self.cell(30, 3.5, f"{labels.page} {self.page_no()}/{{nb}}", align="R")
@@ -666,12 +679,12 @@ class _InvoiceDocument(FPDF):
         # Seller, top left.
         self.set_xy(_LEFT, 15)
         self._font(15, "B", _ACCENT)
-        self.multi_cell(96, 6.5, _safe(invoice.seller.name), align="L", new_x=XPos.LMARGIN)
+        self._multi_cell(96, 6.5, _safe(invoice.seller.name), new_x=XPos.LMARGIN)
         self._font(9)
         for row in _address_lines(invoice.seller, labels, with_country=False):
-            self.multi_cell(96, _LINE, _safe(row), align="L", new_x=XPos.LMARGIN)
+            self._multi_cell(96, _LINE, _safe(row), new_x=XPos.LMARGIN)
         if invoice.seller.email:
-            self.multi_cell(96, _LINE, _safe(invoice.seller.email), align="L", new_x=XPos.LMARGIN)
+            self._multi_cell(96, _LINE, _safe(invoice.seller.email), new_x=XPos.LMARGIN)
         left_bottom = self.get_y()
 
         # Title, number and dates, top right.
@@ -705,9 +718,7 @@ class _InvoiceDocument(FPDF):
         self.set_y(max(refs_bottom, buyer_bottom) + 6)
         if invoice.note:
             self._font(9, "I")
-            self.multi_cell(
-                _WIDTH, _LINE, _safe(invoice.note, multiline=True), align="L", new_x=XPos.LMARGIN
-            )
+            self._multi_cell(_WIDTH, _LINE, _safe(invoice.note, multiline=True), new_x=XPos.LMARGIN)
             self.ln(3)
 
     def _buyer(self, *, x: float, y: float) -> float:
@@ -717,17 +728,17 @@ class _InvoiceDocument(FPDF):
         self._font(7.5, "B", _MUTED)
         self.cell(width, 4, labels.buyer.upper(), new_x=XPos.LEFT, new_y=YPos.NEXT)
         self._font(10.5, "B")
-        self.multi_cell(width, 5.2, _safe(buyer.name), align="L", new_x=XPos.LEFT)
+        self._multi_cell(width, 5.2, _safe(buyer.name), new_x=XPos.LEFT)
         self._font(10)
         foreign = buyer.address.country_code != self.invoice.seller.address.country_code
         for row in _address_lines(buyer, labels, with_country=foreign):
-            self.multi_cell(width, 5, _safe(row), align="L", new_x=XPos.LEFT)
+            self._multi_cell(width, 5, _safe(row), new_x=XPos.LEFT)
         self._font(8, "", _MUTED)
         identity = _identity_lines(buyer, labels)
         if identity:
             self.set_xy(x, self.get_y() + 1)
         for row in identity:
-            self.multi_cell(width, 3.8, _safe(row), align="L", new_x=XPos.LEFT)
+            self._multi_cell(width, 3.8, _safe(row), new_x=XPos.LEFT)
         return self.get_y()
 
     def _facts(
@@ -748,7 +759,7 @@ class _InvoiceDocument(FPDF):
             self.cell(label_width, _LINE, _safe(label))
             self._font(9, "B" if bold_values else "")
             self.set_xy(x + label_width, y)
-            self.multi_cell(width, _LINE, _safe(value or ""), align="L", new_x=XPos.LEFT)
+            self._multi_cell(width, _LINE, _safe(value or ""), new_x=XPos.LEFT)
             y = self.get_y() + 0.6
         return y
 
@@ -770,7 +781,7 @@ class _InvoiceDocument(FPDF):
             f"{labels.amount} ({self.currency})",
         )
         y = self.get_y()
-        self.set_fill_color(*_SHADE)
+        self.set_fill_color(_SHADE)
         self.rect(_LEFT, y, _WIDTH, 7, style="F")
         self._font(8, "B")
         x = _LEFT
@@ -796,7 +807,7 @@ class _InvoiceDocument(FPDF):
             self._font(9)
         y = self.get_y()
         self.set_xy(_LEFT, y + 1.2)
-        self.multi_cell(_COLUMNS[0], _LINE, description, align="L")
+        self._multi_cell(_COLUMNS[0], _LINE, description)
         cells = (
             (format_quantity(line.quantity, lang), "R"),
             (_safe(labels.units.get(line.unit_code, line.unit_code)), "L"),
@@ -852,7 +863,7 @@ class _InvoiceDocument(FPDF):
 
         self.set_xy(_LEFT, top)
         self._font(8, "B")
-        self.set_fill_color(*_SHADE)
+        self.set_fill_color(_SHADE)
         self.rect(_LEFT, top, sum(columns), 6.5, style="F")
         heads = (labels.vat_rate_col, f"{labels.taxable} ({self.currency})", labels.vat)
         x = _LEFT
@@ -864,7 +875,7 @@ class _InvoiceDocument(FPDF):
         self._font(8.5)
         for (label, count), item in zip(vat_rows, invoice.vat_breakdown, strict=True):
             self.set_xy(_LEFT, y)
-            self.multi_cell(columns[0], 4.2, label, align="L")
+            self._multi_cell(columns[0], 4.2, label)
             amounts = (
                 format_amount(item.taxable_amount, lang),
                 format_amount(item.tax_amount, lang),
@@ -887,7 +898,7 @@ class _InvoiceDocument(FPDF):
             self._font(10.5 if emphasised else 9, "B" if emphasised else "")
             # The label first, so text extraction reads "label amount".
             self.set_xy(x, y + 0.55)
-            self.multi_cell(label_width, 4.4, _safe(label), align="L")
+            self._multi_cell(label_width, 4.4, _safe(label))
             label_bottom = self.get_y()
             self.set_xy(x + label_width, y)
             self.cell(value_width, 5.5, f"{format_amount(amount, lang)} {self.currency}", align="R")
@@ -951,15 +962,15 @@ class _InvoiceDocument(FPDF):
         height = 9 + body + extra + (notice_lines * 4.6 + 6 if notice else 0) + 3
         self._new_page_unless_fits(height + 4)
         top = self.get_y() + 4
-        self.set_draw_color(*_ACCENT)
+        self.set_draw_color(_ACCENT)
         self.set_line_width(0.4)
         self.rect(_LEFT, top, _WIDTH, height, round_corners=True, corner_radius=2)
         self.set_line_width(0.2)
-        self.set_fill_color(*_ACCENT)
+        self.set_fill_color(_ACCENT)
         self.rect(_LEFT, top, _WIDTH, 7.5, style="F", round_corners=True, corner_radius=2)
         self.rect(_LEFT, top + 4, _WIDTH, 3.5, style="F")
         self.set_xy(_LEFT + 4, top + 1.5)
-        self._font(9, "B", (255, 255, 255))
+        self._font(9, "B", _WHITE)
         self.cell(inner, _LINE, _safe(title.upper()))
 
         # Amount (and due date), left; where to pay, right.
@@ -978,15 +989,15 @@ class _InvoiceDocument(FPDF):
         self._font(9)
         for row in text_rows:
             self.set_xy(_LEFT + 4, y)
-            self.multi_cell(inner, _LINE, _safe(row), align="L", new_x=XPos.LMARGIN)
+            self._multi_cell(inner, _LINE, _safe(row), new_x=XPos.LMARGIN)
             y = self.get_y()
         if notice:
-            self.set_fill_color(*_NOTICE)
+            self.set_fill_color(_NOTICE)
             self.rect(_LEFT + 4, y + 1, inner, notice_lines * 4.6 + 4, style="F")
             self.set_xy(_LEFT + 6, y + 3)
             self._font(9, "B")
-            self.multi_cell(inner - 4, 4.6, _safe(notice), align="L", new_x=XPos.LMARGIN)
-        self.set_draw_color(*_RULE)
+            self._multi_cell(inner - 4, 4.6, _safe(notice), new_x=XPos.LMARGIN)
+        self.set_draw_color(_RULE)
         self.set_y(top + height + 4)
 
     def _scheme_label(self, scheme: str | None, account: str) -> str:
@@ -1049,9 +1060,7 @@ class _InvoiceDocument(FPDF):
         self._file_list(labels.enclosures, rows)
         if missing:
             self._font(8.5, "I", _MUTED)
-            self.multi_cell(
-                _WIDTH, _LINE, _safe(labels.enclosure_request), align="L", new_x=XPos.LMARGIN
-            )
+            self._multi_cell(_WIDTH, _LINE, _safe(labels.enclosure_request), new_x=XPos.LMARGIN)
 
     def _file_list(self, title: str, rows: Sequence[str]) -> None:
         """A bold title, then one row per file; the caller has made room for them."""
@@ -1059,16 +1068,19 @@ class _InvoiceDocument(FPDF):
         self.cell(_WIDTH, 6, _safe(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self._font(9)
         for row in rows:
-            self.multi_cell(_WIDTH, _LINE, row, align="L", new_x=XPos.LMARGIN)
+            self._multi_cell(_WIDTH, _LINE, row, new_x=XPos.LMARGIN)
 
     # Helpers ----------------------------------------------------------------------------------
 
-    def _font(self, size: float, style: str = "", color: tuple[int, int, int] = _INK) -> None:
-        self.set_font("helvetica", style, size)
-        self.set_text_color(*color)
+    def _font(self, size: float, style: str = "", color: DeviceRGB = _INK) -> None:
+        # Most calls change nothing; fpdf2's setters would still parse the style and colour.
+        if self.font_size_pt != size or self.font_style != style or not self.font_family:
+            self.set_font("helvetica", style, size)
+        if self.text_color != color:
+            self.set_text_color(color)
 
     def _rule(self, y: float, *, x_from: float = _LEFT) -> None:
-        self.set_draw_color(*_RULE)
+        self.set_draw_color(_RULE)
         self.set_line_width(0.2)
         self.line(x_from, y, _RIGHT, y)
 
@@ -1090,9 +1102,46 @@ class _InvoiceDocument(FPDF):
         self.add_page()
         return True
 
+    def _multi_cell(
+        self,
+        width: float,
+        height: float,
+        text: str,
+        *,
+        new_x: XPos = XPos.RIGHT,
+        new_y: YPos = YPos.NEXT,
+    ) -> None:
+        """``multi_cell(width, height, text, align="L", new_x=, new_y=)``, drawn as a ``cell``
+        when the text is one line: the same text at the same place, and the same position
+        after it, without fpdf2's line breaking (most of the PDF's CPU time)."""
+        if self._one_line(text, width):
+            # A multi_cell of one line is a cell of its width and height, moved by new_x/new_y.
+            self.cell(width, height, text, align="L", new_x=new_x, new_y=new_y)
+        else:
+            self.multi_cell(width, height, text, align="L", new_x=new_x, new_y=new_y)
+
     def _count_lines(self, text: str, width: float, height: float) -> int:
+        """The lines ``text`` takes in a ``multi_cell`` of ``width`` in the current font."""
+        if self._one_line(text, width):
+            return 1
         lines = self.multi_cell(width, height, text, dry_run=True, output=MethodReturnValue.LINES)
         return len(lines) if isinstance(lines, list) else 1
+
+    def _one_line(self, text: str, width: float) -> bool:
+        """True when ``multi_cell`` would set ``text`` (as ``_safe`` gives it) on one line.
+
+        The text has no line break and its width in the current font fits between the cell's
+        margins. fpdf2 breaks a line only when it is wider than that (by more than 1e-9), so a
+        text that fits here never wraps there; one that does not, or that has the page count
+        alias (drawn with another width), takes fpdf2's own line breaking.
+        """
+        font = self.current_font
+        if font is None or "\n" in text or self.str_alias_nb_pages in text:
+            return False
+        # The width as fpdf2 measures a fragment of text: the core font's character widths
+        # (in thousandths of the font size) in points, then in document units.
+        _, points = font.get_text_width(self.normalize_text(text), self.font_size_pt, None)
+        return points / self.k <= width - self.c_margin - self.c_margin
 
 
 def _address_lines(party: Party, labels: _Labels, *, with_country: bool) -> list[str]:
