@@ -935,6 +935,7 @@ def report(run: Run, args: Any, started: float) -> None:
         "that over the raw loop;\n   x one: two replicas over one; for 1M/h: replicas at the "
         "one-replica rate that carry 1,000,000 invoices in an hour)"
     )
+    print_cpu(run.stages)
     if run.transfer_run is not None:
         t = run.transfer_run
         print(
@@ -974,6 +975,25 @@ def report(run: Run, args: Any, started: float) -> None:
         )
         print(f"  partner sandboxes, received/sent: {parts}")
     print("  exactly once: " + ("OK" if not run.errors else "FAILED: " + "; ".join(run.errors)))
+
+
+def print_cpu(measured: list[StageResult]) -> None:
+    """Each stage's CPU per invoice on the whole machine, by process (bench/cpu.py)."""
+    shown = [s for s in measured if s.cpu and s.count]
+    if not shown:
+        return
+    print(
+        "  CPU per invoice, ms, by process with its children (its renderers, PostgreSQL's "
+        "backends);\n   'other' is whatever else ran on the machine:"
+    )
+    for s in shown:
+        per = s.cpu_per_invoice()
+        parts = ", ".join(f"{name} {ms:.2f}" for name, ms in per.items() if ms >= 0.005)
+        cores = sum(s.cpu.values()) / s.seconds if s.seconds else 0.0
+        print(
+            f"    {s.name} x{s.replicas}: {sum(per.values()):.2f} in all "
+            f"({cores:.2f} cores busy): {parts}"
+        )
 
 
 def results_json(run: Run) -> dict[str, Any]:

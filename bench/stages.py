@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalGenerationError, UnknownMemberIdError
 from aiokafka.structs import OffsetAndMetadata
+from cpu import CpuMeter
 from nordflow_local import deliveries, factoring, processes
 from nordflow_local.stack import SERVICES, Stack, replica_name
 from nordflow_runtime.kafka import create_producer, topic_partitions
@@ -330,10 +331,15 @@ class StageResult:
     failed: int = 0
     complete: bool = True
     note: str = ""
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process (cpu.py)
 
     @property
     def rate(self) -> float | None:
         return self.count / self.seconds if self.seconds else None
+
+    def cpu_per_invoice(self) -> dict[str, float]:
+        """Milliseconds of CPU per invoice, by process, over the measured part of the stage."""
+        return {k: 1000 * v / self.count for k, v in self.cpu.items()} if self.count else {}
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -345,6 +351,7 @@ class StageResult:
             "per_second": self.rate,
             "failed": self.failed,
             "complete": self.complete,
+            "cpu_seconds": self.cpu,
         }
 
 
@@ -473,6 +480,7 @@ async def measure_stage(
         pid = service_pids(stack, spec.service)
         profiler = Profiler(profile_dir if replicas == 1 else None, spec.name, pid[0])
         say(f"{label}: {count} records onto {records[0][0]}")
+        meter = CpuMeter(stack.state_dir)
         try:
             started = time.time()
             await produce(bootstrap, records)
@@ -480,13 +488,21 @@ async def measure_stage(
                 label, ids, spec.outputs, 60 + spec.timeout_per_invoice * count
             )
         finally:
+            used = meter.stop()
             profiler.stop()
         sent |= ids
     done = [tail.first[spec.outputs[0]][i] for i in ids if i in tail.first[spec.outputs[0]]]
     failed = sum(1 for i in ids if any(i in tail.first[t] for t in spec.outputs[1:]))
     seconds = (max(done) - started) if done else None
     result = StageResult(
-        spec.name, spec.service, replicas, len(done), seconds, failed, complete and not failed
+        spec.name,
+        spec.service,
+        replicas,
+        len(done),
+        seconds,
+        failed,
+        complete and not failed,
+        cpu=used,
     )
     rate = f"{result.rate:,.1f}/s" if result.rate else "-"
     say(f"{label}: {len(done)} in {seconds or 0:.2f} s = {rate}; {failed} failed")
@@ -526,13 +542,15 @@ async def measure_drain(
     sent = set(ids)
     records, ids = spec.make(count, seed + 1)
     say(f"{label}: {count} records onto {records[0][0]}")
+    meter = CpuMeter(stack.state_dir)
     started = time.time()
     await produce(bootstrap, records)
     complete = await drained(bootstrap, spec.service, label, 60 + spec.timeout_per_invoice * count)
     seconds = time.time() - started
+    used = meter.stop()
     sent |= ids
     result = StageResult(
-        spec.name, spec.service, replicas, count if complete else 0, seconds, 0, complete
+        spec.name, spec.service, replicas, count if complete else 0, seconds, 0, complete, cpu=used
     )
     rate = f"{result.rate:,.1f}/s" if result.rate else "-"
     say(f"{label}: {count} applied in {seconds:.2f} s = {rate}")
