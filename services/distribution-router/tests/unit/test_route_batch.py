@@ -4,7 +4,9 @@ and the documents rendered for the whole batch at once (on the fakes)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 
 import pytest
 from distribution_router.service import factoring
@@ -166,3 +168,23 @@ def not_eligible(created: InvoiceCreated) -> InvoiceFactoringDecided:
         reason="tenant has no factoring agreement",
         decided_at=NOW,
     )
+
+
+async def test_each_invoices_writes_run_in_its_own_events_scope() -> None:
+    """The consumer continues each event's trace around that invoice's writes, so the send
+    job scheduled there carries it: the scope of index i sees exactly invoice i recorded."""
+    repos = fake_repositories()
+    events = mixed_batch()
+    rows = repos.deliveries.rows  # type: ignore[attr-defined]
+    recorded_in: dict[int, set[str]] = {}
+
+    @contextlib.contextmanager
+    def scope(index: int) -> Iterator[None]:
+        before = set(rows)
+        yield
+        recorded_in[index] = set(rows) - before
+
+    await distribute_many(repos, fake_partners(lookup=Registered(GLN)), events, NOW, scope=scope)
+
+    not_distributed = 5  # recorded as not sent before the batch's lookups, outside any scope
+    assert recorded_in == {i: {e.invoice_id} for i, e in enumerate(events) if i != not_distributed}

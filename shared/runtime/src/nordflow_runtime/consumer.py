@@ -318,9 +318,14 @@ class BatchProcessor:
         )
 
 
-def _span(env: Envelope[Any]) -> Any:
-    """The consumed event's span (its trace continued) and log context."""
+def event_scope(env: Envelope[Any]) -> contextlib.AbstractContextManager[None]:
+    """The consumed event's span (its trace continued) and log context: what a per-record
+    handler runs in. A batch handler enters it around each event's own work, so what that
+    work records (a job it schedules, an event it writes) carries the event's trace."""
     return _Span(env)
+
+
+_span = event_scope
 
 
 class _Span:

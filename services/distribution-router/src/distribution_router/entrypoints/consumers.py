@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nordflow_runtime.consumer import Context
+from nordflow_runtime.consumer import Context, event_scope
 from nordflow_runtime.personal_data import open_invoice
 from nordflow_schemas.envelope import Envelope
 from nordflow_schemas.events import EventBody, InvoiceCreated, InvoiceFactoringDecided
@@ -25,7 +25,11 @@ async def on_invoice_created(ctx: Context[Deps], envs: list[Envelope[InvoiceCrea
         for env in envs
     ]
     outcomes = await factoring.invoices_created(
-        deps.repositories(ctx.conn), deps.partners, bodies, deps.clock()
+        deps.repositories(ctx.conn),
+        deps.partners,
+        bodies,
+        deps.clock(),
+        scope=lambda index: event_scope(envs[index]),  # its send job continues its trace
     )
     await _emit(ctx, envs, outcomes)
 
@@ -37,7 +41,11 @@ async def on_invoice_factoring_decided(
     factor), a consumed batch's at once."""
     deps = ctx.deps
     outcomes = await factoring.factoring_decisions(
-        deps.repositories(ctx.conn), deps.partners, [env.body for env in envs], deps.clock()
+        deps.repositories(ctx.conn),
+        deps.partners,
+        [env.body for env in envs],
+        deps.clock(),
+        scope=lambda index: event_scope(envs[index]),
     )
     await _emit(ctx, envs, outcomes)
 

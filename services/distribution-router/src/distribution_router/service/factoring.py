@@ -15,7 +15,7 @@ from nordflow_schemas.events import EventBody, InvoiceCreated, InvoiceFactoringD
 
 from ..domain.assignment import assigned
 from .ports import Partners, Repositories
-from .routing import distribute_many
+from .routing import Scope, distribute_many, no_scope
 
 
 def _with_decision(created: InvoiceCreated, decision: InvoiceFactoringDecided) -> InvoiceCreated:
@@ -30,10 +30,15 @@ async def invoice_created(
 
 
 async def invoices_created(
-    repos: Repositories, partners: Partners, events: Sequence[InvoiceCreated], now: dt.datetime
+    repos: Repositories,
+    partners: Partners,
+    events: Sequence[InvoiceCreated],
+    now: dt.datetime,
+    *,
+    scope: Scope = no_scope,
 ) -> list[EventBody | None]:
-    """`invoice_created` for a consumed batch (routed together: `distribute_many`); the
-    outcome of each event, in order."""
+    """`invoice_created` for a consumed batch (routed together: `distribute_many`, each
+    event's writes in ``scope`` of its index); the outcome of each event, in order."""
     ready: list[tuple[int, InvoiceCreated]] = []
     for index, event in enumerate(events):
         if event.flow.factor:
@@ -44,7 +49,7 @@ async def invoices_created(
             ready.append((index, _with_decision(event, decision)))
         else:
             ready.append((index, event))
-    return await _route(repos, partners, len(events), ready, now)
+    return await _route(repos, partners, len(events), ready, now, scope)
 
 
 async def factoring_decided(
@@ -59,9 +64,12 @@ async def factoring_decisions(
     partners: Partners,
     decisions: Sequence[InvoiceFactoringDecided],
     now: dt.datetime,
+    *,
+    scope: Scope = no_scope,
 ) -> list[EventBody | None]:
-    """`factoring_decided` for a consumed batch (the invoices that waited routed together);
-    the outcome of each decision, in order."""
+    """`factoring_decided` for a consumed batch (the invoices that waited routed together,
+    each one's writes in ``scope`` of its decision's index); the outcome of each decision,
+    in order."""
     ready: list[tuple[int, InvoiceCreated]] = []
     for index, decision in enumerate(decisions):
         if not await repos.factoring.record(decision):
@@ -69,7 +77,7 @@ async def factoring_decisions(
         waiting = await repos.factoring.take_parked(decision.invoice_id)
         if waiting is not None:
             ready.append((index, _with_decision(waiting, decision)))
-    return await _route(repos, partners, len(decisions), ready, now)
+    return await _route(repos, partners, len(decisions), ready, now, scope)
 
 
 async def _route(
@@ -78,10 +86,17 @@ async def _route(
     count: int,
     ready: list[tuple[int, InvoiceCreated]],
     now: dt.datetime,
+    scope: Scope,
 ) -> list[EventBody | None]:
     """Route the invoices ready for it; ``count`` outcomes, each at its event's index."""
     outcomes: list[EventBody | None] = [None] * count
-    routed = await distribute_many(repos, partners, [event for _, event in ready], now)
+    routed = await distribute_many(
+        repos,
+        partners,
+        [event for _, event in ready],
+        now,
+        scope=lambda routed_index: scope(ready[routed_index][0]),
+    )
     for (index, _), outcome in zip(ready, routed, strict=True):
         outcomes[index] = outcome
     return outcomes

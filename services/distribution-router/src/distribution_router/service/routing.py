@@ -14,9 +14,11 @@ the send job uses too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from nordflow_documents.pdf import render_pdf
@@ -242,6 +244,14 @@ async def record_not_sent(
 # How many invoices of a batch ask the networks (SMP, the banks' registry) at once.
 LOOKUPS_AT_ONCE = 16
 
+Scope = Callable[[int], AbstractContextManager[object]]
+"""What the work for the event at an index of a batch runs in (its trace, its log context)."""
+
+
+def no_scope(index: int) -> AbstractContextManager[object]:
+    """Nothing around an event's work (use cases called without a consumer)."""
+    return contextlib.nullcontext()
+
 
 @dataclass(frozen=True)
 class _Routable:
@@ -273,6 +283,8 @@ async def distribute_many(
     partners: Partners,
     events: Sequence[InvoiceCreated],
     now: dt.datetime,
+    *,
+    scope: Scope = no_scope,
 ) -> list[EventBody | None]:
     """`distribute_invoice` for a consumed batch; the outcome of each event, in order.
 
@@ -283,7 +295,8 @@ async def distribute_many(
     invoice never depends on another's (holds and overrides are read, not written), so a
     batch waits for its slowest lookup and its renders spread over the renderer processes,
     instead of waiting for the sum of them one after the other. An invoice twice in the
-    batch is routed once.
+    batch is routed once. ``scope(i)`` is what the writes of ``events[i]`` run in: the
+    consumer continues that event's trace there, so its send job carries it.
     """
     outcomes: list[EventBody | None] = [None] * len(events)
     routable: list[_Routable] = []
@@ -313,7 +326,8 @@ async def distribute_many(
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     for item, (plan, rendered) in zip(routable, planned, strict=True):
-        outcomes[item.index] = await _record(repos, item, plan, rendered, now)
+        with scope(item.index):
+            outcomes[item.index] = await _record(repos, item, plan, rendered, now)
     return outcomes
 
 
