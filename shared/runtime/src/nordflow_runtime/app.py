@@ -27,7 +27,7 @@ from .consumer import (
 )
 from .health import Health
 from .http import ReadinessCheck, build_http_app, http_server
-from .jobs import Job, JobHandler, JobWorker
+from .jobs import Job, JobHandler, JobRun, JobWorker, LeasedJobHandler
 from .kafka import create_consumer, create_producer
 from .logs import configure_logging
 from .operator import OperatorActions, OperatorHandler
@@ -97,7 +97,7 @@ class ServiceApp(Generic[D]):
             self.handlers[TENANT_UPDATED.name] = on_tenant_updated
         self.operator_actions = OperatorActions(name, self._read_letter)
         self.handlers[OPERATOR_ACTION_REQUESTED.name] = self.operator_actions.handle
-        self.job_handlers: dict[str, tuple[JobHandler, dict[str, Any]]] = {}
+        self.job_handlers: dict[str, tuple[JobHandler | LeasedJobHandler, dict[str, Any]]] = {}
         self.loops: list[Callable[[D], Coroutine[Any, Any, None]]] = []
         self.routers: list[APIRouter] = []
         self.body_limits: dict[str, int] = {}
@@ -169,10 +169,13 @@ class ServiceApp(Generic[D]):
     def job(
         self,
         kind: str,
-        handler: Callable[[Context[D], Job], Awaitable[dict[str, Any]]],
+        handler: Callable[[Context[D], Job], Awaitable[dict[str, Any]]]
+        | Callable[[JobRun[D], Job], Awaitable[dict[str, Any]]],
         **options: Any,
     ) -> None:
-        """Run durable jobs of a kind (see ``jobs.schedule``)."""
+        """Run durable jobs of a kind (see ``jobs.schedule``): ``handler`` takes a `Context`
+        (in the claiming transaction), or a `JobRun` when ``lease_seconds`` is among the
+        options (see `jobs.JobWorker`)."""
         self.job_handlers[kind] = (handler, options)
 
     def loop(self, factory: Callable[[D], Coroutine[Any, Any, None]]) -> None:

@@ -1,4 +1,16 @@
-"""Durable jobs and timers in PostgreSQL: claimed with SKIP LOCKED, retried with backoff."""
+"""Durable jobs and timers in PostgreSQL: claimed with SKIP LOCKED, retried with backoff.
+
+A kind's jobs run in one of two ways:
+
+- **in the claiming transaction** (the default): the handler runs inside it, the job's row
+  locked, so a crash releases the job for another attempt;
+- **under a lease** (``lease_seconds``): the claim commits at once (the job `running`, the
+  lease's token and end on its row); the handler opens a short transaction of its own for
+  each change (`JobRun.transaction`), each of which holds only while the lease is still its
+  run's. No transaction and no row lock is held across a partner call. The run renews the
+  lease while it works; a process that dies leaves it to run out, after which any replica
+  claims the job again.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +21,10 @@ import functools
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import asyncpg
 from nordflow_schemas.envelope import envelope
@@ -24,11 +37,12 @@ from .logs import log_context
 from .metrics import JOBS, JOBS_OLDEST_DUE, JOBS_PENDING
 
 log = logging.getLogger(__name__)
+D = TypeVar("D")
 
 
 @dataclass(frozen=True)
 class Job:
-    """A claimed job; its row stays locked while the handler runs."""
+    """A claimed job: its row locked while the handler runs, or its lease held."""
 
     id: int
     kind: str
@@ -67,16 +81,55 @@ async def schedule(
 JobHandler = Callable[[Context[Any], Job], Awaitable[dict[str, Any]]]
 
 
+class LeaseLostError(Exception):
+    """The job's lease is no longer this run's (it ran out and another run claimed the job):
+    this run's transaction is rolled back and it stops without recording anything."""
+
+
+@dataclass(frozen=True)
+class JobRun(Generic[D]):
+    """What a leased job's handler gets: no open transaction, but one per change on demand."""
+
+    pool: asyncpg.Pool
+    service: str
+    deps: D
+    job_id: int
+    lease: uuid.UUID
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Context[D]]:
+        """A short transaction on a connection of its own, committed at the end of the block
+        only while the lease is this run's (the job's row is locked from its first statement,
+        so the lease cannot pass to another run before it commits); `LeaseLostError` else."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await hold_lease(conn, self.job_id, self.lease)
+            yield Context(conn, self.service, self.deps)
+
+
+async def hold_lease(conn: asyncpg.Connection, job_id: int, lease: uuid.UUID) -> None:
+    """Lock the job's row in the caller's transaction if the lease is still ``lease``."""
+    held = await conn.fetchval(
+        "SELECT true FROM jobs WHERE id = $1 AND lease = $2 FOR UPDATE", job_id, lease
+    )
+    if not held:
+        raise LeaseLostError(f"job {job_id}'s lease ran out and another run holds it")
+
+
+LeasedJobHandler = Callable[[JobRun[Any], Job], Awaitable[dict[str, Any]]]
+
+
 class JobWorker:
     """Runs due jobs of one kind; several replicas never run the same job at once.
 
-    The handler runs inside the claiming transaction (row lock held), so a crash releases the
-    job for another attempt. Handlers doing external side effects must first look up whether
-    an earlier attempt already succeeded at the target (see ledger-closer).
+    By default the handler (a `JobHandler`) runs inside the claiming transaction, the job's
+    row locked. With ``lease_seconds`` the handler is a `LeasedJobHandler`: the claim commits
+    at once and the handler opens its own short transactions (see the module's docstring).
+    Either way, handlers doing external side effects must first look up whether an earlier
+    attempt already succeeded at the target (see ledger-closer, distribution-router's send).
 
-    ``concurrency`` jobs run at once (each on its own connection), at most ``per_tenant`` of
-    one tenant: a tenant with that many running is passed over when the next job is claimed,
-    so one tenant's month end never takes every slot.
+    ``concurrency`` jobs run at once, at most ``per_tenant`` of one tenant: a tenant with that
+    many running is passed over when the next job is claimed, so one tenant's month end
+    never takes every slot.
     """
 
     def __init__(
@@ -84,7 +137,7 @@ class JobWorker:
         pool: asyncpg.Pool,
         service: str,
         kind: str,
-        handler: JobHandler,
+        handler: JobHandler | LeasedJobHandler,
         *,
         deps: Any = None,
         on_commit: Callable[[], None] = lambda: None,
@@ -95,7 +148,10 @@ class JobWorker:
         retry_max: float = 300.0,
         concurrency: int = 1,
         per_tenant: int | None = None,
+        lease_seconds: float | None = None,
     ) -> None:
+        if lease_seconds is not None and lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, not {lease_seconds}")
         self.pool = pool
         self.service = service
         self.kind = kind
@@ -109,6 +165,7 @@ class JobWorker:
         self.retry_max = retry_max
         self.concurrency = max(1, concurrency)
         self.per_tenant = per_tenant
+        self.lease_seconds = lease_seconds
         self.running: dict[str, int] = {}  # tenant → jobs running in this process
         self.wakeup = asyncio.Event()
 
@@ -143,29 +200,54 @@ class JobWorker:
     async def run_one(self) -> bool:
         """Claim and run one due job; False when none is due."""
         busy = [t for t, n in self.running.items() if self.per_tenant and n >= self.per_tenant]
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT id, job_key, tenant_id, payload, attempts, traceparent, tracestate "
-                "FROM jobs WHERE kind = $1 AND state = 'pending' AND due_at <= now() "
-                "AND tenant_id <> ALL($2::text[]) "
-                "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        if self.lease_seconds is None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "SELECT id, job_key, tenant_id, payload, attempts, traceparent, tracestate "
+                    "FROM jobs WHERE kind = $1 AND state = 'pending' AND due_at <= now() "
+                    "AND tenant_id <> ALL($2::text[]) "
+                    "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    self.kind,
+                    busy,
+                )
+                if row is None:
+                    return False
+                with self._slot(row["tenant_id"]):
+                    await self._claimed(row, _Claim(self.pool, row["id"], conn=conn))
+        else:
+            lease = uuid.uuid4()
+            # A pending job whose time has come, or a running one whose lease ran out.
+            row = await self.pool.fetchrow(
+                "UPDATE jobs SET state = 'running', lease = $3, "
+                "due_at = now() + make_interval(secs => $4) WHERE id = ("
+                "SELECT id FROM jobs WHERE kind = $1 AND state IN ('pending', 'running') "
+                "AND due_at <= now() AND tenant_id <> ALL($2::text[]) "
+                "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                "RETURNING id, job_key, tenant_id, payload, attempts, traceparent, tracestate",
                 self.kind,
                 busy,
+                lease,
+                self.lease_seconds,
             )
             if row is None:
                 return False
-            tenant = row["tenant_id"]
-            self.running[tenant] = self.running.get(tenant, 0) + 1
-            try:
-                await self._claimed(conn, row)
-            finally:
-                self.running[tenant] -= 1
-                if not self.running[tenant]:
-                    del self.running[tenant]
+            with self._slot(row["tenant_id"]):
+                await self._claimed(row, _Claim(self.pool, row["id"], lease=lease))
         self.on_commit()
         return True
 
-    async def _claimed(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    @contextlib.contextmanager
+    def _slot(self, tenant: str) -> Iterator[None]:
+        """Count a job of the tenant as running in this process while the block runs."""
+        self.running[tenant] = self.running.get(tenant, 0) + 1
+        try:
+            yield
+        finally:
+            self.running[tenant] -= 1
+            if not self.running[tenant]:
+                del self.running[tenant]
+
+    async def _claimed(self, row: asyncpg.Record, claim: _Claim) -> None:
         job = Job(
             row["id"],
             self.kind,
@@ -175,15 +257,6 @@ class JobWorker:
             row["attempts"] + 1,
         )
         crashed = await self._record_start(job.id) - job.attempts
-        if crashed >= self.max_crashes:
-            # Earlier claims never recorded an outcome: their process died in the handler.
-            await self._finish_failed(
-                conn,
-                job,
-                f"the process stopped {crashed} times while running this job; "
-                "see the service's log, fix the cause, then `jobs retry`",
-            )
-            return
         with (
             log_context(job.tenant_id, job.payload.get("invoice_id")),
             telemetry.tracer().start_as_current_span(
@@ -193,11 +266,24 @@ class JobWorker:
             ),
         ):
             try:
-                await self._attempt(conn, job)
+                if crashed >= self.max_crashes:
+                    # Earlier claims never recorded an outcome: their process died in the
+                    # handler.
+                    await self._finish_failed(
+                        claim,
+                        job,
+                        f"the process stopped {crashed} times while running this job; "
+                        "see the service's log, fix the cause, then `jobs retry`",
+                    )
+                    return
+                await self._attempt(claim, job)
+            except LeaseLostError as exc:
+                log.warning("job %s/%s stopped: %s", self.kind, job.key, exc)
+                JOBS.labels(self.kind, "lease_lost").inc()
             except asyncio.CancelledError:
                 # A graceful stop (SIGTERM, a rolling deploy) is not a crash of the job.
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self._forget_start(job.id))
+                    await asyncio.shield(self._forget_start(job.id, claim.lease))
                 raise
 
     async def _record_start(self, job_id: int) -> int:
@@ -209,76 +295,149 @@ class JobWorker:
         )
         return starts
 
-    async def _forget_start(self, job_id: int) -> None:
-        await self.pool.execute(
-            "UPDATE job_starts SET starts = starts - 1 WHERE job_id = $1 AND starts > 0", job_id
-        )
+    async def _forget_start(self, job_id: int, lease: uuid.UUID | None) -> None:
+        """Undo the claim's count; a lease is given back, the job due again at once."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE job_starts SET starts = starts - 1 WHERE job_id = $1 AND starts > 0",
+                job_id,
+            )
+            if lease is not None:
+                await conn.execute(
+                    "UPDATE jobs SET state = 'pending', lease = NULL, due_at = now() "
+                    "WHERE id = $1 AND lease = $2",
+                    job_id,
+                    lease,
+                )
 
-    async def _attempt(self, conn: asyncpg.Connection, job: Job) -> None:
+    async def _call(self, claim: _Claim, job: Job) -> dict[str, Any]:
+        """The handler: in a savepoint of the claiming transaction, or with its lease renewed
+        while it works."""
+        if claim.conn is not None:
+            locked = cast(JobHandler, self.handler)
+            async with claim.conn.transaction():
+                return await locked(Context(claim.conn, self.service, self.deps), job)
+        assert claim.lease is not None
+        assert self.lease_seconds is not None
+        leased = cast(LeasedJobHandler, self.handler)
+        run = JobRun(self.pool, self.service, self.deps, job.id, claim.lease)
+        renewing = asyncio.create_task(self._renew(job.id, claim.lease, self.lease_seconds))
         try:
-            async with conn.transaction():
-                result = await self.handler(Context(conn, self.service, self.deps), job)
+            return await leased(run, job)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def _renew(self, job_id: int, lease: uuid.UUID, seconds: float) -> None:
+        """Push the lease's end ``seconds`` ahead every third of it, until it is not ours."""
+        while True:
+            await asyncio.sleep(seconds / 3)
+            try:
+                held = await self.pool.fetchval(
+                    "UPDATE jobs SET due_at = now() + make_interval(secs => $3) "
+                    "WHERE id = $1 AND lease = $2 RETURNING true",
+                    job_id,
+                    lease,
+                    seconds,
+                )
+            except (OSError, asyncpg.PostgresError) as exc:  # tried again at the next beat
+                log.warning("job %d: renewing its lease failed: %s", job_id, exc)
+                continue
+            if not held:
+                log.warning("job %d: its lease passed to another run", job_id)
+                return
+
+    async def _attempt(self, claim: _Claim, job: Job) -> None:
+        try:
+            result = await self._call(claim, job)
         except PermanentError as exc:
-            await self._finish_failed(conn, job, str(exc))
+            await self._finish_failed(claim, job, str(exc))
             return
+        except LeaseLostError:
+            raise
         except Exception as exc:
             if job.attempts >= self.max_attempts:
                 await self._finish_failed(
-                    conn, job, f"gave up after {job.attempts} attempts: {exc}"
+                    claim, job, f"gave up after {job.attempts} attempts: {exc}"
                 )
                 return
             delay = min(self.retry_max, self.retry_initial * 2 ** (job.attempts - 1))
             delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
             log.warning("job %s/%s attempt %d failed: %s", self.kind, job.key, job.attempts, exc)
-            await conn.execute(
-                "UPDATE jobs SET attempts = $2, last_error = $3, "
-                "due_at = now() + make_interval(secs => $4) WHERE id = $1",
-                job.id,
-                job.attempts,
-                str(exc)[:2000],
-                delay,
-            )
+            async with claim.writing() as conn:
+                await conn.execute(
+                    "UPDATE jobs SET state = 'pending', lease = NULL, attempts = $2, "
+                    "last_error = $3, due_at = now() + make_interval(secs => $4) WHERE id = $1",
+                    job.id,
+                    job.attempts,
+                    str(exc)[:2000],
+                    delay,
+                )
             JOBS.labels(self.kind, "retry").inc()
             return
-        await conn.execute(
-            "UPDATE jobs SET state = 'done', attempts = $2, result = $3::jsonb, "
-            "finished_at = now(), last_error = NULL WHERE id = $1",
-            job.id,
-            job.attempts,
-            json.dumps(result),
-        )
-        await conn.execute("DELETE FROM job_starts WHERE job_id = $1", job.id)
+        async with claim.writing() as conn:
+            await conn.execute(
+                "UPDATE jobs SET state = 'done', lease = NULL, attempts = $2, "
+                "result = $3::jsonb, finished_at = now(), last_error = NULL WHERE id = $1",
+                job.id,
+                job.attempts,
+                json.dumps(result),
+            )
+            await conn.execute("DELETE FROM job_starts WHERE job_id = $1", job.id)
         JOBS.labels(self.kind, "done").inc()
 
-    async def _finish_failed(self, conn: asyncpg.Connection, job: Job, error: str) -> None:
+    async def _finish_failed(self, claim: _Claim, job: Job, error: str) -> None:
         log.error("job %s/%s failed permanently: %s", self.kind, job.key, error)
-        failed_at = await conn.fetchval(
-            "UPDATE jobs SET state = 'failed', attempts = $2, last_error = $3, finished_at = now() "
-            "WHERE id = $1 RETURNING finished_at",
-            job.id,
-            job.attempts,
-            error[:2000],
-        )
-        await conn.execute("DELETE FROM job_starts WHERE job_id = $1", job.id)
-        # Announced in the same transaction, so a failure is on job.failed exactly when it
-        # is recorded (the control panel shows it; retry_job makes it pending again).
-        await _announce(
-            conn,
-            self.service,
-            functools.partial(
-                JobFailed,
-                tenant_id=job.tenant_id,
-                service=self.service,
-                job_id=job.id,
-                kind=job.kind,
-                job_key=job.key[:500],
-                invoice_id=_invoice_of(job.payload),
-                attempts=job.attempts,
-                error=error[:2000],
-                failed_at=failed_at,
-            ),
-        )
+        async with claim.writing() as conn:
+            failed_at = await conn.fetchval(
+                "UPDATE jobs SET state = 'failed', lease = NULL, attempts = $2, last_error = $3, "
+                "finished_at = now() WHERE id = $1 RETURNING finished_at",
+                job.id,
+                job.attempts,
+                error[:2000],
+            )
+            await conn.execute("DELETE FROM job_starts WHERE job_id = $1", job.id)
+            # Announced in the same transaction, so a failure is on job.failed exactly when
+            # it is recorded (the control panel shows it; retry_job makes it pending again).
+            await _announce(
+                conn,
+                self.service,
+                functools.partial(
+                    JobFailed,
+                    tenant_id=job.tenant_id,
+                    service=self.service,
+                    job_id=job.id,
+                    kind=job.kind,
+                    job_key=job.key[:500],
+                    invoice_id=_invoice_of(job.payload),
+                    attempts=job.attempts,
+                    error=error[:2000],
+                    failed_at=failed_at,
+                ),
+            )
         JOBS.labels(self.kind, "failed").inc()
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """Where a claimed job's outcome is written: in the claiming transaction (``conn``), or
+    in a short one of its own that holds only while ``lease`` is still the job's."""
+
+    pool: asyncpg.Pool
+    job_id: int
+    conn: asyncpg.Connection | None = None
+    lease: uuid.UUID | None = None
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[asyncpg.Connection]:
+        if self.conn is not None:
+            yield self.conn
+            return
+        assert self.lease is not None
+        async with self.pool.acquire() as conn, conn.transaction():
+            await hold_lease(conn, self.job_id, self.lease)
+            yield conn
 
 
 def _invoice_of(payload: dict[str, Any]) -> str | None:
@@ -378,12 +537,13 @@ class Backlog:
 
 
 async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, Backlog]:
-    """Per kind, the pending jobs that are due and how long the oldest has waited (the
-    partial index ``jobs_due`` answers it; timers not yet due are left out)."""
+    """Per kind, the jobs that are due (pending ones whose time has come, running ones whose
+    lease ran out) and how long the oldest has waited (the partial index ``jobs_due`` answers
+    it; timers not yet due are left out)."""
     rows = await conn.fetch(
         "SELECT kind, count(*) AS due, "
         "extract(epoch FROM now() - min(due_at))::float8 AS oldest FROM jobs "
-        "WHERE state = 'pending' AND due_at <= now() GROUP BY kind"
+        "WHERE state IN ('pending', 'running') AND due_at <= now() GROUP BY kind"
     )
     return {r["kind"]: Backlog(int(r["due"]), max(float(r["oldest"]), 0.0)) for r in rows}
 
