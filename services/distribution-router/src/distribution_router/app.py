@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp[Deps]:
         retry_initial=settings.send_retry_initial_seconds,
         retry_max=settings.send_retry_max_seconds,
         concurrency=settings.send_concurrency,
+        lease_seconds=settings.send_lease_seconds,
         per_tenant=settings.send_per_tenant,
     )
     app.operator_action(OperatorAction.ACCEPT_SUGGESTION, actions.accept_suggestion)

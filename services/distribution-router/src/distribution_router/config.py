@@ -69,6 +69,13 @@ class Settings(ServiceSettings):
         default=2.0, gt=0, description="First backoff after a transient send failure"
     )
     send_retry_max_seconds: float = Field(default=600.0, gt=0, description="Send backoff cap")
+    send_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="A running send's lease, renewed while it runs: a send whose process "
+        "died is taken up again by another replica this long after",
+    )
     send_concurrency: int = Field(
         default=8, ge=1, le=64, description="Send jobs a process runs at once"
     )
@@ -86,7 +93,10 @@ class Settings(ServiceSettings):
         "service's own process, on its event loop)",
     )
     database_pool_size: int = Field(
-        default=32, ge=2, le=200, description="Database connections (each running send uses two)"
+        default=32,
+        ge=2,
+        le=200,
+        description="Database connections (each running send uses up to two)",
     )
     suggestion_snooze_days: float = Field(
         default=90.0, gt=0, description="Days before a cheaper-channel suggestion is repeated"

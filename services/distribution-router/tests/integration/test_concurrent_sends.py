@@ -1,5 +1,6 @@
 """Send jobs run several at a time (at most N of one tenant), documents are rendered and
-validated in renderer processes, and still every invoice reaches its partner exactly once."""
+validated in renderer processes, no database lock is held while a partner works, and still
+every invoice reaches its partner exactly once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from distribution_router.app import create_app
 from distribution_router.deps import renderer_processes
 from distribution_router.domain.sending import Outgoing, Receipt
-from distribution_router.testing import FakeSender, Registered, start_harness
+from distribution_router.testing import FakeSender, Registered, send_worker, start_harness
 from distribution_router.testing.invoices import GLN, company, created_event
 from nordflow_runtime.jobs import JobWorker
 from nordflow_schemas.events import Channel, Flow, InvoiceDistributed
@@ -49,7 +50,7 @@ async def test_sends_overlap_per_tenant_bounded_each_exactly_once(database_url: 
         senders={Channel.PEPPOL: peppol},
         lookup=Registered(GLN),
         executor=renderer_processes(2),
-        pool_size=2 * 6 + 2,  # each running send holds two connections
+        pool_size=2 * 6 + 2,  # each running send holds up to two connections
     )
     try:
         tenants = ["t-conc-a", "t-conc-b", "t-conc-c"]
@@ -88,6 +89,68 @@ async def test_sends_overlap_per_tenant_bounded_each_exactly_once(database_url: 
         assert peppol.most_per_tenant <= 2
         distributed = (await harness.emitted()).of(InvoiceDistributed)
         assert sorted(d.invoice_id for d in distributed) == sorted(e.invoice_id for e in events)
+    finally:
+        await harness.close()
+
+
+class HeldSender(FakeSender):
+    """A partner that answers only when told to."""
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(channel)
+        self.called = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def send(self, outgoing: Outgoing) -> Receipt:
+        self.called.set()
+        await self.answer.wait()
+        return await super().send(outgoing)
+
+
+async def test_no_database_lock_is_held_while_the_partner_works(database_url: str) -> None:
+    peppol = HeldSender(Channel.PEPPOL)
+    harness = await start_harness(
+        database_url, senders={Channel.PEPPOL: peppol}, lookup=Registered(GLN)
+    )
+    try:
+        event = created_event(company(gln=True)).model_copy(update={"flow": Flow(factor=False)})
+        await harness.publish(event)
+        running = asyncio.create_task(send_worker(harness).run_one())
+        await asyncio.wait_for(peppol.called.wait(), 30)
+        # While the partner works, the delivery's and the job's rows are free: an operator's
+        # change or another replica's claim never waits for a partner.
+        async with harness.pool.acquire() as conn, conn.transaction():
+            assert (
+                await conn.fetchval(
+                    "SELECT status FROM deliveries WHERE invoice_id = $1 FOR UPDATE NOWAIT",
+                    event.invoice_id,
+                )
+                == "scheduled"
+            )
+            job = await conn.fetchrow(
+                "SELECT state, due_at > now() AS leased FROM jobs WHERE job_key = $1 "
+                "FOR UPDATE NOWAIT",
+                event.invoice_id,
+            )
+            assert (job["state"], job["leased"]) == ("running", True)
+            assert (
+                await conn.fetchval(
+                    "SELECT state FROM delivery_attempts WHERE invoice_id = $1", event.invoice_id
+                )
+                == "sending"  # committed before the call
+            )
+        assert not await send_worker(harness).run_one()  # the lease keeps other runs away
+        peppol.answer.set()
+        assert await asyncio.wait_for(running, 30)
+        row = await harness.pool.fetchrow(
+            "SELECT d.status, j.state, j.lease FROM deliveries d JOIN jobs j "
+            "ON j.job_key = d.invoice_id WHERE d.invoice_id = $1",
+            event.invoice_id,
+        )
+        assert (row["status"], row["state"], row["lease"]) == ("sent", "done", None)
+        assert peppol.calls == 1
+        [distributed] = (await harness.emitted()).of(InvoiceDistributed)
+        assert distributed.invoice_id == event.invoice_id
     finally:
         await harness.close()
 

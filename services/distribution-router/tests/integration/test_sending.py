@@ -39,8 +39,7 @@ from distribution_router.testing import (
 from distribution_router.testing.invoices import GLN, company, consumer
 from distribution_router.testing.invoices import created_event as created
 from nordflow_runtime import jobs
-from nordflow_runtime.consumer import Context
-from nordflow_runtime.jobs import Job
+from nordflow_runtime.jobs import Job, JobRun
 from nordflow_runtime.personal_data import PersonalData
 from nordflow_runtime.testing import PERSONAL_DATA_KEY, ServiceHarness
 from nordflow_sandboxes.peppol_ap.testing import PeppolNetwork, running_peppol_network
@@ -49,6 +48,15 @@ from nordflow_schemas.invoice import Party
 from pydantic import SecretStr
 
 pytestmark = pytest.mark.integration
+
+
+@dataclasses.dataclass(frozen=True)
+class OutcomeLost(JobRun[Deps]):
+    """A run whose outcome's transaction is lost (the process died after the partner took
+    the send and before the outcome committed)."""
+
+    def transaction(self) -> Any:
+        raise ConnectionResetError("the outcome's transaction was lost after the send")
 
 
 class World:
@@ -70,12 +78,11 @@ class World:
             registry=self.senders[Channel.B2C_BANK],
         )
 
-    async def handler(self, ctx: Context[Deps], job: Job) -> dict[str, Any]:
-        result = await on_send_invoice(ctx, job)
+    async def handler(self, run: JobRun[Deps], job: Job) -> dict[str, Any]:
         if self.crash_after_send:
             self.crash_after_send = False
-            raise ConnectionResetError("the job's transaction was lost after the send")
-        return result
+            run = OutcomeLost(run.pool, run.service, run.deps, run.job_id, run.lease)
+        return await on_send_invoice(run, job)
 
     async def route(self, event: InvoiceCreated, now: dt.datetime | None = None) -> Any:
         deps = self.deps()
@@ -247,7 +254,7 @@ async def test_a_crash_after_the_send_is_found_by_lookup_and_not_sent_again(worl
     await world.route(event)
 
     world.crash_after_send = True
-    assert await world.run_job()  # sent, then the job's transaction rolled back
+    assert await world.run_job()  # sent, then the outcome's transaction was lost
     assert world.sends(Channel.PEPPOL) == 1
     assert (await world.delivery(event.invoice_id))["status"] == "scheduled"
     assert [a["state"] for a in await world.attempts(event.invoice_id)] == ["sending"]

@@ -8,7 +8,7 @@ import datetime as dt
 from distribution_router.service import factoring
 from distribution_router.service.ports import Partners, Repositories
 from distribution_router.service.sending import send_invoice
-from distribution_router.testing import FakeSender, Registered, fake_partners
+from distribution_router.testing import FakeSender, Registered, fake_partners, fake_store
 from distribution_router.testing.fakes import fake_repositories
 from distribution_router.testing.invoices import GLN, company, created_event
 from nordflow_schemas.events import (
@@ -55,7 +55,7 @@ def setup() -> tuple[Repositories, Partners, dict[Channel, FakeSender]]:
 
 async def sent(repos: Repositories, partners: Partners, created: InvoiceCreated) -> None:
     outcome = await send_invoice(
-        repos,
+        fake_store(repos),
         partners,
         tenant_id=created.tenant_id,
         invoice_id=created.invoice_id,

@@ -19,7 +19,7 @@ from distribution_router.service import channels, holds
 from distribution_router.service.ports import Repositories
 from distribution_router.service.routing import distribute_invoice
 from distribution_router.service.sending import send_invoice
-from distribution_router.testing import FakeSender, Registered, fake_partners
+from distribution_router.testing import FakeSender, Registered, fake_partners, fake_store
 from distribution_router.testing.fakes import FakeOutbox, fake_repositories
 from distribution_router.testing.invoices import GLN, PERSONNUMMER, company, consumer, created_event
 from nordflow_schemas.events import (
@@ -192,7 +192,11 @@ async def test_a_send_carries_what_it_cost() -> None:
     event = created_event(company())  # not in PEPPOL, no e-mail: paper
     await distribute_invoice(repos, partners, event, NOW)
     outcome = await send_invoice(
-        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+        fake_store(repos),
+        partners,
+        tenant_id=event.tenant_id,
+        invoice_id=event.invoice_id,
+        clock=clock,
     )
     [sent] = [e for e in outcome.events if isinstance(e, InvoiceDistributed)]
     assert (sent.channel, sent.cost, sent.cost_currency) == (Channel.PAPER, Decimal("9.50"), "SEK")
@@ -207,7 +211,7 @@ async def test_a_decided_suggestion_is_announced_once_beside_the_suggestion() ->
     event = created_event(company(gln=True, customer_number="42"), tenant=tenant)
     await distribute_invoice(repos, partners, event, NOW)
     outcome = await send_invoice(
-        repos, partners, tenant_id=tenant, invoice_id=event.invoice_id, clock=clock
+        fake_store(repos), partners, tenant_id=tenant, invoice_id=event.invoice_id, clock=clock
     )
     [suggested] = [e for e in outcome.events if isinstance(e, ChannelSuggested)]
 
@@ -237,7 +241,11 @@ async def test_a_consumers_personal_number_is_masked_in_a_suggestion() -> None:
     digits = PERSONNUMMER.replace("-", "")
     senders[Channel.B2C_BANK].consumers.add(digits)  # registered at the bank since
     outcome = await send_invoice(
-        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+        fake_store(repos),
+        partners,
+        tenant_id=event.tenant_id,
+        invoice_id=event.invoice_id,
+        clock=clock,
     )
     [suggested] = [e for e in outcome.events if isinstance(e, ChannelSuggested)]
     assert suggested.suggested_channel is Channel.B2C_BANK

@@ -3,18 +3,19 @@ holds, suggestions and statistics in the tenant's time zone."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from decimal import Decimal
 
 import pytest
 from distribution_router.domain.holds import HoldClosedError
-from distribution_router.domain.sending import TransientSendError
+from distribution_router.domain.sending import Receipt, TransientSendError
 from distribution_router.service import channels, holds, statistics
 from distribution_router.service.ports import Repositories
 from distribution_router.service.routing import distribute_invoice
-from distribution_router.service.sending import send_invoice
-from distribution_router.testing import FakeSender, Registered, fake_partners
+from distribution_router.service.sending import DeliveryFinishedError, SendOutcome, send_invoice
+from distribution_router.testing import FakeSender, Registered, fake_partners, fake_store
 from distribution_router.testing.fakes import fake_repositories
 from distribution_router.testing.invoices import GLN, company, created_event
 from nordflow_runtime.testing import FakeTenantProfiles
@@ -35,7 +36,11 @@ async def routed_and_sent(
     partners = fake_partners(senders, lookup)
     assert await distribute_invoice(repos, partners, event, NOW) is None
     outcome = await send_invoice(
-        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+        fake_store(repos),
+        partners,
+        tenant_id=event.tenant_id,
+        invoice_id=event.invoice_id,
+        clock=clock,
     )
     return event.invoice_id, str(outcome.result["status"])
 
@@ -48,10 +53,18 @@ async def test_a_peppol_recipient_is_sent_once_and_announced() -> None:
     await distribute_invoice(repos, partners, event, NOW)
 
     first = await send_invoice(
-        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+        fake_store(repos),
+        partners,
+        tenant_id=event.tenant_id,
+        invoice_id=event.invoice_id,
+        clock=clock,
     )
     again = await send_invoice(
-        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+        fake_store(repos),
+        partners,
+        tenant_id=event.tenant_id,
+        invoice_id=event.invoice_id,
+        clock=clock,
     )
 
     [distributed] = first.events
@@ -72,14 +85,64 @@ async def test_an_answer_lost_after_the_send_is_looked_up_not_sent_again() -> No
     await distribute_invoice(repos, partners, event, NOW)
     with pytest.raises(TransientSendError):
         await send_invoice(
-            repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+            fake_store(repos),
+            partners,
+            tenant_id=event.tenant_id,
+            invoice_id=event.invoice_id,
+            clock=clock,
         )
     outcome = await send_invoice(
-        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+        fake_store(repos),
+        partners,
+        tenant_id=event.tenant_id,
+        invoice_id=event.invoice_id,
+        clock=clock,
     )
     assert outcome.result["status"] == "sent"
     assert senders[Channel.PAPER].calls == 1
     assert repos.attempts.states(event.invoice_id) == [("paper", "sent")]  # type: ignore[attr-defined]
+
+
+class SlowLookup(FakeSender):
+    """A partner whose look-ups answer only once two runs are asking."""
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(channel)
+        self.both_asking = asyncio.Barrier(2)
+
+    async def lookup(self, idempotency_key: str) -> Receipt | None:
+        await self.both_asking.wait()
+        return await super().lookup(idempotency_key)
+
+
+async def test_two_runs_settling_one_send_record_and_announce_it_once() -> None:
+    """A run whose lease ran out while it asked the partner, and the run that took the job
+    over: both find the send at the partner; the second outcome is refused."""
+    repos = fake_repositories()
+    senders = {c: FakeSender(c) for c in Channel}
+    senders[Channel.PAPER] = SlowLookup(Channel.PAPER)
+    senders[Channel.PAPER].script = [TransientSendError("timeout", maybe_delivered=True)]
+    event = created_event(company())
+    partners = fake_partners(senders)
+    await distribute_invoice(repos, partners, event, NOW)
+    run = {
+        "tenant_id": event.tenant_id,
+        "invoice_id": event.invoice_id,
+        "clock": clock,
+    }
+    with pytest.raises(TransientSendError):
+        await send_invoice(fake_store(repos), partners, **run)  # type: ignore[arg-type]
+
+    both = await asyncio.gather(
+        send_invoice(fake_store(repos), partners, **run),  # type: ignore[arg-type]
+        send_invoice(fake_store(repos), partners, **run),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    [recorded] = [r for r in both if isinstance(r, SendOutcome)]
+    assert recorded.result["status"] == "sent"
+    assert [type(r) for r in both if not isinstance(r, SendOutcome)] == [DeliveryFinishedError]
+    assert senders[Channel.PAPER].calls == 1
+    assert len(repos.outbox.of(InvoiceDistributed)) == 1  # type: ignore[attr-defined]
 
 
 async def test_an_email_of_unknown_outcome_is_uncertain_and_never_repeated() -> None:
@@ -105,7 +168,7 @@ async def test_a_paper_customer_in_peppol_is_suggested_once() -> None:
         event = created_event(company(gln=True, customer_number="42"), tenant=tenant)
         await distribute_invoice(repos, partners, event, NOW)
         outcome = await send_invoice(
-            repos, partners, tenant_id=tenant, invoice_id=event.invoice_id, clock=clock
+            fake_store(repos), partners, tenant_id=tenant, invoice_id=event.invoice_id, clock=clock
         )
         suggested += [e for e in outcome.events if isinstance(e, ChannelSuggested)]
     assert [(s.current_channel, s.suggested_channel) for s in suggested] == [
@@ -151,7 +214,11 @@ async def sent_at(repos: Repositories, tenant: str, moment: dt.datetime) -> None
     partners = fake_partners(senders)
     await distribute_invoice(repos, partners, event, moment)
     await send_invoice(
-        repos, partners, tenant_id=tenant, invoice_id=event.invoice_id, clock=lambda: moment
+        fake_store(repos),
+        partners,
+        tenant_id=tenant,
+        invoice_id=event.invoice_id,
+        clock=lambda: moment,
     )
 
 
@@ -215,7 +282,11 @@ async def test_a_document_validated_at_routing_is_not_validated_again_when_sent(
     await distribute_invoice(repos, partners, event, NOW)
     assert validator.calls == 1
     outcome = await send_invoice(
-        repos, partners, tenant_id=event.tenant_id, invoice_id=event.invoice_id, clock=clock
+        fake_store(repos),
+        partners,
+        tenant_id=event.tenant_id,
+        invoice_id=event.invoice_id,
+        clock=clock,
     )
     assert outcome.result["status"] == "sent"
     assert validator.calls == 1  # the same bytes: the routing's verdict stands

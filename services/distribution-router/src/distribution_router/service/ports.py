@@ -126,12 +126,13 @@ class DeliveryRepository(Protocol):
         """Record the invoice's send-invoice job, due at ``due_at``."""
         ...
 
-    async def claim(self, tenant_id: str, invoice_id: str) -> ClaimedDelivery | None:
-        """The delivery, locked until the transaction ends."""
+    async def get(self, tenant_id: str, invoice_id: str) -> ClaimedDelivery | None:
+        """The delivery as the send job reads it (unlocked: the job's lease keeps other runs
+        away, and an outcome is recorded only while the delivery is scheduled)."""
         ...
 
-    async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> None:
-        """Record the accepted send."""
+    async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> bool:
+        """Record the accepted send; False (nothing changed) unless it was scheduled."""
         ...
 
     async def finish(
@@ -141,8 +142,9 @@ class DeliveryRepository(Protocol):
         route: Route,
         now: dt.datetime,
         errors: list[dict[str, str]] | None,
-    ) -> None:
-        """Record a final outcome other than sent (failed, uncertain)."""
+    ) -> bool:
+        """Record a final outcome other than sent (failed, uncertain); False (nothing
+        changed) unless it was scheduled."""
         ...
 
     async def views(
@@ -443,3 +445,14 @@ class Repositories:
     outbox: EventOutbox
     # A savepoint: what fails inside it is undone without undoing the transaction.
     savepoint: Callable[[], AbstractAsyncContextManager[object]]
+
+
+@dataclass(frozen=True)
+class SendStore:
+    """Where the send job reads and writes without holding a transaction across a partner
+    call: ``reads`` commit statement by statement (the attempt log's writes too), and each
+    outcome is written in a short ``transaction()`` of its own (with its events), which
+    commits only while the job's lease is still its run's."""
+
+    reads: Repositories
+    transaction: Callable[[], AbstractAsyncContextManager[Repositories]]

@@ -1,11 +1,14 @@
 """The send-invoice job: send a routed invoice exactly once, falling back channel by channel.
 
+The job runs under a lease, with no transaction open across a partner call (`SendStore`):
+it reads, calls the partners, and then records the outcome in one short transaction.
+
 Exactly once rests on the attempt log (`delivery_attempts`): each attempt's row, keyed by
-``<invoice id>:<channel>:<attempt of that channel>``, is committed on its own connection
-before the adapter is called, so it survives a rollback of the job's transaction. Success
-is recorded in the job's transaction with the archive entry and `invoice.distributed`; if
-that transaction is lost after the partner accepted the send, the row stays `sending`, and
-the next run asks the partner (`Sender.lookup`) before anything else. A partner that cannot
+``<invoice id>:<channel>:<attempt of that channel>``, is committed on its own before the
+adapter is called. Success is recorded in the outcome's transaction with the archive entry
+and `invoice.distributed`; if that transaction is lost after the partner accepted the send,
+the row stays `sending`, and the next run asks the partner (`Sender.lookup`) before anything
+else. A partner that cannot
 be asked (plain SMTP) is never sent to again: the attempt becomes `uncertain`, shown to the
 user and announced with `invoice.delivery_uncertain`.
 """
@@ -50,7 +53,7 @@ from ..domain.sending import (
     idempotency_key,
 )
 from . import archive, holds
-from .ports import Partners, Repositories, Sender
+from .ports import Partners, Repositories, Sender, SendStore
 from .routing import reachability, render
 
 log = logging.getLogger(__name__)
@@ -65,29 +68,34 @@ class NoDeliveryError(Exception):
 
 @dataclass
 class SendOutcome:
-    """What one run of the job did: its result (kept on the job) and the events to emit,
-    each with the invoice number as subject."""
+    """What one run of the job did: its result (kept on the job) and the events it wrote
+    with its outcome, each with the invoice number as subject."""
 
     result: dict[str, Any]
     subject: str = ""
     events: list[EventBody] = field(default_factory=list)
 
 
+class DeliveryFinishedError(Exception):
+    """Another run recorded the delivery's outcome first (this run's lease ran out): this
+    run's outcome is rolled back, and its job's next run finds the delivery finished."""
+
+
 async def send_invoice(
-    repos: Repositories,
+    store: SendStore,
     partners: Partners,
     *,
     tenant_id: str,
     invoice_id: str,
     clock: Callable[[], dt.datetime],
 ) -> SendOutcome:
-    """One run of the job, inside its transaction (the job's row locked)."""
-    claimed = await repos.deliveries.claim(tenant_id, invoice_id)
+    """One run of the job: reads, the partners' calls, then the outcome's transaction."""
+    claimed = await store.reads.deliveries.get(tenant_id, invoice_id)
     if claimed is None:
         raise NoDeliveryError(f"no delivery recorded for invoice {invoice_id}")
     if claimed.status != "scheduled":
         return SendOutcome({"status": claimed.status})  # finished by an earlier run
-    return await _Run(repos, partners, tenant_id, claimed, clock).execute()
+    return await _Run(store, partners, tenant_id, claimed, clock).execute()
 
 
 class _Run:
@@ -95,13 +103,14 @@ class _Run:
 
     def __init__(
         self,
-        repos: Repositories,
+        store: SendStore,
         partners: Partners,
         tenant_id: str,
         claimed: ClaimedDelivery,
         clock: Callable[[], dt.datetime],
     ) -> None:
-        self.repos = repos
+        self.store = store
+        self.repos = store.reads  # reads, and the attempt log (it commits on its own)
         self.partners = partners
         self.tenant_id = tenant_id
         self.claimed = claimed
@@ -118,6 +127,12 @@ class _Run:
 
     def _outcome(self, result: dict[str, Any]) -> SendOutcome:
         return SendOutcome(result, self.invoice.number, self.events)
+
+    async def _announce(self, repos: Repositories, *events: EventBody) -> None:
+        """Write events in the outcome's transaction (and keep them for the result)."""
+        for event in events:
+            await repos.outbox.add(event, subject=self.invoice.number)
+            self.events.append(event)
 
     async def execute(self) -> SendOutcome:
         attempts = await self.repos.attempts.of_invoice(self.invoice_id)
@@ -304,7 +319,7 @@ class _Run:
     async def _sent(
         self, route: Route, key: str, receipt: Receipt, rendered: Rendered
     ) -> SendOutcome:
-        """Archive, record and announce an accepted send, all in the job's transaction."""
+        """Archive, record and announce an accepted send, all in the outcome's transaction."""
         now = self.clock()
         cost = send_cost(receipt.cost, route.channel, self.partners.unit_prices)
         # The cheaper-channel lookups (SMP, bank registry) are network calls: made before the
@@ -317,23 +332,22 @@ class _Run:
                 )
             except Exception as exc:  # the next send checks again
                 log.warning("cheaper-channel check failed: %s", exc)
-        sequence = await archive.archive_document(
-            self.repos.archive,
-            tenant_id=self.tenant_id,
-            invoice_id=self.invoice_id,
-            source_document_number=self.invoice.source.document_number,
-            number=self.invoice.number,
-            channel=route.channel,
-            document_format=route.document_format,
-            content=rendered.content,
-            content_type=rendered.content_type,
-            sent_at=now,
-            issue_date=self.invoice.issue_date,
-        )
-        await self.repos.attempts.mark_sent(key, now=now, reference=receipt.reference, cost=cost)
-        await self.repos.deliveries.mark_sent(
-            self.invoice_id,
-            SentDelivery(
+        async with self.store.transaction() as repos:
+            sequence = await archive.archive_document(
+                repos.archive,
+                tenant_id=self.tenant_id,
+                invoice_id=self.invoice_id,
+                source_document_number=self.invoice.source.document_number,
+                number=self.invoice.number,
+                channel=route.channel,
+                document_format=route.document_format,
+                content=rendered.content,
+                content_type=rendered.content_type,
+                sent_at=now,
+                issue_date=self.invoice.issue_date,
+            )
+            await repos.attempts.mark_sent(key, now=now, reference=receipt.reference, cost=cost)
+            sent = SentDelivery(
                 route=route,
                 now=now,
                 reference=receipt.reference,
@@ -341,31 +355,35 @@ class _Run:
                 archive_sequence=sequence,
                 sha256=rendered.sha256,
                 attachments=[a.as_json() for a in rendered.attachments],
-            ),
-        )
-        self.events.append(
-            InvoiceDistributed(
-                tenant_id=self.tenant_id,
-                invoice_id=self.invoice_id,
-                number=self.invoice.number,
-                channel=route.channel,
-                document_format=route.document_format,
-                recipient=public_recipient(route),
-                distributed_at=now,
-                partner_reference=receipt.reference,
-                archive_sequence=sequence,
-                fallbacks=tuple(self.fallbacks),
-                cost=cost,
-                cost_currency=COST_CURRENCY,
             )
-        )
-        if reach is not None:
-            try:
-                async with self.repos.savepoint():  # a failure never undoes the send
-                    suggested = await self._suggest(route, now, reach)
-                self.events.extend(suggested)
-            except Exception as exc:  # the next send checks again
-                log.warning("recording a cheaper-channel suggestion failed: %s", exc)
+            if not await repos.deliveries.mark_sent(self.invoice_id, sent):
+                raise DeliveryFinishedError(
+                    f"invoice {self.invoice_id} was finished by another run"
+                )
+            await self._announce(
+                repos,
+                InvoiceDistributed(
+                    tenant_id=self.tenant_id,
+                    invoice_id=self.invoice_id,
+                    number=self.invoice.number,
+                    channel=route.channel,
+                    document_format=route.document_format,
+                    recipient=public_recipient(route),
+                    distributed_at=now,
+                    partner_reference=receipt.reference,
+                    archive_sequence=sequence,
+                    fallbacks=tuple(self.fallbacks),
+                    cost=cost,
+                    cost_currency=COST_CURRENCY,
+                ),
+            )
+            if reach is not None:
+                try:
+                    async with repos.savepoint():  # a failure never undoes the send
+                        suggested = await self._suggest(repos, route, now, reach)
+                    await self._announce(repos, *suggested)
+                except Exception as exc:  # the next send checks again
+                    log.warning("recording a cheaper-channel suggestion failed: %s", exc)
         return self._outcome(
             {
                 "status": "sent",
@@ -376,7 +394,7 @@ class _Run:
         )
 
     async def _suggest(
-        self, route: Route, now: dt.datetime, reach: Reachability
+        self, repos: Repositories, route: Route, now: dt.datetime, reach: Reachability
     ) -> list[ChannelSuggested]:
         """Record, once, each cheaper channel the recipient can now take; their events."""
         refused = {f.channel for f in self.fallbacks}
@@ -385,7 +403,7 @@ class _Run:
         for cheaper in cheaper_channels(route.channel, reach, self.invoice):
             if cheaper.channel in refused:
                 continue
-            suggestion_id = await self.repos.suggestions.record_once(
+            suggestion_id = await repos.suggestions.record_once(
                 NewSuggestion(
                     tenant_id=self.tenant_id,
                     customer_key=customer,
@@ -415,8 +433,11 @@ class _Run:
 
     async def _uncertain(self, route: Route, key: str, reason: str) -> SendOutcome:
         now = self.clock()
-        await self.repos.deliveries.finish(self.invoice_id, "uncertain", route, now, None)
-        self.events.append(
+        await self._finish(
+            "uncertain",
+            route,
+            now,
+            None,
             InvoiceDeliveryUncertain(
                 tenant_id=self.tenant_id,
                 invoice_id=self.invoice_id,
@@ -427,7 +448,7 @@ class _Run:
                 reference=key,
                 reason=reason,
                 detected_at=now,
-            )
+            ),
         )
         return self._outcome(
             {"status": "uncertain", "channel": route.channel.value, "reference": key}
@@ -435,14 +456,11 @@ class _Run:
 
     async def _failed(self, route: Route, errors: tuple[ValidationIssue, ...]) -> SendOutcome:
         now = self.clock()
-        await self.repos.deliveries.finish(
-            self.invoice_id,
+        await self._finish(
             "failed",
             route,
             now,
             [e.model_dump() for e in errors] if errors else None,
-        )
-        self.events.append(
             InvoiceDeliveryFailed(
                 tenant_id=self.tenant_id,
                 invoice_id=self.invoice_id,
@@ -451,9 +469,25 @@ class _Run:
                 document_format=route.document_format,
                 errors=errors,
                 failed_at=now,
-            )
+            ),
         )
         return self._outcome({"status": "failed", "channel": route.channel.value})
+
+    async def _finish(
+        self,
+        status: str,
+        route: Route,
+        now: dt.datetime,
+        errors: list[dict[str, str]] | None,
+        event: EventBody,
+    ) -> None:
+        """Record a final outcome other than sent, with its event, in one transaction."""
+        async with self.store.transaction() as repos:
+            if not await repos.deliveries.finish(self.invoice_id, status, route, now, errors):
+                raise DeliveryFinishedError(
+                    f"invoice {self.invoice_id} was finished by another run"
+                )
+            await self._announce(repos, event)
 
 
 def _last_attempts(attempts: list[Attempt]) -> dict[Channel, int]:

@@ -25,10 +25,9 @@ from ..config import Settings
 from ..deps import Deps
 from ..domain.channels import SEND_INVOICE
 from ..domain.sending import Outgoing, PermanentSendError, Receipt, TransientSendError
-from ..entrypoints.jobs import on_send_invoice
 from ..service import holds
 from ..service.ports import Partners
-from .fakes import fake_repositories
+from .fakes import fake_repositories, fake_store
 
 __all__ = [
     "FakeSender",
@@ -38,6 +37,7 @@ __all__ = [
     "bearer",
     "fake_partners",
     "fake_repositories",
+    "fake_store",
     "held_invoice",
     "send_worker",
     "start_harness",
@@ -75,14 +75,16 @@ async def bearer(pool: asyncpg.Pool, tenant: str, name: str = "test") -> dict[st
 
 
 def send_worker(harness: ServiceHarness[Deps], handler: Any = None, **options: Any) -> JobWorker:
-    """A worker of the send-invoice job on the harness's schema (one `run_one` per run)."""
+    """A worker of the send-invoice job on the harness's schema (one `run_one` per run), with
+    the service's options (its lease) unless ``options`` replace them."""
+    registered, defaults = harness.app.job_handlers[SEND_INVOICE]
     return JobWorker(
         harness.pool,
         harness.app.name,
         SEND_INVOICE,
-        handler or on_send_invoice,
+        handler or registered,
         deps=harness.deps,
-        **options,
+        **{**defaults, **options},
     )
 
 

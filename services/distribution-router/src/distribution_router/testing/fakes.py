@@ -38,7 +38,7 @@ from ..domain.documents import PaperOptions
 from ..domain.holds import AttachmentInfo, Hold, HoldLock, HoldPolicy
 from ..domain.sending import Attachment
 from ..domain.statistics import PeriodRow
-from ..service.ports import Repositories
+from ..service.ports import Repositories, SendStore
 
 EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
@@ -69,7 +69,7 @@ class FakeDeliveryRepository:
         """The delivery's status now."""
         return str(self.outcome[invoice_id]["status"])
 
-    async def claim(self, tenant_id: str, invoice_id: str) -> ClaimedDelivery | None:
+    async def get(self, tenant_id: str, invoice_id: str) -> ClaimedDelivery | None:
         row = self.rows.get(invoice_id)
         if row is None or row.tenant_id != tenant_id:
             return None
@@ -81,7 +81,9 @@ class FakeDeliveryRepository:
             row.document_sha256 if not row.errors else None,
         )
 
-    async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> None:
+    async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> bool:
+        if self.status(invoice_id) != "scheduled":
+            return False
         self.outcome[invoice_id] = {
             "status": "sent",
             "channel": sent.route.channel,
@@ -92,6 +94,7 @@ class FakeDeliveryRepository:
             "archive_sequence": sent.archive_sequence,
             "attachments": sent.attachments,
         }
+        return True
 
     async def finish(
         self,
@@ -100,7 +103,9 @@ class FakeDeliveryRepository:
         route: Route,
         now: dt.datetime,
         errors: list[dict[str, str]] | None,
-    ) -> None:
+    ) -> bool:
+        if self.status(invoice_id) != "scheduled":
+            return False
         self.outcome[invoice_id] = {
             "status": status,
             "channel": route.channel,
@@ -108,6 +113,7 @@ class FakeDeliveryRepository:
             "completed_at": now,
             "errors": errors,
         }
+        return True
 
     async def views(
         self, tenant_id: str, invoice_id: str | None, status: str | None, limit: int
@@ -589,3 +595,14 @@ def fake_repositories(profiles: FakeTenantProfiles | None = None) -> Repositorie
         outbox=FakeOutbox(),
         savepoint=_no_savepoint,
     )
+
+
+def fake_store(repos: Repositories) -> SendStore:
+    """The send job's store on the fakes: its reads and each transaction on ``repos`` (a
+    transaction of the fakes is never rolled back)."""
+
+    @contextlib.asynccontextmanager
+    async def transaction() -> AsyncIterator[Repositories]:
+        yield repos
+
+    return SendStore(reads=repos, transaction=transaction)

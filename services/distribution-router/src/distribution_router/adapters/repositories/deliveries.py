@@ -90,11 +90,11 @@ class PgDeliveryRepository:
             due_at=due_at,
         )
 
-    async def claim(self, tenant_id: str, invoice_id: str) -> ClaimedDelivery | None:
-        """The delivery, locked until the transaction ends."""
+    async def get(self, tenant_id: str, invoice_id: str) -> ClaimedDelivery | None:
+        """The delivery as the send job reads it (unlocked)."""
         row = await self.conn.fetchrow(
             "SELECT status, customer_key, invoice, route, document_sha256, errors FROM deliveries "
-            "WHERE invoice_id = $1 AND tenant_id = $2 FOR UPDATE",
+            "WHERE invoice_id = $1 AND tenant_id = $2",
             invoice_id,
             tenant_id,
         )
@@ -108,13 +108,13 @@ class PgDeliveryRepository:
             document_sha256=row["document_sha256"] if not row["errors"] else None,
         )
 
-    async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> None:
-        """Record the accepted send."""
-        await self.conn.execute(
+    async def mark_sent(self, invoice_id: str, sent: SentDelivery) -> bool:
+        """Record the accepted send; False unless the delivery was scheduled."""
+        changed = await self.conn.fetchval(
             "UPDATE deliveries SET status = 'sent', channel = $2, recipient = $3, "
             "document_format = $4, completed_at = $5, partner_reference = $6, cost = $7, "
             "archive_sequence = $8, document_sha256 = $9, attachments = $10::jsonb "
-            "WHERE invoice_id = $1",
+            "WHERE invoice_id = $1 AND status = 'scheduled' RETURNING true",
             invoice_id,
             sent.route.channel.value,
             public_recipient(sent.route),
@@ -126,6 +126,7 @@ class PgDeliveryRepository:
             sent.sha256,
             json.dumps(sent.attachments) if sent.attachments else None,
         )
+        return bool(changed)
 
     async def finish(
         self,
@@ -134,11 +135,12 @@ class PgDeliveryRepository:
         route: Route,
         now: dt.datetime,
         errors: list[dict[str, str]] | None,
-    ) -> None:
-        """Record a final outcome other than sent."""
-        await self.conn.execute(
+    ) -> bool:
+        """Record a final outcome other than sent; False unless the delivery was scheduled."""
+        changed = await self.conn.fetchval(
             "UPDATE deliveries SET status = $2, channel = $3, recipient = $4, "
-            "document_format = $5, completed_at = $6, errors = $7::jsonb WHERE invoice_id = $1",
+            "document_format = $5, completed_at = $6, errors = $7::jsonb "
+            "WHERE invoice_id = $1 AND status = 'scheduled' RETURNING true",
             invoice_id,
             status,
             route.channel.value,
@@ -147,6 +149,7 @@ class PgDeliveryRepository:
             now,
             json.dumps(errors) if errors else None,
         )
+        return bool(changed)
 
     async def views(
         self, tenant_id: str, invoice_id: str | None, status: str | None, limit: int
