@@ -365,26 +365,25 @@ class JobWorker:
             delay = min(self.retry_max, self.retry_initial * 2 ** (job.attempts - 1))
             delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
             log.warning("job %s/%s attempt %d failed: %s", self.kind, job.key, job.attempts, exc)
-            async with claim.writing() as conn:
-                await conn.execute(
-                    "UPDATE jobs SET state = 'pending', lease = NULL, attempts = $2, "
-                    "last_error = $3, due_at = now() + make_interval(secs => $4) WHERE id = $1",
-                    job.id,
-                    job.attempts,
-                    str(exc)[:2000],
-                    delay,
-                )
+            await claim.one_statement(
+                "UPDATE jobs SET state = 'pending', lease = NULL, attempts = $2, "
+                "last_error = $3, due_at = now() + make_interval(secs => $4) "
+                "WHERE id = $1 AND lease IS NOT DISTINCT FROM $5 RETURNING 1",
+                job.attempts,
+                str(exc)[:2000],
+                delay,
+            )
             JOBS.labels(self.kind, "retry").inc()
             return
-        async with claim.writing() as conn:
-            await conn.execute(
-                "UPDATE jobs SET state = 'done', lease = NULL, attempts = $2, "
-                "result = $3::jsonb, finished_at = now(), last_error = NULL WHERE id = $1",
-                job.id,
-                job.attempts,
-                json.dumps(result),
-            )
-            await conn.execute("DELETE FROM job_starts WHERE job_id = $1", job.id)
+        await claim.one_statement(
+            "WITH done AS (UPDATE jobs SET state = 'done', lease = NULL, attempts = $2, "
+            "result = $3::jsonb, finished_at = now(), last_error = NULL "
+            "WHERE id = $1 AND lease IS NOT DISTINCT FROM $4 RETURNING id), "
+            "forgotten AS (DELETE FROM job_starts WHERE job_id IN (SELECT id FROM done)) "
+            "SELECT 1 FROM done",
+            job.attempts,
+            json.dumps(result),
+        )
         JOBS.labels(self.kind, "done").inc()
 
     async def _finish_failed(self, claim: _Claim, job: Job, error: str) -> None:
@@ -428,6 +427,14 @@ class _Claim:
     job_id: int
     conn: asyncpg.Connection | None = None
     lease: uuid.UUID | None = None
+
+    async def one_statement(self, sql: str, *args: Any) -> None:
+        """Run one statement on the job's row: ``$1`` is its id, the last parameter its lease
+        (None for a locked claim), and it returns a row only when it changed the job."""
+        on = self.conn if self.conn is not None else self.pool
+        changed = await on.fetchval(sql, self.job_id, *args, self.lease)
+        if changed is None:
+            raise LeaseLostError(f"job {self.job_id}'s lease ran out and another run holds it")
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[asyncpg.Connection]:

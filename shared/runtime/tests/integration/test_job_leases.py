@@ -77,10 +77,13 @@ async def test_no_lock_is_held_while_the_handler_works_and_its_writes_commit(ser
     assert (row["state"], row["leased_ahead"]) == ("running", True)
     assert row["lease"] is not None
     # Nothing of the run is open in the database: no transaction, so no lock to wait for.
-    assert await pool.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND state LIKE 'idle in transaction%'"
-    ) == 0
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%'"
+        )
+        == 0
+    )
     async with pool.acquire() as conn, conn.transaction():
         assert await conn.fetchval("SELECT id FROM jobs WHERE kind = 'send' FOR UPDATE NOWAIT")
     # Another process does not take a job whose lease is running.
@@ -243,13 +246,14 @@ async def test_leased_jobs_are_retried_and_fail_visibly(service):
     failed = JobFailed.model_validate_json(body)
     assert (failed.job_key, failed.invoice_id) == ("d", "inv_d")
     async with pool.acquire() as conn:
-        (retried,) = await jobs.retry_failed(conn, kind="doomed")
+        retried = await jobs.retry_failed(conn, kind="doomed")
+    assert retried == [await pool.fetchval("SELECT id FROM jobs WHERE kind = 'doomed'")]
     row = await job_row(pool, "doomed")
     assert (row["state"], row["attempts"]) == ("pending", 0)
 
 
 async def test_a_running_job_whose_lease_ran_out_is_counted_as_due(service):
-    name, pool = service
+    _, pool = service
     await due(pool, "send")
     await pool.execute(
         "UPDATE jobs SET state = 'running', lease = $1, due_at = now() - interval '5 s'",

@@ -288,7 +288,7 @@ def check_settled(tables: Tables, lag: Mapping[str, int], verdict: Verdict) -> N
             verdict.fail("outbox-set-aside", f"{service}: {n} outbox rows set aside (refused)")
     for name, n in tables.jobs_due.items():
         if n:
-            verdict.fail("jobs-due", f"{name}: {n} pending jobs past their due time")
+            verdict.fail("jobs-due", f"{name}: {n} jobs past their due time (or their lease)")
     for name, errors in tables.jobs_failed.items():
         for error in errors:
             verdict.fail("job-failed", f"{name} {error}")

@@ -171,7 +171,8 @@ class Tables:
 
     outbox_unsent: dict[str, int]
     outbox_set_aside: dict[str, int]  # rows Kafka refused for good, kept for `outbox retry`
-    jobs_due: dict[str, int]  # "<service>/<kind>" -> pending jobs whose time has come
+    # "<service>/<kind>" -> pending jobs whose time has come, running ones whose lease ran out
+    jobs_due: dict[str, int]
     jobs_failed: dict[str, list[str]]  # "<service>/<kind>" -> last errors
     inbox: dict[str, set[str]]  # service -> ids of the given events it holds
 
@@ -212,7 +213,7 @@ async def read_tables(
             )
             for row in await conn.fetch(
                 f'SELECT kind, count(*) AS n FROM "{schema}".jobs '
-                "WHERE state = 'pending' AND due_at <= now() GROUP BY kind"
+                "WHERE state IN ('pending', 'running') AND due_at <= now() GROUP BY kind"
             ):
                 due[f"{service}/{row['kind']}"] = row["n"]
             for row in await conn.fetch(
