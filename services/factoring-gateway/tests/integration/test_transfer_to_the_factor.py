@@ -413,6 +413,15 @@ async def test_agreements_round_trip_and_the_secret_is_sealed(
     assert again is not None
     assert again.sealed_secret == stored.sealed_secret
     assert again.agreement.provider == "Renamed AB"
+    # Read for every batch of decisions, built once per content of the row: each change is
+    # seen at the next read.
+    repo = PgAgreementRepository(harness.pool)
+    [first] = (await repo.of_tenants([tenant]))[tenant]
+    [second] = (await repo.of_tenants([tenant]))[tenant]
+    assert second.agreement is first.agreement
+    await store(harness, dataclasses.replace(a, enabled=False), TransferSecret())
+    [changed] = (await repo.of_tenants([tenant]))[tenant]
+    assert (changed.agreement.provider, changed.agreement.enabled) == (a.provider, False)
 
 
 async def test_a_timer_scheduled_twice_is_one_job(harness: ServiceHarness[Deps]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Sequence
 from decimal import Decimal
@@ -78,17 +79,32 @@ def terms_to_json(a: Agreement) -> dict[str, Any]:
 
 
 def agreement_from_row(row: asyncpg.Record) -> Agreement:
-    """The domain agreement of a row."""
-    terms = json.loads(row["terms"])
+    """The domain agreement of a row (read for every batch of invoices decided; built once
+    per content of the row, since an `Agreement` is immutable)."""
+    return _agreement(
+        row["agreement_id"],
+        row["tenant_id"],
+        row["provider"],
+        row["kind"],
+        row["enabled"],
+        row["terms"],
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _agreement(
+    agreement_id: str, tenant_id: str, provider: str, kind: str, enabled: bool, terms_json: str
+) -> Agreement:
+    terms = json.loads(terms_json)
     t = terms["transfer"]
     advance = terms.get("advance_percent")
     methods = terms.get("payment_methods")
     return Agreement(
-        agreement_id=row["agreement_id"],
-        tenant_id=row["tenant_id"],
-        provider=row["provider"],
-        kind=AgreementKind(row["kind"]),
-        enabled=row["enabled"],
+        agreement_id=agreement_id,
+        tenant_id=tenant_id,
+        provider=provider,
+        kind=AgreementKind(kind),
+        enabled=enabled,
         client_number=terms["client_number"],
         company_name=terms.get("company_name"),
         file_format=terms["file_format"],
