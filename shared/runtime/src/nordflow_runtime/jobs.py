@@ -101,18 +101,23 @@ class JobRun(Generic[D]):
         """A short transaction on a connection of its own, committed at the end of the block
         only while the lease is this run's (the job's row is locked from its first statement,
         so the lease cannot pass to another run before it commits); `LeaseLostError` else."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await hold_lease(conn, self.job_id, self.lease)
+        async with leased_transaction(self.pool, self.job_id, self.lease) as conn:
             yield Context(conn, self.service, self.deps)
 
 
-async def hold_lease(conn: asyncpg.Connection, job_id: int, lease: uuid.UUID) -> None:
-    """Lock the job's row in the caller's transaction if the lease is still ``lease``."""
-    held = await conn.fetchval(
-        "SELECT true FROM jobs WHERE id = $1 AND lease = $2 FOR UPDATE", job_id, lease
-    )
-    if not held:
-        raise LeaseLostError(f"job {job_id}'s lease ran out and another run holds it")
+@contextlib.asynccontextmanager
+async def leased_transaction(
+    pool: asyncpg.Pool, job_id: int, lease: uuid.UUID
+) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction whose first statement locks the job's row if the lease is still
+    ``lease`` (`LeaseLostError` otherwise)."""
+    async with pool.acquire() as conn, conn.transaction():
+        held = await conn.fetchval(
+            "SELECT true FROM jobs WHERE id = $1 AND lease = $2 FOR UPDATE", job_id, lease
+        )
+        if not held:
+            raise LeaseLostError(f"job {job_id}'s lease ran out and another run holds it")
+        yield conn
 
 
 LeasedJobHandler = Callable[[JobRun[Any], Job], Awaitable[dict[str, Any]]]
@@ -341,7 +346,7 @@ class JobWorker:
                     lease,
                     seconds,
                 )
-            except (OSError, asyncpg.PostgresError) as exc:  # tried again at the next beat
+            except Exception as exc:  # the database away for a moment: tried at the next beat
                 log.warning("job %d: renewing its lease failed: %s", job_id, exc)
                 continue
             if not held:
@@ -442,8 +447,7 @@ class _Claim:
             yield self.conn
             return
         assert self.lease is not None
-        async with self.pool.acquire() as conn, conn.transaction():
-            await hold_lease(conn, self.job_id, self.lease)
+        async with leased_transaction(self.pool, self.job_id, self.lease) as conn:
             yield conn
 
 

@@ -132,7 +132,7 @@ class _Run:
         """Write events in the outcome's transaction (and keep them for the result)."""
         for event in events:
             await repos.outbox.add(event, subject=self.invoice.number)
-            self.events.append(event)
+        self.events.extend(events)
 
     async def execute(self) -> SendOutcome:
         attempts = await self.repos.attempts.of_invoice(self.invoice_id)
@@ -381,7 +381,7 @@ class _Run:
                 try:
                     async with repos.savepoint():  # a failure never undoes the send
                         suggested = await self._suggest(repos, route, now, reach)
-                    await self._announce(repos, *suggested)
+                        await self._announce(repos, *suggested)
                 except Exception as exc:  # the next send checks again
                     log.warning("recording a cheaper-channel suggestion failed: %s", exc)
         return self._outcome(
