@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from mapper.service import map_document
 from mapper.testing import related_tenant, seller_profile
@@ -32,6 +33,10 @@ from nordflow_schemas.events import (
 from nordflow_schemas.invoice import DocumentType, Invoice
 from nordflow_schemas.tenant import TenantProfile
 from nordflow_schemas.testing import created
+
+# Fortnox's dates are Swedish dates: an invoice the sandbox dates "today" after 23:00 UTC in
+# winter is dated tomorrow's UTC date, and a payment dated before its invoice is refused.
+SWEDEN = ZoneInfo("Europe/Stockholm")
 
 CHANNELS = ("peppol", "b2c_bank", "email", "paper")
 RATES = (25, 12, 6)
@@ -170,7 +175,7 @@ def fortnox_document(number: str, customer: dict[str, Any], rng: random.Random) 
         net += qty * price
         vat += qty * price * rate / 100
     total = round(net + vat)
-    today = dt.datetime.now(dt.UTC).date()
+    today = dt.datetime.now(SWEDEN).date()
     return {
         "DocumentNumber": number,
         "CustomerNumber": customer["CustomerNumber"],
@@ -288,7 +293,7 @@ def ledger_records(invoices: list[LedgerInvoice], seed: int) -> tuple[list[Recor
                 payment_id=f"pay_{invoice_id}",
                 amount=inv.total,
                 currency="SEK",
-                paid_on=now.date(),
+                paid_on=now.astimezone(SWEDEN).date(),
                 payer="Kund AB",
             )
         else:
