@@ -17,6 +17,7 @@ from nordflow_sandboxes.fortnox.testing import (
     SandboxAuthorization,
     SandboxCompany,
 )
+from nordflow_sandboxes.kit.values import stockholm_today
 from pydantic import SecretStr
 
 LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -117,7 +118,7 @@ async def test_a_create_refused_with_401_is_sent_once_more_after_refreshing(
         payment = await client.create_payment(
             document_number=number,
             amount=Decimal("5.00"),
-            payment_date=dt.date.today(),
+            payment_date=stockholm_today(dt.datetime.now(dt.UTC)),  # Fortnox's dates are Swedish
             mode_of_payment="FACT",
             account=1512,
         )

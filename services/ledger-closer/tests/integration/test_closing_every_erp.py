@@ -31,6 +31,7 @@ from ledger_closer.testing import (
 from nordflow_runtime.crypto import SecretBox
 from nordflow_runtime.testing import Emitted, ServiceHarness
 from nordflow_sandboxes.fortnox.testing import RunningFortnoxSandbox, running_fortnox_sandbox
+from nordflow_sandboxes.kit.values import stockholm_today
 from nordflow_sandboxes.visma_eaccounting.domain import BankAccount
 from nordflow_sandboxes.visma_eaccounting.testing import (
     FaultSpec as EAccountingFault,
@@ -262,7 +263,7 @@ async def test_financing_books_the_advance_and_the_buyers_payment_clears_it(
             source_ref=ref,
             payment_id="bank-1",
             amount=total,
-            paid_on=dt.datetime.now(dt.UTC).date(),
+            paid_on=stockholm_today(dt.datetime.now(dt.UTC)),  # as the sandbox dated the invoice
         )
     )
     _, out = await finish(harness, tenant)

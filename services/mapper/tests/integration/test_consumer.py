@@ -21,6 +21,7 @@ from nordflow_runtime.personal_data import PersonalData
 from nordflow_runtime.tenant_profiles import PgTenantProfiles
 from nordflow_runtime.testing import PERSONAL_DATA_KEY, ServiceHarness
 from nordflow_sandboxes.fortnox.testing import RunningFortnoxSandbox
+from nordflow_sandboxes.kit.values import stockholm_today
 from nordflow_schemas.common import SourceSystem, canonical_invoice_id
 from nordflow_schemas.envelope import encode, envelope
 from nordflow_schemas.events import (
@@ -212,7 +213,8 @@ async def test_a_sandbox_payment_delivered_twice_gives_exactly_one_payment_recei
             "InvoicePayment": {
                 "InvoiceNumber": int(number),
                 "Amount": invoice["Total"],
-                "PaymentDate": dt.date.today().isoformat(),
+                # Fortnox's dates are Swedish: the sandbox dated the invoice so.
+                "PaymentDate": stockholm_today(dt.datetime.now(dt.UTC)).isoformat(),
                 "ModeOfPayment": "BG",
                 "ModeOfPaymentAccount": 1930,
             }
