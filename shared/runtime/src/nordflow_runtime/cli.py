@@ -76,6 +76,7 @@ class JobState(StrEnum):
     """A durable job's state."""
 
     PENDING = "pending"
+    RUNNING = "running"  # a leased job while a process works on it
     DONE = "done"
     FAILED = "failed"
 

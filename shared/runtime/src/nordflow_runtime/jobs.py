@@ -532,7 +532,7 @@ async def retry_failed(
 
 
 async def job_state(conn: asyncpg.Connection, job_id: int, tenant_id: str) -> str | None:
-    """A job's state (pending, done, failed) if the tenant has a job of that id."""
+    """A job's state (pending, running, done, failed) if the tenant has a job of that id."""
     state: str | None = await conn.fetchval(
         "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2", job_id, tenant_id
     )
