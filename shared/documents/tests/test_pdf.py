@@ -6,11 +6,14 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 from io import BytesIO
+from typing import Any
 
 import pytest
+from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos
 from nordflow_documents.pdf import (
     Assignment,
+    Enclosure,
     Language,
     _InvoiceDocument,
     format_account,
@@ -425,6 +428,112 @@ def test_a_text_is_set_as_fpdf2s_multi_cell_sets_it(
         else:
             document.multi_cell(width, 4.6, ONE_LINE, align="L", new_x=new_x)
         assert document.page_no() == (2 if y > 260 else 1)
+        drawn.append((document.get_x(), document.get_y(), bytes(document.output())))
+    assert drawn[0] == drawn[1]
+
+
+class _Fpdf2Cells(_InvoiceDocument):
+    """The invoice drawn with fpdf2's own ``cell`` everywhere: what the direct one must equal."""
+
+    cell = FPDF.cell
+
+
+def _awkward_lines() -> tuple[InvoiceLine, ...]:
+    """Lines with what a content stream escapes or a cell may mishandle: parentheses, a
+    backslash, text outside the font, long descriptions, articles and allowances, and enough of
+    them to break pages with the table's header repeated."""
+    texts = (
+        "Konsult (senior) \\ timmar",
+        "Pris \u2013 5 \u20ac per styck \u2026 \u201ckvalitet\u201d \u2265 \U0001f600",
+        "Ærlig søppeltømming på Øvre Årstad, blåbærsyltetøy",
+        "Artikel med en mycket lång beskrivning som inte får plats på en rad i tabellen " * 2,
+        ")(",
+    )
+    lines = []
+    for n in range(1, 41):
+        line = make_line(str(n), texts[n % len(texts)], str(n % 7 + 1), f"{n * 13.5:.2f}")
+        if n % 4 == 0:
+            line = line.model_copy(
+                update={"article_number": f"A-{n}", "allowance_amount": Decimal("1.50")}
+            )
+        lines.append(line)
+    return tuple(lines)
+
+
+def _documents() -> list[tuple[str, Invoice, dict[str, object]]]:
+    note = "Tack för er beställning!\nBetala (gärna) i tid \\ OCR krävs."
+    return [
+        ("plain", make_invoice(), {}),
+        ("factored, English", make_invoice(), {"assignment": FACTOR, "language": "en"}),
+        ("rounding, Norwegian", make_invoice(seller_country="NO", rounding=Decimal("0.27")), {}),
+        (
+            "credit note",
+            make_invoice(
+                document_type=DocumentType.CREDIT_NOTE,
+                preceding_invoice=InvoiceReference(number="1041", issue_date=dt.date(2025, 3, 1)),
+            ),
+            {"assignment": FACTOR},
+        ),
+        (
+            "pages of awkward lines",
+            make_invoice(lines=_awkward_lines()).model_copy(update={"note": note}),
+            {},
+        ),
+        (
+            "attachments and enclosures",
+            make_invoice(buyer_name="Bolaget (i likvidation) AB"),
+            {
+                "attachments": [("tid(rapport).pdf", b"%PDF-1.4 fake"), ("a.csv", b"a;b")],
+                "enclosures": [
+                    Enclosure("bilaga.pdf", 1234, pages=2),
+                    Enclosure("kalkyl.xlsx", 99_000, not_printed="file_type"),
+                ],
+            },
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "invoice", "options"), _documents(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_the_direct_cell_draws_what_fpdf2s_cell_draws(
+    name: str, invoice: Invoice, options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # _InvoiceDocument.cell writes one plain line of text itself (change 13 in
+    # docs/performance.md): the whole PDF must be the same bytes as with fpdf2's own cell.
+    left_to_fpdf2: list[str] = []
+    fpdf2_cell = FPDF.cell
+
+    def counted(document: FPDF, w: float, h: float, text: str, *args: Any, **kw: Any) -> bool:
+        left_to_fpdf2.append(text)
+        return fpdf2_cell(document, w, h, text, *args, **kw)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(FPDF, "cell", counted)
+        direct = render_pdf(invoice, **options)
+    monkeypatch.setattr("nordflow_documents.pdf._InvoiceDocument", _Fpdf2Cells)
+    by_fpdf2 = render_pdf(invoice, **options)
+
+    assert direct == by_fpdf2
+    # Only the page numbers (the page count is filled in at the end) were fpdf2's to draw.
+    assert left_to_fpdf2
+    assert all("/{nb}" in text for text in left_to_fpdf2)
+    assert len(PdfReader(BytesIO(direct)).pages) >= (3 if "pages" in name else 1)
+
+
+def test_a_cell_fpdf2_must_draw_is_left_to_it() -> None:
+    # What the direct cell does not write (a fill, a border, a centred or empty text, the page
+    # count) is fpdf2's, with the same result.
+    drawn = []
+    for cls in (_InvoiceDocument, _Fpdf2Cells):
+        document = cls(make_invoice(), "sv", None)
+        document.add_page()
+        document._font(9)
+        document.set_xy(20, 40)
+        document.cell(50, 5, "fylld", fill=True, new_x=XPos.LMARGIN)
+        document.cell(50, 5, "ram", border=1, align="C")
+        document.cell(50, 5, "", new_x=XPos.LEFT)
+        document.cell(30, 5, "Sida 1/{nb}", align="R")
         drawn.append((document.get_x(), document.get_y(), bytes(document.output())))
     assert drawn[0] == drawn[1]
 

@@ -11,7 +11,9 @@ from typing import Final, Literal
 
 from fpdf import FPDF
 from fpdf.drawing_primitives import DeviceRGB
-from fpdf.enums import MethodReturnValue, XPos, YPos
+from fpdf.enums import Align, MethodReturnValue, TextMode, XPos, YPos
+from fpdf.fonts import CoreFont
+from fpdf.util import escape_parens
 from nordflow_schemas.invoice import (
     DocumentType,
     Invoice,
@@ -1119,6 +1121,88 @@ class _InvoiceDocument(FPDF):
             self.cell(width, height, text, align="L", new_x=new_x, new_y=new_y)
         else:
             self.multi_cell(width, height, text, align="L", new_x=new_x, new_y=new_y)
+
+    def cell(
+        self,
+        w: float | None = None,
+        h: float | None = None,
+        text: str = "",
+        border: Literal[0, 1] | str = 0,
+        ln: Literal["DEPRECATED"] = "DEPRECATED",
+        align: str | Align = Align.L,
+        fill: bool = False,
+        link: str | int | None = "",
+        center: bool = False,
+        markdown: bool = False,
+        new_x: str | XPos = XPos.RIGHT,
+        new_y: str | YPos = YPos.TOP,
+    ) -> bool:
+        """fpdf2's ``cell``, with the one this document draws most written directly.
+
+        That is one line of text, left or right in a cell of a given width and height, in the
+        page's core font, without border, fill, link or the page count: fpdf2's own ``cell``
+        splits it into styled fragments and sets them as a line of a paragraph, which is most
+        of the PDF's CPU time. Here the same operators are written at the same place, byte for
+        byte (``tests/test_pdf.py`` renders whole invoices both ways and compares them), and
+        the position moves as fpdf2's would. Any other cell is fpdf2's.
+        """
+        if not (
+            w
+            and h is not None
+            and text
+            and border == 0
+            and ln == "DEPRECATED"
+            and align in (Align.L, Align.R, "L", "R")
+            and not (fill or link or center or markdown)
+            and new_x in (XPos.RIGHT, XPos.LEFT, XPos.LMARGIN)
+            and new_y in (YPos.TOP, YPos.NEXT)
+            and self._plain_text_state()
+            and self.str_alias_nb_pages not in text
+        ):
+            return super().cell(
+                w, h, text, border, ln, align, fill, link, center, markdown, new_x, new_y
+            )
+        text = self.normalize_text(text)
+        font = self.current_font
+        assert font is not None  # _plain_text_state checked it
+        broke = self._perform_page_break_if_need_be(h)
+        k = self.k
+        _, points = font.get_text_width(text, self.font_size_pt, None)
+        dx = w - self.c_margin - points / k if align in (Align.R, "R") else self.c_margin
+        baseline = self.h - self.y - 0.5 * h - 0.3 * self.font_size  # as fpdf2 computes it
+        ops = [f"BT {(self.x + dx) * k:.2f} {baseline * k:.2f} Td"]
+        color = self.text_color
+        colored = color != self.fill_color
+        if colored and color is not None:
+            ops.append(color.serialize().lower())
+        if not self.current_font_is_set_on_page:
+            self._out(self._set_font_for_page(font, self.font_size_pt))
+        ops.append(f"({escape_parens(text)}) Tj")
+        ops.append("ET")
+        self._out(f"q {' '.join(ops)} Q" if colored else " ".join(ops))
+        self._lasth = h
+        if new_x == XPos.RIGHT:
+            self.x += w
+        elif new_x == XPos.LMARGIN:
+            self.x = self.l_margin
+        if new_y == YPos.NEXT:
+            self.y += h
+        return broke
+
+    def _plain_text_state(self) -> bool:
+        """The page's text is drawn plainly: a core font, filled, no decoration or spacing."""
+        font = self.current_font
+        return (
+            self.page > 0
+            and isinstance(font, CoreFont)
+            and not self.text_shaping
+            and self.text_mode == TextMode.FILL
+            and not (self.underline or self.strikethrough)
+            and self.char_spacing == 0
+            and self.font_stretching == 100
+            and not self._record_text_quad_points
+            and not self._fallback_font_ids
+        )
 
     def _count_lines(self, text: str, width: float, height: float) -> int:
         """The lines ``text`` takes in a ``multi_cell`` of ``width`` in the current font."""
