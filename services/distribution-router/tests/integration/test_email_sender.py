@@ -278,6 +278,112 @@ async def test_auth_over_starttls_works(
     assert stored["tls"] is True
 
 
+async def peers(sandbox: RunningSmtpSandbox, message_ids: list[str]) -> list[str]:
+    """The client end (address:port) of the connection each message came over, in order."""
+    async with sandbox.async_admin() as admin:
+        stored = [await admin.messages(message_id=m) for m in message_ids]
+    assert [len(copies) for copies in stored] == [1] * len(message_ids)  # each exactly once
+    return [copies[0]["peer"] for copies in stored]
+
+
+def new_ids(n: int) -> list[str]:
+    return [message_id_for(f"demo:inv-{secrets.token_hex(4)}:email") for _ in range(n)]
+
+
+async def test_one_secured_session_carries_the_next_messages(
+    auth_sandbox: RunningSmtpSandbox, recipient: str
+) -> None:
+    # Greeting, STARTTLS and AUTH once, then MAIL, RCPT and DATA per message.
+    sender = sender_for(
+        auth_sandbox,
+        username="nordflow",
+        password=SecretStr(PASSWORD),
+        starttls=True,
+        ssl_context=auth_sandbox.client_tls_context(),
+    )
+    ids = new_ids(3)
+    for message_id in ids:
+        await send(sender, recipient, message_id)
+
+    assert len(set(await peers(auth_sandbox, ids))) == 1
+    async with auth_sandbox.async_admin() as admin:
+        stored = [(await admin.messages(message_id=m))[0] for m in ids]
+    assert {(m["tls"], m["authenticated_as"]) for m in stored} == {(True, "nordflow")}
+    sender.close()
+
+
+async def test_a_session_is_renewed_after_its_messages_and_after_idling(
+    sandbox: RunningSmtpSandbox, recipient: str
+) -> None:
+    counted = sender_for(sandbox, messages_per_connection=2)
+    ids = new_ids(3)
+    for message_id in ids:
+        await send(counted, recipient, message_id)
+    first, second, third = await peers(sandbox, ids)
+    assert first == second != third
+    counted.close()
+
+    idle = sender_for(sandbox, idle_seconds=0.0)  # every kept session is already too old
+    ids = new_ids(2)
+    for message_id in ids:
+        await send(idle, recipient, message_id)
+    assert len(set(await peers(sandbox, ids))) == 2
+
+    closed = sender_for(sandbox)
+    ids = new_ids(2)
+    await send(closed, recipient, ids[0])
+    closed.close()  # what aclose does at shutdown: QUIT, nothing kept
+    await send(closed, recipient, ids[1])
+    assert len(set(await peers(sandbox, ids))) == 2
+    closed.close()
+
+
+async def test_a_session_that_failed_is_not_used_again(
+    sandbox: RunningSmtpSandbox, recipient: str
+) -> None:
+    sender = sender_for(sandbox)
+    refused = f"okand-{secrets.token_hex(4)}@kund.example"
+    ids = new_ids(2)
+    await send(sender, recipient, ids[0])
+    async with sandbox.async_admin() as admin:
+        await admin.inject_fault(SmtpFault(reply="550 5.1.1 user unknown", recipient=refused))
+    with pytest.raises(PermanentDeliveryError):
+        await send(sender, refused, message_id_for(f"demo:{secrets.token_hex(4)}:email"))
+    await send(sender, recipient, ids[1])
+
+    first, after = await peers(sandbox, ids)
+    assert first != after
+    sender.close()
+
+
+async def test_a_kept_session_the_server_dropped_sends_over_a_new_one_once(
+    sandbox: RunningSmtpSandbox, recipient: str
+) -> None:
+    # The server drops the kept session at MAIL: nothing of the message was sent, so it goes
+    # over a new session, once.
+    sender = sender_for(sandbox)
+    ids = new_ids(2)
+    await send(sender, recipient, ids[0])
+    async with sandbox.async_admin() as admin:
+        await admin.inject_fault(SmtpFault(stage="mail", reply=None, disconnect=True))
+    await send(sender, recipient, ids[1])
+    first, second = await peers(sandbox, ids)
+    assert first != second
+
+    # A new session the server drops too is the send's failure (it is never tried a third
+    # time), and the message is not sent.
+    third = new_ids(1)[0]
+    async with sandbox.async_admin() as admin:
+        await admin.inject_fault(SmtpFault(stage="mail", reply=None, disconnect=True, count=2))
+    with pytest.raises(TransientDeliveryError) as caught:
+        await send(sender, recipient, third)
+    assert (caught.value.stage, caught.value.maybe_delivered) == ("mail", False)
+    async with sandbox.async_admin() as admin:
+        assert await admin.faults() == []  # both drops were used: kept session, then a new one
+        assert not await admin.was_accepted(third)
+    sender.close()
+
+
 async def test_a_wrong_password_is_a_permanent_auth_error_that_does_not_leak_it(
     auth_sandbox: RunningSmtpSandbox,
     recipient: str,

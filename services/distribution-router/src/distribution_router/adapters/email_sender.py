@@ -11,6 +11,8 @@ import secrets
 import smtplib
 import ssl
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -272,8 +274,62 @@ class _Transaction:
     stage: Stage = "connect"
 
 
+# A session kept for the next send is closed once it has been idle this long (servers wait at
+# least 5 minutes for a command, RFC 5321 4.5.3.2.7) or has carried this many messages.
+IDLE_SECONDS = 30.0
+MESSAGES_PER_CONNECTION = 100
+
+
+@dataclass
+class _Session:
+    """An open SMTP session, greeted, secured and logged in, between two messages."""
+
+    smtp: smtplib.SMTP
+    sent: int = 0
+    idle_since: float = 0.0
+
+
+class _IdleSessions:
+    """The sessions of earlier sends that ended well, for the next sends (thread-safe: the
+    sends run in worker threads). At most one send uses a session at a time."""
+
+    def __init__(self, idle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.idle_seconds = idle_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sessions: list[_Session] = []
+
+    def take(self) -> tuple[_Session | None, list[_Session]]:
+        """The newest session still fresh (or None), and those idle too long (to close)."""
+        with self._lock:
+            now = self._clock()
+            stale = [s for s in self._sessions if now - s.idle_since >= self.idle_seconds]
+            self._sessions = [s for s in self._sessions if now - s.idle_since < self.idle_seconds]
+            return (self._sessions.pop() if self._sessions else None), stale
+
+    def give(self, session: _Session) -> None:
+        with self._lock:
+            session.idle_since = self._clock()
+            self._sessions.append(session)
+
+    def drain(self) -> list[_Session]:
+        """Every kept session (to close); none is kept after."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+            return sessions
+
+
+class _SessionClosedError(Exception):
+    """A kept session the server had closed: no command of this send reached it."""
+
+
 class EmailSender:
     """Sends one invoice e-mail per call to an SMTP submission server.
+
+    The calls share sessions: one that carried a message well is kept (at most
+    ``idle_seconds``, at most ``messages_per_connection`` messages) so that the next message
+    needs no new connection, TLS handshake or login; one that failed is closed, and `close`
+    QUITs those kept.
 
     SMTP has no idempotency: every accepted DATA is a new e-mail, and a reply lost after
     the message was sent (timeout, dropped connection) leaves the outcome unknown. What
@@ -311,6 +367,8 @@ class EmailSender:
         ssl_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
         max_concurrent: int = 8,
+        idle_seconds: float = IDLE_SECONDS,
+        messages_per_connection: int = MESSAGES_PER_CONNECTION,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if (username is None) != (password is None):
@@ -328,6 +386,8 @@ class EmailSender:
         self._clock = clock
         self._from_fields: dict[bool, bytes] = {}
         self._slots = asyncio.Semaphore(max_concurrent)
+        self.messages_per_connection = messages_per_connection
+        self._idle = _IdleSessions(idle_seconds)
 
     def __repr__(self) -> str:
         return (
@@ -445,39 +505,79 @@ class EmailSender:
     # ------------------------------------------------------------------------------- SMTP
 
     def _send(self, data: bytes, to: str, message_id: str, smtputf8: bool) -> SendResult:
-        """One SMTP transaction, blocking; runs in a worker thread."""
+        """One SMTP transaction, blocking; runs in a worker thread.
+
+        It goes over the session of an earlier send when one is kept, else over a new one.
+        A kept session the server closed meanwhile (the connection dropped, or 421, at MAIL:
+        nothing of this message was sent) is given up, and the message goes over a new one.
+        """
+        session, stale = self._idle.take()
+        for old in stale:
+            self._close(old.smtp, polite=True)
+        if session is not None:
+            try:
+                return self._send_over(session, data, to, message_id, smtputf8)
+            except _SessionClosedError:
+                pass
+        return self._send_over(None, data, to, message_id, smtputf8)
+
+    def _send_over(
+        self, kept: _Session | None, data: bytes, to: str, message_id: str, smtputf8: bool
+    ) -> SendResult:
+        """The transaction over ``kept``, or over a new session; a session that ends well is
+        kept for the next send (up to ``messages_per_connection`` messages), any other is
+        closed."""
         progress = _Transaction()
-        smtp: smtplib.SMTP | None = None
+        session = kept
         failure: DeliveryError | None = None
+        sent = False
         try:
-            # Connects and reads the greeting (SMTPConnectError unless 220).
-            smtp = smtplib.SMTP(
-                self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
-            )
-            result = self._transact(smtp, progress, data, to, message_id, smtputf8)
+            if session is None:
+                # Connects and reads the greeting (SMTPConnectError unless 220).
+                session = _Session(
+                    smtplib.SMTP(
+                        self.host,
+                        self.port,
+                        local_hostname=self.local_hostname,
+                        timeout=self.timeout,
+                    )
+                )
+                self._open(session.smtp, progress)
+            result = self._transact(session.smtp, progress, data, to, message_id, smtputf8)
+            sent = True
         except DeliveryError as error:
             failure = error
         except (smtplib.SMTPException, OSError) as exc:
             failure = self._classify_exception(exc, progress.stage)
         finally:
-            if smtp is not None:
-                # QUIT when the server is talking to us; just close a broken connection.
-                self._close(smtp, polite=failure is None or failure.code is not None)
+            if session is not None:
+                if sent:
+                    session.sent += 1
+                if sent and session.sent < self.messages_per_connection:
+                    self._idle.give(session)
+                else:
+                    # QUIT when the server is talking to us; just close a broken connection.
+                    self._close(session.smtp, polite=failure is None or failure.code is not None)
         if failure is not None:
+            if (
+                kept is not None
+                and isinstance(failure, TransientDeliveryError)
+                and failure.stage == "mail"
+                and failure.code in (None, 421)
+            ):
+                raise _SessionClosedError from None
             # Raised outside the except clause, so no __context__ leads to smtplib's frames
             # (smtplib.login's locals hold the password).
             raise failure
         return result
 
-    def _transact(
-        self,
-        smtp: smtplib.SMTP,
-        progress: _Transaction,
-        data: bytes,
-        to: str,
-        message_id: str,
-        smtputf8: bool,
-    ) -> SendResult:
+    def close(self) -> None:
+        """QUIT the sessions kept for the next sends (blocking)."""
+        for session in self._idle.drain():
+            self._close(session.smtp, polite=True)
+
+    def _open(self, smtp: smtplib.SMTP, progress: _Transaction) -> None:
+        """EHLO, STARTTLS and AUTH, as the settings ask: the session is ready for MAIL."""
         progress.stage = "ehlo"
         smtp.ehlo_or_helo_if_needed()
         if self.starttls:
@@ -491,6 +591,17 @@ class EmailSender:
         if self.username is not None and self._password is not None:
             progress.stage = "auth"
             smtp.login(self.username, self._password.get_secret_value())
+
+    def _transact(
+        self,
+        smtp: smtplib.SMTP,
+        progress: _Transaction,
+        data: bytes,
+        to: str,
+        message_id: str,
+        smtputf8: bool,
+    ) -> SendResult:
+        """MAIL, RCPT and DATA over a session `_open` made ready."""
         progress.stage = "mail"
         options: list[str] = []
         if smtputf8:

@@ -8,6 +8,7 @@ is the receipt's reference and what an operator searches the provider's log for.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Final, Literal
 
@@ -116,7 +117,8 @@ class EmailChannelSender:
         return f"EmailChannelSender({self._sender!r})"
 
     async def aclose(self) -> None:
-        """Nothing to release: each send opens and closes its own SMTP connection."""
+        """QUIT the SMTP sessions kept for the next sends."""
+        await asyncio.to_thread(self._sender.close)
 
     def message_id(self, idempotency_key: str) -> str:
         """The Message-ID every attempt of this delivery carries."""
