@@ -74,6 +74,17 @@ def sender_for(sandbox: RunningSmtpSandbox, **overrides: object) -> EmailSender:
     return EmailSender(**settings)  # type: ignore[arg-type]
 
 
+def secured_sender(sandbox: RunningSmtpSandbox, password: str = PASSWORD) -> EmailSender:
+    """A sender that logs in as "nordflow" over STARTTLS, trusting the sandbox's certificate."""
+    return sender_for(
+        sandbox,
+        username="nordflow",
+        password=SecretStr(password),
+        starttls=True,
+        ssl_context=sandbox.client_tls_context(),
+    )
+
+
 PDF = b"%PDF-1.7\n" + secrets.token_bytes(2048) + b"\n%%EOF\n"
 
 
@@ -263,13 +274,7 @@ async def test_a_rejected_sender_is_our_configuration_not_the_recipient(
 async def test_auth_over_starttls_works(
     auth_sandbox: RunningSmtpSandbox, recipient: str, message_id: str
 ) -> None:
-    sender = sender_for(
-        auth_sandbox,
-        username="nordflow",
-        password=SecretStr(PASSWORD),
-        starttls=True,
-        ssl_context=auth_sandbox.client_tls_context(),
-    )
+    sender = secured_sender(auth_sandbox)
     assert PASSWORD not in repr(sender)
     await send(sender, recipient, message_id)
     async with auth_sandbox.async_admin() as admin:
@@ -294,13 +299,7 @@ async def test_one_secured_session_carries_the_next_messages(
     auth_sandbox: RunningSmtpSandbox, recipient: str
 ) -> None:
     # Greeting, STARTTLS and AUTH once, then MAIL, RCPT and DATA per message.
-    sender = sender_for(
-        auth_sandbox,
-        username="nordflow",
-        password=SecretStr(PASSWORD),
-        starttls=True,
-        ssl_context=auth_sandbox.client_tls_context(),
-    )
+    sender = secured_sender(auth_sandbox)
     ids = new_ids(3)
     for message_id in ids:
         await send(sender, recipient, message_id)
@@ -391,13 +390,7 @@ async def test_a_wrong_password_is_a_permanent_auth_error_that_does_not_leak_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     wrong = "wrong-" + secrets.token_hex(8)
-    sender = sender_for(
-        auth_sandbox,
-        username="nordflow",
-        password=SecretStr(wrong),
-        starttls=True,
-        ssl_context=auth_sandbox.client_tls_context(),
-    )
+    sender = secured_sender(auth_sandbox, wrong)
     with caplog.at_level(logging.DEBUG), pytest.raises(SmtpAuthenticationError) as caught:
         await send(sender, recipient, message_id)
     error = caught.value
