@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+from nordflow_runtime import db
 from nordflow_runtime.crypto import SecretBox
 
 from .oauth import Tokens
@@ -104,11 +105,5 @@ class PgTokenStore:
     @asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
         """At most one process refreshes this connection's tokens at a time."""
-        async with self.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", self.lock_key)
-            try:
-                yield
-            finally:
-                await conn.execute(
-                    "SELECT pg_advisory_unlock(hashtextextended($1, 0))", self.lock_key
-                )
+        async with db.session_lock(self.pool, self.lock_key):
+            yield

@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 
@@ -56,6 +58,7 @@ async def create_pool(
                 url,
                 min_size=min_size,
                 max_size=max_size,
+                reset=_keep_session,
                 server_settings={
                     "search_path": schema,
                     "application_name": schema,
@@ -75,45 +78,80 @@ async def create_pool(
     raise RuntimeError("unreachable")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Return a connection to the pool as it is: no round trip to the server.
+
+    asyncpg's default resets every connection given back to the pool with a query of its
+    own (unlock all advisory locks, close cursors, unlisten, reset settings): a second round
+    trip for each `pool.fetchval` and each `acquire`. Nothing here leaves such state behind:
+    an open transaction is still rolled back by asyncpg before this is called, cursors live
+    only inside transactions, nothing listens or changes a session setting, and the only
+    session-level locks are `session_lock`'s, which end their connection when they cannot be
+    sure the lock was given back.
+    """
+
+
+@asynccontextmanager
+async def session_lock(pool: asyncpg.Pool, key: int | str) -> AsyncIterator[asyncpg.Connection]:
+    """Hold PostgreSQL's session-level advisory lock ``key`` on a connection of the pool.
+
+    A text key names the lock `hashtextextended(key, 0)`. Waits until no other session holds
+    it. Should taking or giving back the lock fail or be cancelled, the connection is closed
+    instead of returned to the pool, so the server releases whatever it holds (the pool does
+    not reset connections: `_keep_session`).
+    """
+    lock_id = "hashtextextended($1, 0)" if isinstance(key, str) else "$1"
+    async with pool.acquire() as conn:
+        try:
+            await conn.execute(f"SELECT pg_advisory_lock({lock_id})", key)
+        except BaseException:
+            conn.terminate()
+            raise
+        try:
+            yield conn
+        finally:
+            try:
+                await conn.execute(f"SELECT pg_advisory_unlock({lock_id})", key)
+            except BaseException:
+                conn.terminate()
+                raise
+
+
 async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[Migration]) -> list[str]:
     """Apply what is new, each file in its own transaction, serialised across replicas."""
     applied_now: list[str] = []
-    async with pool.acquire() as conn:
-        lock = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True)
-        await conn.execute("SELECT pg_advisory_lock($1)", lock)
-        try:
-            await conn.execute(
-                """CREATE TABLE IF NOT EXISTS schema_migrations (
-                       scope text NOT NULL, version integer NOT NULL, name text NOT NULL,
-                       checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
-                       PRIMARY KEY (scope, version))"""
-            )
-            rows = await conn.fetch("SELECT scope, version, checksum FROM schema_migrations")
-            done = {(r["scope"], r["version"]): r["checksum"] for r in rows}
-            for m in migrations:
-                checksum = hashlib.sha256(m.sql.encode()).hexdigest()
-                previous = done.get((m.scope, m.version))
-                if previous is not None:
-                    if previous != checksum:
-                        raise RuntimeError(
-                            f"migration {m.scope}/{m.version:03d}_{m.name} changed after it was "
-                            "applied; add a new migration instead"
-                        )
-                    continue
-                async with conn.transaction():
-                    await conn.execute(m.sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (scope, version, name, checksum) "
-                        "VALUES ($1, $2, $3, $4)",
-                        m.scope,
-                        m.version,
-                        m.name,
-                        checksum,
+    lock = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True)
+    async with session_lock(pool, lock) as conn:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   scope text NOT NULL, version integer NOT NULL, name text NOT NULL,
+                   checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
+                   PRIMARY KEY (scope, version))"""
+        )
+        rows = await conn.fetch("SELECT scope, version, checksum FROM schema_migrations")
+        done = {(r["scope"], r["version"]): r["checksum"] for r in rows}
+        for m in migrations:
+            checksum = hashlib.sha256(m.sql.encode()).hexdigest()
+            previous = done.get((m.scope, m.version))
+            if previous is not None:
+                if previous != checksum:
+                    raise RuntimeError(
+                        f"migration {m.scope}/{m.version:03d}_{m.name} changed after it was "
+                        "applied; add a new migration instead"
                     )
-                applied_now.append(f"{m.scope}/{m.version:03d}_{m.name}")
-                log.info("applied migration %s/%03d_%s", m.scope, m.version, m.name)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", lock)
+                continue
+            async with conn.transaction():
+                await conn.execute(m.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (scope, version, name, checksum) "
+                    "VALUES ($1, $2, $3, $4)",
+                    m.scope,
+                    m.version,
+                    m.name,
+                    checksum,
+                )
+            applied_now.append(f"{m.scope}/{m.version:03d}_{m.name}")
+            log.info("applied migration %s/%03d_%s", m.scope, m.version, m.name)
     return applied_now
 
 
