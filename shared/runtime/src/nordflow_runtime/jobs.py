@@ -217,18 +217,24 @@ class JobWorker:
                 )
                 if row is None:
                     return False
+                starts = await self._record_start(row["id"])
                 with self._slot(row["tenant_id"]):
-                    await self._claimed(row, _Claim(self.pool, row["id"], conn=conn))
+                    await self._claimed(row, starts, _Claim(self.pool, row["id"], conn=conn))
         else:
             lease = uuid.uuid4()
-            # A pending job whose time has come, or a running one whose lease ran out.
+            # A pending job whose time has come, or a running one whose lease ran out; the
+            # claim is counted in the same statement (committed with it).
             row = await self.pool.fetchrow(
-                "UPDATE jobs SET state = 'running', lease = $3, "
+                "WITH claimed AS (UPDATE jobs SET state = 'running', lease = $3, "
                 "due_at = now() + make_interval(secs => $4) WHERE id = ("
                 "SELECT id FROM jobs WHERE kind = $1 AND state IN ('pending', 'running') "
                 "AND due_at <= now() AND tenant_id <> ALL($2::text[]) "
                 "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
-                "RETURNING id, job_key, tenant_id, payload, attempts, traceparent, tracestate",
+                "RETURNING id, job_key, tenant_id, payload, attempts, traceparent, tracestate), "
+                "started AS (INSERT INTO job_starts (job_id, starts) SELECT id, 1 FROM claimed "
+                "ON CONFLICT (job_id) DO UPDATE SET starts = job_starts.starts + 1 "
+                "RETURNING starts) "
+                "SELECT claimed.*, started.starts FROM claimed, started",
                 self.kind,
                 busy,
                 lease,
@@ -237,7 +243,7 @@ class JobWorker:
             if row is None:
                 return False
             with self._slot(row["tenant_id"]):
-                await self._claimed(row, _Claim(self.pool, row["id"], lease=lease))
+                await self._claimed(row, row["starts"], _Claim(self.pool, row["id"], lease=lease))
         self.on_commit()
         return True
 
@@ -252,7 +258,8 @@ class JobWorker:
             if not self.running[tenant]:
                 del self.running[tenant]
 
-    async def _claimed(self, row: asyncpg.Record, claim: _Claim) -> None:
+    async def _claimed(self, row: asyncpg.Record, starts: int, claim: _Claim) -> None:
+        """Run a claimed job; ``starts`` counts its claims, this one included."""
         job = Job(
             row["id"],
             self.kind,
@@ -261,7 +268,7 @@ class JobWorker:
             json.loads(row["payload"]),
             row["attempts"] + 1,
         )
-        crashed = await self._record_start(job.id) - job.attempts
+        crashed = starts - job.attempts
         with (
             log_context(job.tenant_id, job.payload.get("invoice_id")),
             telemetry.tracer().start_as_current_span(
@@ -292,7 +299,8 @@ class JobWorker:
                 raise
 
     async def _record_start(self, job_id: int) -> int:
-        """Count this claim in its own committed transaction; how many claims there were."""
+        """Count a claim in its own committed transaction, outliving the claiming one should
+        its process die in the handler; how many claims there were."""
         starts: int = await self.pool.fetchval(
             "INSERT INTO job_starts (job_id, starts) VALUES ($1, 1) ON CONFLICT (job_id) "
             "DO UPDATE SET starts = job_starts.starts + 1 RETURNING starts",
