@@ -180,6 +180,32 @@ async def test_a_paper_customer_in_peppol_is_suggested_once() -> None:
     assert await repos.overrides.for_customer(tenant, "42") is Channel.PEPPOL
 
 
+async def test_a_suggestion_that_cannot_be_recorded_never_undoes_the_send() -> None:
+    repos = fake_repositories()
+
+    async def broken(*_: object) -> None:
+        raise ConnectionResetError("the suggestions table is away")
+
+    repos.suggestions.record_once = broken  # type: ignore[method-assign]
+    senders = {c: FakeSender(c) for c in Channel}
+    event = created_event(company(gln=True))
+    await channels.set_override(repos.overrides, event.tenant_id, None, Channel.PAPER)
+    partners = fake_partners(senders, Registered(GLN))
+    await distribute_invoice(repos, partners, event, NOW)
+
+    outcome = await send_invoice(
+        fake_store(repos),
+        partners,
+        tenant_id=event.tenant_id,
+        invoice_id=event.invoice_id,
+        clock=clock,
+    )
+
+    assert outcome.result["status"] == "sent"
+    assert [type(e) for e in outcome.events] == [InvoiceDistributed]
+    assert repos.deliveries.status(event.invoice_id) == "sent"  # type: ignore[attr-defined]
+
+
 async def test_a_held_invoice_is_scheduled_when_its_hold_ends_and_takes_files_until_then() -> None:
     repos = fake_repositories()
     repos.holds.clock = clock  # type: ignore[attr-defined]

@@ -37,6 +37,22 @@ class ArchivedDocument:
     archived_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class NewDocument:
+    """A sent document to archive: an entry before the archive numbers and stores it."""
+
+    invoice_id: str
+    number: str
+    source_document_number: str | None
+    channel: str
+    document_format: str
+    content_type: str
+    sha256: str
+    sent_at: dt.datetime
+    issue_date: dt.date
+    retain_until: dt.date
+
+
 def check_start_month(month: int) -> int:
     """A fiscal year's start month, 1 to 12; ValueError otherwise."""
     if not 1 <= month <= 12:

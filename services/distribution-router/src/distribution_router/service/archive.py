@@ -23,6 +23,7 @@ from nordflow_schemas.events import Channel
 from ..domain.archive import (
     CALENDAR_YEAR,
     ArchivedDocument,
+    NewDocument,
     check_start_month,
     fiscal_year_end,
     retain_until,
@@ -68,29 +69,25 @@ async def archive_document(
     # Lock the tenant's counter first, then look for the document: a concurrent archiver of
     # the same document has committed by then, so it is found (READ COMMITTED) and no number
     # is spent on a duplicate.
-    await repo.lock_counter(tenant_id)
+    start_month = await repo.lock_counter(tenant_id)
     existing = await repo.find_same(tenant_id, invoice_id, channel, sha256)
     if existing is not None:
         return existing
-    sequence = await repo.next_sequence(tenant_id)
-    keep_until = retain_until(issue_date, await fiscal_year_start_month(repo, tenant_id))
-    document = ArchivedDocument(
-        sequence=sequence,
+    document = NewDocument(
         invoice_id=invoice_id,
         number=number,
         source_document_number=source_document_number,
         channel=channel.value,
         document_format=document_format,
         content_type=content_type,
-        size=len(content),
         sha256=sha256,
         sent_at=sent_at,
         issue_date=issue_date,
-        retain_until=keep_until,
-        archived_at=sent_at,  # the database sets its own
+        retain_until=retain_until(
+            issue_date, CALENDAR_YEAR if start_month is None else start_month
+        ),
     )
-    await repo.insert(document, tenant_id, content)
-    return sequence
+    return await repo.insert_next(tenant_id, document, content)
 
 
 async def find_documents(

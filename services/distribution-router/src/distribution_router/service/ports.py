@@ -25,7 +25,7 @@ from nordflow_schemas.events import (
     InvoiceFactoringDecided,
 )
 
-from ..domain.archive import ArchivedDocument
+from ..domain.archive import ArchivedDocument, NewDocument
 from ..domain.channels import Route
 from ..domain.costs import DEFAULT_UNIT_PRICES
 from ..domain.deliveries import (
@@ -180,8 +180,9 @@ class AttemptLog(Protocol):
 class ArchiveRepository(Protocol):
     """`archived_documents`, `archive_counters`, `archive_settings`."""
 
-    async def lock_counter(self, tenant_id: str) -> None:
-        """Create and lock the tenant's counter row until the transaction ends."""
+    async def lock_counter(self, tenant_id: str) -> int | None:
+        """Create and lock the tenant's counter row until the transaction ends; the month
+        the tenant's fiscal year starts, if it set one."""
         ...
 
     async def find_same(
@@ -190,12 +191,8 @@ class ArchiveRepository(Protocol):
         """The sequence of the same document archived before."""
         ...
 
-    async def next_sequence(self, tenant_id: str) -> int:
-        """Take the tenant's next number (under the counter's lock)."""
-        ...
-
-    async def insert(self, document: ArchivedDocument, tenant_id: str, content: bytes) -> None:
-        """Store a document."""
+    async def insert_next(self, tenant_id: str, document: NewDocument, content: bytes) -> int:
+        """Store a document under the tenant's next number (its counter locked); the number."""
         ...
 
     async def fiscal_year_start_month(self, tenant_id: str) -> int | None:

@@ -377,13 +377,14 @@ class _Run:
                     cost_currency=COST_CURRENCY,
                 ),
             )
-            if reach is not None:
-                try:
+            try:
+                cheaper = self._cheaper(route, reach)
+                if cheaper:  # a savepoint only when there is something to record
                     async with repos.savepoint():  # a failure never undoes the send
-                        suggested = await self._suggest(repos, route, now, reach)
+                        suggested = await self._suggest(repos, route, now, cheaper)
                         await self._announce(repos, *suggested)
-                except Exception as exc:  # the next send checks again
-                    log.warning("recording a cheaper-channel suggestion failed: %s", exc)
+            except Exception as exc:  # the next send checks again
+                log.warning("recording a cheaper-channel suggestion failed: %s", exc)
         return self._outcome(
             {
                 "status": "sent",
@@ -393,16 +394,24 @@ class _Run:
             }
         )
 
-    async def _suggest(
-        self, repos: Repositories, route: Route, now: dt.datetime, reach: Reachability
-    ) -> list[ChannelSuggested]:
-        """Record, once, each cheaper channel the recipient can now take; their events."""
+    def _cheaper(self, route: Route, reach: Reachability | None) -> list[Route]:
+        """The cheaper channels the recipient can now take, but for those that refused."""
+        if reach is None:
+            return []
         refused = {f.channel for f in self.fallbacks}
+        return [
+            cheaper
+            for cheaper in cheaper_channels(route.channel, reach, self.invoice)
+            if cheaper.channel not in refused
+        ]
+
+    async def _suggest(
+        self, repos: Repositories, route: Route, now: dt.datetime, cheaper_routes: list[Route]
+    ) -> list[ChannelSuggested]:
+        """Record, once, each cheaper channel; the events of those recorded now."""
         customer = self.claimed.customer_key
         out: list[ChannelSuggested] = []
-        for cheaper in cheaper_channels(route.channel, reach, self.invoice):
-            if cheaper.channel in refused:
-                continue
+        for cheaper in cheaper_routes:
             suggestion_id = await repos.suggestions.record_once(
                 NewSuggestion(
                     tenant_id=self.tenant_id,

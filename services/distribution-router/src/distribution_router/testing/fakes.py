@@ -22,7 +22,7 @@ from nordflow_schemas.events import (
     InvoiceFactoringDecided,
 )
 
-from ..domain.archive import ArchivedDocument
+from ..domain.archive import ArchivedDocument, NewDocument
 from ..domain.channels import Route, public_recipient
 from ..domain.deliveries import (
     Attempt,
@@ -205,8 +205,9 @@ class FakeArchiveRepository:
     counters: dict[str, int] = field(default_factory=dict)
     start_months: dict[str, int] = field(default_factory=dict)
 
-    async def lock_counter(self, tenant_id: str) -> None:
+    async def lock_counter(self, tenant_id: str) -> int | None:
         self.counters.setdefault(tenant_id, 0)
+        return self.start_months.get(tenant_id)
 
     async def find_same(
         self, tenant_id: str, invoice_id: str, channel: Channel, sha256: str
@@ -221,12 +222,17 @@ class FakeArchiveRepository:
                 return sequence
         return None
 
-    async def next_sequence(self, tenant_id: str) -> int:
+    async def insert_next(self, tenant_id: str, document: NewDocument, content: bytes) -> int:
         self.counters[tenant_id] += 1
-        return self.counters[tenant_id]
-
-    async def insert(self, document: ArchivedDocument, tenant_id: str, content: bytes) -> None:
-        self.documents[(tenant_id, document.sequence)] = (document, content)
+        sequence = self.counters[tenant_id]
+        entry = ArchivedDocument(
+            sequence=sequence,
+            size=len(content),
+            archived_at=document.sent_at,
+            **dataclasses.asdict(document),
+        )
+        self.documents[(tenant_id, sequence)] = (entry, content)
+        return sequence
 
     async def fiscal_year_start_month(self, tenant_id: str) -> int | None:
         return self.start_months.get(tenant_id)

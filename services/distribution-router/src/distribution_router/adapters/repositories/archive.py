@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from nordflow_schemas.events import Channel
 
-from ...domain.archive import ArchivedDocument
+from ...domain.archive import ArchivedDocument, NewDocument
 
 _COLUMNS = (
     "sequence, invoice_id, number, source_document_number, channel, document_format, "
@@ -23,16 +23,24 @@ class PgArchiveRepository:
     def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
         self.conn = conn
 
-    async def lock_counter(self, tenant_id: str) -> None:
-        """Create and lock the tenant's counter row until the transaction ends."""
-        await self.conn.execute(
-            "INSERT INTO archive_counters (tenant_id, last_sequence) VALUES ($1, 0) "
-            "ON CONFLICT (tenant_id) DO NOTHING",
-            tenant_id,
+    async def lock_counter(self, tenant_id: str) -> int | None:
+        """Lock the tenant's counter row until the transaction ends, creating it for the
+        tenant's first document; the month the tenant's fiscal year starts, if it set one."""
+        locked = (
+            "SELECT s.fiscal_year_start_month FROM archive_counters c "
+            "LEFT JOIN archive_settings s ON s.tenant_id = c.tenant_id "
+            "WHERE c.tenant_id = $1 FOR UPDATE OF c"
         )
-        await self.conn.execute(
-            "SELECT 1 FROM archive_counters WHERE tenant_id = $1 FOR UPDATE", tenant_id
-        )
+        row = await self.conn.fetchrow(locked, tenant_id)
+        if row is None:
+            await self.conn.execute(
+                "INSERT INTO archive_counters (tenant_id, last_sequence) VALUES ($1, 0) "
+                "ON CONFLICT (tenant_id) DO NOTHING",
+                tenant_id,
+            )
+            row = await self.conn.fetchrow(locked, tenant_id)
+        month = row["fiscal_year_start_month"]
+        return None if month is None else int(month)
 
     async def find_same(
         self, tenant_id: str, invoice_id: str, channel: Channel, sha256: str
@@ -48,25 +56,19 @@ class PgArchiveRepository:
         )
         return None if existing is None else int(existing)
 
-    async def next_sequence(self, tenant_id: str) -> int:
-        """Take the tenant's next number."""
-        sequence = await self.conn.fetchval(
-            "UPDATE archive_counters SET last_sequence = last_sequence + 1 "
-            "WHERE tenant_id = $1 RETURNING last_sequence",
-            tenant_id,
-        )
-        return int(sequence)
-
-    async def insert(self, document: ArchivedDocument, tenant_id: str, content: bytes) -> None:
-        """Store a document (``archived_at`` is the database's)."""
+    async def insert_next(self, tenant_id: str, document: NewDocument, content: bytes) -> int:
+        """Take the tenant's next number and store the document under it, in one statement
+        (``archived_at`` is the database's); the number."""
         d = document
-        await self.conn.execute(
+        sequence = await self.conn.fetchval(
+            "WITH next AS (UPDATE archive_counters SET last_sequence = last_sequence + 1 "
+            "WHERE tenant_id = $1 RETURNING last_sequence) "
             "INSERT INTO archived_documents (tenant_id, sequence, invoice_id, "
             "source_document_number, number, channel, document_format, content_type, content, "
             "size, sha256, sent_at, issue_date, retain_until) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "SELECT $1, last_sequence, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 "
+            "FROM next RETURNING sequence",
             tenant_id,
-            d.sequence,
             d.invoice_id,
             d.source_document_number,
             d.number,
@@ -74,12 +76,15 @@ class PgArchiveRepository:
             d.document_format,
             d.content_type,
             content,
-            d.size,
+            len(content),
             d.sha256,
             d.sent_at,
             d.issue_date,
             d.retain_until,
         )
+        if sequence is None:
+            raise LookupError(f"tenant {tenant_id} has no archive counter: lock it first")
+        return int(sequence)
 
     async def fiscal_year_start_month(self, tenant_id: str) -> int | None:
         """The month the tenant's fiscal year starts, if it set one."""
