@@ -66,13 +66,10 @@ async def archive_document(
     if sent_at.tzinfo is None:
         raise ValueError("sent_at must be timezone-aware")
     sha256 = hashlib.sha256(content).hexdigest()
-    # Lock the tenant's counter first, then look for the document: a concurrent archiver of
-    # the same document has committed by then, so it is found (READ COMMITTED) and no number
-    # is spent on a duplicate.
+    # Lock the tenant's counter first, then look for the document (`store_once`, a statement
+    # of its own): a concurrent archiver of the same document has committed by then, so it
+    # is found (READ COMMITTED) and no number is spent on a duplicate.
     start_month = await repo.lock_counter(tenant_id)
-    existing = await repo.find_same(tenant_id, invoice_id, channel, sha256)
-    if existing is not None:
-        return existing
     document = NewDocument(
         invoice_id=invoice_id,
         number=number,
@@ -87,7 +84,7 @@ async def archive_document(
             issue_date, CALENDAR_YEAR if start_month is None else start_month
         ),
     )
-    return await repo.insert_next(tenant_id, document, content)
+    return await repo.store_once(tenant_id, document, content)
 
 
 async def find_documents(

@@ -185,14 +185,9 @@ class ArchiveRepository(Protocol):
         the tenant's fiscal year starts, if it set one."""
         ...
 
-    async def find_same(
-        self, tenant_id: str, invoice_id: str, channel: Channel, sha256: str
-    ) -> int | None:
-        """The sequence of the same document archived before."""
-        ...
-
-    async def insert_next(self, tenant_id: str, document: NewDocument, content: bytes) -> int:
-        """Store a document under the tenant's next number (its counter locked); the number."""
+    async def store_once(self, tenant_id: str, document: NewDocument, content: bytes) -> int:
+        """The number of the same document (invoice, channel, sha256) archived before; else
+        the tenant's next number (its counter locked), with the document stored under it."""
         ...
 
     async def fiscal_year_start_month(self, tenant_id: str) -> int | None:

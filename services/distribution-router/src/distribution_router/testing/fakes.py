@@ -209,20 +209,15 @@ class FakeArchiveRepository:
         self.counters.setdefault(tenant_id, 0)
         return self.start_months.get(tenant_id)
 
-    async def find_same(
-        self, tenant_id: str, invoice_id: str, channel: Channel, sha256: str
-    ) -> int | None:
+    async def store_once(self, tenant_id: str, document: NewDocument, content: bytes) -> int:
         for (tenant, sequence), (d, _) in self.documents.items():
-            if (tenant, d.invoice_id, d.channel, d.sha256) == (
-                tenant_id,
-                invoice_id,
-                channel.value,
-                sha256,
+            same = (d.invoice_id, d.channel, d.sha256)
+            if tenant == tenant_id and same == (
+                document.invoice_id,
+                document.channel,
+                document.sha256,
             ):
                 return sequence
-        return None
-
-    async def insert_next(self, tenant_id: str, document: NewDocument, content: bytes) -> int:
         self.counters[tenant_id] += 1
         sequence = self.counters[tenant_id]
         entry = ArchivedDocument(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncpg
-from nordflow_schemas.events import Channel
 
 from ...domain.archive import ArchivedDocument, NewDocument
 
@@ -42,32 +41,23 @@ class PgArchiveRepository:
         month = row["fiscal_year_start_month"]
         return None if month is None else int(month)
 
-    async def find_same(
-        self, tenant_id: str, invoice_id: str, channel: Channel, sha256: str
-    ) -> int | None:
-        """The sequence of the same document archived before."""
-        existing = await self.conn.fetchval(
-            "SELECT sequence FROM archived_documents "
-            "WHERE tenant_id = $1 AND invoice_id = $2 AND channel = $3 AND sha256 = $4",
-            tenant_id,
-            invoice_id,
-            channel.value,
-            sha256,
-        )
-        return None if existing is None else int(existing)
-
-    async def insert_next(self, tenant_id: str, document: NewDocument, content: bytes) -> int:
-        """Take the tenant's next number and store the document under it, in one statement
-        (``archived_at`` is the database's); the number."""
+    async def store_once(self, tenant_id: str, document: NewDocument, content: bytes) -> int:
+        """The number of the same document archived before; else the tenant's next number,
+        taken and the document stored under it (``archived_at`` the database's). One
+        statement, run after the counter's lock, so it sees what an archiver that held the
+        lock before committed."""
         d = document
         sequence = await self.conn.fetchval(
-            "WITH next AS (UPDATE archive_counters SET last_sequence = last_sequence + 1 "
-            "WHERE tenant_id = $1 RETURNING last_sequence) "
-            "INSERT INTO archived_documents (tenant_id, sequence, invoice_id, "
+            "WITH same AS (SELECT sequence FROM archived_documents WHERE tenant_id = $1 "
+            "AND invoice_id = $2 AND channel = $5 AND sha256 = $10 LIMIT 1), "
+            "next AS (UPDATE archive_counters SET last_sequence = last_sequence + 1 "
+            "WHERE tenant_id = $1 AND NOT EXISTS (SELECT FROM same) RETURNING last_sequence), "
+            "stored AS (INSERT INTO archived_documents (tenant_id, sequence, invoice_id, "
             "source_document_number, number, channel, document_format, content_type, content, "
             "size, sha256, sent_at, issue_date, retain_until) "
             "SELECT $1, last_sequence, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 "
-            "FROM next RETURNING sequence",
+            "FROM next RETURNING sequence) "
+            "SELECT sequence FROM same UNION ALL SELECT sequence FROM stored",
             tenant_id,
             d.invoice_id,
             d.source_document_number,

@@ -239,7 +239,11 @@ class PgHoldRepository:
 
     async def attachments_for_send(self, invoice_id: str) -> tuple[Attachment, ...]:
         """The files with their bytes, after a share lock on the hold row."""
-        await self.conn.execute("SELECT 1 FROM holds WHERE invoice_id = $1 FOR SHARE", invoice_id)
+        held = await self.conn.fetchval(
+            "SELECT true FROM holds WHERE invoice_id = $1 FOR SHARE", invoice_id
+        )
+        if not held:  # never held, so nothing attached (every file references its hold)
+            return ()
         rows = await self.conn.fetch(
             "SELECT filename, content_type, content FROM hold_attachments "
             "WHERE invoice_id = $1 ORDER BY attachment_id",
