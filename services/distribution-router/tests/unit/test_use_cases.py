@@ -6,20 +6,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+from collections.abc import Awaitable
 from decimal import Decimal
 
 import pytest
 from distribution_router.domain.holds import HoldClosedError
 from distribution_router.domain.sending import Receipt, TransientSendError
 from distribution_router.service import channels, holds, statistics
-from distribution_router.service.ports import Repositories
+from distribution_router.service.ports import Partners, Repositories
 from distribution_router.service.routing import distribute_invoice
 from distribution_router.service.sending import DeliveryFinishedError, SendOutcome, send_invoice
 from distribution_router.testing import FakeSender, Registered, fake_partners, fake_store
 from distribution_router.testing.fakes import fake_repositories
 from distribution_router.testing.invoices import GLN, company, created_event
 from nordflow_runtime.testing import FakeTenantProfiles
-from nordflow_schemas.events import Channel, ChannelSuggested, InvoiceDistributed
+from nordflow_schemas.events import Channel, ChannelSuggested, InvoiceCreated, InvoiceDistributed
 from nordflow_schemas.testing import tenant_profile
 
 NOW = dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)
@@ -29,19 +30,24 @@ def clock() -> dt.datetime:
     return NOW
 
 
-async def routed_and_sent(
-    repos: Repositories, senders: dict[Channel, FakeSender], lookup: Registered, **buyer: object
-) -> tuple[str, str]:
-    event = created_event(company(**buyer))  # type: ignore[arg-type]
-    partners = fake_partners(senders, lookup)
-    assert await distribute_invoice(repos, partners, event, NOW) is None
-    outcome = await send_invoice(
+def send(repos: Repositories, partners: Partners, event: InvoiceCreated) -> Awaitable[SendOutcome]:
+    """One run of the send job for the routed invoice of ``event``."""
+    return send_invoice(
         fake_store(repos),
         partners,
         tenant_id=event.tenant_id,
         invoice_id=event.invoice_id,
         clock=clock,
     )
+
+
+async def routed_and_sent(
+    repos: Repositories, senders: dict[Channel, FakeSender], lookup: Registered, **buyer: object
+) -> tuple[str, str]:
+    event = created_event(company(**buyer))  # type: ignore[arg-type]
+    partners = fake_partners(senders, lookup)
+    assert await distribute_invoice(repos, partners, event, NOW) is None
+    outcome = await send(repos, partners, event)
     return event.invoice_id, str(outcome.result["status"])
 
 
@@ -52,20 +58,8 @@ async def test_a_peppol_recipient_is_sent_once_and_announced() -> None:
     partners = fake_partners(senders, Registered(GLN))
     await distribute_invoice(repos, partners, event, NOW)
 
-    first = await send_invoice(
-        fake_store(repos),
-        partners,
-        tenant_id=event.tenant_id,
-        invoice_id=event.invoice_id,
-        clock=clock,
-    )
-    again = await send_invoice(
-        fake_store(repos),
-        partners,
-        tenant_id=event.tenant_id,
-        invoice_id=event.invoice_id,
-        clock=clock,
-    )
+    first = await send(repos, partners, event)
+    again = await send(repos, partners, event)
 
     [distributed] = first.events
     assert isinstance(distributed, InvoiceDistributed)
@@ -84,20 +78,8 @@ async def test_an_answer_lost_after_the_send_is_looked_up_not_sent_again() -> No
     partners = fake_partners(senders)
     await distribute_invoice(repos, partners, event, NOW)
     with pytest.raises(TransientSendError):
-        await send_invoice(
-            fake_store(repos),
-            partners,
-            tenant_id=event.tenant_id,
-            invoice_id=event.invoice_id,
-            clock=clock,
-        )
-    outcome = await send_invoice(
-        fake_store(repos),
-        partners,
-        tenant_id=event.tenant_id,
-        invoice_id=event.invoice_id,
-        clock=clock,
-    )
+        await send(repos, partners, event)
+    outcome = await send(repos, partners, event)
     assert outcome.result["status"] == "sent"
     assert senders[Channel.PAPER].calls == 1
     assert repos.attempts.states(event.invoice_id) == [("paper", "sent")]  # type: ignore[attr-defined]
@@ -193,13 +175,7 @@ async def test_a_suggestion_that_cannot_be_recorded_never_undoes_the_send() -> N
     partners = fake_partners(senders, Registered(GLN))
     await distribute_invoice(repos, partners, event, NOW)
 
-    outcome = await send_invoice(
-        fake_store(repos),
-        partners,
-        tenant_id=event.tenant_id,
-        invoice_id=event.invoice_id,
-        clock=clock,
-    )
+    outcome = await send(repos, partners, event)
 
     assert outcome.result["status"] == "sent"
     assert [type(e) for e in outcome.events] == [InvoiceDistributed]
@@ -307,13 +283,7 @@ async def test_a_document_validated_at_routing_is_not_validated_again_when_sent(
     event = created_event(company(gln=True))
     await distribute_invoice(repos, partners, event, NOW)
     assert validator.calls == 1
-    outcome = await send_invoice(
-        fake_store(repos),
-        partners,
-        tenant_id=event.tenant_id,
-        invoice_id=event.invoice_id,
-        clock=clock,
-    )
+    outcome = await send(repos, partners, event)
     assert outcome.result["status"] == "sent"
     assert validator.calls == 1  # the same bytes: the routing's verdict stands
     assert list(senders[Channel.PEPPOL].received) == [f"{event.invoice_id}:peppol:1"]

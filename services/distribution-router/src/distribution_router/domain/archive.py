@@ -19,25 +19,6 @@ CALENDAR_YEAR = 1
 
 
 @dataclass(frozen=True)
-class ArchivedDocument:
-    """An archive entry without its bytes."""
-
-    sequence: int
-    invoice_id: str
-    number: str
-    source_document_number: str | None
-    channel: str
-    document_format: str
-    content_type: str
-    size: int
-    sha256: str
-    sent_at: dt.datetime
-    issue_date: dt.date
-    retain_until: dt.date
-    archived_at: dt.datetime
-
-
-@dataclass(frozen=True)
 class NewDocument:
     """A sent document to archive: an entry before the archive numbers and stores it."""
 
@@ -51,6 +32,16 @@ class NewDocument:
     sent_at: dt.datetime
     issue_date: dt.date
     retain_until: dt.date
+
+
+@dataclass(frozen=True)
+class ArchivedDocument(NewDocument):
+    """An archive entry without its bytes: the document with its number, its size and when
+    the archive stored it."""
+
+    sequence: int
+    size: int
+    archived_at: dt.datetime
 
 
 def check_start_month(month: int) -> int:
