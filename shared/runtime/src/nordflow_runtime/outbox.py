@@ -266,11 +266,16 @@ class OutboxRelay:
         await delivery
 
 
+# Each count matches a partial index's predicate (`outbox_unsent`, `outbox_set_aside`), so
+# neither reads the published rows the table keeps for `outbox_retention_hours`.
+GAUGES_SQL = (
+    "SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL), "
+    "(SELECT count(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NOT NULL)"
+)
+
+
 async def _set_gauges(conn: asyncpg.Connection) -> None:
-    pending, set_aside = await conn.fetchrow(
-        "SELECT count(*) FILTER (WHERE failed_at IS NULL), "
-        "count(*) FILTER (WHERE failed_at IS NOT NULL) FROM outbox WHERE sent_at IS NULL"
-    )
+    pending, set_aside = await conn.fetchrow(GAUGES_SQL)
     OUTBOX_PENDING.set(pending)
     OUTBOX_SET_ASIDE.set(set_aside)
 

@@ -326,6 +326,31 @@ async def test_a_row_kafka_refuses_is_set_aside_and_the_rest_is_published(servic
         await producer.stop()
 
 
+async def test_the_relay_counts_its_gauges_without_reading_the_published_rows(service) -> None:
+    """After every batch the relay sets nordflow_outbox_pending and …_set_aside. A day of
+    published rows stays in the table (outbox_retention_hours); the counts read only the
+    unsent ones, through their partial indexes, and are right."""
+    _, pool = service
+    await pool.execute(
+        "INSERT INTO outbox (event_id, topic, tenant_id, key, value, headers, sent_at, "
+        "failed_at) SELECT 'e' || n, 'payment.received', 't', 'k', 'v', '[]'::jsonb, "
+        "CASE WHEN n > 7 THEN now() END, CASE WHEN n <= 2 THEN now() END "
+        "FROM generate_series(1, 20000) AS n"
+    )
+    await pool.execute("ANALYZE outbox")
+
+    plan = await pool.fetchval(f"EXPLAIN (FORMAT JSON) {outbox.GAUGES_SQL}")
+    scans = _scans(json.loads(plan)[0]["Plan"])
+    assert {index for _, index in scans} == {"outbox_unsent", "outbox_set_aside"}, scans
+    assert await pool.fetchrow(outbox.GAUGES_SQL) == (5, 2)
+
+
+def _scans(node: dict) -> list[tuple[str, str | None]]:
+    """Each scan of the plan: its kind and its index."""
+    own = [(node["Node Type"], node.get("Index Name"))] if "Scan" in node["Node Type"] else []
+    return own + [scan for child in node.get("Plans", []) for scan in _scans(child)]
+
+
 def test_readiness_turns_red_only_after_failures_in_a_row() -> None:
     health = Health("relay", stuck_after=2)
     health.failed(ConnectionError("broker away"))
