@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from io import BytesIO
 
 from distribution_router.adapters.channels.base import Attachment
 from distribution_router.adapters.channels.print_post import PrintOptions, print_options
+from distribution_router.deps import renderer_processes
 from distribution_router.domain import FORMATS, Route
 from distribution_router.domain.documents import PaperOptions, Rendered
-from distribution_router.service.routing import render_document
+from distribution_router.service.ports import Partners
+from distribution_router.service.routing import render, render_document
 from nordflow_documents.peppol import PeppolBisRenderer
 from nordflow_documents.registry import default_registry
 from nordflow_documents.testing.files import CSV, text_pdf
@@ -71,3 +74,26 @@ def test_paper_options_pass_only_what_the_tenant_set() -> None:
 
 def test_peppol_routes_name_a_format_the_default_registry_renders() -> None:
     assert isinstance(default_registry().get(FORMATS[Channel.PEPPOL]), PeppolBisRenderer)
+
+
+async def test_a_renderer_process_renders_what_the_event_loop_would() -> None:
+    """The invoice travels to a renderer process as its JSON and is read back there: the
+    document, its rule check and its attachments are the same as rendered in place."""
+    invoice = make_invoice()
+    route = Route(Channel.PEPPOL, "0007:5566778899", "peppol-bis-billing-3")
+    files = attachments()
+    here = Partners(renderers=default_registry(), validator=shared_validator())
+    executor = renderer_processes(1)
+    assert executor is not None
+    try:
+        there = await render(
+            Partners(renderers=here.renderers, validator=here.validator, executor=executor),
+            route,
+            invoice,
+            files,
+        )
+    finally:
+        await asyncio.to_thread(executor.shutdown)
+    assert there == await render(here, route, invoice, files)
+    assert there.errors == ()
+    assert b"AdditionalDocumentReference" in there.content
