@@ -354,3 +354,50 @@ def test_cli_build_binds_smtp_and_serves_both() -> None:
             assert admin.clear_messages() == 1
     finally:
         server.stop()
+
+
+def test_a_message_is_parsed_once_when_first_inspected_not_while_the_client_waits(
+    sandbox: RunningSmtpSandbox, admin: SmtpSandboxAdmin, rcpt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nordflow_sandboxes.smtp import state
+
+    parsed: list[bytes] = []
+
+    def counting(raw: bytes) -> state.Description:
+        parsed.append(raw)
+        return real(raw)
+
+    real = state.describe
+    monkeypatch.setattr(state, "describe", counting)
+    with smtp(sandbox) as client:
+        assert client.send_message(invoice_mail(rcpt, "<lazy-7@nordflow>"), to_addrs=[rcpt]) == {}
+    assert parsed == []  # accepted and stored, not parsed
+
+    [stored] = admin.messages(to=rcpt)
+    assert stored["message_id"] == "<lazy-7@nordflow>"
+    assert [a["filename"] for a in stored["attachments"]] == ["Faktura 7 Åkesson.pdf", "7.xml"]
+    assert admin.messages(to=rcpt, message_id="<lazy-7@nordflow>") == [stored]
+    assert len(parsed) == 1  # once, however often it is inspected
+    assert hashlib.sha256(parsed[0]).hexdigest() == stored["sha256"]
+
+
+def test_a_message_that_cannot_be_parsed_is_kept_with_its_bytes(
+    sandbox: RunningSmtpSandbox,
+    admin: SmtpSandboxAdmin,
+    rcpt: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from nordflow_sandboxes.smtp import state
+
+    def broken(raw: bytes) -> state.Description:
+        raise ValueError("unparseable")
+
+    monkeypatch.setattr(state, "describe", broken)
+    mail = invoice_mail(rcpt, "<broken-7@nordflow>")
+    with smtp(sandbox) as client:
+        assert client.send_message(mail, to_addrs=[rcpt]) == {}
+    [stored] = admin.messages(to=rcpt)
+    assert (stored["message_id"], stored["headers"], stored["attachments"]) == (None, [], [])
+    assert b"Message-ID: <broken-7@nordflow>" in admin.raw(stored["id"])
+    assert f"cannot parse message {stored['id']}" in caplog.text

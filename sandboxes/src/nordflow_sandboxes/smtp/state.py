@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import re
 import secrets
 import threading
@@ -13,9 +14,12 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from functools import cached_property
 from typing import Any, Literal
 
 from nordflow_sandboxes.kit.values import utc_now
+
+logger = logging.getLogger("nordflow_sandboxes.smtp")
 
 Stage = Literal["mail", "rcpt", "data"]
 MessageKind = Literal["message", "bounce"]
@@ -86,8 +90,25 @@ class BounceInfo:
 
 
 @dataclass(frozen=True)
+class Description:
+    """What a message's bytes say: its headers, Message-ID, Subject, first text/plain body
+    and attachments."""
+
+    headers: tuple[tuple[str, str], ...] = ()
+    message_id: str | None = None
+    subject: str | None = None
+    text: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
 class StoredMessage:
-    """One message the sandbox accepted (or generated, for bounces), as a provider log holds it."""
+    """One message the sandbox accepted (or generated, for bounces), as a provider log holds it.
+
+    Its bytes are parsed when it is first inspected, not when it is accepted: parsing (about
+    2 ms a message) is work a provider's mail server does not do while the client waits,
+    and a benchmark's sends need not pay for it.
+    """
 
     id: str
     kind: MessageKind
@@ -95,16 +116,45 @@ class StoredMessage:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     raw: bytes = field(repr=False)
-    headers: tuple[tuple[str, str], ...]
-    message_id: str | None
-    subject: str | None
-    text: str | None
-    attachments: tuple[Attachment, ...]
     reply: str
     authenticated_as: str | None = None
     tls: bool = False
     peer: str | None = None
     bounce: BounceInfo | None = None
+
+    @cached_property
+    def description(self) -> Description:
+        """The parsed message (once; a message that cannot be parsed has an empty one)."""
+        try:
+            return describe(self.raw)
+        except Exception:  # the raw bytes stay inspectable at `/raw`
+            logger.exception("cannot parse message %s", self.id)
+            return Description()
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Every header, in order, as text."""
+        return self.description.headers
+
+    @property
+    def message_id(self) -> str | None:
+        """The Message-ID header, stripped."""
+        return self.description.message_id
+
+    @property
+    def subject(self) -> str | None:
+        """The Subject header, decoded."""
+        return self.description.subject
+
+    @property
+    def text(self) -> str | None:
+        """The first text/plain part that is not an attachment, with LF line ends."""
+        return self.description.text
+
+    @property
+    def attachments(self) -> tuple[Attachment, ...]:
+        """The attached files, in order."""
+        return self.description.attachments
 
     def as_json(self) -> dict[str, Any]:
         """The inspection API's view (the raw bytes are at `/raw`)."""
@@ -227,9 +277,7 @@ def _decoded(part: EmailMessage) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
-def describe(
-    raw: bytes,
-) -> tuple[tuple[tuple[str, str], ...], str | None, str | None, str | None, tuple[Attachment, ...]]:
+def describe(raw: bytes) -> Description:
     """Headers, Message-ID, Subject, first text/plain body and attachments of raw bytes."""
     message = _parse(raw)
     headers = tuple((name, str(value)) for name, value in message.items())
@@ -255,12 +303,12 @@ def describe(
             except (LookupError, UnicodeDecodeError):
                 text = _decoded(part).decode("utf-8", errors="replace")
             text = text.replace("\r\n", "\n")
-    return (
-        headers,
-        None if message_id is None else str(message_id).strip(),
-        None if subject is None else str(subject),
-        text,
-        tuple(attachments),
+    return Description(
+        headers=headers,
+        message_id=None if message_id is None else str(message_id).strip(),
+        subject=None if subject is None else str(subject),
+        text=text,
+        attachments=tuple(attachments),
     )
 
 
@@ -286,7 +334,6 @@ class SmtpState:
 
     def store(self, delivery: Delivery) -> StoredMessage:
         """Record an accepted message; returns it with its sandbox id."""
-        headers, message_id, subject, text, attachments = describe(delivery.raw)
         with self.lock:
             stored_id = self._new_id("msg")
             stored = StoredMessage(
@@ -296,11 +343,6 @@ class SmtpState:
                 mail_from=delivery.mail_from,
                 rcpt_tos=delivery.rcpt_tos,
                 raw=delivery.raw,
-                headers=headers,
-                message_id=message_id,
-                subject=subject,
-                text=text,
-                attachments=attachments,
                 reply=delivery.reply.replace("{id}", stored_id),
                 authenticated_as=delivery.authenticated_as,
                 tls=delivery.tls,
@@ -311,7 +353,6 @@ class SmtpState:
 
     def store_bounce(self, raw: bytes, to: str, bounce: BounceInfo) -> StoredMessage:
         """Record a generated DSN, sent with the null sender `<>` to `to`."""
-        headers, message_id, subject, text, attachments = describe(raw)
         with self.lock:
             stored = StoredMessage(
                 id=self._new_id("dsn"),
@@ -320,11 +361,6 @@ class SmtpState:
                 mail_from="",
                 rcpt_tos=(to,),
                 raw=raw,
-                headers=headers,
-                message_id=message_id,
-                subject=subject,
-                text=text,
-                attachments=attachments,
                 reply="250 2.0.0 OK (generated)",
                 bounce=bounce,
             )
