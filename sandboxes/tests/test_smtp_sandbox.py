@@ -13,6 +13,7 @@ from email.message import EmailMessage
 import httpx
 import pytest
 from nordflow_sandboxes.server import BackgroundServer
+from nordflow_sandboxes.smtp import state
 from nordflow_sandboxes.smtp.app import create_app
 from nordflow_sandboxes.smtp.command import add_arguments, build
 from nordflow_sandboxes.smtp.state import SmtpState
@@ -359,8 +360,6 @@ def test_cli_build_binds_smtp_and_serves_both() -> None:
 def test_a_message_is_parsed_once_when_first_inspected_not_while_the_client_waits(
     sandbox: RunningSmtpSandbox, admin: SmtpSandboxAdmin, rcpt: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nordflow_sandboxes.smtp import state
-
     parsed: list[bytes] = []
 
     def counting(raw: bytes) -> state.Description:
@@ -388,8 +387,6 @@ def test_a_message_that_cannot_be_parsed_is_kept_with_its_bytes(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from nordflow_sandboxes.smtp import state
-
     def broken(raw: bytes) -> state.Description:
         raise ValueError("unparseable")
 

@@ -108,7 +108,7 @@ async def render(
         )
     loop = asyncio.get_running_loop()
     # The invoice travels as its JSON: pickling the model, nested model by nested model,
-    # cost this process about a quarter more CPU per hand-over (docs/performance.md, 17).
+    # cost this process about 0.15 ms more per hand-over (docs/performance.md, change 17).
     return await loop.run_in_executor(
         partners.executor,
         _render_in_worker,
