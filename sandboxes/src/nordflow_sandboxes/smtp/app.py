@@ -154,9 +154,9 @@ def create_app(state: SmtpState | None = None, listener: SmtpListener | None = N
     @app.get(f"{ADMIN_PREFIX}/messages/{{message_id}}/attachments/{{index}}")
     async def attachment(message_id: str, index: int) -> Response:
         stored = state.message(message_id)
-        if stored is None or not 0 <= index < len(stored.attachments):
+        if stored is None or not 0 <= index < len(stored.description.attachments):
             raise HTTPException(404, f"no attachment {index} in {message_id}")
-        part = stored.attachments[index]
+        part = stored.description.attachments[index]
         disposition = "attachment"
         if part.filename:
             disposition += f"; filename*=UTF-8''{quote(part.filename)}"

@@ -218,7 +218,7 @@ class SandboxHandler:
             stored.mail_from,
             BounceInfo(
                 original_id=stored.id,
-                original_message_id=stored.message_id,
+                original_message_id=stored.description.message_id,
                 recipient=recipient,
                 status=rule.status,
                 diagnostic=rule.diagnostic,

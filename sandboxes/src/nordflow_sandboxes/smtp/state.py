@@ -131,44 +131,20 @@ class StoredMessage:
             logger.exception("cannot parse message %s", self.id)
             return Description()
 
-    @property
-    def headers(self) -> tuple[tuple[str, str], ...]:
-        """Every header, in order, as text."""
-        return self.description.headers
-
-    @property
-    def message_id(self) -> str | None:
-        """The Message-ID header, stripped."""
-        return self.description.message_id
-
-    @property
-    def subject(self) -> str | None:
-        """The Subject header, decoded."""
-        return self.description.subject
-
-    @property
-    def text(self) -> str | None:
-        """The first text/plain part that is not an attachment, with LF line ends."""
-        return self.description.text
-
-    @property
-    def attachments(self) -> tuple[Attachment, ...]:
-        """The attached files, in order."""
-        return self.description.attachments
-
     def as_json(self) -> dict[str, Any]:
         """The inspection API's view (the raw bytes are at `/raw`)."""
+        described = self.description
         return {
             "id": self.id,
             "kind": self.kind,
             "received_at": self.received_at.isoformat(),
             "mail_from": self.mail_from,
             "rcpt_tos": list(self.rcpt_tos),
-            "message_id": self.message_id,
-            "subject": self.subject,
-            "headers": [[name, value] for name, value in self.headers],
-            "text": self.text,
-            "attachments": [a.as_json() for a in self.attachments],
+            "message_id": described.message_id,
+            "subject": described.subject,
+            "headers": [[name, value] for name, value in described.headers],
+            "text": described.text,
+            "attachments": [a.as_json() for a in described.attachments],
             "size": len(self.raw),
             "sha256": hashlib.sha256(self.raw).hexdigest(),
             "reply": self.reply,
@@ -389,7 +365,8 @@ class SmtpState:
             found = [
                 m
                 for m in found
-                if m.message_id is not None and normalize_message_id(m.message_id) == mid
+                if (found_id := m.description.message_id) is not None
+                and normalize_message_id(found_id) == mid
             ]
         if kind is not None:
             found = [m for m in found if m.kind == kind]
