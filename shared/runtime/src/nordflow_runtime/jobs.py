@@ -22,7 +22,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
@@ -172,6 +172,7 @@ class JobWorker:
         self.per_tenant = per_tenant
         self.lease_seconds = lease_seconds
         self.running: dict[str, int] = {}  # tenant → jobs running in this process
+        self._claiming = asyncio.Lock()  # one claim at a time: see run_one
         self.wakeup = asyncio.Event()
 
     def notify(self) -> None:
@@ -203,60 +204,76 @@ class JobWorker:
                 self.wakeup.clear()
 
     async def run_one(self) -> bool:
-        """Claim and run one due job; False when none is due."""
-        busy = [t for t, n in self.running.items() if self.per_tenant and n >= self.per_tenant]
+        """Claim and run one due job; False when none is due.
+
+        The tenants at ``per_tenant`` are read, the job claimed and its tenant's slot taken
+        under ``_claiming``: two loops of this worker never both read a tenant below its
+        bound and both claim a job of it.
+        """
         if self.lease_seconds is None:
             async with self.pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    "SELECT id, job_key, tenant_id, payload, attempts, traceparent, tracestate "
-                    "FROM jobs WHERE kind = $1 AND state = 'pending' AND due_at <= now() "
-                    "AND tenant_id <> ALL($2::text[]) "
-                    "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                async with self._claiming:
+                    row = await conn.fetchrow(
+                        "SELECT id, job_key, tenant_id, payload, attempts, traceparent, "
+                        "tracestate FROM jobs WHERE kind = $1 AND state = 'pending' "
+                        "AND due_at <= now() AND tenant_id <> ALL($2::text[]) "
+                        "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                        self.kind,
+                        self._busy(),
+                    )
+                    if row is None:
+                        return False
+                    self._hold(row["tenant_id"])
+                try:
+                    starts = await self._record_start(row["id"])
+                    await self._claimed(row, starts, _Claim(self.pool, row["id"], conn=conn))
+                finally:
+                    self._release(row["tenant_id"])
+        else:
+            lease = uuid.uuid4()
+            async with self._claiming:
+                # A pending job whose time has come, or a running one whose lease ran out;
+                # the claim is counted in the same statement (committed with it).
+                row = await self.pool.fetchrow(
+                    "WITH claimed AS (UPDATE jobs SET state = 'running', lease = $3, "
+                    "due_at = now() + make_interval(secs => $4) WHERE id = ("
+                    "SELECT id FROM jobs WHERE kind = $1 AND state IN ('pending', 'running') "
+                    "AND due_at <= now() AND tenant_id <> ALL($2::text[]) "
+                    "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                    "RETURNING id, job_key, tenant_id, payload, attempts, traceparent, "
+                    "tracestate), "
+                    "started AS (INSERT INTO job_starts (job_id, starts) SELECT id, 1 "
+                    "FROM claimed ON CONFLICT (job_id) DO UPDATE "
+                    "SET starts = job_starts.starts + 1 RETURNING starts) "
+                    "SELECT claimed.*, started.starts FROM claimed, started",
                     self.kind,
-                    busy,
+                    self._busy(),
+                    lease,
+                    self.lease_seconds,
                 )
                 if row is None:
                     return False
-                starts = await self._record_start(row["id"])
-                with self._slot(row["tenant_id"]):
-                    await self._claimed(row, starts, _Claim(self.pool, row["id"], conn=conn))
-        else:
-            lease = uuid.uuid4()
-            # A pending job whose time has come, or a running one whose lease ran out; the
-            # claim is counted in the same statement (committed with it).
-            row = await self.pool.fetchrow(
-                "WITH claimed AS (UPDATE jobs SET state = 'running', lease = $3, "
-                "due_at = now() + make_interval(secs => $4) WHERE id = ("
-                "SELECT id FROM jobs WHERE kind = $1 AND state IN ('pending', 'running') "
-                "AND due_at <= now() AND tenant_id <> ALL($2::text[]) "
-                "ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
-                "RETURNING id, job_key, tenant_id, payload, attempts, traceparent, tracestate), "
-                "started AS (INSERT INTO job_starts (job_id, starts) SELECT id, 1 FROM claimed "
-                "ON CONFLICT (job_id) DO UPDATE SET starts = job_starts.starts + 1 "
-                "RETURNING starts) "
-                "SELECT claimed.*, started.starts FROM claimed, started",
-                self.kind,
-                busy,
-                lease,
-                self.lease_seconds,
-            )
-            if row is None:
-                return False
-            with self._slot(row["tenant_id"]):
+                self._hold(row["tenant_id"])
+            try:
                 await self._claimed(row, row["starts"], _Claim(self.pool, row["id"], lease=lease))
+            finally:
+                self._release(row["tenant_id"])
         self.on_commit()
         return True
 
-    @contextlib.contextmanager
-    def _slot(self, tenant: str) -> Iterator[None]:
-        """Count a job of the tenant as running in this process while the block runs."""
+    def _busy(self) -> list[str]:
+        """The tenants with ``per_tenant`` jobs running in this process."""
+        return [t for t, n in self.running.items() if self.per_tenant and n >= self.per_tenant]
+
+    def _hold(self, tenant: str) -> None:
+        """Count a job of the tenant as running in this process."""
         self.running[tenant] = self.running.get(tenant, 0) + 1
-        try:
-            yield
-        finally:
-            self.running[tenant] -= 1
-            if not self.running[tenant]:
-                del self.running[tenant]
+
+    def _release(self, tenant: str) -> None:
+        """The tenant's job ended (however)."""
+        self.running[tenant] -= 1
+        if not self.running[tenant]:
+            del self.running[tenant]
 
     async def _claimed(self, row: asyncpg.Record, starts: int, claim: _Claim) -> None:
         """Run a claimed job; ``starts`` counts its claims, this one included."""

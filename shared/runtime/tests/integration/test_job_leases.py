@@ -262,3 +262,38 @@ async def test_a_running_job_whose_lease_ran_out_is_counted_as_due(service):
     counted = await jobs.backlog(pool)
     assert counted["send"].due == 1
     assert counted["send"].oldest_due_seconds >= 5
+
+
+async def test_a_tenant_never_runs_more_than_per_tenant_jobs_at_once(service):
+    """Six loops start together on one tenant's jobs: two run, the others wait for them (each
+    loop's claim reads the running tenants only after the claims before it took their
+    slots)."""
+    name, pool = service
+    for i in range(8):
+        await due(pool, "send", key=f"k{i}", tenant="t-busy")
+    await due(pool, "send", key="other", tenant="t-other")
+    running: dict[str, int] = {}
+    most: dict[str, int] = {}
+    done: list[str] = []
+
+    async def send(run: jobs.JobRun, job: jobs.Job) -> dict:
+        running[job.tenant_id] = running.get(job.tenant_id, 0) + 1
+        most[job.tenant_id] = max(most.get(job.tenant_id, 0), running[job.tenant_id])
+        try:
+            await asyncio.sleep(0.05)  # the partner call
+        finally:
+            running[job.tenant_id] -= 1
+        done.append(job.key)
+        return {"status": "sent"}
+
+    task = asyncio.create_task(worker(name, pool, "send", send, concurrency=6, per_tenant=2).run())
+    try:
+        for _ in range(200):
+            if len(done) == 9:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sorted(done) == sorted([f"k{i}" for i in range(8)] + ["other"])
+    assert most == {"t-busy": 2, "t-other": 1}
