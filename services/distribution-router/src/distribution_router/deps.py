@@ -9,9 +9,7 @@ settings, and the repositories' factory. `aclose` closes the clients at shutdown
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -22,6 +20,7 @@ from nordflow_documents.registry import RendererRegistry, default_registry
 from nordflow_documents.validation import shared_validator
 from nordflow_runtime.app import Resources
 from nordflow_runtime.personal_data import PersonalData
+from nordflow_runtime.processes import ProcessPool
 from nordflow_schemas.events import Channel
 
 from .adapters.channels.bounded import BoundedSender
@@ -89,7 +88,7 @@ class Deps:
     committed: Callable[[], None] = lambda: None  # wake the job workers after a commit
     clock: Callable[[], dt.datetime] = utc_now
     personal: PersonalData | None = None  # opens consumers' sealed personal numbers
-    executor: Executor | None = None
+    processes: ProcessPool | None = None
 
     @property
     def partners(self) -> Partners:
@@ -102,7 +101,7 @@ class Deps:
             senders=self.senders,
             unit_prices=self.unit_prices,
             suggestion_snooze=self.suggestion_snooze,
-            executor=self.executor,
+            processes=self.processes,
         )
 
     async def aclose(self) -> None:
@@ -112,8 +111,8 @@ class Deps:
             await closing()
         for sender in self.senders.values():
             await sender.aclose()
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.processes is not None:
+            await self.processes.aclose()
 
 
 async def build_deps(resources: Resources) -> Deps:
@@ -139,13 +138,12 @@ async def build_deps(resources: Resources) -> Deps:
         paper_defaults=paper_defaults(settings),
         committed=resources.committed,
         personal=PersonalData(settings.personal_data_key) if settings.personal_data_key else None,
-        executor=renderer_processes(settings.render_processes),
+        processes=renderer_processes(settings.render_processes),
     )
 
 
-def renderer_processes(count: int) -> Executor | None:
-    """Processes that render and validate documents (spawned, not forked: the service's own
-    process runs threads and sockets a fork would copy half-way)."""
+def renderer_processes(count: int) -> ProcessPool | None:
+    """Processes that render and validate documents; None: in the service's own process."""
     if count == 0:
         return None
-    return ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPool(count, name="renderer")

@@ -49,7 +49,7 @@ async def test_sends_overlap_per_tenant_bounded_each_exactly_once(database_url: 
         database_url,
         senders={Channel.PEPPOL: peppol},
         lookup=Registered(GLN),
-        executor=renderer_processes(2),
+        processes=renderer_processes(2),
         pool_size=2 * 6 + 2,  # each running send holds up to two connections
     )
     try:

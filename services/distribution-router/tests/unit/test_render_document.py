@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
+import signal
 from io import BytesIO
 
 from distribution_router.adapters.channels.base import Attachment
@@ -17,6 +18,7 @@ from nordflow_documents.registry import default_registry
 from nordflow_documents.testing.files import CSV, text_pdf
 from nordflow_documents.testing.invoices import make_invoice
 from nordflow_documents.validation import shared_validator
+from nordflow_runtime.testing import process_exited
 from nordflow_schemas.events import Channel
 from pypdf import PdfReader
 
@@ -83,17 +85,38 @@ async def test_a_renderer_process_renders_what_the_event_loop_would() -> None:
     route = Route(Channel.PEPPOL, "0007:5566778899", "peppol-bis-billing-3")
     files = attachments()
     here = Partners(renderers=default_registry(), validator=shared_validator())
-    executor = renderer_processes(1)
-    assert executor is not None
+    processes = renderer_processes(1)
+    assert processes is not None
     try:
         there = await render(
-            Partners(renderers=here.renderers, validator=here.validator, executor=executor),
+            Partners(renderers=here.renderers, validator=here.validator, processes=processes),
             route,
             invoice,
             files,
         )
     finally:
-        await asyncio.to_thread(executor.shutdown)
+        await processes.aclose()
     assert there == await render(here, route, invoice, files)
     assert there.errors == ()
     assert b"AdditionalDocumentReference" in there.content
+
+
+async def test_a_renderer_process_that_died_is_replaced_and_the_next_document_renders() -> None:
+    """A renderer killed (out of memory, a crash in SaxonC) does not stop the service's
+    rendering: a process pool executor whose worker died refused every later call."""
+    invoice = make_invoice()
+    route = Route(Channel.PEPPOL, "0007:5566778899", "peppol-bis-billing-3")
+    processes = renderer_processes(1)
+    assert processes is not None
+    partners = Partners(
+        renderers=default_registry(), validator=shared_validator(), processes=processes
+    )
+    try:
+        first = await render(partners, route, invoice)
+        renderer = await processes.call(os.getpid)
+        os.kill(renderer, signal.SIGKILL)
+        assert await process_exited(renderer)
+        assert await render(partners, route, invoice) == first
+        assert await processes.call(os.getpid) != renderer
+    finally:
+        await processes.aclose()

@@ -13,11 +13,13 @@ batch emitted. ``run_jobs()`` runs the durable jobs that are due through ``JobWo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -391,3 +393,24 @@ def _minimal(spec: dict[str, Any], schema: dict[str, Any]) -> Any:
     if schema.get("format") == "date-time":
         return "2025-03-10T10:00:00+00:00"
     return "x" * max(1, int(schema.get("minLength", 1)))
+
+
+def _exited(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
+    except FileNotFoundError:
+        return True
+    # A killed process's main thread is a zombie before its other threads have exited; its
+    # parent can reap it (and its sockets close) only after the last one.
+    return state in ("Z", "X") and threads <= 1
+
+
+async def process_exited(pid: int, seconds: float = 10.0) -> bool:
+    """Whether the process has exited, all its threads (a zombie not yet reaped counts),
+    waiting up to ``seconds`` for it (Linux: reads ``/proc``)."""
+    for _ in range(int(seconds / 0.05)):
+        if _exited(pid):
+            return True
+        await asyncio.sleep(0.05)
+    return _exited(pid)

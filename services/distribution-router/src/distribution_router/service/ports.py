@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from nordflow_documents.registry import RendererRegistry
 from nordflow_documents.validation import ValidationReport
@@ -84,6 +83,17 @@ class ConsumerRegistry(Protocol):
         ...
 
 
+T = TypeVar("T")
+
+
+class Processes(Protocol):
+    """Worker processes for CPU work (`nordflow_runtime.processes.ProcessPool`)."""
+
+    async def call(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """``fn(*args)`` in a worker process."""
+        ...
+
+
 class DocumentValidator(Protocol):
     """Official rules for a rendered document (PeppolValidator satisfies it)."""
 
@@ -105,7 +115,7 @@ class Partners:
     unit_prices: Mapping[Channel, Decimal] = field(default_factory=lambda: DEFAULT_UNIT_PRICES)
     suggestion_snooze: dt.timedelta = dt.timedelta(days=90)
     # Renderer processes (documents and the official rules off the event loop); None: inline.
-    executor: Executor | None = None
+    processes: Processes | None = None
 
 
 # -- repositories -----------------------------------------------------------------------------

@@ -97,7 +97,7 @@ async def render(
     """`render_document` off the event loop: in the renderer processes when the service has
     them (rendering and the official rules are CPU work that would stall every other
     invoice), else here. ``validated``: see `render_document`."""
-    if partners.executor is None:
+    if partners.processes is None:
         return render_document(
             route,
             invoice,
@@ -106,11 +106,9 @@ async def render(
             attachments=attachments,
             validated=validated,
         )
-    loop = asyncio.get_running_loop()
     # The invoice travels as its JSON: pickling the model, nested model by nested model,
     # cost this process about 0.15 ms more per hand-over (docs/performance.md, change 17).
-    return await loop.run_in_executor(
-        partners.executor,
+    return await partners.processes.call(
         _render_in_worker,
         route,
         invoice.model_dump_json(),
