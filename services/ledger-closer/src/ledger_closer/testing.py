@@ -718,6 +718,7 @@ class FakeLedger:
         else:
             self._applied()
             document["invoiced"] = f"F{order}"
+            document["invoice_date"] = invoice_date
             written.add("invoice", document["invoiced"], CREATED)
             self._answer()
         written.erp_reference = document["invoiced"]

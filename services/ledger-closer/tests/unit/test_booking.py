@@ -160,3 +160,19 @@ async def test_an_order_is_invoiced_when_its_part_is_due() -> None:
     assert (invoiced.action, invoiced.erp_reference) == (BookingAction.ORDER_INVOICED, "F1001")
     [again] = await run(repos, writers, INVOICE_ORDER)
     assert [r.outcome for r in again.records] == ["adopted"]
+
+
+async def test_an_order_without_a_due_date_is_invoiced_on_the_tenants_date_not_utcs() -> None:
+    repos, writers = setup()
+    order = simple_invoice(TENANT).model_copy(update={"due_date": None})
+    await record_created(repos, created(order, flow=BOOKS, kind=DocumentKind.ORDER), NOW)
+    await run(repos, writers)
+    [(key, job)] = [(k, j) for (kind, k), j in jobs(repos).jobs.items() if kind == INVOICE_ORDER]
+    # 23:30 UTC on 1 March is 00:30 on 2 March in Stockholm (no profile: Sweden's zone).
+    late = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)
+    invoiced = await invoice_order(
+        repos, writers, event_of(job.payload), key=key, clock=lambda: late
+    )
+    assert invoiced.action is BookingAction.ORDER_INVOICED
+    [document] = writers.ledger("h-fortnox").documents.values()
+    assert document["invoice_date"] == dt.date(2026, 3, 2)

@@ -30,6 +30,7 @@ from ..domain import (
     Written,
     booking_key,
     closing_key,
+    closing_zone,
     invoicing_key,
     plan_booking,
 )
@@ -206,7 +207,10 @@ async def invoice_order(
     await repos.intents.begin_booking(
         key, event.tenant_id, event.invoice_id, BookingAction.ORDER_INVOICED.value, target_id
     )
-    invoice_date = plan.due_date or clock().date()
+    # Without a due date the order is invoiced today: the tenant's date, not UTC's (from
+    # 22:00 or 23:00 UTC it is already tomorrow in the Nordic countries).
+    zone = closing_zone(await repos.profiles.get(event.tenant_id))
+    invoice_date = plan.due_date or clock().astimezone(zone).date()
     written = await booker.invoice_order(order, plan, invoice_date, dry_run=False)
     booked_at = clock()
     await repos.bookings.record_booked(
