@@ -113,6 +113,22 @@ async def test_closing_stops_every_worker_and_fails_a_call_still_running() -> No
         await pool.call(os.getpid)
 
 
+def _only_in_this_process() -> int:
+    return 1
+
+
+async def test_a_call_the_worker_cannot_read_fails_and_the_worker_stays() -> None:
+    # pytest imports this module by path: a spawned worker cannot import it by its name.
+    pool = ProcessPool(1)
+    try:
+        pid = await pool.call(os.getpid)
+        with pytest.raises(ModuleNotFoundError):
+            await pool.call(_only_in_this_process)
+        assert await pool.call(os.getpid) == pid
+    finally:
+        await pool.aclose()
+
+
 def test_a_pool_needs_a_process() -> None:
     with pytest.raises(ValueError, match="at least one process"):
         ProcessPool(0)

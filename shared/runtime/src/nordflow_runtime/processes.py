@@ -9,8 +9,9 @@ queue's feeder thread and a wake-up of the loop, which cost the caller's process
 of CPU per call (docs/performance.md, change 19).
 
 A worker that dies (killed, out of memory, a crash in native code) fails only the call it
-was running, with `WorkerExitedError`; the next call starts another worker. An executor
-whose worker died is broken for good: every later call fails until the service restarts.
+was running, with `WorkerExitedError`; the next call starts another worker. (A
+`ProcessPoolExecutor` whose worker died is broken for good: every later call fails until
+the service restarts.)
 A call cancelled while it runs (the job's lease lost, shutdown) takes its worker with it,
 so that no late answer can reach the next caller.
 
@@ -56,6 +57,9 @@ class _Worker:
         )
         try:
             self.process.start()
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         ours.setblocking(False)
@@ -202,10 +206,10 @@ def _serve(sock: socket.socket) -> None:
             try:
                 header = _read(sock, _LENGTH.size)
                 call = _read(sock, _LENGTH.unpack(header)[0])
-                fn, args = pickle.loads(call)  # noqa: S301 - the service's, over our socket pair
             except EOFError:
                 return
             try:
+                fn, args = pickle.loads(call)  # noqa: S301 - the service's, over our socket pair
                 answer = (True, fn(*args))
             except Exception as exc:  # the caller gets it, with this process's traceback
                 answer = (False, _portable(exc))
