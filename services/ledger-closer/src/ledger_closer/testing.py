@@ -310,9 +310,11 @@ def write_connection(
 # -- fakes of the repositories --------------------------------------------------------------
 @dataclass
 class FakeConnectionRepository:
-    """Write connections in a dict by connection id."""
+    """Write connections in a dict by connection id; ``locked`` lists the connections whose
+    writes were locked, in order."""
 
     connections: dict[str, WriteConnection] = field(default_factory=dict)
+    locked: list[str] = field(default_factory=list)
 
     async def find(self, tenant_id: str, connection_id: str) -> WriteConnection | None:
         """The tenant's write connection, if any."""
@@ -328,6 +330,10 @@ class FakeConnectionRepository:
         self.connections[connection.connection_id] = dataclasses.replace(
             connection, system=system, updated_at=dt.datetime.now(dt.UTC)
         )
+
+    async def lock_writes(self, connection_id: str) -> None:
+        """Noted (one process, one job at a time: nothing to wait for)."""
+        self.locked.append(connection_id)
 
 
 @dataclass

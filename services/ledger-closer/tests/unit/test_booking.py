@@ -13,6 +13,7 @@ from ledger_closer.domain.booking import event_of
 from ledger_closer.service import Repositories, book_document, invoice_order, record_created
 from ledger_closer.testing import (
     ErpUnavailableError,
+    FakeConnectionRepository,
     FakeEntryRepository,
     FakeJobScheduler,
     FakeLedgerWriters,
@@ -80,6 +81,8 @@ async def test_a_booked_flow_plans_one_booking_and_the_invoice_is_written_once()
     )
     assert [(r.resource, r.outcome) for r in booked.records] == [("invoice", "created")]
     assert bookings(repos)[f"book:{event.invoice_id}"]["erp_reference"] == "1001"
+    assert isinstance(repos.connections, FakeConnectionRepository)
+    assert repos.connections.locked == ["h-fortnox"]  # its writes, one at a time
 
 
 async def test_a_write_applied_but_answered_with_an_error_is_adopted_not_doubled() -> None:
@@ -160,6 +163,8 @@ async def test_an_order_is_invoiced_when_its_part_is_due() -> None:
     assert (invoiced.action, invoiced.erp_reference) == (BookingAction.ORDER_INVOICED, "F1001")
     [again] = await run(repos, writers, INVOICE_ORDER)
     assert [r.outcome for r in again.records] == ["adopted"]
+    assert isinstance(repos.connections, FakeConnectionRepository)
+    assert repos.connections.locked == ["h-fortnox"] * 3  # the booking, each invoicing
 
 
 async def test_an_order_without_a_due_date_is_invoiced_on_the_tenants_date_not_utcs() -> None:

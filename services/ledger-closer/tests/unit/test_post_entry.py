@@ -20,6 +20,7 @@ from ledger_closer.domain import (
 from ledger_closer.service import Repositories, post_entry
 from ledger_closer.testing import (
     ErpUnavailableError,
+    FakeConnectionRepository,
     FakeEntryRepository,
     FakeLedgerWriters,
     fake_repositories,
@@ -93,6 +94,8 @@ async def test_an_entry_is_created_once_and_announced() -> None:
     assert row["adopted"] is False
     assert row["attempts"] == 0
     assert row["posted_at"] == NOW
+    assert isinstance(repos.connections, FakeConnectionRepository)
+    assert repos.connections.locked == ["conn-1"]  # its writes, one at a time
 
 
 async def test_a_reported_payment_goes_on_the_bank_account_with_the_connections_mode() -> None:

@@ -96,6 +96,16 @@ class PgConnectionRepository:
         if not saved:
             raise ConnectionOfAnotherTenantError(connection.connection_id)
 
+    async def lock_writes(self, connection_id: str) -> None:
+        """Until the transaction ends, writes through the connection are this one's: jobs
+        running at once (in this process or another replica) would each look up before the
+        other's record is committed, and adopt the other's payment as an earlier attempt's
+        or create the same customer twice."""
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"ledger-closer:write:{connection_id}",
+        )
+
 
 class PgIntentLog:
     """Intent rows of entries and bookings, written on a pooled connection of their own and

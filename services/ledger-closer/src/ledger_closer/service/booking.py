@@ -99,7 +99,8 @@ async def book_document(
     In test mode the writer only reads and the event lists what it would write. Otherwise the
     booking's intent row is committed before the first call, every record is looked up by our
     reference before it is created, and a booked order gets its invoicing planned for when
-    its part is due.
+    its part is due. Writes through one connection run one at a time (``lock_writes``), so
+    two documents of one new customer never both create it.
     Raises ``WriteConnectionMissingError`` and ``NotBookedYetError`` (a credit of an invoice
     not booked yet; both retried) and ``UnpostableError`` (the job fails).
     """
@@ -108,6 +109,7 @@ async def book_document(
     connection = await repos.connections.find(event.tenant_id, target_id)
     if connection is None:
         raise WriteConnectionMissingError(event.tenant_id, target_id)
+    await repos.connections.lock_writes(target_id)  # one write through it at a time
     target = _target(connection.system, target_id)
     plan = plan_booking(event)
     original = None
@@ -198,6 +200,7 @@ async def invoice_order(
     connection = await repos.connections.find(event.tenant_id, target_id)
     if connection is None:
         raise WriteConnectionMissingError(event.tenant_id, target_id)
+    await repos.connections.lock_writes(target_id)  # one write through it at a time
     order = await repos.bookings.reference_of(booking_key(event.invoice_id))
     if order is None:
         raise NotBookedYetError(event.invoice_id)

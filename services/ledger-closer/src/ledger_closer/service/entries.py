@@ -219,7 +219,9 @@ async def post_entry(
     distribution reports a send) and ``invoice.closing_held`` returned. Then the intent
     row is committed before the ERP is called, and before every create the ERP is asked for
     what an earlier attempt (a crash, a timeout, a 5xx after applying) may have written; that
-    is adopted instead of written again.
+    is adopted instead of written again. Writes through one connection run one at a time
+    (``lock_writes``, until the job's transaction ends), so another entry's write is never
+    taken for an earlier attempt's.
 
     Raises ``WriteConnectionMissingError``, ``NotBookedYetError`` (retried),
     ``BookingSkippedError`` (a payment of a document whose booking was skipped:
@@ -227,6 +229,9 @@ async def post_entry(
     """
     key = entry.entry_key or entry_key
     connection = await _connection(repos, tenant_id, entry.connection_id)
+    # One write through a connection at a time (every replica): what it looks up below
+    # includes every other entry's committed record.
+    await repos.connections.lock_writes(connection.connection_id)
     writer = await writers.writer_for(connection)
     document_id, document_number = await _document(repos, entry)
     if entry.kind is EntryKind.CLOSING_ENTRY:

@@ -43,6 +43,11 @@ class ConnectionRepository(Protocol):
         ``ConnectionOfAnotherTenantError`` if the id is another tenant's."""
         ...
 
+    async def lock_writes(self, connection_id: str) -> None:
+        """Until the transaction ends, only this one writes through the connection: a job of
+        the same connection in any process waits for it."""
+        ...
+
 
 class IntentLog(Protocol):
     """The intent to write, committed on its own before the ERP is called, and what an

@@ -89,11 +89,12 @@ class Writers:
         cached = self.writers.get(connection.connection_id)
         if cached is not None and cached[0] == connection.updated_at:
             return cached[1]
-        if cached is not None:
-            del self.writers[connection.connection_id]
-            await cached[1].aclose()
+        # Replaced before the old one is closed: jobs run at once, and none may find the
+        # connection without a writer, or open a second one, while it closes.
         writer = self._open(connection)
         self.writers[connection.connection_id] = (connection.updated_at, writer)
+        if cached is not None:
+            await cached[1].aclose()
         return writer
 
     async def writer_for(self, connection: WriteConnection) -> Any:
