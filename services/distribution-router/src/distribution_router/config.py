@@ -116,12 +116,9 @@ class Settings(ServiceSettings):
     def _enough_connections(self) -> Settings:
         """Each running send holds two connections (its job's and its attempt log's), and
         the consumer, the relay and the API need some: too few would stall every send."""
-        needed = 2 * self.send_concurrency + 4
-        if self.database_pool_size < needed:
-            raise ValueError(
-                f"DATABASE_POOL_SIZE {self.database_pool_size} is too small for "
-                f"SEND_CONCURRENCY {self.send_concurrency}: it must be at least {needed}"
-            )
+        self.require_pool(
+            2 * self.send_concurrency + 4, f"SEND_CONCURRENCY {self.send_concurrency}"
+        )
         return self
 
     @model_validator(mode="after")

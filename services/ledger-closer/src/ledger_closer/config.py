@@ -44,10 +44,8 @@ class Settings(ServiceSettings):
         """Each running job holds its transaction's connection and, for a moment, a second
         (its intent row, the rate budget, a token refresh); the consumer, the relay and the
         API need some: too few would stall every job."""
-        needed = 2 * (CONCURRENT_KINDS * self.write_concurrency + 1) + 4
-        if self.database_pool_size < needed:
-            raise ValueError(
-                f"DATABASE_POOL_SIZE {self.database_pool_size} is too small for "
-                f"WRITE_CONCURRENCY {self.write_concurrency}: it must be at least {needed}"
-            )
+        self.require_pool(
+            2 * (CONCURRENT_KINDS * self.write_concurrency + 1) + 4,
+            f"WRITE_CONCURRENCY {self.write_concurrency}",
+        )
         return self

@@ -64,3 +64,12 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(
         default=10, ge=2, le=200, description="Database connections the process may hold"
     )
+
+    def require_pool(self, needed: int, setting: str) -> None:
+        """Refuse to start with fewer than ``needed`` database connections; ``setting`` names
+        what needs them (e.g. ``SEND_CONCURRENCY 8``)."""
+        if self.database_pool_size < needed:
+            raise ValueError(
+                f"DATABASE_POOL_SIZE {self.database_pool_size} is too small for {setting}: "
+                f"it must be at least {needed}"
+            )
