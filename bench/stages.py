@@ -121,8 +121,15 @@ class Tail:
         self.watch: set[str] = set()
         self.first: dict[str, dict[str, float]] = {t: {} for t in topics}
         self.copies: dict[str, int] = dict.fromkeys(topics, 0)
+        # Fewer, larger fetches (at most 100 ms apart): the times are the records' broker
+        # timestamps, so reading them later changes no figure, only what the broker and the
+        # benchmark spend beside the stage they measure.
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_min_bytes=256 * 1024,
+            fetch_max_wait_ms=100,
         )
 
     async def __aenter__(self) -> Tail:
@@ -137,8 +144,10 @@ class Tail:
     async def __aexit__(self, *exc: object) -> None:
         await self.consumer.stop()
 
-    async def poll(self, timeout_ms: int = 300) -> None:
+    async def poll(self, timeout_ms: int = 300) -> list[tuple[str, str]]:
+        """Read what arrived; the (topic, invoice id) pairs seen for the first time."""
         fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10_000)
+        new: list[tuple[str, str]] = []
         for tp, records in fetched.items():
             seen = self.first[tp.topic]
             for record in records:
@@ -147,25 +156,29 @@ class Tail:
                     continue
                 self.copies[tp.topic] += 1
                 at = record.timestamp / 1000
+                if key not in seen:
+                    new.append((tp.topic, key))
                 if key not in seen or at < seen[key]:
                     seen[key] = at
-
-    def done(self, ids: set[str], topics: Sequence[str]) -> int:
-        """How many of `ids` reached any of `topics`."""
-        return sum(1 for i in ids if any(i in self.first[t] for t in topics))
+        return new
 
     async def wait(self, what: str, ids: set[str], topics: Sequence[str], timeout: float) -> bool:
-        """Poll until every id reached one of `topics`; False on timeout."""
+        """Poll until every id reached one of `topics`; False on timeout. Only what each poll
+        brings is looked at: the benchmark shares the cores with the stage it measures (a
+        scan of every id after each poll was 60 % of its CPU, 0.2 ms per invoice)."""
+        left = {i for i in ids if not any(i in self.first[t] for t in topics)}
         started = last = time.monotonic()
-        while (n := self.done(ids, topics)) < len(ids):
-            now = time.monotonic()
+        while left:
+            now, reached = time.monotonic(), f"{len(ids) - len(left)}/{len(ids)}"
             if now - started > timeout:
-                say(f"{what}: TIMED OUT after {timeout:.0f} s with {n}/{len(ids)}")
+                say(f"{what}: TIMED OUT after {timeout:.0f} s with {reached}")
                 return False
             if now - last >= PROGRESS_EVERY:
                 last = now
-                say(f"{what}: {n}/{len(ids)} [{now - started:.0f} s]")
-            await self.poll()
+                say(f"{what}: {reached} [{now - started:.0f} s]")
+            for topic, key in await self.poll():
+                if topic in topics:
+                    left.discard(key)
         return True
 
 
