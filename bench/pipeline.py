@@ -565,7 +565,8 @@ class Sizes:
     tenants: int = 24
     mapper: int = 3000
     factoring: int = 3000
-    router: int = 200  # per channel
+    # per channel; at 200 a stage took 3-6 s, too short to tell two replicas from one
+    router: int = 500
     ledger: int = 400
     # Fortnox companies, each a connection of its own: ledger-closer paces each at Fortnox's
     # 25 calls per 5 s (2-3 calls a payment or closing), so 12 would cap the stage at ~20/s.
