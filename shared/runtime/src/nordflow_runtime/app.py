@@ -381,7 +381,8 @@ class ServiceApp(Generic[D]):
     async def count_backlog(self) -> None:
         """Set the job backlog gauges: every kind this service runs (0 when none is due),
         every kind found, and every kind reported before (so none keeps a stale value)."""
-        counted = await asyncio.wait_for(jobs.backlog(self.pool), timeout=10.0)
+        async with asyncio.timeout(10.0):  # not wait_for: see JobWorker._loop
+            counted = await jobs.backlog(self.pool)
         kinds = set(self.job_handlers) | self._backlog_kinds
         self._backlog_kinds = jobs.set_backlog_gauges(kinds, counted)
 

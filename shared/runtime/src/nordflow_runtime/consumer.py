@@ -557,7 +557,8 @@ class EventConsumer:
 
     async def _database_answers(self) -> bool:
         try:
-            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), timeout=3.0)
+            async with asyncio.timeout(3.0):  # not wait_for: see JobWorker._loop
+                await self.pool.fetchval("SELECT 1")
         except asyncio.CancelledError:
             raise
         except Exception:

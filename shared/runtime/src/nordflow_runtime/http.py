@@ -255,7 +255,8 @@ def build_http_app(
         results: dict[str, str] = {}
         for name, check in checks.items():
             try:
-                await asyncio.wait_for(check(), timeout=3.0)
+                async with asyncio.timeout(3.0):
+                    await check()
                 results[name] = "ok"
             except Exception as exc:  # a probe reports, it never raises
                 results[name] = f"unavailable: {type(exc).__name__}"

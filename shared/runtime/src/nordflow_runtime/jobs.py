@@ -199,8 +199,12 @@ class JobWorker:
                 worked = False
                 await asyncio.sleep(self.idle_seconds)
             if not worked:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result,
+                # swallowing a cancellation that comes as the event is set (the worker then
+                # never stops).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self.idle_seconds)
+                    async with asyncio.timeout(self.idle_seconds):
+                        await self.wakeup.wait()
                 self.wakeup.clear()
 
     async def run_one(self) -> bool:

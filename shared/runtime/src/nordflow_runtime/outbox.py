@@ -188,7 +188,8 @@ class OutboxRelay:
     async def _wait(self, seconds: float) -> None:
         """Until ``seconds`` passed or a commit woke the relay."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wakeup.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: see JobWorker._loop
+                await self.wakeup.wait()
         self.wakeup.clear()
 
     async def publish_batch(self) -> int:
@@ -248,7 +249,8 @@ class OutboxRelay:
         while the relay fails (the broker away); while the database is away too they keep
         their last values."""
         try:
-            await asyncio.wait_for(self._count(), timeout=5.0)
+            async with asyncio.timeout(5.0):
+                await self._count()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

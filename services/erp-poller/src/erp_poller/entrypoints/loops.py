@@ -58,7 +58,9 @@ async def _schedule(deps: Deps, *steps: Callable[[], Awaitable[bool]]) -> None:
             log.exception("scheduler tick failed")
         if not busy:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(deps.wakeup.wait(), deps.tick_seconds)
+                # not wait_for: on Python 3.11 it can swallow a cancellation
+                async with asyncio.timeout(deps.tick_seconds):
+                    await deps.wakeup.wait()
             deps.wakeup.clear()
 
 
