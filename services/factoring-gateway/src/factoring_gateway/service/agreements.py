@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import uuid
 
 from nordflow_schemas.tenant import tenant_zone
 
@@ -103,12 +104,13 @@ async def schedule_next_window(
 
 
 async def schedule_settlements(repos: Repositories, agreement: Agreement, at: dt.datetime) -> None:
-    """The next look for settlement files (one timer per agreement and instant)."""
+    """The next look for settlement files. Its key is new each time: a save in the second
+    of a read that already ran would otherwise find the key taken and start no series."""
     if not agreement.enabled:
         return
     await repos.jobs.schedule(
         SETTLEMENT_JOB,
-        f"settlements:{agreement.agreement_id}:{int(at.timestamp())}",
+        f"settlements:{agreement.agreement_id}:{int(at.timestamp())}:{uuid.uuid4().hex[:8]}",
         agreement.tenant_id,
         {"agreement_id": agreement.agreement_id},
         at,

@@ -197,8 +197,18 @@ class PgScheduler:
         )
 
     async def cancel_pending(self, kind: str, key_prefix: str) -> int:
-        """Drop pending jobs of ``kind`` whose key starts with ``key_prefix`` (a job being
-        run holds its row: the delete waits and then finds it no longer pending)."""
+        """Drop pending jobs of ``kind`` whose key starts with ``key_prefix``.
+
+        A job being run holds its row and may schedule its successor as it ends (the next
+        settlement read, the next window). Such runs are waited for first; the delete, a
+        statement of its own, then sees the successors they committed and drops them too
+        (one statement would wait for the row, find it done, and miss the new one)."""
+        await self.conn.execute(
+            "SELECT 1 FROM jobs WHERE kind = $1 AND state = 'pending' "
+            "AND starts_with(job_key, $2) FOR UPDATE",
+            kind,
+            key_prefix,
+        )
         status: str = await self.conn.execute(
             "DELETE FROM jobs WHERE kind = $1 AND state = 'pending' AND starts_with(job_key, $2)",
             kind,
