@@ -17,7 +17,14 @@ from typing import Any
 
 from nordflow_schemas.topics import CONTROL_PANEL, EVENT_DEAD_LETTERED, TOPICS
 
-from nordflow_local.chaos.observe import Panel, Record, Tables, Topics, consumer_groups
+from nordflow_local.chaos.observe import (
+    OVERDUE_SECONDS,
+    Panel,
+    Record,
+    Tables,
+    Topics,
+    consumer_groups,
+)
 from nordflow_local.chaos.workload import FORTNOX, WINNER, Document, WinnerQuote
 from nordflow_local.deliveries import Received
 
@@ -288,7 +295,11 @@ def check_settled(tables: Tables, lag: Mapping[str, int], verdict: Verdict) -> N
             verdict.fail("outbox-set-aside", f"{service}: {n} outbox rows set aside (refused)")
     for name, n in tables.jobs_due.items():
         if n:
-            verdict.fail("jobs-due", f"{name}: {n} jobs past their due time (or their lease)")
+            verdict.fail(
+                "jobs-due",
+                f"{name}: {n} jobs over {OVERDUE_SECONDS:.0f} s past their due time "
+                "(or their lease)",
+            )
     for name, errors in tables.jobs_failed.items():
         for error in errors:
             verdict.fail("job-failed", f"{name} {error}")

@@ -165,13 +165,21 @@ async def consumer_lag(bootstrap: str) -> dict[str, int]:
     return {group: sum(t.values()) for group, t in (await lag_by_topic(bootstrap)).items()}
 
 
+# A job of the claiming kind is 'pending' while its worker runs it (the row locked), and the
+# harness asks for a transfer run every 2 s all through the settle: a job is stuck only
+# once it is this far past its time. The settle lasts minutes, so one that never runs still
+# shows.
+OVERDUE_SECONDS = 30.0
+
+
 @dataclass
 class Tables:
     """Each service's runtime tables: unsent outbox rows, jobs due or failed, inbox ids."""
 
     outbox_unsent: dict[str, int]
     outbox_set_aside: dict[str, int]  # rows Kafka refused for good, kept for `outbox retry`
-    # "<service>/<kind>" -> pending jobs whose time has come, running ones whose lease ran out
+    # "<service>/<kind>" -> the run's tenants' jobs more than OVERDUE_SECONDS past their due
+    # time (pending) or their lease (running)
     jobs_due: dict[str, int]
     jobs_failed: dict[str, list[str]]  # "<service>/<kind>" -> last errors
     inbox: dict[str, set[str]]  # service -> ids of the given events it holds
@@ -213,7 +221,10 @@ async def read_tables(
             )
             for row in await conn.fetch(
                 f'SELECT kind, count(*) AS n FROM "{schema}".jobs '
-                "WHERE state IN ('pending', 'running') AND due_at <= now() GROUP BY kind"
+                "WHERE state IN ('pending', 'running') AND tenant_id = ANY($1::text[]) "
+                "AND due_at <= now() - make_interval(secs => $2) GROUP BY kind",
+                list(tenants),
+                OVERDUE_SECONDS,
             ):
                 due[f"{service}/{row['kind']}"] = row["n"]
             for row in await conn.fetch(
