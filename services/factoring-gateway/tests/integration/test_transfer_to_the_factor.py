@@ -207,6 +207,33 @@ async def test_a_dropped_sftp_connection_and_a_late_receipt_send_each_file_once(
     assert [a["state"] for a in attempts] == ["absent", "received"]
 
 
+async def test_an_sftp_server_that_stops_answering_holds_no_upload(
+    harness: ServiceHarness[Deps], factor: RunningFactorSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The factor renames the file, then does not answer for ten minutes. Each SFTP request
+    # waits at most TRANSFER_TIMEOUT_SECONDS (5 s here): the attempt ends as a transient
+    # error, and the next one finds the file at the factor instead of sending it again.
+    # (Before, the job waited for the answer, its transaction open, for the ten minutes.)
+    tenant = new_tenant()
+    client = factor.create_client(client_number="1234")
+    await store(
+        harness,
+        sftp_agreement(tenant, factor, client),
+        TransferSecret(password=client.sftp_password),
+    )
+    await offer(harness, tenant, "5067")
+    with factor.admin() as admin:
+        admin.sftp_fault(client.token, action="delay", stage="rename", delay_seconds=600)
+    out = await run_now(harness, tenant)
+    assert len(out.of(InvoiceTransferred)) == 1
+    assert [f["status"] for f in received(factor, client)] == ["accepted"]
+    [upload] = await harness.jobs(UPLOAD_JOB)
+    assert upload["attempts"] == 2
+    assert any("TimeoutError" in r.getMessage() for r in caplog.records)
+    attempts = await harness.pool.fetch("SELECT state FROM upload_attempts ORDER BY attempt")
+    assert [a["state"] for a in attempts] == ["received"]
+
+
 async def test_a_refused_file_fails_its_invoices_and_the_corrected_batch_takes_the_next_serial(
     harness: ServiceHarness[Deps], factor: RunningFactorSandbox
 ) -> None:

@@ -31,21 +31,33 @@ from .receipts import ERROR_SUFFIX, RECEIPT_SUFFIX, read_error_log, read_receipt
 
 
 class SftpFactorClient:
-    """One SFTP session with the provider."""
+    """One SFTP session with the provider; each request waits at most ``timeout`` seconds
+    (a server that stops answering raises `TimeoutError`, which `connect_sftp` makes a
+    transient error: the job's next run looks the file up first)."""
 
     def __init__(
-        self, sftp: asyncssh.SFTPClient, agreement: Agreement, *, poll_seconds: float
+        self,
+        sftp: asyncssh.SFTPClient,
+        agreement: Agreement,
+        *,
+        poll_seconds: float,
+        timeout: float,
     ) -> None:
         self.sftp = sftp
         self.transfer = agreement.transfer
         self.poll_seconds = poll_seconds
+        self.timeout = timeout
+
+    def _request(self) -> asyncio.Timeout:
+        """The time one SFTP request (a whole file's read or write) may take."""
+        return asyncio.timeout(self.timeout)
 
     def _path(self, directory: str, name: str) -> str:
         return posixpath.join(directory, name)
 
     async def _read(self, path: str) -> bytes | None:
         try:
-            async with self.sftp.open(path, "rb") as handle:
+            async with self._request(), self.sftp.open(path, "rb") as handle:
                 data: bytes = await handle.read()
                 return data
         except asyncssh.SFTPNoSuchFile:
@@ -58,7 +70,9 @@ class SftpFactorClient:
             return read_error_log(error)
         if (receipt := await self._read(self._path(receipts, name + RECEIPT_SUFFIX))) is not None:
             return read_receipt(receipt)
-        if await self.sftp.exists(self._path(self.transfer.upload_dir, name)):
+        async with self._request():
+            pending = await self.sftp.exists(self._path(self.transfer.upload_dir, name))
+        if pending:
             return FactorAnswer(FileStatus.PENDING)
         return FactorAnswer(FileStatus.ABSENT)
 
@@ -68,17 +82,22 @@ class SftpFactorClient:
         temporary = self._path(self.transfer.upload_dir, f".{file.name}.part")
         final = self._path(self.transfer.upload_dir, file.name)
         with contextlib.suppress(asyncssh.SFTPNoSuchFile):
-            await self.sftp.remove(temporary)
-        async with self.sftp.open(temporary, "wb") as handle:
+            async with self._request():
+                await self.sftp.remove(temporary)
+        async with self._request(), self.sftp.open(temporary, "wb") as handle:
             await handle.write(file.content)
         try:
-            await self.sftp.rename(temporary, final)
+            async with self._request():
+                await self.sftp.rename(temporary, final)
         except asyncssh.SFTPError:
             # The final name exists only if an earlier attempt got there: never overwrite it.
-            if not await self.sftp.exists(final):
+            async with self._request():
+                there = await self.sftp.exists(final)
+            if not there:
                 raise
             with contextlib.suppress(asyncssh.SFTPError):
-                await self.sftp.remove(temporary)
+                async with self._request():
+                    await self.sftp.remove(temporary)
         return FactorAnswer(FileStatus.PENDING)
 
     async def wait_for_answer(self, name: str, timeout: float) -> FactorAnswer:
@@ -94,7 +113,8 @@ class SftpFactorClient:
     async def settlement_files(self) -> list[str]:
         """The settlement directory's files (hidden and partial ones left out)."""
         try:
-            names = await self.sftp.listdir(self.transfer.settlement_dir)
+            async with self._request():
+                names = await self.sftp.listdir(self.transfer.settlement_dir)
         except asyncssh.SFTPNoSuchFile:
             return []
         return sorted(n for n in names if n not in (".", "..") and not n.startswith("."))
@@ -140,21 +160,25 @@ async def connect_sftp(
             f"SFTP to {t.host}:{t.port}: the name does not resolve"
         ) from None
     try:
-        async with (
-            asyncssh.connect(
-                addresses[0],
-                t.port,
-                username=t.username,
-                password=secret.password,
-                client_keys=keys or None,
-                known_hosts=([host_key], [], []),
-                connect_timeout=timeout,
-                login_timeout=timeout,
-                preferred_auth="publickey,password" if keys else "password",
-            ) as connection,
-            connection.start_sftp_client() as sftp,
-        ):
-            yield SftpFactorClient(sftp, agreement, poll_seconds=poll_seconds)
+        async with asyncssh.connect(
+            addresses[0],
+            t.port,
+            username=t.username,
+            password=secret.password,
+            client_keys=keys or None,
+            known_hosts=([host_key], [], []),
+            connect_timeout=timeout,
+            login_timeout=timeout,
+            preferred_auth="publickey,password" if keys else "password",
+        ) as connection:
+            async with asyncio.timeout(timeout):
+                sftp = await connection.start_sftp_client()
+            try:
+                yield SftpFactorClient(sftp, agreement, poll_seconds=poll_seconds, timeout=timeout)
+            finally:
+                # Not waiting for the server to confirm: one that stopped answering would
+                # hold the job here; the connection's close ends the session anyway.
+                sftp.exit()
     except asyncssh.PermissionDenied:
         raise TransferConfigurationError(f"SFTP login refused for {t.username}") from None
     except asyncssh.HostKeyNotVerifiable:
