@@ -38,16 +38,8 @@ async def test_the_first_settlement_read_is_due_at_once_whatever_the_cli_process
 ) -> None:
     """Finding 7 of docs/resilience.md: the command's process polls hourly (the default) while
     the service it provisions polls every 5 s; the first read used to come an hour later."""
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "unused:9092")
-    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
-    monkeypatch.setenv("ENCRYPTION_KEY", Fernet.generate_key().decode())
     monkeypatch.setenv("SETTLEMENT_POLL_SECONDS", "3600")
-    monkeypatch.setenv("FACTOR_PASSWORD", "s3cret")
-    path = tmp_path / "agreement.json"
-    path.write_text(json.dumps(AGREEMENT))
-    command = ["agreements", "set", "--tenant", "t-cli", "--agreement", "nordic"]
-    command += ["--file", str(path), "--password-env", "FACTOR_PASSWORD"]
-    assert await asyncio.to_thread(main, ["migrate"]) == 0
+    command = await _provisioning(fresh_database_url, tmp_path, monkeypatch)
     for _ in range(2):  # saved twice: still one series of reads
         assert await asyncio.to_thread(main, command) == 0
     conn = await asyncpg.connect(fresh_database_url)
@@ -70,15 +62,7 @@ async def test_a_save_during_a_settlement_read_leaves_one_series(
     that came meanwhile waited for the row, then deleted the pending reads it could see —
     not that next one, committed after its delete began — and added its own: two series of
     reads, each every poll interval, for as long as the agreement lasts."""
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "unused:9092")
-    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
-    monkeypatch.setenv("ENCRYPTION_KEY", Fernet.generate_key().decode())
-    monkeypatch.setenv("FACTOR_PASSWORD", "s3cret")
-    path = tmp_path / "agreement.json"
-    path.write_text(json.dumps(AGREEMENT))
-    command = ["agreements", "set", "--tenant", "t-cli", "--agreement", "nordic"]
-    command += ["--file", str(path), "--password-env", "FACTOR_PASSWORD"]
-    assert await asyncio.to_thread(main, ["migrate"]) == 0
+    command = await _provisioning(fresh_database_url, tmp_path, monkeypatch)
     assert await asyncio.to_thread(main, command) == 0
     reads = (
         "SELECT job_key FROM factoring_gateway.jobs "
@@ -123,3 +107,20 @@ async def _waits_for_a_lock(database_url: str) -> bool:
         )
     finally:
         await conn.close()
+
+
+async def _provisioning(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """A migrated database and the `agreements set` command provisioning runs (a process
+    with its own settings, its secret in the environment)."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "unused:9092")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("ENCRYPTION_KEY", Fernet.generate_key().decode())
+    monkeypatch.setenv("FACTOR_PASSWORD", "s3cret")
+    path = tmp_path / "agreement.json"
+    path.write_text(json.dumps(AGREEMENT))
+    command = ["agreements", "set", "--tenant", "t-cli", "--agreement", "nordic"]
+    command += ["--file", str(path), "--password-env", "FACTOR_PASSWORD"]
+    assert await asyncio.to_thread(main, ["migrate"]) == 0
+    return command

@@ -78,6 +78,20 @@ async def store(harness: ServiceHarness[Deps], a: Agreement, secret: TransferSec
         )
 
 
+async def sftp_tenant(
+    harness: ServiceHarness[Deps], factor: RunningFactorSandbox
+) -> tuple[str, FactorClient]:
+    """A new tenant with a client account at the factor and an agreement over SFTP."""
+    tenant = new_tenant()
+    client = factor.create_client(client_number="1234")
+    await store(
+        harness,
+        sftp_agreement(tenant, factor, client),
+        TransferSecret(password=client.sftp_password),
+    )
+    return tenant, client
+
+
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
@@ -189,13 +203,7 @@ async def test_a_lost_https_answer_is_looked_up_not_sent_again(
 async def test_a_dropped_sftp_connection_and_a_late_receipt_send_each_file_once(
     harness: ServiceHarness[Deps], factor: RunningFactorSandbox
 ) -> None:
-    tenant = new_tenant()
-    client = factor.create_client(client_number="1234")
-    await store(
-        harness,
-        sftp_agreement(tenant, factor, client),
-        TransferSecret(password=client.sftp_password),
-    )
+    tenant, client = await sftp_tenant(harness, factor)
     await offer(harness, tenant, "5067")
     with factor.admin() as admin:
         admin.sftp_fault(client.token, action="drop_connection", stage="upload", after_bytes=100)
@@ -214,13 +222,7 @@ async def test_an_sftp_server_that_stops_answering_holds_no_upload(
     # waits at most TRANSFER_TIMEOUT_SECONDS (5 s here): the attempt ends as a transient
     # error, and the next one finds the file at the factor instead of sending it again.
     # (Before, the job waited for the answer, its transaction open, for the ten minutes.)
-    tenant = new_tenant()
-    client = factor.create_client(client_number="1234")
-    await store(
-        harness,
-        sftp_agreement(tenant, factor, client),
-        TransferSecret(password=client.sftp_password),
-    )
+    tenant, client = await sftp_tenant(harness, factor)
     await offer(harness, tenant, "5067")
     with factor.admin() as admin:
         admin.sftp_fault(client.token, action="delay", stage="rename", delay_seconds=600)
@@ -237,13 +239,7 @@ async def test_an_sftp_server_that_stops_answering_holds_no_upload(
 async def test_a_refused_file_fails_its_invoices_and_the_corrected_batch_takes_the_next_serial(
     harness: ServiceHarness[Deps], factor: RunningFactorSandbox
 ) -> None:
-    tenant = new_tenant()
-    client = factor.create_client(client_number="1234")
-    await store(
-        harness,
-        sftp_agreement(tenant, factor, client),
-        TransferSecret(password=client.sftp_password),
-    )
+    tenant, client = await sftp_tenant(harness, factor)
     [invoice_id] = await offer(harness, tenant, "5067")
     with factor.admin() as admin:
         admin.refuse(client.token, "debtor 100017 is blocked", code="E042")
@@ -269,13 +265,7 @@ async def test_a_refused_file_fails_its_invoices_and_the_corrected_batch_takes_t
 async def test_a_due_date_moved_after_transfer_reaches_the_factor_once(
     harness: ServiceHarness[Deps], factor: RunningFactorSandbox
 ) -> None:
-    tenant = new_tenant()
-    client = factor.create_client(client_number="1234")
-    await store(
-        harness,
-        sftp_agreement(tenant, factor, client),
-        TransferSecret(password=client.sftp_password),
-    )
+    tenant, client = await sftp_tenant(harness, factor)
     [invoice_id] = await offer(harness, tenant, "5067")
     await run_now(harness, tenant)
     invoice = sample_invoice(tenant, "5067", issue_date=dt.date.today())
@@ -299,13 +289,7 @@ async def test_a_due_date_moved_after_transfer_reaches_the_factor_once(
 async def test_settlements_from_the_factor_become_payments(
     harness: ServiceHarness[Deps], factor: RunningFactorSandbox
 ) -> None:
-    tenant = new_tenant()
-    client = factor.create_client(client_number="1234")
-    await store(
-        harness,
-        sftp_agreement(tenant, factor, client),
-        TransferSecret(password=client.sftp_password),
-    )
+    tenant, client = await sftp_tenant(harness, factor)
     [invoice_id] = await offer(harness, tenant, "5067")
     await run_now(harness, tenant)
     with factor.admin() as admin:
@@ -342,13 +326,7 @@ async def test_settlements_from_the_factor_become_payments(
 async def test_the_window_job_runs_once_even_with_two_workers_racing(
     harness: ServiceHarness[Deps], factor: RunningFactorSandbox
 ) -> None:
-    tenant = new_tenant()
-    client = factor.create_client(client_number="1234")
-    await store(
-        harness,
-        sftp_agreement(tenant, factor, client),
-        TransferSecret(password=client.sftp_password),
-    )
+    tenant, _ = await sftp_tenant(harness, factor)
     await offer(harness, tenant, "5067", "5068", "5069")
     agreement_id = f"{tenant}-factor"
     [timer] = [j for j in await harness.jobs(WINDOW_JOB) if j["tenant_id"] == tenant]
