@@ -557,6 +557,15 @@ class FakeJobScheduler:
         self.jobs[kind, key] = ScheduledJob(kind, key, tenant_id, payload, due_at)
         return True
 
+    async def exists(self, *, kind: str, key: str, tenant_id: str, invoice_id: str) -> bool:
+        """Whether the tenant has a job of that kind and key for that invoice."""
+        job = self.jobs.get((kind, key))
+        return (
+            job is not None
+            and job.tenant_id == tenant_id
+            and job.payload.get("invoice_id") == invoice_id
+        )
+
 
 def fake_repositories(
     profiles: FakeTenantProfiles | None = None,

@@ -132,6 +132,26 @@ async def test_a_job_is_scheduled_once_per_key(harness: ServiceHarness[Deps]) ->
     assert PlannedEntry.from_payload(json.loads(job["payload"])) == ENTRY
 
 
+async def test_a_job_is_found_by_its_key_tenant_and_invoice(harness: ServiceHarness[Deps]) -> None:
+    tenant = new_tenant()
+    due = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
+    key = f"payment:{tenant}-p1"
+    async with harness.pool.acquire() as conn:
+        jobs = PgJobScheduler(conn)
+        await jobs.schedule(
+            kind="post-entry", key=key, tenant_id=tenant, payload=ENTRY.payload(), due_at=due
+        )
+        found = {"kind": "post-entry", "key": key, "tenant_id": tenant}
+        assert await jobs.exists(**found, invoice_id=ENTRY.invoice_id)
+        assert not await jobs.exists(**found, invoice_id="inv_another")
+        assert not await jobs.exists(
+            **{**found, "tenant_id": "another"}, invoice_id=ENTRY.invoice_id
+        )
+        assert not await jobs.exists(
+            **{**found, "kind": "close-invoice"}, invoice_id=ENTRY.invoice_id
+        )
+
+
 async def test_a_send_reported_before_the_invoice_was_seen_created_is_its_delivery(
     harness: ServiceHarness[Deps],
 ) -> None:

@@ -192,7 +192,7 @@ async def test_a_stripe_paid_cash_receipt_is_skipped_and_test_mode_writes_nothin
     [credit_skipped] = out.of(InvoiceBookingSkipped)
     assert credit_skipped.reason.startswith("the invoice it credits was not booked either: cash")
     jobs = {j["job_key"]: j for j in await harness.jobs()}
-    payment_job = jobs[f"payment:sv-stripe-1@{hotel.fortnox}"]
+    payment_job = jobs[f"payment:{paid.invoice_id}:sv-stripe-1@{hotel.fortnox}"]
     assert (payment_job["state"], payment_job["attempts"]) == ("done", 1)
     assert hotel.get("invoicepayments")["InvoicePayments"] == []
     assert hotel.get("invoices")["Invoices"] == []

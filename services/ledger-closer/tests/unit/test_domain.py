@@ -69,7 +69,8 @@ def test_the_account_follows_the_role() -> None:
 
 def test_keys_are_one_per_invoice_and_one_per_payment() -> None:
     assert closing_key("inv_1") == "closing:inv_1"
-    assert payment_key("p1") == "payment:p1"
+    assert payment_key("inv_1", "p1") == "payment:inv_1:p1"
+    assert payment_key("inv_1", "p1", "h-fortnox") == "payment:inv_1:p1@h-fortnox"
 
 
 def test_the_job_payload_keeps_its_shape() -> None:

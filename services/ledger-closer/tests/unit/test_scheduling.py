@@ -124,7 +124,7 @@ async def test_a_reported_payment_is_booked_now_on_the_bank_account() -> None:
     [job] = scheduled(repos)
     assert (job.kind, job.key, job.tenant_id, job.due_at) == (
         "post-entry",
-        "payment:p7",
+        "payment:inv_1:p7",
         "acme",
         NOW,
     )
@@ -233,4 +233,52 @@ async def test_a_payment_whose_flow_books_it_elsewhere_is_booked_there() -> None
     )
     assert await schedule_payment(repos, paid, NOW)
     [job] = scheduled(repos)
-    assert (job.key, job.payload["target"]) == ("payment:sv-9@h-fortnox", "h-fortnox")
+    assert (job.key, job.payload["target"]) == ("payment:inv_h:sv-9@h-fortnox", "h-fortnox")
+
+
+async def test_payments_of_one_id_on_two_invoices_are_both_booked() -> None:
+    # Two Sirvoy accounts of one tenant, booked into one Fortnox company, each with its
+    # payment 900001 (Sirvoy numbers them per account): two payments, not one.
+    repos = fake_repositories()
+    flow = Flow(book_into="h-fortnox", factor=False, distribute=False)
+    for invoice_id, account in (("inv_a", "sirvoy-a"), ("inv_b", "sirvoy-b")):
+        paid = payment_received(
+            "acme",
+            invoice_id=invoice_id,
+            payment_id="900001",
+            source_ref=source(account, "1"),
+            recorded_at_source=True,
+            flow=flow,
+        )
+        assert await schedule_payment(repos, paid, NOW)
+    assert sorted(j.key for j in scheduled(repos)) == [
+        "payment:inv_a:900001@h-fortnox",
+        "payment:inv_b:900001@h-fortnox",
+    ]
+
+
+async def test_a_payment_scheduled_under_its_old_key_is_not_booked_again() -> None:
+    # Jobs made before the key named the invoice keep `payment:<id>`: the same payment of
+    # the same invoice is not scheduled a second time; another invoice's payment of that id,
+    # or another tenant's, is.
+    repos = fake_repositories()
+    old = payment_received("acme", invoice_id="inv_1", payment_id="p7")
+    await repos.jobs.schedule(
+        kind="post-entry",
+        key="payment:p7",
+        tenant_id="acme",
+        payload={"invoice_id": "inv_1"},
+        due_at=NOW,
+    )
+    assert not await schedule_payment(repos, old, NOW)
+    assert await schedule_payment(
+        repos, payment_received("acme", invoice_id="inv_2", payment_id="p7"), NOW
+    )
+    assert await schedule_payment(
+        repos, payment_received("other", invoice_id="inv_1", payment_id="p7"), NOW
+    )
+    assert sorted(j.key for j in scheduled(repos)) == [
+        "payment:inv_1:p7",
+        "payment:inv_2:p7",
+        "payment:p7",
+    ]

@@ -405,6 +405,18 @@ class PgJobScheduler:
             self.conn, kind=kind, key=key, tenant_id=tenant_id, payload=payload, due_at=due_at
         )
 
+    async def exists(self, *, kind: str, key: str, tenant_id: str, invoice_id: str) -> bool:
+        """Whether the tenant has a job of that kind and key for that invoice."""
+        found = await self.conn.fetchval(
+            "SELECT true FROM jobs WHERE kind = $1 AND job_key = $2 AND tenant_id = $3 "
+            "AND payload ->> 'invoice_id' = $4",
+            kind,
+            key,
+            tenant_id,
+            invoice_id,
+        )
+        return bool(found)
+
 
 def pg_repositories(conn: asyncpg.Connection, pool: asyncpg.Pool) -> Repositories:
     """The repositories on one transaction's connection; the intent log on the pool."""

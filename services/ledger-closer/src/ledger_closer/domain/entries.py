@@ -142,8 +142,17 @@ def closing_key(invoice_id: str) -> str:
     return f"closing:{invoice_id}"
 
 
-def payment_key(payment_id: str, target: str | None = None) -> str:
-    """The job (and entry) key of a reported payment: one per payment id (and target)."""
+def payment_key(invoice_id: str, payment_id: str, target: str | None = None) -> str:
+    """The job (and entry) key of a reported payment: one per invoice it is booked on,
+    payment id (and target). A payment id alone is unique only in its source: two Sirvoy
+    accounts of one tenant both have a payment 900001, and a Visma.net payment applied to
+    two invoices is one id; the invoice id is scoped by tenant and connection."""
+    return f"payment:{invoice_id}:{payment_id}" + ("" if target is None else f"@{target}")
+
+
+def legacy_payment_key(payment_id: str, target: str | None = None) -> str:
+    """The key a payment was scheduled under before its invoice was part of it (jobs and
+    entries made then keep it)."""
     return f"payment:{payment_id}" if target is None else f"payment:{payment_id}@{target}"
 
 

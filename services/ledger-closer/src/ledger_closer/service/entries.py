@@ -42,6 +42,7 @@ from ..domain import (
     closing_key,
     closing_zone,
     delivered_check,
+    legacy_payment_key,
     payment_key,
 )
 from ..domain.delivery import WAITING
@@ -123,7 +124,7 @@ async def schedule_closing(
 
 
 async def schedule_payment(repos: Repositories, event: PaymentReceived, now: dt.datetime) -> bool:
-    """Plan booking a payment, due now (once per payment id and target).
+    """Plan booking a payment, due now (once per invoice, payment id and target).
 
     A payment of a document its flow books into another system is booked there (a Sirvoy
     payment in Fortnox), also when it was picked up from its source. Otherwise a payment
@@ -165,9 +166,17 @@ async def schedule_payment(repos: Repositories, event: PaymentReceived, now: dt.
         advance=advance,
         target=target,
     )
+    # Scheduled before the key named the invoice: the same payment, not another one.
+    if await repos.jobs.exists(
+        kind=POST_ENTRY,
+        key=legacy_payment_key(event.payment_id, target),
+        tenant_id=event.tenant_id,
+        invoice_id=event.invoice_id,
+    ):
+        return False
     return await repos.jobs.schedule(
         kind=POST_ENTRY,
-        key=payment_key(event.payment_id, target),
+        key=payment_key(event.invoice_id, event.payment_id, target),
         tenant_id=event.tenant_id,
         payload=entry.payload(),
         due_at=now,

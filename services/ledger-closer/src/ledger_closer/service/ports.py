@@ -30,6 +30,10 @@ class JobScheduler(Protocol):
         """Record a job; False if one with the same kind and key exists already."""
         ...
 
+    async def exists(self, *, kind: str, key: str, tenant_id: str, invoice_id: str) -> bool:
+        """Whether the tenant has a job of that kind and key for that invoice (in any state)."""
+        ...
+
 
 class ConnectionRepository(Protocol):
     """The tenants' write connections (one per erp-poller connection id)."""
