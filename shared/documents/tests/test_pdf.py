@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from fpdf import FPDF
-from fpdf.enums import MethodReturnValue, XPos
+from fpdf.drawing_primitives import DeviceRGB
+from fpdf.enums import MethodReturnValue, XPos, YPos
 from nordflow_documents.pdf import (
+    _INK,
     Assignment,
     Enclosure,
     Language,
@@ -433,9 +435,30 @@ def test_a_text_is_set_as_fpdf2s_multi_cell_sets_it(
 
 
 class _Fpdf2Cells(_InvoiceDocument):
-    """The invoice drawn with fpdf2's own ``cell`` everywhere: what the direct one must equal."""
+    """The invoice drawn with fpdf2's own ``cell`` and ``set_font`` everywhere: what the
+    direct ones must equal."""
 
     cell = FPDF.cell
+
+    def _font(self, size: float, style: str = "", color: DeviceRGB = _INK) -> None:
+        self.set_font("helvetica", style, size)
+        if self.text_color != color:
+            self.set_text_color(color)
+
+    def _multi_cell(
+        self,
+        width: float,
+        height: float,
+        text: str,
+        *,
+        new_x: XPos = XPos.RIGHT,
+        new_y: YPos = YPos.NEXT,
+    ) -> None:
+        # One line as fpdf2's cell draws it (the document's own writes it directly).
+        if self._one_line(text, width):
+            FPDF.cell(self, width, height, text, align="L", new_x=new_x, new_y=new_y)
+        else:
+            self.multi_cell(width, height, text, align="L", new_x=new_x, new_y=new_y)
 
 
 def _awkward_lines() -> tuple[InvoiceLine, ...]:

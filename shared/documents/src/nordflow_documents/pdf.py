@@ -10,9 +10,9 @@ from decimal import Decimal
 from typing import Final, Literal
 
 from fpdf import FPDF
-from fpdf.drawing_primitives import DeviceRGB
+from fpdf.drawing_primitives import DeviceCMYK, DeviceGray, DeviceRGB
 from fpdf.enums import Align, MethodReturnValue, TextMode, XPos, YPos
-from fpdf.fonts import CoreFont
+from fpdf.fonts import CoreFont, TTFFont
 from fpdf.util import escape_parens
 from nordflow_schemas.invoice import (
     DocumentType,
@@ -608,6 +608,29 @@ _NOTICE = _rgb(255, 244, 214)
 _WHITE = _rgb(255, 255, 255)
 
 
+def _points(font: CoreFont | TTFFont, text: str, size_pt: float) -> float:
+    """``font.get_text_width(text, size_pt, None)[1]``: a core font's width of ``text`` in
+    points, its character widths summed in the same order (so to the same float), without a
+    generator."""
+    if isinstance(font, CoreFont):
+        return sum(map(font.cw.__getitem__, text)) * size_pt * 0.001
+    return font.get_text_width(text, size_pt, None)[1]
+
+
+_COLOR_OPERATORS: dict[DeviceRGB | DeviceCMYK | DeviceGray, str] = {}
+
+
+def _color_operator(color: DeviceRGB | DeviceCMYK | DeviceGray) -> str:
+    """The operator that sets ``color`` for text, as fpdf2's ``cell`` writes it (the few
+    colours of this module are converted once per process)."""
+    operator = _COLOR_OPERATORS.get(color)
+    if operator is None:
+        operator = color.serialize().lower()
+        if len(_COLOR_OPERATORS) < 64:
+            _COLOR_OPERATORS[color] = operator
+    return operator
+
+
 class _InvoiceDocument(FPDF):
     """One invoice's PDF: a full heading on page 1, a short one after, the seller in the footer."""
 
@@ -1077,8 +1100,16 @@ class _InvoiceDocument(FPDF):
     def _font(self, size: float, style: str = "", color: DeviceRGB = _INK) -> None:
         # Most calls change nothing; fpdf2's setters would still parse the style and colour.
         if self.font_size_pt != size or self.font_style != style or not self.font_family:
-            self.set_font("helvetica", style, size)
-        if self.text_color != color:
+            font = self.fonts.get(f"helvetica{style}")
+            if font is None or self.font_family != "helvetica":
+                self.set_font("helvetica", style, size)  # a style's first use adds its font
+            else:
+                # What set_font does for a font the document has, without parsing its name.
+                self.underline = self.strikethrough = False
+                self.font_style, self.font_size_pt = style, size
+                self.current_font = font
+                self.current_font_is_set_on_page = False
+        if self.text_color is not color and self.text_color != color:
             self.set_text_color(color)
 
     def _rule(self, y: float, *, x_from: float = _LEFT) -> None:
@@ -1116,8 +1147,11 @@ class _InvoiceDocument(FPDF):
         """``multi_cell(width, height, text, align="L", new_x=, new_y=)``, drawn as a ``cell``
         when the text is one line: the same text at the same place, and the same position
         after it, without fpdf2's line breaking (most of the PDF's CPU time)."""
-        if self._one_line(text, width):
+        line = self._one_line_text(text, width)
+        if line and self._plain_text_state():
             # A multi_cell of one line is a cell of its width and height, moved by new_x/new_y.
+            self._text_line(width, height, line, new_x=new_x, new_y=new_y)
+        elif line is not None:
             self.cell(width, height, text, align="L", new_x=new_x, new_y=new_y)
         else:
             self.multi_cell(width, height, text, align="L", new_x=new_x, new_y=new_y)
@@ -1162,24 +1196,44 @@ class _InvoiceDocument(FPDF):
             return super().cell(
                 w, h, text, border, ln, align, fill, link, center, markdown, new_x, new_y
             )
-        text = self.normalize_text(text)
+        return self._text_line(
+            w, h, self.normalize_text(text), right=align in (Align.R, "R"), new_x=new_x, new_y=new_y
+        )
+
+    def _text_line(
+        self,
+        w: float,
+        h: float,
+        text: str,
+        *,
+        right: bool = False,
+        new_x: str | XPos = XPos.RIGHT,
+        new_y: str | YPos = YPos.TOP,
+    ) -> bool:
+        """The direct ``cell``: ``text`` (normalized, one line, not empty) left or right in a
+        cell of ``w`` by ``h``, in the page's plain core font (``_plain_text_state``)."""
         font = self.current_font
         assert font is not None  # _plain_text_state checked it
         broke = self._perform_page_break_if_need_be(h)
         k = self.k
-        _, points = font.get_text_width(text, self.font_size_pt, None)
-        dx = w - self.c_margin - points / k if align in (Align.R, "R") else self.c_margin
+        if right:
+            points = _points(font, text, self.font_size_pt)
+            dx = w - self.c_margin - points / k
+        else:
+            dx = self.c_margin
         baseline = self.h - self.y - 0.5 * h - 0.3 * self.font_size  # as fpdf2 computes it
-        ops = [f"BT {(self.x + dx) * k:.2f} {baseline * k:.2f} Td"]
-        color = self.text_color
-        colored = color != self.fill_color
-        if colored and color is not None:
-            ops.append(color.serialize().lower())
+        color, fill = self.text_color, self.fill_color
+        colored = color is not fill and color != fill
         if not self.current_font_is_set_on_page:
             self._out(self._set_font_for_page(font, self.font_size_pt))
-        ops.append(f"({escape_parens(text)}) Tj")
-        ops.append("ET")
-        self._out(f"q {' '.join(ops)} Q" if colored else " ".join(ops))
+        place = f"BT {(self.x + dx) * k:.2f} {baseline * k:.2f} Td"
+        shown = f"({escape_parens(text)}) Tj ET"
+        if colored and color is not None:
+            self._out(f"q {place} {_color_operator(color)} {shown} Q")
+        elif colored:
+            self._out(f"q {place} {shown} Q")
+        else:
+            self._out(f"{place} {shown}")
         self._lasth = h
         if new_x == XPos.RIGHT:
             self.x += w
@@ -1212,7 +1266,12 @@ class _InvoiceDocument(FPDF):
         return len(lines) if isinstance(lines, list) else 1
 
     def _one_line(self, text: str, width: float) -> bool:
-        """True when ``multi_cell`` would set ``text`` (as ``_safe`` gives it) on one line.
+        """True when ``multi_cell`` would set ``text`` (as ``_safe`` gives it) on one line."""
+        return self._one_line_text(text, width) is not None
+
+    def _one_line_text(self, text: str, width: float) -> str | None:
+        """``text`` normalized for the font when ``multi_cell`` would set it on one line;
+        None when it would not.
 
         The text has no line break and its width in the current font fits between the cell's
         margins. fpdf2 breaks a line only when it is wider than that (by more than 1e-9), so a
@@ -1221,11 +1280,12 @@ class _InvoiceDocument(FPDF):
         """
         font = self.current_font
         if font is None or "\n" in text or self.str_alias_nb_pages in text:
-            return False
+            return None
         # The width as fpdf2 measures a fragment of text: the core font's character widths
         # (in thousandths of the font size) in points, then in document units.
-        _, points = font.get_text_width(self.normalize_text(text), self.font_size_pt, None)
-        return points / self.k <= width - self.c_margin - self.c_margin
+        normalized = self.normalize_text(text)
+        points = _points(font, normalized, self.font_size_pt)
+        return normalized if points / self.k <= width - self.c_margin - self.c_margin else None
 
 
 def _address_lines(party: Party, labels: _Labels, *, with_country: bool) -> list[str]:
