@@ -445,20 +445,13 @@ class _Fpdf2Cells(_InvoiceDocument):
         if self.text_color != color:
             self.set_text_color(color)
 
-    def _multi_cell(
-        self,
-        width: float,
-        height: float,
-        text: str,
-        *,
-        new_x: XPos = XPos.RIGHT,
-        new_y: YPos = YPos.NEXT,
-    ) -> None:
+    def _multi_cell(self, width: float, height: float, text: str, **moves: Any) -> None:
         # One line as fpdf2's cell draws it (the document's own writes it directly).
+        moves = {"new_y": YPos.NEXT, **moves}
         if self._one_line(text, width):
-            FPDF.cell(self, width, height, text, align="L", new_x=new_x, new_y=new_y)
+            FPDF.cell(self, width, height, text, align="L", **moves)
         else:
-            self.multi_cell(width, height, text, align="L", new_x=new_x, new_y=new_y)
+            self.multi_cell(width, height, text, align="L", **moves)
 
 
 def _awkward_lines() -> tuple[InvoiceLine, ...]:
