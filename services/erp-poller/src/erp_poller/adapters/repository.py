@@ -16,7 +16,6 @@ from nordflow_schemas.envelope import envelope
 from nordflow_schemas.events import DocumentKind, Event, Flow
 from nordflow_schemas.tenant import TenantProfile
 from nordflow_schemas.topics import ERP_POLLER
-from opentelemetry import context as otel_context
 
 from ..domain.connections import (
     POLLED_SYSTEMS,
@@ -823,7 +822,7 @@ class PgOutbox:
         if invoice_id is not None:
             attributes["nordflow.invoice_id"] = invoice_id
         with telemetry.tracer().start_as_current_span(
-            f"{env.topic} publish", context=otel_context.Context(), attributes=attributes
+            f"{env.topic} publish", context=telemetry.new_trace(), attributes=attributes
         ):
             await outbox.add(self.conn, env)
         self.added += 1
