@@ -413,6 +413,27 @@ def test_every_problem_is_reported_at_once() -> None:
     assert {"BR-CL-04", "NF-DUE-DATE", "NF-CREDIT-REF", "BR-AE-02", "BR-AE-10"} <= rules
 
 
+def test_a_company_number_checked_before_is_judged_the_same_and_named_where_it_is() -> None:
+    # Each number's answer is remembered (it repeats invoice after invoice); the issue still
+    # names the party it was found on, and a number that became valid is not the bad one.
+    bad_org = with_party("buyer", company_id="556036-0794", vat_id="SE556036079401")
+    for _ in range(2):
+        assert found(bad_org(invoice())) >= {
+            ("buyer.company_id", "NF-ORGNR"),
+            ("buyer.vat_id", "NF-VATNR"),
+        }
+    seller_too = with_party("seller", company_id="556036-0794", vat_id="SE556036079401")
+    issues = validate_invoice(seller_too(bad_org(invoice())))
+    assert [(i.field, i.rule) for i in issues if i.rule in {"NF-ORGNR", "NF-VATNR"}] == [
+        ("seller.company_id", "NF-ORGNR"),
+        ("seller.vat_id", "NF-VATNR"),
+        ("buyer.company_id", "NF-ORGNR"),
+        ("buyer.vat_id", "NF-VATNR"),
+    ]
+    assert "'556036-0794' is not a valid SE org. no.: " in issues[0].message
+    assert validate_invoice(invoice()) == []
+
+
 def test_a_paper_only_buyer_needs_no_address_when_reachable_electronically() -> None:
     no_address = BUYER.address.model_copy(update={"lines": (), "city": None, "postal_code": None})
     by_email = invoice(buyer=BUYER.model_copy(update={"address": no_address}))
