@@ -85,9 +85,13 @@ def test_decode_names_what_is_wrong(mutate, message):
         decode(bad_value, bad_headers)
 
 
-def test_float_money_is_refused_as_infinite():
-    with pytest.raises(ValueError, match="finite"):
-        transferred("Infinity")
+@pytest.mark.parametrize("amount", ["Infinity", "-Infinity", "NaN", "sNaN"])
+def test_money_that_is_not_a_finite_number_is_refused_naming_the_field(amount):
+    with pytest.raises(ValueError, match="amount\n  Input should be a finite number"):
+        transferred(amount)
+    _, value, headers = encode(envelope(transferred(), source="/x"))
+    with pytest.raises(DecodeError, match="amount: Input should be a finite number"):
+        decode(value.replace(b'"1250.50"', f'"{amount}"'.encode()), headers)
 
 
 def test_every_topic_has_a_versioned_type_and_one_owner_module():

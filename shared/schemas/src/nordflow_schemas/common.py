@@ -22,16 +22,11 @@ from pydantic import (
 NAMESPACE = uuid.UUID("6f1c2a52-8f0e-4f7e-9a55-2f8f1c9b7d10")
 
 
-def _finite(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError("amount must be a finite number")
-    return value
-
-
 # Money is always Decimal and travels as a JSON string, so no consumer ever parses it as float.
+# pydantic refuses a Decimal that is not finite (NaN, Infinity: "Input should be a finite
+# number", naming the field).
 Amount = Annotated[
     Decimal,
-    AfterValidator(_finite),
     PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json"),
     Field(json_schema_extra={"format": "decimal", "pattern": r"^-?\d+(\.\d+)?$"}),
 ]
