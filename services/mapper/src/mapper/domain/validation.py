@@ -141,7 +141,7 @@ def check_org_number(country: str, number: str | None, field: str) -> list[Valid
 
 # A company's numbers come back on invoice after invoice (the seller's on every one of its
 # tenant's), and python-stdnum's checks were ~13 % of mapping one (docs/performance.md,
-# change 25): each number's answer is kept, for companies' public numbers only.
+# change 26): each number's answer is kept, for companies' public numbers only.
 _COMPANY_NUMBERS = 4096
 
 
